@@ -1,0 +1,255 @@
+//! The closed-form optimal velocity of flow matching for an empirical data distribution:
+//!
+//! u*(x, t) = sum_i lambda_i(x, t) (x_i - x) / (1 - t),
+//! lambda(x, t) = softmax_i(-||x - t x_i||^2 / (2 (1 - t)^2)).
+//!
+//! Scores use direct differences ||x - t x_i||^2 (the expanded form cancels in f32 as t -> 1) and
+//! a max-subtracted softmax. Memory is O(n) per query: never an n-by-m matrix.
+
+/// The softmax exponent for one training point.
+#[inline]
+fn score(x: &[f32], xi: &[f32], t: f32, inv_two_var: f32) -> f32 {
+    -squared_distance_scaled(x, xi, t) * inv_two_var
+}
+
+/// ||x - t y||^2 with eight independent partial sums, so LLVM vectorises it (SIMD128 on wasm).
+#[inline]
+pub fn squared_distance_scaled(x: &[f32], y: &[f32], t: f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let xc = x.chunks_exact(8);
+    let yc = y.chunks_exact(8);
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (a, b) in xc.zip(yc) {
+        for k in 0..8 {
+            let d = a[k] - t * b[k];
+            acc[k] += d * d;
+        }
+    }
+    let mut tail = 0.0;
+    for (a, b) in xr.iter().zip(yr) {
+        let d = a - t * b;
+        tail += d * d;
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// 1 / (2 (1 - t)^2), the inverse of twice the variance of p_t(x | x_i).
+fn inverse_two_variance(t: f32) -> f32 {
+    let s = 1.0 - t;
+    1.0 / (2.0 * s * s)
+}
+
+/// Fills `weights` (length n) with lambda(x, t) and returns nothing; weights sum to 1.
+fn softmax_weights_into(data: &[f32], dim: usize, x: &[f32], t: f32, weights: &mut [f32]) {
+    let inv = inverse_two_variance(t);
+    let mut max = f32::NEG_INFINITY;
+    for (w, xi) in weights.iter_mut().zip(data.chunks_exact(dim)) {
+        *w = score(x, xi, t, inv);
+        max = max.max(*w);
+    }
+    let mut sum = 0.0f32;
+    for w in weights.iter_mut() {
+        *w = (*w - max).exp();
+        sum += *w;
+    }
+    let inv_sum = 1.0 / sum;
+    for w in weights.iter_mut() {
+        *w *= inv_sum;
+    }
+}
+
+/// lambda(x, t) for one point `x` (length dim): the posterior over which training point x_t
+/// came from. `data` is n x dim, row-major.
+pub fn posterior_weights(data: &[f32], dim: usize, x: &[f32], t: f32) -> Vec<f32> {
+    debug_assert_eq!(x.len(), dim);
+    let mut weights = vec![0.0; data.len() / dim];
+    softmax_weights_into(data, dim, x, t, &mut weights);
+    weights
+}
+
+/// u*(x, t) for every row of `points` (m x dim); returns m x dim. t must be in [0, 1).
+pub fn closed_form_velocity(data: &[f32], dim: usize, points: &[f32], t: f32) -> Vec<f32> {
+    let n = data.len() / dim;
+    let mut weights = vec![0.0f32; n];
+    let mut out = vec![0.0f32; points.len()];
+    let inv_one_minus_t = 1.0 / (1.0 - t);
+    for (x, u) in points.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
+        softmax_weights_into(data, dim, x, t, &mut weights);
+        // u = (sum_i w_i x_i - x) / (1 - t); points with w_i == 0 (underflow) add nothing.
+        for (&w, xi) in weights.iter().zip(data.chunks_exact(dim)) {
+            if w != 0.0 {
+                for (a, b) in u.iter_mut().zip(xi) {
+                    *a += w * b;
+                }
+            }
+        }
+        for (a, b) in u.iter_mut().zip(x) {
+            *a = (*a - b) * inv_one_minus_t;
+        }
+    }
+    out
+}
+
+/// The same formula entirely in f64: the reference the f32 paths (CPU and GPU) are held to.
+pub fn closed_form_velocity_f64(data: &[f32], dim: usize, points: &[f32], t: f64) -> Vec<f64> {
+    let s = 1.0 - t;
+    let inv = 1.0 / (2.0 * s * s);
+    let mut out = Vec::with_capacity(points.len());
+    let mut scores = vec![0.0f64; data.len() / dim];
+    for x in points.chunks_exact(dim) {
+        let mut max = f64::NEG_INFINITY;
+        for (sc, xi) in scores.iter_mut().zip(data.chunks_exact(dim)) {
+            let d2: f64 = x
+                .iter()
+                .zip(xi)
+                .map(|(&a, &b)| (a as f64 - t * b as f64).powi(2))
+                .sum();
+            *sc = -d2 * inv;
+            max = max.max(*sc);
+        }
+        let mut sum = 0.0;
+        let mut acc = vec![0.0f64; dim];
+        for (sc, xi) in scores.iter().zip(data.chunks_exact(dim)) {
+            let w = (sc - max).exp();
+            sum += w;
+            for (a, &b) in acc.iter_mut().zip(xi) {
+                *a += w * b as f64;
+            }
+        }
+        out.extend(acc.iter().zip(x).map(|(a, &b)| (a / sum - b as f64) / s));
+    }
+    out
+}
+
+/// Relative error ||a - b|| / ||b|| of an f32 result against an f64 reference, row by row,
+/// returning the worst row. Rows whose reference is ~0 are compared absolutely.
+pub fn max_relative_error(a: &[f32], reference: &[f64], dim: usize) -> f64 {
+    a.chunks_exact(dim)
+        .zip(reference.chunks_exact(dim))
+        .map(|(x, r)| {
+            let diff: f64 = x.iter().zip(r).map(|(&p, q)| (p as f64 - q).powi(2)).sum();
+            let norm: f64 = r.iter().map(|q| q * q).sum();
+            diff.sqrt() / norm.sqrt().max(1e-6)
+        })
+        .fold(0.0, f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{rng::Rng, Dataset};
+
+    fn random(count: usize, seed: u64) -> Vec<f32> {
+        Rng::new(seed).normals(count)
+    }
+
+    #[test]
+    fn at_t0_velocity_is_mean_minus_x() {
+        let dim = 3;
+        let data = random(40 * dim, 1);
+        let pts = random(5 * dim, 2);
+        let u = closed_form_velocity(&data, dim, &pts, 0.0);
+        let mut mean = [0.0f32; 3];
+        for xi in data.chunks(dim) {
+            for k in 0..dim {
+                mean[k] += xi[k] / 40.0;
+            }
+        }
+        for (x, v) in pts.chunks(dim).zip(u.chunks(dim)) {
+            for k in 0..dim {
+                assert!((v[k] - (mean[k] - x[k])).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn one_training_point_gives_the_straight_line() {
+        let dim = 4;
+        let data = random(dim, 3);
+        let pts = random(6 * dim, 4);
+        for t in [0.0, 0.3, 0.9, 0.999] {
+            let u = closed_form_velocity(&data, dim, &pts, t);
+            for (x, v) in pts.chunks(dim).zip(u.chunks(dim)) {
+                for k in 0..dim {
+                    let want = (data[k] - x[k]) / (1.0 - t);
+                    assert!((v[k] - want).abs() <= 1e-4 * want.abs().max(1.0), "t={t}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn translation_equivariance() {
+        // Shifting data by c and x by t*c leaves the weights unchanged and u*(x + t c) shifts
+        // by c: u'(x + t c) = u(x) + c.
+        let dim = 2;
+        let data = Dataset::TwoMoons.sample(200, 5);
+        let pts = random(10 * dim, 6);
+        let c = [1.5f32, -0.7];
+        let t = 0.6;
+        let shifted: Vec<f32> = data.iter().enumerate().map(|(i, v)| v + c[i % 2]).collect();
+        let moved: Vec<f32> = pts.iter().enumerate().map(|(i, v)| v + t * c[i % 2]).collect();
+        let u = closed_form_velocity(&data, dim, &pts, t);
+        let v = closed_form_velocity(&shifted, dim, &moved, t);
+        for (i, (a, b)) in u.iter().zip(&v).enumerate() {
+            assert!((b - a - c[i % 2]).abs() < 1e-3, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn weights_sum_to_one_and_concentrate_as_t_goes_to_one() {
+        let data = Dataset::EightGaussians.sample(100, 7);
+        let x = [0.3f32, -0.2];
+        for t in [0.0, 0.5, 0.9, 0.99, 0.999] {
+            let w = posterior_weights(&data, 2, &x, t);
+            let sum: f32 = w.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5, "t={t} sum={sum}");
+        }
+        let w = posterior_weights(&data, 2, &x, 0.0);
+        assert!(w.iter().all(|&v| (v - 0.01).abs() < 1e-6));
+        // x_t near 0.999 * x_j is explained by x_j alone.
+        let j = 17;
+        let near = [0.999 * data[2 * j] + 1e-4, 0.999 * data[2 * j + 1]];
+        let w = posterior_weights(&data, 2, &near, 0.999);
+        assert!(w[j] > 0.999, "lambda_j = {}", w[j]);
+    }
+
+    #[test]
+    fn velocity_blows_up_as_t_goes_to_one() {
+        let data = Dataset::TwoMoons.sample(50, 8);
+        let x = [0.05f32, 0.1];
+        let norm = |t: f32| {
+            let u = closed_form_velocity(&data, 2, &x, t);
+            (u[0] * u[0] + u[1] * u[1]).sqrt()
+        };
+        assert!(norm(0.999) > 10.0 * norm(0.5));
+        assert!(norm(0.99) > 5.0 * norm(0.5));
+    }
+
+    #[test]
+    fn f32_matches_f64_reference_in_high_dimension() {
+        let dim = 64;
+        let data = random(300 * dim, 9);
+        let pts = random(8 * dim, 10);
+        for t in [0.0, 0.25, 0.5, 0.75, 0.9, 0.99] {
+            let u = closed_form_velocity(&data, dim, &pts, t);
+            let r = closed_form_velocity_f64(&data, dim, &pts, t as f64);
+            let err = max_relative_error(&u, &r, dim);
+            assert!(err < 1e-4, "t={t}: {err}");
+        }
+    }
+
+    #[test]
+    fn direct_differences_survive_t_near_one() {
+        // Two training points far from the origin, nearly equidistant from x near t x_0: the
+        // expanded form ||x||^2 - 2t<x,x_i> + t^2||x_i||^2 cancels to noise here.
+        let data = [100.0f32, 100.0, 100.0, 100.02];
+        let t = 0.999f32;
+        let x = [t * 100.0, t * 100.0 + 0.000_01];
+        let w = posterior_weights(&data, 2, &x, t);
+        let r = closed_form_velocity_f64(&data, 2, &x, t as f64);
+        let u = closed_form_velocity(&data, 2, &x, t);
+        assert!(max_relative_error(&u, &r, 2) < 1e-3, "{u:?} vs {r:?}");
+        assert!((w[0] + w[1] - 1.0).abs() < 1e-6);
+    }
+}

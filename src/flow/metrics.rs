@@ -1,0 +1,109 @@
+//! Measurements on point clouds: nearest-training-point distances, histograms, cosines.
+
+use super::closed_form::squared_distance_scaled;
+
+/// Root-mean-square distance of the data to its mean: "the data's scale".
+pub fn data_scale(data: &[f32], dim: usize) -> f32 {
+    let n = (data.len() / dim) as f64;
+    let mut mean = vec![0.0f64; dim];
+    for x in data.chunks_exact(dim) {
+        for (m, &v) in mean.iter_mut().zip(x) {
+            *m += v as f64 / n;
+        }
+    }
+    let ss: f64 = data
+        .chunks_exact(dim)
+        .map(|x| x.iter().zip(&mean).map(|(&v, m)| (v as f64 - m).powi(2)).sum::<f64>())
+        .sum();
+    (ss / n).sqrt() as f32
+}
+
+/// For each row of `points`, the Euclidean distance to its nearest row of `data`.
+pub fn nearest_distances(data: &[f32], dim: usize, points: &[f32]) -> Vec<f32> {
+    points
+        .chunks_exact(dim)
+        .map(|x| {
+            data.chunks_exact(dim)
+                .map(|xi| squared_distance_scaled(x, xi, 1.0))
+                .fold(f32::INFINITY, f32::min)
+                .sqrt()
+        })
+        .collect()
+}
+
+/// Fraction of `values` strictly below `threshold`.
+pub fn fraction_below(values: &[f32], threshold: f32) -> f32 {
+    values.iter().filter(|&&v| v < threshold).count() as f32 / values.len().max(1) as f32
+}
+
+/// Cosine similarity; 0 when either vector is zero.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        ab += x as f64 * y as f64;
+        aa += x as f64 * x as f64;
+        bb += y as f64 * y as f64;
+    }
+    if aa == 0.0 || bb == 0.0 {
+        0.0
+    } else {
+        (ab / (aa.sqrt() * bb.sqrt())) as f32
+    }
+}
+
+/// Equal-width histogram on [lo, hi]; values outside are clamped into the end bins.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    pub lo: f32,
+    pub hi: f32,
+    pub counts: Vec<u32>,
+}
+
+impl Histogram {
+    pub fn new(values: &[f32], lo: f32, hi: f32, bins: usize) -> Self {
+        let mut counts = vec![0u32; bins];
+        let width = (hi - lo) / bins as f32;
+        for &v in values.iter().filter(|v| v.is_finite()) {
+            let k = ((v - lo) / width).floor().clamp(0.0, (bins - 1) as f32) as usize;
+            counts[k] += 1;
+        }
+        Self { lo, hi, counts }
+    }
+
+    pub fn bin_width(&self) -> f32 {
+        (self.hi - self.lo) / self.counts.len() as f32
+    }
+
+    pub fn total(&self) -> u32 {
+        self.counts.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_and_scale() {
+        let data = [0.0f32, 0.0, 2.0, 0.0];
+        let d = nearest_distances(&data, 2, &[1.5, 0.0, -1.0, 0.0]);
+        assert_eq!(d, vec![0.5, 1.0]);
+        assert!((data_scale(&data, 2) - 1.0).abs() < 1e-6);
+        assert_eq!(fraction_below(&d, 0.75), 0.5);
+    }
+
+    #[test]
+    fn histogram_counts_every_value_once() {
+        let h = Histogram::new(&[-1.0, 0.0, 0.49, 0.5, 0.99, 1.0, 7.0], 0.0, 1.0, 2);
+        assert_eq!(h.counts, vec![3, 4]);
+        assert_eq!(h.total(), 7);
+    }
+
+    #[test]
+    fn cosines() {
+        assert!((cosine(&[1.0, 0.0], &[2.0, 0.0]) - 1.0).abs() < 1e-7);
+        assert!(cosine(&[1.0, 0.0], &[0.0, 3.0]).abs() < 1e-7);
+        assert!((cosine(&[1.0, 1.0], &[-1.0, -1.0]) + 1.0).abs() < 1e-7);
+        assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), 0.0);
+    }
+}

@@ -1,0 +1,10 @@
+//! fm-explainer: flow matching and its closed form, computed live in the reader's browser.
+//!
+//! `flow` is what is true (pure Rust), `gpu` computes the same on WebGPU, `charts` draws it, and
+//! `web` lets a reader touch it. Each layer only uses the ones before it.
+
+pub mod charts;
+pub mod flow;
+pub mod gpu;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
