@@ -1,1 +1,12 @@
-//! The closed form on WebGPU.
+//! The same closed form on WebGPU through wgpu: device acquisition, one struct per pipeline, a
+//! readback helper, and the `Backend` that answers on the GPU or falls back to `flow` on the CPU.
+
+pub mod backend;
+pub mod closed_form;
+pub mod context;
+pub mod readback;
+pub mod shaders;
+
+pub use backend::Backend;
+pub use closed_form::{ClosedFormPipeline, TrainingSet};
+pub use context::{Gpu, GpuError};

@@ -1,1 +1,251 @@
-fn main() {}
+//! `cargo xtask serve|test|bench`: installs whatever is missing on a fresh machine, then builds,
+//! serves, tests or benchmarks the article. `cargo xtask test` is exactly what CI runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// Trunk 0.22 needs a newer rustc than this project's 1.95.
+const TRUNK_VERSION: &str = "~0.21";
+const TRUNK_PREFIX: &str = "trunk 0.21.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = project_root();
+    std::env::set_current_dir(&root).expect("cannot enter the project root");
+    let result = match args.first().map(String::as_str) {
+        Some("serve") => serve(&args[1..]),
+        Some("test") => test(),
+        Some("bench") => bench(),
+        _ => {
+            eprintln!("usage: cargo xtask serve [trunk args] | test | bench");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the project root")
+        .to_path_buf()
+}
+
+fn serve(extra: &[String]) -> Result<(), String> {
+    ensure_wasm_tools()?;
+    let mut cmd = Command::new("trunk");
+    cmd.arg("serve").args(extra);
+    check(&mut cmd)
+}
+
+fn test() -> Result<(), String> {
+    ensure_wasm_tools()?;
+    ensure_browser_and_vulkan()?;
+    ensure_npm_packages()?;
+    let mut suites: Vec<(&str, bool, f64)> = Vec::new();
+    let mut step = |name: &'static str, cmd: &mut Command| {
+        eprintln!("\n==> {name}: {cmd:?}");
+        let start = Instant::now();
+        let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
+        suites.push((name, ok, start.elapsed().as_secs_f64()));
+        ok
+    };
+    let cargo = || Command::new(env_or("CARGO", "cargo"));
+    step("fmt", cargo().args(["fmt", "--all", "--check"]));
+    step(
+        "clippy (native)",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
+    step(
+        "clippy (wasm32)",
+        cargo().args([
+            "clippy",
+            "--lib",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    );
+    step(
+        "native tests",
+        cargo()
+            .args(["test", "--workspace"])
+            .env("XDG_RUNTIME_DIR", runtime_dir()),
+    );
+    let built = step(
+        "trunk build --release",
+        Command::new("trunk").args(["build", "--release"]),
+    );
+    if built {
+        step(
+            "browser tests",
+            Command::new("node").args(["tests/e2e/run.mjs"]),
+        );
+    } else {
+        suites.push(("browser tests (not run: no build)", false, 0.0));
+    }
+
+    eprintln!("\nSummary");
+    for (name, ok, secs) in &suites {
+        eprintln!(
+            "{:4}  {name} ({secs:.0} s)",
+            if *ok { "ok" } else { "FAIL" }
+        );
+    }
+    if suites.iter().all(|(_, ok, _)| *ok) {
+        Ok(())
+    } else {
+        Err("some suites failed".into())
+    }
+}
+
+fn bench() -> Result<(), String> {
+    ensure_wasm_tools()?;
+    ensure_browser_and_vulkan()?;
+    ensure_npm_packages()?;
+    check(Command::new("trunk").args(["build", "--release"]))?;
+    check(Command::new("node").args(["tests/e2e/bench.mjs"]))
+}
+
+fn env_or(key: &str, default: &str) -> String {
+    std::env::var(key).unwrap_or_else(|_| default.to_string())
+}
+
+/// wgpu looks for a runtime dir at start-up and warns without one.
+fn runtime_dir() -> String {
+    std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| {
+        let dir = std::env::temp_dir().join("fm-explainer-xdg");
+        let _ = std::fs::create_dir_all(&dir);
+        dir.to_string_lossy().into_owned()
+    })
+}
+
+fn check(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("==> {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed ({status})"))
+    }
+}
+
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The wasm32 target, Trunk 0.21.x and wasm-bindgen-cli at the version Cargo.lock holds.
+fn ensure_wasm_tools() -> Result<(), String> {
+    let targets = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if !targets.lines().any(|l| l == "wasm32-unknown-unknown") {
+        check(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    let trunk = output("trunk", &["--version"]).unwrap_or_default();
+    if !trunk.starts_with(TRUNK_PREFIX) {
+        eprintln!("installing Trunk {TRUNK_VERSION} (found: {trunk:?}); this takes minutes");
+        check(Command::new("cargo").args(["install", "trunk", "--version", TRUNK_VERSION]))?;
+    }
+    let wanted = locked_version("wasm-bindgen")?;
+    let found = output("wasm-bindgen", &["--version"]).unwrap_or_default();
+    if found != format!("wasm-bindgen {wanted}") {
+        eprintln!("installing wasm-bindgen-cli {wanted} (found: {found:?})");
+        // No --locked: the registry mirror can lag behind the versions its lock file names.
+        check(Command::new("cargo").args([
+            "install",
+            "wasm-bindgen-cli",
+            "--version",
+            &wanted,
+            "--force",
+        ]))?;
+    }
+    Ok(())
+}
+
+/// The version of `package` in Cargo.lock.
+fn locked_version(package: &str) -> Result<String, String> {
+    let lock = std::fs::read_to_string("Cargo.lock").map_err(|e| format!("Cargo.lock: {e}"))?;
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    let start = lock
+        .find(&needle)
+        .ok_or_else(|| format!("{package} is not in Cargo.lock"))?
+        + needle.len();
+    let len = lock[start..].find('"').ok_or("malformed Cargo.lock")?;
+    Ok(lock[start..start + len].to_string())
+}
+
+/// Debian's Chromium (WebGPU on SwiftShader) and lavapipe (software Vulkan for native GPU tests).
+fn ensure_browser_and_vulkan() -> Result<(), String> {
+    let has_chromium = Path::new("/usr/bin/chromium").exists();
+    let has_lavapipe = std::fs::read_dir("/usr/share/vulkan/icd.d")
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("lvp_icd"))
+        })
+        .unwrap_or(false);
+    if has_chromium && has_lavapipe {
+        return Ok(());
+    }
+    let root = output("id", &["-u"]).as_deref() == Some("0");
+    if !root {
+        return Err(
+            "Chromium or mesa-vulkan-drivers is missing and this is not root: \
+             apt-get install chromium chromium-driver mesa-vulkan-drivers"
+                .into(),
+        );
+    }
+    check(Command::new("apt-get").arg("update"))?;
+    check(
+        Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "chromium",
+                "chromium-driver",
+                "mesa-vulkan-drivers",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// playwright-core (and, for benchmarks, TensorFlow.js) at the versions package-lock.json pins.
+fn ensure_npm_packages() -> Result<(), String> {
+    let dir = Path::new("tests/e2e");
+    let marker = dir.join("node_modules/.package-lock.json");
+    let fresh = match (
+        std::fs::metadata(&marker).and_then(|m| m.modified()),
+        std::fs::metadata(dir.join("package-lock.json")).and_then(|m| m.modified()),
+    ) {
+        (Ok(installed), Ok(locked)) => installed >= locked,
+        _ => false,
+    };
+    if fresh {
+        return Ok(());
+    }
+    check(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(dir),
+    )
+}

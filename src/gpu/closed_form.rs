@@ -1,0 +1,385 @@
+//! The fused closed-form kernel (`shaders/closed_form.wgsl`): velocities, and Euler sampling with
+//! many steps per command submission and one readback at the end.
+
+use super::{readback::read_f32, shaders, Gpu, GpuError};
+use wgpu::util::DeviceExt;
+
+const QUERIES_PER_WORKGROUP: usize = 16;
+const MAX_WORKGROUPS: usize = 65_535;
+/// Work per submission (multiply-adds): bounds how long one command buffer keeps the GPU busy,
+/// so a long sampling run cannot trip the browser's GPU watchdog.
+const WORK_PER_SUBMISSION: f64 = 4.0e9;
+
+const FLAG_FIRST: u32 = 1;
+const FLAG_LAST: u32 = 2;
+const FLAG_EULER: u32 = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    k_begin: u32,
+    k_end: u32,
+    dim: u32,
+    m: u32,
+    flags: u32,
+    t: f32,
+    dt: f32,
+    _pad: u32,
+}
+
+/// Training points per dispatch: chunks of the kernel's TK = 32 points, at most 32 of them and
+/// about 16K dims x points of work per query (5 chunks at dim 3,072). Long dispatches trip GPU
+/// watchdogs, and on llvmpipe ones past ~2,000 strips of 32 dims came back wrong.
+fn points_per_dispatch(dim: usize) -> u32 {
+    const TK: usize = 32;
+    (TK * (16_384 / dim).clamp(1, 32)) as u32
+}
+
+/// The (slice, first point, end point) of every dispatch that makes up one pass over the set.
+fn dispatch_ranges(set: &TrainingSet) -> Vec<(usize, u32, u32)> {
+    let span = points_per_dispatch(set.dim);
+    let mut ranges = Vec::new();
+    for (s, (_, n_slice)) in set.slices.iter().enumerate() {
+        let mut k = 0;
+        while k < *n_slice {
+            let end = (k + span).min(*n_slice);
+            ranges.push((s, k, end));
+            k = end;
+        }
+    }
+    ranges
+}
+
+/// A training set resident on the GPU, split into slices that each fit one storage binding.
+pub struct TrainingSet {
+    slices: Vec<(wgpu::Buffer, u32)>,
+    pub dim: usize,
+    pub n: usize,
+}
+
+fn max_rows_per_binding(gpu: &Gpu, dim: usize) -> usize {
+    let limits = gpu.device.limits();
+    let bytes = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+    (bytes / (4 * dim as u64)) as usize
+}
+
+impl TrainingSet {
+    pub fn upload(gpu: &Gpu, data: &[f32], dim: usize) -> Result<TrainingSet, GpuError> {
+        Self::upload_in_slices(gpu, data, dim, max_rows_per_binding(gpu, dim))
+    }
+
+    /// Uploads in slices of at most `rows` points. `upload` picks the largest slice one binding
+    /// holds; smaller slices exercise the multi-dispatch path on small inputs (tests).
+    pub fn upload_in_slices(
+        gpu: &Gpu,
+        data: &[f32],
+        dim: usize,
+        rows: usize,
+    ) -> Result<TrainingSet, GpuError> {
+        if rows == 0 {
+            return Err(GpuError::TooLarge(format!("one {dim}-dimensional point exceeds a binding")));
+        }
+        let slices = data
+            .chunks(rows * dim)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let buffer = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(&format!("training set slice {i}")),
+                    contents: bytemuck::cast_slice(chunk),
+                    usage: wgpu::BufferUsages::STORAGE,
+                });
+                (buffer, (chunk.len() / dim) as u32)
+            })
+            .collect();
+        Ok(TrainingSet {
+            slices,
+            dim,
+            n: data.len() / dim,
+        })
+    }
+}
+
+impl Drop for TrainingSet {
+    fn drop(&mut self) {
+        for (buffer, _) in &self.slices {
+            buffer.destroy();
+        }
+    }
+}
+
+/// One integration step (or a plain velocity evaluation when `euler` is false).
+#[derive(Clone, Copy)]
+struct Step {
+    t: f32,
+    dt: f32,
+    euler: bool,
+}
+
+pub struct ClosedFormPipeline {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+impl ClosedFormPipeline {
+    pub fn new(gpu: &Gpu) -> ClosedFormPipeline {
+        let device = &gpu.device;
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("closed_form.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(shaders::CLOSED_FORM.into()),
+        });
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("closed form bindings"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: true,
+                        min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
+                    },
+                    count: None,
+                },
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, false),
+                storage_entry(4, false),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("closed form layout"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("closed form"),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        ClosedFormPipeline { pipeline, layout }
+    }
+
+    /// u*(x, t) for every row of `points`; the result is m x dim.
+    pub async fn velocity(
+        &self,
+        gpu: &Gpu,
+        set: &TrainingSet,
+        points: &[f32],
+        t: f32,
+    ) -> Result<Vec<f32>, GpuError> {
+        let step = Step {
+            t,
+            dt: 0.0,
+            euler: false,
+        };
+        self.run(gpu, set, points, &[step]).await
+    }
+
+    /// Euler from t0 to 1 in `steps` equal steps on left endpoints (t = 1 is never evaluated).
+    pub async fn sample(
+        &self,
+        gpu: &Gpu,
+        set: &TrainingSet,
+        x0: &[f32],
+        steps: usize,
+        t0: f32,
+    ) -> Result<Vec<f32>, GpuError> {
+        let (times, dt) = crate::flow::time_grid(steps, t0);
+        let schedule: Vec<Step> = times
+            .into_iter()
+            .map(|t| Step { t, dt, euler: true })
+            .collect();
+        self.run(gpu, set, x0, &schedule).await
+    }
+
+    async fn run(
+        &self,
+        gpu: &Gpu,
+        set: &TrainingSet,
+        queries: &[f32],
+        schedule: &[Step],
+    ) -> Result<Vec<f32>, GpuError> {
+        let dim = set.dim;
+        let batch = (max_rows_per_binding(gpu, dim) / 64 * 64).min(MAX_WORKGROUPS * QUERIES_PER_WORKGROUP);
+        if batch == 0 {
+            return Err(GpuError::TooLarge(format!("64 points of dim {dim} exceed a binding")));
+        }
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut out = Vec::with_capacity(queries.len());
+        let mut result = Ok(());
+        for chunk in queries.chunks(batch * dim) {
+            match self.run_batch(gpu, set, chunk, schedule).await {
+                Ok(values) => out.extend(values),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if let Some(error) = scope.pop().await {
+            return Err(GpuError::Validation(error.to_string()));
+        }
+        result.map(|()| out)
+    }
+
+    async fn run_batch(
+        &self,
+        gpu: &Gpu,
+        set: &TrainingSet,
+        queries: &[f32],
+        schedule: &[Step],
+    ) -> Result<Vec<f32>, GpuError> {
+        let device = &gpu.device;
+        let dim = set.dim;
+        let m = queries.len() / dim;
+        let position_usage =
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let positions = [
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("closed form positions A"),
+                contents: bytemuck::cast_slice(queries),
+                usage: position_usage,
+            }),
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("closed form positions B"),
+                size: (queries.len() * 4) as u64,
+                usage: position_usage,
+                mapped_at_creation: false,
+            }),
+        ];
+        let state = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("closed form softmax state"),
+            size: (m * 2 * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+
+        // One uniform entry per (step, dispatch), addressed by dynamic offset.
+        let stride = (std::mem::size_of::<Params>() as u64)
+            .next_multiple_of(device.limits().min_uniform_buffer_offset_alignment as u64);
+        let ranges = dispatch_ranges(set);
+        let per_step = ranges.len();
+        let mut uniform_bytes = vec![0u8; stride as usize * schedule.len() * per_step];
+        for (k, step) in schedule.iter().enumerate() {
+            for (r, &(_, k_begin, k_end)) in ranges.iter().enumerate() {
+                let mut flags = 0;
+                if r == 0 {
+                    flags |= FLAG_FIRST;
+                }
+                if r + 1 == per_step {
+                    flags |= FLAG_LAST;
+                    if step.euler {
+                        flags |= FLAG_EULER;
+                    }
+                }
+                let params = Params {
+                    k_begin,
+                    k_end,
+                    dim: dim as u32,
+                    m: m as u32,
+                    flags,
+                    t: step.t,
+                    dt: step.dt,
+                    _pad: 0,
+                };
+                let at = (k * per_step + r) * stride as usize;
+                uniform_bytes[at..at + std::mem::size_of::<Params>()]
+                    .copy_from_slice(bytemuck::bytes_of(&params));
+            }
+        }
+        let uniforms = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("closed form params"),
+            contents: &uniform_bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+
+        // Bind groups for each (parity, slice): parity p reads positions[p], writes positions[1-p].
+        let bind_groups: Vec<Vec<wgpu::BindGroup>> = (0..2)
+            .map(|p| {
+                set.slices
+                    .iter()
+                    .map(|(data, _)| {
+                        device.create_bind_group(&wgpu::BindGroupDescriptor {
+                            label: Some("closed form bind group"),
+                            layout: &self.layout,
+                            entries: &[
+                                wgpu::BindGroupEntry {
+                                    binding: 0,
+                                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                        buffer: &uniforms,
+                                        offset: 0,
+                                        size: wgpu::BufferSize::new(
+                                            std::mem::size_of::<Params>() as u64
+                                        ),
+                                    }),
+                                },
+                                wgpu::BindGroupEntry {
+                                    binding: 1,
+                                    resource: data.as_entire_binding(),
+                                },
+                                wgpu::BindGroupEntry {
+                                    binding: 2,
+                                    resource: positions[p].as_entire_binding(),
+                                },
+                                wgpu::BindGroupEntry {
+                                    binding: 3,
+                                    resource: positions[1 - p].as_entire_binding(),
+                                },
+                                wgpu::BindGroupEntry {
+                                    binding: 4,
+                                    resource: state.as_entire_binding(),
+                                },
+                            ],
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+
+        let workgroups = m.div_ceil(QUERIES_PER_WORKGROUP) as u32;
+        let work_per_step = (m * set.n * dim) as f64;
+        let steps_per_submission = ((WORK_PER_SUBMISSION / work_per_step) as usize).max(1);
+        for (group, steps) in schedule.chunks(steps_per_submission).enumerate() {
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("closed form steps"),
+            });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("closed form pass"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&self.pipeline);
+                for j in 0..steps.len() {
+                    let k = group * steps_per_submission + j;
+                    for (r, &(s, _, _)) in ranges.iter().enumerate() {
+                        let offset = ((k * per_step + r) as u64 * stride) as u32;
+                        pass.set_bind_group(0, &bind_groups[k % 2][s], &[offset]);
+                        pass.dispatch_workgroups(workgroups, 1, 1);
+                    }
+                }
+            }
+            gpu.queue.submit([encoder.finish()]);
+        }
+        let result = read_f32(gpu, &positions[schedule.len() % 2], queries.len()).await;
+        for buffer in positions.iter().chain([&state, &uniforms]) {
+            buffer.destroy();
+        }
+        result
+    }
+}

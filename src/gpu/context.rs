@@ -1,0 +1,52 @@
+//! The only place that asks for an adapter. Everything else takes `&Gpu` (device and queue).
+
+/// Why the GPU path could not run. Shown to readers as is.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GpuError {
+    #[error("no WebGPU adapter is available ({0})")]
+    NoAdapter(String),
+    #[error("the WebGPU device could not be created: {0}")]
+    Device(String),
+    #[error("a GPU command failed: {0}")]
+    Validation(String),
+    #[error("reading results back from the GPU failed: {0}")]
+    Readback(String),
+    #[error("the input is too large for this GPU: {0}")]
+    TooLarge(String),
+}
+
+/// A device and its queue, shared by every figure on a page.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    /// "name (backend)" of the adapter, for notes and test logs.
+    pub adapter: String,
+}
+
+impl Gpu {
+    /// Asks the platform for an adapter and a device with WebGPU's default limits.
+    pub async fn request() -> Result<Gpu, GpuError> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let info = adapter.get_info();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("fm-explainer device"),
+                required_limits: wgpu::Limits::default().using_resolution(adapter.limits()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        Ok(Gpu {
+            device,
+            queue,
+            adapter: format!("{} ({:?})", info.name, info.backend),
+        })
+    }
+}

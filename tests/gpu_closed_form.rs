@@ -1,0 +1,117 @@
+//! The WGSL closed-form kernel against the CPU reference in `flow`, on a real adapter.
+
+mod common;
+
+use fm_explainer::flow::{self, closed_form::max_relative_error, metrics, rng::Rng, Dataset};
+use fm_explainer::gpu::{ClosedFormPipeline, TrainingSet};
+use pollster::block_on;
+
+const TIMES: [f32; 6] = [0.0, 0.25, 0.5, 0.75, 0.9, 0.99];
+
+fn check(data: &[f32], dim: usize, points: &[f32], times: &[f32], slice_rows: Option<usize>) {
+    let Some(gpu) = common::gpu() else { return };
+    let pipeline = ClosedFormPipeline::new(&gpu);
+    let set = match slice_rows {
+        Some(rows) => TrainingSet::upload_in_slices(&gpu, data, dim, rows),
+        None => TrainingSet::upload(&gpu, data, dim),
+    }
+    .unwrap();
+    for &t in times {
+        let got = block_on(pipeline.velocity(&gpu, &set, points, t)).unwrap();
+        let reference = flow::closed_form_velocity_f64(data, dim, points, t as f64);
+        let err = max_relative_error(&got, &reference, dim);
+        eprintln!(
+            "dim {dim}, n {}, m {}, t {t}: max relative error {err:.2e}",
+            set.n,
+            points.len() / dim
+        );
+        assert!(err < 1e-3, "dim {dim} t {t}: relative error {err}");
+    }
+}
+
+#[test]
+fn tiny_inputs() {
+    // n and m below one tile, odd sizes everywhere.
+    let data = Rng::new(1).normals(7 * 3);
+    let points = Rng::new(2).normals(5 * 3);
+    check(&data, 3, &points, &TIMES, None);
+}
+
+#[test]
+fn two_d_grid() {
+    let data = Dataset::TwoMoons.sample(2000, 3);
+    let points = Rng::new(4).normals(900 * 2);
+    check(&data, 2, &points, &[0.0, 0.5, 0.9, 0.99, 0.999], None);
+}
+
+#[test]
+fn sixty_four_d() {
+    let data = Rng::new(5).normals(3000 * 64);
+    let points = Rng::new(6).normals(64 * 64);
+    check(&data, 64, &points, &TIMES, None);
+}
+
+#[test]
+fn mnist_sized() {
+    let data: Vec<f32> = Rng::new(7)
+        .normals(10_000 * 784)
+        .iter()
+        .map(|v| v.tanh())
+        .collect();
+    let points = Rng::new(8).normals(64 * 784);
+    check(&data, 784, &points, &TIMES, None);
+}
+
+#[test]
+fn several_slices_match_one() {
+    // 1,000 points in slices of 300 (4 dispatches, the last partial) carry the softmax state.
+    let data = Rng::new(9).normals(1000 * 5);
+    let points = Rng::new(10).normals(40 * 5);
+    check(&data, 5, &points, &TIMES, Some(300));
+}
+
+#[test]
+fn largest_training_set_within_default_limits() {
+    // 60,000 x 3,072 floats is 737 MB: six storage bindings of at most 128 MiB.
+    let (n, dim) = (60_000, 3072);
+    let mut rng = Rng::new(11);
+    let data: Vec<f32> = (0..n * dim)
+        .map(|_| rng.uniform() as f32 * 2.0 - 1.0)
+        .collect();
+    let points = Rng::new(12).normals(16 * dim);
+    check(&data, dim, &points, &[0.5], None);
+}
+
+#[test]
+fn euler_sampler_matches_cpu_and_memorizes() {
+    let Some(gpu) = common::gpu() else { return };
+    let pipeline = ClosedFormPipeline::new(&gpu);
+    let data = Dataset::TwoMoons.sample(50, 0);
+    let x0 = Rng::new(13).normals(1000 * 2);
+    let set = TrainingSet::upload(&gpu, &data, 2).unwrap();
+    let got = block_on(pipeline.sample(&gpu, &set, &x0, 100, 0.0)).unwrap();
+    let want = flow::euler_sample(&data, 2, &x0, 100, 0.0);
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-3, "GPU and CPU Euler differ by {worst}");
+    let scale = metrics::data_scale(&data, 2);
+    let frac = metrics::fraction_below(&metrics::nearest_distances(&data, 2, &got), 0.01 * scale);
+    eprintln!(
+        "memorized: {:.1}% within 1% of the data scale",
+        100.0 * frac
+    );
+    assert!(frac >= 0.98, "{frac}");
+    // From t0 = 0.5 with multiple slices as well.
+    let sliced = TrainingSet::upload_in_slices(&gpu, &data, 2, 16).unwrap();
+    let got = block_on(pipeline.sample(&gpu, &sliced, &x0, 37, 0.5)).unwrap();
+    let want = flow::euler_sample(&data, 2, &x0, 37, 0.5);
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-3, "sliced GPU and CPU Euler differ by {worst}");
+}
