@@ -19,7 +19,6 @@ const TD: u32 = 32u;
 const WG: u32 = 64u;
 // Per thread: TK / (WG / TQ) = 8 scores of the tile.
 const KPT: u32 = 8u;
-const NEG_BIG: f32 = -3.0e38;
 
 const FIRST: u32 = 1u;
 const LAST: u32 = 2u;
@@ -64,7 +63,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     if (lid < TQ) {
         let q = q0 + lid;
         if (first || q >= m) {
-            row_max[lid] = NEG_BIG;
+            row_max[lid] = 0.0;
             row_sum[lid] = 0.0;
         } else {
             row_max[lid] = state[2u * q];
@@ -112,7 +111,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
                 k_tile[e] = v;
             }
             workgroupBarrier();
+            // Zeroed explicitly: SwiftShader kept a loop-local array's values from the previous
+            // iteration when relying on WGSL's implicit zero initialisation.
             var part: array<f32, 8>;
+            for (var j = 0u; j < KPT; j++) {
+                part[j] = 0.0;
+            }
             for (var d = 0u; d < width; d++) {
                 let xq = q_tile[tq * TD + d];
                 for (var j = 0u; j < KPT; j++) {
@@ -129,30 +133,30 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             workgroupBarrier();
         }
         for (var j = 0u; j < KPT; j++) {
-            let k = tk + 4u * j;
-            var s = NEG_BIG;
-            if (k0 + k < n) {
-                s = -acc[j] * inv_two_var;
-            }
-            w_tile[tq * TK + k] = s;
+            w_tile[tq * TK + tk + 4u * j] = -acc[j] * inv_two_var;
         }
         workgroupBarrier();
 
-        // Online softmax: merge this chunk into the running max and sum of each query.
+        // Online softmax: merge this chunk into the running max and sum of each query. Only the
+        // chunk's valid points are read, and a fresh accumulator gets scale 0 explicitly: no
+        // sentinel like -3e38 ever reaches exp() (shader compilers may use fast math).
+        let kmax = min(TK, n - k0);
         if (lid < TQ) {
-            var chunk_max = NEG_BIG;
-            for (var k = 0u; k < TK; k++) {
+            var chunk_max = w_tile[lid * TK];
+            for (var k = 1u; k < kmax; k++) {
                 chunk_max = max(chunk_max, w_tile[lid * TK + k]);
             }
-            let old_max = row_max[lid];
-            let new_max = max(old_max, chunk_max);
-            let scale = exp(old_max - new_max);
+            var new_max = chunk_max;
+            var scale = 0.0;
+            if (!fresh) {
+                new_max = max(row_max[lid], chunk_max);
+                scale = exp(row_max[lid] - new_max);
+            }
             var sum = 0.0;
             for (var k = 0u; k < TK; k++) {
-                let s = w_tile[lid * TK + k];
                 var w = 0.0;
-                if (s > NEG_BIG) {
-                    w = exp(s - new_max);
+                if (k < kmax) {
+                    w = exp(w_tile[lid * TK + k] - new_max);
                 }
                 w_tile[lid * TK + k] = w;
                 sum += w;

@@ -1,1 +1,58 @@
-//! Drawings as functions of (data, DrawingBackend).
+//! Drawings as functions of (data, DrawingBackend): the same code draws on a canvas in the page
+//! and into an SVG or bitmap elsewhere. Pure geometry (scenes) is built here too; nothing here
+//! computes flow-matching quantities.
+
+pub mod histogram;
+pub mod plane;
+pub mod scenes;
+
+use plotters::prelude::*;
+
+pub type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+
+/// Colours shared by every figure.
+pub mod palette {
+    use plotters::style::RGBColor;
+    pub const INK: RGBColor = RGBColor(34, 34, 34);
+    pub const MUTED: RGBColor = RGBColor(140, 140, 140);
+    pub const GRID: RGBColor = RGBColor(232, 232, 232);
+    pub const DATA: RGBColor = RGBColor(214, 96, 30);
+    pub const PARTICLE: RGBColor = RGBColor(40, 96, 200);
+    pub const ACCENT: RGBColor = RGBColor(200, 30, 90);
+    pub const BAR: RGBColor = RGBColor(90, 120, 190);
+}
+
+/// A viridis-like ramp on [0, 1] (dark purple -> teal -> yellow).
+pub fn ramp(v: f64) -> RGBColor {
+    const STOPS: [(f64, f64, f64); 5] = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let v = if v.is_finite() {
+        v.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let x = v * (STOPS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(STOPS.len() - 2);
+    let f = x - i as f64;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    let mix = |p: f64, q: f64| (p + f * (q - p)).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ramp_ends_and_clamps() {
+        assert_eq!(ramp(0.0), RGBColor(68, 1, 84));
+        assert_eq!(ramp(1.0), RGBColor(253, 231, 37));
+        assert_eq!(ramp(7.0), ramp(1.0));
+        assert_eq!(ramp(f64::NAN), ramp(0.0));
+    }
+}

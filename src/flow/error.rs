@@ -72,7 +72,7 @@ pub fn check_rows(name: &'static str, values: &[f32], dim: usize) -> Result<usiz
     if values.is_empty() {
         return Err(FlowError::Empty { name });
     }
-    if values.len() % dim != 0 {
+    if !values.len().is_multiple_of(dim) {
         return Err(FlowError::NotMultipleOfDim {
             name,
             len: values.len(),
@@ -95,9 +95,13 @@ mod tests {
         assert_eq!(e, "t must be a number in [0, 1), got 1");
         let e = check_steps(2.5).unwrap_err().to_string();
         assert!(e.contains("steps") && e.contains("1..=10000"), "{e}");
-        let e = check_rows("data", &[1.0, f32::NAN], 1).unwrap_err().to_string();
+        let e = check_rows("data", &[1.0, f32::NAN], 1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("data") && e.contains("index 1"), "{e}");
-        let e = check_rows("points", &[1.0, 2.0, 3.0], 2).unwrap_err().to_string();
+        let e = check_rows("points", &[1.0, 2.0, 3.0], 2)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a multiple of dim = 2"), "{e}");
         assert!(check_dim(0.0).is_err() && check_dim(3073.0).is_err());
         assert_eq!(check_dim(784.0), Ok(784));

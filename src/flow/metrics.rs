@@ -13,7 +13,12 @@ pub fn data_scale(data: &[f32], dim: usize) -> f32 {
     }
     let ss: f64 = data
         .chunks_exact(dim)
-        .map(|x| x.iter().zip(&mean).map(|(&v, m)| (v as f64 - m).powi(2)).sum::<f64>())
+        .map(|x| {
+            x.iter()
+                .zip(&mean)
+                .map(|(&v, m)| (v as f64 - m).powi(2))
+                .sum::<f64>()
+        })
         .sum();
     (ss / n).sqrt() as f32
 }

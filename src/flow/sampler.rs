@@ -8,15 +8,22 @@ pub fn time_grid(steps: usize, t0: f32) -> (Vec<f32>, f32) {
     ((0..steps).map(|k| t0 + k as f32 * dt).collect(), dt)
 }
 
-/// Euler integration of dx/dt = velocity(x, t), all rows at once.
-pub fn euler<F>(x0: &[f32], steps: usize, t0: f32, mut velocity: F) -> Vec<f32>
+/// Euler integration of dx/dt = velocity(x, t) from t0 to 1, all rows at once.
+pub fn euler<F>(x0: &[f32], steps: usize, t0: f32, velocity: F) -> Vec<f32>
 where
     F: FnMut(&[f32], f32) -> Vec<f32>,
 {
-    let (times, dt) = time_grid(steps, t0);
+    euler_range(x0, t0, (1.0 - t0) / steps as f32, steps, velocity)
+}
+
+/// `steps` Euler steps of size `dt` from `t_start`; t_k = t_start + k dt, as on the GPU.
+pub fn euler_range<F>(x0: &[f32], t_start: f32, dt: f32, steps: usize, mut velocity: F) -> Vec<f32>
+where
+    F: FnMut(&[f32], f32) -> Vec<f32>,
+{
     let mut x = x0.to_vec();
-    for t in times {
-        let u = velocity(&x, t);
+    for k in 0..steps {
+        let u = velocity(&x, t_start + k as f32 * dt);
         for (a, b) in x.iter_mut().zip(&u) {
             *a += dt * b;
         }
@@ -81,7 +88,10 @@ mod tests {
             heun_sample(&data, 2, &x0, 7, 0.0),
         ] {
             for p in x.chunks(2) {
-                assert!((p[0] - 1.0).abs() < 1e-4 && (p[1] + 2.0).abs() < 1e-4, "{p:?}");
+                assert!(
+                    (p[0] - 1.0).abs() < 1e-4 && (p[1] + 2.0).abs() < 1e-4,
+                    "{p:?}"
+                );
             }
         }
     }

@@ -12,13 +12,15 @@ pub struct GpuBackend {
 pub enum Backend {
     Gpu(Box<GpuBackend>),
     /// The CPU path, with the reason the GPU was not used.
-    Cpu { reason: String },
+    Cpu {
+        reason: String,
+    },
 }
 
 /// A training set prepared for a backend (uploaded once, reused across calls).
-pub enum Prepared<'a> {
+pub enum Prepared {
     Gpu(TrainingSet),
-    Cpu { data: &'a [f32], dim: usize },
+    Cpu { data: Vec<f32>, dim: usize },
 }
 
 impl Backend {
@@ -44,38 +46,65 @@ impl Backend {
         }
     }
 
-    pub fn prepare<'a>(&self, data: &'a [f32], dim: usize) -> Result<Prepared<'a>, GpuError> {
+    pub fn prepare(&self, data: &[f32], dim: usize) -> Result<Prepared, GpuError> {
         Ok(match self {
             Backend::Gpu(b) => Prepared::Gpu(TrainingSet::upload(&b.gpu, data, dim)?),
-            Backend::Cpu { .. } => Prepared::Cpu { data, dim },
+            Backend::Cpu { .. } => Prepared::Cpu {
+                data: data.to_vec(),
+                dim,
+            },
         })
     }
 
     pub async fn velocity(
         &self,
-        set: &Prepared<'_>,
+        set: &Prepared,
         points: &[f32],
         t: f32,
     ) -> Result<Vec<f32>, GpuError> {
         match (self, set) {
-            (Backend::Gpu(b), Prepared::Gpu(s)) => b.closed_form.velocity(&b.gpu, s, points, t).await,
-            (_, Prepared::Cpu { data, dim }) => Ok(flow::closed_form_velocity(data, *dim, points, t)),
+            (Backend::Gpu(b), Prepared::Gpu(s)) => {
+                b.closed_form.velocity(&b.gpu, s, points, t).await
+            }
+            (_, Prepared::Cpu { data, dim }) => {
+                Ok(flow::closed_form_velocity(data, *dim, points, t))
+            }
             (Backend::Cpu { .. }, Prepared::Gpu(_)) => unreachable_mix(),
         }
     }
 
+    /// Euler from t0 to 1 in `steps` equal steps.
     pub async fn sample(
         &self,
-        set: &Prepared<'_>,
+        set: &Prepared,
         x0: &[f32],
         steps: usize,
         t0: f32,
     ) -> Result<Vec<f32>, GpuError> {
+        self.euler(set, x0, t0, (1.0 - t0) / steps as f32, steps)
+            .await
+    }
+
+    /// `steps` Euler steps of size `dt` from `t_start` (the caller keeps t below 1).
+    pub async fn euler(
+        &self,
+        set: &Prepared,
+        x0: &[f32],
+        t_start: f32,
+        dt: f32,
+        steps: usize,
+    ) -> Result<Vec<f32>, GpuError> {
         match (self, set) {
             (Backend::Gpu(b), Prepared::Gpu(s)) => {
-                b.closed_form.sample(&b.gpu, s, x0, steps, t0).await
+                b.closed_form.euler(&b.gpu, s, x0, t_start, dt, steps).await
             }
-            (_, Prepared::Cpu { data, dim }) => Ok(flow::euler_sample(data, *dim, x0, steps, t0)),
+            (_, Prepared::Cpu { data, dim }) => Ok(flow::sampler::euler_range(
+                x0,
+                t_start,
+                dt,
+                steps,
+                |x, t| flow::closed_form_velocity(data, *dim, x, t),
+            )),
             (Backend::Cpu { .. }, Prepared::Gpu(_)) => unreachable_mix(),
         }
     }

@@ -59,7 +59,9 @@ pub struct TrainingSet {
 
 fn max_rows_per_binding(gpu: &Gpu, dim: usize) -> usize {
     let limits = gpu.device.limits();
-    let bytes = (limits.max_storage_buffer_binding_size as u64).min(limits.max_buffer_size);
+    let bytes = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
     (bytes / (4 * dim as u64)) as usize
 }
 
@@ -77,17 +79,21 @@ impl TrainingSet {
         rows: usize,
     ) -> Result<TrainingSet, GpuError> {
         if rows == 0 {
-            return Err(GpuError::TooLarge(format!("one {dim}-dimensional point exceeds a binding")));
+            return Err(GpuError::TooLarge(format!(
+                "one {dim}-dimensional point exceeds a binding"
+            )));
         }
         let slices = data
             .chunks(rows * dim)
             .enumerate()
             .map(|(i, chunk)| {
-                let buffer = gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some(&format!("training set slice {i}")),
-                    contents: bytemuck::cast_slice(chunk),
-                    usage: wgpu::BufferUsages::STORAGE,
-                });
+                let buffer = gpu
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(&format!("training set slice {i}")),
+                        contents: bytemuck::cast_slice(chunk),
+                        usage: wgpu::BufferUsages::STORAGE,
+                    });
                 (buffer, (chunk.len() / dim) as u32)
             })
             .collect();
@@ -149,7 +155,9 @@ impl ClosedFormPipeline {
                     ty: wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Uniform,
                         has_dynamic_offset: true,
-                        min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
+                        min_binding_size: wgpu::BufferSize::new(
+                            std::mem::size_of::<Params>() as u64
+                        ),
                     },
                     count: None,
                 },
@@ -200,10 +208,26 @@ impl ClosedFormPipeline {
         steps: usize,
         t0: f32,
     ) -> Result<Vec<f32>, GpuError> {
-        let (times, dt) = crate::flow::time_grid(steps, t0);
-        let schedule: Vec<Step> = times
-            .into_iter()
-            .map(|t| Step { t, dt, euler: true })
+        self.euler(gpu, set, x0, t0, (1.0 - t0) / steps as f32, steps)
+            .await
+    }
+
+    /// `steps` Euler steps of size `dt` from `t_start`, encoded back to back.
+    pub async fn euler(
+        &self,
+        gpu: &Gpu,
+        set: &TrainingSet,
+        x0: &[f32],
+        t_start: f32,
+        dt: f32,
+        steps: usize,
+    ) -> Result<Vec<f32>, GpuError> {
+        let schedule: Vec<Step> = (0..steps)
+            .map(|k| Step {
+                t: t_start + k as f32 * dt,
+                dt,
+                euler: true,
+            })
             .collect();
         self.run(gpu, set, x0, &schedule).await
     }
@@ -216,26 +240,18 @@ impl ClosedFormPipeline {
         schedule: &[Step],
     ) -> Result<Vec<f32>, GpuError> {
         let dim = set.dim;
-        let batch = (max_rows_per_binding(gpu, dim) / 64 * 64).min(MAX_WORKGROUPS * QUERIES_PER_WORKGROUP);
+        let batch =
+            (max_rows_per_binding(gpu, dim) / 64 * 64).min(MAX_WORKGROUPS * QUERIES_PER_WORKGROUP);
         if batch == 0 {
-            return Err(GpuError::TooLarge(format!("64 points of dim {dim} exceed a binding")));
+            return Err(GpuError::TooLarge(format!(
+                "64 points of dim {dim} exceed a binding"
+            )));
         }
-        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut out = Vec::with_capacity(queries.len());
-        let mut result = Ok(());
         for chunk in queries.chunks(batch * dim) {
-            match self.run_batch(gpu, set, chunk, schedule).await {
-                Ok(values) => out.extend(values),
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
+            out.extend(self.run_batch(gpu, set, chunk, schedule).await?);
         }
-        if let Some(error) = scope.pop().await {
-            return Err(GpuError::Validation(error.to_string()));
-        }
-        result.map(|()| out)
+        Ok(out)
     }
 
     async fn run_batch(
@@ -246,10 +262,14 @@ impl ClosedFormPipeline {
         schedule: &[Step],
     ) -> Result<Vec<f32>, GpuError> {
         let device = &gpu.device;
+        // Error scopes are a stack shared by every task on the page: push and pop with no await
+        // in between (figures compute concurrently), and await the verdict afterwards.
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let dim = set.dim;
         let m = queries.len() / dim;
-        let position_usage =
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        let position_usage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
         let positions = [
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("closed form positions A"),
@@ -376,7 +396,11 @@ impl ClosedFormPipeline {
             }
             gpu.queue.submit([encoder.finish()]);
         }
+        let validation = scope.pop();
         let result = read_f32(gpu, &positions[schedule.len() % 2], queries.len()).await;
+        if let Some(error) = validation.await {
+            return Err(GpuError::Validation(error.to_string()));
+        }
         for buffer in positions.iter().chain([&state, &uniforms]) {
             buffer.destroy();
         }

@@ -19,8 +19,9 @@ pub enum GpuError {
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
-    /// "name (backend)" of the adapter, for notes and test logs.
+    /// The adapter's name; browsers often leave it empty for privacy.
     pub adapter: String,
+    pub backend: wgpu::Backend,
 }
 
 impl Gpu {
@@ -46,7 +47,8 @@ impl Gpu {
         Ok(Gpu {
             device,
             queue,
-            adapter: format!("{} ({:?})", info.name, info.backend),
+            adapter: info.name,
+            backend: info.backend,
         })
     }
 }

@@ -7,7 +7,11 @@ use super::GpuError;
 /// The wait is a oneshot channel completed by `map_async`'s callback: in the browser the callback
 /// runs from the event loop, so blocking or busy-polling here would starve it. Natively nothing
 /// drives the callback unless we `poll` the device, hence the `cfg`.
-pub async fn read_f32(gpu: &super::Gpu, source: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+pub async fn read_f32(
+    gpu: &super::Gpu,
+    source: &wgpu::Buffer,
+    len: usize,
+) -> Result<Vec<f32>, GpuError> {
     let size = (len * 4) as u64;
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("readback staging"),
@@ -24,9 +28,11 @@ pub async fn read_f32(gpu: &super::Gpu, source: &wgpu::Buffer, len: usize) -> Re
     gpu.queue.submit([encoder.finish()]);
 
     let (tx, rx) = futures_channel::oneshot::channel();
-    staging.slice(..).map_async(wgpu::MapMode::Read, move |result| {
-        let _ = tx.send(result);
-    });
+    staging
+        .slice(..)
+        .map_async(wgpu::MapMode::Read, move |result| {
+            let _ = tx.send(result);
+        });
     #[cfg(not(target_arch = "wasm32"))]
     gpu.device
         .poll(wgpu::PollType::wait_indefinitely())

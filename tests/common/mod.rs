@@ -6,7 +6,7 @@ use fm_explainer::gpu::Gpu;
 pub fn gpu() -> Option<Gpu> {
     match pollster::block_on(Gpu::request()) {
         Ok(gpu) => {
-            eprintln!("GPU tests run on {}", gpu.adapter);
+            eprintln!("GPU tests run on {} ({:?})", gpu.adapter, gpu.backend);
             Some(gpu)
         }
         Err(e) => {

@@ -164,7 +164,14 @@ fn ensure_wasm_tools() -> Result<(), String> {
     let trunk = output("trunk", &["--version"]).unwrap_or_default();
     if !trunk.starts_with(TRUNK_PREFIX) {
         eprintln!("installing Trunk {TRUNK_VERSION} (found: {trunk:?}); this takes minutes");
-        check(Command::new("cargo").args(["install", "trunk", "--version", TRUNK_VERSION]))?;
+        // --locked: Trunk's own lock file; newer lightningcss dependencies no longer build it.
+        check(Command::new("cargo").args([
+            "install",
+            "trunk",
+            "--version",
+            TRUNK_VERSION,
+            "--locked",
+        ]))?;
     }
     let wanted = locked_version("wasm-bindgen")?;
     let found = output("wasm-bindgen", &["--version"]).unwrap_or_default();

@@ -1,0 +1,121 @@
+//! The public JS API (camelCase). Every argument arrives as a `JsValue` and is validated here, so
+//! a wrong type, a bad range or a NaN rejects the promise with an `Error` naming the argument,
+//! and nothing can panic (a panic would poison the module for every figure on the page).
+
+use super::shared::backend;
+use crate::flow::{self, error as check, FlowError};
+use js_sys::Float32Array;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+fn float_array(name: &'static str, value: &JsValue) -> Result<Vec<f32>, FlowError> {
+    value
+        .dyn_ref::<Float32Array>()
+        .map(Float32Array::to_vec)
+        .ok_or(FlowError::WrongType {
+            name,
+            expected: "a Float32Array",
+        })
+}
+
+fn number(name: &'static str, value: &JsValue) -> Result<f64, FlowError> {
+    value.as_f64().ok_or(FlowError::WrongType {
+        name,
+        expected: "a number",
+    })
+}
+
+fn optional_number(name: &'static str, value: &JsValue, default: f64) -> Result<f64, FlowError> {
+    if value.is_undefined() {
+        Ok(default)
+    } else {
+        number(name, value)
+    }
+}
+
+/// A validated training set: n x dim, finite.
+fn training_set(data: &JsValue, dim: &JsValue) -> Result<(Vec<f32>, usize), FlowError> {
+    let dim = check::check_dim(number("dim", dim)?)?;
+    let data = float_array("data", data)?;
+    check::check_rows("data", &data, dim)?;
+    Ok((data, dim))
+}
+
+fn to_js(values: &[f32]) -> Float32Array {
+    Float32Array::from(values)
+}
+
+/// "webgpu" when a WebGPU device is in use, "cpu" otherwise.
+#[wasm_bindgen(js_name = backendName)]
+pub async fn backend_name() -> String {
+    backend().await.name().to_string()
+}
+
+/// Why the CPU path is in use (empty with WebGPU).
+#[wasm_bindgen(js_name = backendNote)]
+pub async fn backend_note() -> String {
+    match &*backend().await {
+        crate::gpu::Backend::Cpu { reason } => reason.clone(),
+        crate::gpu::Backend::Gpu(_) => String::new(),
+    }
+}
+
+/// u*(x, t) for every row of `points` (m x dim); returns m x dim.
+#[wasm_bindgen(js_name = closedFormVelocity)]
+pub async fn closed_form_velocity(
+    data: JsValue,
+    dim: JsValue,
+    points: JsValue,
+    t: JsValue,
+) -> Result<Float32Array, JsError> {
+    let (data, dim) = training_set(&data, &dim)?;
+    let points = float_array("points", &points)?;
+    check::check_rows("points", &points, dim)?;
+    let t = check::check_t("t", number("t", &t)?)?;
+    let backend = backend().await;
+    let set = backend.prepare(&data, dim)?;
+    Ok(to_js(&backend.velocity(&set, &points, t).await?))
+}
+
+/// lambda(x, t) for one point: the posterior over the n training points.
+#[wasm_bindgen(js_name = posteriorWeights)]
+pub async fn posterior_weights(
+    data: JsValue,
+    dim: JsValue,
+    point: JsValue,
+    t: JsValue,
+) -> Result<Float32Array, JsError> {
+    let (data, dim) = training_set(&data, &dim)?;
+    let point = float_array("point", &point)?;
+    if point.len() != dim {
+        return Err(FlowError::OutOfRange {
+            name: "point",
+            expected: format!("a Float32Array of length dim = {dim}"),
+            got: format!("length {}", point.len()),
+        }
+        .into());
+    }
+    check::check_rows("point", &point, dim)?;
+    let t = check::check_t("t", number("t", &t)?)?;
+    // One point against n: cheaper on the CPU than a GPU round trip.
+    Ok(to_js(&flow::posterior_weights(&data, dim, &point, t)))
+}
+
+/// Euler from `tStart` (default 0) to 1 in `steps` equal steps with the closed-form velocity.
+#[wasm_bindgen(js_name = sampleClosedForm)]
+pub async fn sample_closed_form(
+    data: JsValue,
+    dim: JsValue,
+    x0: JsValue,
+    steps: JsValue,
+    t_start: JsValue,
+) -> Result<Float32Array, JsError> {
+    let (data, dim) = training_set(&data, &dim)?;
+    let x0 = float_array("x0", &x0)?;
+    check::check_rows("x0", &x0, dim)?;
+    let steps = check::check_steps(number("steps", &steps)?)?;
+    let t0 = check::check_t("tStart", optional_number("tStart", &t_start, 0.0)?)?;
+    let backend = backend().await;
+    let set = backend.prepare(&data, dim)?;
+    Ok(to_js(&backend.sample(&set, &x0, steps, t0).await?))
+}

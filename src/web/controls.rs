@@ -1,0 +1,165 @@
+//! Labelled DOM controls for figures. Each control keeps its listener alive in `Listeners`, which
+//! the figure owns, so dropping the figure drops its callbacks.
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::{Document, Element, HtmlElement, HtmlInputElement, HtmlSelectElement};
+
+pub type JsResult<T> = Result<T, JsValue>;
+
+/// Event closures of one figure.
+#[derive(Default)]
+pub struct Listeners(Vec<Closure<dyn FnMut(web_sys::Event)>>);
+
+impl Listeners {
+    pub fn on(
+        &mut self,
+        target: &web_sys::EventTarget,
+        event: &str,
+        f: impl FnMut(web_sys::Event) + 'static,
+    ) -> JsResult<()> {
+        let closure = Closure::<dyn FnMut(web_sys::Event)>::new(f);
+        target.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref())?;
+        self.0.push(closure);
+        Ok(())
+    }
+}
+
+pub fn document() -> Document {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .expect("figures run in a page with a document")
+}
+
+pub fn element(tag: &str, class: &str, parent: &Element) -> JsResult<HtmlElement> {
+    let el = document().create_element(tag)?;
+    if !class.is_empty() {
+        el.set_class_name(class);
+    }
+    parent.append_child(&el)?;
+    Ok(el.unchecked_into())
+}
+
+/// A range slider with its label and a live read-out; calls `on_input` with each new value.
+pub struct Slider {
+    pub input: HtmlInputElement,
+    readout: HtmlElement,
+    digits: usize,
+}
+
+impl Slider {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        parent: &Element,
+        listeners: &mut Listeners,
+        id: &str,
+        label: &str,
+        (min, max, step): (f64, f64, f64),
+        value: f64,
+        digits: usize,
+        mut on_input: impl FnMut(f64) + 'static,
+    ) -> JsResult<Slider> {
+        let wrap = element("label", "control", parent)?;
+        wrap.set_attribute("for", id)?;
+        element("span", "control-label", &wrap)?.set_text_content(Some(label));
+        let input: HtmlInputElement = element("input", "", &wrap)?.unchecked_into();
+        input.set_type("range");
+        input.set_id(id);
+        input.set_min(&min.to_string());
+        input.set_max(&max.to_string());
+        input.set_step(&step.to_string());
+        input.set_value(&value.to_string());
+        let readout = element("output", "control-value", &wrap)?;
+        readout.set_attribute("for", id)?;
+        readout.set_text_content(Some(&format!("{value:.digits$}")));
+        let (inp, out) = (input.clone(), readout.clone());
+        listeners.on(&input, "input", move |_| {
+            let v = inp.value_as_number();
+            out.set_text_content(Some(&format!("{v:.digits$}")));
+            on_input(v);
+        })?;
+        Ok(Slider {
+            input,
+            readout,
+            digits,
+        })
+    }
+
+    pub fn set(&self, value: f64) {
+        let digits = self.digits;
+        self.input.set_value(&value.to_string());
+        self.readout
+            .set_text_content(Some(&format!("{value:.digits$}")));
+    }
+}
+
+/// A drop-down of (id, label) options.
+pub fn select(
+    parent: &Element,
+    listeners: &mut Listeners,
+    id: &str,
+    label: &str,
+    options: &[(&str, &str)],
+    value: &str,
+    mut on_change: impl FnMut(String) + 'static,
+) -> JsResult<HtmlSelectElement> {
+    let wrap = element("label", "control", parent)?;
+    wrap.set_attribute("for", id)?;
+    element("span", "control-label", &wrap)?.set_text_content(Some(label));
+    let select: HtmlSelectElement = element("select", "", &wrap)?.unchecked_into();
+    select.set_id(id);
+    for (value, text) in options {
+        let option = element("option", "", &select)?;
+        option.set_attribute("value", value)?;
+        option.set_text_content(Some(text));
+    }
+    select.set_value(value);
+    let sel = select.clone();
+    listeners.on(&select, "change", move |_| on_change(sel.value()))?;
+    Ok(select)
+}
+
+pub fn button(
+    parent: &Element,
+    listeners: &mut Listeners,
+    text: &str,
+    mut on_click: impl FnMut() + 'static,
+) -> JsResult<HtmlElement> {
+    let b = element("button", "control-button", parent)?;
+    b.set_attribute("type", "button")?;
+    b.set_text_content(Some(text));
+    listeners.on(&b, "click", move |_| on_click())?;
+    Ok(b)
+}
+
+/// A canvas of `width` x `height` pixels that scales down with its column.
+pub fn canvas(
+    parent: &Element,
+    width: u32,
+    height: u32,
+    label: &str,
+) -> JsResult<web_sys::HtmlCanvasElement> {
+    let c: web_sys::HtmlCanvasElement =
+        element("canvas", "figure-canvas", parent)?.unchecked_into();
+    c.set_width(width);
+    c.set_height(height);
+    c.set_attribute("role", "img")?;
+    c.set_attribute("aria-label", label)?;
+    Ok(c)
+}
+
+/// Canvas pixel coordinates of a pointer event (the canvas may be scaled by CSS).
+pub fn canvas_point(
+    canvas: &web_sys::HtmlCanvasElement,
+    event: &web_sys::Event,
+) -> Option<(f64, f64)> {
+    let e = event.dyn_ref::<web_sys::MouseEvent>()?;
+    let rect = canvas.get_bounding_client_rect();
+    if rect.width() <= 0.0 || rect.height() <= 0.0 {
+        return None;
+    }
+    Some((
+        (e.client_x() as f64 - rect.left()) * canvas.width() as f64 / rect.width(),
+        (e.client_y() as f64 - rect.top()) * canvas.height() as f64 / rect.height(),
+    ))
+}

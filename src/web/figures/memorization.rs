@@ -1,0 +1,342 @@
+//! Memorization: particles from N(0, I) integrated with u*, animated (play, pause, scrub t). At
+//! the end every particle sits on a training point, which the histogram of nearest-training-point
+//! distances shows.
+
+use super::{dataset_options, draw_histogram, draw_plane, Figure, Status};
+use crate::charts::{histogram::HistogramView, scenes};
+use crate::flow::{metrics, rng::Rng, Dataset};
+use crate::web::controls::{self, button, element, select, JsResult, Listeners, Slider};
+use crate::web::shared::backend;
+use std::cell::RefCell;
+use std::rc::Rc;
+use web_sys::{Element, HtmlCanvasElement, HtmlElement};
+
+const PARTICLES: usize = 800;
+const STEPS: usize = 100;
+/// Seconds for t to go from 0 to 1 while playing, and the pause at t = 1 before looping.
+const PLAY_SECONDS: f64 = 5.0;
+const HOLD_SECONDS: f64 = 1.5;
+
+struct State {
+    plane: HtmlCanvasElement,
+    histogram: HtmlCanvasElement,
+    status: Status,
+    play_button: HtmlElement,
+    t_slider: Slider,
+    dataset: String,
+    n: usize,
+    seed: u64,
+    data: Vec<f32>,
+    /// Positions after each Euler step: frames[k] is at t = k / STEPS.
+    frames: Vec<Vec<f32>>,
+    /// Bumped on every setting change: a running integration for an older one stops.
+    version: u64,
+    computing: bool,
+    t: f64,
+    playing: bool,
+    visible: bool,
+    last_now: Option<f64>,
+    hold: f64,
+    needs_draw: bool,
+}
+
+impl State {
+    fn restart(&mut self) {
+        self.data = Dataset::from_id(&self.dataset)
+            .unwrap_or(Dataset::TwoMoons)
+            .sample(self.n, self.seed);
+        self.frames.clear();
+        self.version += 1;
+        self.t = 0.0;
+        self.t_slider.set(0.0);
+        self.needs_draw = true;
+    }
+
+    /// Positions at the displayed t, interpolated between computed steps.
+    fn positions(&self) -> Option<Vec<f32>> {
+        let last = self.frames.len().checked_sub(1)?;
+        let x = (self.t * STEPS as f64).min(last as f64);
+        let k = (x.floor() as usize).min(last);
+        let f = (x - k as f64) as f32;
+        let a = &self.frames[k];
+        let b = &self.frames[(k + 1).min(last)];
+        Some(a.iter().zip(b).map(|(p, q)| p + f * (q - p)).collect())
+    }
+
+    fn draw(&mut self) {
+        self.needs_draw = false;
+        let Some(pos) = self.positions() else { return };
+        let done = self.frames.len().saturating_sub(1);
+        let caption = if done < STEPS {
+            format!("integrating: step {done} / {STEPS}")
+        } else {
+            format!("{PARTICLES} particles, {STEPS} Euler steps")
+        };
+        let scene = scenes::particles(&self.data, &pos, self.t as f32, caption);
+        let distances = metrics::nearest_distances(&self.data, 2, &pos);
+        let scale = metrics::data_scale(&self.data, 2);
+        let close = metrics::fraction_below(&distances, 0.01 * scale);
+        let hist = metrics::Histogram::new(&distances, 0.0, 1.0, 40);
+        let title = format!(
+            "{:.0}% within 1% of the data's scale of a training point",
+            100.0 * close
+        );
+        let view = HistogramView {
+            histogram: &hist,
+            title: &title,
+            x_label: "distance to the nearest training point",
+            marker: Some((0.01 * scale, "1%")),
+        };
+        if let Err(e) =
+            draw_plane(&self.plane, &scene).and_then(|_| draw_histogram(&self.histogram, &view))
+        {
+            self.status.error(&format!("{e:?}"));
+        }
+    }
+
+    fn set_playing(&mut self, playing: bool) {
+        self.playing = playing;
+        self.last_now = None;
+        self.play_button
+            .set_text_content(Some(if playing { "Pause" } else { "Play" }));
+    }
+}
+
+pub struct Memorization {
+    state: Rc<RefCell<State>>,
+    _listeners: Listeners,
+}
+
+impl Memorization {
+    pub fn mount(root: &Element) -> JsResult<Memorization> {
+        let mut listeners = Listeners::default();
+        let panel = element("div", "figure-controls", root)?;
+        let row = element("div", "figure-row", root)?;
+        let plane = controls::canvas(
+            &row,
+            480,
+            480,
+            "Particles flowing from the Gaussian source to the training points",
+        )?;
+        let histogram = controls::canvas(
+            &row,
+            480,
+            480,
+            "Histogram of distances from each particle to its nearest training point",
+        )?;
+        let status = Status::new(root)?;
+        let cell: Rc<RefCell<Option<Rc<RefCell<State>>>>> = Rc::new(RefCell::new(None));
+        let with = move |cell: &Rc<RefCell<Option<Rc<RefCell<State>>>>>,
+                         f: &mut dyn FnMut(&mut State)| {
+            if let Some(s) = cell.borrow().as_ref() {
+                f(&mut s.borrow_mut())
+            }
+        };
+
+        let c = cell.clone();
+        select(
+            &panel,
+            &mut listeners,
+            "mem-dataset",
+            "Dataset",
+            &dataset_options(&[]),
+            "moons",
+            move |v| {
+                with(&c, &mut |s| {
+                    s.dataset = v.clone();
+                    s.restart();
+                })
+            },
+        )?;
+        let c = cell.clone();
+        Slider::new(
+            &panel,
+            &mut listeners,
+            "mem-n",
+            "n",
+            (2.0, 500.0, 1.0),
+            50.0,
+            0,
+            move |v| {
+                with(&c, &mut |s| {
+                    s.n = v as usize;
+                    s.restart();
+                })
+            },
+        )?;
+        let c = cell.clone();
+        let t_slider = Slider::new(
+            &panel,
+            &mut listeners,
+            "mem-t",
+            "t",
+            (0.0, 1.0, 0.01),
+            0.0,
+            2,
+            move |v| {
+                with(&c, &mut |s| {
+                    s.t = v;
+                    s.set_playing(false);
+                    s.needs_draw = true;
+                })
+            },
+        )?;
+        let c = cell.clone();
+        let play_button = button(&panel, &mut listeners, "Pause", move || {
+            with(&c, &mut |s| {
+                let playing = !s.playing;
+                if playing && s.t >= 1.0 {
+                    s.t = 0.0;
+                }
+                s.set_playing(playing);
+            })
+        })?;
+        let c = cell.clone();
+        button(&panel, &mut listeners, "New noise", move || {
+            with(&c, &mut |s| {
+                s.seed += 1;
+                s.restart();
+            })
+        })?;
+
+        let reduced_motion = web_sys::window()
+            .and_then(|w| {
+                w.match_media("(prefers-reduced-motion: reduce)")
+                    .ok()
+                    .flatten()
+            })
+            .is_some_and(|m| m.matches());
+        let state = Rc::new(RefCell::new(State {
+            plane,
+            histogram,
+            status,
+            play_button,
+            t_slider,
+            dataset: "moons".into(),
+            n: 50,
+            seed: 0,
+            data: Vec::new(),
+            frames: Vec::new(),
+            version: 0,
+            computing: false,
+            t: 0.0,
+            playing: false,
+            visible: false,
+            last_now: None,
+            hold: 0.0,
+            needs_draw: true,
+        }));
+        {
+            let mut s = state.borrow_mut();
+            s.restart();
+            s.set_playing(!reduced_motion);
+        }
+        *cell.borrow_mut() = Some(state.clone());
+        Ok(Memorization {
+            state,
+            _listeners: listeners,
+        })
+    }
+}
+
+/// Integrates the particles step by step in the background, keeping every step for the
+/// animation; abandons the work when the settings change or the figure leaves the screen.
+fn integrate(state: &Rc<RefCell<State>>) {
+    let (data, version, seed) = {
+        let mut s = state.borrow_mut();
+        s.computing = true;
+        (s.data.clone(), s.version, s.seed)
+    };
+    let state = state.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let backend = backend().await;
+        let start = js_sys::Date::now();
+        let x0 = Rng::new(1000 + seed).normals(2 * PARTICLES);
+        let mut x = x0.clone();
+        state.borrow_mut().frames = vec![x0];
+        let result = async {
+            let prepared = backend.prepare(&data, 2)?;
+            let dt = 1.0 / STEPS as f32;
+            for k in 0..STEPS {
+                {
+                    let s = state.borrow();
+                    if s.version != version || !s.visible {
+                        return Ok(false);
+                    }
+                }
+                x = backend.euler(&prepared, &x, k as f32 * dt, dt, 1).await?;
+                let mut s = state.borrow_mut();
+                if s.version != version {
+                    return Ok(false);
+                }
+                s.frames.push(x.clone());
+                s.needs_draw = true;
+            }
+            Ok::<_, crate::gpu::GpuError>(true)
+        }
+        .await;
+        let mut s = state.borrow_mut();
+        s.computing = false;
+        match result {
+            Ok(true) => s.status.set(&format!(
+                "{PARTICLES} particles × {STEPS} Euler steps with u* of {} points, on {} in {:.0} ms.",
+                data.len() / 2,
+                backend.name(),
+                js_sys::Date::now() - start
+            )),
+            Ok(false) => {
+                if s.version == version {
+                    // Paused off-screen: start again when visible.
+                    s.frames.clear();
+                }
+            }
+            Err(e) => {
+                s.status.error(&format!("Could not integrate: {e}"));
+                s.version += 1;
+            }
+        }
+    });
+}
+
+impl Figure for Memorization {
+    fn frame(&mut self, now: f64) {
+        let start = {
+            let s = self.state.borrow();
+            !s.computing && s.frames.len() < STEPS + 1
+        };
+        if start {
+            integrate(&self.state);
+        }
+        let mut s = self.state.borrow_mut();
+        if s.playing {
+            let dt = s
+                .last_now
+                .map_or(0.0, |last| (now - last) / 1000.0)
+                .min(0.1);
+            s.last_now = Some(now);
+            let available = s.frames.len().saturating_sub(1) as f64 / STEPS as f64;
+            if s.t >= 1.0 {
+                s.hold += dt;
+                if s.hold > HOLD_SECONDS {
+                    s.hold = 0.0;
+                    s.t = 0.0;
+                }
+            } else {
+                s.t = (s.t + dt / PLAY_SECONDS).min(available).min(1.0);
+            }
+            let t = s.t;
+            s.t_slider.set(t);
+            s.needs_draw = true;
+        }
+        if s.needs_draw {
+            s.draw();
+        }
+    }
+
+    fn set_visible(&mut self, visible: bool) {
+        let mut s = self.state.borrow_mut();
+        s.visible = visible;
+        s.last_now = None;
+        s.needs_draw = true;
+    }
+}

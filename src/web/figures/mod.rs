@@ -1,0 +1,109 @@
+//! The article's figures. Each is a `Figure` built from a name by `create`; its state lives in an
+//! `Rc<RefCell<..>>` shared with its controls' callbacks and with its background computations.
+
+mod memorization;
+mod stochastic_target;
+mod velocity_field;
+
+use super::controls::{element, JsResult};
+use crate::charts;
+use plotters::prelude::*;
+use plotters_canvas::CanvasBackend;
+use wasm_bindgen::JsValue;
+use web_sys::{Element, HtmlCanvasElement, HtmlElement};
+
+/// A live figure mounted in a page element.
+pub trait Figure {
+    /// One animation frame, `now` in milliseconds; only called while the figure is visible.
+    fn frame(&mut self, now: f64);
+    /// Visible on screen (and the tab is shown); animations stop when false.
+    fn set_visible(&mut self, visible: bool);
+}
+
+/// Names accepted by `create`.
+pub const NAMES: [&str; 3] = ["velocity-field", "memorization", "stochastic-target"];
+
+/// Builds the figure `name` inside `root`.
+pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
+    Ok(match name {
+        "velocity-field" => Box::new(velocity_field::VelocityField::mount(root)?),
+        "memorization" => Box::new(memorization::Memorization::mount(root)?),
+        "stochastic-target" => Box::new(stochastic_target::StochasticTarget::mount(root)?),
+        other => {
+            return Err(JsValue::from_str(&format!(
+                "unknown figure \"{other}\"; valid names: {}",
+                NAMES.join(", ")
+            )))
+        }
+    })
+}
+
+/// The options of a dataset drop-down: the presets, plus any extra entries.
+fn dataset_options(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut options: Vec<_> = extra.to_vec();
+    options.extend(
+        crate::flow::Dataset::ALL
+            .iter()
+            .map(|d| (d.id(), d.label())),
+    );
+    options
+}
+
+/// The line under a figure that says what it is doing (or what went wrong).
+pub struct Status(HtmlElement);
+
+impl Status {
+    pub fn new(root: &Element) -> JsResult<Status> {
+        let el = element("p", "figure-status", root)?;
+        el.set_attribute("aria-live", "polite")?;
+        Ok(Status(el))
+    }
+
+    pub fn set(&self, text: &str) {
+        self.0.set_class_name("figure-status");
+        self.0.set_text_content(Some(text));
+    }
+
+    pub fn error(&self, text: &str) {
+        self.0.set_class_name("figure-status figure-error");
+        self.0.set_text_content(Some(text));
+    }
+}
+
+fn plotting_error<E: std::fmt::Debug>(e: E) -> JsValue {
+    JsValue::from_str(&format!("drawing failed: {e:?}"))
+}
+
+/// Draws a plane scene on a canvas.
+pub fn draw_plane(canvas: &HtmlCanvasElement, scene: &charts::plane::Scene) -> JsResult<()> {
+    let backend = CanvasBackend::with_canvas_object(canvas.clone())
+        .ok_or_else(|| JsValue::from_str("canvas has no 2-D context"))?;
+    let area = backend.into_drawing_area();
+    charts::plane::draw(&area, &charts::plane::Plane::DEFAULT, scene).map_err(plotting_error)?;
+    area.present().map_err(plotting_error)
+}
+
+/// Draws a histogram on a canvas.
+pub fn draw_histogram(
+    canvas: &HtmlCanvasElement,
+    view: &charts::histogram::HistogramView<'_>,
+) -> JsResult<()> {
+    let backend = CanvasBackend::with_canvas_object(canvas.clone())
+        .ok_or_else(|| JsValue::from_str("canvas has no 2-D context"))?;
+    let area = backend.into_drawing_area();
+    charts::histogram::draw(&area, view).map_err(plotting_error)?;
+    area.present().map_err(plotting_error)
+}
+
+/// The grid of query points for arrow fields: `side` x `side` over [-extent, extent]^2.
+pub fn grid(side: usize, extent: f32) -> Vec<f32> {
+    let mut g = Vec::with_capacity(2 * side * side);
+    for j in 0..side {
+        for i in 0..side {
+            let f = |k: usize| -extent + 2.0 * extent * (k as f32 + 0.5) / side as f32;
+            g.push(f(i));
+            g.push(f(j));
+        }
+    }
+    g
+}

@@ -1,0 +1,292 @@
+//! The closed-form velocity field u*(., t) of a dataset as arrows, with a t slider; hovering a
+//! point colours the training points by lambda(x, t) and draws the n segments x_t lies on.
+
+use super::{dataset_options, draw_plane, grid, Figure, Status};
+use crate::charts::{plane::Plane, scenes};
+use crate::flow::{self, Dataset};
+use crate::gpu::backend::Prepared;
+use crate::web::controls::{
+    self, button, canvas_point, element, select, JsResult, Listeners, Slider,
+};
+use crate::web::shared::backend;
+use std::cell::RefCell;
+use std::rc::Rc;
+use web_sys::{Element, HtmlCanvasElement};
+
+const GRID_SIDE: usize = 25;
+const CUSTOM: &str = "custom";
+
+struct State {
+    canvas: HtmlCanvasElement,
+    status: Status,
+    n_slider: Slider,
+    dataset: String,
+    n: usize,
+    t: f32,
+    custom: Vec<f32>,
+    data: Vec<f32>,
+    /// Bumped whenever `data` changes; keys the uploaded set and the computed field.
+    version: u64,
+    prepared: Option<(u64, Rc<Prepared>)>,
+    velocities: Option<Vec<f32>>,
+    computed_for: Option<(u64, f32)>,
+    hover: Option<(f32, f32)>,
+    busy: bool,
+    needs_draw: bool,
+}
+
+impl State {
+    fn regenerate(&mut self) {
+        self.data = match Dataset::from_id(&self.dataset) {
+            Some(d) => d.sample(self.n, 0),
+            None => self.custom.clone(),
+        };
+        self.n_slider.input.set_disabled(self.dataset == CUSTOM);
+        self.version += 1;
+        self.needs_draw = true;
+    }
+
+    fn draw(&mut self) {
+        self.needs_draw = false;
+        let empty = Vec::new();
+        let velocities = self
+            .velocities
+            .as_ref()
+            .filter(|v| !v.is_empty())
+            .unwrap_or(&empty);
+        let field_grid = if velocities.is_empty() {
+            Vec::new()
+        } else {
+            grid(GRID_SIDE, 3.0)
+        };
+        let weights = match self.hover {
+            Some(x) if !self.data.is_empty() => {
+                Some(flow::posterior_weights(&self.data, 2, &[x.0, x.1], self.t))
+            }
+            _ => None,
+        };
+        let hover = self.hover.zip(weights.as_deref());
+        let scene = scenes::velocity_field(&self.data, &field_grid, velocities, hover, self.t);
+        if let Err(e) = draw_plane(&self.canvas, &scene) {
+            self.status.error(&format!("{e:?}"));
+        }
+    }
+}
+
+pub struct VelocityField {
+    state: Rc<RefCell<State>>,
+    _listeners: Listeners,
+}
+
+impl VelocityField {
+    pub fn mount(root: &Element) -> JsResult<VelocityField> {
+        let mut listeners = Listeners::default();
+        let panel = element("div", "figure-controls", root)?;
+        let canvas = controls::canvas(
+            root,
+            560,
+            560,
+            "Arrows of the closed-form velocity field over the plane, with the training points",
+        )?;
+        let status = Status::new(root)?;
+        let cell: Rc<RefCell<Option<Rc<RefCell<State>>>>> = Rc::new(RefCell::new(None));
+
+        let on = |f: fn(&mut State, f64)| {
+            let cell = cell.clone();
+            move |v: f64| {
+                if let Some(s) = cell.borrow().as_ref() {
+                    f(&mut s.borrow_mut(), v)
+                }
+            }
+        };
+        let mut options = dataset_options(&[]);
+        options.push((CUSTOM, "Your points (click)"));
+        let c = cell.clone();
+        select(
+            &panel,
+            &mut listeners,
+            "vf-dataset",
+            "Dataset",
+            &options,
+            "moons",
+            move |v| {
+                if let Some(s) = c.borrow().as_ref() {
+                    let mut s = s.borrow_mut();
+                    s.dataset = v;
+                    s.regenerate();
+                }
+            },
+        )?;
+        let n_slider = Slider::new(
+            &panel,
+            &mut listeners,
+            "vf-n",
+            "n",
+            (2.0, 2000.0, 1.0),
+            200.0,
+            0,
+            on(|s, v| {
+                s.n = v as usize;
+                s.regenerate();
+            }),
+        )?;
+        Slider::new(
+            &panel,
+            &mut listeners,
+            "vf-t",
+            "t",
+            (0.0, 0.999, 0.001),
+            0.5,
+            3,
+            on(|s, v| {
+                s.t = v as f32;
+                s.needs_draw = true;
+            }),
+        )?;
+        let c = cell.clone();
+        button(&panel, &mut listeners, "Clear your points", move || {
+            if let Some(s) = c.borrow().as_ref() {
+                let mut s = s.borrow_mut();
+                s.custom.clear();
+                if s.dataset == CUSTOM {
+                    s.regenerate();
+                }
+            }
+        })?;
+
+        let state = Rc::new(RefCell::new(State {
+            canvas: canvas.clone(),
+            status,
+            n_slider,
+            dataset: "moons".into(),
+            n: 200,
+            t: 0.5,
+            custom: vec![-1.0, -0.5, 1.2, 0.8, 0.3, 1.9],
+            data: Vec::new(),
+            version: 0,
+            prepared: None,
+            velocities: None,
+            computed_for: None,
+            hover: None,
+            busy: false,
+            needs_draw: true,
+        }));
+        state.borrow_mut().regenerate();
+        *cell.borrow_mut() = Some(state.clone());
+
+        let (s, cv) = (state.clone(), canvas.clone());
+        listeners.on(&canvas, "pointermove", move |e| {
+            if let Some((px, py)) = canvas_point(&cv, &e) {
+                let mut s = s.borrow_mut();
+                s.hover = Some(Plane::DEFAULT.to_data((cv.width(), cv.height()), px, py));
+                s.needs_draw = true;
+            }
+        })?;
+        let s = state.clone();
+        listeners.on(&canvas, "pointerleave", move |_| {
+            let mut s = s.borrow_mut();
+            s.hover = None;
+            s.needs_draw = true;
+        })?;
+        let (s, cv) = (state.clone(), canvas.clone());
+        listeners.on(&canvas, "pointerdown", move |e| {
+            let mut s = s.borrow_mut();
+            if s.dataset != CUSTOM {
+                return;
+            }
+            if let Some((px, py)) = canvas_point(&cv, &e) {
+                let (x, y) = Plane::DEFAULT.to_data((cv.width(), cv.height()), px, py);
+                if s.custom.len() < 2 * 2000 {
+                    s.custom.extend([x, y]);
+                    s.regenerate();
+                }
+            }
+        })?;
+        Ok(VelocityField {
+            state,
+            _listeners: listeners,
+        })
+    }
+}
+
+/// Computes the field for the current (data, t) in the background.
+fn compute(state: &Rc<RefCell<State>>) {
+    let (data, version, t, cached) = {
+        let mut s = state.borrow_mut();
+        s.busy = true;
+        let cached = s
+            .prepared
+            .as_ref()
+            .filter(|(v, _)| *v == s.version)
+            .map(|(_, p)| p.clone());
+        (s.data.clone(), s.version, s.t, cached)
+    };
+    let state = state.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let start = js_sys::Date::now();
+        let backend = backend().await;
+        let result = async {
+            if data.is_empty() {
+                return Ok((None, Vec::new()));
+            }
+            let prepared = match cached {
+                Some(p) => p,
+                None => Rc::new(backend.prepare(&data, 2)?),
+            };
+            let u = backend
+                .velocity(&prepared, &grid(GRID_SIDE, 3.0), t)
+                .await?;
+            Ok::<_, crate::gpu::GpuError>((Some(prepared), u))
+        }
+        .await;
+        let mut s = state.borrow_mut();
+        s.busy = false;
+        s.computed_for = Some((version, t));
+        s.needs_draw = true;
+        match result {
+            Ok((prepared, u)) => {
+                if let Some(p) = prepared {
+                    s.prepared = Some((version, p));
+                }
+                s.velocities = Some(u);
+                let text = if data.is_empty() {
+                    "Click in the plane to add training points.".to_string()
+                } else {
+                    format!(
+                        "{} training points; field of {}×{} arrows computed on {} in {:.0} ms. Hover to see λ(x, t).",
+                        data.len() / 2,
+                        GRID_SIDE,
+                        GRID_SIDE,
+                        backend.name(),
+                        js_sys::Date::now() - start
+                    )
+                };
+                s.status.set(&text);
+            }
+            Err(e) => s.status.error(&format!("Could not compute the field: {e}")),
+        }
+    });
+}
+
+impl Figure for VelocityField {
+    fn frame(&mut self, _now: f64) {
+        let (stale, busy, draw) = {
+            let s = self.state.borrow();
+            (
+                s.computed_for != Some((s.version, s.t)),
+                s.busy,
+                s.needs_draw,
+            )
+        };
+        if stale && !busy {
+            compute(&self.state);
+        }
+        if draw {
+            self.state.borrow_mut().draw();
+        }
+    }
+
+    fn set_visible(&mut self, _visible: bool) {
+        self.state.borrow_mut().needs_draw = true;
+    }
+}

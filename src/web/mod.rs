@@ -1,0 +1,7 @@
+//! The browser side (wasm32 only): the JS API, the figures, their controls and their lifecycle.
+
+pub mod api;
+mod controls;
+mod figures;
+mod page;
+pub mod shared;

@@ -1,0 +1,35 @@
+//! One compute backend per page, acquired once on first use and shared by every figure and by
+//! the JS API. Without WebGPU it is the CPU path, with the reason kept for the page's note.
+
+use crate::gpu::Backend;
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+type Pending = Shared<LocalBoxFuture<'static, Rc<Backend>>>;
+
+thread_local! {
+    static BACKEND: RefCell<Option<Pending>> = const { RefCell::new(None) };
+}
+
+/// The page's backend; concurrent callers await the same acquisition.
+pub async fn backend() -> Rc<Backend> {
+    let pending = BACKEND.with(|cell| {
+        cell.borrow_mut()
+            .get_or_insert_with(|| {
+                async {
+                    let backend = Backend::acquire().await;
+                    if let Backend::Gpu(b) = &backend {
+                        b.gpu.device.on_uncaptured_error(std::sync::Arc::new(|e| {
+                            web_sys::console::error_1(&format!("WebGPU error: {e}").into());
+                        }));
+                    }
+                    Rc::new(backend)
+                }
+                .boxed_local()
+                .shared()
+            })
+            .clone()
+    });
+    pending.await
+}

@@ -1,0 +1,79 @@
+// Shared by the browser tests and the benchmark: a static server for dist/ (and, for the
+// benchmark, TensorFlow.js from node_modules) and Debian's Chromium driven by playwright-core.
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
+  '.wasm': 'application/wasm', '.css': 'text/css', '.json': 'application/json', '.png': 'image/png',
+};
+
+/// Serves `routes` ({ urlPrefix: directory }) on an ephemeral port of 127.0.0.1.
+export async function serve(routes) {
+  const server = http.createServer((req, res) => {
+    const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    for (const [prefix, dir] of Object.entries(routes)) {
+      if (!url.startsWith(prefix)) continue;
+      let file = path.join(dir, url.slice(prefix.length));
+      if (!file.startsWith(path.resolve(dir))) break;
+      if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
+      if (!fs.existsSync(file)) break;
+      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
+      fs.createReadStream(file).pipe(res);
+      return;
+    }
+    res.writeHead(404).end('not found');
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, origin: `http://127.0.0.1:${server.address().port}` };
+}
+
+/// Chromium with (`webgpu: true`: SwiftShader WebGPU) or without an adapter.
+export async function launch({ webgpu }) {
+  const args = [
+    '--no-sandbox', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run', '--disable-dev-shm-usage',
+  ];
+  if (webgpu) args.push('--enable-unsafe-webgpu');
+  return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args, headless: true });
+}
+
+/// Opens `url`, collecting console errors and page errors, and waits for the wasm bindings.
+export async function open(browser, url, { width = 1280, height = 900 } = {}) {
+  const page = await browser.newPage({ viewport: { width, height } });
+  const errors = [];
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(url);
+  await page.waitForFunction(() => window.wasmBindings && window.wasmBindings.backendName, null, { timeout: 60000 });
+  return { page, errors };
+}
+
+/// A tiny test runner: named checks, a summary, and the exit code.
+export function suite(name) {
+  const results = [];
+  return {
+    async check(label, fn) {
+      const start = Date.now();
+      try {
+        const detail = await fn();
+        results.push({ label, ok: true, ms: Date.now() - start });
+        console.log(`  ok    ${label}${detail ? `: ${detail}` : ''}`);
+      } catch (e) {
+        results.push({ label, ok: false, ms: Date.now() - start });
+        console.log(`  FAIL  ${label}: ${e?.stack ?? e}`);
+      }
+    },
+    finish() {
+      const failed = results.filter((r) => !r.ok);
+      console.log(`${name}: ${results.length - failed.length} passed, ${failed.length} failed`);
+      return failed.length === 0;
+    },
+  };
+}
+
+export function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}

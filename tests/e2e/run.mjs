@@ -1,0 +1,181 @@
+// Browser tests: the JS API and the article in Debian's Chromium, with WebGPU (SwiftShader) and
+// without it (the CPU path). Screenshots go to tests/e2e/out/.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve, launch, open, suite, assert } from './harness.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const dist = path.resolve(here, '../../dist');
+const out = path.join(here, 'out');
+fs.mkdirSync(out, { recursive: true });
+const reference = path.join(here, 'reference.js');
+
+const { server, origin } = await serve({ '/': dist });
+let allOk = true;
+
+for (const webgpu of [true, false]) {
+  const mode = webgpu ? 'webgpu' : 'cpu';
+  const t = suite(`browser tests (${mode})`);
+  const browser = await launch({ webgpu });
+  const { page, errors } = await open(browser, `${origin}/index.html`);
+  await page.addScriptTag({ path: reference });
+  page.setDefaultTimeout(240000);
+
+  await t.check(`backendName() is "${mode}"`, async () => {
+    const name = await page.evaluate(() => window.wasmBindings.backendName());
+    assert(name === mode, `got ${name}`);
+  });
+
+  for (const [dim, n, m] of [[2, 2000, 256], [64, 3000, 64], [784, 10000, 64]]) {
+    await t.check(`closedFormVelocity within 1e-3 of float64, dim ${dim}, n ${n}, m ${m}`, async () => {
+      const r = await page.evaluate(async ([dim, n, m]) => {
+        const { normals, closedForm, maxRelativeError } = window.fmRef;
+        const raw = normals(n * dim, 11);
+        // Image-like data for the 784-D case: values in (-1, 1).
+        const data = dim > 100 ? raw.map(Math.tanh) : raw;
+        const noise = normals(m * dim, 12);
+        const errs = [];
+        let ms = 0;
+        for (const t of [0, 0.25, 0.5, 0.75, 0.9, 0.99]) {
+          // Queries on the path: x_t = (1 - t) x0 + t x1 for training points x1.
+          const pts = new Float32Array(m * dim);
+          for (let q = 0; q < m; q++) for (let k = 0; k < dim; k++)
+            pts[q * dim + k] = (1 - t) * noise[q * dim + k] + t * data[((q * 37) % n) * dim + k];
+          const start = performance.now();
+          const got = await window.wasmBindings.closedFormVelocity(data, dim, pts, t);
+          ms += performance.now() - start;
+          errs.push([t, maxRelativeError(got, closedForm(data, dim, pts, t), dim)]);
+        }
+        return { errs, ms };
+      }, [dim, n, m]);
+      const worst = Math.max(...r.errs.map((e) => e[1]));
+      assert(worst < 1e-3, `errors ${JSON.stringify(r.errs)}`);
+      return `worst ${worst.toExponential(2)} over t in {0..0.99}; ${r.ms.toFixed(0)} ms for 6 calls`;
+    });
+  }
+
+  await t.check('sampleClosedForm: 1,000 points, 100 steps, 50 moons points: >= 98% memorized', async () => {
+    const frac = await page.evaluate(async () => {
+      const { normals, moons, nearestFraction } = window.fmRef;
+      const data = moons(50, 3);
+      const x1 = await window.wasmBindings.sampleClosedForm(data, 2, normals(2000, 4), 100);
+      return nearestFraction(data, 2, x1, 0.01);
+    });
+    assert(frac >= 0.98, `only ${frac}`);
+    return `${(100 * frac).toFixed(1)}% within 1% of the data scale`;
+  });
+
+  await t.check('posteriorWeights sums to 1', async () => {
+    const sum = await page.evaluate(async () => {
+      const w = await window.wasmBindings.posteriorWeights(window.fmRef.moons(100, 1), 2, new Float32Array([0.1, 0.2]), 0.7);
+      return w.reduce((a, b) => a + b, 0) + (w.length === 100 ? 0 : 99);
+    });
+    assert(Math.abs(sum - 1) < 1e-5, `sum ${sum}`);
+  });
+
+  await t.check('every bad input rejects with an Error naming the argument; the page keeps working', async () => {
+    const outcomes = await page.evaluate(async () => {
+      const b = window.wasmBindings;
+      const d = new Float32Array([0, 0, 1, 1]);
+      const p = new Float32Array([0.5, 0.5]);
+      const cases = [
+        [() => b.closedFormVelocity(d, 2, p, 1), /^t must be a number in \[0, 1\), got 1$/],
+        [() => b.closedFormVelocity(d, 2, p, -0.1), /^t must be a number in \[0, 1\)/],
+        [() => b.closedFormVelocity(d, 2, p, NaN), /^t must be a number in \[0, 1\), got NaN/],
+        [() => b.closedFormVelocity(new Float32Array([0, NaN]), 2, p, 0.5), /^data contains a non-finite value .* at index 1/],
+        [() => b.closedFormVelocity(d, 2, new Float32Array([Infinity, 0]), 0.5), /^points contains a non-finite value/],
+        [() => b.closedFormVelocity(d, 0, p, 0.5), /^dim must be an integer in 1\.\.=3072, got 0/],
+        [() => b.closedFormVelocity(d, 2.5, p, 0.5), /^dim must be an integer in 1\.\.=3072/],
+        [() => b.closedFormVelocity(new Float32Array(3), 2, p, 0.5), /^data has length 3, which is not a multiple of dim = 2/],
+        [() => b.closedFormVelocity(new Float32Array(0), 2, p, 0.5), /^data must not be empty/],
+        [() => b.closedFormVelocity(d, 2, new Float32Array(0), 0.5), /^points must not be empty/],
+        [() => b.closedFormVelocity([0, 0, 1, 1], 2, p, 0.5), /^data must be a Float32Array/],
+        [() => b.closedFormVelocity(d, '2', p, 0.5), /^dim must be a number/],
+        [() => b.closedFormVelocity(d, 2, p), /^t must be a number/],
+        [() => b.posteriorWeights(d, 2, new Float32Array(3), 0.5), /^point must be a Float32Array of length dim = 2/],
+        [() => b.sampleClosedForm(d, 2, p, 0), /^steps must be an integer in 1\.\.=10000, got 0/],
+        [() => b.sampleClosedForm(d, 2, p, 1.5), /^steps must be an integer in 1\.\.=10000/],
+        [() => b.sampleClosedForm(d, 2, p, 10001), /^steps must be an integer in 1\.\.=10000/],
+        [() => b.sampleClosedForm(d, 2, p, 10, 1), /^tStart must be a number in \[0, 1\)/],
+        [() => b.sampleClosedForm(d, 2, p, null), /^steps must be a number/],
+      ];
+      const results = [];
+      for (const [call, pattern] of cases) {
+        try {
+          await call();
+          results.push(`resolved instead of rejecting: ${call}`);
+        } catch (e) {
+          if (!(e instanceof Error)) results.push(`rejected with a non-Error ${e}: ${call}`);
+          else if (!pattern.test(e.message)) results.push(`message "${e.message}" does not match ${pattern}`);
+        }
+      }
+      const after = await b.closedFormVelocity(d, 2, p, 0.5);
+      if (after.length !== 2 || !after.every(Number.isFinite)) results.push('the module stopped working');
+      return { failures: results, count: cases.length };
+    });
+    assert(outcomes.failures.length === 0, outcomes.failures.join('\n'));
+    return `${outcomes.count} bad calls rejected`;
+  });
+
+  await t.check('the article: every figure drawn, no console errors', async () => {
+    const figures = await page.$$('[data-figure]');
+    for (const f of figures) {
+      await f.scrollIntoViewIfNeeded();
+      await page.waitForTimeout(1500);
+    }
+    await page.waitForFunction(() => {
+      const roots = [...document.querySelectorAll('[data-figure]')];
+      return roots.every((r) => {
+        const canvases = [...r.querySelectorAll('canvas')];
+        return canvases.length > 0 && canvases.every((c) => {
+          const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          let ink = 0;
+          for (let i = 0; i < px.length; i += 16) if (px[i] < 200 || px[i + 1] < 200 || px[i + 2] < 200) ink++;
+          return ink > px.length / 16 / 200;
+        });
+      });
+    }, null, { timeout: 120000 });
+    const statusErrors = await page.$$eval('.figure-error', (els) => els.map((e) => e.textContent));
+    assert(statusErrors.length === 0, `figure errors: ${statusErrors}`);
+    const note = await page.textContent('#backend-note');
+    if (webgpu) assert(/WebGPU/.test(note) && !/not available/.test(note), `note: ${note}`);
+    else assert(/WebGPU is not available/.test(note), `no fallback note: ${note}`);
+    assert(await page.isVisible('#backend-note'), 'the backend note is hidden');
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: path.join(out, `article-${mode}.png`), fullPage: true });
+    assert(errors.length === 0, `console errors: ${errors.join('\n')}`);
+    return `note: "${note.slice(0, 80)}…"`;
+  });
+
+  await t.check('hover, drag and sliders respond', async () => {
+    const field = page.locator('[data-figure="velocity-field"] canvas');
+    await field.scrollIntoViewIfNeeded();
+    const before = await field.screenshot();
+    const box = await field.boundingBox();
+    await page.mouse.move(box.x + box.width * 0.6, box.y + box.height * 0.4);
+    await page.waitForTimeout(400);
+    const after = await field.screenshot();
+    assert(!before.equals(after), 'hovering did not change the field figure');
+    await page.locator('#vf-t').fill('0.99');
+    await page.waitForTimeout(1500);
+    await field.screenshot({ path: path.join(out, `velocity-field-${mode}.png`) });
+    const target = page.locator('[data-figure="stochastic-target"] canvas').first();
+    await target.scrollIntoViewIfNeeded();
+    const t0 = await target.screenshot();
+    const tb = await target.boundingBox();
+    await page.mouse.move(tb.x + tb.width * 0.3, tb.y + tb.height * 0.3);
+    await page.mouse.down();
+    await page.mouse.move(tb.x + tb.width * 0.7, tb.y + tb.height * 0.6, { steps: 5 });
+    await page.mouse.up();
+    await page.waitForTimeout(300);
+    assert(!t0.equals(await target.screenshot()), 'dragging x_t did not change the figure');
+    assert(errors.length === 0, `console errors: ${errors.join('\n')}`);
+  });
+
+  await browser.close();
+  allOk = t.finish() && allOk;
+}
+
+server.close();
+process.exit(allOk ? 0 : 1);
