@@ -15,7 +15,7 @@
 
 const TQ: u32 = 16u;
 const TK: u32 = 32u;
-const TD: u32 = 32u;
+const TD: u32 = 64u;
 const WG: u32 = 64u;
 // Per thread: TK / (WG / TQ) = 8 scores of the tile.
 const KPT: u32 = 8u;
@@ -42,8 +42,8 @@ struct Params {
 // Running (max, sum) per query, carried between slices.
 @group(0) @binding(4) var<storage, read_write> state: array<f32>;
 
-var<workgroup> q_tile: array<f32, 512>;   // TQ * TD
-var<workgroup> k_tile: array<f32, 1024>;  // TK * TD: t * x_k for scores, x_k for the sum
+var<workgroup> q_tile: array<f32, 1024>;  // TQ * TD
+var<workgroup> k_tile: array<f32, 2048>;  // TK * TD: t * x_k for scores, x_k for the sum
 var<workgroup> w_tile: array<f32, 512>;   // TQ * TK scores, then weights
 var<workgroup> row_max: array<f32, 16>;
 var<workgroup> row_sum: array<f32, 16>;
@@ -88,7 +88,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         }
         for (var d0 = 0u; d0 < dim; d0 += TD) {
             let width = min(TD, dim - d0);
-            for (var r = 0u; r < 8u; r++) {
+            for (var r = 0u; r < TQ * TD / WG; r++) {
                 let e = lid + r * WG;
                 let row = e / TD;
                 let col = e % TD;
@@ -99,7 +99,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
                 }
                 q_tile[e] = v;
             }
-            for (var r = 0u; r < 16u; r++) {
+            for (var r = 0u; r < TK * TD / WG; r++) {
                 let e = lid + r * WG;
                 let row = e / TD;
                 let col = e % TD;
@@ -168,11 +168,12 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         workgroupBarrier();
 
         // acc_q = acc_q * scale_q + sum_k w_qk x_k, with the chunk streamed through k_tile in
-        // (a per-thread array of 32 values indexed in a loop miscomputed on llvmpipe: tiles only)
-        // TD-wide strips; thread (tq, tk) owns dims tk, tk + 4, ..., tk + 28 of query tq.
+        // TD-wide strips; thread (tq, tk) owns dims tk, tk + 4, ..., tk + 60 of query tq.
+        // (Reading the points straight from storage here, or through a per-thread array,
+        // computed wrong sums on llvmpipe: tiles only.)
         for (var d0 = 0u; d0 < dim; d0 += TD) {
             let width = min(TD, dim - d0);
-            for (var r = 0u; r < 16u; r++) {
+            for (var r = 0u; r < TK * TD / WG; r++) {
                 let e = lid + r * WG;
                 let row = e / TD;
                 let col = e % TD;
@@ -185,7 +186,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             }
             workgroupBarrier();
             let q = q0 + tq;
-            for (var j = 0u; j < KPT; j++) {
+            for (var j = 0u; j < TD / 4u; j++) {
                 let col = tk + 4u * j;
                 var a = 0.0;
                 for (var k = 0u; k < TK; k++) {

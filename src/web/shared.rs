@@ -18,7 +18,13 @@ pub async fn backend() -> Rc<Backend> {
         cell.borrow_mut()
             .get_or_insert_with(|| {
                 async {
-                    let backend = Backend::acquire().await;
+                    let backend = if cpu_requested() {
+                        Backend::Cpu {
+                            reason: "the page asked for the CPU path with ?backend=cpu".into(),
+                        }
+                    } else {
+                        Backend::acquire().await
+                    };
                     if let Backend::Gpu(b) = &backend {
                         b.gpu.device.on_uncaptured_error(std::sync::Arc::new(|e| {
                             web_sys::console::error_1(&format!("WebGPU error: {e}").into());
@@ -32,4 +38,15 @@ pub async fn backend() -> Rc<Backend> {
             .clone()
     });
     pending.await
+}
+
+/// `?backend=cpu` in the page's address forces the CPU path (comparisons, benchmarks).
+fn cpu_requested() -> bool {
+    web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .is_some_and(|q| {
+            q.trim_start_matches('?')
+                .split('&')
+                .any(|p| p == "backend=cpu")
+        })
 }

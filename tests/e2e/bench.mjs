@@ -1,0 +1,119 @@
+// `cargo xtask bench`: the closed form (n = 10,000, dim = 784, m = 64) on our WebGPU and CPU paths
+// against TensorFlow.js 4.22 (matmul, softmax, matmul) on each of its backends, in one Chromium,
+// in one run. Prints medians and ratios and writes bench-results.json. Not a test: timings on
+// shared machines are noisy, so only ratios measured side by side mean anything.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve, launch } from './harness.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const dist = path.resolve(here, '../../dist');
+const tfjs = path.join(here, 'node_modules/@tensorflow');
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const [N, DIM, M, T] = [10000, 784, 64, 0.5];
+
+// A page that loads our module (no figures) and TensorFlow.js from node_modules.
+const benchDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-bench-'));
+fs.writeFileSync(path.join(benchDir, 'bench.html'), `<!doctype html><meta charset="utf-8">
+<script src="/tfjs/tfjs/dist/tf.min.js"></script>
+<script src="/tfjs/tfjs-backend-wasm/dist/tf-backend-wasm.min.js"></script>
+<script src="/tfjs/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js"></script>
+<script type="module">
+  import init, * as fm from '/fm-explainer.js';
+  await init();
+  window.fm = fm;
+  tf.wasm.setWasmPaths('/tfjs/tfjs-backend-wasm/dist/');
+  window.ready = true;
+</script>`);
+
+const { server, origin } = await serve({ '/tfjs/': tfjs, '/bench.html': path.join(benchDir, 'bench.html'), '/': dist });
+const browser = await launch({ webgpu: true });
+
+async function benchPage(query) {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error('page error:', e));
+  await page.goto(`${origin}/bench.html${query}`);
+  await page.waitForFunction(() => window.ready, null, { timeout: 60000 });
+  page.setDefaultTimeout(600000);
+  await page.evaluate(([N, DIM, M]) => {
+    let s = 12345;
+    const u = () => { s = (s * 1664525 + 1013904223) >>> 0; return s / 4294967296; };
+    window.data = new Float32Array(N * DIM).map(() => 2 * u() - 1);
+    window.points = new Float32Array(M * DIM).map(() => 2 * u() - 1);
+  }, [N, DIM, M]);
+  return page;
+}
+
+// Median of RUNS timed calls after one warm-up; returns ms and the result's checksum.
+async function time(page, body, args) {
+  return page.evaluate(async ([body, args, runs]) => {
+    const f = new Function('args', `return (async () => { ${body} })()`);
+    await f(args);
+    const times = [];
+    let out;
+    for (let r = 0; r < runs; r++) {
+      const start = performance.now();
+      out = await f(args);
+      times.push(performance.now() - start);
+    }
+    times.sort((a, b) => a - b);
+    return { ms: times[Math.floor(times.length / 2)], all: times, checksum: out };
+  }, [body, args, RUNS]);
+}
+
+const ours = `const u = await window.fm.closedFormVelocity(window.data, ${DIM}, window.points, ${T});
+  return u.reduce((a, b) => a + Math.abs(b), 0);`;
+const tfBody = (backend) => `
+  await tf.setBackend('${backend}'); await tf.ready();
+  const X = window.tfX ??= {}; const key = '${backend}';
+  if (!X[key]) X[key] = { d: tf.tensor2d(window.data, [${N}, ${DIM}]), p: tf.tensor2d(window.points, [${M}, ${DIM}]) };
+  const { d, p } = X[key];
+  const t = ${T};
+  const u = tf.tidy(() => {
+    const scale = 1 / (2 * (1 - t) * (1 - t));
+    const xx = p.square().sum(1, true);                 // m x 1
+    const dd = d.square().sum(1).reshape([1, ${N}]);    // 1 x n
+    const xd = tf.matMul(p, d, false, true);            // m x n
+    const scores = xx.sub(xd.mul(2 * t)).add(dd.mul(t * t)).mul(-scale);
+    const w = tf.softmax(scores);                       // m x n
+    return tf.matMul(w, d).sub(p).div(1 - t);           // m x dim
+  });
+  const values = await u.data();
+  u.dispose();
+  return values.reduce((a, b) => a + Math.abs(b), 0);`;
+
+const rows = [];
+const gpuPage = await benchPage('');
+const cpuPage = await benchPage('?backend=cpu');
+const backendOf = (page) => page.evaluate(() => window.fm.backendName());
+console.log(`pages: ${await backendOf(gpuPage)} and ${await backendOf(cpuPage)}; n=${N} dim=${DIM} m=${M} t=${T}; median of ${RUNS}`);
+for (const [label, page, body] of [
+  ['fm-explainer webgpu (SwiftShader)', gpuPage, ours],
+  ['fm-explainer cpu (wasm simd128)', cpuPage, ours],
+  ['tf.js 4.22 wasm', gpuPage, tfBody('wasm')],
+  ['tf.js 4.22 webgl', gpuPage, tfBody('webgl')],
+  ['tf.js 4.22 webgpu', gpuPage, tfBody('webgpu')],
+]) {
+  try {
+    const r = await time(page, body, []);
+    rows.push({ label, ms: r.ms, runs: r.all, checksum: r.checksum });
+    console.log(`${label.padEnd(36)} ${r.ms.toFixed(1).padStart(9)} ms  (runs ${r.all.map((x) => x.toFixed(0)).join(', ')})`);
+  } catch (e) {
+    rows.push({ label, error: String(e) });
+    console.log(`${label.padEnd(36)} failed: ${e}`);
+  }
+}
+const tfRows = rows.filter((r) => r.label.startsWith('tf.js') && r.ms);
+const fastest = tfRows.reduce((a, b) => (a.ms <= b.ms ? a : b));
+console.log(`\nratios against TF.js's fastest backend here (${fastest.label}, ${fastest.ms.toFixed(1)} ms):`);
+for (const r of rows.filter((r) => r.label.startsWith('fm-explainer') && r.ms)) {
+  r.speedup = fastest.ms / r.ms;
+  console.log(`  ${r.label.padEnd(36)} ${r.speedup.toFixed(2)}x faster`);
+}
+const sums = rows.filter((r) => r.checksum).map((r) => r.checksum);
+console.log(`checksums (sum |u|) agree to ${((Math.max(...sums) - Math.min(...sums)) / Math.max(...sums)).toExponential(1)}`);
+fs.writeFileSync(path.resolve(here, '../../bench-results.json'), JSON.stringify({ n: N, dim: DIM, m: M, t: T, runs: RUNS, rows }, null, 2));
+await browser.close();
+server.close();
