@@ -118,6 +118,26 @@ pub fn draw<DB: DrawingBackend>(
     chart.draw_series(dots(&scene.dots))?;
     chart.draw_series(dots(&scene.top_dots))?;
     let font = ("sans-serif", 15).into_font().color(&palette::INK);
+    if !scene.caption.is_empty() {
+        // A light box keeps the caption readable over arrows and points.
+        let widest = scene
+            .caption
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(0);
+        let (x, y) = (plane.margin as i32 + 4, plane.margin as i32 + 2);
+        area.draw(&Rectangle::new(
+            [
+                (x, y),
+                (
+                    x + 8 + 8 * widest as i32,
+                    y + 8 + 19 * scene.caption.len() as i32,
+                ),
+            ],
+            WHITE.mix(0.85).filled(),
+        ))?;
+    }
     for (i, line) in scene.caption.iter().enumerate() {
         area.draw_text(
             line,

@@ -144,6 +144,9 @@ for (const webgpu of [true, false]) {
     assert(await page.isVisible('#backend-note'), 'the backend note is hidden');
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: path.join(out, `article-${mode}.png`), fullPage: true });
+    const figureTop = await page.$eval('[data-figure="velocity-field"]', (e) => e.getBoundingClientRect().top);
+    await page.evaluate((y) => window.scrollTo(0, y), Math.max(0, figureTop - 420));
+    await page.screenshot({ path: path.join(out, `first-screen-${mode}.png`) });
     assert(errors.length === 0, `console errors: ${errors.join('\n')}`);
     return `note: "${note.slice(0, 80)}…"`;
   });

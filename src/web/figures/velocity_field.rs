@@ -84,8 +84,8 @@ impl VelocityField {
         let panel = element("div", "figure-controls", root)?;
         let canvas = controls::canvas(
             root,
-            560,
-            560,
+            620,
+            620,
             "Arrows of the closed-form velocity field over the plane, with the training points",
         )?;
         let status = Status::new(root)?;
