@@ -115,3 +115,29 @@ fn euler_sampler_matches_cpu_and_memorizes() {
         .fold(0.0f32, f32::max);
     assert!(worst < 1e-3, "sliced GPU and CPU Euler differ by {worst}");
 }
+
+#[test]
+fn trajectory_records_every_step_of_one_submission() {
+    let Some(gpu) = common::gpu() else { return };
+    let pipeline = ClosedFormPipeline::new(&gpu);
+    let data = Dataset::Spirals.sample(300, 1);
+    let x0 = Rng::new(14).normals(200 * 2);
+    let set = TrainingSet::upload_in_slices(&gpu, &data, 2, 128).unwrap();
+    let (t_start, dt, steps) = (0.2f32, 0.02f32, 12);
+    let frames = block_on(pipeline.trajectory(&gpu, &set, &x0, t_start, dt, steps)).unwrap();
+    assert_eq!(frames.len(), steps * x0.len());
+    let mut x = x0.clone();
+    for (k, frame) in frames.chunks(x0.len()).enumerate() {
+        x = flow::sampler::euler_range(&x, t_start + k as f32 * dt, dt, 1, |x, t| {
+            flow::closed_form_velocity(&data, 2, x, t)
+        });
+        let worst = frame
+            .iter()
+            .zip(&x)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "step {k}: GPU and CPU differ by {worst}");
+    }
+    let last = block_on(pipeline.euler(&gpu, &set, &x0, t_start, dt, steps)).unwrap();
+    assert_eq!(&frames[(steps - 1) * x0.len()..], &last[..]);
+}

@@ -108,6 +108,37 @@ impl Backend {
             (Backend::Cpu { .. }, Prepared::Gpu(_)) => unreachable_mix(),
         }
     }
+
+    /// The positions after each of `steps` Euler steps (steps x m x dim, step-major).
+    pub async fn trajectory(
+        &self,
+        set: &Prepared,
+        x0: &[f32],
+        t_start: f32,
+        dt: f32,
+        steps: usize,
+    ) -> Result<Vec<f32>, GpuError> {
+        match (self, set) {
+            (Backend::Gpu(b), Prepared::Gpu(s)) => {
+                b.closed_form
+                    .trajectory(&b.gpu, s, x0, t_start, dt, steps)
+                    .await
+            }
+            (_, Prepared::Cpu { data, dim }) => {
+                let mut x = x0.to_vec();
+                let mut frames = Vec::with_capacity(steps * x0.len());
+                for k in 0..steps {
+                    let t = t_start + k as f32 * dt;
+                    x = flow::sampler::euler_range(&x, t, dt, 1, |x, t| {
+                        flow::closed_form_velocity(data, *dim, x, t)
+                    });
+                    frames.extend_from_slice(&x);
+                }
+                Ok(frames)
+            }
+            (Backend::Cpu { .. }, Prepared::Gpu(_)) => unreachable_mix(),
+        }
+    }
 }
 
 fn unreachable_mix() -> Result<Vec<f32>, GpuError> {

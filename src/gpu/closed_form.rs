@@ -121,10 +121,28 @@ struct Step {
     euler: bool,
 }
 
+fn euler_schedule(t_start: f32, dt: f32, steps: usize) -> Vec<Step> {
+    (0..steps)
+        .map(|k| Step {
+            t: t_start + k as f32 * dt,
+            dt,
+            euler: true,
+        })
+        .collect()
+}
+
+/// The two closed-form kernels, which share one binding layout: a tiled one (workgroup memory,
+/// 16 queries per workgroup) for any dim, and a register one (one query per invocation) for
+/// dim <= SMALL_DIM, which the 2-D figures use.
 pub struct ClosedFormPipeline {
-    pipeline: wgpu::ComputePipeline,
+    tiled: wgpu::ComputePipeline,
+    small: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
 }
+
+/// Largest dim the register kernel handles (its accumulator is one vec4).
+const SMALL_DIM: usize = 4;
+const SMALL_QUERIES_PER_WORKGROUP: usize = 64;
 
 fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
@@ -142,10 +160,6 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
 impl ClosedFormPipeline {
     pub fn new(gpu: &Gpu) -> ClosedFormPipeline {
         let device = &gpu.device;
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("closed_form.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(shaders::CLOSED_FORM.into()),
-        });
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("closed form bindings"),
             entries: &[
@@ -172,15 +186,25 @@ impl ClosedFormPipeline {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("closed form"),
-            layout: Some(&pipeline_layout),
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
-        ClosedFormPipeline { pipeline, layout }
+        let pipeline = |label: &str, source: &str| {
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        ClosedFormPipeline {
+            tiled: pipeline("closed_form.wgsl", shaders::CLOSED_FORM),
+            small: pipeline("closed_form_small.wgsl", shaders::CLOSED_FORM_SMALL),
+            layout,
+        }
     }
 
     /// u*(x, t) for every row of `points`; the result is m x dim.
@@ -196,7 +220,7 @@ impl ClosedFormPipeline {
             dt: 0.0,
             euler: false,
         };
-        self.run(gpu, set, points, &[step]).await
+        self.run(gpu, set, points, &[step], false).await
     }
 
     /// Euler from t0 to 1 in `steps` equal steps on left endpoints (t = 1 is never evaluated).
@@ -222,22 +246,40 @@ impl ClosedFormPipeline {
         dt: f32,
         steps: usize,
     ) -> Result<Vec<f32>, GpuError> {
-        let schedule: Vec<Step> = (0..steps)
-            .map(|k| Step {
-                t: t_start + k as f32 * dt,
-                dt,
-                euler: true,
-            })
-            .collect();
-        self.run(gpu, set, x0, &schedule).await
+        self.run(gpu, set, x0, &euler_schedule(t_start, dt, steps), false)
+            .await
     }
 
+    /// Like `euler`, but returns the positions after every step (steps x m x dim, step-major),
+    /// still from one submission and one readback: what an animation needs.
+    pub async fn trajectory(
+        &self,
+        gpu: &Gpu,
+        set: &TrainingSet,
+        x0: &[f32],
+        t_start: f32,
+        dt: f32,
+        steps: usize,
+    ) -> Result<Vec<f32>, GpuError> {
+        let bytes = (steps * x0.len() * 4) as u64;
+        if bytes > gpu.device.limits().max_buffer_size {
+            return Err(GpuError::TooLarge(format!(
+                "a trajectory of {steps} steps of {} values ({bytes} bytes)",
+                x0.len()
+            )));
+        }
+        self.run(gpu, set, x0, &euler_schedule(t_start, dt, steps), true)
+            .await
+    }
+
+    /// Runs `schedule` on every query; with `record`, returns every step's positions.
     async fn run(
         &self,
         gpu: &Gpu,
         set: &TrainingSet,
         queries: &[f32],
         schedule: &[Step],
+        record: bool,
     ) -> Result<Vec<f32>, GpuError> {
         let dim = set.dim;
         let batch =
@@ -247,9 +289,14 @@ impl ClosedFormPipeline {
                 "64 points of dim {dim} exceed a binding"
             )));
         }
+        if record && queries.len() > batch * dim {
+            return Err(GpuError::TooLarge(format!(
+                "trajectories are limited to {batch} points of dim {dim}"
+            )));
+        }
         let mut out = Vec::with_capacity(queries.len());
         for chunk in queries.chunks(batch * dim) {
-            out.extend(self.run_batch(gpu, set, chunk, schedule).await?);
+            out.extend(self.run_batch(gpu, set, chunk, schedule, record).await?);
         }
         Ok(out)
     }
@@ -260,6 +307,7 @@ impl ClosedFormPipeline {
         set: &TrainingSet,
         queries: &[f32],
         schedule: &[Step],
+        record: bool,
     ) -> Result<Vec<f32>, GpuError> {
         let device = &gpu.device;
         // Error scopes are a stack shared by every task on the page: push and pop with no await
@@ -372,36 +420,76 @@ impl ClosedFormPipeline {
             })
             .collect();
 
-        let workgroups = m.div_ceil(QUERIES_PER_WORKGROUP) as u32;
+        let (kernel, per_workgroup) = if dim <= SMALL_DIM {
+            (&self.small, SMALL_QUERIES_PER_WORKGROUP)
+        } else {
+            (&self.tiled, QUERIES_PER_WORKGROUP)
+        };
+        let workgroups = m.div_ceil(per_workgroup) as u32;
+        let frame_bytes = (queries.len() * 4) as u64;
+        let frames = record.then(|| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("closed form trajectory"),
+                size: frame_bytes * schedule.len() as u64,
+                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
         let work_per_step = (m * set.n * dim) as f64;
         let steps_per_submission = ((WORK_PER_SUBMISSION / work_per_step) as usize).max(1);
         for (group, steps) in schedule.chunks(steps_per_submission).enumerate() {
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("closed form steps"),
             });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("closed form pass"),
-                    timestamp_writes: None,
-                });
-                pass.set_pipeline(&self.pipeline);
-                for j in 0..steps.len() {
-                    let k = group * steps_per_submission + j;
-                    for (r, &(s, _, _)) in ranges.iter().enumerate() {
-                        let offset = ((k * per_step + r) as u64 * stride) as u32;
-                        pass.set_bind_group(0, &bind_groups[k % 2][s], &[offset]);
-                        pass.dispatch_workgroups(workgroups, 1, 1);
+            // One pass for all the steps, or, when recording, one pass per step followed by a
+            // copy of its result into the trajectory.
+            let passes: Vec<std::ops::Range<usize>> = if record {
+                (0..steps.len()).map(|j| j..j + 1).collect()
+            } else {
+                std::iter::once(0..steps.len()).collect()
+            };
+            for pass_steps in passes {
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("closed form pass"),
+                        timestamp_writes: None,
+                    });
+                    pass.set_pipeline(kernel);
+                    for j in pass_steps.clone() {
+                        let k = group * steps_per_submission + j;
+                        for (r, &(s, _, _)) in ranges.iter().enumerate() {
+                            let offset = ((k * per_step + r) as u64 * stride) as u32;
+                            pass.set_bind_group(0, &bind_groups[k % 2][s], &[offset]);
+                            pass.dispatch_workgroups(workgroups, 1, 1);
+                        }
                     }
+                }
+                if let Some(frames) = &frames {
+                    let k = group * steps_per_submission + pass_steps.start;
+                    encoder.copy_buffer_to_buffer(
+                        &positions[(k + 1) % 2],
+                        0,
+                        frames,
+                        k as u64 * frame_bytes,
+                        frame_bytes,
+                    );
                 }
             }
             gpu.queue.submit([encoder.finish()]);
         }
         let validation = scope.pop();
-        let result = read_f32(gpu, &positions[schedule.len() % 2], queries.len()).await;
+        let result = match &frames {
+            Some(frames) => read_f32(gpu, frames, queries.len() * schedule.len()).await,
+            None => read_f32(gpu, &positions[schedule.len() % 2], queries.len()).await,
+        };
         if let Some(error) = validation.await {
             return Err(GpuError::Validation(error.to_string()));
         }
-        for buffer in positions.iter().chain([&state, &uniforms]) {
+        for buffer in positions
+            .iter()
+            .chain([&state, &uniforms])
+            .chain(frames.as_ref())
+        {
             buffer.destroy();
         }
         result

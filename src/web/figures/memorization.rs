@@ -13,6 +13,7 @@ use web_sys::{Element, HtmlCanvasElement, HtmlElement};
 
 const PARTICLES: usize = 800;
 const STEPS: usize = 100;
+const STEPS_PER_BATCH: usize = 10;
 /// Seconds for t to go from 0 to 1 while playing, and the pause at t = 1 before looping.
 const PLAY_SECONDS: f64 = 5.0;
 const HOLD_SECONDS: f64 = 1.5;
@@ -257,19 +258,25 @@ fn integrate(state: &Rc<RefCell<State>>) {
         let result = async {
             let prepared = backend.prepare(&data, 2)?;
             let dt = 1.0 / STEPS as f32;
-            for k in 0..STEPS {
+            // Steps in batches (one submission and one readback each), so the animation can
+            // start while the rest integrates and the progress shows.
+            for k0 in (0..STEPS).step_by(STEPS_PER_BATCH) {
                 {
                     let s = state.borrow();
                     if s.version != version || !s.visible {
                         return Ok(false);
                     }
                 }
-                x = backend.euler(&prepared, &x, k as f32 * dt, dt, 1).await?;
+                let steps = STEPS_PER_BATCH.min(STEPS - k0);
+                let frames = backend
+                    .trajectory(&prepared, &x, k0 as f32 * dt, dt, steps)
+                    .await?;
                 let mut s = state.borrow_mut();
                 if s.version != version {
                     return Ok(false);
                 }
-                s.frames.push(x.clone());
+                s.frames.extend(frames.chunks(x.len()).map(<[f32]>::to_vec));
+                x = s.frames.last().cloned().unwrap_or_default();
                 s.needs_draw = true;
             }
             Ok::<_, crate::gpu::GpuError>(true)

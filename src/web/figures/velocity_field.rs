@@ -223,8 +223,8 @@ fn compute(state: &Rc<RefCell<State>>) {
     };
     let state = state.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        let start = js_sys::Date::now();
         let backend = backend().await;
+        let start = js_sys::Date::now();
         let result = async {
             if data.is_empty() {
                 return Ok((None, Vec::new()));
