@@ -5,6 +5,7 @@ pub mod closed_form;
 pub mod datasets;
 pub mod error;
 pub mod metrics;
+pub mod mlp;
 pub mod rng;
 pub mod sampler;
 
