@@ -6,6 +6,7 @@ pub mod closed_form;
 pub mod context;
 pub mod readback;
 pub mod shaders;
+pub mod trainer;
 
 pub use backend::Backend;
 pub use closed_form::{ClosedFormPipeline, TrainingSet};

@@ -6,8 +6,18 @@ pub const CLOSED_FORM: &str = include_str!("../../shaders/closed_form.wgsl");
 /// The same for dim <= 4: one invocation per query, no workgroup memory.
 pub const CLOSED_FORM_SMALL: &str = include_str!("../../shaders/closed_form_small.wgsl");
 
+/// MLP training: batch drawing, the fused matrix products, the loss, and Adam.
+pub const MLP_BATCH: &str = include_str!("../../shaders/mlp_batch.wgsl");
+pub const MLP_GEMM: &str = include_str!("../../shaders/mlp_gemm.wgsl");
+pub const MLP_LOSS: &str = include_str!("../../shaders/mlp_loss.wgsl");
+pub const MLP_ADAM: &str = include_str!("../../shaders/mlp_adam.wgsl");
+
 /// (file name, source) of every kernel, for validation in tests.
 pub const ALL: &[(&str, &str)] = &[
     ("closed_form.wgsl", CLOSED_FORM),
     ("closed_form_small.wgsl", CLOSED_FORM_SMALL),
+    ("mlp_batch.wgsl", MLP_BATCH),
+    ("mlp_gemm.wgsl", MLP_GEMM),
+    ("mlp_loss.wgsl", MLP_LOSS),
+    ("mlp_adam.wgsl", MLP_ADAM),
 ];

@@ -1,0 +1,70 @@
+// Draws one CFM training batch on the GPU: x0 ~ N(0, I) (Box-Muller), x1 uniform from the
+// training set, t ~ U[0, 1), from a counter-based hash keyed by (seed, step, row, k): the same
+// stream as flow::mlp::draw_batch. Writes the network input [x_t, sin(2^j t), cos(2^j t)] and
+// the target x1 - x0. One invocation per batch row.
+
+struct Config {
+    seed: u32,
+    n: u32,
+    dim: u32,
+    rows: u32,
+    time_features: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+struct Counter {
+    step: u32,
+    base: u32,
+}
+
+@group(0) @binding(0) var<uniform> config: Config;
+@group(0) @binding(1) var<storage, read> data: array<f32>;
+@group(0) @binding(2) var<storage, read_write> input: array<f32>;
+@group(0) @binding(3) var<storage, read_write> goal: array<f32>;
+@group(0) @binding(4) var<storage, read> counter: Counter;
+
+fn hash32(x: u32) -> u32 {
+    var v = x;
+    v ^= v >> 16u;
+    v *= 0x7feb352du;
+    v ^= v >> 15u;
+    v *= 0x846ca68bu;
+    v ^= v >> 16u;
+    return v;
+}
+
+fn counter_u32(row: u32, k: u32) -> u32 {
+    return hash32(config.seed ^ hash32(counter.step ^ hash32(row ^ hash32(k))));
+}
+
+fn uniform01(row: u32, k: u32) -> f32 {
+    return f32(counter_u32(row, k) >> 8u) * (1.0 / 16777216.0);
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let b = gid.x;
+    if (b >= config.rows) {
+        return;
+    }
+    let dim = config.dim;
+    let width = dim + config.time_features;
+    let i = counter_u32(b, 0u) % config.n;
+    let t = uniform01(b, 1u);
+    for (var k = 0u; k < dim; k++) {
+        let u1 = 1.0 - uniform01(b, 2u + 2u * k);
+        let u2 = uniform01(b, 3u + 2u * k);
+        let x0 = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+        let x1 = data[i * dim + k];
+        input[b * width + k] = (1.0 - t) * x0 + t * x1;
+        goal[b * dim + k] = x1 - x0;
+    }
+    let half = config.time_features / 2u;
+    for (var j = 0u; j < half; j++) {
+        let wt = f32(1u << j) * t;
+        input[b * width + dim + j] = sin(wt);
+        input[b * width + dim + half + j] = cos(wt);
+    }
+}

@@ -1,0 +1,458 @@
+//! CFM training of the velocity MLP on the GPU: batches drawn on the device, forward, loss,
+//! backward and Adam for many steps per command submission, and one readback of the losses per
+//! submission. The parameter layout is flow::mlp's, so the CPU twin can be compared weight by
+//! weight.
+
+use super::{readback::read_f32, shaders, Gpu, GpuError};
+use crate::flow::mlp::MlpShape;
+use wgpu::util::DeviceExt;
+
+/// Steps encoded per submission (the losses buffer holds one value per step).
+const STEPS_PER_SUBMISSION: usize = 256;
+const GEMM_TILE: u32 = 16;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct BatchConfig {
+    seed: u32,
+    n: u32,
+    dim: u32,
+    rows: u32,
+    time_features: u32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Gemm {
+    mode: u32,
+    rows: u32,
+    cols: u32,
+    inner: u32,
+    w_off: u32,
+    b_off: u32,
+    fan_in: u32,
+    silu: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct LossConfig {
+    count: u32,
+    batch: u32,
+    _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct AdamConfig {
+    count: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    _pad: [u32; 3],
+}
+
+const FORWARD: u32 = 0;
+const BACK_INPUT: u32 = 1;
+const WEIGHT_GRAD: u32 = 2;
+
+/// Options of a training run.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainOptions {
+    pub batch: usize,
+    pub lr: f32,
+    pub seed: u32,
+}
+
+/// One dispatch of a training step, with everything bound.
+struct Dispatch {
+    pipeline: usize,
+    bind_group: wgpu::BindGroup,
+    workgroups: (u32, u32),
+}
+
+pub struct GpuTrainer {
+    pub shape: MlpShape,
+    pub options: TrainOptions,
+    params: wgpu::Buffer,
+    losses: wgpu::Buffer,
+    counter: wgpu::Buffer,
+    pipelines: Vec<wgpu::ComputePipeline>,
+    step_dispatches: Vec<Dispatch>,
+    buffers: Vec<wgpu::Buffer>,
+    /// Optimisation steps taken so far (the Adam step and the batch stream's counter).
+    pub step: u32,
+}
+
+fn storage(device: &wgpu::Device, label: &str, floats: usize) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: (floats.max(1) * 4) as u64,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+fn uniform<T: bytemuck::Pod>(device: &wgpu::Device, label: &str, value: &T) -> wgpu::Buffer {
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: bytemuck::bytes_of(value),
+        usage: wgpu::BufferUsages::UNIFORM,
+    })
+}
+
+impl GpuTrainer {
+    /// Uploads `params` (flow::mlp layout) and `data` (n x dim) and builds every pipeline,
+    /// buffer and bind group of a training step once.
+    pub fn new(
+        gpu: &Gpu,
+        shape: MlpShape,
+        params: &[f32],
+        data: &[f32],
+        options: TrainOptions,
+    ) -> Result<GpuTrainer, GpuError> {
+        let device = &gpu.device;
+        let limit = device.limits().max_storage_buffer_binding_size;
+        if (data.len() * 4) as u64 > limit {
+            return Err(GpuError::TooLarge(format!(
+                "a training set of {} bytes (one binding holds {limit})",
+                data.len() * 4
+            )));
+        }
+        let count = shape.parameter_count();
+        let batch = options.batch;
+        let layers = shape.layers();
+        let offsets = shape.offsets();
+
+        let module = |label: &str, source: &str| {
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            })
+        };
+        let compute = |label: &str, module: &wgpu::ShaderModule, entry: &str| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: None,
+                module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let adam_module = module("mlp_adam.wgsl", shaders::MLP_ADAM);
+        let pipelines = vec![
+            compute(
+                "mlp batch",
+                &module("mlp_batch.wgsl", shaders::MLP_BATCH),
+                "main",
+            ),
+            compute(
+                "mlp gemm",
+                &module("mlp_gemm.wgsl", shaders::MLP_GEMM),
+                "main",
+            ),
+            compute(
+                "mlp loss",
+                &module("mlp_loss.wgsl", shaders::MLP_LOSS),
+                "main",
+            ),
+            compute("mlp adam", &adam_module, "main"),
+            compute("mlp step counter", &adam_module, "advance"),
+        ];
+        let [p_batch, p_gemm, p_loss, p_adam, p_advance] = [0, 1, 2, 3, 4];
+
+        let params_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("mlp parameters"),
+            contents: bytemuck::cast_slice(params),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        });
+        let data_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("mlp training set"),
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let grads = storage(device, "mlp gradients", count);
+        let adam_m = storage(device, "adam m", count);
+        let adam_v = storage(device, "adam v", count);
+        let target = storage(device, "cfm target", batch * shape.dim);
+        let losses = storage(device, "losses", STEPS_PER_SUBMISSION);
+        let counter = storage(device, "step counter", 2);
+        let dummy_read = storage(device, "unused (read)", 1);
+        let dummy_rw = storage(device, "unused (write)", 1);
+        // a[0] is the input; a[l + 1] = act(z[l]); delta[l] = dL/dz[l].
+        let mut a = vec![storage(device, "mlp input", batch * shape.input_size())];
+        let mut z = Vec::new();
+        let mut delta = Vec::new();
+        for (l, &(_, n_out)) in layers.iter().enumerate() {
+            z.push(storage(device, &format!("z{l}"), batch * n_out));
+            a.push(storage(device, &format!("a{}", l + 1), batch * n_out));
+            delta.push(storage(device, &format!("delta{l}"), batch * n_out));
+        }
+
+        let bind = |pipeline: usize, label: &str, entries: &[(u32, &wgpu::Buffer)]| {
+            let entries: Vec<wgpu::BindGroupEntry> = entries
+                .iter()
+                .map(|&(binding, buffer)| wgpu::BindGroupEntry {
+                    binding,
+                    resource: buffer.as_entire_binding(),
+                })
+                .collect();
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(label),
+                layout: &pipelines[pipeline].get_bind_group_layout(0),
+                entries: &entries,
+            })
+        };
+        let mut uniforms = Vec::new();
+        let mut dispatches = Vec::new();
+
+        let cfg = uniform(
+            device,
+            "batch config",
+            &BatchConfig {
+                seed: options.seed,
+                n: (data.len() / shape.dim) as u32,
+                dim: shape.dim as u32,
+                rows: batch as u32,
+                time_features: shape.time_features as u32,
+                _pad: [0; 3],
+            },
+        );
+        dispatches.push(Dispatch {
+            pipeline: p_batch,
+            bind_group: bind(
+                p_batch,
+                "batch",
+                &[
+                    (0, &cfg),
+                    (1, &data_buf),
+                    (2, &a[0]),
+                    (3, &target),
+                    (4, &counter),
+                ],
+            ),
+            workgroups: ((batch as u32).div_ceil(64), 1),
+        });
+        uniforms.push(cfg);
+
+        let mut gemm = |g: Gemm,
+                        x: &wgpu::Buffer,
+                        y: &wgpu::Buffer,
+                        out: &wgpu::Buffer,
+                        out2: &wgpu::Buffer| {
+            let cfg = uniform(device, "gemm config", &g);
+            let d = Dispatch {
+                pipeline: p_gemm,
+                bind_group: bind(
+                    p_gemm,
+                    "gemm",
+                    &[
+                        (0, &cfg),
+                        (1, &params_buf),
+                        (2, x),
+                        (3, y),
+                        (4, out),
+                        (5, out2),
+                    ],
+                ),
+                workgroups: (g.cols.div_ceil(GEMM_TILE), g.rows.div_ceil(GEMM_TILE)),
+            };
+            uniforms.push(cfg);
+            d
+        };
+        let last = layers.len() - 1;
+        for (l, &(n_in, n_out)) in layers.iter().enumerate() {
+            let g = Gemm {
+                mode: FORWARD,
+                rows: batch as u32,
+                cols: n_out as u32,
+                inner: n_in as u32,
+                w_off: offsets[l] as u32,
+                b_off: (offsets[l] + n_in * n_out) as u32,
+                fan_in: n_in as u32,
+                silu: (l < last) as u32,
+            };
+            dispatches.push(gemm(g, &a[l], &dummy_read, &z[l], &a[l + 1]));
+        }
+        let loss_cfg = uniform(
+            device,
+            "loss config",
+            &LossConfig {
+                count: (batch * shape.dim) as u32,
+                batch: batch as u32,
+                _pad: [0; 2],
+            },
+        );
+        let loss_dispatch = Dispatch {
+            pipeline: p_loss,
+            bind_group: bind(
+                p_loss,
+                "loss",
+                &[
+                    (0, &loss_cfg),
+                    (1, &z[last]),
+                    (2, &target),
+                    (3, &delta[last]),
+                    (4, &losses),
+                    (5, &counter),
+                ],
+            ),
+            workgroups: (1, 1),
+        };
+        let mut backward = Vec::new();
+        for l in (0..layers.len()).rev() {
+            let (n_in, n_out) = layers[l];
+            let w_off = offsets[l] as u32;
+            let b_off = (offsets[l] + n_in * n_out) as u32;
+            let g = Gemm {
+                mode: WEIGHT_GRAD,
+                rows: n_out as u32,
+                cols: n_in as u32 + 1,
+                inner: batch as u32,
+                w_off,
+                b_off,
+                fan_in: n_in as u32,
+                silu: 0,
+            };
+            backward.push(gemm(g, &delta[l], &a[l], &grads, &dummy_rw));
+            if l > 0 {
+                let g = Gemm {
+                    mode: BACK_INPUT,
+                    rows: batch as u32,
+                    cols: n_in as u32,
+                    inner: n_out as u32,
+                    w_off,
+                    b_off,
+                    fan_in: n_in as u32,
+                    silu: 1,
+                };
+                backward.push(gemm(g, &delta[l], &z[l - 1], &delta[l - 1], &dummy_rw));
+            }
+        }
+        dispatches.push(loss_dispatch);
+        uniforms.push(loss_cfg);
+        dispatches.extend(backward);
+
+        let adam_cfg = uniform(
+            device,
+            "adam config",
+            &AdamConfig {
+                count: count as u32,
+                lr: options.lr,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                _pad: [0; 3],
+            },
+        );
+        let groups = (count as u32).div_ceil(256);
+        dispatches.push(Dispatch {
+            pipeline: p_adam,
+            bind_group: bind(
+                p_adam,
+                "adam",
+                &[
+                    (0, &adam_cfg),
+                    (1, &grads),
+                    (2, &params_buf),
+                    (3, &adam_m),
+                    (4, &adam_v),
+                    (5, &counter),
+                ],
+            ),
+            workgroups: (groups.min(65_535), groups.div_ceil(65_535)),
+        });
+        uniforms.push(adam_cfg);
+        dispatches.push(Dispatch {
+            pipeline: p_advance,
+            bind_group: bind(p_advance, "advance", &[(6, &counter)]),
+            workgroups: (1, 1),
+        });
+
+        let mut buffers = vec![
+            data_buf, grads, adam_m, adam_v, target, dummy_read, dummy_rw,
+        ];
+        buffers.extend(a);
+        buffers.extend(z);
+        buffers.extend(delta);
+        buffers.extend(uniforms);
+        Ok(GpuTrainer {
+            shape,
+            options,
+            params: params_buf,
+            losses,
+            counter,
+            pipelines,
+            step_dispatches: dispatches,
+            buffers,
+            step: 0,
+        })
+    }
+
+    /// Runs `steps` optimisation steps; returns their losses (before each update).
+    pub async fn train(&mut self, gpu: &Gpu, steps: usize) -> Result<Vec<f32>, GpuError> {
+        let mut all = Vec::with_capacity(steps);
+        let mut left = steps;
+        while left > 0 {
+            let chunk = left.min(STEPS_PER_SUBMISSION);
+            let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+            gpu.queue.write_buffer(
+                &self.counter,
+                0,
+                bytemuck::cast_slice(&[self.step, self.step]),
+            );
+            let mut encoder = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("mlp training steps"),
+                });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("mlp training pass"),
+                    timestamp_writes: None,
+                });
+                for _ in 0..chunk {
+                    for d in &self.step_dispatches {
+                        pass.set_pipeline(&self.pipelines[d.pipeline]);
+                        pass.set_bind_group(0, &d.bind_group, &[]);
+                        pass.dispatch_workgroups(d.workgroups.0, d.workgroups.1, 1);
+                    }
+                }
+            }
+            gpu.queue.submit([encoder.finish()]);
+            let validation = scope.pop();
+            let losses = read_f32(gpu, &self.losses, chunk).await;
+            if let Some(error) = validation.await {
+                return Err(GpuError::Validation(error.to_string()));
+            }
+            all.extend(losses?);
+            self.step += chunk as u32;
+            left -= chunk;
+        }
+        Ok(all)
+    }
+
+    /// The current parameters (flow::mlp layout).
+    pub async fn parameters(&self, gpu: &Gpu) -> Result<Vec<f32>, GpuError> {
+        read_f32(gpu, &self.params, self.shape.parameter_count()).await
+    }
+}
+
+impl Drop for GpuTrainer {
+    fn drop(&mut self) {
+        for b in self
+            .buffers
+            .iter()
+            .chain([&self.params, &self.losses, &self.counter])
+        {
+            b.destroy();
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The WGSL training step (batch, forward, loss, backward, Adam) against flow::mlp's CPU twin.
+
+mod common;
+
+use fm_explainer::flow::mlp::{self, Adam, MlpShape};
+use fm_explainer::flow::Dataset;
+use fm_explainer::gpu::trainer::{GpuTrainer, TrainOptions};
+use pollster::block_on;
+
+fn compare(shape: MlpShape, batch: usize, steps: usize) {
+    let Some(gpu) = common::gpu() else { return };
+    let data = Dataset::EightGaussians.sample(500, 1);
+    let init = shape.init(2);
+    let options = TrainOptions {
+        batch,
+        lr: 1e-3,
+        seed: 3,
+    };
+    let mut trainer = GpuTrainer::new(&gpu, shape, &init, &data, options).unwrap();
+    let gpu_losses = block_on(trainer.train(&gpu, steps)).unwrap();
+    let gpu_params = block_on(trainer.parameters(&gpu)).unwrap();
+
+    let mut params = init.clone();
+    let mut adam = Adam::new(params.len(), options.lr);
+    let cpu_losses: Vec<f32> = (0..steps)
+        .map(|_| mlp::cfm_step(&shape, &mut params, &mut adam, &data, batch, options.seed))
+        .collect();
+    for (k, (g, c)) in gpu_losses.iter().zip(&cpu_losses).enumerate() {
+        assert!(
+            (g - c).abs() <= 1e-4 * c.abs().max(1.0),
+            "step {k}: GPU loss {g}, CPU {c}"
+        );
+    }
+    let worst = gpu_params
+        .iter()
+        .zip(&params)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    let moved = params
+        .iter()
+        .zip(&init)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    eprintln!("{shape:?}, batch {batch}, {steps} steps: losses {gpu_losses:?}; worst weight difference {worst:.2e} (weights moved up to {moved:.2e})");
+    assert!(moved > 1e-3, "training did not move the weights");
+    assert!(worst <= 1e-5, "GPU and CPU weights differ by {worst}");
+}
+
+#[test]
+fn five_steps_match_the_cpu_twin() {
+    compare(MlpShape::new(2, 32, 3), 64, 5);
+}
+
+#[test]
+fn odd_sizes_match_the_cpu_twin() {
+    // Sizes that are not multiples of the 16 x 16 tiles, one hidden layer.
+    compare(MlpShape::new(3, 19, 1), 37, 5);
+}
+
+#[test]
+fn many_steps_per_submission_reduce_the_loss() {
+    let Some(gpu) = common::gpu() else { return };
+    let shape = MlpShape::new(2, 64, 2);
+    let data = Dataset::EightGaussians.sample(2000, 4);
+    let options = TrainOptions {
+        batch: 256,
+        lr: 2e-3,
+        seed: 6,
+    };
+    let mut trainer = GpuTrainer::new(&gpu, shape, &shape.init(5), &data, options).unwrap();
+    // 600 steps span three submissions (256 + 256 + 88).
+    let losses = block_on(trainer.train(&gpu, 600)).unwrap();
+    assert_eq!(losses.len(), 600);
+    assert_eq!(trainer.step, 600);
+    let early = losses[..50].iter().sum::<f32>() / 50.0;
+    let late = losses[500..].iter().sum::<f32>() / 100.0;
+    eprintln!("loss {early} -> {late}");
+    assert!(late < 0.85 * early, "loss {early} -> {late}");
+}
