@@ -5,3 +5,4 @@ mod controls;
 mod figures;
 mod page;
 pub mod shared;
+pub mod training_api;

@@ -13,6 +13,7 @@ const reference = path.join(here, 'reference.js');
 
 const { server, origin } = await serve({ '/': dist });
 let allOk = true;
+const firstLosses = {};
 
 for (const webgpu of [true, false]) {
   const mode = webgpu ? 'webgpu' : 'cpu';
@@ -116,6 +117,50 @@ for (const webgpu of [true, false]) {
     });
     assert(outcomes.failures.length === 0, outcomes.failures.join('\n'));
     return `${outcomes.count} bad calls rejected`;
+  });
+
+  await t.check('createTrainer: trains, samples, frees; bad options rejected', async () => {
+    const r = await page.evaluate(async () => {
+      const b = window.wasmBindings;
+      const data = window.fmRef.moons(300, 5);
+      const trainer = await b.createTrainer({ data, dim: 2, hidden: 32, depth: 2, batch: 128, lr: 3e-3, seed: 9 });
+      const first = await trainer.train(60);
+      const second = await trainer.train(60);
+      const u = await trainer.velocity(new Float32Array([0, 0, 1, 1]), 0.5);
+      const x = await trainer.sample(window.fmRef.normals(400, 6), 20, 0.3);
+      await trainer.free();
+      let freed = '';
+      try { await trainer.train(1); } catch (e) { freed = e.message; }
+      const bad = [];
+      const cases = [
+        [{ data, dim: 2, hidden: 4 }, /^hidden must be an integer in 8\.\.=1024, got 4/],
+        [{ data, dim: 2, depth: 7 }, /^depth must be an integer in 1\.\.=6/],
+        [{ data, dim: 2, batch: 0 }, /^batch must be an integer in 1\.\.=8192/],
+        [{ data, dim: 2, lr: 0 }, /^lr must be a number in \(0, 1\]/],
+        [{ data, dim: 2, target: 'efm' }, /^target must be "cfm"/],
+        [{ data, dim: 2, seed: -1 }, /^seed must be an integer/],
+        [{ data: [1, 2], dim: 2 }, /^data must be a Float32Array/],
+        [{ data }, /^dim must be an integer in 1\.\.=3072/],
+        [42, /^options must be an object/],
+      ];
+      for (const [options, pattern] of cases) {
+        try { await b.createTrainer(options); bad.push(`accepted ${JSON.stringify(options)}`); }
+        catch (e) { if (!(e instanceof Error) || !pattern.test(e.message)) bad.push(`${e.message} !~ ${pattern}`); }
+      }
+      const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+      return { first: Array.from(first), early: mean(first.slice(0, 20)), late: mean(second.slice(-20)),
+        u: u.length, x: x.length, finite: [...first, ...second, ...u, ...x].every(Number.isFinite), freed, bad };
+    });
+    assert(r.finite && r.u === 4 && r.x === 400, JSON.stringify(r));
+    assert(r.late < r.early, `loss did not fall: ${r.early} -> ${r.late}`);
+    assert(/freed/.test(r.freed), `a freed trainer answered: ${r.freed}`);
+    assert(r.bad.length === 0, r.bad.join('\n'));
+    firstLosses[mode] = r.first.slice(0, 5);
+    if (firstLosses.webgpu && firstLosses.cpu) {
+      const worst = Math.max(...firstLosses.cpu.map((c, i) => Math.abs(c - firstLosses.webgpu[i]) / Math.abs(c)));
+      assert(worst < 1e-3, `GPU and CPU losses differ: ${firstLosses.webgpu} vs ${firstLosses.cpu}`);
+    }
+    return `loss ${r.early.toFixed(3)} -> ${r.late.toFixed(3)} over 120 steps`;
   });
 
   await t.check('the article: every figure drawn, no console errors', async () => {

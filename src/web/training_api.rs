@@ -1,0 +1,383 @@
+//! The JS training API: `createTrainer(options)` and the `Trainer` it resolves to. Calls on one
+//! trainer run one after another (each awaits the previous), so a page may fire them freely.
+
+use super::shared::backend;
+use crate::flow::{self, error as check, mlp, FlowError};
+use crate::gpu::trainer::{GpuTrainer, TrainOptions};
+use crate::gpu::Backend;
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use js_sys::{Float32Array, Object, Reflect};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+enum Engine {
+    Gpu(Box<GpuTrainer>),
+    Cpu { params: Vec<f32>, adam: mlp::Adam },
+}
+
+struct Inner {
+    shape: mlp::MlpShape,
+    options: TrainOptions,
+    data: Vec<f32>,
+    engine: RefCell<Option<Engine>>,
+    /// The last queued call; the next one starts when it ends.
+    last: RefCell<Option<Shared<LocalBoxFuture<'static, ()>>>>,
+}
+
+/// A velocity network being trained with CFM on the page's backend.
+#[wasm_bindgen]
+pub struct Trainer {
+    inner: Rc<Inner>,
+}
+
+fn option(options: &JsValue, name: &str) -> JsValue {
+    Reflect::get(options, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
+}
+
+fn integer(
+    name: &'static str,
+    value: JsValue,
+    default: f64,
+    (lo, hi): (f64, f64),
+) -> Result<usize, FlowError> {
+    let v = if value.is_undefined() {
+        default
+    } else {
+        value.as_f64().ok_or(FlowError::WrongType {
+            name,
+            expected: "a number",
+        })?
+    };
+    if v.fract() != 0.0 || !(lo..=hi).contains(&v) {
+        return Err(FlowError::OutOfRange {
+            name,
+            expected: format!("an integer in {lo}..={hi}"),
+            got: format!("{v}"),
+        });
+    }
+    Ok(v as usize)
+}
+
+fn parse(options: &JsValue) -> Result<(mlp::MlpShape, TrainOptions, Vec<f32>), FlowError> {
+    if !options.is_object() {
+        return Err(FlowError::WrongType {
+            name: "options",
+            expected: "an object such as { data, dim }",
+        });
+    }
+    let dim = integer(
+        "dim",
+        option(options, "dim"),
+        f64::NAN,
+        (1.0, check::MAX_DIM as f64),
+    )?;
+    let data = option(options, "data")
+        .dyn_into::<Float32Array>()
+        .map_err(|_| FlowError::WrongType {
+            name: "data",
+            expected: "a Float32Array",
+        })?
+        .to_vec();
+    check::check_rows("data", &data, dim)?;
+    let hidden = integer("hidden", option(options, "hidden"), 128.0, (8.0, 1024.0))?;
+    let depth = integer("depth", option(options, "depth"), 3.0, (1.0, 6.0))?;
+    let batch = integer("batch", option(options, "batch"), 256.0, (1.0, 8192.0))?;
+    let seed = integer("seed", option(options, "seed"), 0.0, (0.0, u32::MAX as f64))? as u32;
+    let target = option(options, "target");
+    let target = if target.is_undefined() {
+        "cfm".to_string()
+    } else {
+        target.as_string().unwrap_or_default()
+    };
+    if target != "cfm" {
+        return Err(FlowError::OutOfRange {
+            name: "target",
+            expected: "\"cfm\" (the EFM target is not available in this version)".into(),
+            got: format!("{target:?}"),
+        });
+    }
+    let lr = option(options, "lr");
+    let lr = if lr.is_undefined() {
+        1e-3
+    } else {
+        lr.as_f64().unwrap_or(f64::NAN)
+    };
+    if !(lr > 0.0 && lr <= 1.0) {
+        return Err(FlowError::OutOfRange {
+            name: "lr",
+            expected: "a number in (0, 1]".into(),
+            got: format!("{lr}"),
+        });
+    }
+    Ok((
+        mlp::MlpShape::new(dim, hidden, depth),
+        TrainOptions {
+            batch,
+            lr: lr as f32,
+            seed,
+        },
+        data,
+    ))
+}
+
+/// A trainer for `options` = { data, dim, hidden = 128, depth = 3, target = "cfm", batch = 256,
+/// lr = 1e-3, seed = 0 }.
+#[wasm_bindgen(js_name = createTrainer)]
+pub async fn create_trainer(options: JsValue) -> Result<Trainer, JsError> {
+    let (shape, options, data) = parse(&options)?;
+    let params = shape.init(options.seed as u64);
+    let engine = match &*backend().await {
+        Backend::Gpu(b) => Engine::Gpu(Box::new(GpuTrainer::new(
+            &b.gpu, shape, &params, &data, options,
+        )?)),
+        Backend::Cpu { .. } => Engine::Cpu {
+            adam: mlp::Adam::new(params.len(), options.lr),
+            params,
+        },
+    };
+    Ok(Trainer {
+        inner: Rc::new(Inner {
+            shape,
+            options,
+            data,
+            engine: RefCell::new(Some(engine)),
+            last: RefCell::new(None),
+        }),
+    })
+}
+
+/// Gives the event loop a turn (long CPU work stays interruptible by the page).
+async fn yield_to_page() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback(&resolve);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+impl Inner {
+    /// Runs `work` after every call queued before it.
+    fn queue<F, T>(self: &Rc<Self>, work: F) -> js_sys::Promise
+    where
+        F: FnOnce(Rc<Inner>) -> LocalBoxFuture<'static, Result<T, JsError>> + 'static,
+        T: Into<JsValue> + 'static,
+    {
+        let previous = self.last.borrow_mut().take();
+        let (done_tx, done_rx) = futures_channel::oneshot::channel::<()>();
+        let next = async move {
+            let _ = done_rx.await;
+        }
+        .boxed_local()
+        .shared();
+        *self.last.borrow_mut() = Some(next);
+        let inner = self.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            if let Some(previous) = previous {
+                previous.await;
+            }
+            let result = work(inner).await;
+            let _ = done_tx.send(());
+            result.map(Into::into).map_err(JsValue::from)
+        })
+    }
+
+    /// Takes the engine out for the duration of one queued call (calls never overlap), so no
+    /// borrow is held across an await, and puts it back afterwards.
+    async fn with_engine<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Engine) -> Result<T, JsError>,
+    ) -> Result<T, JsError> {
+        let Some(mut engine) = self.engine.borrow_mut().take() else {
+            return Err(JsError::new("this trainer was freed"));
+        };
+        let result = work(&mut engine).await;
+        *self.engine.borrow_mut() = Some(engine);
+        result
+    }
+
+    async fn params(&self) -> Result<Vec<f32>, JsError> {
+        self.with_engine(async |engine: &mut Engine| match engine {
+            Engine::Cpu { params, .. } => Ok(params.clone()),
+            Engine::Gpu(t) => {
+                let backend = backend().await;
+                let Backend::Gpu(b) = &*backend else {
+                    return Err(JsError::new("the GPU backend went away"));
+                };
+                Ok(t.parameters(&b.gpu).await?)
+            }
+        })
+        .await
+    }
+}
+
+#[wasm_bindgen]
+impl Trainer {
+    /// Runs `steps` (1..=100,000) optimisation steps; resolves to their losses.
+    pub fn train(&self, steps: JsValue) -> js_sys::Promise {
+        let steps = integer("steps", steps, f64::NAN, (1.0, 100_000.0));
+        self.inner.queue(move |inner| {
+            async move {
+                let steps = steps?;
+                let shape = inner.shape;
+                let options = inner.options;
+                let data = &inner.data;
+                let losses = inner
+                    .with_engine(async |engine: &mut Engine| match engine {
+                        Engine::Gpu(t) => {
+                            let backend = backend().await;
+                            let Backend::Gpu(b) = &*backend else {
+                                return Err(JsError::new("the GPU backend went away"));
+                            };
+                            Ok(t.train(&b.gpu, steps).await?)
+                        }
+                        Engine::Cpu { params, adam } => {
+                            let mut losses = Vec::with_capacity(steps);
+                            for k in 0..steps {
+                                losses.push(mlp::cfm_step(
+                                    &shape,
+                                    params,
+                                    adam,
+                                    data,
+                                    options.batch,
+                                    options.seed,
+                                ));
+                                if k % 16 == 15 {
+                                    yield_to_page().await;
+                                }
+                            }
+                            Ok(losses)
+                        }
+                    })
+                    .await?;
+                Ok(Float32Array::from(&losses[..]))
+            }
+            .boxed_local()
+        })
+    }
+
+    /// u_theta(x, t) for every row of `points` (m x dim), t in [0, 1].
+    pub fn velocity(&self, points: JsValue, t: JsValue) -> js_sys::Promise {
+        let dim = self.inner.shape.dim;
+        let args = (|| {
+            let points = points
+                .dyn_into::<Float32Array>()
+                .map_err(|_| FlowError::WrongType {
+                    name: "points",
+                    expected: "a Float32Array",
+                })?
+                .to_vec();
+            check::check_rows("points", &points, dim)?;
+            let t = t.as_f64().ok_or(FlowError::WrongType {
+                name: "t",
+                expected: "a number",
+            })?;
+            if !(0.0..=1.0).contains(&t) {
+                return Err(FlowError::OutOfRange {
+                    name: "t",
+                    expected: "a number in [0, 1]".into(),
+                    got: format!("{t}"),
+                });
+            }
+            Ok((points, t as f32))
+        })();
+        self.inner.queue(move |inner| {
+            async move {
+                let (points, t) = args?;
+                let params = inner.params().await?;
+                let (u, _) =
+                    mlp::forward(&inner.shape, &params, &points, &vec![t; points.len() / dim]);
+                Ok(Float32Array::from(&u[..]))
+            }
+            .boxed_local()
+        })
+    }
+
+    /// Euler from 0 to 1 in `steps` steps: on [0, hybridTau) along the closed form u* of the
+    /// training set, after that along the network.
+    pub fn sample(&self, x0: JsValue, steps: JsValue, hybrid_tau: JsValue) -> js_sys::Promise {
+        let dim = self.inner.shape.dim;
+        let args = (|| {
+            let x0 = x0
+                .dyn_into::<Float32Array>()
+                .map_err(|_| FlowError::WrongType {
+                    name: "x0",
+                    expected: "a Float32Array",
+                })?
+                .to_vec();
+            check::check_rows("x0", &x0, dim)?;
+            let steps = check::check_steps(steps.as_f64().ok_or(FlowError::WrongType {
+                name: "steps",
+                expected: "a number",
+            })?)?;
+            let tau = if hybrid_tau.is_undefined() {
+                0.0
+            } else {
+                hybrid_tau.as_f64().ok_or(FlowError::WrongType {
+                    name: "hybridTau",
+                    expected: "a number",
+                })?
+            };
+            if !(0.0..=1.0).contains(&tau) {
+                return Err(FlowError::OutOfRange {
+                    name: "hybridTau",
+                    expected: "a number in [0, 1]".into(),
+                    got: format!("{tau}"),
+                });
+            }
+            Ok((x0, steps, tau as f32))
+        })();
+        self.inner.queue(move |inner| {
+            async move {
+                let (x0, steps, tau) = args?;
+                let params = inner.params().await?;
+                let (times, dt) = flow::time_grid(steps, 0.0);
+                let mut x = x0;
+                for t in times {
+                    let u = if t < tau {
+                        flow::closed_form_velocity(&inner.data, dim, &x, t)
+                    } else {
+                        mlp::forward(&inner.shape, &params, &x, &vec![t; x.len() / dim]).0
+                    };
+                    for (a, b) in x.iter_mut().zip(&u) {
+                        *a += dt * b;
+                    }
+                }
+                Ok(Float32Array::from(&x[..]))
+            }
+            .boxed_local()
+        })
+    }
+
+    /// Releases the trainer's GPU buffers once the calls queued before it are done; later
+    /// calls reject.
+    pub fn free(&self) -> js_sys::Promise {
+        self.inner.queue(|inner| {
+            async move {
+                inner.engine.borrow_mut().take();
+                Ok(JsValue::UNDEFINED)
+            }
+            .boxed_local()
+        })
+    }
+
+    /// The network's settings, as an object.
+    #[wasm_bindgen(getter)]
+    pub fn settings(&self) -> JsValue {
+        let o = Object::new();
+        let s = &self.inner.shape;
+        for (k, v) in [
+            ("dim", s.dim as f64),
+            ("hidden", s.hidden as f64),
+            ("depth", s.depth as f64),
+            ("batch", self.inner.options.batch as f64),
+            ("lr", self.inner.options.lr as f64),
+            ("seed", self.inner.options.seed as f64),
+        ] {
+            let _ = Reflect::set(&o, &k.into(), &v.into());
+        }
+        o.into()
+    }
+}
