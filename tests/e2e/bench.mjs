@@ -105,6 +105,71 @@ for (const [label, page, body] of [
     console.log(`${label.padEnd(36)} failed: ${e}`);
   }
 }
+// Training throughput: MLP on [x, embed(t)] (2-D data), 3 hidden layers of 256, SiLU,
+// batch 1024, Adam, CFM loss; steps per second over STEPS steps after a warm-up step.
+const STEPS = Number(process.env.BENCH_STEPS ?? 5);
+const oursTrain = `
+  const data = window.data.subarray(0, 2 * 2000);
+  const tr = await window.fm.createTrainer({ data, dim: 2, hidden: 256, depth: 3, batch: 1024, seed: 1 });
+  await tr.train(1);
+  const start = performance.now();
+  const losses = await tr.train(${STEPS});
+  const ms = performance.now() - start;
+  await tr.free();
+  return [ms, losses[losses.length - 1]];`;
+const tfTrain = (backend) => `
+  await tf.setBackend('${backend}'); await tf.ready();
+  const data = tf.tensor2d(window.data.subarray(0, 2 * 2000), [2000, 2]);
+  const layers = [[2 + 8, 256], [256, 256], [256, 256], [256, 2]].map(([i, o]) =>
+    [tf.variable(tf.randomUniform([i, o], -1 / Math.sqrt(i), 1 / Math.sqrt(i))), tf.variable(tf.zeros([o]))]);
+  const opt = tf.train.adam(1e-3);
+  const freqs = tf.tensor1d([1, 2, 4, 8]);
+  const step = () => opt.minimize(() => {
+    const x1 = tf.gather(data, tf.randomUniform([1024], 0, 2000, 'int32'));
+    const x0 = tf.randomNormal([1024, 2]);
+    const t = tf.randomUniform([1024, 1]);
+    const xt = x0.mul(tf.sub(1, t)).add(x1.mul(t));
+    const wt = t.mul(freqs.reshape([1, 4]));
+    let h = tf.concat([xt, tf.sin(wt), tf.cos(wt)], 1);
+    layers.forEach(([w, b], l) => {
+      h = tf.matMul(h, w).add(b);
+      if (l < layers.length - 1) h = h.mul(tf.sigmoid(h));
+    });
+    return h.sub(x1.sub(x0)).square().sum(1).mean();
+  }, true);
+  (await step()).data();
+  const start = performance.now();
+  let loss;
+  for (let k = 0; k < ${STEPS}; k++) { if (loss) loss.dispose(); loss = step(); }
+  const last = (await loss.data())[0];
+  const ms = performance.now() - start;
+  loss.dispose(); layers.flat().forEach((v) => v.dispose()); data.dispose(); freqs.dispose();
+  return [ms, last];`;
+const trainRows = [];
+for (const [label, page, body] of [
+  ['fm-explainer webgpu (SwiftShader)', gpuPage, oursTrain],
+  ['fm-explainer cpu (wasm simd128)', cpuPage, oursTrain],
+  ['tf.js 4.22 wasm', gpuPage, tfTrain('wasm')],
+  ['tf.js 4.22 webgl', gpuPage, tfTrain('webgl')],
+  ['tf.js 4.22 webgpu', gpuPage, tfTrain('webgpu')],
+]) {
+  try {
+    const [ms, loss] = await page.evaluate((b) => new Function(`return (async () => { ${b} })()`)(), body);
+    const rate = (1000 * STEPS) / ms;
+    trainRows.push({ label, stepsPerSecond: rate, lastLoss: loss });
+    console.log(`train ${label.padEnd(36)} ${rate.toFixed(2).padStart(8)} steps/s  (last loss ${loss.toFixed(3)})`);
+  } catch (e) {
+    trainRows.push({ label, error: String(e) });
+    console.log(`train ${label.padEnd(36)} failed: ${e}`);
+  }
+}
+const tfTrainRows = trainRows.filter((r) => r.label.startsWith('tf.js') && r.stepsPerSecond);
+const bestTf = tfTrainRows.reduce((a, b) => (a.stepsPerSecond >= b.stepsPerSecond ? a : b));
+for (const r of trainRows.filter((r) => r.label.startsWith('fm-explainer') && r.stepsPerSecond)) {
+  r.ratio = r.stepsPerSecond / bestTf.stepsPerSecond;
+  console.log(`  training ${r.label.padEnd(36)} ${r.ratio.toFixed(2)}x TF.js's fastest (${bestTf.label})`);
+}
+
 const tfRows = rows.filter((r) => r.label.startsWith('tf.js') && r.ms);
 const fastest = tfRows.reduce((a, b) => (a.ms <= b.ms ? a : b));
 console.log(`\nratios against TF.js's fastest backend here (${fastest.label}, ${fastest.ms.toFixed(1)} ms):`);
@@ -114,6 +179,6 @@ for (const r of rows.filter((r) => r.label.startsWith('fm-explainer') && r.ms)) 
 }
 const sums = rows.filter((r) => r.checksum).map((r) => r.checksum);
 console.log(`checksums (sum |u|) agree to ${((Math.max(...sums) - Math.min(...sums)) / Math.max(...sums)).toExponential(1)}`);
-fs.writeFileSync(path.resolve(here, '../../bench-results.json'), JSON.stringify({ n: N, dim: DIM, m: M, t: T, runs: RUNS, rows }, null, 2));
+fs.writeFileSync(path.resolve(here, '../../bench-results.json'), JSON.stringify({ closedForm: { n: N, dim: DIM, m: M, t: T, runs: RUNS, rows }, training: { steps: STEPS, rows: trainRows } }, null, 2));
 await browser.close();
 server.close();
