@@ -146,3 +146,92 @@ fn unreachable_mix() -> Result<Vec<f32>, GpuError> {
         "a GPU training set was handed to the CPU backend".into(),
     ))
 }
+
+/// A velocity network being trained with CFM on one backend.
+pub enum Training {
+    Gpu(Box<crate::gpu::trainer::GpuTrainer>),
+    Cpu {
+        shape: flow::mlp::MlpShape,
+        options: crate::gpu::trainer::TrainOptions,
+        data: Vec<f32>,
+        params: Vec<f32>,
+        adam: flow::mlp::Adam,
+    },
+}
+
+impl Backend {
+    /// Starts training `shape` from its seeded initialisation on `data` (n x dim).
+    pub fn training(
+        &self,
+        shape: flow::mlp::MlpShape,
+        data: &[f32],
+        options: crate::gpu::trainer::TrainOptions,
+    ) -> Result<Training, GpuError> {
+        let params = shape.init(options.seed as u64);
+        Ok(match self {
+            Backend::Gpu(b) => Training::Gpu(Box::new(crate::gpu::trainer::GpuTrainer::new(
+                &b.gpu, shape, &params, data, options,
+            )?)),
+            Backend::Cpu { .. } => Training::Cpu {
+                shape,
+                options,
+                data: data.to_vec(),
+                adam: flow::mlp::Adam::new(params.len(), options.lr),
+                params,
+            },
+        })
+    }
+
+    /// `steps` optimisation steps; returns their losses. On the CPU, `pause` is awaited every
+    /// 16 steps so a page can stay responsive.
+    pub async fn train<P, F>(
+        &self,
+        training: &mut Training,
+        steps: usize,
+        mut pause: P,
+    ) -> Result<Vec<f32>, GpuError>
+    where
+        P: FnMut() -> F,
+        F: std::future::Future<Output = ()>,
+    {
+        match (self, training) {
+            (Backend::Gpu(b), Training::Gpu(t)) => t.train(&b.gpu, steps).await,
+            (
+                _,
+                Training::Cpu {
+                    shape,
+                    options,
+                    data,
+                    params,
+                    adam,
+                },
+            ) => {
+                let mut losses = Vec::with_capacity(steps);
+                for k in 0..steps {
+                    losses.push(flow::mlp::cfm_step(
+                        shape,
+                        params,
+                        adam,
+                        data,
+                        options.batch,
+                        options.seed,
+                    ));
+                    if k % 16 == 15 {
+                        pause().await;
+                    }
+                }
+                Ok(losses)
+            }
+            (Backend::Cpu { .. }, Training::Gpu(_)) => unreachable_mix(),
+        }
+    }
+
+    /// The network's current parameters (flow::mlp layout).
+    pub async fn parameters(&self, training: &Training) -> Result<Vec<f32>, GpuError> {
+        match (self, training) {
+            (Backend::Gpu(b), Training::Gpu(t)) => t.parameters(&b.gpu).await,
+            (_, Training::Cpu { params, .. }) => Ok(params.clone()),
+            (Backend::Cpu { .. }, Training::Gpu(_)) => unreachable_mix(),
+        }
+    }
+}

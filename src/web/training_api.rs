@@ -3,8 +3,8 @@
 
 use super::shared::backend;
 use crate::flow::{self, error as check, mlp, FlowError};
-use crate::gpu::trainer::{GpuTrainer, TrainOptions};
-use crate::gpu::Backend;
+use crate::gpu::backend::Training;
+use crate::gpu::trainer::TrainOptions;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use js_sys::{Float32Array, Object, Reflect};
 use std::cell::RefCell;
@@ -12,16 +12,11 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-enum Engine {
-    Gpu(Box<GpuTrainer>),
-    Cpu { params: Vec<f32>, adam: mlp::Adam },
-}
-
 struct Inner {
     shape: mlp::MlpShape,
     options: TrainOptions,
     data: Vec<f32>,
-    engine: RefCell<Option<Engine>>,
+    engine: RefCell<Option<Training>>,
     /// The last queued call; the next one starts when it ends.
     last: RefCell<Option<Shared<LocalBoxFuture<'static, ()>>>>,
 }
@@ -127,16 +122,7 @@ fn parse(options: &JsValue) -> Result<(mlp::MlpShape, TrainOptions, Vec<f32>), F
 #[wasm_bindgen(js_name = createTrainer)]
 pub async fn create_trainer(options: JsValue) -> Result<Trainer, JsError> {
     let (shape, options, data) = parse(&options)?;
-    let params = shape.init(options.seed as u64);
-    let engine = match &*backend().await {
-        Backend::Gpu(b) => Engine::Gpu(Box::new(GpuTrainer::new(
-            &b.gpu, shape, &params, &data, options,
-        )?)),
-        Backend::Cpu { .. } => Engine::Cpu {
-            adam: mlp::Adam::new(params.len(), options.lr),
-            params,
-        },
-    };
+    let engine = backend().await.training(shape, &data, options)?;
     Ok(Trainer {
         inner: Rc::new(Inner {
             shape,
@@ -188,7 +174,7 @@ impl Inner {
     /// borrow is held across an await, and puts it back afterwards.
     async fn with_engine<T>(
         &self,
-        work: impl AsyncFnOnce(&mut Engine) -> Result<T, JsError>,
+        work: impl AsyncFnOnce(&mut Training) -> Result<T, JsError>,
     ) -> Result<T, JsError> {
         let Some(mut engine) = self.engine.borrow_mut().take() else {
             return Err(JsError::new("this trainer was freed"));
@@ -199,15 +185,8 @@ impl Inner {
     }
 
     async fn params(&self) -> Result<Vec<f32>, JsError> {
-        self.with_engine(async |engine: &mut Engine| match engine {
-            Engine::Cpu { params, .. } => Ok(params.clone()),
-            Engine::Gpu(t) => {
-                let backend = backend().await;
-                let Backend::Gpu(b) = &*backend else {
-                    return Err(JsError::new("the GPU backend went away"));
-                };
-                Ok(t.parameters(&b.gpu).await?)
-            }
+        self.with_engine(async |engine: &mut Training| {
+            Ok(backend().await.parameters(engine).await?)
         })
         .await
     }
@@ -221,35 +200,9 @@ impl Trainer {
         self.inner.queue(move |inner| {
             async move {
                 let steps = steps?;
-                let shape = inner.shape;
-                let options = inner.options;
-                let data = &inner.data;
                 let losses = inner
-                    .with_engine(async |engine: &mut Engine| match engine {
-                        Engine::Gpu(t) => {
-                            let backend = backend().await;
-                            let Backend::Gpu(b) = &*backend else {
-                                return Err(JsError::new("the GPU backend went away"));
-                            };
-                            Ok(t.train(&b.gpu, steps).await?)
-                        }
-                        Engine::Cpu { params, adam } => {
-                            let mut losses = Vec::with_capacity(steps);
-                            for k in 0..steps {
-                                losses.push(mlp::cfm_step(
-                                    &shape,
-                                    params,
-                                    adam,
-                                    data,
-                                    options.batch,
-                                    options.seed,
-                                ));
-                                if k % 16 == 15 {
-                                    yield_to_page().await;
-                                }
-                            }
-                            Ok(losses)
-                        }
+                    .with_engine(async |engine: &mut Training| {
+                        Ok(backend().await.train(engine, steps, yield_to_page).await?)
                     })
                     .await?;
                 Ok(Float32Array::from(&losses[..]))

@@ -2,6 +2,7 @@
 //! `Rc<RefCell<..>>` shared with its controls' callbacks and with its background computations.
 
 mod memorization;
+mod noise_to_data;
 mod stochastic_target;
 mod velocity_field;
 
@@ -21,11 +22,17 @@ pub trait Figure {
 }
 
 /// Names accepted by `create`.
-pub const NAMES: [&str; 3] = ["velocity-field", "memorization", "stochastic-target"];
+pub const NAMES: [&str; 4] = [
+    "noise-to-data",
+    "velocity-field",
+    "memorization",
+    "stochastic-target",
+];
 
 /// Builds the figure `name` inside `root`.
 pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
     Ok(match name {
+        "noise-to-data" => Box::new(noise_to_data::NoiseToData::mount(root)?),
         "velocity-field" => Box::new(velocity_field::VelocityField::mount(root)?),
         "memorization" => Box::new(memorization::Memorization::mount(root)?),
         "stochastic-target" => Box::new(stochastic_target::StochasticTarget::mount(root)?),

@@ -1,0 +1,277 @@
+//! From noise to data: a small velocity network trains on two moons when the figure comes into
+//! view, with its progress shown, and particles from N(0, I) flow along the learned field.
+
+use super::{draw_plane, Figure, Status};
+use crate::charts::{curves, scenes};
+use crate::flow::{mlp, rng::Rng, Dataset};
+use crate::gpu::backend::Training;
+use crate::gpu::trainer::TrainOptions;
+use crate::web::controls::{self, button, element, JsResult, Listeners};
+use crate::web::shared::backend;
+use plotters::prelude::*;
+use plotters_canvas::CanvasBackend;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+use web_sys::{Element, HtmlCanvasElement, HtmlElement};
+
+const MAX_STEPS: usize = 2000;
+const STEPS_PER_CHUNK: usize = 25;
+const PARTICLES: usize = 300;
+const FLOW_STEPS: usize = 30;
+const LOOP_SECONDS: f64 = 3.0;
+
+struct State {
+    plane: HtmlCanvasElement,
+    loss_canvas: HtmlCanvasElement,
+    status: Status,
+    pause_button: HtmlElement,
+    data: Vec<f32>,
+    shape: mlp::MlpShape,
+    training: Option<Training>,
+    losses: Vec<f32>,
+    /// Particle positions at t = k / FLOW_STEPS under the latest parameters.
+    frames: Vec<Vec<f32>>,
+    busy: bool,
+    paused: bool,
+    visible: bool,
+    reduced_motion: bool,
+    phase: f64,
+    last_now: Option<f64>,
+    /// Bumped by Reset: a chunk in flight for an older run is dropped.
+    run: u64,
+    needs_draw: bool,
+}
+
+impl State {
+    fn reset(&mut self) {
+        self.training = None;
+        self.losses.clear();
+        self.frames.clear();
+        self.run += 1;
+        self.needs_draw = true;
+    }
+
+    fn draw(&mut self) {
+        self.needs_draw = false;
+        let t = if self.reduced_motion {
+            1.0
+        } else {
+            self.phase.min(1.0)
+        };
+        let positions = match self.frames.len() {
+            0 => Rng::new(11).normals(2 * PARTICLES),
+            len => {
+                let x = t * (len - 1) as f64;
+                let k = (x.floor() as usize).min(len - 1);
+                let f = (x - k as f64) as f32;
+                let (a, b) = (&self.frames[k], &self.frames[(k + 1).min(len - 1)]);
+                a.iter().zip(b).map(|(p, q)| p + f * (q - p)).collect()
+            }
+        };
+        let caption = format!("network after {} steps", self.losses.len());
+        let scene = scenes::particles(&self.data, &positions, t as f32, caption);
+        let title = match self.losses.last() {
+            Some(l) => format!("step {} / {MAX_STEPS}, loss {l:.3}", self.losses.len()),
+            None => "waiting to start".to_string(),
+        };
+        let result = draw_plane(&self.plane, &scene).and_then(|_| {
+            let backend = CanvasBackend::with_canvas_object(self.loss_canvas.clone())
+                .ok_or_else(|| JsValue::from_str("canvas has no 2-D context"))?;
+            let area = backend.into_drawing_area();
+            curves::draw_loss(&area, &self.losses, MAX_STEPS, &title)
+                .map_err(|e| JsValue::from_str(&format!("{e:?}")))?;
+            area.present()
+                .map_err(|e| JsValue::from_str(&format!("{e:?}")))
+        });
+        if let Err(e) = result {
+            self.status.error(&format!("{e:?}"));
+        }
+    }
+}
+
+pub struct NoiseToData {
+    state: Rc<RefCell<State>>,
+    _listeners: Listeners,
+}
+
+impl NoiseToData {
+    pub fn mount(root: &Element) -> JsResult<NoiseToData> {
+        let mut listeners = Listeners::default();
+        let panel = element("div", "figure-controls", root)?;
+        let row = element("div", "figure-row", root)?;
+        let plane = controls::canvas(
+            &row,
+            480,
+            480,
+            "Particles flowing from Gaussian noise along the learned velocity field",
+        )?;
+        let loss_canvas = controls::canvas(&row, 480, 480, "The training loss against the step")?;
+        let status = Status::new(root)?;
+        let cell: Rc<RefCell<Option<Rc<RefCell<State>>>>> = Rc::new(RefCell::new(None));
+        let c = cell.clone();
+        let pause_button = button(&panel, &mut listeners, "Pause training", move || {
+            if let Some(s) = c.borrow().as_ref() {
+                let mut s = s.borrow_mut();
+                s.paused = !s.paused;
+                let label = if s.paused {
+                    "Resume training"
+                } else {
+                    "Pause training"
+                };
+                s.pause_button.set_text_content(Some(label));
+            }
+        })?;
+        let c = cell.clone();
+        button(&panel, &mut listeners, "Reset", move || {
+            if let Some(s) = c.borrow().as_ref() {
+                s.borrow_mut().reset();
+            }
+        })?;
+        let reduced_motion = web_sys::window()
+            .and_then(|w| {
+                w.match_media("(prefers-reduced-motion: reduce)")
+                    .ok()
+                    .flatten()
+            })
+            .is_some_and(|m| m.matches());
+        let state = Rc::new(RefCell::new(State {
+            plane,
+            loss_canvas,
+            status,
+            pause_button,
+            data: Dataset::TwoMoons.sample(1000, 0),
+            shape: mlp::MlpShape::new(2, 64, 3),
+            training: None,
+            losses: Vec::new(),
+            frames: Vec::new(),
+            busy: false,
+            paused: false,
+            visible: false,
+            reduced_motion,
+            phase: 0.0,
+            last_now: None,
+            run: 0,
+            needs_draw: true,
+        }));
+        *cell.borrow_mut() = Some(state.clone());
+        Ok(NoiseToData {
+            state,
+            _listeners: listeners,
+        })
+    }
+}
+
+async fn pause() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback(&resolve);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// Trains one chunk in the background, then recomputes the particles' paths.
+fn train_chunk(state: &Rc<RefCell<State>>) {
+    let (shape, data, run, mut training) = {
+        let mut s = state.borrow_mut();
+        s.busy = true;
+        (s.shape, s.data.clone(), s.run, s.training.take())
+    };
+    let state = state.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let backend = backend().await;
+        let start = js_sys::Date::now();
+        let result = async {
+            let mut t = match training.take() {
+                Some(t) => t,
+                None => backend.training(
+                    shape,
+                    &data,
+                    TrainOptions {
+                        batch: 256,
+                        lr: 2e-3,
+                        seed: 0,
+                    },
+                )?,
+            };
+            let losses = backend.train(&mut t, STEPS_PER_CHUNK, pause).await;
+            let params = backend.parameters(&t).await;
+            Ok::<_, crate::gpu::GpuError>((t, losses?, params?))
+        }
+        .await;
+        let mut s = state.borrow_mut();
+        s.busy = false;
+        if s.run != run {
+            return; // reset while this chunk ran
+        }
+        match result {
+            Ok((t, losses, params)) => {
+                s.training = Some(t);
+                s.losses.extend(losses);
+                let dt = 1.0 / FLOW_STEPS as f32;
+                let mut x = Rng::new(11).normals(2 * PARTICLES);
+                let mut frames = vec![x.clone()];
+                for k in 0..FLOW_STEPS {
+                    let u = mlp::forward(&shape, &params, &x, &vec![k as f32 * dt; PARTICLES]).0;
+                    for (a, b) in x.iter_mut().zip(&u) {
+                        *a += dt * b;
+                    }
+                    frames.push(x.clone());
+                }
+                s.frames = frames;
+                let verb = if s.losses.len() >= MAX_STEPS {
+                    "Trained"
+                } else {
+                    "Training"
+                };
+                s.status.set(&format!(
+                    "{verb} a {}-layer MLP of width {} on {}: {} steps ({:.0} ms for the last {STEPS_PER_CHUNK}).",
+                    shape.depth + 1,
+                    shape.hidden,
+                    backend.name(),
+                    s.losses.len(),
+                    js_sys::Date::now() - start
+                ));
+                s.needs_draw = true;
+            }
+            Err(e) => {
+                s.status.error(&format!("Training failed: {e}"));
+                s.paused = true;
+            }
+        }
+    });
+}
+
+impl Figure for NoiseToData {
+    fn frame(&mut self, now: f64) {
+        let start = {
+            let s = self.state.borrow();
+            s.visible && !s.busy && !s.paused && s.losses.len() < MAX_STEPS
+        };
+        if start {
+            train_chunk(&self.state);
+        }
+        let mut s = self.state.borrow_mut();
+        if !s.reduced_motion && !s.frames.is_empty() {
+            let dt = s
+                .last_now
+                .map_or(0.0, |last| (now - last) / 1000.0)
+                .min(0.1);
+            s.last_now = Some(now);
+            // Flow for LOOP_SECONDS, rest a third of that at t = 1, start again.
+            s.phase = (s.phase + dt / LOOP_SECONDS) % 1.34;
+            s.needs_draw = true;
+        }
+        if s.needs_draw {
+            s.draw();
+        }
+    }
+
+    fn set_visible(&mut self, visible: bool) {
+        let mut s = self.state.borrow_mut();
+        s.visible = visible;
+        s.last_now = None;
+        s.needs_draw = true;
+    }
+}
