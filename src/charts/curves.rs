@@ -72,6 +72,66 @@ pub fn draw_loss<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The hybrid model's metrics against tau: energy distance to held-out data (quality) and mean
+/// distance to the nearest training point (novelty), with the current tau marked.
+pub fn draw_tau_curves<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    curve: &[(f32, f32, f32)],
+    tau: f32,
+) -> DrawResult<DB> {
+    area.fill(&WHITE)?;
+    let top = curve.iter().map(|c| c.1.max(c.2)).fold(0.1f32, f32::max) as f64 * 1.15;
+    let mut chart = ChartBuilder::on(area)
+        .margin(10)
+        .caption(
+            "samples against τ (computed once trained)",
+            ("sans-serif", 16).into_font().color(&palette::INK),
+        )
+        .x_label_area_size(36)
+        .y_label_area_size(48)
+        .build_cartesian_2d(0.0..1.0f64, 0.0..top)?;
+    chart
+        .configure_mesh()
+        .light_line_style(palette::GRID.mix(0.0))
+        .bold_line_style(palette::GRID)
+        .x_desc("τ: the closed form is followed on [0, τ)")
+        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::INK))
+        .label_style(("sans-serif", 12).into_font().color(&palette::MUTED))
+        .x_labels(6)
+        .y_labels(5)
+        .draw()?;
+    chart
+        .draw_series(LineSeries::new(
+            curve.iter().map(|c| (c.0 as f64, c.1 as f64)),
+            palette::PARTICLE.stroke_width(2),
+        ))?
+        .label("energy distance to held-out data")
+        .legend(|(x, y)| {
+            PathElement::new(vec![(x, y), (x + 18, y)], palette::PARTICLE.stroke_width(2))
+        });
+    chart
+        .draw_series(LineSeries::new(
+            curve.iter().map(|c| (c.0 as f64, c.2 as f64)),
+            palette::DATA.stroke_width(2),
+        ))?
+        .label("mean distance to nearest training point")
+        .legend(|(x, y)| {
+            PathElement::new(vec![(x, y), (x + 18, y)], palette::DATA.stroke_width(2))
+        });
+    chart.draw_series(std::iter::once(PathElement::new(
+        vec![(tau as f64, 0.0), (tau as f64, top)],
+        palette::ACCENT.mix(0.6).stroke_width(1),
+    )))?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(palette::GRID)
+        .label_font(("sans-serif", 12).into_font().color(&palette::INK))
+        .draw()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

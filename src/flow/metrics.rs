@@ -36,6 +36,25 @@ pub fn nearest_distances(data: &[f32], dim: usize, points: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// Mean Euclidean distance between the rows of `a` and the rows of `b` (all pairs).
+fn mean_pair_distance(a: &[f32], b: &[f32], dim: usize) -> f64 {
+    let mut sum = 0.0f64;
+    for x in a.chunks_exact(dim) {
+        for y in b.chunks_exact(dim) {
+            sum += (squared_distance_scaled(x, y, 1.0) as f64).sqrt();
+        }
+    }
+    sum / ((a.len() / dim) * (b.len() / dim)).max(1) as f64
+}
+
+/// Energy distance 2 E||X - Y|| - E||X - X'|| - E||Y - Y'|| between two samples (rows):
+/// zero when the distributions agree, positive otherwise.
+pub fn energy_distance(x: &[f32], y: &[f32], dim: usize) -> f32 {
+    (2.0 * mean_pair_distance(x, y, dim)
+        - mean_pair_distance(x, x, dim)
+        - mean_pair_distance(y, y, dim)) as f32
+}
+
 /// Fraction of `values` strictly below `threshold`.
 pub fn fraction_below(values: &[f32], threshold: f32) -> f32 {
     values.iter().filter(|&&v| v < threshold).count() as f32 / values.len().max(1) as f32
@@ -95,6 +114,18 @@ mod tests {
         assert_eq!(d, vec![0.5, 1.0]);
         assert!((data_scale(&data, 2) - 1.0).abs() < 1e-6);
         assert_eq!(fraction_below(&d, 0.75), 0.5);
+    }
+
+    #[test]
+    fn energy_distance_separates_shifted_samples() {
+        use crate::flow::rng::Rng;
+        let a = Rng::new(1).normals(1000);
+        let b = Rng::new(2).normals(1000);
+        let shifted: Vec<f32> = Rng::new(3).normals(1000).iter().map(|v| v + 1.0).collect();
+        let same = energy_distance(&a, &b, 2);
+        let apart = energy_distance(&a, &shifted, 2);
+        assert!(same.abs() < 0.02, "same distribution: {same}");
+        assert!(apart > 0.3, "shifted by 1: {apart}");
     }
 
     #[test]

@@ -65,10 +65,53 @@ pub fn heun_sample(data: &[f32], dim: usize, x0: &[f32], steps: usize, t0: f32) 
     heun(x0, steps, t0, |x, t| closed_form_velocity(data, dim, x, t))
 }
 
+/// The paper's hybrid model: Euler from 0 to 1 in `steps` steps, following the closed form u*
+/// of `data` while t < tau and `network` afterwards.
+pub fn hybrid_sample<F>(
+    data: &[f32],
+    dim: usize,
+    x0: &[f32],
+    steps: usize,
+    tau: f32,
+    mut network: F,
+) -> Vec<f32>
+where
+    F: FnMut(&[f32], f32) -> Vec<f32>,
+{
+    euler(x0, steps, 0.0, |x, t| {
+        if t < tau {
+            closed_form_velocity(data, dim, x, t)
+        } else {
+            network(x, t)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::flow::{metrics, rng::Rng, Dataset};
+
+    #[test]
+    fn hybrid_switches_at_tau() {
+        let data = Dataset::TwoMoons.sample(20, 1);
+        let x0 = Rng::new(3).normals(2 * 50);
+        let zero = |x: &[f32], _t: f32| vec![0.0; x.len()];
+        // tau = 0: the network alone (here: nothing moves); tau = 1: the closed form alone.
+        assert_eq!(hybrid_sample(&data, 2, &x0, 20, 0.0, zero), x0);
+        assert_eq!(
+            hybrid_sample(&data, 2, &x0, 20, 1.0, zero),
+            euler_sample(&data, 2, &x0, 20, 0.0)
+        );
+        // In between, the first tau * steps steps follow u*, the rest stand still.
+        let half = hybrid_sample(&data, 2, &x0, 20, 0.5, zero);
+        assert_eq!(
+            half,
+            euler_range(&x0, 0.0, 0.05, 10, |x, t| closed_form_velocity(
+                &data, 2, x, t
+            ))
+        );
+    }
 
     #[test]
     fn grid_never_reaches_one() {

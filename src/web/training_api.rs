@@ -286,18 +286,9 @@ impl Trainer {
             async move {
                 let (x0, steps, tau) = args?;
                 let params = inner.params().await?;
-                let (times, dt) = flow::time_grid(steps, 0.0);
-                let mut x = x0;
-                for t in times {
-                    let u = if t < tau {
-                        flow::closed_form_velocity(&inner.data, dim, &x, t)
-                    } else {
-                        mlp::forward(&inner.shape, &params, &x, &vec![t; x.len() / dim]).0
-                    };
-                    for (a, b) in x.iter_mut().zip(&u) {
-                        *a += dt * b;
-                    }
-                }
+                let x = flow::sampler::hybrid_sample(&inner.data, dim, &x0, steps, tau, |x, t| {
+                    mlp::forward(&inner.shape, &params, x, &vec![t; x.len() / dim]).0
+                });
                 Ok(Float32Array::from(&x[..]))
             }
             .boxed_local()

@@ -1,6 +1,7 @@
 //! The article's figures. Each is a `Figure` built from a name by `create`; its state lives in an
 //! `Rc<RefCell<..>>` shared with its controls' callbacks and with its background computations.
 
+mod hybrid_tau;
 mod memorization;
 mod noise_to_data;
 mod stochastic_target;
@@ -22,11 +23,12 @@ pub trait Figure {
 }
 
 /// Names accepted by `create`.
-pub const NAMES: [&str; 4] = [
+pub const NAMES: [&str; 5] = [
     "noise-to-data",
     "velocity-field",
     "memorization",
     "stochastic-target",
+    "hybrid-tau",
 ];
 
 /// Builds the figure `name` inside `root`.
@@ -36,6 +38,7 @@ pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
         "velocity-field" => Box::new(velocity_field::VelocityField::mount(root)?),
         "memorization" => Box::new(memorization::Memorization::mount(root)?),
         "stochastic-target" => Box::new(stochastic_target::StochasticTarget::mount(root)?),
+        "hybrid-tau" => Box::new(hybrid_tau::HybridTau::mount(root)?),
         other => {
             return Err(JsValue::from_str(&format!(
                 "unknown figure \"{other}\"; valid names: {}",

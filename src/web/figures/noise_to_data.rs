@@ -226,8 +226,8 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
                     "Training"
                 };
                 s.status.set(&format!(
-                    "{verb} a {}-layer MLP of width {} on {}: {} steps ({:.0} ms for the last {STEPS_PER_CHUNK}).",
-                    shape.depth + 1,
+                    "{verb} an MLP with {} hidden layers of width {} on {}: {} steps ({:.0} ms for the last {STEPS_PER_CHUNK}).",
+                    shape.depth,
                     shape.hidden,
                     backend.name(),
                     s.losses.len(),

@@ -1,0 +1,249 @@
+//! Which t matters: a network trained on a small training set, sampled with the hybrid model
+//! (the closed form u* on [0, tau), the network after). A tau slider shows the samples; curves
+//! of the energy distance to held-out data and of the distance to the nearest training point,
+//! over tau in {0, 0.1, ..., 1}, are computed in the background once training is done.
+
+use super::{draw_plane, Figure, Status};
+use crate::charts::{curves, scenes};
+use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
+use crate::gpu::backend::Training;
+use crate::gpu::trainer::TrainOptions;
+use crate::web::controls::{self, element, JsResult, Listeners, Slider};
+use crate::web::shared::backend;
+use plotters::prelude::*;
+use plotters_canvas::CanvasBackend;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::JsValue;
+use web_sys::{Element, HtmlCanvasElement};
+
+const TRAIN_POINTS: usize = 40;
+const TEST_POINTS: usize = 1000;
+const MAX_STEPS: usize = 1500;
+const STEPS_PER_CHUNK: usize = 50;
+const PARTICLES: usize = 300;
+const FLOW_STEPS: usize = 40;
+const TAUS: usize = 11;
+
+struct State {
+    plane: HtmlCanvasElement,
+    curves_canvas: HtmlCanvasElement,
+    status: Status,
+    train: Vec<f32>,
+    test: Vec<f32>,
+    shape: mlp::MlpShape,
+    training: Option<Training>,
+    steps: usize,
+    params: Option<Vec<f32>>,
+    tau: f32,
+    samples: Option<(f32, Vec<f32>)>,
+    /// (tau, energy distance to the test set, mean distance to the nearest training point).
+    curve: Vec<(f32, f32, f32)>,
+    busy: bool,
+    visible: bool,
+    needs_draw: bool,
+}
+
+impl State {
+    fn sample(&self, params: &[f32], tau: f32) -> Vec<f32> {
+        let x0 = Rng::new(21).normals(2 * PARTICLES);
+        sampler::hybrid_sample(&self.train, 2, &x0, FLOW_STEPS, tau, |x, t| {
+            mlp::forward(&self.shape, params, x, &vec![t; x.len() / 2]).0
+        })
+    }
+
+    fn draw(&mut self) {
+        self.needs_draw = false;
+        let positions = match &self.samples {
+            Some((_, s)) => s.clone(),
+            None => Rng::new(21).normals(2 * PARTICLES),
+        };
+        let caption = if self.steps < MAX_STEPS {
+            format!("training: step {} / {MAX_STEPS}", self.steps)
+        } else {
+            format!("u* on [0, {:.2}), the network after", self.tau)
+        };
+        let scene = scenes::particles(&self.train, &positions, 1.0, caption);
+        let result = draw_plane(&self.plane, &scene).and_then(|_| {
+            let backend = CanvasBackend::with_canvas_object(self.curves_canvas.clone())
+                .ok_or_else(|| JsValue::from_str("canvas has no 2-D context"))?;
+            let area = backend.into_drawing_area();
+            curves::draw_tau_curves(&area, &self.curve, self.tau)
+                .map_err(|e| JsValue::from_str(&format!("{e:?}")))?;
+            area.present()
+                .map_err(|e| JsValue::from_str(&format!("{e:?}")))
+        });
+        if let Err(e) = result {
+            self.status.error(&format!("{e:?}"));
+        }
+    }
+}
+
+pub struct HybridTau {
+    state: Rc<RefCell<State>>,
+    _listeners: Listeners,
+}
+
+impl HybridTau {
+    pub fn mount(root: &Element) -> JsResult<HybridTau> {
+        let mut listeners = Listeners::default();
+        let panel = element("div", "figure-controls", root)?;
+        let row = element("div", "figure-row", root)?;
+        let plane = controls::canvas(
+            &row,
+            480,
+            480,
+            "Samples of the hybrid model and the training points",
+        )?;
+        let curves_canvas = controls::canvas(
+            &row,
+            480,
+            480,
+            "Novelty and quality of the samples against tau",
+        )?;
+        let status = Status::new(root)?;
+        let cell: Rc<RefCell<Option<Rc<RefCell<State>>>>> = Rc::new(RefCell::new(None));
+        let c = cell.clone();
+        Slider::new(
+            &panel,
+            &mut listeners,
+            "tau",
+            "τ",
+            (0.0, 1.0, 0.05),
+            0.0,
+            2,
+            move |v| {
+                if let Some(s) = c.borrow().as_ref() {
+                    let mut s = s.borrow_mut();
+                    s.tau = v as f32;
+                    if let Some(params) = s.params.clone() {
+                        let samples = s.sample(&params, s.tau);
+                        s.samples = Some((s.tau, samples));
+                    }
+                    s.needs_draw = true;
+                }
+            },
+        )?;
+        let state = Rc::new(RefCell::new(State {
+            plane,
+            curves_canvas,
+            status,
+            train: Dataset::TwoMoons.sample(TRAIN_POINTS, 0),
+            test: Dataset::TwoMoons.sample(TEST_POINTS, 99),
+            shape: mlp::MlpShape::new(2, 64, 3),
+            training: None,
+            steps: 0,
+            params: None,
+            tau: 0.0,
+            samples: None,
+            curve: Vec::new(),
+            busy: false,
+            visible: false,
+            needs_draw: true,
+        }));
+        *cell.borrow_mut() = Some(state.clone());
+        Ok(HybridTau {
+            state,
+            _listeners: listeners,
+        })
+    }
+}
+
+async fn pause() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback(&resolve);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+fn train_chunk(state: &Rc<RefCell<State>>) {
+    let (shape, data, mut training) = {
+        let mut s = state.borrow_mut();
+        s.busy = true;
+        (s.shape, s.train.clone(), s.training.take())
+    };
+    let state = state.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let backend = backend().await;
+        let result = async {
+            let mut t = match training.take() {
+                Some(t) => t,
+                None => backend.training(
+                    shape,
+                    &data,
+                    TrainOptions {
+                        batch: 256,
+                        lr: 2e-3,
+                        seed: 1,
+                    },
+                )?,
+            };
+            let losses = backend.train(&mut t, STEPS_PER_CHUNK, pause).await?;
+            let params = backend.parameters(&t).await?;
+            Ok::<_, crate::gpu::GpuError>((t, losses.len(), params))
+        }
+        .await;
+        let mut s = state.borrow_mut();
+        s.busy = false;
+        match result {
+            Ok((t, steps, params)) => {
+                s.training = Some(t);
+                s.steps += steps;
+                let tau = s.tau;
+                let samples = s.sample(&params, tau);
+                s.samples = Some((tau, samples));
+                s.params = Some(params);
+                s.status.set(&format!(
+                    "Training on {} training points on {}: step {} of {MAX_STEPS}.",
+                    TRAIN_POINTS,
+                    backend.name(),
+                    s.steps
+                ));
+                if s.steps >= MAX_STEPS {
+                    s.training = None; // frees the GPU buffers; the parameters are kept
+                }
+                s.needs_draw = true;
+            }
+            Err(e) => s.status.error(&format!("Training failed: {e}")),
+        }
+    });
+}
+
+impl Figure for HybridTau {
+    fn frame(&mut self, _now: f64) {
+        let (train, next_tau) = {
+            let s = self.state.borrow();
+            let train = s.visible && !s.busy && s.steps < MAX_STEPS;
+            let next = (s.steps >= MAX_STEPS && s.curve.len() < TAUS).then_some(s.curve.len());
+            (train, next)
+        };
+        if train {
+            train_chunk(&self.state);
+        }
+        let mut s = self.state.borrow_mut();
+        // One tau per frame, so the page stays responsive while the curves fill in.
+        if let (Some(k), Some(params)) = (next_tau, s.params.clone()) {
+            let tau = k as f32 / (TAUS - 1) as f32;
+            let samples = s.sample(&params, tau);
+            let energy = metrics::energy_distance(&samples, &s.test, 2);
+            let nearest = metrics::nearest_distances(&s.train, 2, &samples);
+            let mean = nearest.iter().sum::<f32>() / nearest.len() as f32;
+            s.curve.push((tau, energy, mean));
+            if s.curve.len() == TAUS {
+                s.status.set("Done: drag τ. Small τ keeps the network's novelty; large τ copies the training points.");
+            }
+            s.needs_draw = true;
+        }
+        if s.needs_draw {
+            s.draw();
+        }
+    }
+
+    fn set_visible(&mut self, visible: bool) {
+        let mut s = self.state.borrow_mut();
+        s.visible = visible;
+        s.needs_draw = true;
+    }
+}
