@@ -50,3 +50,14 @@ fn cpu_requested() -> bool {
                 .any(|p| p == "backend=cpu")
         })
 }
+
+/// Gives the event loop a turn: long CPU work awaits this now and then so the page stays
+/// responsive.
+pub async fn yield_to_page() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback(&resolve);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}

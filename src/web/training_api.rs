@@ -1,7 +1,7 @@
 //! The JS training API: `createTrainer(options)` and the `Trainer` it resolves to. Calls on one
 //! trainer run one after another (each awaits the previous), so a page may fire them freely.
 
-use super::shared::backend;
+use super::shared::{backend, yield_to_page};
 use crate::flow::{self, error as check, mlp, FlowError};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
@@ -132,16 +132,6 @@ pub async fn create_trainer(options: JsValue) -> Result<Trainer, JsError> {
             last: RefCell::new(None),
         }),
     })
-}
-
-/// Gives the event loop a turn (long CPU work stays interruptible by the page).
-async fn yield_to_page() {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback(&resolve);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
 impl Inner {

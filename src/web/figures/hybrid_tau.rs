@@ -3,18 +3,15 @@
 //! of the energy distance to held-out data and of the distance to the nearest training point,
 //! over tau in {0, 0.1, ..., 1}, are computed in the background once training is done.
 
-use super::{draw_plane, Figure, Status};
+use super::{draw_on, draw_plane, Figure, Status};
 use crate::charts::{curves, scenes};
 use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
 use crate::web::controls::{self, element, JsResult, Listeners, Slider};
-use crate::web::shared::backend;
-use plotters::prelude::*;
-use plotters_canvas::CanvasBackend;
+use crate::web::shared::{backend, yield_to_page};
 use std::cell::RefCell;
 use std::rc::Rc;
-use wasm_bindgen::JsValue;
 use web_sys::{Element, HtmlCanvasElement};
 
 const TRAIN_POINTS: usize = 40;
@@ -65,13 +62,9 @@ impl State {
         };
         let scene = scenes::particles(&self.train, &positions, 1.0, caption);
         let result = draw_plane(&self.plane, &scene).and_then(|_| {
-            let backend = CanvasBackend::with_canvas_object(self.curves_canvas.clone())
-                .ok_or_else(|| JsValue::from_str("canvas has no 2-D context"))?;
-            let area = backend.into_drawing_area();
-            curves::draw_tau_curves(&area, &self.curve, self.tau)
-                .map_err(|e| JsValue::from_str(&format!("{e:?}")))?;
-            area.present()
-                .map_err(|e| JsValue::from_str(&format!("{e:?}")))
+            draw_on(&self.curves_canvas, |area| {
+                curves::draw_tau_curves(area, &self.curve, self.tau)
+            })
         });
         if let Err(e) = result {
             self.status.error(&format!("{e:?}"));
@@ -149,15 +142,6 @@ impl HybridTau {
     }
 }
 
-async fn pause() {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback(&resolve);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-}
-
 fn train_chunk(state: &Rc<RefCell<State>>) {
     let (shape, data, mut training) = {
         let mut s = state.borrow_mut();
@@ -180,7 +164,9 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
                     },
                 )?,
             };
-            let losses = backend.train(&mut t, STEPS_PER_CHUNK, pause).await?;
+            let losses = backend
+                .train(&mut t, STEPS_PER_CHUNK, yield_to_page)
+                .await?;
             let params = backend.parameters(&t).await?;
             Ok::<_, crate::gpu::GpuError>((t, losses.len(), params))
         }

@@ -84,13 +84,24 @@ fn plotting_error<E: std::fmt::Debug>(e: E) -> JsValue {
     JsValue::from_str(&format!("drawing failed: {e:?}"))
 }
 
-/// Draws a plane scene on a canvas.
-pub fn draw_plane(canvas: &HtmlCanvasElement, scene: &charts::plane::Scene) -> JsResult<()> {
+/// Runs a chart function on a canvas.
+pub fn draw_on<F, E>(canvas: &HtmlCanvasElement, chart: F) -> JsResult<()>
+where
+    F: FnOnce(&DrawingArea<CanvasBackend, plotters::coord::Shift>) -> Result<(), E>,
+    E: std::fmt::Debug,
+{
     let backend = CanvasBackend::with_canvas_object(canvas.clone())
         .ok_or_else(|| JsValue::from_str("canvas has no 2-D context"))?;
     let area = backend.into_drawing_area();
-    charts::plane::draw(&area, &charts::plane::Plane::DEFAULT, scene).map_err(plotting_error)?;
+    chart(&area).map_err(plotting_error)?;
     area.present().map_err(plotting_error)
+}
+
+/// Draws a plane scene on a canvas.
+pub fn draw_plane(canvas: &HtmlCanvasElement, scene: &charts::plane::Scene) -> JsResult<()> {
+    draw_on(canvas, |area| {
+        charts::plane::draw(area, &charts::plane::Plane::DEFAULT, scene)
+    })
 }
 
 /// Draws a histogram on a canvas.
@@ -98,11 +109,7 @@ pub fn draw_histogram(
     canvas: &HtmlCanvasElement,
     view: &charts::histogram::HistogramView<'_>,
 ) -> JsResult<()> {
-    let backend = CanvasBackend::with_canvas_object(canvas.clone())
-        .ok_or_else(|| JsValue::from_str("canvas has no 2-D context"))?;
-    let area = backend.into_drawing_area();
-    charts::histogram::draw(&area, view).map_err(plotting_error)?;
-    area.present().map_err(plotting_error)
+    draw_on(canvas, |area| charts::histogram::draw(area, view))
 }
 
 /// The grid of query points for arrow fields: `side` x `side` over [-extent, extent]^2.

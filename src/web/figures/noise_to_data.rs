@@ -1,18 +1,15 @@
 //! From noise to data: a small velocity network trains on two moons when the figure comes into
 //! view, with its progress shown, and particles from N(0, I) flow along the learned field.
 
-use super::{draw_plane, Figure, Status};
+use super::{draw_on, draw_plane, Figure, Status};
 use crate::charts::{curves, scenes};
 use crate::flow::{mlp, rng::Rng, Dataset};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
 use crate::web::controls::{self, button, element, JsResult, Listeners};
-use crate::web::shared::backend;
-use plotters::prelude::*;
-use plotters_canvas::CanvasBackend;
+use crate::web::shared::{backend, yield_to_page};
 use std::cell::RefCell;
 use std::rc::Rc;
-use wasm_bindgen::JsValue;
 use web_sys::{Element, HtmlCanvasElement, HtmlElement};
 
 const MAX_STEPS: usize = 2000;
@@ -76,13 +73,9 @@ impl State {
             None => "waiting to start".to_string(),
         };
         let result = draw_plane(&self.plane, &scene).and_then(|_| {
-            let backend = CanvasBackend::with_canvas_object(self.loss_canvas.clone())
-                .ok_or_else(|| JsValue::from_str("canvas has no 2-D context"))?;
-            let area = backend.into_drawing_area();
-            curves::draw_loss(&area, &self.losses, MAX_STEPS, &title)
-                .map_err(|e| JsValue::from_str(&format!("{e:?}")))?;
-            area.present()
-                .map_err(|e| JsValue::from_str(&format!("{e:?}")))
+            draw_on(&self.loss_canvas, |area| {
+                curves::draw_loss(area, &self.losses, MAX_STEPS, &title)
+            })
         });
         if let Err(e) = result {
             self.status.error(&format!("{e:?}"));
@@ -162,15 +155,6 @@ impl NoiseToData {
     }
 }
 
-async fn pause() {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback(&resolve);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-}
-
 /// Trains one chunk in the background, then recomputes the particles' paths.
 fn train_chunk(state: &Rc<RefCell<State>>) {
     let (shape, data, run, mut training) = {
@@ -195,7 +179,7 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
                     },
                 )?,
             };
-            let losses = backend.train(&mut t, STEPS_PER_CHUNK, pause).await;
+            let losses = backend.train(&mut t, STEPS_PER_CHUNK, yield_to_page).await;
             let params = backend.parameters(&t).await;
             Ok::<_, crate::gpu::GpuError>((t, losses?, params?))
         }
