@@ -77,3 +77,20 @@ fn many_steps_per_submission_reduce_the_loss() {
     eprintln!("loss {early} -> {late}");
     assert!(late < 0.85 * early, "loss {early} -> {late}");
 }
+
+#[test]
+fn oversized_trainers_are_refused_up_front() {
+    let Some(gpu) = common::gpu() else { return };
+    // 8192 rows x 8192 columns of f32 is 256 MiB: more than one binding holds by default.
+    let shape = MlpShape::new(8192, 8, 1);
+    let data = vec![0.0f32; 8192];
+    let options = TrainOptions {
+        batch: 8192,
+        lr: 1e-3,
+        seed: 0,
+    };
+    let err = GpuTrainer::new(&gpu, shape, &shape.init(0), &data, options)
+        .err()
+        .expect("an oversized trainer was accepted");
+    assert!(err.to_string().contains("exceeds one binding"), "{err}");
+}

@@ -126,6 +126,13 @@ impl GpuTrainer {
         let count = shape.parameter_count();
         let batch = options.batch;
         let layers = shape.layers();
+        let widest = layers.iter().map(|&(i, o)| i.max(o)).max().unwrap_or(0);
+        let biggest = (batch * widest).max(count) as u64 * 4;
+        if biggest > limit {
+            return Err(GpuError::TooLarge(format!(
+                "a batch of {batch} rows of width {widest} ({biggest} bytes) exceeds one binding ({limit})"
+            )));
+        }
         let offsets = shape.offsets();
 
         let module = |label: &str, source: &str| {
