@@ -132,6 +132,62 @@ pub fn draw_tau_curves<DB: DrawingBackend>(
     Ok(())
 }
 
+/// E||u_theta - u*||^2 per t bin over [0, 1), on a log scale.
+pub fn draw_binned_error<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    errors: &[f32],
+    bins: usize,
+) -> DrawResult<DB> {
+    area.fill(&WHITE)?;
+    let positive = errors.iter().copied().filter(|v| v.is_finite() && *v > 0.0);
+    let lo = positive.clone().fold(f32::INFINITY, f32::min).min(0.01) as f64 * 0.5;
+    let hi = positive.fold(0.0f32, f32::max).max(1.0) as f64 * 2.0;
+    let mut chart = ChartBuilder::on(area)
+        .margin(10)
+        .caption(
+            "E‖u_θ − u*‖² against t",
+            ("sans-serif", 16).into_font().color(&palette::INK),
+        )
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..1.0f64, (lo..hi).log_scale())?;
+    chart
+        .configure_mesh()
+        .light_line_style(palette::GRID.mix(0.0))
+        .bold_line_style(palette::GRID)
+        .x_desc("t")
+        .y_desc("mean squared error (log)")
+        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::INK))
+        .label_style(("sans-serif", 12).into_font().color(&palette::MUTED))
+        .x_labels(6)
+        .y_labels(5)
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .draw()?;
+    let width = 1.0 / bins as f64;
+    chart.draw_series(LineSeries::new(
+        errors
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_finite() && **e > 0.0)
+            .map(|(k, &e)| ((k as f64 + 0.5) * width, e as f64)),
+        palette::ACCENT.stroke_width(2),
+    ))?;
+    chart.draw_series(
+        errors
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_finite() && **e > 0.0)
+            .map(|(k, &e)| {
+                Circle::new(
+                    ((k as f64 + 0.5) * width, e as f64),
+                    3,
+                    palette::ACCENT.filled(),
+                )
+            }),
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 mod hybrid_tau;
 mod memorization;
+mod model_capacity;
 mod noise_to_data;
 mod stochastic_target;
 mod velocity_field;
@@ -23,11 +24,12 @@ pub trait Figure {
 }
 
 /// Names accepted by `create`.
-pub const NAMES: [&str; 5] = [
+pub const NAMES: [&str; 6] = [
     "noise-to-data",
     "velocity-field",
     "memorization",
     "stochastic-target",
+    "model-capacity",
     "hybrid-tau",
 ];
 
@@ -38,6 +40,7 @@ pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
         "velocity-field" => Box::new(velocity_field::VelocityField::mount(root)?),
         "memorization" => Box::new(memorization::Memorization::mount(root)?),
         "stochastic-target" => Box::new(stochastic_target::StochasticTarget::mount(root)?),
+        "model-capacity" => Box::new(model_capacity::ModelCapacity::mount(root)?),
         "hybrid-tau" => Box::new(hybrid_tau::HybridTau::mount(root)?),
         other => {
             return Err(JsValue::from_str(&format!(

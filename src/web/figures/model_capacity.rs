@@ -1,0 +1,296 @@
+//! Model capacity: a network of the chosen width trains on n points; the figure plots
+//! E||u_theta(x_t, t) - u*(x_t, t)||^2 against t, binned over [0, 1), which shows where the
+//! network fails to learn the closed form (small and large t), and how novel its samples are.
+
+use super::{draw_on, draw_plane, Figure, Status};
+use crate::charts::{curves, scenes};
+use crate::flow::{self, metrics, mlp, rng::Rng, Dataset};
+use crate::gpu::backend::Training;
+use crate::gpu::trainer::TrainOptions;
+use crate::web::controls::{self, element, JsResult, Listeners, Slider};
+use crate::web::shared::{backend, yield_to_page};
+use std::cell::RefCell;
+use std::rc::Rc;
+use web_sys::{Element, HtmlCanvasElement};
+
+const MAX_STEPS: usize = 1500;
+const STEPS_PER_CHUNK: usize = 50;
+const BINS: usize = 20;
+const PAIRS_PER_BIN: usize = 200;
+const PARTICLES: usize = 200;
+const FLOW_STEPS: usize = 20;
+
+struct State {
+    plane: HtmlCanvasElement,
+    chart: HtmlCanvasElement,
+    status: Status,
+    width: usize,
+    n: usize,
+    data: Vec<f32>,
+    training: Option<Training>,
+    steps: usize,
+    params: Option<Vec<f32>>,
+    /// Mean squared error per t bin, filled one bin per frame once trained.
+    errors: Vec<f32>,
+    /// Particles being integrated with the network, one Euler step per frame.
+    particles: Vec<f32>,
+    flow_step: usize,
+    run: u64,
+    busy: bool,
+    visible: bool,
+    needs_draw: bool,
+}
+
+impl State {
+    fn shape(&self) -> mlp::MlpShape {
+        mlp::MlpShape::new(2, self.width, 3)
+    }
+
+    fn restart(&mut self) {
+        self.data = Dataset::TwoMoons.sample(self.n, 0);
+        self.training = None;
+        self.steps = 0;
+        self.params = None;
+        self.errors.clear();
+        self.particles = Rng::new(31).normals(2 * PARTICLES);
+        self.flow_step = 0;
+        self.run += 1;
+        self.needs_draw = true;
+    }
+
+    /// E||u_theta - u*||^2 over pairs (x0, x1) with t uniform in bin `k`.
+    fn bin_error(&self, params: &[f32], k: usize) -> f32 {
+        let mut rng = Rng::new(100 + k as u64);
+        let n = self.data.len() / 2;
+        let mut total = 0.0f64;
+        let mut xt = Vec::with_capacity(2 * PAIRS_PER_BIN);
+        let mut ts = Vec::with_capacity(PAIRS_PER_BIN);
+        for _ in 0..PAIRS_PER_BIN {
+            let t = ((k as f64 + rng.uniform()) / BINS as f64) as f32;
+            let i = rng.below(n);
+            for c in 0..2 {
+                let x0 = rng.normal() as f32;
+                xt.push((1.0 - t) * x0 + t * self.data[2 * i + c]);
+            }
+            ts.push(t);
+        }
+        let u = mlp::forward(&self.shape(), params, &xt, &ts).0;
+        for (p, &t) in ts.iter().enumerate() {
+            let star = flow::closed_form_velocity(&self.data, 2, &xt[2 * p..2 * p + 2], t);
+            total += ((u[2 * p] - star[0]).powi(2) + (u[2 * p + 1] - star[1]).powi(2)) as f64;
+        }
+        (total / PAIRS_PER_BIN as f64) as f32
+    }
+
+    fn draw(&mut self) {
+        self.needs_draw = false;
+        let done = self.flow_step == FLOW_STEPS;
+        let caption = if done {
+            let d = metrics::nearest_distances(&self.data, 2, &self.particles);
+            let scale = metrics::data_scale(&self.data, 2);
+            format!(
+                "{:.0}% of samples within 1% of a training point",
+                100.0 * metrics::fraction_below(&d, 0.01 * scale)
+            )
+        } else {
+            format!(
+                "width {}, n = {}: step {} / {MAX_STEPS}",
+                self.width, self.n, self.steps
+            )
+        };
+        let t = self.flow_step as f32 / FLOW_STEPS as f32;
+        let scene = scenes::particles(&self.data, &self.particles, t, caption);
+        let result = draw_plane(&self.plane, &scene).and_then(|_| {
+            draw_on(&self.chart, |area| {
+                curves::draw_binned_error(area, &self.errors, BINS)
+            })
+        });
+        if let Err(e) = result {
+            self.status.error(&format!("{e:?}"));
+        }
+    }
+}
+
+pub struct ModelCapacity {
+    state: Rc<RefCell<State>>,
+    _listeners: Listeners,
+}
+
+impl ModelCapacity {
+    pub fn mount(root: &Element) -> JsResult<ModelCapacity> {
+        let mut listeners = Listeners::default();
+        let panel = element("div", "figure-controls", root)?;
+        let row = element("div", "figure-row", root)?;
+        let plane = controls::canvas(
+            &row,
+            480,
+            480,
+            "Samples of the trained network over the training points",
+        )?;
+        let chart = controls::canvas(
+            &row,
+            480,
+            480,
+            "Squared error between the network and the closed form against t",
+        )?;
+        let status = Status::new(root)?;
+        let cell: Rc<RefCell<Option<Rc<RefCell<State>>>>> = Rc::new(RefCell::new(None));
+        let c = cell.clone();
+        Slider::new(
+            &panel,
+            &mut listeners,
+            "cap-width",
+            "log₂ width",
+            (4.0, 8.0, 1.0),
+            6.0,
+            0,
+            move |v| {
+                if let Some(s) = c.borrow().as_ref() {
+                    let mut s = s.borrow_mut();
+                    s.width = 1 << (v as usize);
+                    s.restart();
+                }
+            },
+        )?;
+        let c = cell.clone();
+        Slider::new(
+            &panel,
+            &mut listeners,
+            "cap-n",
+            "n",
+            (10.0, 500.0, 10.0),
+            100.0,
+            0,
+            move |v| {
+                if let Some(s) = c.borrow().as_ref() {
+                    let mut s = s.borrow_mut();
+                    s.n = v as usize;
+                    s.restart();
+                }
+            },
+        )?;
+        let state = Rc::new(RefCell::new(State {
+            plane,
+            chart,
+            status,
+            width: 64,
+            n: 100,
+            data: Vec::new(),
+            training: None,
+            steps: 0,
+            params: None,
+            errors: Vec::new(),
+            particles: Vec::new(),
+            flow_step: 0,
+            run: 0,
+            busy: false,
+            visible: false,
+            needs_draw: true,
+        }));
+        state.borrow_mut().restart();
+        *cell.borrow_mut() = Some(state.clone());
+        Ok(ModelCapacity {
+            state,
+            _listeners: listeners,
+        })
+    }
+}
+
+fn train_chunk(state: &Rc<RefCell<State>>) {
+    let (shape, data, run, mut training) = {
+        let mut s = state.borrow_mut();
+        s.busy = true;
+        (s.shape(), s.data.clone(), s.run, s.training.take())
+    };
+    let state = state.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let backend = backend().await;
+        let result = async {
+            let mut t = match training.take() {
+                Some(t) => t,
+                None => backend.training(
+                    shape,
+                    &data,
+                    TrainOptions {
+                        batch: 256,
+                        lr: 2e-3,
+                        seed: 2,
+                    },
+                )?,
+            };
+            let losses = backend
+                .train(&mut t, STEPS_PER_CHUNK, yield_to_page)
+                .await?;
+            let params = backend.parameters(&t).await?;
+            Ok::<_, crate::gpu::GpuError>((t, losses.len(), params))
+        }
+        .await;
+        let mut s = state.borrow_mut();
+        s.busy = false;
+        if s.run != run {
+            return; // settings changed while this chunk ran
+        }
+        match result {
+            Ok((t, steps, params)) => {
+                s.steps += steps;
+                s.training = (s.steps < MAX_STEPS).then_some(t);
+                if s.steps >= MAX_STEPS {
+                    s.params = Some(params);
+                }
+                s.status.set(&format!(
+                    "Training width {} on {} points on {}: step {} of {MAX_STEPS}.",
+                    s.width,
+                    s.n,
+                    backend.name(),
+                    s.steps
+                ));
+                s.needs_draw = true;
+            }
+            Err(e) => s.status.error(&format!("Training failed: {e}")),
+        }
+    });
+}
+
+impl Figure for ModelCapacity {
+    fn frame(&mut self, _now: f64) {
+        let train = {
+            let s = self.state.borrow();
+            s.visible && !s.busy && s.steps < MAX_STEPS
+        };
+        if train {
+            train_chunk(&self.state);
+        }
+        let mut s = self.state.borrow_mut();
+        // Once trained: one bin of the error curve, or one Euler step of the samples, per frame.
+        if let Some(params) = s.params.clone() {
+            if s.errors.len() < BINS {
+                let k = s.errors.len();
+                let e = s.bin_error(&params, k);
+                s.errors.push(e);
+                s.needs_draw = true;
+            } else if s.flow_step < FLOW_STEPS {
+                let dt = 1.0 / FLOW_STEPS as f32;
+                let t = s.flow_step as f32 * dt;
+                let u = mlp::forward(&s.shape(), &params, &s.particles, &[t; PARTICLES]).0;
+                for (a, b) in s.particles.iter_mut().zip(&u) {
+                    *a += dt * b;
+                }
+                s.flow_step += 1;
+                if s.flow_step == FLOW_STEPS {
+                    s.status
+                        .set("Done: the curve shows at which t the network departs from u*.");
+                }
+                s.needs_draw = true;
+            }
+        }
+        if s.needs_draw {
+            s.draw();
+        }
+    }
+
+    fn set_visible(&mut self, visible: bool) {
+        let mut s = self.state.borrow_mut();
+        s.visible = visible;
+        s.needs_draw = true;
+    }
+}
