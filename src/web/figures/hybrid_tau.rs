@@ -9,7 +9,7 @@ use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
 use crate::web::controls::{self, element, JsResult, Listeners, Slider};
-use crate::web::shared::{backend, yield_to_page};
+use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
 use web_sys::{Element, HtmlCanvasElement};
@@ -143,7 +143,7 @@ impl HybridTau {
 }
 
 fn train_chunk(state: &Rc<RefCell<State>>) {
-    let (shape, data, mut training) = {
+    let (shape, data, training) = {
         let mut s = state.borrow_mut();
         s.busy = true;
         (s.shape, s.train.clone(), s.training.take())
@@ -151,26 +151,14 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
     let state = state.clone();
     wasm_bindgen_futures::spawn_local(async move {
         let backend = backend().await;
-        let result = async {
-            let mut t = match training.take() {
-                Some(t) => t,
-                None => backend.training(
-                    shape,
-                    &data,
-                    TrainOptions {
-                        batch: 256,
-                        lr: 2e-3,
-                        seed: 1,
-                    },
-                )?,
-            };
-            let losses = backend
-                .train(&mut t, STEPS_PER_CHUNK, yield_to_page)
-                .await?;
-            let params = backend.parameters(&t).await?;
-            Ok::<_, crate::gpu::GpuError>((t, losses.len(), params))
-        }
-        .await;
+        let options = TrainOptions {
+            batch: 256,
+            lr: 2e-3,
+            seed: 1,
+        };
+        let result = super::train_chunk(&backend, training, shape, &data, options, STEPS_PER_CHUNK)
+            .await
+            .map(|(t, losses, params)| (t, losses.len(), params));
         let mut s = state.borrow_mut();
         s.busy = false;
         match result {

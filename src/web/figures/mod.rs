@@ -115,6 +115,28 @@ pub fn draw_histogram(
     draw_on(canvas, |area| charts::histogram::draw(area, view))
 }
 
+/// One chunk of a figure's background training: continues `training` (or starts it from the
+/// seeded initialisation), runs `steps` steps, and returns it with their losses and the
+/// parameters after them.
+pub async fn train_chunk(
+    backend: &crate::gpu::Backend,
+    training: Option<crate::gpu::backend::Training>,
+    shape: crate::flow::mlp::MlpShape,
+    data: &[f32],
+    options: crate::gpu::trainer::TrainOptions,
+    steps: usize,
+) -> Result<(crate::gpu::backend::Training, Vec<f32>, Vec<f32>), crate::gpu::GpuError> {
+    let mut training = match training {
+        Some(t) => t,
+        None => backend.training(shape, data, options)?,
+    };
+    let losses = backend
+        .train(&mut training, steps, super::shared::yield_to_page)
+        .await?;
+    let params = backend.parameters(&training).await?;
+    Ok((training, losses, params))
+}
+
 /// The grid of query points for arrow fields: `side` x `side` over [-extent, extent]^2.
 pub fn grid(side: usize, extent: f32) -> Vec<f32> {
     let mut g = Vec::with_capacity(2 * side * side);

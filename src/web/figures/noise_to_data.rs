@@ -7,7 +7,7 @@ use crate::flow::{mlp, rng::Rng, Dataset};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
 use crate::web::controls::{self, button, element, JsResult, Listeners};
-use crate::web::shared::{backend, yield_to_page};
+use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
 use web_sys::{Element, HtmlCanvasElement, HtmlElement};
@@ -157,7 +157,7 @@ impl NoiseToData {
 
 /// Trains one chunk in the background, then recomputes the particles' paths.
 fn train_chunk(state: &Rc<RefCell<State>>) {
-    let (shape, data, run, mut training) = {
+    let (shape, data, run, training) = {
         let mut s = state.borrow_mut();
         s.busy = true;
         (s.shape, s.data.clone(), s.run, s.training.take())
@@ -166,24 +166,13 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
     wasm_bindgen_futures::spawn_local(async move {
         let backend = backend().await;
         let start = js_sys::Date::now();
-        let result = async {
-            let mut t = match training.take() {
-                Some(t) => t,
-                None => backend.training(
-                    shape,
-                    &data,
-                    TrainOptions {
-                        batch: 256,
-                        lr: 2e-3,
-                        seed: 0,
-                    },
-                )?,
-            };
-            let losses = backend.train(&mut t, STEPS_PER_CHUNK, yield_to_page).await;
-            let params = backend.parameters(&t).await;
-            Ok::<_, crate::gpu::GpuError>((t, losses?, params?))
-        }
-        .await;
+        let options = TrainOptions {
+            batch: 256,
+            lr: 2e-3,
+            seed: 0,
+        };
+        let result =
+            super::train_chunk(&backend, training, shape, &data, options, STEPS_PER_CHUNK).await;
         let mut s = state.borrow_mut();
         s.busy = false;
         if s.run != run {
