@@ -3,12 +3,12 @@
 //! of the energy distance to held-out data and of the distance to the nearest training point,
 //! over tau in {0, 0.1, ..., 1}, are computed in the background once training is done.
 
-use super::{draw_on, draw_plane, Figure, Status};
+use super::{draw_on, draw_plane, two_panels, Figure, Later, Status, TwoPanels};
 use crate::charts::{curves, scenes};
 use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
-use crate::web::controls::{self, element, JsResult, Listeners, Slider};
+use crate::web::controls::{JsResult, Listeners, Slider};
 use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -80,22 +80,17 @@ pub struct HybridTau {
 impl HybridTau {
     pub fn mount(root: &Element) -> JsResult<HybridTau> {
         let mut listeners = Listeners::default();
-        let panel = element("div", "figure-controls", root)?;
-        let row = element("div", "figure-row", root)?;
-        let plane = controls::canvas(
-            &row,
-            480,
-            480,
+        let TwoPanels {
+            controls: panel,
+            left: plane,
+            right: curves_canvas,
+            status,
+        } = two_panels(
+            root,
             "Samples of the hybrid model and the training points",
-        )?;
-        let curves_canvas = controls::canvas(
-            &row,
-            480,
-            480,
             "Novelty and quality of the samples against tau",
         )?;
-        let status = Status::new(root)?;
-        let cell: Rc<RefCell<Option<Rc<RefCell<State>>>>> = Rc::new(RefCell::new(None));
+        let cell = Later::<State>::new();
         let c = cell.clone();
         Slider::new(
             &panel,
@@ -106,15 +101,14 @@ impl HybridTau {
             0.0,
             2,
             move |v| {
-                if let Some(s) = c.borrow().as_ref() {
-                    let mut s = s.borrow_mut();
+                c.with(|s| {
                     s.tau = v as f32;
                     if let Some(params) = s.params.clone() {
                         let samples = s.sample(&params, s.tau);
                         s.samples = Some((s.tau, samples));
                     }
                     s.needs_draw = true;
-                }
+                })
             },
         )?;
         let state = Rc::new(RefCell::new(State {
@@ -134,7 +128,7 @@ impl HybridTau {
             visible: false,
             needs_draw: true,
         }));
-        *cell.borrow_mut() = Some(state.clone());
+        cell.set(&state);
         Ok(HybridTau {
             state,
             _listeners: listeners,

@@ -2,10 +2,12 @@
 //! the end every particle sits on a training point, which the histogram of nearest-training-point
 //! distances shows.
 
-use super::{dataset_options, draw_histogram, draw_plane, Figure, Status};
+use super::{
+    dataset_options, draw_histogram, draw_plane, two_panels, Figure, Later, Status, TwoPanels,
+};
 use crate::charts::{histogram::HistogramView, scenes};
 use crate::flow::{metrics, rng::Rng, Dataset};
-use crate::web::controls::{self, button, element, select, JsResult, Listeners, Slider};
+use crate::web::controls::{button, select, JsResult, Listeners, Slider};
 use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -111,28 +113,17 @@ pub struct Memorization {
 impl Memorization {
     pub fn mount(root: &Element) -> JsResult<Memorization> {
         let mut listeners = Listeners::default();
-        let panel = element("div", "figure-controls", root)?;
-        let row = element("div", "figure-row", root)?;
-        let plane = controls::canvas(
-            &row,
-            480,
-            480,
+        let TwoPanels {
+            controls: panel,
+            left: plane,
+            right: histogram,
+            status,
+        } = two_panels(
+            root,
             "Particles flowing from the Gaussian source to the training points",
-        )?;
-        let histogram = controls::canvas(
-            &row,
-            480,
-            480,
             "Histogram of distances from each particle to its nearest training point",
         )?;
-        let status = Status::new(root)?;
-        let cell: Rc<RefCell<Option<Rc<RefCell<State>>>>> = Rc::new(RefCell::new(None));
-        let with = move |cell: &Rc<RefCell<Option<Rc<RefCell<State>>>>>,
-                         f: &mut dyn FnMut(&mut State)| {
-            if let Some(s) = cell.borrow().as_ref() {
-                f(&mut s.borrow_mut())
-            }
-        };
+        let cell = Later::<State>::new();
 
         let c = cell.clone();
         select(
@@ -143,7 +134,7 @@ impl Memorization {
             &dataset_options(&[]),
             "moons",
             move |v| {
-                with(&c, &mut |s| {
+                c.with(|s| {
                     s.dataset = v.clone();
                     s.restart();
                 })
@@ -159,7 +150,7 @@ impl Memorization {
             50.0,
             0,
             move |v| {
-                with(&c, &mut |s| {
+                c.with(|s| {
                     s.n = v as usize;
                     s.restart();
                 })
@@ -175,7 +166,7 @@ impl Memorization {
             0.0,
             2,
             move |v| {
-                with(&c, &mut |s| {
+                c.with(|s| {
                     s.t = v;
                     s.set_playing(false);
                     s.needs_draw = true;
@@ -184,7 +175,7 @@ impl Memorization {
         )?;
         let c = cell.clone();
         let play_button = button(&panel, &mut listeners, "Pause", move || {
-            with(&c, &mut |s| {
+            c.with(|s| {
                 let playing = !s.playing;
                 if playing && s.t >= 1.0 {
                     s.t = 0.0;
@@ -194,7 +185,7 @@ impl Memorization {
         })?;
         let c = cell.clone();
         button(&panel, &mut listeners, "New noise", move || {
-            with(&c, &mut |s| {
+            c.with(|s| {
                 s.seed += 1;
                 s.restart();
             })
@@ -232,7 +223,7 @@ impl Memorization {
             s.restart();
             s.set_playing(!reduced_motion);
         }
-        *cell.borrow_mut() = Some(state.clone());
+        cell.set(&state);
         Ok(Memorization {
             state,
             _listeners: listeners,

@@ -12,6 +12,8 @@ use super::controls::{element, JsResult};
 use crate::charts;
 use plotters::prelude::*;
 use plotters_canvas::CanvasBackend;
+use std::cell::RefCell;
+use std::rc::Rc;
 use wasm_bindgen::JsValue;
 use web_sys::{Element, HtmlCanvasElement, HtmlElement};
 
@@ -60,6 +62,56 @@ fn dataset_options(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str,
             .map(|d| (d.id(), d.label())),
     );
     options
+}
+
+/// A figure's state, reachable from the callbacks of controls built before the state exists
+/// (the state holds those controls). Callbacks that fire before `set` do nothing.
+pub struct Later<S>(Rc<RefCell<Option<Rc<RefCell<S>>>>>);
+
+impl<S> Clone for Later<S> {
+    fn clone(&self) -> Self {
+        Later(self.0.clone())
+    }
+}
+
+impl<S> Later<S> {
+    pub fn new() -> Self {
+        Later(Rc::new(RefCell::new(None)))
+    }
+
+    pub fn set(&self, state: &Rc<RefCell<S>>) {
+        *self.0.borrow_mut() = Some(state.clone());
+    }
+
+    /// Runs `f` on the state, once it exists.
+    pub fn with(&self, f: impl FnOnce(&mut S)) {
+        if let Some(s) = self.0.borrow().as_ref() {
+            f(&mut s.borrow_mut())
+        }
+    }
+}
+
+/// The layout most figures share: a row of controls, two square canvases side by side (they
+/// wrap on narrow screens), and a status line.
+pub struct TwoPanels {
+    pub controls: HtmlElement,
+    pub left: HtmlCanvasElement,
+    pub right: HtmlCanvasElement,
+    pub status: Status,
+}
+
+pub fn two_panels(root: &Element, left_label: &str, right_label: &str) -> JsResult<TwoPanels> {
+    let controls = element("div", "figure-controls", root)?;
+    let row = element("div", "figure-row", root)?;
+    let left = super::controls::canvas(&row, 480, 480, left_label)?;
+    let right = super::controls::canvas(&row, 480, 480, right_label)?;
+    let status = Status::new(root)?;
+    Ok(TwoPanels {
+        controls,
+        left,
+        right,
+        status,
+    })
 }
 
 /// The line under a figure that says what it is doing (or what went wrong).

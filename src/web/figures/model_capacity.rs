@@ -2,12 +2,12 @@
 //! E||u_theta(x_t, t) - u*(x_t, t)||^2 against t, binned over [0, 1), which shows where the
 //! network fails to learn the closed form (small and large t), and how novel its samples are.
 
-use super::{draw_on, draw_plane, Figure, Status};
+use super::{draw_on, draw_plane, two_panels, Figure, Later, Status, TwoPanels};
 use crate::charts::{curves, scenes};
 use crate::flow::{self, metrics, mlp, rng::Rng, Dataset};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
-use crate::web::controls::{self, element, JsResult, Listeners, Slider};
+use crate::web::controls::{JsResult, Listeners, Slider};
 use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -119,22 +119,17 @@ pub struct ModelCapacity {
 impl ModelCapacity {
     pub fn mount(root: &Element) -> JsResult<ModelCapacity> {
         let mut listeners = Listeners::default();
-        let panel = element("div", "figure-controls", root)?;
-        let row = element("div", "figure-row", root)?;
-        let plane = controls::canvas(
-            &row,
-            480,
-            480,
+        let TwoPanels {
+            controls: panel,
+            left: plane,
+            right: chart,
+            status,
+        } = two_panels(
+            root,
             "Samples of the trained network over the training points",
-        )?;
-        let chart = controls::canvas(
-            &row,
-            480,
-            480,
             "Squared error between the network and the closed form against t",
         )?;
-        let status = Status::new(root)?;
-        let cell: Rc<RefCell<Option<Rc<RefCell<State>>>>> = Rc::new(RefCell::new(None));
+        let cell = Later::<State>::new();
         let c = cell.clone();
         Slider::new(
             &panel,
@@ -145,11 +140,10 @@ impl ModelCapacity {
             6.0,
             0,
             move |v| {
-                if let Some(s) = c.borrow().as_ref() {
-                    let mut s = s.borrow_mut();
+                c.with(|s| {
                     s.width = 1 << (v as usize);
                     s.restart();
-                }
+                })
             },
         )?;
         let c = cell.clone();
@@ -162,11 +156,10 @@ impl ModelCapacity {
             100.0,
             0,
             move |v| {
-                if let Some(s) = c.borrow().as_ref() {
-                    let mut s = s.borrow_mut();
+                c.with(|s| {
                     s.n = v as usize;
                     s.restart();
-                }
+                })
             },
         )?;
         let state = Rc::new(RefCell::new(State {
@@ -188,7 +181,7 @@ impl ModelCapacity {
             needs_draw: true,
         }));
         state.borrow_mut().restart();
-        *cell.borrow_mut() = Some(state.clone());
+        cell.set(&state);
         Ok(ModelCapacity {
             state,
             _listeners: listeners,

@@ -1,12 +1,12 @@
 //! From noise to data: a small velocity network trains on two moons when the figure comes into
 //! view, with its progress shown, and particles from N(0, I) flow along the learned field.
 
-use super::{draw_on, draw_plane, Figure, Status};
+use super::{draw_on, draw_plane, two_panels, Figure, Later, Status, TwoPanels};
 use crate::charts::{curves, scenes};
 use crate::flow::{mlp, rng::Rng, Dataset};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
-use crate::web::controls::{self, button, element, JsResult, Listeners};
+use crate::web::controls::{button, JsResult, Listeners};
 use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -91,21 +91,20 @@ pub struct NoiseToData {
 impl NoiseToData {
     pub fn mount(root: &Element) -> JsResult<NoiseToData> {
         let mut listeners = Listeners::default();
-        let panel = element("div", "figure-controls", root)?;
-        let row = element("div", "figure-row", root)?;
-        let plane = controls::canvas(
-            &row,
-            480,
-            480,
+        let TwoPanels {
+            controls: panel,
+            left: plane,
+            right: loss_canvas,
+            status,
+        } = two_panels(
+            root,
             "Particles flowing from Gaussian noise along the learned velocity field",
+            "The training loss against the step",
         )?;
-        let loss_canvas = controls::canvas(&row, 480, 480, "The training loss against the step")?;
-        let status = Status::new(root)?;
-        let cell: Rc<RefCell<Option<Rc<RefCell<State>>>>> = Rc::new(RefCell::new(None));
+        let cell = Later::<State>::new();
         let c = cell.clone();
         let pause_button = button(&panel, &mut listeners, "Pause training", move || {
-            if let Some(s) = c.borrow().as_ref() {
-                let mut s = s.borrow_mut();
+            c.with(|s| {
                 s.paused = !s.paused;
                 let label = if s.paused {
                     "Resume training"
@@ -113,13 +112,13 @@ impl NoiseToData {
                     "Pause training"
                 };
                 s.pause_button.set_text_content(Some(label));
-            }
+            })
         })?;
         let c = cell.clone();
         button(&panel, &mut listeners, "Reset", move || {
-            if let Some(s) = c.borrow().as_ref() {
-                s.borrow_mut().reset();
-            }
+            c.with(|s| {
+                s.reset();
+            })
         })?;
         let reduced_motion = web_sys::window()
             .and_then(|w| {
@@ -147,7 +146,7 @@ impl NoiseToData {
             run: 0,
             needs_draw: true,
         }));
-        *cell.borrow_mut() = Some(state.clone());
+        cell.set(&state);
         Ok(NoiseToData {
             state,
             _listeners: listeners,

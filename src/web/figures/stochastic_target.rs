@@ -2,10 +2,12 @@
 //! targets (x_i - x) / (1 - t) weighted by lambda_i and their average u*; and the histogram of
 //! cos(u*(x_t, t), x1 - x0) over random pairs (x0, x1) at the chosen t.
 
-use super::{dataset_options, draw_histogram, draw_plane, Figure, Status};
+use super::{
+    dataset_options, draw_histogram, draw_plane, two_panels, Figure, Later, Status, TwoPanels,
+};
 use crate::charts::{histogram::HistogramView, plane::Plane, scenes};
 use crate::flow::{self, metrics, rng::Rng, Dataset};
-use crate::web::controls::{self, canvas_point, element, select, JsResult, Listeners, Slider};
+use crate::web::controls::{canvas_point, select, JsResult, Listeners, Slider};
 use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -81,29 +83,18 @@ pub struct StochasticTarget {
 impl StochasticTarget {
     pub fn mount(root: &Element) -> JsResult<StochasticTarget> {
         let mut listeners = Listeners::default();
-        let panel = element("div", "figure-controls", root)?;
-        let row = element("div", "figure-row", root)?;
-        let plane = controls::canvas(
-            &row,
-            480,
-            480,
+        let TwoPanels {
+            controls: panel,
+            left: plane,
+            right: histogram,
+            status,
+        } = two_panels(
+            root,
             "A point x_t, arrows to every training point weighted by lambda, and their average u*",
-        )?;
-        plane.set_tab_index(0);
-        let histogram = controls::canvas(
-            &row,
-            480,
-            480,
             "Histogram of cosines between u* and the conditional target x1 - x0",
         )?;
-        let status = Status::new(root)?;
-        let cell: Rc<RefCell<Option<Rc<RefCell<State>>>>> = Rc::new(RefCell::new(None));
-        let with = move |cell: &Rc<RefCell<Option<Rc<RefCell<State>>>>>,
-                         f: &mut dyn FnMut(&mut State)| {
-            if let Some(s) = cell.borrow().as_ref() {
-                f(&mut s.borrow_mut())
-            }
-        };
+        plane.set_tab_index(0);
+        let cell = Later::<State>::new();
         let c = cell.clone();
         select(
             &panel,
@@ -113,7 +104,7 @@ impl StochasticTarget {
             &dataset_options(&[(THREE, "Three points")]),
             THREE,
             move |v| {
-                with(&c, &mut |s| {
+                c.with(|s| {
                     s.dataset = v.clone();
                     s.regenerate();
                 })
@@ -129,7 +120,7 @@ impl StochasticTarget {
             100.0,
             0,
             move |v| {
-                with(&c, &mut |s| {
+                c.with(|s| {
                     s.n = v as usize;
                     if s.dataset != THREE {
                         s.regenerate();
@@ -147,7 +138,7 @@ impl StochasticTarget {
             0.3,
             2,
             move |v| {
-                with(&c, &mut |s| {
+                c.with(|s| {
                     s.t = v as f32;
                     s.needs_draw = true;
                 })
@@ -171,7 +162,7 @@ impl StochasticTarget {
             needs_draw: true,
         }));
         state.borrow_mut().regenerate();
-        *cell.borrow_mut() = Some(state.clone());
+        cell.set(&state);
 
         let size = (plane.width(), plane.height());
         let (s, cv) = (state.clone(), plane.clone());

@@ -1,7 +1,7 @@
 //! The closed-form velocity field u*(., t) of a dataset as arrows, with a t slider; hovering a
 //! point colours the training points by lambda(x, t) and draws the n segments x_t lies on.
 
-use super::{dataset_options, draw_plane, grid, Figure, Status};
+use super::{dataset_options, draw_plane, grid, Figure, Later, Status};
 use crate::charts::{plane::Plane, scenes};
 use crate::flow::{self, Dataset};
 use crate::gpu::backend::Prepared;
@@ -89,15 +89,11 @@ impl VelocityField {
             "Arrows of the closed-form velocity field over the plane, with the training points",
         )?;
         let status = Status::new(root)?;
-        let cell: Rc<RefCell<Option<Rc<RefCell<State>>>>> = Rc::new(RefCell::new(None));
+        let cell = Later::<State>::new();
 
         let on = |f: fn(&mut State, f64)| {
             let cell = cell.clone();
-            move |v: f64| {
-                if let Some(s) = cell.borrow().as_ref() {
-                    f(&mut s.borrow_mut(), v)
-                }
-            }
+            move |v: f64| cell.with(|s| f(s, v))
         };
         let mut options = dataset_options(&[]);
         options.push((CUSTOM, "Your points (click)"));
@@ -110,11 +106,10 @@ impl VelocityField {
             &options,
             "moons",
             move |v| {
-                if let Some(s) = c.borrow().as_ref() {
-                    let mut s = s.borrow_mut();
+                c.with(|s| {
                     s.dataset = v;
                     s.regenerate();
-                }
+                })
             },
         )?;
         let n_slider = Slider::new(
@@ -145,13 +140,12 @@ impl VelocityField {
         )?;
         let c = cell.clone();
         button(&panel, &mut listeners, "Clear your points", move || {
-            if let Some(s) = c.borrow().as_ref() {
-                let mut s = s.borrow_mut();
+            c.with(|s| {
                 s.custom.clear();
                 if s.dataset == CUSTOM {
                     s.regenerate();
                 }
-            }
+            })
         })?;
 
         let state = Rc::new(RefCell::new(State {
@@ -172,7 +166,7 @@ impl VelocityField {
             needs_draw: true,
         }));
         state.borrow_mut().regenerate();
-        *cell.borrow_mut() = Some(state.clone());
+        cell.set(&state);
 
         let (s, cv) = (state.clone(), canvas.clone());
         listeners.on(&canvas, "pointermove", move |e| {
