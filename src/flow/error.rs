@@ -32,15 +32,20 @@ pub const MAX_DIM: usize = 3072;
 /// Largest number of Euler steps accepted.
 pub const MAX_STEPS: usize = 10_000;
 
-pub fn check_dim(dim: f64) -> Result<usize, FlowError> {
-    if dim.fract() != 0.0 || !(1.0..=MAX_DIM as f64).contains(&dim) {
+/// An integer in lo..=hi (the value arrives as a JS number).
+pub fn check_integer(name: &'static str, v: f64, lo: usize, hi: usize) -> Result<usize, FlowError> {
+    if v.fract() != 0.0 || !(lo as f64..=hi as f64).contains(&v) {
         return Err(FlowError::OutOfRange {
-            name: "dim",
-            expected: format!("an integer in 1..={MAX_DIM}"),
-            got: format!("{dim}"),
+            name,
+            expected: format!("an integer in {lo}..={hi}"),
+            got: format!("{v}"),
         });
     }
-    Ok(dim as usize)
+    Ok(v as usize)
+}
+
+pub fn check_dim(dim: f64) -> Result<usize, FlowError> {
+    check_integer("dim", dim, 1, MAX_DIM)
 }
 
 /// Time of the closed form: u* is singular at t = 1, so the range is [0, 1).
@@ -55,15 +60,20 @@ pub fn check_t(name: &'static str, t: f64) -> Result<f32, FlowError> {
     Ok(t as f32)
 }
 
-pub fn check_steps(steps: f64) -> Result<usize, FlowError> {
-    if steps.fract() != 0.0 || !(1.0..=MAX_STEPS as f64).contains(&steps) {
+/// A time or fraction in [0, 1] (the network, unlike u*, is defined at t = 1).
+pub fn check_unit(name: &'static str, v: f64) -> Result<f32, FlowError> {
+    if !(0.0..=1.0).contains(&v) {
         return Err(FlowError::OutOfRange {
-            name: "steps",
-            expected: format!("an integer in 1..={MAX_STEPS}"),
-            got: format!("{steps}"),
+            name,
+            expected: "a number in [0, 1]".into(),
+            got: format!("{v}"),
         });
     }
-    Ok(steps as usize)
+    Ok(v as f32)
+}
+
+pub fn check_steps(steps: f64) -> Result<usize, FlowError> {
+    check_integer("steps", steps, 1, MAX_STEPS)
 }
 
 /// Checks that `values` is a non-empty, finite, row-major array of `dim`-vectors; returns the
@@ -108,5 +118,17 @@ mod tests {
         // 0.99999999 rounds to 1.0 in f32, where u* is singular.
         assert!(check_t("t", 0.999_999_999).is_err());
         assert_eq!(check_t("t", 0.0), Ok(0.0));
+        assert_eq!(
+            check_integer("hidden", 4.0, 8, 1024)
+                .unwrap_err()
+                .to_string(),
+            "hidden must be an integer in 8..=1024, got 4"
+        );
+        assert_eq!(check_integer("seed", 0.0, 0, u32::MAX as usize), Ok(0));
+        assert_eq!(check_unit("hybridTau", 1.0), Ok(1.0));
+        assert_eq!(
+            check_unit("hybridTau", 1.5).unwrap_err().to_string(),
+            "hybridTau must be a number in [0, 1], got 1.5"
+        );
     }
 }

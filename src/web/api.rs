@@ -8,7 +8,7 @@ use js_sys::Float32Array;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-fn float_array(name: &'static str, value: &JsValue) -> Result<Vec<f32>, FlowError> {
+pub(super) fn float_array(name: &'static str, value: &JsValue) -> Result<Vec<f32>, FlowError> {
     value
         .dyn_ref::<Float32Array>()
         .map(Float32Array::to_vec)
@@ -18,14 +18,18 @@ fn float_array(name: &'static str, value: &JsValue) -> Result<Vec<f32>, FlowErro
         })
 }
 
-fn number(name: &'static str, value: &JsValue) -> Result<f64, FlowError> {
+pub(super) fn number(name: &'static str, value: &JsValue) -> Result<f64, FlowError> {
     value.as_f64().ok_or(FlowError::WrongType {
         name,
         expected: "a number",
     })
 }
 
-fn optional_number(name: &'static str, value: &JsValue, default: f64) -> Result<f64, FlowError> {
+pub(super) fn optional_number(
+    name: &'static str,
+    value: &JsValue,
+    default: f64,
+) -> Result<f64, FlowError> {
     if value.is_undefined() {
         Ok(default)
     } else {

@@ -1,6 +1,7 @@
 //! The JS training API: `createTrainer(options)` and the `Trainer` it resolves to. Calls on one
 //! trainer run one after another (each awaits the previous), so a page may fire them freely.
 
+use super::api::{float_array, number, optional_number};
 use super::shared::{backend, yield_to_page};
 use crate::flow::{self, error as check, mlp, FlowError};
 use crate::gpu::backend::Training;
@@ -10,7 +11,6 @@ use js_sys::{Float32Array, Object, Reflect};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 struct Inner {
     shape: mlp::MlpShape,
@@ -31,28 +31,14 @@ fn option(options: &JsValue, name: &str) -> JsValue {
     Reflect::get(options, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
 }
 
+/// An integer option or argument: `default` when absent, else a number in lo..=hi.
 fn integer(
     name: &'static str,
     value: JsValue,
     default: f64,
-    (lo, hi): (f64, f64),
+    (lo, hi): (usize, usize),
 ) -> Result<usize, FlowError> {
-    let v = if value.is_undefined() {
-        default
-    } else {
-        value.as_f64().ok_or(FlowError::WrongType {
-            name,
-            expected: "a number",
-        })?
-    };
-    if v.fract() != 0.0 || !(lo..=hi).contains(&v) {
-        return Err(FlowError::OutOfRange {
-            name,
-            expected: format!("an integer in {lo}..={hi}"),
-            got: format!("{v}"),
-        });
-    }
-    Ok(v as usize)
+    check::check_integer(name, optional_number(name, &value, default)?, lo, hi)
 }
 
 fn parse(options: &JsValue) -> Result<(mlp::MlpShape, TrainOptions, Vec<f32>), FlowError> {
@@ -62,24 +48,13 @@ fn parse(options: &JsValue) -> Result<(mlp::MlpShape, TrainOptions, Vec<f32>), F
             expected: "an object such as { data, dim }",
         });
     }
-    let dim = integer(
-        "dim",
-        option(options, "dim"),
-        f64::NAN,
-        (1.0, check::MAX_DIM as f64),
-    )?;
-    let data = option(options, "data")
-        .dyn_into::<Float32Array>()
-        .map_err(|_| FlowError::WrongType {
-            name: "data",
-            expected: "a Float32Array",
-        })?
-        .to_vec();
+    let dim = integer("dim", option(options, "dim"), f64::NAN, (1, check::MAX_DIM))?;
+    let data = float_array("data", &option(options, "data"))?;
     check::check_rows("data", &data, dim)?;
-    let hidden = integer("hidden", option(options, "hidden"), 128.0, (8.0, 1024.0))?;
-    let depth = integer("depth", option(options, "depth"), 3.0, (1.0, 6.0))?;
-    let batch = integer("batch", option(options, "batch"), 256.0, (1.0, 8192.0))?;
-    let seed = integer("seed", option(options, "seed"), 0.0, (0.0, u32::MAX as f64))? as u32;
+    let hidden = integer("hidden", option(options, "hidden"), 128.0, (8, 1024))?;
+    let depth = integer("depth", option(options, "depth"), 3.0, (1, 6))?;
+    let batch = integer("batch", option(options, "batch"), 256.0, (1, 8192))?;
+    let seed = integer("seed", option(options, "seed"), 0.0, (0, u32::MAX as usize))? as u32;
     let target = option(options, "target");
     let target = if target.is_undefined() {
         "cfm".to_string()
@@ -186,7 +161,7 @@ impl Inner {
 impl Trainer {
     /// Runs `steps` (1..=100,000) optimisation steps; resolves to their losses.
     pub fn train(&self, steps: JsValue) -> js_sys::Promise {
-        let steps = integer("steps", steps, f64::NAN, (1.0, 100_000.0));
+        let steps = integer("steps", steps, f64::NAN, (1, 100_000));
         self.inner.queue(move |inner| {
             async move {
                 let steps = steps?;
@@ -205,26 +180,9 @@ impl Trainer {
     pub fn velocity(&self, points: JsValue, t: JsValue) -> js_sys::Promise {
         let dim = self.inner.shape.dim;
         let args = (|| {
-            let points = points
-                .dyn_into::<Float32Array>()
-                .map_err(|_| FlowError::WrongType {
-                    name: "points",
-                    expected: "a Float32Array",
-                })?
-                .to_vec();
+            let points = float_array("points", &points)?;
             check::check_rows("points", &points, dim)?;
-            let t = t.as_f64().ok_or(FlowError::WrongType {
-                name: "t",
-                expected: "a number",
-            })?;
-            if !(0.0..=1.0).contains(&t) {
-                return Err(FlowError::OutOfRange {
-                    name: "t",
-                    expected: "a number in [0, 1]".into(),
-                    got: format!("{t}"),
-                });
-            }
-            Ok((points, t as f32))
+            Ok::<_, FlowError>((points, check::check_unit("t", number("t", &t)?)?))
         })();
         self.inner.queue(move |inner| {
             async move {
@@ -243,34 +201,11 @@ impl Trainer {
     pub fn sample(&self, x0: JsValue, steps: JsValue, hybrid_tau: JsValue) -> js_sys::Promise {
         let dim = self.inner.shape.dim;
         let args = (|| {
-            let x0 = x0
-                .dyn_into::<Float32Array>()
-                .map_err(|_| FlowError::WrongType {
-                    name: "x0",
-                    expected: "a Float32Array",
-                })?
-                .to_vec();
+            let x0 = float_array("x0", &x0)?;
             check::check_rows("x0", &x0, dim)?;
-            let steps = check::check_steps(steps.as_f64().ok_or(FlowError::WrongType {
-                name: "steps",
-                expected: "a number",
-            })?)?;
-            let tau = if hybrid_tau.is_undefined() {
-                0.0
-            } else {
-                hybrid_tau.as_f64().ok_or(FlowError::WrongType {
-                    name: "hybridTau",
-                    expected: "a number",
-                })?
-            };
-            if !(0.0..=1.0).contains(&tau) {
-                return Err(FlowError::OutOfRange {
-                    name: "hybridTau",
-                    expected: "a number in [0, 1]".into(),
-                    got: format!("{tau}"),
-                });
-            }
-            Ok((x0, steps, tau as f32))
+            let steps = check::check_steps(number("steps", &steps)?)?;
+            let tau = optional_number("hybridTau", &hybrid_tau, 0.0)?;
+            Ok::<_, FlowError>((x0, steps, check::check_unit("hybridTau", tau)?))
         })();
         self.inner.queue(move |inner| {
             async move {

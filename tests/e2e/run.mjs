@@ -131,6 +131,8 @@ for (const webgpu of [true, false]) {
       const second = await trainer.train(60);
       const u = await trainer.velocity(new Float32Array([0, 0, 1, 1]), 0.5);
       const x = await trainer.sample(window.fmRef.normals(400, 6), 20, 0.3);
+      let tauError = '';
+      try { await trainer.sample(new Float32Array(2), 5, 1.5); } catch (e) { tauError = e.message; }
       await trainer.free();
       let freed = '';
       try { await trainer.train(1); } catch (e) { freed = e.message; }
@@ -152,11 +154,12 @@ for (const webgpu of [true, false]) {
       }
       const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
       return { first: Array.from(first), early: mean(first.slice(0, 20)), late: mean(second.slice(-20)),
-        u: u.length, x: x.length, finite: [...first, ...second, ...u, ...x].every(Number.isFinite), freed, bad };
+        tauError, u: u.length, x: x.length, finite: [...first, ...second, ...u, ...x].every(Number.isFinite), freed, bad };
     });
     assert(r.finite && r.u === 4 && r.x === 400, JSON.stringify(r));
     assert(r.late < r.early, `loss did not fall: ${r.early} -> ${r.late}`);
     assert(/freed/.test(r.freed), `a freed trainer answered: ${r.freed}`);
+    assert(/^hybridTau must be a number in \[0, 1\], got 1.5/.test(r.tauError), `hybridTau 1.5: ${r.tauError}`);
     assert(r.bad.length === 0, r.bad.join('\n'));
     firstLosses[mode] = r.first.slice(0, 5);
     if (firstLosses.webgpu && firstLosses.cpu) {
