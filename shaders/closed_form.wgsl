@@ -1,7 +1,8 @@
 // Closed-form flow-matching velocity as fused attention with an online softmax.
 //
 // queries x (m x dim), keys t * x_i, values x_i (one slice of the training set, n_slice x dim),
-// score_i = -||x - t x_i||^2 / (2 (1 - t)^2).
+// score_i = -||x - t x_i||^2 / (2 (1 - t)^2), with one t for all queries or, with PER_QUERY_T,
+// each query's own t from `times` (the EFM training target: x_t at the batch's times).
 //
 // One workgroup owns TQ queries. It streams the slice's points in chunks of TK through workgroup
 // memory: a TQ x TK score tile (direct differences, tiled over dim in TD-wide strips), then the
@@ -23,6 +24,7 @@ const KPT: u32 = 8u;
 const FIRST: u32 = 1u;
 const LAST: u32 = 2u;
 const EULER: u32 = 4u;
+const PER_QUERY_T: u32 = 8u;
 
 struct Params {
     k_begin: u32,
@@ -41,27 +43,33 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 // Running (max, sum) per query, carried between slices.
 @group(0) @binding(4) var<storage, read_write> state: array<f32>;
+// Each query's t (read with PER_QUERY_T only).
+@group(0) @binding(5) var<storage, read> times: array<f32>;
 
 var<workgroup> q_tile: array<f32, 1024>;  // TQ * TD
-var<workgroup> k_tile: array<f32, 2048>;  // TK * TD: t * x_k for scores, x_k for the sum
+var<workgroup> k_tile: array<f32, 2048>;  // TK * TD: points x_k
 var<workgroup> w_tile: array<f32, 512>;   // TQ * TK scores, then weights
 var<workgroup> row_max: array<f32, 16>;
 var<workgroup> row_sum: array<f32, 16>;
 var<workgroup> row_scale: array<f32, 16>;
+var<workgroup> row_t: array<f32, 16>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let dim = params.dim;
     let n = params.k_end;
     let m = params.m;
-    let t = params.t;
-    let one_minus_t = 1.0 - t;
-    let inv_two_var = 1.0 / (2.0 * one_minus_t * one_minus_t);
     let q0 = wid.x * TQ;
     let first = (params.flags & FIRST) != 0u;
+    let per_query = (params.flags & PER_QUERY_T) != 0u;
 
     if (lid < TQ) {
         let q = q0 + lid;
+        var tq = params.t;
+        if (per_query && q < m) {
+            tq = times[q];
+        }
+        row_t[lid] = tq;
         if (first || q >= m) {
             row_max[lid] = 0.0;
             row_sum[lid] = 0.0;
@@ -70,10 +78,14 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             row_sum[lid] = state[2u * q + 1u];
         }
     }
+    workgroupBarrier();
 
     // Scores: thread (tq, tk) computes query tq against points tk, tk + 4, ..., tk + 28.
     let tq = lid / 4u;
     let tk = lid % 4u;
+    let t = row_t[tq];
+    let one_minus_t = 1.0 - t;
+    let inv_two_var = 1.0 / (2.0 * one_minus_t * one_minus_t);
     var fresh = first;
 
     for (var k0 = params.k_begin; k0 < n; k0 += TK) {
@@ -106,7 +118,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
                 let k = k0 + row;
                 var v = 0.0;
                 if (k < n && col < width) {
-                    v = t * data[k * dim + d0 + col];
+                    v = data[k * dim + d0 + col];
                 }
                 k_tile[e] = v;
             }
@@ -120,7 +132,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             for (var d = 0u; d < width; d++) {
                 let xq = q_tile[tq * TD + d];
                 for (var j = 0u; j < KPT; j++) {
-                    let diff = xq - k_tile[(tk + 4u * j) * TD + d];
+                    let diff = xq - t * k_tile[(tk + 4u * j) * TD + d];
                     part[j] += diff * diff;
                 }
             }
@@ -213,7 +225,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
                 if (q0 + q < m) {
                     let idx = (q0 + q) * dim + d;
                     let x = queries[idx];
-                    let u = (out[idx] / row_sum[q] - x) / one_minus_t;
+                    let u = (out[idx] / row_sum[q] - x) / (1.0 - row_t[q]);
                     if (euler) {
                         out[idx] = x + params.dt * u;
                     } else {

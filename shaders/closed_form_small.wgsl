@@ -7,6 +7,7 @@
 const FIRST: u32 = 1u;
 const LAST: u32 = 2u;
 const EULER: u32 = 4u;
+const PER_QUERY_T: u32 = 8u;
 
 struct Params {
     k_begin: u32,
@@ -24,6 +25,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> queries: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read_write> state: array<f32>;
+@group(0) @binding(5) var<storage, read> times: array<f32>;
 
 fn load(dim: u32, base: u32, from_queries: bool) -> vec4<f32> {
     var v = vec4<f32>(0.0);
@@ -44,7 +46,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (q >= params.m) {
         return;
     }
-    let t = params.t;
+    var t = params.t;
+    if ((params.flags & PER_QUERY_T) != 0u) {
+        t = times[q];
+    }
     let one_minus_t = 1.0 - t;
     let inv_two_var = 1.0 / (2.0 * one_minus_t * one_minus_t);
     let x = load(dim, q * dim, true);

@@ -29,6 +29,52 @@ fn check(data: &[f32], dim: usize, points: &[f32], times: &[f32], slice_rows: Op
     }
 }
 
+/// Each query at its own t (the EFM target) against the f64 reference evaluated query by query.
+fn check_per_query_times(data: &[f32], dim: usize, points: &[f32], slice_rows: Option<usize>) {
+    let Some(gpu) = common::gpu() else { return };
+    let pipeline = ClosedFormPipeline::new(&gpu);
+    let set = match slice_rows {
+        Some(rows) => TrainingSet::upload_in_slices(&gpu, data, dim, rows),
+        None => TrainingSet::upload(&gpu, data, dim),
+    }
+    .unwrap();
+    let m = points.len() / dim;
+    let times: Vec<f32> = (0..m).map(|q| TIMES[q % TIMES.len()]).collect();
+    let got = block_on(pipeline.velocity_at(&gpu, &set, points, &times)).unwrap();
+    let reference: Vec<f64> = points
+        .chunks_exact(dim)
+        .zip(&times)
+        .flat_map(|(x, &t)| flow::closed_form_velocity_f64(data, dim, x, t as f64))
+        .collect();
+    let err = max_relative_error(&got, &reference, dim);
+    eprintln!(
+        "per-query t, dim {dim}, n {}, m {m}: max relative error {err:.2e}",
+        set.n
+    );
+    assert!(err < 1e-3, "per-query t, dim {dim}: relative error {err}");
+    // The same queries at one shared t must not depend on which path computed them.
+    let shared = block_on(pipeline.velocity(&gpu, &set, points, 0.5)).unwrap();
+    let halves = block_on(pipeline.velocity_at(&gpu, &set, points, &vec![0.5; m])).unwrap();
+    assert_eq!(
+        shared, halves,
+        "per-query t = 0.5 differs from t = 0.5 for all"
+    );
+}
+
+#[test]
+fn per_query_times_small_kernel() {
+    let data = Dataset::EightGaussians.sample(700, 8);
+    let points = Rng::new(9).normals(333 * 2);
+    check_per_query_times(&data, 2, &points, Some(300));
+}
+
+#[test]
+fn per_query_times_tiled_kernel() {
+    let data = Rng::new(10).normals(1500 * 37);
+    let points = Rng::new(11).normals(50 * 37);
+    check_per_query_times(&data, 37, &points, Some(1000));
+}
+
 #[test]
 fn tiny_inputs() {
     // n and m below one tile, odd sizes everywhere.

@@ -2,12 +2,12 @@
 
 mod common;
 
-use fm_explainer::flow::mlp::{self, Adam, MlpShape};
+use fm_explainer::flow::mlp::{self, Adam, MlpShape, Target};
 use fm_explainer::flow::Dataset;
 use fm_explainer::gpu::trainer::{GpuTrainer, TrainOptions};
 use pollster::block_on;
 
-fn compare(shape: MlpShape, batch: usize, steps: usize) {
+fn compare(shape: MlpShape, batch: usize, steps: usize, target: Target) {
     let Some(gpu) = common::gpu() else { return };
     let data = Dataset::EightGaussians.sample(500, 1);
     let init = shape.init(2);
@@ -15,6 +15,7 @@ fn compare(shape: MlpShape, batch: usize, steps: usize) {
         batch,
         lr: 1e-3,
         seed: 3,
+        target,
     };
     let mut trainer = GpuTrainer::new(&gpu, shape, &init, &data, options).unwrap();
     let gpu_losses = block_on(trainer.train(&gpu, steps)).unwrap();
@@ -23,7 +24,17 @@ fn compare(shape: MlpShape, batch: usize, steps: usize) {
     let mut params = init.clone();
     let mut adam = Adam::new(params.len(), options.lr);
     let cpu_losses: Vec<f32> = (0..steps)
-        .map(|_| mlp::cfm_step(&shape, &mut params, &mut adam, &data, batch, options.seed))
+        .map(|_| {
+            mlp::train_step(
+                &shape,
+                &mut params,
+                &mut adam,
+                &data,
+                batch,
+                options.seed,
+                target,
+            )
+        })
         .collect();
     for (k, (g, c)) in gpu_losses.iter().zip(&cpu_losses).enumerate() {
         assert!(
@@ -41,20 +52,32 @@ fn compare(shape: MlpShape, batch: usize, steps: usize) {
         .zip(&init)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    eprintln!("{shape:?}, batch {batch}, {steps} steps: losses {gpu_losses:?}; worst weight difference {worst:.2e} (weights moved up to {moved:.2e})");
+    eprintln!("{target:?}, {shape:?}, batch {batch}, {steps} steps: losses {gpu_losses:?}; worst weight difference {worst:.2e} (weights moved up to {moved:.2e})");
     assert!(moved > 1e-3, "training did not move the weights");
     assert!(worst <= 1e-5, "GPU and CPU weights differ by {worst}");
 }
 
 #[test]
 fn five_steps_match_the_cpu_twin() {
-    compare(MlpShape::new(2, 32, 3), 64, 5);
+    compare(MlpShape::new(2, 32, 3), 64, 5, Target::Cfm);
 }
 
 #[test]
 fn odd_sizes_match_the_cpu_twin() {
     // Sizes that are not multiples of the 16 x 16 tiles, one hidden layer.
-    compare(MlpShape::new(3, 19, 1), 37, 5);
+    compare(MlpShape::new(3, 19, 1), 37, 5, Target::Cfm);
+}
+
+#[test]
+fn efm_steps_match_the_cpu_twin() {
+    // The EFM target comes from the closed-form kernel over the batch's x1 and 100 more points.
+    compare(MlpShape::new(2, 32, 3), 64, 5, Target::Efm { samples: 100 });
+}
+
+#[test]
+fn efm_odd_sizes_match_the_cpu_twin() {
+    // dim 5 takes the tiled closed-form kernel; no extra points (the batch alone).
+    compare(MlpShape::new(5, 19, 2), 37, 5, Target::Efm { samples: 0 });
 }
 
 #[test]
@@ -66,6 +89,7 @@ fn many_steps_per_submission_reduce_the_loss() {
         batch: 256,
         lr: 2e-3,
         seed: 6,
+        target: Target::Cfm,
     };
     let mut trainer = GpuTrainer::new(&gpu, shape, &shape.init(5), &data, options).unwrap();
     // 600 steps span three submissions (256 + 256 + 88).
@@ -88,6 +112,7 @@ fn oversized_trainers_are_refused_up_front() {
         batch: 8192,
         lr: 1e-3,
         seed: 0,
+        target: Target::Cfm,
     };
     let err = GpuTrainer::new(&gpu, shape, &shape.init(0), &data, options)
         .err()

@@ -25,19 +25,42 @@ pub fn draw_loss<DB: DrawingBackend>(
     max_steps: usize,
     title: &str,
 ) -> DrawResult<DB> {
+    draw_losses(
+        area,
+        &[LossSeries {
+            label: "",
+            losses,
+            color: palette::PARTICLE,
+        }],
+        max_steps,
+        title,
+        "CFM loss (log scale)",
+    )
+}
+
+/// One training run's losses, for `draw_losses`.
+pub struct LossSeries<'a> {
+    pub label: &'a str,
+    pub losses: &'a [f32],
+    pub color: RGBColor,
+}
+
+/// Several runs' losses against the step on one log-scale chart: each raw (faint) and smoothed,
+/// with a legend when there is more than one.
+pub fn draw_losses<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    series: &[LossSeries],
+    max_steps: usize,
+    title: &str,
+    y_desc: &str,
+) -> DrawResult<DB> {
     area.fill(&WHITE)?;
-    let finite: Vec<f32> = losses
+    let finite = series
         .iter()
-        .copied()
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .collect();
-    let lo = finite
-        .iter()
-        .copied()
-        .fold(f32::INFINITY, f32::min)
-        .min(1.0) as f64
-        * 0.8;
-    let hi = finite.iter().copied().fold(0.0f32, f32::max).max(2.0) as f64 * 1.2;
+        .flat_map(|s| s.losses.iter().copied())
+        .filter(|v| v.is_finite() && *v > 0.0);
+    let lo = finite.clone().fold(f32::INFINITY, f32::min).min(1.0) as f64 * 0.8;
+    let hi = finite.fold(0.0f32, f32::max).max(2.0) as f64 * 1.2;
     let mut chart = ChartBuilder::on(area)
         .margin(10)
         .caption(title, ("sans-serif", 16).into_font().color(&palette::INK))
@@ -49,7 +72,7 @@ pub fn draw_loss<DB: DrawingBackend>(
         .light_line_style(palette::GRID.mix(0.0))
         .bold_line_style(palette::GRID)
         .x_desc("training step")
-        .y_desc("CFM loss (log scale)")
+        .y_desc(y_desc)
         .axis_desc_style(("sans-serif", 14).into_font().color(&palette::INK))
         .label_style(("sans-serif", 12).into_font().color(&palette::MUTED))
         .x_labels(6)
@@ -64,11 +87,30 @@ pub fn draw_loss<DB: DrawingBackend>(
             .map(|(i, &v)| (i as f64, v as f64))
             .collect()
     };
-    chart.draw_series(LineSeries::new(points(losses), palette::BAR.mix(0.3)))?;
-    chart.draw_series(LineSeries::new(
-        points(&smooth(losses, 0.05)),
-        palette::PARTICLE.stroke_width(2),
-    ))?;
+    for s in series {
+        chart.draw_series(LineSeries::new(points(s.losses), s.color.mix(0.25)))?;
+    }
+    for s in series {
+        let color = s.color;
+        chart
+            .draw_series(LineSeries::new(
+                points(&smooth(s.losses, 0.05)),
+                color.stroke_width(2),
+            ))?
+            .label(s.label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+    }
+    if series.len() > 1 {
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(palette::GRID)
+            .label_font(("sans-serif", 12).into_font().color(&palette::INK))
+            .draw()?;
+    }
     Ok(())
 }
 

@@ -349,17 +349,62 @@ pub fn draw_batch(seed: u32, step: u32, data: &[f32], dim: usize, batch: usize) 
     out
 }
 
-/// One CFM step: draw batch `step`, regress u_theta(x_t, t) on x1 - x0, update with Adam.
-/// Returns the batch loss before the update.
-pub fn cfm_step(
+/// The regression target of a training step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Conditional flow matching: x1 - x0.
+    Cfm,
+    /// Empirical flow matching: u*(x_t, t) over a reference set made of the batch's own x1 and
+    /// `samples` more training points (the estimator always contains the x1 behind each x_t).
+    Efm { samples: usize },
+}
+
+/// The EFM reference set of batch `step`: rows 0..batch are the batch's x1, rows
+/// batch..batch + samples more training points drawn as if they were further batch rows
+/// (counter key 0, the index draw), so the GPU builds the same set in the same pass.
+pub fn efm_reference(
+    seed: u32,
+    step: u32,
+    data: &[f32],
+    dim: usize,
+    batch: usize,
+    samples: usize,
+) -> Vec<f32> {
+    let n = (data.len() / dim) as u32;
+    (0..(batch + samples) as u32)
+        .flat_map(|r| {
+            let i = (counter_u32(seed, step, r, 0) % n) as usize;
+            data[i * dim..(i + 1) * dim].iter().copied()
+        })
+        .collect()
+}
+
+/// The EFM target u*(x_t, t) of every row of `batch` over `reference`.
+pub fn efm_targets(reference: &[f32], dim: usize, batch: &Batch) -> Vec<f32> {
+    batch
+        .xt
+        .chunks_exact(dim)
+        .zip(&batch.t)
+        .flat_map(|(x, &t)| super::closed_form::closed_form_velocity(reference, dim, x, t))
+        .collect()
+}
+
+/// One training step: draw batch `adam.step`, regress u_theta(x_t, t) on `target`, update with
+/// Adam. Returns the batch loss before the update.
+pub fn train_step(
     shape: &MlpShape,
     params: &mut [f32],
     adam: &mut Adam,
     data: &[f32],
     batch: usize,
     seed: u32,
+    target: Target,
 ) -> f32 {
-    let b = draw_batch(seed, adam.step, data, shape.dim, batch);
+    let mut b = draw_batch(seed, adam.step, data, shape.dim, batch);
+    if let Target::Efm { samples } = target {
+        let reference = efm_reference(seed, adam.step, data, shape.dim, batch, samples);
+        b.target = efm_targets(&reference, shape.dim, &b);
+    }
     let (loss, grads) = loss_and_grad(shape, params, &b.xt, &b.t, &b.target);
     adam.update(params, &grads);
     loss
@@ -404,6 +449,94 @@ mod tests {
     }
 
     #[test]
+    fn efm_reference_starts_with_the_batch_x1() {
+        let data = Dataset::TwoMoons.sample(300, 1);
+        let (batch, samples) = (40, 25);
+        let b = draw_batch(9, 4, &data, 2, batch);
+        let reference = efm_reference(9, 4, &data, 2, batch, samples);
+        assert_eq!(reference.len(), (batch + samples) * 2);
+        // x1 = x_t + (1 - t)(x1 - x0), from the CFM batch alone.
+        for r in 0..batch {
+            for k in 0..2 {
+                let x1 = b.xt[r * 2 + k] + (1.0 - b.t[r]) * b.target[r * 2 + k];
+                let got = reference[r * 2 + k];
+                assert!((x1 - got).abs() < 1e-4, "row {r}: {x1} vs {got}");
+            }
+        }
+        // Every reference row is a training point.
+        for row in reference.chunks_exact(2) {
+            assert!(
+                data.chunks_exact(2).any(|p| p == row),
+                "{row:?} is not in the data"
+            );
+        }
+    }
+
+    #[test]
+    fn efm_target_over_one_point_is_the_cfm_target() {
+        // With a single training point u*(x_t, t) = (x1 - x_t) / (1 - t) = x1 - x0.
+        let data = vec![1.5f32, -0.5, 2.0];
+        let b = draw_batch(3, 0, &data, 3, 64);
+        let reference = efm_reference(3, 0, &data, 3, 64, 10);
+        let efm = efm_targets(&reference, 3, &b);
+        for (r, (e, c)) in efm
+            .chunks_exact(3)
+            .zip(b.target.chunks_exact(3))
+            .enumerate()
+        {
+            for k in 0..3 {
+                let tol = 1e-4 / (1.0 - b.t[r]);
+                assert!(
+                    (e[k] - c[k]).abs() <= tol,
+                    "row {r} t {}: {e:?} vs {c:?}",
+                    b.t[r]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn efm_target_has_lower_variance_and_trains() {
+        let shape = MlpShape::new(2, 64, 2);
+        let data = Dataset::EightGaussians.sample(2000, 4);
+        let run = |target| {
+            let mut params = shape.init(5);
+            let mut adam = Adam::new(params.len(), 2e-3);
+            let losses: Vec<f32> = (0..1500)
+                .map(|_| train_step(&shape, &mut params, &mut adam, &data, 256, 6, target))
+                .collect();
+            (params, losses)
+        };
+        let (_, cfm) = run(Target::Cfm);
+        let (params, efm) = run(Target::Efm { samples: 256 });
+        let tail = |l: &[f32]| {
+            let late = &l[l.len() - 500..];
+            let mean = late.iter().sum::<f32>() / late.len() as f32;
+            let var = late.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / late.len() as f32;
+            (mean, var.sqrt())
+        };
+        let ((cm, cs), (em, es)) = (tail(&cfm), tail(&efm));
+        eprintln!("last 500 losses: CFM mean {cm} sd {cs}; EFM mean {em} sd {es}");
+        // The EFM target removes most of the conditional target's noise: a lower loss and a
+        // steadier one.
+        assert!(em < 0.5 * cm, "EFM loss {em} vs CFM {cm}");
+        assert!(es < 0.5 * cs, "EFM loss sd {es} vs CFM {cs}");
+        let x0 = Rng::new(7).normals(2 * 500);
+        let samples = sampler::euler(&x0, 50, 0.0, |x, t| {
+            forward(&shape, &params, x, &vec![t; x.len() / 2]).0
+        });
+        let modes: Vec<f32> = (0..8)
+            .flat_map(|k| {
+                let a = k as f32 * std::f32::consts::PI / 4.0;
+                [2.0 * a.cos(), 2.0 * a.sin()]
+            })
+            .collect();
+        let near = metrics::fraction_below(&metrics::nearest_distances(&modes, 2, &samples), 0.5);
+        eprintln!("EFM: {near} of samples within 0.5 of a mode");
+        assert!(near > 0.6, "EFM samples near a mode: {near}");
+    }
+
+    #[test]
     fn gradient_matches_finite_differences() {
         let shape = MlpShape::new(3, 7, 2);
         let params: Vec<f64> = shape.init(1).iter().map(|&v| v as f64).collect();
@@ -435,7 +568,7 @@ mod tests {
         let mut params = shape.init(5);
         let mut adam = Adam::new(params.len(), 2e-3);
         let losses: Vec<f32> = (0..4000)
-            .map(|_| cfm_step(&shape, &mut params, &mut adam, &data, 256, 6))
+            .map(|_| train_step(&shape, &mut params, &mut adam, &data, 256, 6, Target::Cfm))
             .collect();
         let early: f32 = losses[..50].iter().sum::<f32>() / 50.0;
         let late: f32 = losses[losses.len() - 100..].iter().sum::<f32>() / 100.0;

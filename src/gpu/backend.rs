@@ -147,7 +147,7 @@ fn unreachable_mix() -> Result<Vec<f32>, GpuError> {
     ))
 }
 
-/// A velocity network being trained with CFM on one backend.
+/// A velocity network being trained (CFM or EFM) on one backend.
 pub enum Training {
     Gpu(Box<crate::gpu::trainer::GpuTrainer>),
     Cpu {
@@ -208,13 +208,14 @@ impl Backend {
             ) => {
                 let mut losses = Vec::with_capacity(steps);
                 for k in 0..steps {
-                    losses.push(flow::mlp::cfm_step(
+                    losses.push(flow::mlp::train_step(
                         shape,
                         params,
                         adam,
                         data,
                         options.batch,
                         options.seed,
+                        options.target,
                     ));
                     if k % 16 == 15 {
                         pause().await;

@@ -13,6 +13,7 @@ const WORK_PER_SUBMISSION: f64 = 4.0e9;
 const FLAG_FIRST: u32 = 1;
 const FLAG_LAST: u32 = 2;
 const FLAG_EULER: u32 = 4;
+const FLAG_PER_QUERY_T: u32 = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -35,19 +36,30 @@ fn points_per_dispatch(dim: usize) -> u32 {
     (TK * (16_384 / dim).clamp(1, 32)) as u32
 }
 
-/// The (slice, first point, end point) of every dispatch that makes up one pass over the set.
-fn dispatch_ranges(set: &TrainingSet) -> Vec<(usize, u32, u32)> {
-    let span = points_per_dispatch(set.dim);
+/// The (first point, end point) of every dispatch over `n` points of dimension `dim`.
+fn point_ranges(dim: usize, n: u32) -> Vec<(u32, u32)> {
+    let span = points_per_dispatch(dim);
     let mut ranges = Vec::new();
-    for (s, (_, n_slice)) in set.slices.iter().enumerate() {
-        let mut k = 0;
-        while k < *n_slice {
-            let end = (k + span).min(*n_slice);
-            ranges.push((s, k, end));
-            k = end;
-        }
+    let mut k = 0;
+    while k < n {
+        let end = (k + span).min(n);
+        ranges.push((k, end));
+        k = end;
     }
     ranges
+}
+
+/// The (slice, first point, end point) of every dispatch that makes up one pass over the set.
+fn dispatch_ranges(set: &TrainingSet) -> Vec<(usize, u32, u32)> {
+    set.slices
+        .iter()
+        .enumerate()
+        .flat_map(|(s, (_, n_slice))| {
+            point_ranges(set.dim, *n_slice)
+                .into_iter()
+                .map(move |(a, b)| (s, a, b))
+        })
+        .collect()
 }
 
 /// A training set resident on the GPU, split into slices that each fit one storage binding.
@@ -138,6 +150,8 @@ pub struct ClosedFormPipeline {
     tiled: wgpu::ComputePipeline,
     small: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
+    /// Bound as `times` when every query shares one t.
+    no_times: wgpu::Buffer,
 }
 
 /// Largest dim the register kernel handles (its accumulator is one vec4).
@@ -179,6 +193,7 @@ impl ClosedFormPipeline {
                 storage_entry(2, true),
                 storage_entry(3, false),
                 storage_entry(4, false),
+                storage_entry(5, true),
             ],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -204,6 +219,12 @@ impl ClosedFormPipeline {
             tiled: pipeline("closed_form.wgsl", shaders::CLOSED_FORM),
             small: pipeline("closed_form_small.wgsl", shaders::CLOSED_FORM_SMALL),
             layout,
+            no_times: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("closed form: one t for all"),
+                size: 4,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            }),
         }
     }
 
@@ -220,7 +241,24 @@ impl ClosedFormPipeline {
             dt: 0.0,
             euler: false,
         };
-        self.run(gpu, set, points, &[step], false).await
+        self.run(gpu, set, points, &[step], None, false).await
+    }
+
+    /// u*(x_q, t_q) for every row of `points`, each at its own time `times[q]`.
+    pub async fn velocity_at(
+        &self,
+        gpu: &Gpu,
+        set: &TrainingSet,
+        points: &[f32],
+        times: &[f32],
+    ) -> Result<Vec<f32>, GpuError> {
+        let step = Step {
+            t: 0.0,
+            dt: 0.0,
+            euler: false,
+        };
+        self.run(gpu, set, points, &[step], Some(times), false)
+            .await
     }
 
     /// Euler from t0 to 1 in `steps` equal steps on left endpoints (t = 1 is never evaluated).
@@ -246,8 +284,15 @@ impl ClosedFormPipeline {
         dt: f32,
         steps: usize,
     ) -> Result<Vec<f32>, GpuError> {
-        self.run(gpu, set, x0, &euler_schedule(t_start, dt, steps), false)
-            .await
+        self.run(
+            gpu,
+            set,
+            x0,
+            &euler_schedule(t_start, dt, steps),
+            None,
+            false,
+        )
+        .await
     }
 
     /// Like `euler`, but returns the positions after every step (steps x m x dim, step-major),
@@ -268,17 +313,26 @@ impl ClosedFormPipeline {
                 x0.len()
             )));
         }
-        self.run(gpu, set, x0, &euler_schedule(t_start, dt, steps), true)
-            .await
+        self.run(
+            gpu,
+            set,
+            x0,
+            &euler_schedule(t_start, dt, steps),
+            None,
+            true,
+        )
+        .await
     }
 
-    /// Runs `schedule` on every query; with `record`, returns every step's positions.
+    /// Runs `schedule` on every query (at `times`, one per query, when given); with `record`,
+    /// returns every step's positions.
     async fn run(
         &self,
         gpu: &Gpu,
         set: &TrainingSet,
         queries: &[f32],
         schedule: &[Step],
+        times: Option<&[f32]>,
         record: bool,
     ) -> Result<Vec<f32>, GpuError> {
         let dim = set.dim;
@@ -295,8 +349,12 @@ impl ClosedFormPipeline {
             )));
         }
         let mut out = Vec::with_capacity(queries.len());
-        for chunk in queries.chunks(batch * dim) {
-            out.extend(self.run_batch(gpu, set, chunk, schedule, record).await?);
+        for (c, chunk) in queries.chunks(batch * dim).enumerate() {
+            let times = times.map(|t| &t[c * batch..c * batch + chunk.len() / dim]);
+            out.extend(
+                self.run_batch(gpu, set, chunk, schedule, times, record)
+                    .await?,
+            );
         }
         Ok(out)
     }
@@ -307,6 +365,7 @@ impl ClosedFormPipeline {
         set: &TrainingSet,
         queries: &[f32],
         schedule: &[Step],
+        times: Option<&[f32]>,
         record: bool,
     ) -> Result<Vec<f32>, GpuError> {
         let device = &gpu.device;
@@ -337,6 +396,14 @@ impl ClosedFormPipeline {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let times_buffer = times.map(|times| {
+            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("closed form query times"),
+                contents: bytemuck::cast_slice(times),
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+        });
+        let times_binding = times_buffer.as_ref().unwrap_or(&self.no_times);
 
         // One uniform entry per (step, dispatch), addressed by dynamic offset.
         let stride = (std::mem::size_of::<Params>() as u64)
@@ -346,7 +413,7 @@ impl ClosedFormPipeline {
         let mut uniform_bytes = vec![0u8; stride as usize * schedule.len() * per_step];
         for (k, step) in schedule.iter().enumerate() {
             for (r, &(_, k_begin, k_end)) in ranges.iter().enumerate() {
-                let mut flags = 0;
+                let mut flags = if times.is_some() { FLAG_PER_QUERY_T } else { 0 };
                 if r == 0 {
                     flags |= FLAG_FIRST;
                 }
@@ -412,6 +479,10 @@ impl ClosedFormPipeline {
                                 wgpu::BindGroupEntry {
                                     binding: 4,
                                     resource: state.as_entire_binding(),
+                                },
+                                wgpu::BindGroupEntry {
+                                    binding: 5,
+                                    resource: times_binding.as_entire_binding(),
                                 },
                             ],
                         })
@@ -489,9 +560,131 @@ impl ClosedFormPipeline {
             .iter()
             .chain([&state, &uniforms])
             .chain(frames.as_ref())
+            .chain(times_buffer.as_ref())
         {
             buffer.destroy();
         }
         result
+    }
+}
+
+/// u*(x_q, t_q) of fixed GPU buffers, bound once and recorded into any compute pass: the EFM
+/// trainer evaluates it on every step's fresh batch without leaving the pass.
+pub struct RecordedVelocity {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    uniforms: wgpu::Buffer,
+    state: wgpu::Buffer,
+    offsets: Vec<u32>,
+    workgroups: u32,
+}
+
+/// The buffers of a `RecordedVelocity`: `reference` holds n x dim points, `queries` m x dim,
+/// `times` m values; the velocities go to `out` (m x dim).
+pub struct VelocityBuffers<'a> {
+    pub reference: &'a wgpu::Buffer,
+    pub n: usize,
+    pub dim: usize,
+    pub queries: &'a wgpu::Buffer,
+    pub times: &'a wgpu::Buffer,
+    pub out: &'a wgpu::Buffer,
+    pub m: usize,
+}
+
+impl ClosedFormPipeline {
+    pub fn record_velocity(&self, gpu: &Gpu, b: VelocityBuffers) -> RecordedVelocity {
+        let device = &gpu.device;
+        let size = std::mem::size_of::<Params>();
+        let stride = (size as u64)
+            .next_multiple_of(device.limits().min_uniform_buffer_offset_alignment as u64)
+            as usize;
+        let ranges = point_ranges(b.dim, b.n as u32);
+        let mut bytes = vec![0u8; stride * ranges.len()];
+        for (r, &(k_begin, k_end)) in ranges.iter().enumerate() {
+            let mut flags = FLAG_PER_QUERY_T;
+            if r == 0 {
+                flags |= FLAG_FIRST;
+            }
+            if r + 1 == ranges.len() {
+                flags |= FLAG_LAST;
+            }
+            let params = Params {
+                k_begin,
+                k_end,
+                dim: b.dim as u32,
+                m: b.m as u32,
+                flags,
+                t: 0.0,
+                dt: 0.0,
+                _pad: 0,
+            };
+            bytes[r * stride..r * stride + size].copy_from_slice(bytemuck::bytes_of(&params));
+        }
+        let uniforms = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("recorded velocity params"),
+            contents: &bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let state = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("recorded velocity softmax state"),
+            size: (b.m.max(1) * 2 * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+            wgpu::BindGroupEntry {
+                binding,
+                resource: buffer.as_entire_binding(),
+            }
+        }
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("recorded velocity"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &uniforms,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(size as u64),
+                    }),
+                },
+                entry(1, b.reference),
+                entry(2, b.queries),
+                entry(3, b.out),
+                entry(4, &state),
+                entry(5, b.times),
+            ],
+        });
+        let (pipeline, per_workgroup) = if b.dim <= SMALL_DIM {
+            (&self.small, SMALL_QUERIES_PER_WORKGROUP)
+        } else {
+            (&self.tiled, QUERIES_PER_WORKGROUP)
+        };
+        RecordedVelocity {
+            pipeline: pipeline.clone(),
+            bind_group,
+            uniforms,
+            state,
+            offsets: (0..ranges.len()).map(|r| (r * stride) as u32).collect(),
+            workgroups: b.m.div_ceil(per_workgroup) as u32,
+        }
+    }
+}
+
+impl RecordedVelocity {
+    pub fn record(&self, pass: &mut wgpu::ComputePass) {
+        pass.set_pipeline(&self.pipeline);
+        for &offset in &self.offsets {
+            pass.set_bind_group(0, &self.bind_group, &[offset]);
+            pass.dispatch_workgroups(self.workgroups, 1, 1);
+        }
+    }
+}
+
+impl Drop for RecordedVelocity {
+    fn drop(&mut self) {
+        self.uniforms.destroy();
+        self.state.destroy();
     }
 }

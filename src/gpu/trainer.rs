@@ -1,10 +1,11 @@
-//! CFM training of the velocity MLP on the GPU: batches drawn on the device, forward, loss,
-//! backward and Adam for many steps per command submission, and one readback of the losses per
-//! submission. The parameter layout is flow::mlp's, so the CPU twin can be compared weight by
+//! Training of the velocity MLP on the GPU (CFM or EFM target): batches drawn on the device, the
+//! EFM target by the fused closed-form kernel, forward, loss, backward and Adam for many steps
+//! per command submission, and one readback of the losses per submission. The parameter layout is flow::mlp's, so the CPU twin can be compared weight by
 //! weight.
 
+use super::closed_form::{ClosedFormPipeline, RecordedVelocity, VelocityBuffers};
 use super::{readback::read_f32, shaders, Gpu, GpuError};
-use crate::flow::mlp::MlpShape;
+use crate::flow::mlp::{MlpShape, Target};
 use wgpu::util::DeviceExt;
 
 /// Steps encoded per submission (the losses buffer holds one value per step).
@@ -19,7 +20,8 @@ struct BatchConfig {
     dim: u32,
     rows: u32,
     time_features: u32,
-    _pad: [u32; 3],
+    efm_rows: u32,
+    _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -64,6 +66,7 @@ pub struct TrainOptions {
     pub batch: usize,
     pub lr: f32,
     pub seed: u32,
+    pub target: Target,
 }
 
 /// One dispatch of a training step, with everything bound.
@@ -81,6 +84,8 @@ pub struct GpuTrainer {
     counter: wgpu::Buffer,
     pipelines: Vec<wgpu::ComputePipeline>,
     step_dispatches: Vec<Dispatch>,
+    /// The EFM target, evaluated between the batch draw (dispatch 0) and the forward pass.
+    efm: Option<RecordedVelocity>,
     buffers: Vec<wgpu::Buffer>,
     /// Optimisation steps taken so far (the Adam step and the batch stream's counter).
     pub step: u32,
@@ -127,7 +132,11 @@ impl GpuTrainer {
         let batch = options.batch;
         let layers = shape.layers();
         let widest = layers.iter().map(|&(i, o)| i.max(o)).max().unwrap_or(0);
-        let biggest = (batch * widest).max(count) as u64 * 4;
+        let efm_rows = match options.target {
+            Target::Cfm => 0,
+            Target::Efm { samples } => batch + samples,
+        };
+        let biggest = (batch * widest).max(count).max(efm_rows * shape.dim) as u64 * 4;
         if biggest > limit {
             return Err(GpuError::TooLarge(format!(
                 "a batch of {batch} rows of width {widest} ({biggest} bytes) exceeds one binding ({limit})"
@@ -191,6 +200,16 @@ impl GpuTrainer {
         let target = storage(device, "cfm target", batch * shape.dim);
         let losses = storage(device, "losses", STEPS_PER_SUBMISSION);
         let counter = storage(device, "step counter", 2);
+        // EFM: the batch's x_t and t (the closed form's queries) and its reference set; one
+        // float each (never read) for CFM, as writable bindings must not alias.
+        let efm = efm_rows > 0;
+        let queries = storage(
+            device,
+            "efm queries",
+            if efm { batch * shape.dim } else { 1 },
+        );
+        let times = storage(device, "efm times", if efm { batch } else { 1 });
+        let reference = storage(device, "efm reference", efm_rows * shape.dim);
         let dummy_read = storage(device, "unused (read)", 1);
         let dummy_rw = storage(device, "unused (write)", 1);
         // a[0] is the input; a[l + 1] = act(z[l]); delta[l] = dL/dz[l].
@@ -229,7 +248,8 @@ impl GpuTrainer {
                 dim: shape.dim as u32,
                 rows: batch as u32,
                 time_features: shape.time_features as u32,
-                _pad: [0; 3],
+                efm_rows: efm_rows as u32,
+                _pad: [0; 2],
             },
         );
         dispatches.push(Dispatch {
@@ -243,9 +263,26 @@ impl GpuTrainer {
                     (2, &a[0]),
                     (3, &target),
                     (4, &counter),
+                    (5, &queries),
+                    (6, &times),
+                    (7, &reference),
                 ],
             ),
-            workgroups: ((batch as u32).div_ceil(64), 1),
+            workgroups: ((batch.max(efm_rows) as u32).div_ceil(64), 1),
+        });
+        let efm = efm.then(|| {
+            ClosedFormPipeline::new(gpu).record_velocity(
+                gpu,
+                VelocityBuffers {
+                    reference: &reference,
+                    n: efm_rows,
+                    dim: shape.dim,
+                    queries: &queries,
+                    times: &times,
+                    out: &target,
+                    m: batch,
+                },
+            )
         });
         uniforms.push(cfg);
 
@@ -384,7 +421,8 @@ impl GpuTrainer {
         });
 
         let mut buffers = vec![
-            data_buf, grads, adam_m, adam_v, target, dummy_read, dummy_rw,
+            data_buf, grads, adam_m, adam_v, target, dummy_read, dummy_rw, queries, times,
+            reference,
         ];
         buffers.extend(a);
         buffers.extend(z);
@@ -398,6 +436,7 @@ impl GpuTrainer {
             counter,
             pipelines,
             step_dispatches: dispatches,
+            efm,
             buffers,
             step: 0,
         })
@@ -426,10 +465,15 @@ impl GpuTrainer {
                     timestamp_writes: None,
                 });
                 for _ in 0..chunk {
-                    for d in &self.step_dispatches {
+                    for (k, d) in self.step_dispatches.iter().enumerate() {
                         pass.set_pipeline(&self.pipelines[d.pipeline]);
                         pass.set_bind_group(0, &d.bind_group, &[]);
                         pass.dispatch_workgroups(d.workgroups.0, d.workgroups.1, 1);
+                        if k == 0 {
+                            if let Some(efm) = &self.efm {
+                                efm.record(&mut pass);
+                            }
+                        }
                     }
                 }
             }

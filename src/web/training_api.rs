@@ -21,7 +21,7 @@ struct Inner {
     last: RefCell<Option<Shared<LocalBoxFuture<'static, ()>>>>,
 }
 
-/// A velocity network being trained with CFM on the page's backend.
+/// A velocity network being trained (CFM or EFM) on the page's backend.
 #[wasm_bindgen]
 pub struct Trainer {
     inner: Rc<Inner>,
@@ -55,19 +55,28 @@ fn parse(options: &JsValue) -> Result<(mlp::MlpShape, TrainOptions, Vec<f32>), F
     let depth = integer("depth", option(options, "depth"), 3.0, (1, 6))?;
     let batch = integer("batch", option(options, "batch"), 256.0, (1, 8192))?;
     let seed = integer("seed", option(options, "seed"), 0.0, (0, u32::MAX as usize))? as u32;
+    let samples = integer(
+        "efmSamples",
+        option(options, "efmSamples"),
+        256.0,
+        (0, 8192),
+    )?;
     let target = option(options, "target");
-    let target = if target.is_undefined() {
-        "cfm".to_string()
-    } else {
-        target.as_string().unwrap_or_default()
+    let target = match target.as_string().as_deref() {
+        _ if target.is_undefined() => mlp::Target::Cfm,
+        Some("cfm") => mlp::Target::Cfm,
+        Some("efm") => mlp::Target::Efm { samples },
+        name => {
+            return Err(FlowError::OutOfRange {
+                name: "target",
+                expected: "\"cfm\" or \"efm\"".into(),
+                got: name.map_or_else(
+                    || "a value that is not a string".into(),
+                    |n| format!("{n:?}"),
+                ),
+            })
+        }
     };
-    if target != "cfm" {
-        return Err(FlowError::OutOfRange {
-            name: "target",
-            expected: "\"cfm\" (the EFM target is not available in this version)".into(),
-            got: format!("{target:?}"),
-        });
-    }
     let lr = option(options, "lr");
     let lr = if lr.is_undefined() {
         1e-3
@@ -87,13 +96,14 @@ fn parse(options: &JsValue) -> Result<(mlp::MlpShape, TrainOptions, Vec<f32>), F
             batch,
             lr: lr as f32,
             seed,
+            target,
         },
         data,
     ))
 }
 
-/// A trainer for `options` = { data, dim, hidden = 128, depth = 3, target = "cfm", batch = 256,
-/// lr = 1e-3, seed = 0 }.
+/// A trainer for `options` = { data, dim, hidden = 128, depth = 3, target = "cfm" | "efm",
+/// efmSamples = 256 (EFM reference points beyond the batch), batch = 256, lr = 1e-3, seed = 0 }.
 #[wasm_bindgen(js_name = createTrainer)]
 pub async fn create_trainer(options: JsValue) -> Result<Trainer, JsError> {
     let (shape, options, data) = parse(&options)?;

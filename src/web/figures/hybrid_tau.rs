@@ -149,6 +149,7 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
             batch: 256,
             lr: 2e-3,
             seed: 1,
+            target: crate::flow::mlp::Target::Cfm,
         };
         let result = super::train_chunk(&backend, training, shape, &data, options, STEPS_PER_CHUNK)
             .await

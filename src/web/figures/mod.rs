@@ -1,6 +1,7 @@
 //! The article's figures. Each is a `Figure` built from a name by `create`; its state lives in an
 //! `Rc<RefCell<..>>` shared with its controls' callbacks and with its background computations.
 
+mod cfm_efm;
 mod hybrid_tau;
 mod memorization;
 mod model_capacity;
@@ -26,11 +27,12 @@ pub trait Figure {
 }
 
 /// Names accepted by `create`.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 7] = [
     "noise-to-data",
     "velocity-field",
     "memorization",
     "stochastic-target",
+    "cfm-vs-efm",
     "model-capacity",
     "hybrid-tau",
 ];
@@ -42,6 +44,7 @@ pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
         "velocity-field" => Box::new(velocity_field::VelocityField::mount(root)?),
         "memorization" => Box::new(memorization::Memorization::mount(root)?),
         "stochastic-target" => Box::new(stochastic_target::StochasticTarget::mount(root)?),
+        "cfm-vs-efm" => Box::new(cfm_efm::CfmEfm::mount(root)?),
         "model-capacity" => Box::new(model_capacity::ModelCapacity::mount(root)?),
         "hybrid-tau" => Box::new(hybrid_tau::HybridTau::mount(root)?),
         other => {

@@ -1,0 +1,390 @@
+//! CFM against EFM: two networks from the same seed and the same batches, one regressed on the
+//! conditional target x1 - x0, the other on the closed form u*(x_t, t) over the batch's x1 and
+//! EFM_SAMPLES more training points. Their losses (log scale), their samples, and live metrics:
+//! the energy distance of the samples to held-out data, and their mean distance to the nearest
+//! training point (memorization).
+
+use super::{draw_on, draw_plane, two_panels, Figure, Later, Status, TwoPanels};
+use crate::charts::{curves, palette, scenes};
+use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
+use crate::gpu::backend::Training;
+use crate::gpu::trainer::TrainOptions;
+use crate::web::controls::{button, element, select, JsResult, Listeners};
+use crate::web::shared::{backend, yield_to_page};
+use plotters::style::Color;
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
+use web_sys::{Element, HtmlCanvasElement, HtmlElement};
+
+const TRAIN_POINTS: usize = 500;
+const TEST_POINTS: usize = 1000;
+const EFM_SAMPLES: usize = 256;
+const MAX_STEPS: usize = 2000;
+const STEPS_PER_CHUNK: usize = 50;
+/// Samples and metrics are refreshed every this many steps.
+const SAMPLE_EVERY: usize = 200;
+const PARTICLES: usize = 500;
+const FLOW_STEPS: usize = 30;
+const SEED: u32 = 4;
+
+/// One of the two runs.
+#[derive(Default)]
+struct Run {
+    training: Option<Training>,
+    losses: Vec<f32>,
+    samples: Option<Vec<f32>>,
+    /// Energy distance of the samples to the held-out set, and their mean distance to the
+    /// nearest training point.
+    metrics: Option<(f32, f32)>,
+}
+
+struct State {
+    planes: [HtmlCanvasElement; 2],
+    loss_canvas: HtmlCanvasElement,
+    table: HtmlElement,
+    status: Status,
+    pause_button: HtmlElement,
+    dataset: Dataset,
+    train: Vec<f32>,
+    test: Vec<f32>,
+    shape: mlp::MlpShape,
+    runs: [Run; 2],
+    /// Energy distance to the held-out set of the source N(0, I) and of the training set.
+    baselines: (f32, f32),
+    busy: bool,
+    paused: bool,
+    visible: bool,
+    /// Bumped by Reset and by a new dataset: work in flight for an older run is dropped.
+    generation: u64,
+    needs_draw: bool,
+}
+
+const TARGETS: [(&str, mlp::Target); 2] = [
+    ("CFM: x1 − x0", mlp::Target::Cfm),
+    (
+        "EFM: u*(x_t, t)",
+        mlp::Target::Efm {
+            samples: EFM_SAMPLES,
+        },
+    ),
+];
+const COLORS: [plotters::style::RGBColor; 2] = [palette::PARTICLE, palette::ACCENT];
+
+/// Mean and standard deviation of the last `k` values.
+fn tail_stats(values: &[f32], k: usize) -> Option<(f32, f32)> {
+    let tail = &values[values.len().saturating_sub(k)..];
+    if tail.is_empty() {
+        return None;
+    }
+    let mean = tail.iter().sum::<f32>() / tail.len() as f32;
+    let var = tail.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / tail.len() as f32;
+    Some((mean, var.sqrt()))
+}
+
+impl State {
+    fn load(&mut self, dataset: Dataset) {
+        self.dataset = dataset;
+        self.train = dataset.sample(TRAIN_POINTS, 0);
+        self.test = dataset.sample(TEST_POINTS, 99);
+        let source = Rng::new(7).normals(2 * PARTICLES);
+        self.baselines = (
+            metrics::energy_distance(&source, &self.test, 2),
+            metrics::energy_distance(&self.train, &self.test, 2),
+        );
+        self.reset();
+    }
+
+    fn reset(&mut self) {
+        self.runs = Default::default();
+        self.generation += 1;
+        self.needs_draw = true;
+        self.update_table();
+    }
+
+    fn steps(&self) -> usize {
+        self.runs[0].losses.len().min(self.runs[1].losses.len())
+    }
+
+    fn update_table(&self) {
+        let cell = |v: Option<f32>| v.map_or("…".to_string(), |v| format!("{v:.3}"));
+        let mut rows = String::from(
+            "<thead><tr><th scope=\"col\">target</th><th scope=\"col\">loss (last 200)</th>\
+             <th scope=\"col\">loss s.d.</th><th scope=\"col\">energy distance to held-out data</th>\
+             <th scope=\"col\">mean distance to nearest training point</th></tr></thead><tbody>",
+        );
+        for ((label, _), run) in TARGETS.iter().zip(&self.runs) {
+            let stats = tail_stats(&run.losses, 200);
+            rows.push_str(&format!(
+                "<tr><th scope=\"row\">{label}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                cell(stats.map(|s| s.0)),
+                cell(stats.map(|s| s.1)),
+                cell(run.metrics.map(|m| m.0)),
+                cell(run.metrics.map(|m| m.1)),
+            ));
+        }
+        rows.push_str(&format!(
+            "<tr class=\"baseline\"><th scope=\"row\">source N(0, I)</th><td></td><td></td><td>{:.3}</td><td></td></tr>\
+             <tr class=\"baseline\"><th scope=\"row\">training set</th><td></td><td></td><td>{:.3}</td><td>0</td></tr></tbody>",
+            self.baselines.0, self.baselines.1
+        ));
+        self.table.set_inner_html(&rows);
+    }
+
+    fn draw(&mut self) {
+        self.needs_draw = false;
+        let steps = self.steps();
+        let mut result = Ok(());
+        for (k, ((label, _), run)) in TARGETS.iter().zip(&self.runs).enumerate() {
+            let positions = run
+                .samples
+                .clone()
+                .unwrap_or_else(|| Rng::new(7).normals(2 * PARTICLES));
+            let caption = match run.samples {
+                Some(_) => format!("{label}: samples"),
+                None => format!("{label}: waiting for {SAMPLE_EVERY} steps"),
+            };
+            let mut scene = scenes::particles(&self.train, &positions, 1.0, caption);
+            for dot in &mut scene.top_dots {
+                dot.color = COLORS[k].mix(0.55);
+            }
+            result = result.and_then(|_| draw_plane(&self.planes[k], &scene));
+        }
+        let title = format!("losses, step {steps} / {MAX_STEPS}");
+        let series: Vec<curves::LossSeries> = TARGETS
+            .iter()
+            .zip(&self.runs)
+            .zip(COLORS)
+            .map(|(((label, _), run), color)| curves::LossSeries {
+                label,
+                losses: &run.losses,
+                color,
+            })
+            .collect();
+        result = result.and_then(|_| {
+            draw_on(&self.loss_canvas, |area| {
+                curves::draw_losses(area, &series, MAX_STEPS, &title, "loss (log scale)")
+            })
+        });
+        if let Err(e) = result {
+            self.status.error(&format!("{e:?}"));
+        }
+    }
+}
+
+pub struct CfmEfm {
+    state: Rc<RefCell<State>>,
+    _listeners: Listeners,
+}
+
+impl CfmEfm {
+    pub fn mount(root: &Element) -> JsResult<CfmEfm> {
+        let mut listeners = Listeners::default();
+        let TwoPanels {
+            controls: panel,
+            left,
+            right,
+            status,
+        } = two_panels(
+            root,
+            "Samples of the network trained with the CFM target",
+            "Samples of the network trained with the EFM target",
+        )?;
+        let below = element("div", "figure-row", root)?;
+        let loss_canvas =
+            crate::web::controls::canvas(&below, 960, 360, "Training losses of both networks")?;
+        loss_canvas.class_list().add_1("figure-wide")?;
+        let table_wrap = element("div", "figure-table-wrap", root)?;
+        let table = element("table", "figure-table", &table_wrap)?;
+        // The status line belongs under everything.
+        root.append_child(&status_element(root)?)?;
+
+        let cell = Later::<State>::new();
+        let c = cell.clone();
+        select(
+            &panel,
+            &mut listeners,
+            "cfm-efm-dataset",
+            "Data",
+            &super::dataset_options(&[]),
+            Dataset::EightGaussians.id(),
+            move |id| {
+                c.with(|s| {
+                    if let Some(d) = Dataset::from_id(&id) {
+                        s.load(d);
+                    }
+                })
+            },
+        )?;
+        let c = cell.clone();
+        let pause_button = button(&panel, &mut listeners, "Pause training", move || {
+            c.with(|s| {
+                s.paused = !s.paused;
+                let label = if s.paused {
+                    "Resume training"
+                } else {
+                    "Pause training"
+                };
+                s.pause_button.set_text_content(Some(label));
+            })
+        })?;
+        let c = cell.clone();
+        button(&panel, &mut listeners, "Reset", move || {
+            c.with(|s| s.reset())
+        })?;
+
+        let mut state = State {
+            planes: [left, right],
+            loss_canvas,
+            table,
+            status,
+            pause_button,
+            dataset: Dataset::EightGaussians,
+            train: Vec::new(),
+            test: Vec::new(),
+            shape: mlp::MlpShape::new(2, 64, 3),
+            runs: Default::default(),
+            baselines: (0.0, 0.0),
+            busy: false,
+            paused: false,
+            visible: false,
+            generation: 0,
+            needs_draw: true,
+        };
+        state.load(Dataset::EightGaussians);
+        let state = Rc::new(RefCell::new(state));
+        cell.set(&state);
+        Ok(CfmEfm {
+            state,
+            _listeners: listeners,
+        })
+    }
+}
+
+/// The status paragraph `two_panels` made, moved to the end of the figure.
+fn status_element(root: &Element) -> JsResult<web_sys::Node> {
+    let el = root
+        .query_selector(".figure-status")?
+        .ok_or_else(|| wasm_bindgen::JsValue::from_str("figure status missing"))?;
+    Ok(el.unchecked_into())
+}
+
+/// Trains both networks one chunk further; every SAMPLE_EVERY steps, samples both and measures.
+fn train_chunk(state: &Rc<RefCell<State>>) {
+    let (shape, data, generation, trainings) = {
+        let mut s = state.borrow_mut();
+        s.busy = true;
+        let trainings = [s.runs[0].training.take(), s.runs[1].training.take()];
+        (s.shape, s.train.clone(), s.generation, trainings)
+    };
+    let state = state.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let backend = backend().await;
+        let start = js_sys::Date::now();
+        let mut results = Vec::new();
+        for ((_, target), training) in TARGETS.iter().zip(trainings) {
+            let options = TrainOptions {
+                batch: 256,
+                lr: 2e-3,
+                seed: SEED,
+                target: *target,
+            };
+            results.push(
+                super::train_chunk(&backend, training, shape, &data, options, STEPS_PER_CHUNK)
+                    .await,
+            );
+        }
+        let elapsed = js_sys::Date::now() - start;
+        let steps = {
+            let mut s = state.borrow_mut();
+            if s.generation != generation {
+                s.busy = false;
+                return; // reset while this chunk ran
+            }
+            let mut failed = None;
+            let mut params = Vec::new();
+            for (run, result) in s.runs.iter_mut().zip(results) {
+                match result {
+                    Ok((t, losses, p)) => {
+                        run.training = Some(t);
+                        run.losses.extend(losses);
+                        params.push(p);
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if let Some(e) = failed {
+                s.busy = false;
+                s.paused = true;
+                s.status.error(&format!("Training failed: {e}"));
+                return;
+            }
+            let steps = s.steps();
+            s.status.set(&format!(
+                "Training two MLPs ({} hidden layers of width {}) on {} points of {} on {}: step {steps} of {MAX_STEPS} ({elapsed:.0} ms for the last {STEPS_PER_CHUNK} steps of both).",
+                shape.depth,
+                shape.hidden,
+                TRAIN_POINTS,
+                s.dataset.label(),
+                backend.name(),
+            ));
+            s.needs_draw = true;
+            s.update_table();
+            if !steps.is_multiple_of(SAMPLE_EVERY) && steps < MAX_STEPS {
+                s.busy = false;
+                return;
+            }
+            (steps, params)
+        };
+        // Sampling both networks is the longest CPU work here: one network per task turn.
+        let (steps, params) = steps;
+        for (k, p) in params.iter().enumerate() {
+            yield_to_page().await;
+            let mut s = state.borrow_mut();
+            if s.generation != generation {
+                s.busy = false;
+                return;
+            }
+            let x0 = Rng::new(7).normals(2 * PARTICLES);
+            let samples = sampler::euler(&x0, FLOW_STEPS, 0.0, |x, t| {
+                mlp::forward(&shape, p, x, &vec![t; x.len() / 2]).0
+            });
+            let energy = metrics::energy_distance(&samples, &s.test, 2);
+            let nearest = metrics::nearest_distances(&s.train, 2, &samples);
+            let mean_nearest = nearest.iter().sum::<f32>() / nearest.len() as f32;
+            s.runs[k].metrics = Some((energy, mean_nearest));
+            s.runs[k].samples = Some(samples);
+        }
+        let mut s = state.borrow_mut();
+        s.busy = false;
+        if steps >= MAX_STEPS {
+            for run in &mut s.runs {
+                run.training = None; // frees the GPU buffers; samples and metrics stay
+            }
+        }
+        s.update_table();
+        s.needs_draw = true;
+    });
+}
+
+impl Figure for CfmEfm {
+    fn frame(&mut self, _now: f64) {
+        let start = {
+            let s = self.state.borrow();
+            s.visible && !s.busy && !s.paused && s.steps() < MAX_STEPS
+        };
+        if start {
+            train_chunk(&self.state);
+        }
+        let mut s = self.state.borrow_mut();
+        if s.needs_draw {
+            s.draw();
+        }
+    }
+
+    fn set_visible(&mut self, visible: bool) {
+        let mut s = self.state.borrow_mut();
+        s.visible = visible;
+        s.needs_draw = true;
+    }
+}
