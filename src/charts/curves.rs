@@ -63,6 +63,7 @@ pub fn draw_losses<DB: DrawingBackend>(
     let hi = finite.fold(0.0f32, f32::max).max(2.0) as f64 * 1.2;
     let mut chart = ChartBuilder::on(area)
         .margin(10)
+        .margin_right(24)
         .caption(title, ("sans-serif", 16).into_font().color(&palette::INK))
         .x_label_area_size(36)
         .y_label_area_size(48)
@@ -105,7 +106,7 @@ pub fn draw_losses<DB: DrawingBackend>(
     if series.len() > 1 {
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(SeriesLabelPosition::MiddleRight)
             .background_style(WHITE.mix(0.85))
             .border_style(palette::GRID)
             .label_font(("sans-serif", 12).into_font().color(&palette::INK))

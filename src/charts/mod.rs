@@ -21,6 +21,8 @@ pub mod palette {
     pub const PARTICLE: RGBColor = RGBColor(40, 96, 200);
     pub const ACCENT: RGBColor = RGBColor(200, 30, 90);
     pub const BAR: RGBColor = RGBColor(90, 120, 190);
+    /// A second series beside PARTICLE (distinct from DATA and ACCENT).
+    pub const SECOND: RGBColor = RGBColor(0, 128, 110);
 }
 
 /// A viridis-like ramp on [0, 1] (dark purple -> teal -> yellow).

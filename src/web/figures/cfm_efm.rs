@@ -14,14 +14,16 @@ use crate::web::shared::{backend, yield_to_page};
 use plotters::style::Color;
 use std::cell::RefCell;
 use std::rc::Rc;
-use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlCanvasElement, HtmlElement};
 
 const TRAIN_POINTS: usize = 500;
 const TEST_POINTS: usize = 1000;
 const EFM_SAMPLES: usize = 256;
 const MAX_STEPS: usize = 2000;
-const STEPS_PER_CHUNK: usize = 50;
+/// Steps per background chunk: adapted so that one chunk of both runs takes about
+/// CHUNK_MILLIS (software WebGPU is ~100 times slower than a CPU here, a real GPU far faster).
+const FIRST_CHUNK: usize = 10;
+const CHUNK_MILLIS: f64 = 500.0;
 /// Samples and metrics are refreshed every this many steps.
 const SAMPLE_EVERY: usize = 200;
 const PARTICLES: usize = 500;
@@ -52,6 +54,7 @@ struct State {
     runs: [Run; 2],
     /// Energy distance to the held-out set of the source N(0, I) and of the training set.
     baselines: (f32, f32),
+    chunk: usize,
     busy: bool,
     paused: bool,
     visible: bool,
@@ -69,7 +72,7 @@ const TARGETS: [(&str, mlp::Target); 2] = [
         },
     ),
 ];
-const COLORS: [plotters::style::RGBColor; 2] = [palette::PARTICLE, palette::ACCENT];
+const COLORS: [plotters::style::RGBColor; 2] = [palette::PARTICLE, palette::SECOND];
 
 /// Mean and standard deviation of the last `k` values.
 fn tail_stats(values: &[f32], k: usize) -> Option<(f32, f32)> {
@@ -97,7 +100,10 @@ impl State {
 
     fn reset(&mut self) {
         self.runs = Default::default();
+        self.chunk = FIRST_CHUNK;
         self.generation += 1;
+        self.status
+            .set("Training starts when the figure is on screen.");
         self.needs_draw = true;
         self.update_table();
     }
@@ -144,7 +150,8 @@ impl State {
                 Some(_) => format!("{label}: samples"),
                 None => format!("{label}: waiting for {SAMPLE_EVERY} steps"),
             };
-            let mut scene = scenes::particles(&self.train, &positions, 1.0, caption);
+            let mut scene = scenes::particles(&self.train, &positions, 1.0, String::new());
+            scene.caption = vec![caption];
             for dot in &mut scene.top_dots {
                 dot.color = COLORS[k].mix(0.55);
             }
@@ -197,7 +204,7 @@ impl CfmEfm {
         let table_wrap = element("div", "figure-table-wrap", root)?;
         let table = element("table", "figure-table", &table_wrap)?;
         // The status line belongs under everything.
-        root.append_child(&status_element(root)?)?;
+        root.append_child(status.element())?;
 
         let cell = Later::<State>::new();
         let c = cell.clone();
@@ -245,6 +252,7 @@ impl CfmEfm {
             shape: mlp::MlpShape::new(2, 64, 3),
             runs: Default::default(),
             baselines: (0.0, 0.0),
+            chunk: FIRST_CHUNK,
             busy: false,
             paused: false,
             visible: false,
@@ -261,21 +269,24 @@ impl CfmEfm {
     }
 }
 
-/// The status paragraph `two_panels` made, moved to the end of the figure.
-fn status_element(root: &Element) -> JsResult<web_sys::Node> {
-    let el = root
-        .query_selector(".figure-status")?
-        .ok_or_else(|| wasm_bindgen::JsValue::from_str("figure status missing"))?;
-    Ok(el.unchecked_into())
-}
-
 /// Trains both networks one chunk further; every SAMPLE_EVERY steps, samples both and measures.
 fn train_chunk(state: &Rc<RefCell<State>>) {
-    let (shape, data, generation, trainings) = {
+    let (shape, data, generation, trainings, chunk, before) = {
         let mut s = state.borrow_mut();
         s.busy = true;
         let trainings = [s.runs[0].training.take(), s.runs[1].training.take()];
-        (s.shape, s.train.clone(), s.generation, trainings)
+        let chunk = s.chunk.min(MAX_STEPS - s.steps());
+        if s.steps() == 0 {
+            s.status.set("Training both networks: first steps…");
+        }
+        (
+            s.shape,
+            s.train.clone(),
+            s.generation,
+            trainings,
+            chunk,
+            s.steps(),
+        )
     };
     let state = state.clone();
     wasm_bindgen_futures::spawn_local(async move {
@@ -289,10 +300,8 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
                 seed: SEED,
                 target: *target,
             };
-            results.push(
-                super::train_chunk(&backend, training, shape, &data, options, STEPS_PER_CHUNK)
-                    .await,
-            );
+            results
+                .push(super::train_chunk(&backend, training, shape, &data, options, chunk).await);
         }
         let elapsed = js_sys::Date::now() - start;
         let steps = {
@@ -320,17 +329,20 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
                 return;
             }
             let steps = s.steps();
+            let scaled = chunk as f64 * CHUNK_MILLIS / elapsed.max(1.0);
+            s.chunk = (scaled as usize).clamp(2, 100);
             s.status.set(&format!(
-                "Training two MLPs ({} hidden layers of width {}) on {} points of {} on {}: step {steps} of {MAX_STEPS} ({elapsed:.0} ms for the last {STEPS_PER_CHUNK} steps of both).",
+                "Training two MLPs ({} hidden layers of width {}) on {} points of {} on {}: step {steps} of {MAX_STEPS} ({:.0} ms per step of both).",
                 shape.depth,
                 shape.hidden,
                 TRAIN_POINTS,
                 s.dataset.label(),
                 backend.name(),
+                elapsed / chunk as f64,
             ));
             s.needs_draw = true;
             s.update_table();
-            if !steps.is_multiple_of(SAMPLE_EVERY) && steps < MAX_STEPS {
+            if steps / SAMPLE_EVERY == before / SAMPLE_EVERY && steps < MAX_STEPS {
                 s.busy = false;
                 return;
             }

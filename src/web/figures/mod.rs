@@ -132,6 +132,11 @@ impl Status {
         self.0.set_text_content(Some(text));
     }
 
+    /// The paragraph itself (to move it within the figure).
+    pub fn element(&self) -> &HtmlElement {
+        &self.0
+    }
+
     pub fn error(&self, text: &str) {
         self.0.set_class_name("figure-status figure-error");
         self.0.set_text_content(Some(text));
