@@ -7,25 +7,11 @@
 //!    training point, for the closed form and for networks of width 32 and 256.
 //! 3. The hybrid model's tau curve for one trained network (40 two-moons points).
 //!
-//! `--quick` runs shorter trainings (what the test suite checks in tests/quality.rs).
+//! tests/quality.rs checks smaller versions of 1 and 2 in the test suite; `--quick` runs
+//! shorter trainings here.
 
-use fm_explainer::flow::mlp::{self, Adam, MlpShape, Target};
+use fm_explainer::flow::mlp::{self, MlpShape, Target};
 use fm_explainer::flow::{metrics, rng::Rng, sampler, Dataset};
-
-fn train(shape: MlpShape, data: &[f32], target: Target, steps: usize, seed: u32) -> Vec<f32> {
-    let mut params = shape.init(seed as u64);
-    let mut adam = Adam::new(params.len(), 2e-3);
-    for _ in 0..steps {
-        mlp::train_step(&shape, &mut params, &mut adam, data, 256, seed, target);
-    }
-    params
-}
-
-fn network_samples(shape: &MlpShape, params: &[f32], x0: &[f32], steps: usize) -> Vec<f32> {
-    sampler::euler(x0, steps, 0.0, |x, t| {
-        mlp::forward(shape, params, x, &vec![t; x.len() / shape.dim]).0
-    })
-}
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -39,7 +25,10 @@ fn main() {
     let x0 = Rng::new(3).normals(2 * 2000);
     let shape = MlpShape::new(2, 128, 3);
     let mut rows = vec![
-        ("source N(0, I)", metrics::energy_distance(&x0, &test_set, 2)),
+        (
+            "source N(0, I)",
+            metrics::energy_distance(&x0, &test_set, 2),
+        ),
         (
             "training set",
             metrics::energy_distance(&train_set, &test_set, 2),
@@ -55,10 +44,13 @@ fn main() {
     ];
     for (label, target) in [
         ("network, CFM target", Target::Cfm),
-        ("network, EFM target (M = 256)", Target::Efm { samples: 256 }),
+        (
+            "network, EFM target (M = 256)",
+            Target::Efm { samples: 256 },
+        ),
     ] {
-        let params = train(shape, &train_set, target, steps, 4);
-        let samples = network_samples(&shape, &params, &x0, 100);
+        let params = mlp::train(&shape, &train_set, target, steps, 2e-3, 4);
+        let samples = mlp::sample(&shape, &params, &x0, 100);
         rows.push((label, metrics::energy_distance(&samples, &test_set, 2)));
     }
     println!("| samples | energy distance to held-out |\n|---|---|");
@@ -70,19 +62,20 @@ fn main() {
     let small = Dataset::TwoMoons.sample(20, 5);
     let scale = metrics::data_scale(&small, 2);
     let x0 = Rng::new(6).normals(2 * 1000);
-    let memorized = |samples: &[f32]| {
-        metrics::fraction_below(
-            &metrics::nearest_distances(&small, 2, samples),
-            0.01 * scale,
-        )
-    };
-    println!("| sampler | within 1% of the data scale ({:.3}) of a training point |\n|---|---|", 0.01 * scale);
+    let memorized = |samples: &[f32]| metrics::memorized_fraction(&small, 2, samples, 0.01);
+    println!(
+        "| sampler | within 1% of the data scale ({:.3}) of a training point |\n|---|---|",
+        0.01 * scale
+    );
     let closed = sampler::euler_sample(&small, 2, &x0, 100, 0.0);
-    println!("| closed form u* (Euler, 100 steps) | {:.3} |", memorized(&closed));
+    println!(
+        "| closed form u* (Euler, 100 steps) | {:.3} |",
+        memorized(&closed)
+    );
     for width in [32, 256] {
         let shape = MlpShape::new(2, width, 3);
-        let params = train(shape, &small, Target::Cfm, steps, 7);
-        let samples = network_samples(&shape, &params, &x0, 100);
+        let params = mlp::train(&shape, &small, Target::Cfm, steps, 2e-3, 7);
+        let samples = mlp::sample(&shape, &params, &x0, 100);
         println!(
             "| network 3 x {width}, CFM, {steps} steps | {:.3} |",
             memorized(&samples)
@@ -93,7 +86,7 @@ fn main() {
     let train_set = Dataset::TwoMoons.sample(40, 0);
     let test_set = Dataset::TwoMoons.sample(1000, 99);
     let shape = MlpShape::new(2, 64, 3);
-    let params = train(shape, &train_set, Target::Cfm, steps, 1);
+    let params = mlp::train(&shape, &train_set, Target::Cfm, steps, 2e-3, 1);
     let x0 = Rng::new(21).normals(2 * 1000);
     println!("| tau | energy distance to held-out | mean distance to nearest training point |\n|---|---|---|");
     for k in 0..=10 {
@@ -101,11 +94,10 @@ fn main() {
         let samples = sampler::hybrid_sample(&train_set, 2, &x0, 100, tau, |x, t| {
             mlp::forward(&shape, &params, x, &vec![t; x.len() / 2]).0
         });
-        let nearest = metrics::nearest_distances(&train_set, 2, &samples);
         println!(
             "| {tau:.1} | {:.4} | {:.4} |",
             metrics::energy_distance(&samples, &test_set, 2),
-            nearest.iter().sum::<f32>() / nearest.len() as f32
+            metrics::mean_nearest_distance(&train_set, 2, &samples)
         );
     }
     println!("\n({:.0} s)", started.elapsed().as_secs_f64());

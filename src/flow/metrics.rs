@@ -47,6 +47,19 @@ fn mean_pair_distance(a: &[f32], b: &[f32], dim: usize) -> f64 {
     sum / ((a.len() / dim) * (b.len() / dim)).max(1) as f64
 }
 
+/// The share of `samples` within `relative` x data_scale of a training point: the memorization
+/// measure of the article (1% of the data's RMS radius).
+pub fn memorized_fraction(data: &[f32], dim: usize, samples: &[f32], relative: f32) -> f32 {
+    let threshold = relative * data_scale(data, dim);
+    fraction_below(&nearest_distances(data, dim, samples), threshold)
+}
+
+/// Mean distance from each sample to its nearest training point.
+pub fn mean_nearest_distance(data: &[f32], dim: usize, samples: &[f32]) -> f32 {
+    let d = nearest_distances(data, dim, samples);
+    d.iter().sum::<f32>() / d.len().max(1) as f32
+}
+
 /// Energy distance 2 E||X - Y|| - E||X - X'|| - E||Y - Y'|| between two samples (rows):
 /// zero when the distributions agree, positive otherwise.
 pub fn energy_distance(x: &[f32], y: &[f32], dim: usize) -> f32 {

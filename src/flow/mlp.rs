@@ -296,6 +296,31 @@ impl Adam {
     }
 }
 
+/// Trains `shape` from its seeded initialisation for `steps` steps (batch 256, Adam) and returns
+/// the parameters: the CPU reference runs of the quality measurements.
+pub fn train(
+    shape: &MlpShape,
+    data: &[f32],
+    target: Target,
+    steps: usize,
+    lr: f32,
+    seed: u32,
+) -> Vec<f32> {
+    let mut params = shape.init(seed as u64);
+    let mut adam = Adam::new(params.len(), lr);
+    for _ in 0..steps {
+        train_step(shape, &mut params, &mut adam, data, 256, seed, target);
+    }
+    params
+}
+
+/// Euler samples of the network from `x0`, `steps` steps from t = 0 to 1.
+pub fn sample(shape: &MlpShape, params: &[f32], x0: &[f32], steps: usize) -> Vec<f32> {
+    super::sampler::euler(x0, steps, 0.0, |x, t| {
+        forward(shape, params, x, &vec![t; x.len() / shape.dim]).0
+    })
+}
+
 /// A counter-based random stream (lowbias32 hash), identical in Rust and in WGSL
 /// (`shaders/mlp_batch.wgsl`), so the GPU draws the very batch the CPU twin draws.
 pub fn hash32(x: u32) -> u32 {

@@ -199,6 +199,10 @@ for (const webgpu of [true, false]) {
         });
       });
     }, null, { timeout: 120000 });
+    for (const name of ['noise-to-data', 'cfm-vs-efm', 'model-capacity', 'hybrid-tau']) {
+      const labels = await page.$$eval(`[data-figure="${name}"] button`, (bs) => bs.map((x) => x.textContent));
+      assert(labels.includes('Pause training') && labels.includes('Reset'), `${name} lacks pause/reset: ${labels}`);
+    }
     const statusErrors = await page.$$eval('.figure-error', (els) => els.map((e) => e.textContent));
     assert(statusErrors.length === 0, `figure errors: ${statusErrors}`);
     const note = await page.textContent('#backend-note');

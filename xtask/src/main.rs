@@ -1,4 +1,4 @@
-//! `cargo xtask serve|test|bench`: installs whatever is missing on a fresh machine, then builds,
+//! `cargo xtask serve|test|bench|quality`: installs whatever is missing on a fresh machine, then builds,
 //! serves, tests or benchmarks the article. `cargo xtask test` is exactly what CI runs.
 
 use std::path::{Path, PathBuf};
@@ -17,8 +17,13 @@ fn main() -> ExitCode {
         Some("serve") => serve(&args[1..]),
         Some("test") => test(),
         Some("bench") => bench(),
+        Some("quality") => check(
+            Command::new("cargo")
+                .args(["run", "--release", "--example", "quality", "--"])
+                .args(&args[1..]),
+        ),
         _ => {
-            eprintln!("usage: cargo xtask serve [trunk args] | test | bench");
+            eprintln!("usage: cargo xtask serve [trunk args] | test | bench | quality [--quick]");
             return ExitCode::from(2);
         }
     };

@@ -4,12 +4,12 @@
 //! the energy distance of the samples to held-out data, and their mean distance to the nearest
 //! training point (memorization).
 
-use super::{draw_on, draw_plane, two_panels, Figure, Later, Status, TwoPanels};
+use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status, TwoPanels};
 use crate::charts::{curves, palette, scenes};
 use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
-use crate::web::controls::{button, element, select, JsResult, Listeners};
+use crate::web::controls::{element, select, JsResult, Listeners};
 use crate::web::shared::{backend, yield_to_page};
 use plotters::style::Color;
 use std::cell::RefCell;
@@ -46,7 +46,7 @@ struct State {
     loss_canvas: HtmlCanvasElement,
     table: HtmlElement,
     status: Status,
-    pause_button: HtmlElement,
+    pause: PauseToggle,
     dataset: Dataset,
     train: Vec<f32>,
     test: Vec<f32>,
@@ -56,7 +56,6 @@ struct State {
     baselines: (f32, f32),
     chunk: usize,
     busy: bool,
-    paused: bool,
     visible: bool,
     /// Bumped by Reset and by a new dataset: work in flight for an older run is dropped.
     generation: u64,
@@ -223,29 +222,19 @@ impl CfmEfm {
                 })
             },
         )?;
-        let c = cell.clone();
-        let pause_button = button(&panel, &mut listeners, "Pause training", move || {
-            c.with(|s| {
-                s.paused = !s.paused;
-                let label = if s.paused {
-                    "Resume training"
-                } else {
-                    "Pause training"
-                };
-                s.pause_button.set_text_content(Some(label));
-            })
-        })?;
-        let c = cell.clone();
-        button(&panel, &mut listeners, "Reset", move || {
-            c.with(|s| s.reset())
-        })?;
-
+        let pause = super::run_controls(
+            &panel,
+            &mut listeners,
+            &cell,
+            |s| &mut s.pause,
+            |s| s.reset(),
+        )?;
         let mut state = State {
             planes: [left, right],
             loss_canvas,
             table,
             status,
-            pause_button,
+            pause,
             dataset: Dataset::EightGaussians,
             train: Vec::new(),
             test: Vec::new(),
@@ -254,7 +243,6 @@ impl CfmEfm {
             baselines: (0.0, 0.0),
             chunk: FIRST_CHUNK,
             busy: false,
-            paused: false,
             visible: false,
             generation: 0,
             needs_draw: true,
@@ -324,7 +312,7 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
             }
             if let Some(e) = failed {
                 s.busy = false;
-                s.paused = true;
+                s.pause.stop();
                 s.status.error(&format!("Training failed: {e}"));
                 return;
             }
@@ -383,7 +371,7 @@ impl Figure for CfmEfm {
     fn frame(&mut self, _now: f64) {
         let start = {
             let s = self.state.borrow();
-            s.visible && !s.busy && !s.paused && s.steps() < MAX_STEPS
+            s.visible && !s.busy && !s.pause.paused && s.steps() < MAX_STEPS
         };
         if start {
             train_chunk(&self.state);

@@ -3,7 +3,7 @@
 //! of the energy distance to held-out data and of the distance to the nearest training point,
 //! over tau in {0, 0.1, ..., 1}, are computed in the background once training is done.
 
-use super::{draw_on, draw_plane, two_panels, Figure, Later, Status, TwoPanels};
+use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status, TwoPanels};
 use crate::charts::{curves, scenes};
 use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
 use crate::gpu::backend::Training;
@@ -36,12 +36,25 @@ struct State {
     samples: Option<(f32, Vec<f32>)>,
     /// (tau, energy distance to the test set, mean distance to the nearest training point).
     curve: Vec<(f32, f32, f32)>,
+    /// Bumped by Reset: a chunk in flight for an older run is dropped.
+    run: u64,
+    pause: PauseToggle,
     busy: bool,
     visible: bool,
     needs_draw: bool,
 }
 
 impl State {
+    fn reset(&mut self) {
+        self.training = None;
+        self.steps = 0;
+        self.params = None;
+        self.samples = None;
+        self.curve.clear();
+        self.run += 1;
+        self.needs_draw = true;
+    }
+
     fn sample(&self, params: &[f32], tau: f32) -> Vec<f32> {
         let x0 = Rng::new(21).normals(2 * PARTICLES);
         sampler::hybrid_sample(&self.train, 2, &x0, FLOW_STEPS, tau, |x, t| {
@@ -111,6 +124,13 @@ impl HybridTau {
                 })
             },
         )?;
+        let pause = super::run_controls(
+            &panel,
+            &mut listeners,
+            &cell,
+            |s| &mut s.pause,
+            |s| s.reset(),
+        )?;
         let state = Rc::new(RefCell::new(State {
             plane,
             curves_canvas,
@@ -124,6 +144,8 @@ impl HybridTau {
             tau: 0.0,
             samples: None,
             curve: Vec::new(),
+            run: 0,
+            pause,
             busy: false,
             visible: false,
             needs_draw: true,
@@ -137,10 +159,10 @@ impl HybridTau {
 }
 
 fn train_chunk(state: &Rc<RefCell<State>>) {
-    let (shape, data, training) = {
+    let (shape, data, run, training) = {
         let mut s = state.borrow_mut();
         s.busy = true;
-        (s.shape, s.train.clone(), s.training.take())
+        (s.shape, s.train.clone(), s.run, s.training.take())
     };
     let state = state.clone();
     wasm_bindgen_futures::spawn_local(async move {
@@ -151,31 +173,37 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
             seed: 1,
             target: crate::flow::mlp::Target::Cfm,
         };
-        let result = super::train_chunk(&backend, training, shape, &data, options, STEPS_PER_CHUNK)
-            .await
-            .map(|(t, losses, params)| (t, losses.len(), params));
+        let result =
+            super::train_chunk(&backend, training, shape, &data, options, STEPS_PER_CHUNK).await;
         let mut s = state.borrow_mut();
         s.busy = false;
+        if s.run != run {
+            return; // reset while this chunk ran
+        }
         match result {
-            Ok((t, steps, params)) => {
+            Ok((t, losses, params)) => {
                 s.training = Some(t);
-                s.steps += steps;
+                s.steps += losses.len();
                 let tau = s.tau;
                 let samples = s.sample(&params, tau);
                 s.samples = Some((tau, samples));
                 s.params = Some(params);
                 s.status.set(&format!(
-                    "Training on {} training points on {}: step {} of {MAX_STEPS}.",
+                    "Training on {} training points on {}: step {} of {MAX_STEPS}, loss {:.3}.",
                     TRAIN_POINTS,
                     backend.name(),
-                    s.steps
+                    s.steps,
+                    losses.last().copied().unwrap_or(f32::NAN)
                 ));
                 if s.steps >= MAX_STEPS {
                     s.training = None; // frees the GPU buffers; the parameters are kept
                 }
                 s.needs_draw = true;
             }
-            Err(e) => s.status.error(&format!("Training failed: {e}")),
+            Err(e) => {
+                s.status.error(&format!("Training failed: {e}"));
+                s.pause.stop();
+            }
         }
     });
 }
@@ -184,7 +212,7 @@ impl Figure for HybridTau {
     fn frame(&mut self, _now: f64) {
         let (train, next_tau) = {
             let s = self.state.borrow();
-            let train = s.visible && !s.busy && s.steps < MAX_STEPS;
+            let train = s.visible && !s.busy && !s.pause.paused && s.steps < MAX_STEPS;
             let next = (s.steps >= MAX_STEPS && s.curve.len() < TAUS).then_some(s.curve.len());
             (train, next)
         };

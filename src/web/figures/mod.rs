@@ -94,6 +94,57 @@ impl<S> Later<S> {
     }
 }
 
+/// The "Pause training" / "Resume training" button of a figure's background training; the
+/// figure keeps it in its state and checks `paused` before starting a chunk.
+pub struct PauseToggle {
+    button: HtmlElement,
+    pub paused: bool,
+}
+
+impl PauseToggle {
+    /// Pauses (after an error, say), as the button would.
+    pub fn stop(&mut self) {
+        if !self.paused {
+            self.flip();
+        }
+    }
+
+    fn flip(&mut self) {
+        self.paused = !self.paused;
+        let label = if self.paused {
+            "Resume training"
+        } else {
+            "Pause training"
+        };
+        self.button.set_text_content(Some(label));
+        let _ = self
+            .button
+            .set_attribute("aria-pressed", &self.paused.to_string());
+    }
+}
+
+/// Pause and Reset buttons for a figure's training: `pause` finds the toggle in the state,
+/// `reset` starts the run again (work in flight for the old run must be dropped).
+pub fn run_controls<S: 'static>(
+    panel: &HtmlElement,
+    listeners: &mut super::controls::Listeners,
+    cell: &Later<S>,
+    pause: fn(&mut S) -> &mut PauseToggle,
+    reset: fn(&mut S),
+) -> JsResult<PauseToggle> {
+    let c = cell.clone();
+    let button = super::controls::button(panel, listeners, "Pause training", move || {
+        c.with(|s| pause(s).flip())
+    })?;
+    button.set_attribute("aria-pressed", "false")?;
+    let c = cell.clone();
+    super::controls::button(panel, listeners, "Reset", move || c.with(reset))?;
+    Ok(PauseToggle {
+        button,
+        paused: false,
+    })
+}
+
 /// The layout most figures share: a row of controls, two square canvases side by side (they
 /// wrap on narrow screens), and a status line.
 pub struct TwoPanels {

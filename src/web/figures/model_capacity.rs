@@ -2,7 +2,7 @@
 //! E||u_theta(x_t, t) - u*(x_t, t)||^2 against t, binned over [0, 1), which shows where the
 //! network fails to learn the closed form (small and large t), and how novel its samples are.
 
-use super::{draw_on, draw_plane, two_panels, Figure, Later, Status, TwoPanels};
+use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status, TwoPanels};
 use crate::charts::{curves, scenes};
 use crate::flow::{self, metrics, mlp, rng::Rng, Dataset};
 use crate::gpu::backend::Training;
@@ -36,6 +36,7 @@ struct State {
     particles: Vec<f32>,
     flow_step: usize,
     run: u64,
+    pause: PauseToggle,
     busy: bool,
     visible: bool,
     needs_draw: bool,
@@ -162,6 +163,13 @@ impl ModelCapacity {
                 })
             },
         )?;
+        let pause = super::run_controls(
+            &panel,
+            &mut listeners,
+            &cell,
+            |s| &mut s.pause,
+            |s| s.restart(),
+        )?;
         let state = Rc::new(RefCell::new(State {
             plane,
             chart,
@@ -176,6 +184,7 @@ impl ModelCapacity {
             particles: Vec::new(),
             flow_step: 0,
             run: 0,
+            pause,
             busy: false,
             visible: false,
             needs_draw: true,
@@ -204,31 +213,34 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
             seed: 2,
             target: crate::flow::mlp::Target::Cfm,
         };
-        let result = super::train_chunk(&backend, training, shape, &data, options, STEPS_PER_CHUNK)
-            .await
-            .map(|(t, losses, params)| (t, losses.len(), params));
+        let result =
+            super::train_chunk(&backend, training, shape, &data, options, STEPS_PER_CHUNK).await;
         let mut s = state.borrow_mut();
         s.busy = false;
         if s.run != run {
             return; // settings changed while this chunk ran
         }
         match result {
-            Ok((t, steps, params)) => {
-                s.steps += steps;
+            Ok((t, losses, params)) => {
+                s.steps += losses.len();
                 s.training = (s.steps < MAX_STEPS).then_some(t);
                 if s.steps >= MAX_STEPS {
                     s.params = Some(params);
                 }
                 s.status.set(&format!(
-                    "Training width {} on {} points on {}: step {} of {MAX_STEPS}.",
+                    "Training width {} on {} points on {}: step {} of {MAX_STEPS}, loss {:.3}.",
                     s.width,
                     s.n,
                     backend.name(),
-                    s.steps
+                    s.steps,
+                    losses.last().copied().unwrap_or(f32::NAN)
                 ));
                 s.needs_draw = true;
             }
-            Err(e) => s.status.error(&format!("Training failed: {e}")),
+            Err(e) => {
+                s.status.error(&format!("Training failed: {e}"));
+                s.pause.stop();
+            }
         }
     });
 }
@@ -237,7 +249,7 @@ impl Figure for ModelCapacity {
     fn frame(&mut self, _now: f64) {
         let train = {
             let s = self.state.borrow();
-            s.visible && !s.busy && s.steps < MAX_STEPS
+            s.visible && !s.busy && !s.pause.paused && s.steps < MAX_STEPS
         };
         if train {
             train_chunk(&self.state);

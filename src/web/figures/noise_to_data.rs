@@ -1,16 +1,16 @@
 //! From noise to data: a small velocity network trains on two moons when the figure comes into
 //! view, with its progress shown, and particles from N(0, I) flow along the learned field.
 
-use super::{draw_on, draw_plane, two_panels, Figure, Later, Status, TwoPanels};
+use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status, TwoPanels};
 use crate::charts::{curves, scenes};
 use crate::flow::{mlp, rng::Rng, Dataset};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
-use crate::web::controls::{button, JsResult, Listeners};
+use crate::web::controls::{JsResult, Listeners};
 use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
-use web_sys::{Element, HtmlCanvasElement, HtmlElement};
+use web_sys::{Element, HtmlCanvasElement};
 
 const MAX_STEPS: usize = 2000;
 const STEPS_PER_CHUNK: usize = 25;
@@ -22,7 +22,7 @@ struct State {
     plane: HtmlCanvasElement,
     loss_canvas: HtmlCanvasElement,
     status: Status,
-    pause_button: HtmlElement,
+    pause: PauseToggle,
     data: Vec<f32>,
     shape: mlp::MlpShape,
     training: Option<Training>,
@@ -30,7 +30,6 @@ struct State {
     /// Particle positions at t = k / FLOW_STEPS under the latest parameters.
     frames: Vec<Vec<f32>>,
     busy: bool,
-    paused: bool,
     visible: bool,
     reduced_motion: bool,
     phase: f64,
@@ -102,24 +101,13 @@ impl NoiseToData {
             "The training loss against the step",
         )?;
         let cell = Later::<State>::new();
-        let c = cell.clone();
-        let pause_button = button(&panel, &mut listeners, "Pause training", move || {
-            c.with(|s| {
-                s.paused = !s.paused;
-                let label = if s.paused {
-                    "Resume training"
-                } else {
-                    "Pause training"
-                };
-                s.pause_button.set_text_content(Some(label));
-            })
-        })?;
-        let c = cell.clone();
-        button(&panel, &mut listeners, "Reset", move || {
-            c.with(|s| {
-                s.reset();
-            })
-        })?;
+        let pause = super::run_controls(
+            &panel,
+            &mut listeners,
+            &cell,
+            |s| &mut s.pause,
+            |s| s.reset(),
+        )?;
         let reduced_motion = web_sys::window()
             .and_then(|w| {
                 w.match_media("(prefers-reduced-motion: reduce)")
@@ -131,14 +119,13 @@ impl NoiseToData {
             plane,
             loss_canvas,
             status,
-            pause_button,
+            pause,
             data: Dataset::TwoMoons.sample(1000, 0),
             shape: mlp::MlpShape::new(2, 64, 3),
             training: None,
             losses: Vec::new(),
             frames: Vec::new(),
             busy: false,
-            paused: false,
             visible: false,
             reduced_motion,
             phase: 0.0,
@@ -210,7 +197,7 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
             }
             Err(e) => {
                 s.status.error(&format!("Training failed: {e}"));
-                s.paused = true;
+                s.pause.stop();
             }
         }
     });
@@ -220,7 +207,7 @@ impl Figure for NoiseToData {
     fn frame(&mut self, now: f64) {
         let start = {
             let s = self.state.borrow();
-            s.visible && !s.busy && !s.paused && s.losses.len() < MAX_STEPS
+            s.visible && !s.busy && !s.pause.paused && s.losses.len() < MAX_STEPS
         };
         if start {
             train_chunk(&self.state);
