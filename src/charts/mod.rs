@@ -2,6 +2,7 @@
 //! and into an SVG or bitmap elsewhere. Pure geometry (scenes) is built here too; nothing here
 //! computes flow-matching quantities.
 
+pub mod alignment;
 pub mod curves;
 pub mod histogram;
 pub mod plane;

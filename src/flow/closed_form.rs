@@ -69,22 +69,66 @@ pub fn posterior_weights(data: &[f32], dim: usize, x: &[f32], t: f32) -> Vec<f32
 
 /// u*(x, t) for every row of `points` (m x dim); returns m x dim. t must be in [0, 1).
 pub fn closed_form_velocity(data: &[f32], dim: usize, points: &[f32], t: f32) -> Vec<f32> {
+    closed_form_velocity_at(data, dim, points, &vec![t; points.len() / dim.max(1)])
+}
+
+/// Queries handled together: each training point is read once per block, so the training set
+/// streams through memory m / QUERY_BLOCK times instead of m times.
+const QUERY_BLOCK: usize = 4;
+
+/// u*(x_q, t_q) for every row of `points`, each at its own time `times[q]` in [0, 1).
+pub fn closed_form_velocity_at(
+    data: &[f32],
+    dim: usize,
+    points: &[f32],
+    times: &[f32],
+) -> Vec<f32> {
     let n = data.len() / dim;
-    let mut weights = vec![0.0f32; n];
     let mut out = vec![0.0f32; points.len()];
-    let inv_one_minus_t = 1.0 / (1.0 - t);
-    for (x, u) in points.chunks_exact(dim).zip(out.chunks_exact_mut(dim)) {
-        softmax_weights_into(data, dim, x, t, &mut weights);
-        // u = (sum_i w_i x_i - x) / (1 - t); points with w_i == 0 (underflow) add nothing.
-        for (&w, xi) in weights.iter().zip(data.chunks_exact(dim)) {
-            if w != 0.0 {
-                for (a, b) in u.iter_mut().zip(xi) {
-                    *a += w * b;
+    let mut weights = vec![0.0f32; QUERY_BLOCK * n];
+    for ((xs, ts), us) in points
+        .chunks(QUERY_BLOCK * dim)
+        .zip(times.chunks(QUERY_BLOCK))
+        .zip(out.chunks_mut(QUERY_BLOCK * dim))
+    {
+        let q = ts.len();
+        // Scores, point-major (weights[i * q + j] for query j), then a softmax per query.
+        for (i, xi) in data.chunks_exact(dim).enumerate() {
+            for (j, (x, &t)) in xs.chunks_exact(dim).zip(ts).enumerate() {
+                weights[i * q + j] = -squared_distance_scaled(x, xi, t) * inverse_two_variance(t);
+            }
+        }
+        for j in 0..q {
+            let max = (0..n)
+                .map(|i| weights[i * q + j])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f32;
+            for i in 0..n {
+                let w = (weights[i * q + j] - max).exp();
+                weights[i * q + j] = w;
+                sum += w;
+            }
+            let inv_sum = 1.0 / sum;
+            for i in 0..n {
+                weights[i * q + j] *= inv_sum;
+            }
+        }
+        // u_j = (sum_i w_ij x_i - x_j) / (1 - t_j); points whose weight underflowed add nothing.
+        for (i, xi) in data.chunks_exact(dim).enumerate() {
+            for (j, u) in us.chunks_exact_mut(dim).enumerate() {
+                let w = weights[i * q + j];
+                if w != 0.0 {
+                    for (a, b) in u.iter_mut().zip(xi) {
+                        *a += w * b;
+                    }
                 }
             }
         }
-        for (a, b) in u.iter_mut().zip(x) {
-            *a = (*a - b) * inv_one_minus_t;
+        for ((u, x), &t) in us.chunks_exact_mut(dim).zip(xs.chunks_exact(dim)).zip(ts) {
+            let inv_one_minus_t = 1.0 / (1.0 - t);
+            for (a, b) in u.iter_mut().zip(x) {
+                *a = (*a - b) * inv_one_minus_t;
+            }
         }
     }
     out

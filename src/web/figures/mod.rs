@@ -7,6 +7,7 @@ mod memorization;
 mod model_capacity;
 mod noise_to_data;
 mod stochastic_target;
+mod target_alignment;
 mod velocity_field;
 
 use super::controls::{element, JsResult};
@@ -27,11 +28,12 @@ pub trait Figure {
 }
 
 /// Names accepted by `create`.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 8] = [
     "noise-to-data",
     "velocity-field",
     "memorization",
     "stochastic-target",
+    "target-alignment",
     "cfm-vs-efm",
     "model-capacity",
     "hybrid-tau",
@@ -44,6 +46,7 @@ pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
         "velocity-field" => Box::new(velocity_field::VelocityField::mount(root)?),
         "memorization" => Box::new(memorization::Memorization::mount(root)?),
         "stochastic-target" => Box::new(stochastic_target::StochasticTarget::mount(root)?),
+        "target-alignment" => Box::new(target_alignment::TargetAlignment::mount(root)?),
         "cfm-vs-efm" => Box::new(cfm_efm::CfmEfm::mount(root)?),
         "model-capacity" => Box::new(model_capacity::ModelCapacity::mount(root)?),
         "hybrid-tau" => Box::new(hybrid_tau::HybridTau::mount(root)?),
@@ -179,6 +182,11 @@ impl Status {
     }
 
     pub fn set(&self, text: &str) {
+        // Unchanged text is left alone (the line is an aria-live region).
+        if self.0.class_name() == "figure-status" && self.0.text_content().as_deref() == Some(text)
+        {
+            return;
+        }
         self.0.set_class_name("figure-status");
         self.0.set_text_content(Some(text));
     }
@@ -259,4 +267,73 @@ pub fn grid(side: usize, extent: f32) -> Vec<f32> {
         }
     }
     g
+}
+
+enum Gate {
+    Idle,
+    Loading,
+    Ready(Rc<crate::web::digits::DigitSet>),
+    Failed(String),
+}
+
+/// A figure's access to the page's MNIST digits: `poll` starts the shared download, shows its
+/// progress in the figure's status line, and after a failure shows the error and a Retry button.
+pub struct DigitsGate {
+    state: Rc<RefCell<Gate>>,
+    retry: HtmlElement,
+}
+
+impl DigitsGate {
+    pub fn new(
+        panel: &HtmlElement,
+        listeners: &mut super::controls::Listeners,
+    ) -> JsResult<DigitsGate> {
+        let state = Rc::new(RefCell::new(Gate::Idle));
+        let s = state.clone();
+        let retry = super::controls::button(panel, listeners, "Retry the download", move || {
+            *s.borrow_mut() = Gate::Idle;
+        })?;
+        retry.style().set_property("display", "none")?;
+        Ok(DigitsGate { state, retry })
+    }
+
+    /// The digits once downloaded; until then None, with the status line kept current.
+    pub fn poll(&self, status: &Status) -> Option<Rc<crate::web::digits::DigitSet>> {
+        let mut state = self.state.borrow_mut();
+        match &*state {
+            Gate::Ready(d) => return Some(d.clone()),
+            Gate::Idle => {
+                *state = Gate::Loading;
+                let _ = self.retry.style().set_property("display", "none");
+                let cell = self.state.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let result = crate::web::digits::load().await;
+                    *cell.borrow_mut() = match result {
+                        Ok(d) => Gate::Ready(d),
+                        Err(e) => Gate::Failed(e),
+                    };
+                });
+                status.set("Downloading the MNIST digits…");
+            }
+            Gate::Loading => {
+                let (got, total) = crate::web::digits::progress();
+                let mb = |b: f64| b / 1_048_576.0;
+                if total > 0.0 {
+                    status.set(&format!(
+                        "Downloading the MNIST digits: {:.1} of {:.1} MB ({:.0}%)…",
+                        mb(got),
+                        mb(total),
+                        100.0 * got / total
+                    ));
+                } else {
+                    status.set(&format!("Downloading the MNIST digits: {:.1} MB…", mb(got)));
+                }
+            }
+            Gate::Failed(e) => {
+                status.error(&format!("{e}. Check the connection and retry."));
+                let _ = self.retry.style().set_property("display", "");
+            }
+        }
+        None
+    }
 }

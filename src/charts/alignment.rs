@@ -1,0 +1,205 @@
+//! Charts of the high-dimension section: cosine histograms as ridgelines (one row per t), the
+//! fraction of aligned pairs against t (one curve per resolution), and grids of digit images.
+
+use super::{palette, ramp, DrawResult};
+use crate::flow::metrics::Histogram;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// One ridgeline: its label, and its histogram once computed.
+pub struct Ridge<'a> {
+    pub label: String,
+    pub histogram: Option<&'a Histogram>,
+}
+
+/// Histograms stacked bottom to top, each scaled to its own peak so every shape reads, over the
+/// shared range of their bins. Rows not computed yet show their label only.
+pub fn draw_ridgelines<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    x_label: &str,
+    range: (f32, f32),
+    ridges: &[Ridge],
+) -> DrawResult<DB> {
+    area.fill(&WHITE)?;
+    let (lo, hi) = (range.0 as f64, range.1 as f64);
+    let rows = ridges.len();
+    let mut chart = ChartBuilder::on(area)
+        .margin(10)
+        .margin_right(20)
+        .caption(title, ("sans-serif", 16).into_font().color(&palette::INK))
+        .x_label_area_size(38)
+        .y_label_area_size(64)
+        .build_cartesian_2d(lo..hi, -0.1..rows as f64 + 0.5)?;
+    let labels: Vec<String> = ridges.iter().map(|r| r.label.clone()).collect();
+    let label_of = move |v: &f64| {
+        let k = v.round();
+        if (v - k).abs() < 1e-6 && k >= 0.0 && (k as usize) < labels.len() {
+            labels[k as usize].clone()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .light_line_style(palette::GRID.mix(0.0))
+        .bold_line_style(palette::GRID)
+        .x_desc(x_label)
+        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::INK))
+        .label_style(("sans-serif", 12).into_font().color(&palette::MUTED))
+        .x_labels(5)
+        .y_labels(rows + 1)
+        .y_label_formatter(&label_of)
+        .draw()?;
+    // Top rows first, so lower ridges overlap the ones above them.
+    for (k, ridge) in ridges.iter().enumerate().rev() {
+        let base = k as f64;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(lo, base), (hi, base)],
+            palette::GRID.stroke_width(1),
+        )))?;
+        let Some(h) = ridge.histogram else { continue };
+        let peak = h.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+        let width = h.bin_width() as f64;
+        let mut outline: Vec<(f64, f64)> = vec![(lo, base)];
+        for (i, &c) in h.counts.iter().enumerate() {
+            let y = base + 1.3 * c as f64 / peak;
+            outline.push((h.lo as f64 + i as f64 * width, y));
+            outline.push((h.lo as f64 + (i + 1) as f64 * width, y));
+        }
+        outline.push((hi, base));
+        let color = ramp(0.15 + 0.7 * k as f64 / rows.max(1) as f64);
+        chart.draw_series(std::iter::once(Polygon::new(
+            outline.clone(),
+            color.mix(0.75).filled(),
+        )))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            outline,
+            WHITE.stroke_width(1),
+        )))?;
+    }
+    Ok(())
+}
+
+/// One curve of `draw_fractions`: its label and (t, value) points computed so far.
+pub struct Curve<'a> {
+    pub label: String,
+    pub points: &'a [(f32, f32)],
+}
+
+/// Curves over t in [0, 1] with values in [0, 1], one colour per curve along the ramp.
+pub fn draw_fractions<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    y_label: &str,
+    curves: &[Curve],
+) -> DrawResult<DB> {
+    area.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(area)
+        .margin(10)
+        .margin_right(20)
+        .caption(title, ("sans-serif", 16).into_font().color(&palette::INK))
+        .x_label_area_size(38)
+        .y_label_area_size(52)
+        .build_cartesian_2d(0.0..1.0f64, 0.0..1.02f64)?;
+    chart
+        .configure_mesh()
+        .light_line_style(palette::GRID.mix(0.0))
+        .bold_line_style(palette::GRID)
+        .x_desc("t")
+        .y_desc(y_label)
+        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::INK))
+        .label_style(("sans-serif", 12).into_font().color(&palette::MUTED))
+        .x_labels(6)
+        .y_labels(6)
+        .draw()?;
+    let count = curves.len().max(2) - 1;
+    for (k, curve) in curves.iter().enumerate() {
+        let color = ramp(0.85 * k as f64 / count as f64);
+        let pts: Vec<(f64, f64)> = curve
+            .points
+            .iter()
+            .map(|&(t, v)| (t as f64, v as f64))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+            .label(curve.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+            });
+        chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(palette::GRID)
+        .label_font(("sans-serif", 12).into_font().color(&palette::INK))
+        .draw()?;
+    Ok(())
+}
+
+/// One cell of `draw_digit_grid`: pixels in [-1, 1] (side x side) and a caption under it.
+pub struct Cell<'a> {
+    pub pixels: &'a [f32],
+    pub caption: String,
+}
+
+/// Rows of square grey-scale images (white digit on black, as MNIST), each with a caption, and
+/// an optional header over each column. Empty rows keep their place.
+pub fn draw_digit_grid<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    side: usize,
+    headers: &[String],
+    rows: &[Vec<Option<Cell>>],
+) -> DrawResult<DB> {
+    area.fill(&WHITE)?;
+    let (w, h) = area.dim_in_pixel();
+    let columns = headers
+        .len()
+        .max(rows.iter().map(Vec::len).max().unwrap_or(1));
+    let header_h = 22i32;
+    let caption_h = 16i32;
+    let cell_w = (w as i32 - 8) / columns as i32;
+    let cell_h = (h as i32 - header_h) / rows.len().max(1) as i32;
+    let size = (cell_w - 6).min(cell_h - caption_h - 6).max(side as i32);
+    let px = (size / side as i32).max(1);
+    let image = px * side as i32;
+    let font = ("sans-serif", 12).into_font().color(&palette::INK);
+    let muted = ("sans-serif", 11).into_font().color(&palette::MUTED);
+    for (c, header) in headers.iter().enumerate() {
+        let x = 4 + c as i32 * cell_w + (cell_w - image) / 2;
+        area.draw(&Text::new(header.clone(), (x, 4), font.clone()))?;
+    }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            let x0 = 4 + c as i32 * cell_w + (cell_w - image) / 2;
+            let y0 = header_h + r as i32 * cell_h;
+            let Some(cell) = cell else {
+                area.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + image, y0 + image)],
+                    palette::GRID.filled(),
+                ))?;
+                continue;
+            };
+            for (i, &v) in cell.pixels.iter().enumerate() {
+                let g = ((v.clamp(-1.0, 1.0) + 1.0) * 127.5) as u8;
+                let (x, y) = ((i % side) as i32, (i / side) as i32);
+                area.draw(&Rectangle::new(
+                    [
+                        (x0 + x * px, y0 + y * px),
+                        (x0 + (x + 1) * px, y0 + (y + 1) * px),
+                    ],
+                    RGBColor(g, g, g).filled(),
+                ))?;
+            }
+            area.draw(&Text::new(
+                cell.caption.clone(),
+                (x0, y0 + image + 2),
+                muted.clone(),
+            ))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! How stochastic is the CFM target? For random pairs (x0 ~ N(0, I), x1 from the data) and a
+//! time t, the cosine between the closed-form velocity u*(x_t, t) over the whole data set and
+//! the conditional target x1 - x0. Near 1, the "random" target is in fact deterministic.
+
+use super::closed_form::closed_form_velocity_at;
+use super::metrics::cosine;
+use super::mlp::draw_pair;
+
+/// The queries of an alignment measurement: x_t for every (time, pair), time-major, each with
+/// its own t, and the conditional targets x1 - x0. The same `seed` gives the same pairs, and
+/// every time uses the same pairs.
+pub struct AlignmentQueries {
+    pub points: Vec<f32>,
+    pub times: Vec<f32>,
+    pub targets: Vec<f32>,
+}
+
+pub fn alignment_queries(
+    data: &[f32],
+    dim: usize,
+    times: &[f32],
+    pairs: usize,
+    seed: u32,
+) -> AlignmentQueries {
+    let n = data.len() / dim;
+    let mut x0 = Vec::with_capacity(pairs * dim);
+    let mut x1 = Vec::with_capacity(pairs * dim);
+    for p in 0..pairs as u32 {
+        let i = draw_pair(seed, 0, n, dim, p, &mut x0);
+        x1.extend_from_slice(&data[i * dim..(i + 1) * dim]);
+    }
+    let targets: Vec<f32> = x1.iter().zip(&x0).map(|(a, b)| a - b).collect();
+    let mut q = AlignmentQueries {
+        points: Vec::with_capacity(times.len() * pairs * dim),
+        times: Vec::with_capacity(times.len() * pairs),
+        targets: Vec::with_capacity(times.len() * pairs * dim),
+    };
+    for &t in times {
+        q.points
+            .extend(x0.iter().zip(&x1).map(|(a, b)| (1.0 - t) * a + t * b));
+        q.times.extend(std::iter::repeat_n(t, pairs));
+        q.targets.extend_from_slice(&targets);
+    }
+    q
+}
+
+/// Cosines of each row of `velocities` with the matching row of `targets`.
+pub fn row_cosines(velocities: &[f32], targets: &[f32], dim: usize) -> Vec<f32> {
+    velocities
+        .chunks_exact(dim)
+        .zip(targets.chunks_exact(dim))
+        .map(|(u, v)| cosine(u, v))
+        .collect()
+}
+
+/// The CPU reference: times.len() x pairs cosines, time-major.
+pub fn cosine_alignment(
+    data: &[f32],
+    dim: usize,
+    times: &[f32],
+    pairs: usize,
+    seed: u32,
+) -> Vec<f32> {
+    let q = alignment_queries(data, dim, times, pairs, seed);
+    let velocities = closed_form_velocity_at(data, dim, &q.points, &q.times);
+    row_cosines(&velocities, &q.targets, dim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{rng::Rng, Dataset};
+
+    #[test]
+    fn one_training_point_gives_cosine_one_after_t_zero() {
+        // u*(x_t, t) = (x1 - x_t) / (1 - t) = x1 - x0 exactly when x1 is the only point.
+        let data = vec![0.3f32, -1.2, 2.0, 0.5];
+        let times = [0.0f32, 0.1, 0.5, 0.9, 0.99];
+        let c = cosine_alignment(&data, 4, &times, 64, 3);
+        assert_eq!(c.len(), 5 * 64);
+        for (k, row) in c.chunks_exact(64).enumerate().skip(1) {
+            for &v in row {
+                assert!((v - 1.0).abs() < 1e-4, "t {}: cosine {v}", times[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn same_seed_same_pairs_other_seed_other_pairs() {
+        let data = Dataset::TwoMoons.sample(200, 1);
+        let a = cosine_alignment(&data, 2, &[0.3, 0.7], 50, 9);
+        assert_eq!(a, cosine_alignment(&data, 2, &[0.3, 0.7], 50, 9));
+        assert_ne!(a, cosine_alignment(&data, 2, &[0.3, 0.7], 50, 10));
+    }
+
+    #[test]
+    fn alignment_grows_with_t_and_with_dimension() {
+        // The paper's observation: in high dimension the target is nearly deterministic except at
+        // small t; in 2-D it stays stochastic for a long time.
+        let frac = |c: &[f32]| c.iter().filter(|&&v| v > 0.9).count() as f32 / c.len() as f32;
+        let moons = Dataset::TwoMoons.sample(1000, 2);
+        let high: Vec<f32> = Rng::new(3)
+            .normals(1000 * 64)
+            .iter()
+            .map(|v| v.tanh())
+            .collect();
+        let times = [0.1f32, 0.5, 0.9];
+        let low_c = cosine_alignment(&moons, 2, &times, 256, 4);
+        let high_c = cosine_alignment(&high, 64, &times, 256, 4);
+        let (l, h): (Vec<f32>, Vec<f32>) = (
+            low_c.chunks_exact(256).map(frac).collect(),
+            high_c.chunks_exact(256).map(frac).collect(),
+        );
+        eprintln!("fraction with cosine > 0.9 at t = {times:?}: dim 2 {l:?}, dim 64 {h:?}");
+        assert!(l[0] < l[2] && l[1] < 0.6, "dim 2: {l:?}");
+        assert!(h[1] > 0.85 && h[2] > 0.95, "dim 64: {h:?}");
+        // ... but not at small t, where u* still averages over many training points.
+        assert!(h[0] < 0.2, "dim 64 at t = 0.1: {h:?}");
+    }
+}

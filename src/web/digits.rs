@@ -1,0 +1,132 @@
+//! The MNIST digits, fetched once per page when a figure (or `loadDigits`) first asks for them:
+//! the download's progress is readable while it runs, concurrent callers share it, and a failed
+//! or truncated download can be retried.
+
+use crate::flow::digits::{self, PIXELS, SIDE};
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// Where the asset lies, relative to the page (Trunk copies www/assets to dist/assets).
+pub const DEFAULT_URL: &str = "assets/digits.bin";
+
+/// The digits in [-1, 1] at full resolution (n x 784), and average-pooled copies made on demand.
+pub struct DigitSet {
+    pub n: usize,
+    pub full: Vec<f32>,
+    pooled: RefCell<Vec<(usize, Rc<Vec<f32>>)>>,
+}
+
+impl DigitSet {
+    /// The digits pooled by `factor` (1, 2, 4, 7 or 14): n x (28 / factor)^2.
+    pub fn pooled(&self, factor: usize) -> Rc<Vec<f32>> {
+        if let Some((_, v)) = self.pooled.borrow().iter().find(|(f, _)| *f == factor) {
+            return v.clone();
+        }
+        let v = Rc::new(if factor == 1 {
+            self.full.clone()
+        } else {
+            digits::pool(&self.full, SIDE, factor)
+        });
+        self.pooled.borrow_mut().push((factor, v.clone()));
+        v
+    }
+}
+
+type Pending = Shared<LocalBoxFuture<'static, Result<Rc<DigitSet>, String>>>;
+
+thread_local! {
+    static DIGITS: RefCell<Option<Pending>> = const { RefCell::new(None) };
+    /// Bytes received and expected (0 when unknown) of the download in progress.
+    static PROGRESS: Cell<(f64, f64)> = const { Cell::new((0.0, 0.0)) };
+}
+
+/// (bytes received, bytes expected or 0 when the server did not say).
+pub fn progress() -> (f64, f64) {
+    PROGRESS.with(Cell::get)
+}
+
+/// The page's digits; the first call starts the download, later ones share it. After a
+/// failure the next call downloads again (the retry button).
+pub async fn load() -> Result<Rc<DigitSet>, String> {
+    let pending = DIGITS.with(|cell| {
+        cell.borrow_mut()
+            .get_or_insert_with(|| {
+                async { fetch_digits(DEFAULT_URL).await }
+                    .boxed_local()
+                    .shared()
+            })
+            .clone()
+    });
+    let result = pending.await;
+    if result.is_err() {
+        DIGITS.with(|cell| cell.borrow_mut().take());
+    }
+    result
+}
+
+fn js_error(context: &str, e: JsValue) -> String {
+    let detail = e
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"));
+    format!("{context}: {detail}")
+}
+
+async fn fetch_digits(url: &str) -> Result<Rc<DigitSet>, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    PROGRESS.with(|p| p.set((0.0, 0.0)));
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(|e| js_error(&format!("could not download the digits ({url})"), e))?
+        .unchecked_into();
+    if !response.ok() {
+        return Err(format!(
+            "could not download the digits ({url}): HTTP {} {}",
+            response.status(),
+            response.status_text()
+        ));
+    }
+    let expected = response
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    PROGRESS.with(|p| p.set((0.0, expected)));
+    let body = response.body().ok_or("the digits response has no body")?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut bytes = Vec::with_capacity(expected as usize);
+    loop {
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| js_error("the digits download broke off", e))?;
+        let done = js_sys::Reflect::get(&chunk, &"done".into())
+            .map(|v| v.is_truthy())
+            .unwrap_or(true);
+        if done {
+            break;
+        }
+        let value = js_sys::Reflect::get(&chunk, &"value".into())
+            .map_err(|e| js_error("the digits download broke off", e))?;
+        bytes.extend(js_sys::Uint8Array::new(&value).to_vec());
+        PROGRESS.with(|p| p.set((bytes.len() as f64, expected)));
+    }
+    if expected > 0.0 && (bytes.len() as f64) < expected {
+        return Err(format!(
+            "the digits download stopped at {} of {expected} bytes",
+            bytes.len()
+        ));
+    }
+    let set = digits::unpack(&bytes).map_err(|e| e.to_string())?;
+    debug_assert_eq!(set.pixels.len(), set.n * PIXELS);
+    Ok(Rc::new(DigitSet {
+        n: set.n,
+        full: set.signed(),
+        pooled: RefCell::new(Vec::new()),
+    }))
+}
