@@ -6,6 +6,8 @@
 //! 2. 20 training points: the fraction of 1,000 samples within 1% of the data's scale of a
 //!    training point, for the closed form and for networks of width 32 and 256.
 //! 3. The hybrid model's tau curve for one trained network (40 two-moons points).
+//! 4. On the MNIST digits: the share of pairs with cos(u*, x1 - x0) > 0.9 per resolution and t,
+//!    from the CPU twin beside a float64 reference.
 //!
 //! tests/quality.rs checks smaller versions of 1 and 2 in the test suite; `--quick` runs
 //! shorter trainings here.
@@ -100,5 +102,60 @@ fn main() {
             metrics::mean_nearest_distance(&train_set, 2, &samples)
         );
     }
+    alignment_table();
     println!("\n({:.0} s)", started.elapsed().as_secs_f64());
+}
+
+/// The high-dimension measurement on the packed digits (www/assets/digits.bin): the share of 256
+/// pairs with cos(u*, x1 - x0) > 0.9 per resolution and t, from the f32 CPU twin beside a
+/// float64 reference on the same pairs.
+fn alignment_table() {
+    use fm_explainer::flow::{alignment, closed_form_velocity_f64, digits};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/assets/digits.bin");
+    let Ok(bytes) = std::fs::read(&path) else {
+        println!("\n(no {}: run node tools/pack-digits.mjs)", path.display());
+        return;
+    };
+    let full = digits::unpack(&bytes)
+        .expect("a valid digits asset")
+        .signed();
+    let times: Vec<f32> = (0..10).map(|k| k as f32 / 10.0).collect();
+    let pairs = 256;
+    println!("\n## Share of 256 pairs with cos(u*, x1 - x0) > 0.9 on 10,000 MNIST digits (seed 2)");
+    println!(
+        "| dim | {} |",
+        times
+            .iter()
+            .map(|t| format!("t={t:.1}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!("|---|{}", "---|".repeat(times.len()));
+    for &(factor, dim) in &digits::POOLINGS {
+        let data = digits::pool(&full, digits::SIDE, factor);
+        let ours = alignment::cosine_alignment(&data, dim, &times, pairs, 2);
+        let q = alignment::alignment_queries(&data, dim, &times, pairs, 2);
+        let share = |c: &[f32]| c.iter().filter(|&&v| v > 0.9).count() as f32 / pairs as f32;
+        let mut cells = Vec::new();
+        for (k, &t) in times.iter().enumerate() {
+            let rows = k * pairs..(k + 1) * pairs;
+            let reference: Vec<f32> = closed_form_velocity_f64(
+                &data,
+                dim,
+                &q.points[rows.start * dim..rows.end * dim],
+                t as f64,
+            )
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
+            let theirs = alignment::row_cosines(
+                &reference,
+                &q.targets[rows.start * dim..rows.end * dim],
+                dim,
+            );
+            cells.push(format!("{:.3} / {:.3}", share(&ours[rows]), share(&theirs)));
+        }
+        println!("| {dim} | {} |", cells.join(" | "));
+    }
+    println!("(each cell: f32 CPU twin / float64 reference)");
 }

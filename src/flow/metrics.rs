@@ -24,6 +24,26 @@ pub fn data_scale(data: &[f32], dim: usize) -> f32 {
 }
 
 /// For each row of `points`, the Euclidean distance to its nearest row of `data`.
+/// For each point: the index of its nearest training point, the distance to it, and the
+/// distance to the second nearest (how far "another training point" is).
+pub fn nearest_two(data: &[f32], dim: usize, points: &[f32]) -> Vec<(usize, f32, f32)> {
+    points
+        .chunks_exact(dim)
+        .map(|x| {
+            let (mut best, mut d1, mut d2) = (0, f32::INFINITY, f32::INFINITY);
+            for (i, xi) in data.chunks_exact(dim).enumerate() {
+                let d = squared_distance_scaled(x, xi, 1.0);
+                if d < d1 {
+                    (best, d2, d1) = (i, d1, d);
+                } else if d < d2 {
+                    d2 = d;
+                }
+            }
+            (best, d1.sqrt(), d2.sqrt())
+        })
+        .collect()
+}
+
 pub fn nearest_distances(data: &[f32], dim: usize, points: &[f32]) -> Vec<f32> {
     points
         .chunks_exact(dim)
@@ -119,6 +139,16 @@ impl Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nearest_two_finds_first_and_second() {
+        let data = [0.0f32, 0.0, 3.0, 0.0, 1.0, 0.0];
+        let r = nearest_two(&data, 2, &[2.6, 0.0, -0.5, 0.0]);
+        assert_eq!(r[0].0, 1);
+        assert!((r[0].1 - 0.4).abs() < 1e-6 && (r[0].2 - 1.6).abs() < 1e-6);
+        assert_eq!(r[1].0, 0);
+        assert!((r[1].1 - 0.5).abs() < 1e-6 && (r[1].2 - 1.5).abs() < 1e-6);
+    }
 
     #[test]
     fn nearest_and_scale() {

@@ -68,6 +68,11 @@ fn test() -> Result<(), String> {
     };
     let cargo = || Command::new(env_or("CARGO", "cargo"));
     step("fmt", cargo().args(["fmt", "--all", "--check"]));
+    // The digits asset (Trunk packs it too); native tests check it against the npm package.
+    step(
+        "pack the digits",
+        Command::new("node").args(["tools/pack-digits.mjs"]),
+    );
     step(
         "clippy (native)",
         cargo().args([

@@ -1,7 +1,9 @@
 //! The article's figures. Each is a `Figure` built from a name by `create`; its state lives in an
 //! `Rc<RefCell<..>>` shared with its controls' callbacks and with its background computations.
 
+mod alignment_dimensions;
 mod cfm_efm;
+mod digit_memorization;
 mod hybrid_tau;
 mod memorization;
 mod model_capacity;
@@ -28,12 +30,14 @@ pub trait Figure {
 }
 
 /// Names accepted by `create`.
-pub const NAMES: [&str; 8] = [
+pub const NAMES: [&str; 10] = [
     "noise-to-data",
     "velocity-field",
     "memorization",
     "stochastic-target",
     "target-alignment",
+    "alignment-by-dimension",
+    "digit-memorization",
     "cfm-vs-efm",
     "model-capacity",
     "hybrid-tau",
@@ -47,6 +51,10 @@ pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
         "memorization" => Box::new(memorization::Memorization::mount(root)?),
         "stochastic-target" => Box::new(stochastic_target::StochasticTarget::mount(root)?),
         "target-alignment" => Box::new(target_alignment::TargetAlignment::mount(root)?),
+        "alignment-by-dimension" => {
+            Box::new(alignment_dimensions::AlignmentDimensions::mount(root)?)
+        }
+        "digit-memorization" => Box::new(digit_memorization::DigitMemorization::mount(root)?),
         "cfm-vs-efm" => Box::new(cfm_efm::CfmEfm::mount(root)?),
         "model-capacity" => Box::new(model_capacity::ModelCapacity::mount(root)?),
         "hybrid-tau" => Box::new(hybrid_tau::HybridTau::mount(root)?),
