@@ -39,8 +39,14 @@ type Pending = Shared<LocalBoxFuture<'static, Result<Rc<DigitSet>, String>>>;
 
 thread_local! {
     static DIGITS: RefCell<Option<Pending>> = const { RefCell::new(None) };
+    static READY: RefCell<Option<Rc<DigitSet>>> = const { RefCell::new(None) };
     /// Bytes received and expected (0 when unknown) of the download in progress.
     static PROGRESS: Cell<(f64, f64)> = const { Cell::new((0.0, 0.0)) };
+}
+
+/// The digits, if a download has succeeded (for figures whose own attempt failed earlier).
+pub fn ready() -> Option<Rc<DigitSet>> {
+    READY.with(|r| r.borrow().clone())
 }
 
 /// (bytes received, bytes expected or 0 when the server did not say).
@@ -61,8 +67,11 @@ pub async fn load() -> Result<Rc<DigitSet>, String> {
             .clone()
     });
     let result = pending.await;
-    if result.is_err() {
-        DIGITS.with(|cell| cell.borrow_mut().take());
+    match &result {
+        Ok(d) => READY.with(|r| *r.borrow_mut() = Some(d.clone())),
+        Err(_) => {
+            DIGITS.with(|cell| cell.borrow_mut().take());
+        }
     }
     result
 }

@@ -89,5 +89,45 @@ window.fmRef = (() => {
     }
     return close / (points.length / dim);
   }
-  return { rng, normals, moons, closedForm, maxRelativeError, nearestFraction };
+  // The pairs of cosineAlignment, from its documented stream: a lowbias32 hash keyed by
+  // (seed, step 0, pair, k); k = 0 picks x1, k = 2 + 2j and 3 + 2j give x0_j by Box-Muller.
+  function hash32(x) {
+    let v = x >>> 0;
+    v ^= v >>> 16; v = Math.imul(v, 0x7feb352d) >>> 0;
+    v ^= v >>> 15; v = Math.imul(v, 0x846ca68b) >>> 0;
+    v ^= v >>> 16;
+    return v >>> 0;
+  }
+  const counter = (seed, step, row, k) => hash32((seed ^ hash32((step ^ hash32((row ^ hash32(k)) >>> 0)) >>> 0)) >>> 0);
+  const uniform = (seed, row, k) => (counter(seed, 0, row, k) >>> 8) / 16777216;
+  // times.length x pairs cosines of u*(x_t, t) (float64) with x1 - x0, time-major.
+  function cosineAlignment(data, dim, times, pairs, seed) {
+    const n = data.length / dim;
+    const out = [];
+    const x0 = [], x1 = [];
+    for (let p = 0; p < pairs; p++) {
+      const i = counter(seed, 0, p, 0) % n;
+      const z = new Float64Array(dim);
+      for (let j = 0; j < dim; j++) {
+        const a = 1 - uniform(seed, p, 2 + 2 * j), b = uniform(seed, p, 3 + 2 * j);
+        z[j] = Math.sqrt(-2 * Math.log(a)) * Math.cos(2 * Math.PI * b);
+      }
+      x0.push(z); x1.push(data.subarray(i * dim, (i + 1) * dim));
+    }
+    for (const t of times) {
+      const xt = new Float64Array(pairs * dim);
+      for (let p = 0; p < pairs; p++) for (let j = 0; j < dim; j++) xt[p * dim + j] = (1 - t) * x0[p][j] + t * x1[p][j];
+      const u = closedForm(data, dim, xt, t);
+      for (let p = 0; p < pairs; p++) {
+        let dot = 0, nu = 0, nv = 0;
+        for (let j = 0; j < dim; j++) {
+          const v = x1[p][j] - x0[p][j];
+          dot += u[p * dim + j] * v; nu += u[p * dim + j] ** 2; nv += v * v;
+        }
+        out.push(dot / Math.sqrt(nu * nv));
+      }
+    }
+    return out;
+  }
+  return { rng, normals, moons, closedForm, maxRelativeError, nearestFraction, cosineAlignment };
 })();

