@@ -1,6 +1,6 @@
-// `cargo xtask bench`: the closed form (n = 10,000, dim = 784, m = 64) on our WebGPU and CPU paths
-// against TensorFlow.js 4.22 (matmul, softmax, matmul) on each of its backends, in one Chromium,
-// in one run. Prints medians and ratios and writes bench-results.json. Not a test: timings on
+// `cargo xtask bench`: the closed form (n = 10,000, dim = 784, m = 64), training steps and the
+// cosine-alignment measurement of the MNIST figures, on our WebGPU and CPU paths against
+// TensorFlow.js 4.22 on its backends, in one Chromium, in one run. Prints medians and ratios and writes bench-results.json. Not a test: timings on
 // shared machines are noisy, so only ratios measured side by side mean anything.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,6 +12,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(here, '../../dist');
 const tfjs = path.join(here, 'node_modules/@tensorflow');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+// BENCH_ONLY=closed-form|training|alignment runs one part.
+const only = process.env.BENCH_ONLY;
+const part = (name, cases) => (!only || only === name ? cases : []);
 const [N, DIM, M, T] = [10000, 784, 64, 0.5];
 
 // A page that loads our module (no figures) and TensorFlow.js from node_modules.
@@ -89,13 +92,13 @@ const gpuPage = await benchPage('');
 const cpuPage = await benchPage('?backend=cpu');
 const backendOf = (page) => page.evaluate(() => window.fm.backendName());
 console.log(`pages: ${await backendOf(gpuPage)} and ${await backendOf(cpuPage)}; n=${N} dim=${DIM} m=${M} t=${T}; median of ${RUNS}`);
-for (const [label, page, body] of [
+for (const [label, page, body] of part('closed-form', [
   ['fm-explainer webgpu (SwiftShader)', gpuPage, ours],
   ['fm-explainer cpu (wasm simd128)', cpuPage, ours],
   ['tf.js 4.22 wasm', gpuPage, tfBody('wasm')],
   ['tf.js 4.22 webgl', gpuPage, tfBody('webgl')],
   ['tf.js 4.22 webgpu', gpuPage, tfBody('webgpu')],
-]) {
+])) {
   try {
     const r = await time(page, body, []);
     rows.push({ label, ms: r.ms, runs: r.all, checksum: r.checksum });
@@ -147,13 +150,13 @@ const tfTrain = (backend) => `
   loss.dispose(); layers.flat().forEach((v) => v.dispose()); data.dispose(); freqs.dispose();
   return [ms, last];`;
 const trainRows = [];
-for (const [label, page, body] of [
+for (const [label, page, body] of part('training', [
   ['fm-explainer webgpu (SwiftShader)', gpuPage, oursTrain],
   ['fm-explainer cpu (wasm simd128)', cpuPage, oursTrain],
   ['tf.js 4.22 wasm', gpuPage, tfTrain('wasm')],
   ['tf.js 4.22 webgl', gpuPage, tfTrain('webgl')],
   ['tf.js 4.22 webgpu', gpuPage, tfTrain('webgpu')],
-]) {
+])) {
   try {
     // Each run builds a fresh model; the median of TRAIN_RUNS runs is reported.
     const rates = [];
@@ -171,22 +174,107 @@ for (const [label, page, body] of [
     console.log(`train ${label.padEnd(36)} failed: ${e}`);
   }
 }
+// The "intuitions" figure's whole computation: 5 resolutions x 10 times x 256 pairs over the
+// 10,000 MNIST digits (cosine of u* with x1 - x0). Ours through cosineAlignment; TF.js with the
+// same formula (matmul, softmax, matmul) on pairs of its own. One timed run each (they are long).
+const ALIGN_RUNS = Number(process.env.BENCH_ALIGN_RUNS ?? 1);
+const alignSetup = `
+  if (!window.pooled) {
+    const d = await window.fm.loadDigits();
+    window.pooled = [14, 7, 4, 2, 1].map((f) => {
+      const side = 28 / f, out = new Float32Array(d.n * side * side);
+      for (let i = 0; i < d.n; i++) for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++)
+        out[i * side * side + Math.floor(y / f) * side + Math.floor(x / f)] += d.data[i * 784 + y * 28 + x] / (f * f);
+      return { data: out, dim: side * side, n: d.n };
+    });
+  }
+  const times = new Float32Array([0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]);`;
+const oursAlign = `${alignSetup}
+  const start = performance.now();
+  let aligned = 0;
+  for (const { data, dim } of window.pooled) {
+    const c = await window.fm.cosineAlignment(data, dim, times, 256, 2);
+    aligned += c.filter((v) => v > 0.9).length;
+  }
+  return [performance.now() - start, aligned / (5 * 10 * 256)];`;
+const tfAlign = (backend) => `${alignSetup}
+  await tf.setBackend('${backend}'); await tf.ready();
+  const start = performance.now();
+  let aligned = 0;
+  for (const { data, dim, n } of window.pooled) {
+    const X = tf.tensor2d(data, [n, dim]);
+    const dd = X.square().sum(1).reshape([1, n]);
+    for (const t of times) {
+      const c = tf.tidy(() => {
+        const x1 = tf.gather(X, tf.randomUniform([256], 0, n, 'int32'));
+        const x0 = tf.randomNormal([256, dim]);
+        const xt = x0.mul(1 - t).add(x1.mul(t));
+        const scale = 1 / (2 * (1 - t) * (1 - t));
+        const scores = xt.square().sum(1, true).sub(tf.matMul(xt, X, false, true).mul(2 * t)).add(dd.mul(t * t)).mul(-scale);
+        const u = tf.matMul(tf.softmax(scores), X).sub(xt).div(1 - t);
+        const v = x1.sub(x0);
+        return u.mul(v).sum(1).div(u.norm('euclidean', 1).mul(v.norm('euclidean', 1)));
+      });
+      const values = await c.data();
+      c.dispose();
+      aligned += values.filter((v) => v > 0.9).length;
+    }
+    X.dispose(); dd.dispose();
+  }
+  return [performance.now() - start, aligned / (5 * 10 * 256)];`;
+const alignRows = [];
+for (const [label, page, body] of part('alignment', [
+  ['fm-explainer webgpu (SwiftShader)', gpuPage, oursAlign],
+  ['fm-explainer cpu (wasm simd128)', cpuPage, oursAlign],
+  ['tf.js 4.22 wasm', gpuPage, tfAlign('wasm')],
+  ['tf.js 4.22 webgl', gpuPage, tfAlign('webgl')],
+])) {
+  if (process.env.BENCH_SKIP_SWIFTSHADER_ALIGN && label.includes('SwiftShader')) continue;
+  try {
+    const runs = [];
+    let share;
+    for (let r = 0; r < ALIGN_RUNS; r++) {
+      const [ms, aligned] = await page.evaluate((b) => new Function(`return (async () => { ${b} })()`)(), body);
+      runs.push(ms);
+      share = aligned;
+    }
+    const ms = [...runs].sort((x, y) => x - y)[Math.floor(runs.length / 2)];
+    alignRows.push({ label, ms, runs, share });
+    console.log(`align ${label.padEnd(36)} ${(ms / 1000).toFixed(2).padStart(8)} s  (share > 0.9 overall ${share.toFixed(3)})`);
+  } catch (e) {
+    alignRows.push({ label, error: String(e) });
+    console.log(`align ${label.padEnd(36)} failed: ${e}`);
+  }
+}
+const tfAlignRows = alignRows.filter((r) => r.label.startsWith('tf.js') && r.ms);
+if (tfAlignRows.length) {
+  const bestAlign = tfAlignRows.reduce((a, b) => (a.ms <= b.ms ? a : b));
+  for (const r of alignRows.filter((r) => r.label.startsWith('fm-explainer') && r.ms)) {
+    r.speedup = bestAlign.ms / r.ms;
+    console.log(`  alignment ${r.label.padEnd(36)} ${r.speedup.toFixed(2)}x faster than TF.js's fastest (${bestAlign.label})`);
+  }
+}
+
 const tfTrainRows = trainRows.filter((r) => r.label.startsWith('tf.js') && r.stepsPerSecond);
-const bestTf = tfTrainRows.reduce((a, b) => (a.stepsPerSecond >= b.stepsPerSecond ? a : b));
-for (const r of trainRows.filter((r) => r.label.startsWith('fm-explainer') && r.stepsPerSecond)) {
-  r.ratio = r.stepsPerSecond / bestTf.stepsPerSecond;
-  console.log(`  training ${r.label.padEnd(36)} ${r.ratio.toFixed(2)}x TF.js's fastest (${bestTf.label})`);
+if (tfTrainRows.length) {
+  const bestTf = tfTrainRows.reduce((a, b) => (a.stepsPerSecond >= b.stepsPerSecond ? a : b));
+  for (const r of trainRows.filter((r) => r.label.startsWith('fm-explainer') && r.stepsPerSecond)) {
+    r.ratio = r.stepsPerSecond / bestTf.stepsPerSecond;
+    console.log(`  training ${r.label.padEnd(36)} ${r.ratio.toFixed(2)}x TF.js's fastest (${bestTf.label})`);
+  }
 }
 
 const tfRows = rows.filter((r) => r.label.startsWith('tf.js') && r.ms);
-const fastest = tfRows.reduce((a, b) => (a.ms <= b.ms ? a : b));
-console.log(`\nratios against TF.js's fastest backend here (${fastest.label}, ${fastest.ms.toFixed(1)} ms):`);
-for (const r of rows.filter((r) => r.label.startsWith('fm-explainer') && r.ms)) {
-  r.speedup = fastest.ms / r.ms;
-  console.log(`  ${r.label.padEnd(36)} ${r.speedup.toFixed(2)}x faster`);
+if (tfRows.length) {
+  const fastest = tfRows.reduce((a, b) => (a.ms <= b.ms ? a : b));
+  console.log(`\nratios against TF.js's fastest backend here (${fastest.label}, ${fastest.ms.toFixed(1)} ms):`);
+  for (const r of rows.filter((r) => r.label.startsWith('fm-explainer') && r.ms)) {
+    r.speedup = fastest.ms / r.ms;
+    console.log(`  ${r.label.padEnd(36)} ${r.speedup.toFixed(2)}x faster`);
+  }
+  const sums = rows.filter((r) => r.checksum).map((r) => r.checksum);
+  console.log(`checksums (sum |u|) agree to ${((Math.max(...sums) - Math.min(...sums)) / Math.max(...sums)).toExponential(1)}`);
 }
-const sums = rows.filter((r) => r.checksum).map((r) => r.checksum);
-console.log(`checksums (sum |u|) agree to ${((Math.max(...sums) - Math.min(...sums)) / Math.max(...sums)).toExponential(1)}`);
-fs.writeFileSync(path.resolve(here, '../../bench-results.json'), JSON.stringify({ closedForm: { n: N, dim: DIM, m: M, t: T, runs: RUNS, rows }, training: { steps: STEPS, runs: TRAIN_RUNS, rows: trainRows } }, null, 2));
+fs.writeFileSync(path.resolve(here, '../../bench-results.json'), JSON.stringify({ closedForm: { n: N, dim: DIM, m: M, t: T, runs: RUNS, rows }, training: { steps: STEPS, runs: TRAIN_RUNS, rows: trainRows }, alignment: { runs: ALIGN_RUNS, rows: alignRows } }, null, 2));
 await browser.close();
 server.close();
