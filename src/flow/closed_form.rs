@@ -76,13 +76,6 @@ pub fn closed_form_velocity(data: &[f32], dim: usize, points: &[f32], t: f32) ->
 /// streams through memory m / QUERY_BLOCK times instead of m times.
 const QUERY_BLOCK: usize = 4;
 
-/// From this dimension on, scores are screened with dot products first (see `screened_block`).
-const SCREEN_FROM_DIM: usize = 32;
-
-/// Softmax exponents more than this below the maximum are dropped: e^-32 ~ 1.3e-14 of the
-/// largest weight, far below f32 resolution even summed over millions of points.
-const NEGLIGIBLE: f32 = 32.0;
-
 /// u*(x_q, t_q) for every row of `points`, each at its own time `times[q]` in [0, 1).
 pub fn closed_form_velocity_at(
     data: &[f32],
@@ -92,21 +85,44 @@ pub fn closed_form_velocity_at(
 ) -> Vec<f32> {
     let n = data.len() / dim;
     let mut out = vec![0.0f32; points.len()];
-    let mut scratch = vec![0.0f32; QUERY_BLOCK * n];
-    let norms: Vec<f32> = if dim >= SCREEN_FROM_DIM {
-        data.chunks_exact(dim).map(|xi| dot(xi, xi)).collect()
-    } else {
-        Vec::new()
-    };
+    let mut weights = vec![0.0f32; QUERY_BLOCK * n];
     for ((xs, ts), us) in points
         .chunks(QUERY_BLOCK * dim)
         .zip(times.chunks(QUERY_BLOCK))
         .zip(out.chunks_mut(QUERY_BLOCK * dim))
     {
-        if dim >= SCREEN_FROM_DIM {
-            screened_block(data, dim, &norms, xs, ts, us, &mut scratch);
-        } else {
-            direct_block(data, dim, xs, ts, us, &mut scratch);
+        let q = ts.len();
+        // Scores, point-major (weights[i * q + j] for query j), then a softmax per query.
+        for (i, xi) in data.chunks_exact(dim).enumerate() {
+            for (j, (x, &t)) in xs.chunks_exact(dim).zip(ts).enumerate() {
+                weights[i * q + j] = -squared_distance_scaled(x, xi, t) * inverse_two_variance(t);
+            }
+        }
+        for j in 0..q {
+            let max = (0..n)
+                .map(|i| weights[i * q + j])
+                .fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f32;
+            for i in 0..n {
+                let w = (weights[i * q + j] - max).exp();
+                weights[i * q + j] = w;
+                sum += w;
+            }
+            let inv_sum = 1.0 / sum;
+            for i in 0..n {
+                weights[i * q + j] *= inv_sum;
+            }
+        }
+        // u_j = (sum_i w_ij x_i - x_j) / (1 - t_j); points whose weight underflowed add nothing.
+        for (i, xi) in data.chunks_exact(dim).enumerate() {
+            for (j, u) in us.chunks_exact_mut(dim).enumerate() {
+                let w = weights[i * q + j];
+                if w != 0.0 {
+                    for (a, b) in u.iter_mut().zip(xi) {
+                        *a += w * b;
+                    }
+                }
+            }
         }
         for ((u, x), &t) in us.chunks_exact_mut(dim).zip(xs.chunks_exact(dim)).zip(ts) {
             let inv_one_minus_t = 1.0 / (1.0 - t);
@@ -116,161 +132,6 @@ pub fn closed_form_velocity_at(
         }
     }
     out
-}
-
-/// Small dimension: every score by direct differences, point-major in `weights`
-/// (weights[i * q + j] for query j), a softmax per query, and us_j = sum_i w_ij x_i.
-fn direct_block(
-    data: &[f32],
-    dim: usize,
-    xs: &[f32],
-    ts: &[f32],
-    us: &mut [f32],
-    weights: &mut [f32],
-) {
-    let n = data.len() / dim;
-    let q = ts.len();
-    for (i, xi) in data.chunks_exact(dim).enumerate() {
-        for (j, (x, &t)) in xs.chunks_exact(dim).zip(ts).enumerate() {
-            weights[i * q + j] = -squared_distance_scaled(x, xi, t) * inverse_two_variance(t);
-        }
-    }
-    for j in 0..q {
-        let max = (0..n)
-            .map(|i| weights[i * q + j])
-            .fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f32;
-        for i in 0..n {
-            let w = (weights[i * q + j] - max).exp();
-            weights[i * q + j] = w;
-            sum += w;
-        }
-        let inv_sum = 1.0 / sum;
-        for i in 0..n {
-            weights[i * q + j] *= inv_sum;
-        }
-    }
-    // Points whose weight underflowed add nothing.
-    for (i, xi) in data.chunks_exact(dim).enumerate() {
-        for (j, u) in us.chunks_exact_mut(dim).enumerate() {
-            let w = weights[i * q + j];
-            if w != 0.0 {
-                for (a, b) in u.iter_mut().zip(xi) {
-                    *a += w * b;
-                }
-            }
-        }
-    }
-}
-
-/// Large dimension: screen, then refine. The expanded form
-/// -(|x|^2 - 2t x.x_i + t^2 |x_i|^2) / (2 (1 - t)^2) costs one multiply-add per coordinate (four
-/// queries share each point's load) but cancels in f32; its error is bounded, so every point
-/// whose exact score can be within NEGLIGIBLE of the exact maximum is kept, and only those are
-/// scored again by direct differences, which give the weights. In high dimension a handful of
-/// points survive once t is past the first few tenths.
-fn screened_block(
-    data: &[f32],
-    dim: usize,
-    norms: &[f32],
-    xs: &[f32],
-    ts: &[f32],
-    us: &mut [f32],
-    dots: &mut [f32],
-) {
-    let q = ts.len();
-    let rows: Vec<&[f32]> = xs.chunks_exact(dim).collect();
-    let padded: [&[f32]; QUERY_BLOCK] = std::array::from_fn(|j| rows[j.min(q - 1)]);
-    for (i, xi) in data.chunks_exact(dim).enumerate() {
-        let d = dot4(padded, xi);
-        dots[i * q..(i + 1) * q].copy_from_slice(&d[..q]);
-    }
-    let max_norm = norms.iter().copied().fold(0.0f32, f32::max).sqrt();
-    // Rounding error of a length-`dim` dot product with eight partial sums, and of the rest.
-    let ulps = (dim / 8 + 24) as f32 * f32::EPSILON;
-    let mut kept: Vec<(usize, f32)> = Vec::new();
-    for (j, ((x, &t), u)) in rows
-        .iter()
-        .zip(ts)
-        .zip(us.chunks_exact_mut(dim))
-        .enumerate()
-    {
-        let inv = inverse_two_variance(t);
-        let xx = dot(x, x);
-        let screen = |i: usize| -(xx - 2.0 * t * dots[i * q + j] + t * t * norms[i]) * inv;
-        let max = (0..norms.len())
-            .map(screen)
-            .fold(f32::NEG_INFINITY, f32::max);
-        let bound = (xx.sqrt() + t * max_norm).powi(2) * inv * ulps;
-        let cut = max - NEGLIGIBLE - 2.0 * bound;
-        kept.clear();
-        for (i, xi) in data.chunks_exact(dim).enumerate() {
-            if screen(i) >= cut {
-                kept.push((i, -squared_distance_scaled(x, xi, t) * inv));
-            }
-        }
-        let exact_max = kept.iter().map(|k| k.1).fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f32;
-        for k in kept.iter_mut() {
-            k.1 = (k.1 - exact_max).exp();
-            sum += k.1;
-        }
-        let inv_sum = 1.0 / sum;
-        for &(i, w) in &kept {
-            let w = w * inv_sum;
-            if w != 0.0 {
-                for (a, b) in u.iter_mut().zip(&data[i * dim..(i + 1) * dim]) {
-                    *a += w * b;
-                }
-            }
-        }
-    }
-}
-
-/// x . y with eight partial sums (vectorised).
-fn dot(x: &[f32], y: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    for (a, b) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
-        for k in 0..8 {
-            acc[k] += a[k] * b[k];
-        }
-    }
-    let tail: f32 = x
-        .chunks_exact(8)
-        .remainder()
-        .iter()
-        .zip(y.chunks_exact(8).remainder())
-        .map(|(a, b)| a * b)
-        .sum();
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Four dot products against one point, which is loaded once for all four.
-fn dot4(x: [&[f32]; QUERY_BLOCK], y: &[f32]) -> [f32; QUERY_BLOCK] {
-    let mut acc = [[0.0f32; 8]; QUERY_BLOCK];
-    for ((((b, a0), a1), a2), a3) in y
-        .chunks_exact(8)
-        .zip(x[0].chunks_exact(8))
-        .zip(x[1].chunks_exact(8))
-        .zip(x[2].chunks_exact(8))
-        .zip(x[3].chunks_exact(8))
-    {
-        for k in 0..8 {
-            acc[0][k] += a0[k] * b[k];
-            acc[1][k] += a1[k] * b[k];
-            acc[2][k] += a2[k] * b[k];
-            acc[3][k] += a3[k] * b[k];
-        }
-    }
-    let tail = y.len() - y.len() % 8;
-    std::array::from_fn(|j| {
-        let rest: f32 = x[j][tail..]
-            .iter()
-            .zip(&y[tail..])
-            .map(|(a, b)| a * b)
-            .sum();
-        acc[j].iter().sum::<f32>() + rest
-    })
 }
 
 /// The same formula entirely in f64: the reference the f32 paths (CPU and GPU) are held to.
@@ -442,53 +303,5 @@ mod tests {
         let u = closed_form_velocity(&data, 2, &x, t);
         assert!(max_relative_error(&u, &r, 2) < 1e-3, "{u:?} vs {r:?}");
         assert!((w[0] + w[1] - 1.0).abs() < 1e-6);
-    }
-
-    /// Training points around `centre` (far from the origin) with small random offsets, and a
-    /// query at t = 0.999 among them: their exact scores differ by a few units while the
-    /// expanded form's rounding error is far larger, so screening must rely on its error bound.
-    fn cancelling_case(dim: usize) -> (Vec<f32>, Vec<f32>, f32) {
-        let centre: Vec<f32> = (0..dim).map(|k| 100.0 + k as f32).collect();
-        let mut data = Vec::new();
-        for offsets in random(30 * dim, 5).chunks(dim) {
-            data.extend(centre.iter().zip(offsets).map(|(c, o)| c + 2e-4 * o));
-        }
-        data.extend(random(50 * dim, 3).iter().map(|v| v * 10.0)); // far away: weight 0
-        let t = 0.999f32;
-        let x: Vec<f32> = centre.iter().map(|v| t * v + 1e-3).collect();
-        (data, x, t)
-    }
-
-    #[test]
-    fn screening_keeps_every_point_that_matters_where_the_expanded_form_cancels() {
-        let dim = 64;
-        let (data, x, t) = cancelling_case(dim);
-        let w = closed_form_velocity_f64(&data, dim, &x, t as f64);
-        let u = closed_form_velocity(&data, dim, &x, t);
-        // Many near points carry weight: ignoring the error bound drops some and moves u by
-        // ~0.24 (measured); f32 direct differences stay at ~0.05 here, where |u| ~ 1,000.
-        let weights = posterior_weights(&data, dim, &x, t);
-        let heavy = weights.iter().filter(|&&v| v > 0.01).count();
-        assert!(heavy >= 10, "only {heavy} points carry weight");
-        let err = u
-            .iter()
-            .zip(&w)
-            .map(|(a, b)| (*a as f64 - b).abs())
-            .fold(0.0, f64::max);
-        eprintln!("screened path, cancelling case: worst absolute error {err:.2e}");
-        assert!(err < 0.1, "screened path: worst absolute error {err}");
-    }
-
-    #[test]
-    fn screened_path_matches_f64_in_mnist_dimension() {
-        let dim = 784;
-        let data: Vec<f32> = random(400 * dim, 21).iter().map(|v| v.tanh()).collect();
-        let pts: Vec<f32> = random(6 * dim, 22);
-        for t in [0.0, 0.1, 0.3, 0.5, 0.9, 0.99] {
-            let u = closed_form_velocity(&data, dim, &pts, t);
-            let r = closed_form_velocity_f64(&data, dim, &pts, t as f64);
-            let err = max_relative_error(&u, &r, dim);
-            assert!(err < 1e-4, "t={t}: {err}");
-        }
     }
 }
