@@ -59,12 +59,15 @@ impl Slider {
         digits: usize,
         mut on_input: impl FnMut(f64) + 'static,
     ) -> JsResult<Slider> {
+        let key = setting_key(id);
+        let id = &unique_id(id);
         let wrap = element("label", "control", parent)?;
         wrap.set_attribute("for", id)?;
         element("span", "control-label", &wrap)?.set_text_content(Some(label));
         let input: HtmlInputElement = element("input", "", &wrap)?.unchecked_into();
         input.set_type("range");
         input.set_id(id);
+        input.set_attribute("data-setting", key)?;
         input.set_min(&min.to_string());
         input.set_max(&max.to_string());
         input.set_step(&step.to_string());
@@ -93,6 +96,28 @@ impl Slider {
     }
 }
 
+/// The setting a control answers to (an embedded figure's attribute): the last part of its id,
+/// "vf-t" -> "t".
+fn setting_key(id: &str) -> &str {
+    id.rsplit('-').next().unwrap_or(id)
+}
+
+/// `base`, or `base-2`, `base-3`, ... when the page already has that id (the same figure
+/// embedded twice).
+fn unique_id(base: &str) -> String {
+    let doc = document();
+    (1..)
+        .map(|k| {
+            if k == 1 {
+                base.to_string()
+            } else {
+                format!("{base}-{k}")
+            }
+        })
+        .find(|id| doc.get_element_by_id(id).is_none())
+        .unwrap_or_else(|| base.to_string())
+}
+
 /// A drop-down of (id, label) options.
 pub fn select(
     parent: &Element,
@@ -103,11 +128,14 @@ pub fn select(
     value: &str,
     mut on_change: impl FnMut(String) + 'static,
 ) -> JsResult<HtmlSelectElement> {
+    let key = setting_key(id);
+    let id = &unique_id(id);
     let wrap = element("label", "control", parent)?;
     wrap.set_attribute("for", id)?;
     element("span", "control-label", &wrap)?.set_text_content(Some(label));
     let select: HtmlSelectElement = element("select", "", &wrap)?.unchecked_into();
     select.set_id(id);
+    select.set_attribute("data-setting", key)?;
     for (value, text) in options {
         let option = element("option", "", &select)?;
         option.set_attribute("value", value)?;

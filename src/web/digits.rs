@@ -9,8 +9,8 @@ use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-/// Where the asset lies, relative to the page (Trunk copies www/assets to dist/assets).
-pub const DEFAULT_URL: &str = "assets/digits.bin";
+/// Where the asset lies, relative to the base (Trunk copies www/assets to dist/assets).
+const ASSET: &str = "assets/digits.bin";
 
 /// The digits in [-1, 1] at full resolution (n x 784), and average-pooled copies made on demand.
 pub struct DigitSet {
@@ -40,8 +40,17 @@ type Pending = Shared<LocalBoxFuture<'static, Result<Rc<DigitSet>, String>>>;
 thread_local! {
     static DIGITS: RefCell<Option<Pending>> = const { RefCell::new(None) };
     static READY: RefCell<Option<Rc<DigitSet>>> = const { RefCell::new(None) };
+    /// Where the built files lie: empty for the article (the page's own directory); embed.js
+    /// sets its own location so a blog page finds the digits beside it.
+    static BASE: RefCell<String> = const { RefCell::new(String::new()) };
     /// Bytes received and expected (0 when unknown) of the download in progress.
     static PROGRESS: Cell<(f64, f64)> = const { Cell::new((0.0, 0.0)) };
+}
+
+/// The URL of the directory holding the built files (embed.js passes its own).
+#[wasm_bindgen::prelude::wasm_bindgen(js_name = setAssetBase)]
+pub fn set_asset_base(url: String) {
+    BASE.with(|b| *b.borrow_mut() = url);
 }
 
 /// The digits, if a download has succeeded (for figures whose own attempt failed earlier).
@@ -60,7 +69,8 @@ pub async fn load() -> Result<Rc<DigitSet>, String> {
     let pending = DIGITS.with(|cell| {
         cell.borrow_mut()
             .get_or_insert_with(|| {
-                async { fetch_digits(DEFAULT_URL).await }
+                let url = BASE.with(|b| format!("{}{ASSET}", b.borrow()));
+                async move { fetch_digits(&url).await }
                     .boxed_local()
                     .shared()
             })

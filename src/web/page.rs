@@ -1,5 +1,6 @@
-//! Mounts every `[data-figure]` element of the page, drives one requestAnimationFrame loop for
-//! the visible figures, and pauses figures that are off-screen or in a hidden tab.
+//! Mounts every `[data-figure]` element of the page (and, through `mountFigure`, the
+//! `<fm-figure>` elements of embed.js), drives one requestAnimationFrame loop for the visible
+//! figures, and pauses figures that are off-screen or in a hidden tab.
 
 use super::controls::{document, JsResult};
 use super::figures::{self, Figure};
@@ -31,9 +32,6 @@ thread_local! {
 pub fn start() -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
     let roots = document().query_selector_all("[data-figure]")?;
-    if roots.length() == 0 {
-        return Ok(()); // a page that only imports the JS API
-    }
     for i in 0..roots.length() {
         let Some(root) = roots.item(i).and_then(|n| n.dyn_into::<Element>().ok()) else {
             continue;
@@ -41,19 +39,185 @@ pub fn start() -> Result<(), JsValue> {
         let name = root.get_attribute("data-figure").unwrap_or_default();
         root.set_inner_html("");
         match figures::create(&name, &root) {
-            Ok(figure) => PAGE.with(|p| {
-                p.borrow_mut().figures.push(Mounted {
-                    root,
-                    figure,
-                    on_screen: false,
-                })
-            }),
+            Ok(figure) => register(root, figure)?,
             Err(e) => show_error(&root, &e),
         }
     }
-    observe_visibility()?;
-    show_backend_note();
-    start_animation_loop()
+    Ok(())
+}
+
+thread_local! {
+    static OBSERVER: RefCell<Option<IntersectionObserver>> = const { RefCell::new(None) };
+}
+
+/// Adds a mounted figure to the page's loop, starting the loop, the visibility tracking and
+/// the backend note with the first one (a page that only imports the JS API gets none).
+fn register(root: Element, figure: Box<dyn Figure>) -> JsResult<()> {
+    if OBSERVER.with(|o| o.borrow().is_none()) {
+        let observer = observe_visibility()?;
+        OBSERVER.with(|o| *o.borrow_mut() = Some(observer));
+        show_backend_note();
+        start_animation_loop()?;
+    }
+    OBSERVER.with(|o| {
+        if let Some(observer) = o.borrow().as_ref() {
+            observer.observe(&root);
+        }
+    });
+    PAGE.with(|p| {
+        p.borrow_mut().figures.push(Mounted {
+            root,
+            figure,
+            on_screen: false,
+        })
+    });
+    Ok(())
+}
+
+/// A figure mounted by `mountFigure` (the `<fm-figure>` element of embed.js).
+#[wasm_bindgen]
+pub struct FigureHandle {
+    root: Element,
+}
+
+/// Builds figure `name` inside `root` and runs it like the article's figures (same GPU device,
+/// same animation loop). An unknown name rejects with the list of valid ones.
+#[wasm_bindgen(js_name = mountFigure)]
+pub fn mount_figure(root: Element, name: String) -> Result<FigureHandle, JsError> {
+    console_error_panic_hook::set_once();
+    root.set_inner_html("");
+    let figure = figures::create(&name, &root)
+        .map_err(|e| JsError::new(&e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
+    register(root.clone(), figure).map_err(|e| JsError::new(&format!("{e:?}")))?;
+    Ok(FigureHandle { root })
+}
+
+#[wasm_bindgen]
+impl FigureHandle {
+    /// Changes setting `key` (an embedded figure's attribute) as its control would.
+    pub fn set(&self, key: &str, value: &str) -> Result<(), JsError> {
+        apply_setting(&self.root, key, value).map_err(|e| JsError::new(&e))
+    }
+
+    /// The current value of setting `key`, if the figure has it.
+    pub fn get(&self, key: &str) -> Option<String> {
+        setting_control(&self.root, key).map(|c| control_value(&c))
+    }
+
+    /// The figure's settings, e.g. "t: a number in [0, 0.999] (step 0.001)".
+    pub fn describe(&self) -> Vec<String> {
+        settings(&self.root).iter().map(describe).collect()
+    }
+
+    /// Stops the figure (the element left the page).
+    pub fn remove(&self) {
+        OBSERVER.with(|o| {
+            if let Some(observer) = o.borrow().as_ref() {
+                observer.unobserve(&self.root);
+            }
+        });
+        PAGE.with(|p| p.borrow_mut().figures.retain(|m| m.root != self.root));
+    }
+}
+
+fn settings(root: &Element) -> Vec<Element> {
+    let mut out = Vec::new();
+    if let Ok(list) = root.query_selector_all("[data-setting]") {
+        for i in 0..list.length() {
+            if let Some(e) = list.item(i).and_then(|n| n.dyn_into::<Element>().ok()) {
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+fn setting_control(root: &Element, key: &str) -> Option<Element> {
+    settings(root)
+        .into_iter()
+        .find(|e| e.get_attribute("data-setting").as_deref() == Some(key))
+}
+
+fn control_value(control: &Element) -> String {
+    if let Some(input) = control.dyn_ref::<web_sys::HtmlInputElement>() {
+        input.value()
+    } else if let Some(select) = control.dyn_ref::<web_sys::HtmlSelectElement>() {
+        select.value()
+    } else {
+        String::new()
+    }
+}
+
+fn select_options(select: &web_sys::HtmlSelectElement) -> Vec<String> {
+    let Ok(options) = select.query_selector_all("option") else {
+        return Vec::new();
+    };
+    (0..options.length())
+        .filter_map(|i| options.item(i))
+        .filter_map(|o| o.dyn_into::<Element>().ok())
+        .filter_map(|o| o.get_attribute("value"))
+        .collect()
+}
+
+fn describe(control: &Element) -> String {
+    let key = control.get_attribute("data-setting").unwrap_or_default();
+    if let Some(input) = control.dyn_ref::<web_sys::HtmlInputElement>() {
+        format!(
+            "{key}: a number in [{}, {}] (step {})",
+            input.min(),
+            input.max(),
+            input.step()
+        )
+    } else if let Some(select) = control.dyn_ref::<web_sys::HtmlSelectElement>() {
+        format!("{key}: one of {}", select_options(select).join(", "))
+    } else {
+        key
+    }
+}
+
+/// Sets a figure's control to `value` and fires its event, so the figure reacts exactly as to
+/// the reader's hand. Values outside the control's range are refused with the valid ones.
+fn apply_setting(root: &Element, key: &str, value: &str) -> Result<(), String> {
+    let Some(control) = setting_control(root, key) else {
+        let valid: Vec<String> = settings(root).iter().map(describe).collect();
+        return Err(if valid.is_empty() {
+            format!("this figure has no setting \"{key}\" (it has none)")
+        } else {
+            format!(
+                "this figure has no setting \"{key}\"; its settings: {}",
+                valid.join("; ")
+            )
+        });
+    };
+    let event = if let Some(input) = control.dyn_ref::<web_sys::HtmlInputElement>() {
+        let (min, max) = (input.min().parse::<f64>(), input.max().parse::<f64>());
+        let v = value.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+        match (v, min, max) {
+            (Some(v), Ok(min), Ok(max)) if v >= min && v <= max => input.set_value(&v.to_string()),
+            _ => {
+                return Err(format!(
+                    "{key} must be {}, got \"{value}\"",
+                    &describe(&control)[key.len() + 2..]
+                ))
+            }
+        }
+        "input"
+    } else if let Some(select) = control.dyn_ref::<web_sys::HtmlSelectElement>() {
+        let options = select_options(select);
+        if !options.iter().any(|o| o == value) {
+            return Err(format!(
+                "{key} must be one of {}, got \"{value}\"",
+                options.join(", ")
+            ));
+        }
+        select.set_value(value);
+        "change"
+    } else {
+        return Err(format!("setting {key} cannot be changed"));
+    };
+    let e = web_sys::Event::new(event).map_err(|e| format!("{e:?}"))?;
+    control.dispatch_event(&e).map_err(|e| format!("{e:?}"))?;
+    Ok(())
 }
 
 /// An error inside the figure's own box; the rest of the page keeps working.
@@ -74,7 +238,7 @@ fn set_visibility(page: &mut Page) {
     }
 }
 
-fn observe_visibility() -> JsResult<()> {
+fn observe_visibility() -> JsResult<IntersectionObserver> {
     let on_intersect = Closure::<dyn FnMut(js_sys::Array)>::new(|entries: js_sys::Array| {
         PAGE.with(|p| {
             let mut page = p.borrow_mut();
@@ -93,11 +257,6 @@ fn observe_visibility() -> JsResult<()> {
     options.set_root_margin("200px 0px");
     let observer =
         IntersectionObserver::new_with_options(on_intersect.as_ref().unchecked_ref(), &options)?;
-    PAGE.with(|p| {
-        for m in &p.borrow().figures {
-            observer.observe(&m.root);
-        }
-    });
     // Page-lifetime listeners: the page owns them until it is unloaded.
     on_intersect.forget();
 
@@ -115,7 +274,7 @@ fn observe_visibility() -> JsResult<()> {
         on_visibility.as_ref().unchecked_ref(),
     )?;
     on_visibility.forget();
-    Ok(())
+    Ok(observer)
 }
 
 /// Fills `#backend-note` with what the figures run on; without WebGPU the note says why.

@@ -363,6 +363,50 @@ for (const webgpu of [true, false]) {
     return `CFM ${rows[0].slice(1, 3).join(' / ')}; EFM ${rows[1].slice(1, 3).join(' / ')} (loss mean / s.d.)`;
   });
 
+  await t.check('embed-example.html: two <fm-figure> figures drawn, attributes live, a bad one explained', async () => {
+    const p3 = await browser.newPage({ viewport: { width: 900, height: 1000 } });
+    const errors3 = [];
+    p3.on('console', (m) => { if (m.type() === 'error') errors3.push(m.text()); });
+    p3.on('pageerror', (e) => errors3.push(String(e)));
+    await p3.goto(`${origin}/embed-example.html`);
+    const inked = (sel) => p3.waitForFunction((sel) => {
+      const canvases = [...document.querySelectorAll(`${sel} canvas`)];
+      return canvases.length > 0 && canvases.every((c) => {
+        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let ink = 0;
+        for (let i = 0; i < px.length; i += 16) if (px[i] < 200 || px[i + 1] < 200 || px[i + 2] < 200) ink++;
+        return ink > px.length / 16 / 200;
+      });
+    }, sel, { timeout: 120000 });
+    await inked('#field');
+    await p3.locator('#hybrid').scrollIntoViewIfNeeded();
+    await inked('#hybrid');
+    const broken = await p3.locator('#broken .figure-error').textContent();
+    assert(/unknown figure "no-such-figure"; valid names: noise-to-data, velocity-field/.test(broken), `broken: ${broken}`);
+    assert(await p3.evaluate(() => document.querySelector('#field').t) === '0.8', 'the t attribute did not reach the figure');
+    assert(await p3.inputValue('#field select[data-setting=dataset]') === 'spirals', 'dataset attribute ignored');
+    const field = p3.locator('#field canvas');
+    await p3.locator('#field').scrollIntoViewIfNeeded();
+    const before = await field.screenshot();
+    await p3.evaluate(() => { document.querySelector('#field').t = 0.3; });
+    await p3.waitForTimeout(1500);
+    assert(await p3.inputValue('#field input[data-setting=t]') === '0.3', 'setting the t property did not move the slider');
+    assert(!before.equals(await field.screenshot()), 'changing t did not redraw the figure');
+    await p3.evaluate(() => document.querySelector('#field').setAttribute('t', '7'));
+    const bad = await p3.locator('#field .fm-setting-error').textContent();
+    assert(/t must be a number in \[0, 0\.999\]/.test(bad), `bad value: ${bad}`);
+    await p3.evaluate(() => document.querySelector('#field').setAttribute('tau', '0.5'));
+    const unknown = await p3.locator('#field .fm-setting-error').textContent();
+    assert(/no setting "tau"; its settings: dataset: one of .*spirals.*; n: .*; t: /.test(unknown), `unknown setting: ${unknown}`);
+    await p3.evaluate(() => document.querySelector('#field').setAttribute('t', '0.5'));
+    assert(await p3.locator('#field .fm-setting-error').count() === 0, 'a valid value left the error up');
+    assert(await p3.inputValue('#hybrid input[data-setting=tau]') === '0.6', 'tau attribute ignored');
+    await p3.screenshot({ path: path.join(out, `embed-example-${mode}.png`), fullPage: true });
+    assert(errors3.length === 0, `console errors: ${errors3.join('\n')}`);
+    await p3.close();
+    return `2 figures drawn; error shown: "${broken.slice(0, 60)}…"`;
+  });
+
   if (!webgpu) {
     await t.check('a broken digits download shows an error and a retry that works', async () => {
       const p2 = await browser.newPage({ viewport: { width: 1280, height: 900 } });

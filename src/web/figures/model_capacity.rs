@@ -135,7 +135,7 @@ impl ModelCapacity {
         Slider::new(
             &panel,
             &mut listeners,
-            "cap-width",
+            "cap-log2width",
             "log₂ width",
             (4.0, 8.0, 1.0),
             6.0,

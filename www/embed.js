@@ -1,0 +1,112 @@
+// <fm-figure name="..."> for any page: copy embed.js, figures.css, fm-explainer.js,
+// fm-explainer_bg.wasm and assets/ (the digits) from the build, then
+//   <script type="module" src="/path/to/embed.js"></script>
+//   <fm-figure name="velocity-field" dataset="spirals" t="0.8"></fm-figure>
+// Every other attribute is a setting of the figure (the same as its controls), readable and
+// writable as a property too (el.t = 0.5). All figures on a page share one GPU device.
+const base = new URL('.', import.meta.url);
+
+// Settings by figure, as their controls define them (attribute = setting name).
+export const FIGURES = {
+  'noise-to-data': [],
+  'velocity-field': ['dataset', 'n', 't'],
+  'memorization': ['dataset', 'n', 't'],
+  'stochastic-target': ['dataset', 'n', 't'],
+  'target-alignment': [],
+  'alignment-by-dimension': [],
+  'digit-memorization': [],
+  'cfm-vs-efm': ['dataset'],
+  'model-capacity': ['log2width', 'n'],
+  'hybrid-tau': ['tau'],
+};
+const SETTINGS = [...new Set(Object.values(FIGURES).flat())];
+
+let module;
+function load() {
+  module ??= (async () => {
+    if (!document.querySelector('link[data-fm-figures]')) {
+      const css = document.createElement('link');
+      css.rel = 'stylesheet';
+      css.href = new URL('figures.css', base).href;
+      css.dataset.fmFigures = '';
+      document.head.append(css);
+    }
+    const m = await import(new URL('fm-explainer.js', base).href);
+    await m.default({ module_or_path: new URL('fm-explainer_bg.wasm', base) });
+    m.setAssetBase(base.href);
+    return m;
+  })();
+  return module;
+}
+
+class FmFigure extends HTMLElement {
+  static observedAttributes = ['name', ...SETTINGS];
+
+  async connectedCallback() {
+    if (this.handle || this.mounting) return;
+    this.mounting = true;
+    this.classList.add('figure-root');
+    this.setAttribute('role', 'figure');
+    const name = this.getAttribute('name') ?? '';
+    try {
+      const m = await load();
+      this.handle = m.mountFigure(this, name);
+      for (const key of SETTINGS) {
+        const value = this.getAttribute(key);
+        if (value !== null) this.apply(key, value);
+      }
+    } catch (e) {
+      this.fail(e.message ?? String(e));
+    } finally {
+      this.mounting = false;
+    }
+  }
+
+  disconnectedCallback() {
+    this.handle?.remove();
+    this.handle = undefined;
+  }
+
+  attributeChangedCallback(key, old, value) {
+    if (!this.handle || value === null || old === value) return;
+    if (key === 'name') {
+      this.handle.remove();
+      this.handle = undefined;
+      this.connectedCallback();
+    } else {
+      this.apply(key, value);
+    }
+  }
+
+  apply(key, value) {
+    try {
+      this.handle.set(key, value);
+      this.querySelector(':scope > .fm-setting-error')?.remove();
+    } catch (e) {
+      let p = this.querySelector(':scope > .fm-setting-error');
+      if (!p) {
+        p = document.createElement('p');
+        p.className = 'figure-status figure-error fm-setting-error';
+        this.append(p);
+      }
+      p.textContent = `Attribute ${key}: ${e.message}`;
+    }
+  }
+
+  fail(message) {
+    this.replaceChildren();
+    const p = document.createElement('p');
+    p.className = 'figure-status figure-error';
+    p.textContent = `This figure cannot run: ${message}`;
+    this.append(p);
+  }
+}
+
+for (const key of SETTINGS) {
+  Object.defineProperty(FmFigure.prototype, key, {
+    get() { return this.handle?.get(key) ?? this.getAttribute(key); },
+    set(value) { this.setAttribute(key, String(value)); },
+  });
+}
+
+if (!customElements.get('fm-figure')) customElements.define('fm-figure', FmFigure);
