@@ -21,13 +21,13 @@ pub fn draw_ridgelines<DB: DrawingBackend>(
     range: (f32, f32),
     ridges: &[Ridge],
 ) -> DrawResult<DB> {
-    area.fill(&WHITE)?;
+    area.fill(&palette::paper())?;
     let (lo, hi) = (range.0 as f64, range.1 as f64);
     let rows = ridges.len();
     let mut chart = ChartBuilder::on(area)
         .margin(10)
         .margin_right(20)
-        .caption(title, ("sans-serif", 16).into_font().color(&palette::INK))
+        .caption(title, ("sans-serif", 16).into_font().color(&palette::ink()))
         .x_label_area_size(38)
         .y_label_area_size(64)
         .build_cartesian_2d(lo..hi, -0.1..rows as f64 + 0.5)?;
@@ -43,11 +43,11 @@ pub fn draw_ridgelines<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .light_line_style(palette::GRID.mix(0.0))
-        .bold_line_style(palette::GRID)
+        .light_line_style(palette::grid().mix(0.0))
+        .bold_line_style(palette::grid())
         .x_desc(x_label)
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::INK))
-        .label_style(("sans-serif", 12).into_font().color(&palette::MUTED))
+        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
+        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
         .x_labels(5)
         .y_labels(rows + 1)
         .y_label_formatter(&label_of)
@@ -57,7 +57,7 @@ pub fn draw_ridgelines<DB: DrawingBackend>(
         let base = k as f64;
         chart.draw_series(std::iter::once(PathElement::new(
             vec![(lo, base), (hi, base)],
-            palette::GRID.stroke_width(1),
+            palette::grid().stroke_width(1),
         )))?;
         let Some(h) = ridge.histogram else { continue };
         let peak = h.counts.iter().copied().max().unwrap_or(0).max(1) as f64;
@@ -76,7 +76,7 @@ pub fn draw_ridgelines<DB: DrawingBackend>(
         )))?;
         chart.draw_series(std::iter::once(PathElement::new(
             outline,
-            WHITE.stroke_width(1),
+            palette::paper().stroke_width(1),
         )))?;
     }
     Ok(())
@@ -95,22 +95,22 @@ pub fn draw_fractions<DB: DrawingBackend>(
     y_label: &str,
     curves: &[Curve],
 ) -> DrawResult<DB> {
-    area.fill(&WHITE)?;
+    area.fill(&palette::paper())?;
     let mut chart = ChartBuilder::on(area)
         .margin(10)
         .margin_right(20)
-        .caption(title, ("sans-serif", 16).into_font().color(&palette::INK))
+        .caption(title, ("sans-serif", 16).into_font().color(&palette::ink()))
         .x_label_area_size(38)
         .y_label_area_size(52)
         .build_cartesian_2d(0.0..1.0f64, 0.0..1.02f64)?;
     chart
         .configure_mesh()
-        .light_line_style(palette::GRID.mix(0.0))
-        .bold_line_style(palette::GRID)
+        .light_line_style(palette::grid().mix(0.0))
+        .bold_line_style(palette::grid())
         .x_desc("t")
         .y_desc(y_label)
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::INK))
-        .label_style(("sans-serif", 12).into_font().color(&palette::MUTED))
+        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
+        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
         .x_labels(6)
         .y_labels(6)
         .draw()?;
@@ -133,9 +133,9 @@ pub fn draw_fractions<DB: DrawingBackend>(
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(palette::GRID)
-        .label_font(("sans-serif", 12).into_font().color(&palette::INK))
+        .background_style(palette::paper().mix(0.85))
+        .border_style(palette::grid())
+        .label_font(("sans-serif", 12).into_font().color(&palette::ink()))
         .draw()?;
     Ok(())
 }
@@ -154,7 +154,7 @@ pub fn draw_digit_grid<DB: DrawingBackend>(
     headers: &[String],
     rows: &[Vec<Option<Cell>>],
 ) -> DrawResult<DB> {
-    area.fill(&WHITE)?;
+    area.fill(&palette::paper())?;
     let (w, h) = area.dim_in_pixel();
     let columns = headers
         .len()
@@ -166,8 +166,8 @@ pub fn draw_digit_grid<DB: DrawingBackend>(
     let size = (cell_w - 6).min(cell_h - caption_h - 6).max(side as i32);
     let px = (size / side as i32).max(1);
     let image = px * side as i32;
-    let font = ("sans-serif", 12).into_font().color(&palette::INK);
-    let muted = ("sans-serif", 11).into_font().color(&palette::MUTED);
+    let font = ("sans-serif", 12).into_font().color(&palette::ink());
+    let muted = ("sans-serif", 11).into_font().color(&palette::muted());
     for (c, header) in headers.iter().enumerate() {
         let x = 4 + c as i32 * cell_w + (cell_w - image) / 2;
         area.draw(&Text::new(header.clone(), (x, 4), font.clone()))?;
@@ -179,7 +179,7 @@ pub fn draw_digit_grid<DB: DrawingBackend>(
             let Some(cell) = cell else {
                 area.draw(&Rectangle::new(
                     [(x0, y0), (x0 + image, y0 + image)],
-                    palette::GRID.filled(),
+                    palette::grid().filled(),
                 ))?;
                 continue;
             };

@@ -54,7 +54,7 @@ pub fn draw_losses<DB: DrawingBackend>(
     title: &str,
     y_desc: &str,
 ) -> DrawResult<DB> {
-    area.fill(&WHITE)?;
+    area.fill(&palette::paper())?;
     let finite = series
         .iter()
         .flat_map(|s| s.losses.iter().copied())
@@ -64,18 +64,18 @@ pub fn draw_losses<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(area)
         .margin(10)
         .margin_right(24)
-        .caption(title, ("sans-serif", 16).into_font().color(&palette::INK))
+        .caption(title, ("sans-serif", 16).into_font().color(&palette::ink()))
         .x_label_area_size(36)
         .y_label_area_size(48)
         .build_cartesian_2d(0.0..max_steps.max(1) as f64, (lo..hi).log_scale())?;
     chart
         .configure_mesh()
-        .light_line_style(palette::GRID.mix(0.0))
-        .bold_line_style(palette::GRID)
+        .light_line_style(palette::grid().mix(0.0))
+        .bold_line_style(palette::grid())
         .x_desc("training step")
         .y_desc(y_desc)
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::INK))
-        .label_style(("sans-serif", 12).into_font().color(&palette::MUTED))
+        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
+        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
         .x_labels(6)
         .y_labels(5)
         .x_label_formatter(&|v| format!("{v:.0}"))
@@ -107,9 +107,9 @@ pub fn draw_losses<DB: DrawingBackend>(
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::MiddleRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(palette::GRID)
-            .label_font(("sans-serif", 12).into_font().color(&palette::INK))
+            .background_style(palette::paper().mix(0.85))
+            .border_style(palette::grid())
+            .label_font(("sans-serif", 12).into_font().color(&palette::ink()))
             .draw()?;
     }
     Ok(())
@@ -122,24 +122,24 @@ pub fn draw_tau_curves<DB: DrawingBackend>(
     curve: &[(f32, f32, f32)],
     tau: f32,
 ) -> DrawResult<DB> {
-    area.fill(&WHITE)?;
+    area.fill(&palette::paper())?;
     let top = curve.iter().map(|c| c.1.max(c.2)).fold(0.1f32, f32::max) as f64 * 1.15;
     let mut chart = ChartBuilder::on(area)
         .margin(10)
         .caption(
             "samples against τ (computed once trained)",
-            ("sans-serif", 16).into_font().color(&palette::INK),
+            ("sans-serif", 16).into_font().color(&palette::ink()),
         )
         .x_label_area_size(36)
         .y_label_area_size(48)
         .build_cartesian_2d(0.0..1.0f64, 0.0..top)?;
     chart
         .configure_mesh()
-        .light_line_style(palette::GRID.mix(0.0))
-        .bold_line_style(palette::GRID)
+        .light_line_style(palette::grid().mix(0.0))
+        .bold_line_style(palette::grid())
         .x_desc("τ: the closed form is followed on [0, τ)")
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::INK))
-        .label_style(("sans-serif", 12).into_font().color(&palette::MUTED))
+        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
+        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
         .x_labels(6)
         .y_labels(5)
         .draw()?;
@@ -168,9 +168,9 @@ pub fn draw_tau_curves<DB: DrawingBackend>(
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(palette::GRID)
-        .label_font(("sans-serif", 12).into_font().color(&palette::INK))
+        .background_style(palette::paper().mix(0.85))
+        .border_style(palette::grid())
+        .label_font(("sans-serif", 12).into_font().color(&palette::ink()))
         .draw()?;
     Ok(())
 }
@@ -181,7 +181,7 @@ pub fn draw_binned_error<DB: DrawingBackend>(
     errors: &[f32],
     bins: usize,
 ) -> DrawResult<DB> {
-    area.fill(&WHITE)?;
+    area.fill(&palette::paper())?;
     let positive = errors.iter().copied().filter(|v| v.is_finite() && *v > 0.0);
     let lo = positive.clone().fold(f32::INFINITY, f32::min).min(0.01) as f64 * 0.5;
     let hi = positive.fold(0.0f32, f32::max).max(1.0) as f64 * 2.0;
@@ -189,19 +189,19 @@ pub fn draw_binned_error<DB: DrawingBackend>(
         .margin(10)
         .caption(
             "E‖u_θ − u*‖² against t",
-            ("sans-serif", 16).into_font().color(&palette::INK),
+            ("sans-serif", 16).into_font().color(&palette::ink()),
         )
         .x_label_area_size(36)
         .y_label_area_size(56)
         .build_cartesian_2d(0.0..1.0f64, (lo..hi).log_scale())?;
     chart
         .configure_mesh()
-        .light_line_style(palette::GRID.mix(0.0))
-        .bold_line_style(palette::GRID)
+        .light_line_style(palette::grid().mix(0.0))
+        .bold_line_style(palette::grid())
         .x_desc("t")
         .y_desc("mean squared error (log)")
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::INK))
-        .label_style(("sans-serif", 12).into_font().color(&palette::MUTED))
+        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
+        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
         .x_labels(6)
         .y_labels(5)
         .y_label_formatter(&|v| format!("{v:.0e}"))

@@ -17,7 +17,7 @@ pub fn draw<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     view: &HistogramView<'_>,
 ) -> DrawResult<DB> {
-    area.fill(&WHITE)?;
+    area.fill(&palette::paper())?;
     let h = view.histogram;
     let total = h.total().max(1) as f64;
     let peak = h.counts.iter().copied().max().unwrap_or(0) as f64 / total;
@@ -27,7 +27,7 @@ pub fn draw<DB: DrawingBackend>(
         .margin(10)
         .caption(
             view.title,
-            ("sans-serif", 16).into_font().color(&palette::INK),
+            ("sans-serif", 16).into_font().color(&palette::ink()),
         )
         .x_label_area_size(38)
         .y_label_area_size(48)
@@ -35,12 +35,12 @@ pub fn draw<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .light_line_style(palette::GRID.mix(0.0))
-        .bold_line_style(palette::GRID)
+        .light_line_style(palette::grid().mix(0.0))
+        .bold_line_style(palette::grid())
         .x_desc(view.x_label)
         .y_desc("fraction")
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::INK))
-        .label_style(("sans-serif", 12).into_font().color(&palette::MUTED))
+        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
+        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
         .x_labels(6)
         .y_labels(5)
         .draw()?;

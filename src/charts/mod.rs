@@ -12,12 +12,50 @@ use plotters::prelude::*;
 
 pub type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-/// Colours shared by every figure.
+/// Colours shared by every figure. The neutral ones (paper, ink, muted, grid) follow the theme
+/// (`set_dark`, from the reader's `prefers-color-scheme`); the data colours read on both.
 pub mod palette {
     use plotters::style::RGBColor;
-    pub const INK: RGBColor = RGBColor(34, 34, 34);
-    pub const MUTED: RGBColor = RGBColor(140, 140, 140);
-    pub const GRID: RGBColor = RGBColor(232, 232, 232);
+    use std::cell::Cell;
+
+    thread_local! {
+        static DARK: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Draw light-on-dark from now on (or not).
+    pub fn set_dark(dark: bool) {
+        DARK.with(|d| d.set(dark));
+    }
+
+    pub fn is_dark() -> bool {
+        DARK.with(Cell::get)
+    }
+
+    fn pick(light: RGBColor, dark: RGBColor) -> RGBColor {
+        if is_dark() {
+            dark
+        } else {
+            light
+        }
+    }
+
+    /// The chart background.
+    pub fn paper() -> RGBColor {
+        pick(RGBColor(255, 255, 255), RGBColor(24, 24, 27))
+    }
+
+    pub fn ink() -> RGBColor {
+        pick(RGBColor(34, 34, 34), RGBColor(230, 230, 230))
+    }
+
+    pub fn muted() -> RGBColor {
+        pick(RGBColor(140, 140, 140), RGBColor(160, 160, 165))
+    }
+
+    pub fn grid() -> RGBColor {
+        pick(RGBColor(232, 232, 232), RGBColor(58, 58, 64))
+    }
+
     pub const DATA: RGBColor = RGBColor(214, 96, 30);
     pub const PARTICLE: RGBColor = RGBColor(40, 96, 200);
     pub const ACCENT: RGBColor = RGBColor(200, 30, 90);

@@ -78,7 +78,7 @@ pub fn draw<DB: DrawingBackend>(
     plane: &Plane,
     scene: &Scene,
 ) -> DrawResult<DB> {
-    area.fill(&WHITE)?;
+    area.fill(&palette::paper())?;
     let e = plane.extent;
     let mut chart = ChartBuilder::on(area)
         .margin(plane.margin)
@@ -87,8 +87,8 @@ pub fn draw<DB: DrawingBackend>(
         .configure_mesh()
         .disable_x_axis()
         .disable_y_axis()
-        .light_line_style(palette::GRID.mix(0.0))
-        .bold_line_style(palette::GRID)
+        .light_line_style(palette::grid().mix(0.0))
+        .bold_line_style(palette::grid())
         .x_labels(7)
         .y_labels(7)
         .draw()?;
@@ -117,7 +117,7 @@ pub fn draw<DB: DrawingBackend>(
     }
     chart.draw_series(dots(&scene.dots))?;
     chart.draw_series(dots(&scene.top_dots))?;
-    let font = ("sans-serif", 15).into_font().color(&palette::INK);
+    let font = ("sans-serif", 15).into_font().color(&palette::ink());
     if !scene.caption.is_empty() {
         // A light box keeps the caption readable over arrows and points.
         let widest = scene
@@ -135,7 +135,7 @@ pub fn draw<DB: DrawingBackend>(
                     y + 8 + 19 * scene.caption.len() as i32,
                 ),
             ],
-            WHITE.mix(0.85).filled(),
+            palette::paper().mix(0.85).filled(),
         ))?;
     }
     for (i, line) in scene.caption.iter().enumerate() {

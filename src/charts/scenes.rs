@@ -24,7 +24,7 @@ fn data_dots(data: &[f32], weights: Option<&[f32]>) -> Vec<Dot> {
                     color: if rel > 1e-3 {
                         ramp(0.25 + 0.75 * rel.sqrt()).to_rgba()
                     } else {
-                        palette::MUTED.mix(0.5)
+                        palette::muted().mix(0.5)
                     },
                 }
             }
@@ -115,7 +115,7 @@ pub fn velocity_field(
         scene.top_dots.push(Dot {
             at: x,
             radius: 6,
-            color: palette::INK.to_rgba(),
+            color: palette::ink().to_rgba(),
         });
         let top = weights.iter().copied().fold(0.0f32, f32::max);
         scene.caption.push(format!("largest λᵢ = {top:.2}"));
@@ -167,7 +167,7 @@ pub fn conditional_targets(
     arrows.push(Segment {
         from: x,
         to: (x.0 + s * u.0, x.1 + s * u.1),
-        color: palette::INK.to_rgba(),
+        color: palette::ink().to_rgba(),
         width: 3,
     });
     Scene {

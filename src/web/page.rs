@@ -54,6 +54,7 @@ thread_local! {
 /// the backend note with the first one (a page that only imports the JS API gets none).
 fn register(root: Element, figure: Box<dyn Figure>) -> JsResult<()> {
     if OBSERVER.with(|o| o.borrow().is_none()) {
+        follow_color_scheme()?;
         let observer = observe_visibility()?;
         OBSERVER.with(|o| *o.borrow_mut() = Some(observer));
         show_backend_note();
@@ -229,6 +230,25 @@ fn show_error(root: &Element, error: &JsValue) {
         p.set_text_content(Some(&format!("This figure cannot run: {text}")));
         let _ = root.append_child(&p);
     }
+}
+
+/// Charts follow the reader's light or dark preference, now and when it changes.
+fn follow_color_scheme() -> JsResult<()> {
+    let Some(query) = web_sys::window()
+        .and_then(|w| w.match_media("(prefers-color-scheme: dark)").ok().flatten())
+    else {
+        return Ok(());
+    };
+    crate::charts::palette::set_dark(query.matches());
+    let q = query.clone();
+    let on_change = Closure::<dyn FnMut()>::new(move || {
+        crate::charts::palette::set_dark(q.matches());
+        // Figures redraw when told their visibility (each marks itself for drawing).
+        PAGE.with(|p| set_visibility(&mut p.borrow_mut()));
+    });
+    query.add_event_listener_with_callback("change", on_change.as_ref().unchecked_ref())?;
+    on_change.forget();
+    Ok(())
 }
 
 fn set_visibility(page: &mut Page) {
