@@ -5,5 +5,6 @@ mod controls;
 pub mod digits;
 mod figures;
 mod page;
+mod share;
 pub mod shared;
 pub mod training_api;

@@ -39,7 +39,10 @@ pub fn start() -> Result<(), JsValue> {
         let name = root.get_attribute("data-figure").unwrap_or_default();
         root.set_inner_html("");
         match figures::create(&name, &root) {
-            Ok(figure) => register(root, figure)?,
+            Ok(figure) => {
+                register(root.clone(), figure)?;
+                super::share::track(&name, &root)?;
+            }
             Err(e) => show_error(&root, &e),
         }
     }
@@ -121,7 +124,7 @@ impl FigureHandle {
     }
 }
 
-fn settings(root: &Element) -> Vec<Element> {
+pub(super) fn settings(root: &Element) -> Vec<Element> {
     let mut out = Vec::new();
     if let Ok(list) = root.query_selector_all("[data-setting]") {
         for i in 0..list.length() {
@@ -139,7 +142,7 @@ fn setting_control(root: &Element, key: &str) -> Option<Element> {
         .find(|e| e.get_attribute("data-setting").as_deref() == Some(key))
 }
 
-fn control_value(control: &Element) -> String {
+pub(super) fn control_value(control: &Element) -> String {
     if let Some(input) = control.dyn_ref::<web_sys::HtmlInputElement>() {
         input.value()
     } else if let Some(select) = control.dyn_ref::<web_sys::HtmlSelectElement>() {
@@ -178,7 +181,7 @@ fn describe(control: &Element) -> String {
 
 /// Sets a figure's control to `value` and fires its event, so the figure reacts exactly as to
 /// the reader's hand. Values outside the control's range are refused with the valid ones.
-fn apply_setting(root: &Element, key: &str, value: &str) -> Result<(), String> {
+pub(super) fn apply_setting(root: &Element, key: &str, value: &str) -> Result<(), String> {
     let Some(control) = setting_control(root, key) else {
         let valid: Vec<String> = settings(root).iter().map(describe).collect();
         return Err(if valid.is_empty() {

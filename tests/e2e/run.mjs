@@ -408,6 +408,71 @@ for (const webgpu of [true, false]) {
   });
 
   if (!webgpu) {
+    await t.check('accessibility (axe-core) and layout at 1280 and 375 px, light and dark', async () => {
+      const axe = path.resolve(here, 'node_modules/axe-core/axe.min.js');
+      const counts = {};
+      const serious = [];
+      for (const url of ['/index.html', '/embed-example.html']) {
+        for (const scheme of ['light', 'dark']) {
+          for (const width of [1280, 375]) {
+            const p4 = await browser.newPage({ viewport: { width, height: 900 }, colorScheme: scheme });
+            await p4.goto(`${origin}${url}`);
+            await p4.waitForFunction(() => document.querySelectorAll('canvas').length > 0 || document.querySelector('.figure-error'), null, { timeout: 60000 });
+            await p4.waitForTimeout(2500);
+            const overflow = await p4.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+            assert(overflow <= 1, `${url} at ${width} px (${scheme}) scrolls sideways by ${overflow} px`);
+            const name = `${url.slice(1, -5)}-${width}-${scheme}`;
+            await p4.screenshot({ path: path.join(out, `${name}.png`), fullPage: width === 375 ? false : true });
+            if (width === 1280) {
+              await p4.addScriptTag({ path: axe });
+              const result = await p4.evaluate(async () => {
+                const r = await window.axe.run(document, { resultTypes: ['violations'] });
+                return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help }));
+              });
+              for (const v of result) {
+                counts[v.impact] = (counts[v.impact] ?? 0) + 1;
+                if (v.impact === 'serious' || v.impact === 'critical') serious.push(`${name}: ${v.id} (${v.nodes} nodes): ${v.help}`);
+              }
+            }
+            await p4.close();
+          }
+        }
+      }
+      assert(serious.length === 0, `serious or critical violations:\n${serious.join('\n')}`);
+      return `axe violations by impact: ${JSON.stringify(counts)}`;
+    });
+  }
+
+  if (!webgpu) {
+    await t.check('a link restores figure settings; changes reach the address; Download PNG', async () => {
+      const p5 = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      await p5.goto(`${origin}/index.html#velocity-field.t=0.42&dataset=spirals|hybrid-tau.tau=0.7`);
+      await p5.waitForFunction(() => document.querySelector('#vf-t'), null, { timeout: 60000 });
+      const t0 = await p5.inputValue('#vf-t');
+      const ds = await p5.inputValue('#vf-dataset');
+      const tau = await p5.inputValue('#tau');
+      assert(t0 === '0.42' && ds === 'spirals' && tau === '0.7', `restored t=${t0} dataset=${ds} tau=${tau}`);
+      await p5.locator('#vf-n').fill('300');
+      await p5.waitForTimeout(200);
+      const hash = decodeURIComponent(await p5.evaluate(() => location.hash));
+      assert(/velocity-field\.[^|]*t=0\.42/.test(hash) && /n=300/.test(hash) && /hybrid-tau\.tau=0\.7/.test(hash), `address: ${hash}`);
+      const field = p5.locator('[data-figure="velocity-field"]');
+      await field.scrollIntoViewIfNeeded();
+      await p5.waitForTimeout(1000);
+      const [download] = await Promise.all([
+        p5.waitForEvent('download'),
+        field.getByRole('button', { name: 'Download PNG' }).click(),
+      ]);
+      const file = await download.path();
+      const bytes = fs.readFileSync(file);
+      assert(download.suggestedFilename() === 'velocity-field.png', download.suggestedFilename());
+      assert(bytes.subarray(1, 4).toString() === 'PNG' && bytes.length > 5000, `a ${bytes.length}-byte download`);
+      await p5.close();
+      return `address "${hash}"; PNG of ${bytes.length} bytes`;
+    });
+  }
+
+  if (!webgpu) {
     await t.check('a broken digits download shows an error and a retry that works', async () => {
       const p2 = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const errors2 = [];

@@ -1,0 +1,178 @@
+//! Sharing what a reader sees: each article figure's settings live in the page's address
+//! (`#velocity-field.t=0.8&dataset=spirals|hybrid-tau.tau=0.6`, only settings changed from their
+//! defaults), so a copied link reopens the figures as they were left; and a "Download PNG" button
+//! saves a figure's canvases as one image.
+
+use super::controls::{document, element, JsResult, Listeners};
+use super::page::{apply_setting, control_value, settings};
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::Element;
+
+/// An article figure and its settings' default values, as mounted.
+struct Shared {
+    name: String,
+    root: Element,
+    defaults: Vec<(String, String)>,
+}
+
+thread_local! {
+    static FIGURES: RefCell<Vec<Shared>> = const { RefCell::new(Vec::new()) };
+    static LISTENERS: RefCell<Listeners> = RefCell::new(Listeners::default());
+}
+
+fn setting_values(root: &Element) -> Vec<(String, String)> {
+    settings(root)
+        .iter()
+        .map(|c| {
+            (
+                c.get_attribute("data-setting").unwrap_or_default(),
+                control_value(c),
+            )
+        })
+        .collect()
+}
+
+/// The address fragment for every figure's changed settings.
+fn encode() -> String {
+    FIGURES.with(|f| {
+        f.borrow()
+            .iter()
+            .filter_map(|s| {
+                let changed: Vec<String> = setting_values(&s.root)
+                    .into_iter()
+                    .filter(|kv| !s.defaults.contains(kv))
+                    .map(|(k, v)| format!("{k}={}", String::from(js_sys::encode_uri_component(&v))))
+                    .collect();
+                (!changed.is_empty()).then(|| format!("{}.{}", s.name, changed.join("&")))
+            })
+            .collect::<Vec<_>>()
+            .join("|")
+    })
+}
+
+/// `name.key=value&key=value|...` into (name, [(key, value)]).
+pub fn decode(hash: &str) -> Vec<(String, Vec<(String, String)>)> {
+    hash.trim_start_matches('#')
+        .split('|')
+        .filter_map(|entry| {
+            let (name, rest) = entry.split_once('.')?;
+            let pairs = rest
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| {
+                    let v = js_sys::decode_uri_component(v)
+                        .map(String::from)
+                        .unwrap_or_else(|_| v.to_string());
+                    (k.to_string(), v)
+                })
+                .collect();
+            Some((name.to_string(), pairs))
+        })
+        .collect()
+}
+
+fn write_address() {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let hash = encode();
+    let location = window.location();
+    let base = format!(
+        "{}{}",
+        location.pathname().unwrap_or_default(),
+        location.search().unwrap_or_default()
+    );
+    let url = if hash.is_empty() {
+        base
+    } else {
+        format!("{base}#{hash}")
+    };
+    if let Ok(history) = window.history() {
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&url));
+    }
+}
+
+/// Tracks an article figure: restores its settings from the address, keeps the address current
+/// as the reader changes them, and adds its download button.
+pub fn track(name: &str, root: &Element) -> JsResult<()> {
+    let defaults = setting_values(root);
+    let hash = web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default();
+    for (figure, pairs) in decode(&hash) {
+        if figure == name {
+            for (k, v) in pairs {
+                if let Err(e) = apply_setting(root, &k, &v) {
+                    web_sys::console::warn_1(&format!("link setting ignored: {e}").into());
+                }
+            }
+        }
+    }
+    FIGURES.with(|f| {
+        f.borrow_mut().push(Shared {
+            name: name.to_string(),
+            root: root.clone(),
+            defaults,
+        })
+    });
+    LISTENERS.with(|l| -> JsResult<()> {
+        let mut l = l.borrow_mut();
+        l.on(root, "change", |_| write_address())?;
+        l.on(root, "input", |_| write_address())?;
+        Ok(())
+    })?;
+    download_button(name, root)
+}
+
+/// "Download PNG": the figure's canvases side by side in one image.
+fn download_button(name: &str, root: &Element) -> JsResult<()> {
+    let bar = element("div", "figure-tools", root)?;
+    let button = element("button", "control-button", &bar)?;
+    button.set_attribute("type", "button")?;
+    button.set_text_content(Some("Download PNG"));
+    let (root, name) = (root.clone(), name.to_string());
+    LISTENERS.with(|l| {
+        l.borrow_mut().on(&button, "click", move |_| {
+            if let Err(e) = save_png(&root, &name) {
+                web_sys::console::error_1(&e);
+            }
+        })
+    })
+}
+
+fn save_png(root: &Element, name: &str) -> JsResult<()> {
+    let list = root.query_selector_all("canvas")?;
+    let canvases: Vec<web_sys::HtmlCanvasElement> = (0..list.length())
+        .filter_map(|i| list.item(i))
+        .filter_map(|n| n.dyn_into().ok())
+        .collect();
+    const GAP: u32 = 12;
+    let width = canvases
+        .iter()
+        .map(|c| c.width() + GAP)
+        .sum::<u32>()
+        .saturating_sub(GAP);
+    let height = canvases.iter().map(|c| c.height()).max().unwrap_or(0);
+    let sheet: web_sys::HtmlCanvasElement = document().create_element("canvas")?.unchecked_into();
+    sheet.set_width(width.max(1));
+    sheet.set_height(height.max(1));
+    let ctx: web_sys::CanvasRenderingContext2d = sheet
+        .get_context("2d")?
+        .ok_or("no 2-D context")?
+        .unchecked_into();
+    let paper = crate::charts::palette::paper();
+    ctx.set_fill_style_str(&format!("rgb({},{},{})", paper.0, paper.1, paper.2));
+    ctx.fill_rect(0.0, 0.0, width as f64, height as f64);
+    let mut x = 0.0;
+    for c in &canvases {
+        ctx.draw_image_with_html_canvas_element(c, x, 0.0)?;
+        x += (c.width() + GAP) as f64;
+    }
+    let link: web_sys::HtmlAnchorElement = document().create_element("a")?.unchecked_into();
+    link.set_href(&sheet.to_data_url()?);
+    link.set_download(&format!("{name}.png"));
+    link.click();
+    Ok(())
+}
