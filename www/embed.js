@@ -9,6 +9,7 @@ const base = new URL('.', import.meta.url);
 // Settings by figure, as their controls define them (attribute = setting name).
 export const FIGURES = {
   'noise-to-data': [],
+  'conditional-paths': ['source', 'target', 't'],
   'velocity-field': ['dataset', 'n', 't'],
   'memorization': ['dataset', 'n', 't'],
   'stochastic-target': ['dataset', 'n', 't'],

@@ -3,6 +3,7 @@
 
 mod alignment_dimensions;
 mod cfm_efm;
+mod conditional_paths;
 mod digit_memorization;
 mod hybrid_tau;
 mod memorization;
@@ -30,8 +31,9 @@ pub trait Figure {
 }
 
 /// Names accepted by `create`.
-pub const NAMES: [&str; 10] = [
+pub const NAMES: [&str; 11] = [
     "noise-to-data",
+    "conditional-paths",
     "velocity-field",
     "memorization",
     "stochastic-target",
@@ -47,6 +49,7 @@ pub const NAMES: [&str; 10] = [
 pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
     Ok(match name {
         "noise-to-data" => Box::new(noise_to_data::NoiseToData::mount(root)?),
+        "conditional-paths" => Box::new(conditional_paths::ConditionalPaths::mount(root)?),
         "velocity-field" => Box::new(velocity_field::VelocityField::mount(root)?),
         "memorization" => Box::new(memorization::Memorization::mount(root)?),
         "stochastic-target" => Box::new(stochastic_target::StochasticTarget::mount(root)?),
