@@ -93,6 +93,7 @@ pub fn mount_figure(root: Element, name: String) -> Result<FigureHandle, JsError
     let figure = figures::create(&name, &root)
         .map_err(|e| JsError::new(&e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
     register(root.clone(), figure).map_err(|e| JsError::new(&format!("{e:?}")))?;
+    super::share::download_button(&name, &root).map_err(|e| JsError::new(&format!("{e:?}")))?;
     Ok(FigureHandle { root })
 }
 
@@ -122,6 +123,33 @@ impl FigureHandle {
         });
         PAGE.with(|p| p.borrow_mut().figures.retain(|m| m.root != self.root));
     }
+}
+
+/// Draws the figure in `root` right now (its next frame, out of turn): what "Download SVG"
+/// captures.
+pub(super) fn redraw_now(root: &Element) {
+    let now = web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now());
+    PAGE.with(|p| {
+        let mut page = p.borrow_mut();
+        for m in page.figures.iter_mut().filter(|m| &m.root == root) {
+            m.figure.set_visible(true);
+            m.figure.frame(now);
+        }
+        set_visibility(&mut page);
+    });
+}
+
+/// The CSV of the figure in `root`, if it has data yet.
+pub(super) fn figure_csv(root: &Element) -> Option<String> {
+    PAGE.with(|p| {
+        p.borrow()
+            .figures
+            .iter()
+            .find(|m| &m.root == root)
+            .and_then(|m| m.figure.csv())
+    })
 }
 
 pub(super) fn settings(root: &Element) -> Vec<Element> {

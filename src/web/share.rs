@@ -1,7 +1,7 @@
 //! Sharing what a reader sees: each article figure's settings live in the page's address
 //! (`#velocity-field.t=0.8&dataset=spirals|hybrid-tau.tau=0.6`, only settings changed from their
-//! defaults), so a copied link reopens the figures as they were left; and a "Download PNG" button
-//! saves a figure's canvases as one image.
+//! defaults), so a copied link reopens the figures as they were left; and each figure can be
+//! downloaded as PNG, as SVG and as CSV data.
 
 use super::controls::{document, element, JsResult, Listeners};
 use super::page::{apply_setting, control_value, settings};
@@ -126,28 +126,89 @@ pub fn track(name: &str, root: &Element) -> JsResult<()> {
     download_button(name, root)
 }
 
-/// "Download PNG": the figure's canvases side by side in one image.
-fn download_button(name: &str, root: &Element) -> JsResult<()> {
+/// Saves a figure (root, name) as one file.
+type Saver = fn(&Element, &str) -> JsResult<()>;
+
+/// "Download PNG" (the canvases side by side), "Download SVG" (the same charts drawn by the SVG
+/// backend) and "Download data (CSV)".
+pub(super) fn download_button(name: &str, root: &Element) -> JsResult<()> {
     let bar = element("div", "figure-tools", root)?;
-    let button = element("button", "control-button", &bar)?;
-    button.set_attribute("type", "button")?;
-    button.set_text_content(Some("Download PNG"));
-    let (root, name) = (root.clone(), name.to_string());
-    LISTENERS.with(|l| {
-        l.borrow_mut().on(&button, "click", move |_| {
-            if let Err(e) = save_png(&root, &name) {
-                web_sys::console::error_1(&e);
-            }
-        })
-    })
+    let savers: [(&str, Saver); 3] = [
+        ("Download PNG", save_png),
+        ("Download SVG", save_svg),
+        ("Download data (CSV)", save_csv),
+    ];
+    for (label, save) in savers {
+        let button = element("button", "control-button", &bar)?;
+        button.set_attribute("type", "button")?;
+        button.set_text_content(Some(label));
+        let (root, name) = (root.clone(), name.to_string());
+        LISTENERS.with(|l| {
+            l.borrow_mut().on(&button, "click", move |_| {
+                if let Err(e) = save(&root, &name) {
+                    web_sys::console::error_1(&e);
+                }
+            })
+        })?;
+    }
+    Ok(())
+}
+
+fn canvases(root: &Element) -> JsResult<Vec<web_sys::HtmlCanvasElement>> {
+    let list = root.query_selector_all("canvas")?;
+    Ok((0..list.length())
+        .filter_map(|i| list.item(i))
+        .filter_map(|n| n.dyn_into().ok())
+        .collect())
+}
+
+fn download(href: &str, file: &str) -> JsResult<()> {
+    let link: web_sys::HtmlAnchorElement = document().create_element("a")?.unchecked_into();
+    link.set_href(href);
+    link.set_download(file);
+    link.click();
+    Ok(())
+}
+
+fn save_svg(root: &Element, name: &str) -> JsResult<()> {
+    let docs = crate::web::backend_switch::capture_svg(|| super::page::redraw_now(root));
+    const GAP: u32 = 12;
+    let mut x = 0;
+    let mut height = 0;
+    let mut body = String::new();
+    for c in canvases(root)? {
+        let Some((_, svg)) = docs.iter().find(|(canvas, _)| canvas == &c) else {
+            continue;
+        };
+        body.push_str(&svg.replacen("<svg ", &format!("<svg x=\"{x}\" "), 1));
+        x += c.width() + GAP;
+        height = height.max(c.height());
+    }
+    if body.is_empty() {
+        return Err("nothing was drawn".into());
+    }
+    let width = x.saturating_sub(GAP);
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\">{body}</svg>"
+    );
+    let href = format!(
+        "data:image/svg+xml;charset=utf-8,{}",
+        String::from(js_sys::encode_uri_component(&svg))
+    );
+    download(&href, &format!("{name}.svg"))
+}
+
+fn save_csv(root: &Element, name: &str) -> JsResult<()> {
+    let csv = super::page::figure_csv(root).ok_or("this figure has no data yet")?;
+    let href = format!(
+        "data:text/csv;charset=utf-8,{}",
+        String::from(js_sys::encode_uri_component(&csv))
+    );
+    download(&href, &format!("{name}.csv"))
 }
 
 fn save_png(root: &Element, name: &str) -> JsResult<()> {
-    let list = root.query_selector_all("canvas")?;
-    let canvases: Vec<web_sys::HtmlCanvasElement> = (0..list.length())
-        .filter_map(|i| list.item(i))
-        .filter_map(|n| n.dyn_into().ok())
-        .collect();
+    let canvases = canvases(root)?;
     const GAP: u32 = 12;
     let width = canvases
         .iter()
@@ -170,9 +231,5 @@ fn save_png(root: &Element, name: &str) -> JsResult<()> {
         ctx.draw_image_with_html_canvas_element(c, x, 0.0)?;
         x += (c.width() + GAP) as f64;
     }
-    let link: web_sys::HtmlAnchorElement = document().create_element("a")?.unchecked_into();
-    link.set_href(&sheet.to_data_url()?);
-    link.set_download(&format!("{name}.png"));
-    link.click();
-    Ok(())
+    download(&sheet.to_data_url()?, &format!("{name}.png"))
 }

@@ -467,8 +467,18 @@ for (const webgpu of [true, false]) {
       const bytes = fs.readFileSync(file);
       assert(download.suggestedFilename() === 'velocity-field.png', download.suggestedFilename());
       assert(bytes.subarray(1, 4).toString() === 'PNG' && bytes.length > 5000, `a ${bytes.length}-byte download`);
+      const fetchDownload = async (label) => {
+        const [d] = await Promise.all([p5.waitForEvent('download'), field.getByRole('button', { name: label }).click()]);
+        return [d.suggestedFilename(), fs.readFileSync(await d.path(), 'utf8')];
+      };
+      const [svgName, svg] = await fetchDownload('Download SVG');
+      assert(svgName === 'velocity-field.svg' && svg.startsWith('<svg') && (svg.match(/<line|<polyline|<path/g) ?? []).length > 100, `SVG ${svgName}: ${svg.slice(0, 120)}`);
+      const [csvName, csv] = await fetchDownload('Download data (CSV)');
+      const lines = csv.trim().split('\n');
+      assert(csvName === 'velocity-field.csv' && lines[0] === 't,x,y,u_x,u_y' && lines.length === 1 + 625, `CSV ${csvName}: ${lines.length} lines, ${lines[0]}`);
+      assert(lines.slice(1).every((l) => l.split(',').length === 5 && l.split(',').every((v) => Number.isFinite(Number(v)))), 'CSV values are not all numbers');
       await p5.close();
-      return `address "${hash}"; PNG of ${bytes.length} bytes`;
+      return `address "${hash}"; PNG ${bytes.length} B, SVG ${svg.length} B, CSV ${lines.length - 1} rows`;
     });
   }
 

@@ -165,6 +165,16 @@ fn compute_next(state: &Rc<RefCell<State>>, digits: Rc<DigitSet>) {
 }
 
 impl Figure for AlignmentDimensions {
+    fn csv(&self) -> Option<String> {
+        let s = self.state.borrow();
+        let rows: Vec<String> = POOLINGS
+            .iter()
+            .zip(&s.curves)
+            .flat_map(|(&(_, dim), c)| c.iter().map(move |(t, v)| format!("{dim},{t},{v}")))
+            .collect();
+        (!rows.is_empty()).then(|| super::csv_rows("dim,t,share_above_0.9", rows.into_iter()))
+    }
+
     fn frame(&mut self, _now: f64) {
         let next = {
             let mut s = self.state.borrow_mut();

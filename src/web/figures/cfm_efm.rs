@@ -368,6 +368,18 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
 }
 
 impl Figure for CfmEfm {
+    fn csv(&self) -> Option<String> {
+        let s = self.state.borrow();
+        let steps = s.steps();
+        (steps > 0).then(|| {
+            super::csv_rows(
+                "step,cfm_loss,efm_loss",
+                (0..steps)
+                    .map(|k| format!("{},{},{}", k + 1, s.runs[0].losses[k], s.runs[1].losses[k])),
+            )
+        })
+    }
+
     fn frame(&mut self, _now: f64) {
         let start = {
             let s = self.state.borrow();

@@ -223,6 +223,20 @@ impl ConditionalPaths {
 }
 
 impl Figure for ConditionalPaths {
+    fn csv(&self) -> Option<String> {
+        let s = self.state.borrow();
+        let t = s.t as f32;
+        Some(super::csv_rows(
+            "t,x0_x,x0_y,x1_x,x1_y,xt_x,xt_y",
+            s.x0.chunks_exact(2)
+                .zip(s.x1.chunks_exact(2))
+                .map(|(a, b)| {
+                    let xt = ((1.0 - t) * a[0] + t * b[0], (1.0 - t) * a[1] + t * b[1]);
+                    format!("{t},{},{},{},{},{},{}", a[0], a[1], b[0], b[1], xt.0, xt.1)
+                }),
+        ))
+    }
+
     fn frame(&mut self, now: f64) {
         let mut s = self.state.borrow_mut();
         if s.playing {

@@ -214,6 +214,19 @@ fn generate(state: &Rc<RefCell<State>>, digits: Rc<DigitSet>) {
 }
 
 impl Figure for DigitMemorization {
+    fn csv(&self) -> Option<String> {
+        let s = self.state.borrow();
+        (!s.samples.is_empty()).then(|| {
+            super::csv_rows(
+                "sample,nearest_training_digit,distance,second_nearest_distance",
+                s.samples
+                    .iter()
+                    .enumerate()
+                    .map(|(k, x)| format!("{k},{},{},{}", x.nearest, x.distance, x.second)),
+            )
+        })
+    }
+
     fn frame(&mut self, _now: f64) {
         let next = {
             let mut s = self.state.borrow_mut();

@@ -209,6 +209,16 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
 }
 
 impl Figure for HybridTau {
+    fn csv(&self) -> Option<String> {
+        let s = self.state.borrow();
+        (!s.curve.is_empty()).then(|| {
+            super::csv_rows(
+                "tau,energy_distance_to_held_out,mean_distance_to_nearest_training_point",
+                s.curve.iter().map(|(t, e, d)| format!("{t},{e},{d}")),
+            )
+        })
+    }
+
     fn frame(&mut self, _now: f64) {
         let (train, next_tau) = {
             let s = self.state.borrow();

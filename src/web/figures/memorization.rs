@@ -297,6 +297,19 @@ fn integrate(state: &Rc<RefCell<State>>) {
 }
 
 impl Figure for Memorization {
+    fn csv(&self) -> Option<String> {
+        let s = self.state.borrow();
+        let x = s.positions()?;
+        let nearest = crate::flow::metrics::nearest_distances(&s.data, 2, &x);
+        let t = s.t;
+        Some(super::csv_rows(
+            "t,x,y,distance_to_nearest_training_point",
+            x.chunks_exact(2)
+                .zip(&nearest)
+                .map(|(p, d)| format!("{t},{},{},{d}", p[0], p[1])),
+        ))
+    }
+
     fn frame(&mut self, now: f64) {
         let start = {
             let s = self.state.borrow();

@@ -15,8 +15,6 @@ mod velocity_field;
 
 use super::controls::{element, JsResult};
 use crate::charts;
-use plotters::prelude::*;
-use plotters_canvas::CanvasBackend;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
@@ -28,6 +26,10 @@ pub trait Figure {
     fn frame(&mut self, now: f64);
     /// Visible on screen (and the tab is shown); animations stop when false.
     fn set_visible(&mut self, visible: bool);
+    /// What the figure shows, as CSV with a header row ("Download data"); None before any data.
+    fn csv(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Names accepted by `create`.
@@ -213,22 +215,7 @@ impl Status {
     }
 }
 
-fn plotting_error<E: std::fmt::Debug>(e: E) -> JsValue {
-    JsValue::from_str(&format!("drawing failed: {e:?}"))
-}
-
-/// Runs a chart function on a canvas.
-pub fn draw_on<F, E>(canvas: &HtmlCanvasElement, chart: F) -> JsResult<()>
-where
-    F: FnOnce(&DrawingArea<CanvasBackend, plotters::coord::Shift>) -> Result<(), E>,
-    E: std::fmt::Debug,
-{
-    let backend = CanvasBackend::with_canvas_object(canvas.clone())
-        .ok_or_else(|| JsValue::from_str("canvas has no 2-D context"))?;
-    let area = backend.into_drawing_area();
-    chart(&area).map_err(plotting_error)?;
-    area.present().map_err(plotting_error)
-}
+pub use crate::web::backend_switch::draw_on;
 
 /// Draws a plane scene on a canvas.
 pub fn draw_plane(canvas: &HtmlCanvasElement, scene: &charts::plane::Scene) -> JsResult<()> {
@@ -265,6 +252,17 @@ pub async fn train_chunk(
         .await?;
     let params = backend.parameters(&training).await?;
     Ok((training, losses, params))
+}
+
+/// A CSV document: the header, then one line per row.
+pub fn csv_rows(header: &str, rows: impl Iterator<Item = String>) -> String {
+    let mut out = String::from(header);
+    out.push('\n');
+    for row in rows {
+        out.push_str(&row);
+        out.push('\n');
+    }
+    out
 }
 
 /// The grid of query points for arrow fields: `side` x `side` over [-extent, extent]^2.

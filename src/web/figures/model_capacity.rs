@@ -246,6 +246,19 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
 }
 
 impl Figure for ModelCapacity {
+    fn csv(&self) -> Option<String> {
+        let s = self.state.borrow();
+        (!s.errors.is_empty()).then(|| {
+            super::csv_rows(
+                "t_bin_centre,mean_squared_error_u_theta_vs_u_star",
+                s.errors
+                    .iter()
+                    .enumerate()
+                    .map(|(k, e)| format!("{},{e}", (k as f32 + 0.5) / BINS as f32)),
+            )
+        })
+    }
+
     fn frame(&mut self, _now: f64) {
         let train = {
             let s = self.state.borrow();

@@ -204,6 +204,19 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
 }
 
 impl Figure for NoiseToData {
+    fn csv(&self) -> Option<String> {
+        let s = self.state.borrow();
+        (!s.losses.is_empty()).then(|| {
+            super::csv_rows(
+                "step,loss",
+                s.losses
+                    .iter()
+                    .enumerate()
+                    .map(|(k, l)| format!("{},{l}", k + 1)),
+            )
+        })
+    }
+
     fn frame(&mut self, now: f64) {
         let start = {
             let s = self.state.borrow();

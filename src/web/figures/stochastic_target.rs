@@ -268,6 +268,16 @@ fn compute(state: &Rc<RefCell<State>>) {
 }
 
 impl Figure for StochasticTarget {
+    fn csv(&self) -> Option<String> {
+        let s = self.state.borrow();
+        let c = s.cosines.as_ref()?;
+        let t = s.t;
+        Some(super::csv_rows(
+            "t,cosine_u_star_vs_x1_minus_x0",
+            c.iter().map(|v| format!("{t},{v}")),
+        ))
+    }
+
     fn frame(&mut self, _now: f64) {
         let (stale, busy, draw) = {
             let s = self.state.borrow();

@@ -197,6 +197,33 @@ fn compute_next(state: &Rc<RefCell<State>>) {
 }
 
 impl Figure for TargetAlignment {
+    fn csv(&self) -> Option<String> {
+        let s = self.state.borrow();
+        let mut rows = Vec::new();
+        for panel in &s.panels {
+            for (k, row) in panel.rows.iter().enumerate() {
+                if let Some((h, aligned)) = row {
+                    let w = h.bin_width();
+                    for (b, c) in h.counts.iter().enumerate() {
+                        let lo = h.lo + b as f32 * w;
+                        rows.push(format!(
+                            "{},{},{lo},{},{c},{aligned}",
+                            panel.title.replace(',', ""),
+                            t_of(k),
+                            lo + w
+                        ));
+                    }
+                }
+            }
+        }
+        (!rows.is_empty()).then(|| {
+            super::csv_rows(
+                "data,t,bin_lo,bin_hi,count,share_above_0.9",
+                rows.into_iter(),
+            )
+        })
+    }
+
     fn frame(&mut self, _now: f64) {
         let start = {
             let mut s = self.state.borrow_mut();

@@ -263,6 +263,19 @@ fn compute(state: &Rc<RefCell<State>>) {
 }
 
 impl Figure for VelocityField {
+    fn csv(&self) -> Option<String> {
+        let s = self.state.borrow();
+        let u = s.velocities.as_ref()?;
+        let grid = grid(GRID_SIDE, 3.0);
+        let t = s.t;
+        Some(super::csv_rows(
+            "t,x,y,u_x,u_y",
+            grid.chunks_exact(2)
+                .zip(u.chunks_exact(2))
+                .map(|(p, v)| format!("{t},{},{},{},{}", p[0], p[1], v[0], v[1])),
+        ))
+    }
+
     fn frame(&mut self, _now: f64) {
         let (stale, busy, draw) = {
             let s = self.state.borrow();

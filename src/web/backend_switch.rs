@@ -1,0 +1,191 @@
+//! One drawing backend type for the figures that is either the page's canvas or an SVG document,
+//! so the same chart code (generic in `src/charts`) can also be saved as SVG ("Download SVG"):
+//! `draw_on` renders to SVG instead of the canvas while a capture is active.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters_backend::{
+    BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind,
+};
+use plotters_canvas::CanvasBackend;
+use std::cell::RefCell;
+use web_sys::HtmlCanvasElement;
+
+#[derive(Debug)]
+pub struct AnyError(String);
+
+impl std::fmt::Display for AnyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AnyError {}
+
+pub enum AnyBackend<'a> {
+    Canvas(CanvasBackend),
+    Svg(SVGBackend<'a>),
+}
+
+fn conv<E: std::error::Error + Send + Sync>(e: DrawingErrorKind<E>) -> DrawingErrorKind<AnyError> {
+    match e {
+        DrawingErrorKind::DrawingError(e) => {
+            DrawingErrorKind::DrawingError(AnyError(e.to_string()))
+        }
+        DrawingErrorKind::FontError(f) => DrawingErrorKind::FontError(f),
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $b:ident => $call:expr) => {
+        match $self {
+            AnyBackend::Canvas($b) => $call.map_err(conv),
+            AnyBackend::Svg($b) => $call.map_err(conv),
+        }
+    };
+}
+
+impl DrawingBackend for AnyBackend<'_> {
+    type ErrorType = AnyError;
+
+    fn get_size(&self) -> (u32, u32) {
+        match self {
+            AnyBackend::Canvas(b) => b.get_size(),
+            AnyBackend::Svg(b) => b.get_size(),
+        }
+    }
+
+    fn ensure_prepared(&mut self) -> Result<(), DrawingErrorKind<AnyError>> {
+        delegate!(self, b => b.ensure_prepared())
+    }
+
+    fn present(&mut self) -> Result<(), DrawingErrorKind<AnyError>> {
+        delegate!(self, b => b.present())
+    }
+
+    fn draw_pixel(
+        &mut self,
+        point: BackendCoord,
+        color: BackendColor,
+    ) -> Result<(), DrawingErrorKind<AnyError>> {
+        delegate!(self, b => b.draw_pixel(point, color))
+    }
+
+    fn draw_line<S: BackendStyle>(
+        &mut self,
+        from: BackendCoord,
+        to: BackendCoord,
+        style: &S,
+    ) -> Result<(), DrawingErrorKind<AnyError>> {
+        delegate!(self, b => b.draw_line(from, to, style))
+    }
+
+    fn draw_rect<S: BackendStyle>(
+        &mut self,
+        upper_left: BackendCoord,
+        bottom_right: BackendCoord,
+        style: &S,
+        fill: bool,
+    ) -> Result<(), DrawingErrorKind<AnyError>> {
+        delegate!(self, b => b.draw_rect(upper_left, bottom_right, style, fill))
+    }
+
+    fn draw_path<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        path: I,
+        style: &S,
+    ) -> Result<(), DrawingErrorKind<AnyError>> {
+        delegate!(self, b => b.draw_path(path, style))
+    }
+
+    fn draw_circle<S: BackendStyle>(
+        &mut self,
+        center: BackendCoord,
+        radius: u32,
+        style: &S,
+        fill: bool,
+    ) -> Result<(), DrawingErrorKind<AnyError>> {
+        delegate!(self, b => b.draw_circle(center, radius, style, fill))
+    }
+
+    fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
+        &mut self,
+        vert: I,
+        style: &S,
+    ) -> Result<(), DrawingErrorKind<AnyError>> {
+        delegate!(self, b => b.fill_polygon(vert, style))
+    }
+
+    fn draw_text<TStyle: BackendTextStyle>(
+        &mut self,
+        text: &str,
+        style: &TStyle,
+        pos: BackendCoord,
+    ) -> Result<(), DrawingErrorKind<AnyError>> {
+        delegate!(self, b => b.draw_text(text, style, pos))
+    }
+
+    fn estimate_text_size<TStyle: BackendTextStyle>(
+        &self,
+        text: &str,
+        style: &TStyle,
+    ) -> Result<(u32, u32), DrawingErrorKind<AnyError>> {
+        delegate!(self, b => b.estimate_text_size(text, style))
+    }
+
+    fn blit_bitmap(
+        &mut self,
+        pos: BackendCoord,
+        size: (u32, u32),
+        src: &[u8],
+    ) -> Result<(), DrawingErrorKind<AnyError>> {
+        delegate!(self, b => b.blit_bitmap(pos, size, src))
+    }
+}
+
+thread_local! {
+    /// While Some, `draw_on` renders SVG documents here instead of drawing on canvases.
+    static CAPTURE: RefCell<Option<Vec<(HtmlCanvasElement, String)>>> = const { RefCell::new(None) };
+}
+
+/// Runs `draw` with every `draw_on` rendering SVG, and returns the documents by canvas.
+pub fn capture_svg(draw: impl FnOnce()) -> Vec<(HtmlCanvasElement, String)> {
+    CAPTURE.with(|c| *c.borrow_mut() = Some(Vec::new()));
+    draw();
+    CAPTURE.with(|c| c.borrow_mut().take()).unwrap_or_default()
+}
+
+fn plotting_error<E: std::fmt::Debug>(e: E) -> wasm_bindgen::JsValue {
+    wasm_bindgen::JsValue::from_str(&format!("drawing failed: {e:?}"))
+}
+
+/// Runs a chart function on a canvas (or, during `capture_svg`, into an SVG of its size).
+pub fn draw_on<F, E>(canvas: &HtmlCanvasElement, chart: F) -> Result<(), wasm_bindgen::JsValue>
+where
+    F: for<'b> FnOnce(&DrawingArea<AnyBackend<'b>, Shift>) -> Result<(), E>,
+    E: std::fmt::Debug,
+{
+    if CAPTURE.with(|c| c.borrow().is_some()) {
+        let mut svg = String::new();
+        {
+            let backend = AnyBackend::Svg(SVGBackend::with_string(
+                &mut svg,
+                (canvas.width(), canvas.height()),
+            ));
+            let area = backend.into_drawing_area();
+            chart(&area).map_err(plotting_error)?;
+            area.present().map_err(plotting_error)?;
+        }
+        CAPTURE.with(|c| {
+            if let Some(list) = c.borrow_mut().as_mut() {
+                list.push((canvas.clone(), svg));
+            }
+        });
+        return Ok(());
+    }
+    let backend = CanvasBackend::with_canvas_object(canvas.clone())
+        .ok_or_else(|| wasm_bindgen::JsValue::from_str("canvas has no 2-D context"))?;
+    let area = AnyBackend::Canvas(backend).into_drawing_area();
+    chart(&area).map_err(plotting_error)?;
+    area.present().map_err(plotting_error)
+}
