@@ -26,7 +26,8 @@ fn corrupt(why: String) -> FlowError {
 pub fn unpack(compressed: &[u8]) -> Result<Digits, FlowError> {
     let raw = miniz_oxide::inflate::decompress_to_vec(compressed).map_err(|e| {
         corrupt(format!(
-            "the digits do not inflate ({e:?}): truncated download?"
+            "the digits file is damaged ({:?}): a truncated download?",
+            e.status
         ))
     })?;
     if raw.len() < 8 || &raw[..4] != MAGIC {

@@ -408,6 +408,62 @@ for (const webgpu of [true, false]) {
   });
 
   if (!webgpu) {
+    await t.check('page weight and time to the first figure', async () => {
+      const zlib = await import('node:zlib');
+      const wasm = fs.readFileSync(path.join(dist, 'fm-explainer_bg.wasm'));
+      const gz = zlib.gzipSync(wasm, { level: 9 }).length;
+      const p6 = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      let transferred = 0;
+      const files = [];
+      p6.on('response', async (r) => {
+        try {
+          const body = await r.body();
+          transferred += body.length;
+          files.push(`${new URL(r.url()).pathname} ${body.length}`);
+        } catch { /* redirects have no body */ }
+      });
+      const t0 = Date.now();
+      await p6.goto(`${origin}/index.html`);
+      await p6.waitForFunction(() => [...document.querySelectorAll('canvas')].some((c) => {
+        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        for (let i = 0; i < px.length; i += 64) if (px[i] < 200) return true;
+        return false;
+      }), null, { timeout: 60000, polling: 50 });
+      const firstFigure = Date.now() - t0;
+      await p6.waitForTimeout(500);
+      const digits = files.some((f) => f.includes('digits.bin'));
+      await p6.close();
+      assert(!digits, 'the first screen downloaded the digits');
+      assert(gz < 1_000_000, `wasm gzip ${gz} bytes`);
+      return `wasm ${wasm.length} B raw, ${gz} B gzip; first screen ${transferred} B in ${files.length} files (uncompressed); first figure drawn after ${firstFigure} ms`;
+    });
+  }
+
+  await t.check('no long task over 200 ms on the main thread while scrolling the article', async () => {
+    const p7 = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await p7.addInitScript(() => {
+      window.longTasks = [];
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) window.longTasks.push([e.startTime, e.duration]);
+      }).observe({ type: 'longtask', buffered: true });
+    });
+    await p7.goto(`${origin}/index.html`);
+    await p7.waitForFunction(() => window.wasmBindings, null, { timeout: 60000 });
+    await p7.waitForTimeout(1500);
+    const start = await p7.evaluate(() => performance.now());
+    const height = await p7.evaluate(() => document.documentElement.scrollHeight);
+    for (let y = 0; y < height; y += 400) {
+      await p7.evaluate((y) => window.scrollTo(0, y), y);
+      await p7.waitForTimeout(500);
+    }
+    const tasks = await p7.evaluate((start) => window.longTasks.filter(([t]) => t >= start).map(([, d]) => d), start);
+    await p7.close();
+    const worst = Math.max(0, ...tasks);
+    assert(worst <= 200, `a ${worst.toFixed(0)} ms task while scrolling`);
+    return `${tasks.length} tasks over 50 ms, the longest ${worst.toFixed(0)} ms`;
+  });
+
+  if (!webgpu) {
     await t.check('accessibility (axe-core) and layout at 1280 and 375 px, light and dark', async () => {
       const axe = path.resolve(here, 'node_modules/axe-core/axe.min.js');
       const counts = {};
