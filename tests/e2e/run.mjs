@@ -307,6 +307,16 @@ for (const webgpu of [true, false]) {
     await page.waitForTimeout(400);
     const after = await field.screenshot();
     assert(!before.equals(after), 'hovering did not change the field figure');
+    // The same probe from the keyboard.
+    await page.mouse.move(0, 0);
+    await page.waitForTimeout(300);
+    const unprobed = await field.screenshot();
+    await field.focus();
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowUp');
+    await page.waitForTimeout(400);
+    assert(!unprobed.equals(await field.screenshot()), 'arrow keys did not move the probe point');
+    await page.keyboard.press('Escape');
     await page.locator('#vf-t').fill('0.99');
     await page.waitForTimeout(1500);
     await field.screenshot({ path: path.join(out, `velocity-field-${mode}.png`) });
@@ -419,7 +429,8 @@ for (const webgpu of [true, false]) {
         try {
           const body = await r.body();
           transferred += body.length;
-          files.push(`${new URL(r.url()).pathname} ${body.length}`);
+          const url = new URL(r.url());
+          files.push(`${url.origin === origin ? url.pathname : url.href} ${body.length}`);
         } catch { /* redirects have no body */ }
       });
       const t0 = Date.now();
@@ -434,6 +445,8 @@ for (const webgpu of [true, false]) {
       const digits = files.some((f) => f.includes('digits.bin'));
       await p6.close();
       assert(!digits, 'the first screen downloaded the digits');
+      const foreign = files.filter((f) => !f.startsWith('/'));
+      assert(foreign.length === 0, `requests to other origins: ${foreign}`);
       assert(gz < 1_000_000, `wasm gzip ${gz} bytes`);
       return `wasm ${wasm.length} B raw, ${gz} B gzip; first screen ${transferred} B in ${files.length} files (uncompressed); first figure drawn after ${firstFigure} ms`;
     });

@@ -196,6 +196,39 @@ impl VelocityField {
                 }
             }
         })?;
+        // From the keyboard: the canvas takes focus, arrows move the probe point whose weights
+        // are shown, Enter adds it as a training point under "Your points", Escape hides it.
+        canvas.set_attribute("tabindex", "0")?;
+        let label = canvas.get_attribute("aria-label").unwrap_or_default();
+        canvas.set_attribute(
+            "aria-label",
+            &format!("{label}. Arrow keys move a probe point that shows the weights; Enter adds it as a training point when the data set is Your points; Escape hides it."),
+        )?;
+        let s = state.clone();
+        listeners.on(&canvas, "keydown", move |e| {
+            let Some(key) =
+                wasm_bindgen::JsCast::dyn_ref::<web_sys::KeyboardEvent>(&e).map(|k| k.key())
+            else {
+                return;
+            };
+            let mut s = s.borrow_mut();
+            let at = s.hover.unwrap_or((0.0, 0.0));
+            let step = 0.1;
+            match key.as_str() {
+                "ArrowLeft" => s.hover = Some(((at.0 - step).max(-3.2), at.1)),
+                "ArrowRight" => s.hover = Some(((at.0 + step).min(3.2), at.1)),
+                "ArrowUp" => s.hover = Some((at.0, (at.1 + step).min(3.2))),
+                "ArrowDown" => s.hover = Some((at.0, (at.1 - step).max(-3.2))),
+                "Escape" => s.hover = None,
+                "Enter" if s.dataset == CUSTOM && s.custom.len() < 2 * 2000 => {
+                    s.custom.extend([at.0, at.1]);
+                    s.regenerate();
+                }
+                _ => return,
+            }
+            e.prevent_default();
+            s.needs_draw = true;
+        })?;
         Ok(VelocityField {
             state,
             _listeners: listeners,
