@@ -21,6 +21,8 @@ export const FIGURES = {
   'hybrid-tau': ['tau'],
 };
 const SETTINGS = [...new Set(Object.values(FIGURES).flat())];
+// theme="light" or "dark" pins the figure's colours; without it they follow the reader.
+const THEMES = ['light', 'dark'];
 
 let module;
 function load() {
@@ -41,12 +43,13 @@ function load() {
 }
 
 class FmFigure extends HTMLElement {
-  static observedAttributes = ['name', ...SETTINGS];
+  static observedAttributes = ['name', 'theme', ...SETTINGS];
 
   async connectedCallback() {
     if (this.handle || this.mounting) return;
     this.mounting = true;
     this.classList.add('figure-root');
+    this.applyTheme(this.getAttribute('theme'));
     this.setAttribute('role', 'figure');
     const name = this.getAttribute('name') ?? '';
     try {
@@ -69,8 +72,11 @@ class FmFigure extends HTMLElement {
   }
 
   attributeChangedCallback(key, old, value) {
+    if (key === 'theme' && old !== value) return this.applyTheme(value);
     if (!this.handle || value === null || old === value) return;
-    if (key === 'name') {
+    if (key === 'theme') {
+      this.applyTheme(value);
+    } else if (key === 'name') {
       this.handle.remove();
       this.handle = undefined;
       this.connectedCallback();
@@ -92,6 +98,24 @@ class FmFigure extends HTMLElement {
       }
       p.textContent = `Attribute ${key}: ${e.message}`;
     }
+  }
+
+  applyTheme(value) {
+    if (value === null || value === 'auto') {
+      // (this.dataset is the figure's `dataset` setting here, so plain attributes.)
+      this.removeAttribute('data-theme');
+    } else if (THEMES.includes(value)) {
+      this.setAttribute('data-theme', value);
+      this.querySelector(':scope > .fm-theme-error')?.remove();
+    } else {
+      const p = document.createElement('p');
+      p.className = 'figure-status figure-error fm-theme-error';
+      p.textContent = `Attribute theme: must be one of auto, light, dark, got "${value}"`;
+      this.append(p);
+      return;
+    }
+    // Redraw in the new colours.
+    if (this.handle) this.handle.redraw();
   }
 
   fail(message) {

@@ -20,15 +20,27 @@ pub mod palette {
 
     thread_local! {
         static DARK: Cell<bool> = const { Cell::new(false) };
+        /// A theme forced for the drawing in progress (a figure with its own theme).
+        static FORCED: Cell<Option<bool>> = const { Cell::new(None) };
     }
 
-    /// Draw light-on-dark from now on (or not).
+    /// Draw light-on-dark from now on (or not): the reader's preference.
     pub fn set_dark(dark: bool) {
         DARK.with(|d| d.set(dark));
     }
 
     pub fn is_dark() -> bool {
-        DARK.with(Cell::get)
+        FORCED
+            .with(Cell::get)
+            .unwrap_or_else(|| DARK.with(Cell::get))
+    }
+
+    /// Runs `draw` in the given theme (None: the reader's preference).
+    pub fn with_theme<T>(dark: Option<bool>, draw: impl FnOnce() -> T) -> T {
+        let before = FORCED.with(|f| f.replace(dark));
+        let out = draw();
+        FORCED.with(|f| f.set(before));
+        out
     }
 
     fn pick(light: RGBColor, dark: RGBColor) -> RGBColor {

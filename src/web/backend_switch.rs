@@ -165,6 +165,25 @@ where
     F: for<'b> FnOnce(&DrawingArea<AnyBackend<'b>, Shift>) -> Result<(), E>,
     E: std::fmt::Debug,
 {
+    // A figure inside an element with data-theme="light" or "dark" keeps that theme.
+    let forced = canvas
+        .closest("[data-theme]")
+        .ok()
+        .flatten()
+        .and_then(|e| e.get_attribute("data-theme"))
+        .and_then(|t| match t.as_str() {
+            "dark" => Some(true),
+            "light" => Some(false),
+            _ => None,
+        });
+    crate::charts::palette::with_theme(forced, || render(canvas, chart))
+}
+
+fn render<F, E>(canvas: &HtmlCanvasElement, chart: F) -> Result<(), wasm_bindgen::JsValue>
+where
+    F: for<'b> FnOnce(&DrawingArea<AnyBackend<'b>, Shift>) -> Result<(), E>,
+    E: std::fmt::Debug,
+{
     if CAPTURE.with(|c| c.borrow().is_some()) {
         let mut svg = String::new();
         {

@@ -114,6 +114,11 @@ impl FigureHandle {
         settings(&self.root).iter().map(describe).collect()
     }
 
+    /// Draws the figure again now (after its theme changed).
+    pub fn redraw(&self) {
+        redraw_now(&self.root);
+    }
+
     /// Stops the figure (the element left the page).
     pub fn remove(&self) {
         OBSERVER.with(|o| {

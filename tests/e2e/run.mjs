@@ -411,6 +411,14 @@ for (const webgpu of [true, false]) {
     await p3.evaluate(() => document.querySelector('#field').setAttribute('t', '0.5'));
     assert(await p3.locator('#field .fm-setting-error').count() === 0, 'a valid value left the error up');
     assert(await p3.inputValue('#hybrid input[data-setting=tau]') === '0.6', 'tau attribute ignored');
+    const corner = () => p3.evaluate(() => Array.from(document.querySelector('#field canvas').getContext('2d').getImageData(2, 2, 1, 1).data.slice(0, 3)));
+    await p3.evaluate(() => document.querySelector('#field').setAttribute('theme', 'dark'));
+    await p3.waitForTimeout(300);
+    const dark = await corner();
+    await p3.evaluate(() => document.querySelector('#field').setAttribute('theme', 'light'));
+    await p3.waitForTimeout(300);
+    const light = await corner();
+    assert(Math.max(...dark) < 60 && Math.min(...light) > 240, `theme: dark ${dark}, light ${light}`);
     await p3.screenshot({ path: path.join(out, `embed-example-${mode}.png`), fullPage: true });
     assert(errors3.length === 0, `console errors: ${errors3.join('\n')}`);
     await p3.close();
