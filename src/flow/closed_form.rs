@@ -76,6 +76,10 @@ pub fn closed_form_velocity(data: &[f32], dim: usize, points: &[f32], t: f32) ->
 /// streams through memory m / QUERY_BLOCK times instead of m times.
 const QUERY_BLOCK: usize = 4;
 
+/// Softmax exponents more than this below the maximum are dropped: e^-30 ~ 1e-13 of the
+/// largest weight.
+const NEGLIGIBLE: f32 = 30.0;
+
 /// u*(x_q, t_q) for every row of `points`, each at its own time `times[q]` in [0, 1).
 pub fn closed_form_velocity_at(
     data: &[f32],
@@ -104,7 +108,10 @@ pub fn closed_form_velocity_at(
                 .fold(f32::NEG_INFINITY, f32::max);
             let mut sum = 0.0f32;
             for i in 0..n {
-                let w = (weights[i * q + j] - max).exp();
+                let d = weights[i * q + j] - max;
+                // Below e^-NEGLIGIBLE of the largest weight a point cannot matter (even 10^6 of
+                // them add 1e-7 relative), so it is dropped and skipped below.
+                let w = if d < -NEGLIGIBLE { 0.0 } else { d.exp() };
                 weights[i * q + j] = w;
                 sum += w;
             }
@@ -113,7 +120,7 @@ pub fn closed_form_velocity_at(
                 weights[i * q + j] *= inv_sum;
             }
         }
-        // u_j = (sum_i w_ij x_i - x_j) / (1 - t_j); points whose weight underflowed add nothing.
+        // u_j = (sum_i w_ij x_i - x_j) / (1 - t_j); dropped points add nothing.
         for (i, xi) in data.chunks_exact(dim).enumerate() {
             for (j, u) in us.chunks_exact_mut(dim).enumerate() {
                 let w = weights[i * q + j];

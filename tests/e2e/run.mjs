@@ -359,9 +359,17 @@ for (const webgpu of [true, false]) {
       assert(train < source, `training set ${train} vs source ${source}`);
     }
     await fig.getByRole('button', { name: 'Pause training' }).click();
-    await page.waitForTimeout(webgpu ? 6000 : 1500);
-    const paused = await step();
-    await page.waitForTimeout(webgpu ? 6000 : 1500);
+    // A chunk already running finishes (on SwiftShader that can take seconds while neighbouring
+    // figures compute); after that the step count must stay put.
+    const quiet = webgpu ? 4000 : 1500;
+    let paused = await step();
+    for (let k = 0; k < 20; k++) {
+      await page.waitForTimeout(quiet);
+      const now = await step();
+      if (now === paused) break;
+      paused = now;
+    }
+    await page.waitForTimeout(2 * quiet);
     assert(await step() === paused, 'training went on while paused');
     await fig.getByRole('button', { name: 'Reset' }).click();
     await page.waitForTimeout(300);
@@ -392,7 +400,7 @@ for (const webgpu of [true, false]) {
     await p3.locator('#hybrid').scrollIntoViewIfNeeded();
     await inked('#hybrid');
     const broken = await p3.locator('#broken .figure-error').textContent();
-    assert(/unknown figure "no-such-figure"; valid names: noise-to-data, velocity-field/.test(broken), `broken: ${broken}`);
+    assert(/unknown figure "no-such-figure"; valid names: noise-to-data, .*velocity-field, .*hybrid-tau/.test(broken), `broken: ${broken}`);
     assert(await p3.evaluate(() => document.querySelector('#field').t) === '0.8', 'the t attribute did not reach the figure');
     assert(await p3.inputValue('#field select[data-setting=dataset]') === 'spirals', 'dataset attribute ignored');
     const field = p3.locator('#field canvas');
