@@ -359,18 +359,12 @@ for (const webgpu of [true, false]) {
       assert(train < source, `training set ${train} vs source ${source}`);
     }
     await fig.getByRole('button', { name: 'Pause training' }).click();
-    // A chunk already running finishes (on SwiftShader that can take seconds while neighbouring
-    // figures compute); after that the step count must stay put.
-    const quiet = webgpu ? 4000 : 1500;
-    let paused = await step();
-    for (let k = 0; k < 20; k++) {
-      await page.waitForTimeout(quiet);
-      const now = await step();
-      if (now === paused) break;
-      paused = now;
-    }
-    await page.waitForTimeout(2 * quiet);
-    assert(await step() === paused, 'training went on while paused');
+    // A chunk already running finishes (seconds on SwiftShader); then the status says so.
+    const pausedAt = async () => Number((/^Paused at step (\d+)/.exec(await fig.locator('.figure-status').textContent()) ?? [0, -1])[1]);
+    await page.waitForFunction(() => /^Paused at step/.test(document.querySelector('[data-figure="cfm-vs-efm"] .figure-status').textContent), null, { timeout: 180000 });
+    const paused = await pausedAt();
+    await page.waitForTimeout(webgpu ? 8000 : 2000);
+    assert(await pausedAt() === paused && paused > 0, 'training went on while paused');
     await fig.getByRole('button', { name: 'Reset' }).click();
     await page.waitForTimeout(300);
     const cleared = await fig.locator('tbody tr').first().evaluate((tr) => tr.textContent);

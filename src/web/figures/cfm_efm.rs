@@ -383,6 +383,7 @@ impl Figure for CfmEfm {
     fn frame(&mut self, _now: f64) {
         let start = {
             let s = self.state.borrow();
+            s.pause.show_paused(&s.status, s.busy, s.steps(), MAX_STEPS);
             s.visible && !s.busy && !s.pause.paused && s.steps() < MAX_STEPS
         };
         if start {

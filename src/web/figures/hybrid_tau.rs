@@ -222,6 +222,7 @@ impl Figure for HybridTau {
     fn frame(&mut self, _now: f64) {
         let (train, next_tau) = {
             let s = self.state.borrow();
+            s.pause.show_paused(&s.status, s.busy, s.steps, MAX_STEPS);
             let train = s.visible && !s.busy && !s.pause.paused && s.steps < MAX_STEPS;
             let next = (s.steps >= MAX_STEPS && s.curve.len() < TAUS).then_some(s.curve.len());
             (train, next)

@@ -118,6 +118,16 @@ pub struct PauseToggle {
 }
 
 impl PauseToggle {
+    /// Once a paused run's last chunk has finished, says so in the status line (unless it shows
+    /// an error).
+    pub fn show_paused(&self, status: &Status, busy: bool, step: usize, max_steps: usize) {
+        if self.paused && !busy && step < max_steps && !status.is_error() {
+            status.set(&format!(
+                "Paused at step {step} of {max_steps}: Resume training continues."
+            ));
+        }
+    }
+
     /// Pauses (after an error, say), as the button would.
     pub fn stop(&mut self) {
         if !self.paused {
@@ -207,6 +217,10 @@ impl Status {
     /// The paragraph itself (to move it within the figure).
     pub fn element(&self) -> &HtmlElement {
         &self.0
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.0.class_name().contains("figure-error")
     }
 
     pub fn error(&self, text: &str) {

@@ -262,6 +262,7 @@ impl Figure for ModelCapacity {
     fn frame(&mut self, _now: f64) {
         let train = {
             let s = self.state.borrow();
+            s.pause.show_paused(&s.status, s.busy, s.steps, MAX_STEPS);
             s.visible && !s.busy && !s.pause.paused && s.steps < MAX_STEPS
         };
         if train {

@@ -220,6 +220,8 @@ impl Figure for NoiseToData {
     fn frame(&mut self, now: f64) {
         let start = {
             let s = self.state.borrow();
+            s.pause
+                .show_paused(&s.status, s.busy, s.losses.len(), MAX_STEPS);
             s.visible && !s.busy && !s.pause.paused && s.losses.len() < MAX_STEPS
         };
         if start {
