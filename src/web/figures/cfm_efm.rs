@@ -336,24 +336,38 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
             }
             (steps, params)
         };
-        // Sampling both networks is the longest CPU work here: one network per task turn.
+        // Sampling both networks is the longest CPU work here: a few Euler steps per task turn,
+        // so no task runs long while the reader scrolls.
         let (steps, params) = steps;
+        let (train, test) = {
+            let s = state.borrow();
+            (s.train.clone(), s.test.clone())
+        };
+        let dt = 1.0 / FLOW_STEPS as f32;
         for (k, p) in params.iter().enumerate() {
+            let mut x = Rng::new(7).normals(2 * PARTICLES);
+            for step in 0..FLOW_STEPS {
+                if step % 5 == 0 {
+                    yield_to_page().await;
+                    if state.borrow().generation != generation {
+                        state.borrow_mut().busy = false;
+                        return;
+                    }
+                }
+                x = sampler::euler_range(&x, step as f32 * dt, dt, 1, |x, t| {
+                    mlp::forward(&shape, p, x, &vec![t; x.len() / 2]).0
+                });
+            }
             yield_to_page().await;
+            let energy = metrics::energy_distance(&x, &test, 2);
+            let mean_nearest = metrics::mean_nearest_distance(&train, 2, &x);
             let mut s = state.borrow_mut();
             if s.generation != generation {
                 s.busy = false;
                 return;
             }
-            let x0 = Rng::new(7).normals(2 * PARTICLES);
-            let samples = sampler::euler(&x0, FLOW_STEPS, 0.0, |x, t| {
-                mlp::forward(&shape, p, x, &vec![t; x.len() / 2]).0
-            });
-            let energy = metrics::energy_distance(&samples, &s.test, 2);
-            let nearest = metrics::nearest_distances(&s.train, 2, &samples);
-            let mean_nearest = nearest.iter().sum::<f32>() / nearest.len() as f32;
             s.runs[k].metrics = Some((energy, mean_nearest));
-            s.runs[k].samples = Some(samples);
+            s.runs[k].samples = Some(x);
         }
         let mut s = state.borrow_mut();
         s.busy = false;

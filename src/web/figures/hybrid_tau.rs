@@ -21,6 +21,8 @@ const STEPS_PER_CHUNK: usize = 50;
 const PARTICLES: usize = 300;
 const FLOW_STEPS: usize = 40;
 const TAUS: usize = 11;
+/// Euler steps of the curve's samples computed per animation frame.
+const STEPS_PER_FRAME: usize = 8;
 
 struct State {
     plane: HtmlCanvasElement,
@@ -36,6 +38,8 @@ struct State {
     samples: Option<(f32, Vec<f32>)>,
     /// (tau, energy distance to the test set, mean distance to the nearest training point).
     curve: Vec<(f32, f32, f32)>,
+    /// The curve's next point in progress: (tau, positions, Euler steps done).
+    curve_samples: Option<(f32, Vec<f32>, usize)>,
     /// Bumped by Reset: a chunk in flight for an older run is dropped.
     run: u64,
     pause: PauseToggle,
@@ -51,6 +55,7 @@ impl State {
         self.params = None;
         self.samples = None;
         self.curve.clear();
+        self.curve_samples = None;
         self.run += 1;
         self.needs_draw = true;
     }
@@ -144,6 +149,7 @@ impl HybridTau {
             tau: 0.0,
             samples: None,
             curve: Vec::new(),
+            curve_samples: None,
             run: 0,
             pause,
             busy: false,
@@ -231,18 +237,37 @@ impl Figure for HybridTau {
             train_chunk(&self.state);
         }
         let mut s = self.state.borrow_mut();
-        // One tau per frame, so the page stays responsive while the curves fill in.
+        // A few Euler steps of the next tau's samples per frame, so no frame runs long while
+        // the curves fill in.
         if let (Some(k), Some(params)) = (next_tau, s.params.clone()) {
             let tau = k as f32 / (TAUS - 1) as f32;
-            let samples = s.sample(&params, tau);
-            let energy = metrics::energy_distance(&samples, &s.test, 2);
-            let nearest = metrics::nearest_distances(&s.train, 2, &samples);
-            let mean = nearest.iter().sum::<f32>() / nearest.len() as f32;
-            s.curve.push((tau, energy, mean));
-            if s.curve.len() == TAUS {
-                s.status.set("Done: drag τ. Small τ keeps the network's novelty; large τ copies the training points.");
+            let (mut x, done) = match s.curve_samples.take() {
+                Some((t, x, done)) if t == tau => (x, done),
+                _ => (Rng::new(21).normals(2 * PARTICLES), 0),
+            };
+            let dt = 1.0 / FLOW_STEPS as f32;
+            let end = (done + STEPS_PER_FRAME).min(FLOW_STEPS);
+            for step in done..end {
+                let t = step as f32 * dt;
+                x = sampler::euler_range(&x, t, dt, 1, |x, t| {
+                    if t < tau {
+                        crate::flow::closed_form_velocity(&s.train, 2, x, t)
+                    } else {
+                        mlp::forward(&s.shape, &params, x, &vec![t; x.len() / 2]).0
+                    }
+                });
             }
-            s.needs_draw = true;
+            if end < FLOW_STEPS {
+                s.curve_samples = Some((tau, x, end));
+            } else {
+                let energy = metrics::energy_distance(&x, &s.test, 2);
+                let mean = metrics::mean_nearest_distance(&s.train, 2, &x);
+                s.curve.push((tau, energy, mean));
+                if s.curve.len() == TAUS {
+                    s.status.set("Done: drag τ. Small τ keeps the network's novelty; large τ copies the training points.");
+                }
+                s.needs_draw = true;
+            }
         }
         if s.needs_draw {
             s.draw();
