@@ -33,6 +33,26 @@ pub fn squared_distance_scaled(x: &[f32], y: &[f32], t: f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// ||x - y||^2, vectorised like `squared_distance_scaled`.
+#[inline]
+fn squared_distance(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    for (a, b) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
+        for k in 0..8 {
+            let d = a[k] - b[k];
+            acc[k] += d * d;
+        }
+    }
+    let tail: f32 = x
+        .chunks_exact(8)
+        .remainder()
+        .iter()
+        .zip(y.chunks_exact(8).remainder())
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum();
+    acc.iter().sum::<f32>() + tail
+}
+
 /// 1 / (2 (1 - t)^2), the inverse of twice the variance of p_t(x | x_i).
 fn inverse_two_variance(t: f32) -> f32 {
     let s = 1.0 - t;
@@ -97,9 +117,27 @@ pub fn closed_form_velocity_at(
     {
         let q = ts.len();
         // Scores, point-major (weights[i * q + j] for query j), then a softmax per query.
-        for (i, xi) in data.chunks_exact(dim).enumerate() {
-            for (j, (x, &t)) in xs.chunks_exact(dim).zip(ts).enumerate() {
-                weights[i * q + j] = -squared_distance_scaled(x, xi, t) * inverse_two_variance(t);
+        let shared = ts.iter().all(|&t| t == ts[0]);
+        if shared && ts[0] == 0.0 {
+            // At t = 0 every training point is equally likely: uniform weights.
+            weights[..n * q].fill(0.0);
+        } else if shared {
+            // One t > 0 for the block: ||x - t x_i||^2 = t^2 ||x / t - x_i||^2, one multiply
+            // fewer per coordinate.
+            let t = ts[0];
+            let scale = t * t * inverse_two_variance(t);
+            let scaled: Vec<f32> = xs.iter().map(|v| v / t).collect();
+            for (i, xi) in data.chunks_exact(dim).enumerate() {
+                for (j, x) in scaled.chunks_exact(dim).enumerate() {
+                    weights[i * q + j] = -squared_distance(x, xi) * scale;
+                }
+            }
+        } else {
+            for (i, xi) in data.chunks_exact(dim).enumerate() {
+                for (j, (x, &t)) in xs.chunks_exact(dim).zip(ts).enumerate() {
+                    weights[i * q + j] =
+                        -squared_distance_scaled(x, xi, t) * inverse_two_variance(t);
+                }
             }
         }
         for j in 0..q {
