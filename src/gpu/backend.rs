@@ -103,6 +103,35 @@ impl Backend {
         }
     }
 
+    /// `cached` when a figure already holds its set on this backend, else `data` prepared now.
+    pub fn prepared(
+        &self,
+        cached: Option<std::rc::Rc<Prepared>>,
+        data: &[f32],
+        dim: usize,
+    ) -> Result<std::rc::Rc<Prepared>, GpuError> {
+        match cached {
+            Some(p) => Ok(p),
+            None => Ok(std::rc::Rc::new(self.prepare(data, dim)?)),
+        }
+    }
+
+    /// cos(u*(x_t, t), x1 - x0) for every query of `q` (flow::alignment), u* on this backend.
+    pub async fn alignment_cosines<P, F>(
+        &self,
+        set: &Prepared,
+        q: &flow::alignment::AlignmentQueries,
+        dim: usize,
+        pause: P,
+    ) -> Result<Vec<f32>, GpuError>
+    where
+        P: FnMut() -> F,
+        F: std::future::Future<Output = ()>,
+    {
+        let u = self.velocity_at(set, &q.points, &q.times, pause).await?;
+        Ok(flow::alignment::row_cosines(&u, &q.targets, dim))
+    }
+
     /// Euler from t0 to 1 in `steps` equal steps.
     pub async fn sample(
         &self,

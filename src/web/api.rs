@@ -148,10 +148,10 @@ pub async fn cosine_alignment(
     let backend = backend().await;
     let set = backend.prepare(&data, dim)?;
     let q = flow::alignment::alignment_queries(&data, dim, &times, pairs, seed);
-    let u = backend
-        .velocity_at(&set, &q.points, &q.times, super::shared::yield_to_page)
+    let cosines = backend
+        .alignment_cosines(&set, &q, dim, super::shared::yield_to_page)
         .await?;
-    Ok(to_js(&flow::alignment::row_cosines(&u, &q.targets, dim)))
+    Ok(to_js(&cosines))
 }
 
 /// The MNIST digits in [-1, 1]: { data: Float32Array (n x 784), dim: 784, n }.

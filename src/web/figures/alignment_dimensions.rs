@@ -119,15 +119,12 @@ fn compute_next(state: &Rc<RefCell<State>>, digits: Rc<DigitSet>) {
         let data = digits.pooled(factor);
         let t = k as f32 / TIMES as f32;
         let result = async {
-            let prepared = match prepared {
-                Some(p) => p,
-                None => Rc::new(backend.prepare(&data, dim)?),
-            };
+            let prepared = backend.prepared(prepared, &data, dim)?;
             let q = alignment::alignment_queries(&data, dim, &[t], PAIRS, SEED);
-            let u = backend
-                .velocity_at(&prepared, &q.points, &q.times, yield_to_page)
+            let cosines = backend
+                .alignment_cosines(&prepared, &q, dim, yield_to_page)
                 .await?;
-            Ok::<_, crate::gpu::GpuError>((prepared, alignment::row_cosines(&u, &q.targets, dim)))
+            Ok::<_, crate::gpu::GpuError>((prepared, cosines))
         }
         .await;
         let mut s = state.borrow_mut();

@@ -156,10 +156,7 @@ fn generate(state: &Rc<RefCell<State>>, digits: Rc<DigitSet>) {
         let backend = backend().await;
         let start = js_sys::Date::now();
         let result = async {
-            let prepared = match prepared {
-                Some(p) => p,
-                None => Rc::new(backend.prepare(&digits.full, PIXELS)?),
-            };
+            let prepared = backend.prepared(prepared, &digits.full, PIXELS)?;
             let dt = 1.0 / STEPS as f32;
             // One Euler step per task, so the page stays responsive on the CPU path.
             let mut path = Vec::with_capacity(STEPS * x0.len());

@@ -148,15 +148,12 @@ fn compute_next(state: &Rc<RefCell<State>>) {
         let backend = backend().await;
         let start = js_sys::Date::now();
         let result = async {
-            let prepared = match prepared {
-                Some(p) => p,
-                None => Rc::new(backend.prepare(&data, dim)?),
-            };
+            let prepared = backend.prepared(prepared, &data, dim)?;
             let q = alignment::alignment_queries(&data, dim, &[t_of(k)], PAIRS, SEED);
-            let u = backend
-                .velocity_at(&prepared, &q.points, &q.times, yield_to_page)
+            let cosines = backend
+                .alignment_cosines(&prepared, &q, dim, yield_to_page)
                 .await?;
-            Ok::<_, crate::gpu::GpuError>((prepared, alignment::row_cosines(&u, &q.targets, dim)))
+            Ok::<_, crate::gpu::GpuError>((prepared, cosines))
         }
         .await;
         let mut s = state.borrow_mut();

@@ -256,10 +256,7 @@ fn compute(state: &Rc<RefCell<State>>) {
             if data.is_empty() {
                 return Ok((None, Vec::new()));
             }
-            let prepared = match cached {
-                Some(p) => p,
-                None => Rc::new(backend.prepare(&data, 2)?),
-            };
+            let prepared = backend.prepared(cached, &data, 2)?;
             let u = backend
                 .velocity(&prepared, &grid(GRID_SIDE, 3.0), t)
                 .await?;
