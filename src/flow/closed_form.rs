@@ -33,26 +33,6 @@ pub fn squared_distance_scaled(x: &[f32], y: &[f32], t: f32) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// ||x - y||^2, vectorised like `squared_distance_scaled`.
-#[inline]
-fn squared_distance(x: &[f32], y: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    for (a, b) in x.chunks_exact(8).zip(y.chunks_exact(8)) {
-        for k in 0..8 {
-            let d = a[k] - b[k];
-            acc[k] += d * d;
-        }
-    }
-    let tail: f32 = x
-        .chunks_exact(8)
-        .remainder()
-        .iter()
-        .zip(y.chunks_exact(8).remainder())
-        .map(|(a, b)| (a - b) * (a - b))
-        .sum();
-    acc.iter().sum::<f32>() + tail
-}
-
 /// 1 / (2 (1 - t)^2), the inverse of twice the variance of p_t(x | x_i).
 fn inverse_two_variance(t: f32) -> f32 {
     let s = 1.0 - t;
@@ -89,94 +69,335 @@ pub fn posterior_weights(data: &[f32], dim: usize, x: &[f32], t: f32) -> Vec<f32
 
 /// u*(x, t) for every row of `points` (m x dim); returns m x dim. t must be in [0, 1).
 pub fn closed_form_velocity(data: &[f32], dim: usize, points: &[f32], t: f32) -> Vec<f32> {
-    closed_form_velocity_at(data, dim, points, &vec![t; points.len() / dim.max(1)])
+    ClosedForm::new(data, dim).velocity(points, t)
 }
 
 /// Queries handled together: each training point is read once per block, so the training set
 /// streams through memory m / QUERY_BLOCK times instead of m times.
 const QUERY_BLOCK: usize = 4;
 
+/// Training points per panel of the packed copy the scores are computed from.
+const PANEL: usize = 8;
+
 /// Softmax exponents more than this below the maximum are dropped: e^-30 ~ 1e-13 of the
 /// largest weight.
 const NEGLIGIBLE: f32 = 30.0;
 
-/// u*(x_q, t_q) for every row of `points`, each at its own time `times[q]` in [0, 1).
+/// Below this t the softmax exponents of different training points differ by less than f32
+/// resolves (about t |x| |x_i| / (1 - t)^2): the weights are uniform, as at t = 0.
+const UNIFORM_BELOW: f32 = 1e-12;
+
+/// The training points in panels of PANEL, coordinate-major inside a panel
+/// (`out[(i / PANEL) * dim * PANEL + k * PANEL + i % PANEL]` is coordinate k of point i), so
+/// one pass over a panel scores PANEL points against a block of queries with vector loads. The
+/// last panel is padded with zeros; its padding scores are never read.
+fn pack_panels(data: &[f32], dim: usize) -> Vec<f32> {
+    let n = data.len() / dim;
+    let mut out = vec![0.0f32; n.div_ceil(PANEL) * dim * PANEL];
+    for (i, xi) in data.chunks_exact(dim).enumerate() {
+        let base = (i / PANEL) * dim * PANEL + i % PANEL;
+        for (k, &v) in xi.iter().enumerate() {
+            out[base + k * PANEL] = v;
+        }
+    }
+    out
+}
+
+/// ||q_j - p_l||^2 for the QUERY_BLOCK queries (interleaved: `queries[k][j]`) and the PANEL
+/// points of one panel: a 4 x 8 tile of accumulators that stays in registers.
+#[inline]
+fn panel_distances(
+    panel: &[[f32; PANEL]],
+    queries: &[[f32; QUERY_BLOCK]],
+) -> [[f32; PANEL]; QUERY_BLOCK] {
+    let mut acc = [[0.0f32; PANEL]; QUERY_BLOCK];
+    for (p, q) in panel.iter().zip(queries) {
+        for j in 0..QUERY_BLOCK {
+            for l in 0..PANEL {
+                let d = q[j] - p[l];
+                acc[j][l] += d * d;
+            }
+        }
+    }
+    acc
+}
+
+/// acc[j * dim + k] += sum over the listed points of w[j] x_i[k], for coordinates
+/// k0 .. k0 + W: a QUERY_BLOCK x W tile of sums kept in registers across the points.
+#[inline]
+fn accumulate_slice<const W: usize>(
+    data: &[f32],
+    dim: usize,
+    points: &[(u32, [f32; QUERY_BLOCK])],
+    k0: usize,
+    acc: &mut [f32],
+) {
+    let mut tile = [[0.0f32; W]; QUERY_BLOCK];
+    for &(i, w) in points {
+        let start = i as usize * dim + k0;
+        let x: &[f32; W] = data[start..start + W].try_into().unwrap();
+        for j in 0..QUERY_BLOCK {
+            for l in 0..W {
+                tile[j][l] += w[j] * x[l];
+            }
+        }
+    }
+    for (j, row) in tile.iter().enumerate() {
+        for (a, v) in acc[j * dim + k0..][..W].iter_mut().zip(row) {
+            *a += v;
+        }
+    }
+}
+
+/// Up to this dimension the weighted sum keeps its tile of sums in registers and walks the
+/// points once per slice of 8 coordinates; above it, per-point loop overhead no longer
+/// dominates and one pass over each row (sums in L1) is faster.
+const TILED_SUM_MAX_DIM: usize = 64;
+
+/// acc (QUERY_BLOCK x dim, query-major) += sum over the listed points of w_j x_i.
+fn accumulate(data: &[f32], dim: usize, points: &[(u32, [f32; QUERY_BLOCK])], acc: &mut [f32]) {
+    if dim <= TILED_SUM_MAX_DIM {
+        let mut k0 = 0;
+        while k0 + 8 <= dim {
+            accumulate_slice::<8>(data, dim, points, k0, acc);
+            k0 += 8;
+        }
+        while k0 + 4 <= dim {
+            accumulate_slice::<4>(data, dim, points, k0, acc);
+            k0 += 4;
+        }
+        while k0 < dim {
+            accumulate_slice::<1>(data, dim, points, k0, acc);
+            k0 += 1;
+        }
+        return;
+    }
+    for &(i, w) in points {
+        let xi = &data[i as usize * dim..][..dim];
+        for (&wj, a) in w.iter().zip(acc.chunks_exact_mut(dim)) {
+            if wj != 0.0 {
+                for (s, &v) in a.iter_mut().zip(xi) {
+                    *s += wj * v;
+                }
+            }
+        }
+    }
+}
+
+/// The mean of the training points (u*(x, 0) = mean - x).
+fn data_mean(data: &[f32], dim: usize) -> Vec<f32> {
+    let n = data.len() / dim;
+    let mut mean = vec![0.0f64; dim];
+    for xi in data.chunks_exact(dim) {
+        for (m, &v) in mean.iter_mut().zip(xi) {
+            *m += v as f64;
+        }
+    }
+    mean.iter().map(|m| (m / n.max(1) as f64) as f32).collect()
+}
+
+/// A training set ready for closed-form queries: its rows (summed in the weighted average), a
+/// copy packed in panels (scored against the queries) and its mean (u* at t = 0). Build it once
+/// per training set; every query then reuses it.
+#[derive(Clone, Debug)]
+pub struct ClosedForm {
+    data: Vec<f32>,
+    dim: usize,
+    panels: Vec<f32>,
+    mean: Vec<f32>,
+}
+
+impl ClosedForm {
+    /// `data` is n x dim, row-major.
+    pub fn new(data: &[f32], dim: usize) -> ClosedForm {
+        let dim = dim.max(1);
+        let data = data[..data.len() / dim * dim].to_vec();
+        ClosedForm {
+            panels: pack_panels(&data, dim),
+            mean: data_mean(&data, dim),
+            data,
+            dim,
+        }
+    }
+
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// u*(x, t) for every row of `points` (m x dim); t in [0, 1).
+    pub fn velocity(&self, points: &[f32], t: f32) -> Vec<f32> {
+        self.velocity_at(points, &vec![t; points.len() / self.dim])
+    }
+
+    /// u*(x_q, t_q) for every row of `points`, each at its own time `times[q]` in [0, 1).
+    ///
+    /// Blocks of QUERY_BLOCK queries: their exponents against every panel of training points
+    /// (||x - t x_i||^2 = t^2 ||x / t - x_i||^2, so each query is divided by its t once), a
+    /// softmax per query that zeroes negligible weights, then the weighted sum over the points
+    /// that still carry weight. Memory is O(n) per block: never an n-by-m matrix.
+    pub fn velocity_at(&self, points: &[f32], times: &[f32]) -> Vec<f32> {
+        let (data, dim, panels) = (&self.data[..], self.dim, &self.panels[..]);
+        let mut out = vec![0.0f32; points.len()];
+        let n = data.len() / dim;
+        if n == 0 {
+            return out;
+        }
+        let padded = n.div_ceil(PANEL) * PANEL;
+        let mut scores = vec![0.0f32; QUERY_BLOCK * padded];
+        let mut queries = vec![[0.0f32; QUERY_BLOCK]; dim];
+        let mut acc = vec![0.0f32; QUERY_BLOCK * dim];
+        let mut carrying: Vec<(u32, [f32; QUERY_BLOCK])> = Vec::with_capacity(n);
+        for ((xs, ts), us) in points
+            .chunks(QUERY_BLOCK * dim)
+            .zip(times.chunks(QUERY_BLOCK))
+            .zip(out.chunks_mut(QUERY_BLOCK * dim))
+        {
+            let q = ts.len();
+            if ts.iter().all(|&t| t < UNIFORM_BELOW) {
+                // Every training point equally likely: u = mean - x, without scoring.
+                for (u, x) in us.chunks_exact_mut(dim).zip(xs.chunks_exact(dim)) {
+                    for ((a, m), b) in u.iter_mut().zip(&self.mean).zip(x) {
+                        *a = m - b;
+                    }
+                }
+                continue;
+            }
+            let mut scale = [0.0f32; QUERY_BLOCK];
+            for j in 0..QUERY_BLOCK {
+                let t = ts.get(j).copied().unwrap_or(0.0);
+                let uniform = t < UNIFORM_BELOW;
+                scale[j] = if uniform {
+                    0.0
+                } else {
+                    t * t * inverse_two_variance(t)
+                };
+                for (k, query) in queries.iter_mut().enumerate() {
+                    query[j] = if uniform { 0.0 } else { xs[j * dim + k] / t };
+                }
+            }
+            for (p, panel) in panels.chunks_exact(dim * PANEL).enumerate() {
+                let (panel, _) = panel.as_chunks::<PANEL>();
+                let d2 = panel_distances(panel, &queries);
+                for j in 0..QUERY_BLOCK {
+                    for l in 0..PANEL {
+                        scores[j * padded + p * PANEL + l] = -d2[j][l] * scale[j];
+                    }
+                }
+            }
+            for j in 0..QUERY_BLOCK {
+                let row = &mut scores[j * padded..j * padded + n];
+                if j < q {
+                    softmax_in_place(row);
+                } else {
+                    row.fill(0.0);
+                }
+            }
+            // Only the points some query of the block still weighs are summed.
+            carrying.clear();
+            for i in 0..n {
+                let w: [f32; QUERY_BLOCK] = std::array::from_fn(|j| scores[j * padded + i]);
+                if w.iter().any(|&v| v != 0.0) {
+                    carrying.push((i as u32, w));
+                }
+            }
+            acc.fill(0.0);
+            accumulate(data, dim, &carrying, &mut acc);
+            // u_j = (sum_i w_ij x_i - x_j) / (1 - t_j).
+            for (((u, x), &t), a) in us
+                .chunks_exact_mut(dim)
+                .zip(xs.chunks_exact(dim))
+                .zip(ts)
+                .zip(acc.chunks_exact(dim))
+            {
+                let inv_one_minus_t = 1.0 / (1.0 - t);
+                for ((o, b), s) in u.iter_mut().zip(x).zip(a) {
+                    *o = (s - b) * inv_one_minus_t;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// u*(x_q, t_q) for every row of `points`, each at its own time `times[q]` in [0, 1), for a
+/// training set used once (build a `ClosedForm` to query one set repeatedly).
 pub fn closed_form_velocity_at(
     data: &[f32],
     dim: usize,
     points: &[f32],
     times: &[f32],
 ) -> Vec<f32> {
-    let n = data.len() / dim;
-    let mut out = vec![0.0f32; points.len()];
-    let mut weights = vec![0.0f32; QUERY_BLOCK * n];
-    for ((xs, ts), us) in points
-        .chunks(QUERY_BLOCK * dim)
-        .zip(times.chunks(QUERY_BLOCK))
-        .zip(out.chunks_mut(QUERY_BLOCK * dim))
-    {
-        let q = ts.len();
-        // Scores, point-major (weights[i * q + j] for query j), then a softmax per query.
-        let shared = ts.iter().all(|&t| t == ts[0]);
-        if shared && ts[0] == 0.0 {
-            // At t = 0 every training point is equally likely: uniform weights.
-            weights[..n * q].fill(0.0);
-        } else if shared {
-            // One t > 0 for the block: ||x - t x_i||^2 = t^2 ||x / t - x_i||^2, one multiply
-            // fewer per coordinate.
-            let t = ts[0];
-            let scale = t * t * inverse_two_variance(t);
-            let scaled: Vec<f32> = xs.iter().map(|v| v / t).collect();
-            for (i, xi) in data.chunks_exact(dim).enumerate() {
-                for (j, x) in scaled.chunks_exact(dim).enumerate() {
-                    weights[i * q + j] = -squared_distance(x, xi) * scale;
-                }
-            }
-        } else {
-            for (i, xi) in data.chunks_exact(dim).enumerate() {
-                for (j, (x, &t)) in xs.chunks_exact(dim).zip(ts).enumerate() {
-                    weights[i * q + j] =
-                        -squared_distance_scaled(x, xi, t) * inverse_two_variance(t);
-                }
-            }
-        }
-        for j in 0..q {
-            let max = (0..n)
-                .map(|i| weights[i * q + j])
-                .fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0f32;
-            for i in 0..n {
-                let d = weights[i * q + j] - max;
-                // Below e^-NEGLIGIBLE of the largest weight a point cannot matter (even 10^6 of
-                // them add 1e-7 relative), so it is dropped and skipped below.
-                let w = if d < -NEGLIGIBLE { 0.0 } else { d.exp() };
-                weights[i * q + j] = w;
-                sum += w;
-            }
-            let inv_sum = 1.0 / sum;
-            for i in 0..n {
-                weights[i * q + j] *= inv_sum;
-            }
-        }
-        // u_j = (sum_i w_ij x_i - x_j) / (1 - t_j); dropped points add nothing.
-        for (i, xi) in data.chunks_exact(dim).enumerate() {
-            for (j, u) in us.chunks_exact_mut(dim).enumerate() {
-                let w = weights[i * q + j];
-                if w != 0.0 {
-                    for (a, b) in u.iter_mut().zip(xi) {
-                        *a += w * b;
-                    }
-                }
-            }
-        }
-        for ((u, x), &t) in us.chunks_exact_mut(dim).zip(xs.chunks_exact(dim)).zip(ts) {
-            let inv_one_minus_t = 1.0 / (1.0 - t);
-            for (a, b) in u.iter_mut().zip(x) {
-                *a = (*a - b) * inv_one_minus_t;
-            }
+    ClosedForm::new(data, dim).velocity_at(points, times)
+}
+
+/// Turns softmax exponents into weights summing to 1, in place. Exponents more than
+/// NEGLIGIBLE below the largest become exactly 0 (even 10^6 of them would add 1e-7 relative),
+/// so later passes can skip them. Branch-free with eight partial results, so it vectorises.
+fn softmax_in_place(row: &mut [f32]) {
+    let mut maxes = [f32::NEG_INFINITY; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    for c in chunks {
+        for k in 0..8 {
+            maxes[k] = if c[k] > maxes[k] { c[k] } else { maxes[k] };
         }
     }
-    out
+    let max = maxes.iter().fold(tail, |m, &v| m.max(v));
+    let mut sums = [0.0f32; 8];
+    let weight = |s: f32| {
+        let d = s - max;
+        if d < -NEGLIGIBLE {
+            0.0
+        } else {
+            exp_small(d)
+        }
+    };
+    let mut chunks = row.chunks_exact_mut(8);
+    for c in &mut chunks {
+        for k in 0..8 {
+            c[k] = weight(c[k]);
+            sums[k] += c[k];
+        }
+    }
+    let mut sum: f32 = sums.iter().sum();
+    for v in chunks.into_remainder() {
+        *v = weight(*v);
+        sum += *v;
+    }
+    let inv_sum = 1.0 / sum;
+    for v in row.iter_mut() {
+        *v *= inv_sum;
+    }
+}
+
+/// e^d for d <= 0 (clamped below -87), to about 2 ulp, with integer and float arithmetic
+/// only, so a loop of it vectorises (the library exp is a scalar call on wasm).
+/// e^d = 2^k e^f with k = round(d log2 e), f = d - k ln 2 (Cody-Waite: ln 2 in two parts, so f
+/// is exact), |f| <= ln2 / 2, e^f by its Taylor polynomial of degree 7.
+#[inline]
+fn exp_small(d: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    const LN2_HI: f32 = 0.693_145_75; // 16 significant bits: k LN2_HI is exact
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let d = d.max(-87.0);
+    let shifted = d * std::f32::consts::LOG2_E + MAGIC;
+    let kf = shifted - MAGIC;
+    let k = shifted.to_bits() as i32 - MAGIC.to_bits() as i32;
+    let f = (d - kf * LN2_HI) - kf * LN2_LO;
+    let p = 1.0
+        + f * (1.0
+            + f * (0.5
+                + f * (1.0 / 6.0
+                    + f * (1.0 / 24.0
+                        + f * (1.0 / 120.0 + f * (1.0 / 720.0 + f * (1.0 / 5040.0)))))));
+    p * f32::from_bits(((k + 127) as u32) << 23)
 }
 
 /// The same formula entirely in f64: the reference the f32 paths (CPU and GPU) are held to.
@@ -334,6 +555,74 @@ mod tests {
             let err = max_relative_error(&u, &r, dim);
             assert!(err < 1e-4, "t={t}: {err}");
         }
+    }
+
+    #[test]
+    fn exp_small_matches_f64_exp() {
+        let mut worst = 0.0f64;
+        for k in 0..=62_000 {
+            let d = -(k as f32) * 0.0005; // 0 .. -31
+            let want = (d as f64).exp();
+            worst = worst.max(((exp_small(d) as f64) - want).abs() / want);
+        }
+        assert!(worst < 5e-7, "worst relative error {worst:e}");
+        assert_eq!(exp_small(-200.0), (-87.0f64).exp() as f32 * 1.0);
+    }
+
+    #[test]
+    fn softmax_drops_only_negligible_weights() {
+        let mut row: Vec<f32> = (0..21).map(|i| -(i as f32) * 2.0).collect();
+        let want: Vec<f64> = {
+            let e: Vec<f64> = row.iter().map(|&v| (v as f64).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            e.iter().map(|v| v / sum).collect()
+        };
+        softmax_in_place(&mut row);
+        for (i, (&w, &r)) in row.iter().zip(&want).enumerate() {
+            if i * 2 > NEGLIGIBLE as usize {
+                assert_eq!(w, 0.0, "exponent -{}", 2 * i);
+            } else {
+                assert!(((w as f64) - r).abs() <= 1e-6 * r, "{i}: {w} vs {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn mixed_times_in_a_block_match_f64_reference() {
+        // n, dim and m not multiples of the panel, slice or block widths; each block mixes
+        // t = 0, a t below UNIFORM_BELOW and ordinary times.
+        let (n, dim, m) = (37, 13, 11);
+        let data = random(n * dim, 11);
+        let pts = random(m * dim, 12);
+        let times: Vec<f32> = (0..m)
+            .map(|q| [0.0, 1e-13, 0.2, 0.55, 0.9, 0.97][q % 6])
+            .collect();
+        let u = closed_form_velocity_at(&data, dim, &pts, &times);
+        for (q, &t) in times.iter().enumerate() {
+            let row = &pts[q * dim..(q + 1) * dim];
+            let r = closed_form_velocity_f64(&data, dim, row, t as f64);
+            let err = max_relative_error(&u[q * dim..(q + 1) * dim], &r, dim);
+            assert!(err < 1e-5, "query {q}, t = {t}: {err}");
+        }
+        // A set built once answers like the one-off function, query by query.
+        let set = ClosedForm::new(&data, dim);
+        for (q, &t) in times.iter().enumerate() {
+            let row = &pts[q * dim..(q + 1) * dim];
+            assert_eq!(
+                set.velocity(row, t),
+                closed_form_velocity(&data, dim, row, t)
+            );
+        }
+    }
+
+    #[test]
+    fn data_mean_is_the_velocity_target_at_t_zero_for_any_block_size() {
+        let (n, dim) = (1001, 3);
+        let data = random(n * dim, 13);
+        let pts = random(7 * dim, 14);
+        let u = closed_form_velocity(&data, dim, &pts, 0.0);
+        let r = closed_form_velocity_f64(&data, dim, &pts, 0.0);
+        assert!(max_relative_error(&u, &r, dim) < 1e-6);
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub enum Backend {
 /// A training set prepared for a backend (uploaded once, reused across calls).
 pub enum Prepared {
     Gpu(TrainingSet),
-    Cpu { data: Vec<f32>, dim: usize },
+    Cpu(flow::ClosedForm),
 }
 
 impl Backend {
@@ -49,10 +49,7 @@ impl Backend {
     pub fn prepare(&self, data: &[f32], dim: usize) -> Result<Prepared, GpuError> {
         Ok(match self {
             Backend::Gpu(b) => Prepared::Gpu(TrainingSet::upload(&b.gpu, data, dim)?),
-            Backend::Cpu { .. } => Prepared::Cpu {
-                data: data.to_vec(),
-                dim,
-            },
+            Backend::Cpu { .. } => Prepared::Cpu(flow::ClosedForm::new(data, dim)),
         })
     }
 
@@ -66,9 +63,7 @@ impl Backend {
             (Backend::Gpu(b), Prepared::Gpu(s)) => {
                 b.closed_form.velocity(&b.gpu, s, points, t).await
             }
-            (_, Prepared::Cpu { data, dim }) => {
-                Ok(flow::closed_form_velocity(data, *dim, points, t))
-            }
+            (_, Prepared::Cpu(set)) => Ok(set.velocity(points, t)),
             (Backend::Cpu { .. }, Prepared::Gpu(_)) => unreachable_mix(),
         }
     }
@@ -90,11 +85,14 @@ impl Backend {
             (Backend::Gpu(b), Prepared::Gpu(s)) => {
                 b.closed_form.velocity_at(&b.gpu, s, points, times).await
             }
-            (_, Prepared::Cpu { data, dim }) => {
-                let per_block = ((1usize << 25) / data.len().max(1)).max(4) / 4 * 4;
+            (_, Prepared::Cpu(set)) => {
+                let per_block = ((1usize << 25) / set.data().len().max(1)).max(4) / 4 * 4;
                 let mut out = Vec::with_capacity(points.len());
-                for (x, t) in points.chunks(per_block * dim).zip(times.chunks(per_block)) {
-                    out.extend(flow::closed_form_velocity_at(data, *dim, x, t));
+                for (x, t) in points
+                    .chunks(per_block * set.dim())
+                    .zip(times.chunks(per_block))
+                {
+                    out.extend(set.velocity_at(x, t));
                     pause().await;
                 }
                 Ok(out)
@@ -157,12 +155,12 @@ impl Backend {
             (Backend::Gpu(b), Prepared::Gpu(s)) => {
                 b.closed_form.euler(&b.gpu, s, x0, t_start, dt, steps).await
             }
-            (_, Prepared::Cpu { data, dim }) => Ok(flow::sampler::euler_range(
+            (_, Prepared::Cpu(set)) => Ok(flow::sampler::euler_range(
                 x0,
                 t_start,
                 dt,
                 steps,
-                |x, t| flow::closed_form_velocity(data, *dim, x, t),
+                |x, t| set.velocity(x, t),
             )),
             (Backend::Cpu { .. }, Prepared::Gpu(_)) => unreachable_mix(),
         }
@@ -183,14 +181,12 @@ impl Backend {
                     .trajectory(&b.gpu, s, x0, t_start, dt, steps)
                     .await
             }
-            (_, Prepared::Cpu { data, dim }) => {
+            (_, Prepared::Cpu(set)) => {
                 let mut x = x0.to_vec();
                 let mut frames = Vec::with_capacity(steps * x0.len());
                 for k in 0..steps {
                     let t = t_start + k as f32 * dt;
-                    x = flow::sampler::euler_range(&x, t, dt, 1, |x, t| {
-                        flow::closed_form_velocity(data, *dim, x, t)
-                    });
+                    x = flow::sampler::euler_range(&x, t, dt, 1, |x, t| set.velocity(x, t));
                     frames.extend_from_slice(&x);
                 }
                 Ok(frames)

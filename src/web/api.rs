@@ -149,7 +149,7 @@ pub async fn cosine_alignment(
     let set = backend.prepare(&data, dim)?;
     let q = flow::alignment::alignment_queries(&data, dim, &times, pairs, seed);
     let cosines = backend
-        .alignment_cosines(&set, &q, dim, super::shared::yield_to_page)
+        .alignment_cosines(&set, &q, dim, super::shared::pace)
         .await?;
     Ok(to_js(&cosines))
 }

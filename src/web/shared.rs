@@ -3,13 +3,14 @@
 
 use crate::gpu::Backend;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 type Pending = Shared<LocalBoxFuture<'static, Rc<Backend>>>;
 
 thread_local! {
     static BACKEND: RefCell<Option<Pending>> = const { RefCell::new(None) };
+    static LAST_TURN: Cell<f64> = const { Cell::new(f64::NEG_INFINITY) };
 }
 
 /// The page's backend; concurrent callers await the same acquisition.
@@ -60,4 +61,36 @@ pub async fn yield_to_page() {
         }
     });
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// Work between two turns that `pace` gives the page: well under one frame's budget of input
+/// latency, long enough that the turns themselves cost little.
+const PACE_MS: f64 = 25.0;
+
+fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or(0.0)
+}
+
+/// For long computations cut into small pieces: awaited after every piece, it gives the page a
+/// turn only once PACE_MS has passed since the last one, and that turn is a fresh task (a
+/// message to itself) rather than a timer, which browsers delay by 4 ms when nested.
+pub async fn pace() {
+    if now_ms() - LAST_TURN.get() < PACE_MS {
+        return;
+    }
+    match web_sys::MessageChannel::new() {
+        Ok(channel) => {
+            let promise = js_sys::Promise::new(&mut |resolve, _| {
+                channel.port1().set_onmessage(Some(&resolve));
+            });
+            let _ = channel.port2().post_message(&wasm_bindgen::JsValue::NULL);
+            let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+            channel.port1().set_onmessage(None);
+        }
+        Err(_) => yield_to_page().await,
+    }
+    LAST_TURN.set(now_ms());
 }

@@ -9,7 +9,7 @@ use crate::flow::{alignment, digits::POOLINGS};
 use crate::gpu::backend::Prepared;
 use crate::web::controls::{canvas, element, JsResult, Listeners};
 use crate::web::digits::DigitSet;
-use crate::web::shared::{backend, yield_to_page};
+use crate::web::shared::{backend, pace};
 use std::cell::RefCell;
 use std::rc::Rc;
 use web_sys::{Element, HtmlCanvasElement};
@@ -121,9 +121,7 @@ fn compute_next(state: &Rc<RefCell<State>>, digits: Rc<DigitSet>) {
         let result = async {
             let prepared = backend.prepared(prepared, &data, dim)?;
             let q = alignment::alignment_queries(&data, dim, &[t], PAIRS, SEED);
-            let cosines = backend
-                .alignment_cosines(&prepared, &q, dim, yield_to_page)
-                .await?;
+            let cosines = backend.alignment_cosines(&prepared, &q, dim, pace).await?;
             Ok::<_, crate::gpu::GpuError>((prepared, cosines))
         }
         .await;

@@ -8,7 +8,7 @@ use crate::charts::alignment::{draw_ridgelines, Ridge};
 use crate::flow::{alignment, metrics::Histogram, Dataset};
 use crate::gpu::backend::Prepared;
 use crate::web::controls::{JsResult, Listeners};
-use crate::web::shared::{backend, yield_to_page};
+use crate::web::shared::{backend, pace};
 use std::cell::RefCell;
 use std::rc::Rc;
 use web_sys::{Element, HtmlCanvasElement};
@@ -150,9 +150,7 @@ fn compute_next(state: &Rc<RefCell<State>>) {
         let result = async {
             let prepared = backend.prepared(prepared, &data, dim)?;
             let q = alignment::alignment_queries(&data, dim, &[t_of(k)], PAIRS, SEED);
-            let cosines = backend
-                .alignment_cosines(&prepared, &q, dim, yield_to_page)
-                .await?;
+            let cosines = backend.alignment_cosines(&prepared, &q, dim, pace).await?;
             Ok::<_, crate::gpu::GpuError>((prepared, cosines))
         }
         .await;
