@@ -11,9 +11,11 @@ pub struct GpuBackend {
 /// Where the work runs. Figures never care which.
 pub enum Backend {
     Gpu(Box<GpuBackend>),
-    /// The CPU path, with the reason the GPU was not used.
+    /// The CPU path, with the reason the GPU was not used; `software_gpu` when the browser had
+    /// a WebGPU adapter but a software one (slower than this path).
     Cpu {
         reason: String,
+        software_gpu: bool,
     },
 }
 
@@ -24,11 +26,13 @@ pub enum Prepared {
 }
 
 impl Backend {
-    /// The GPU backend if a device can be had, else the CPU with the reason.
-    pub async fn acquire() -> Backend {
-        match Gpu::request().await {
+    /// The GPU backend if a device can be had (on a software adapter only if
+    /// `accept_software`), else the CPU with the reason.
+    pub async fn acquire(accept_software: bool) -> Backend {
+        match Gpu::request(accept_software).await {
             Ok(gpu) => Backend::from_gpu(gpu),
             Err(e) => Backend::Cpu {
+                software_gpu: matches!(e, GpuError::SoftwareAdapter(_)),
                 reason: e.to_string(),
             },
         }

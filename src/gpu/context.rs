@@ -5,6 +5,10 @@
 pub enum GpuError {
     #[error("no WebGPU adapter is available ({0})")]
     NoAdapter(String),
+    #[error(
+        "the only WebGPU adapter is a software one ({0}), slower than the page's own CPU path"
+    )]
+    SoftwareAdapter(String),
     #[error("the WebGPU device could not be created: {0}")]
     Device(String),
     #[error("a GPU command failed: {0}")]
@@ -25,8 +29,11 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// Asks the platform for an adapter and a device with WebGPU's default limits.
-    pub async fn request() -> Result<Gpu, GpuError> {
+    /// Asks the platform for an adapter and a device with WebGPU's default limits. A software
+    /// adapter (the browser's fallback adapter, or llvmpipe natively) is refused unless
+    /// `accept_software`: it runs the kernels on the CPU, 10-100 times slower than the crate's
+    /// own CPU path (measured with SwiftShader), so it is only worth it to test the kernels.
+    pub async fn request(accept_software: bool) -> Result<Gpu, GpuError> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
@@ -36,6 +43,14 @@ impl Gpu {
             .await
             .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
+        if info.device_type == wgpu::DeviceType::Cpu && !accept_software {
+            let name = if info.name.is_empty() {
+                "fallback adapter".to_string()
+            } else {
+                info.name
+            };
+            return Err(GpuError::SoftwareAdapter(name));
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("fm-explainer device"),

@@ -59,7 +59,7 @@ pub async fn backend_name() -> String {
 #[wasm_bindgen(js_name = backendNote)]
 pub async fn backend_note() -> String {
     match &*backend().await {
-        crate::gpu::Backend::Cpu { reason } => reason.clone(),
+        crate::gpu::Backend::Cpu { reason, .. } => reason.clone(),
         crate::gpu::Backend::Gpu(_) => String::new(),
     }
 }

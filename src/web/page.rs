@@ -353,12 +353,23 @@ fn show_backend_note() {
                 };
                 note.set_text_content(Some(&text));
             }
-            Backend::Cpu { reason } => {
+            Backend::Cpu {
+                reason,
+                software_gpu,
+            } => {
                 note.set_class_name("backend-note backend-cpu");
-                note.set_text_content(Some(&format!(
-                    "WebGPU is not available in this browser ({reason}), so the figures compute \
-                     on the CPU in WebAssembly: the same results, more slowly."
-                )));
+                let text = if *software_gpu {
+                    "This browser's only WebGPU adapter is a software one that runs on the CPU, \
+                     so the figures compute in WebAssembly instead, which is faster here. Add \
+                     ?backend=webgpu to the address to use WebGPU anyway."
+                        .to_string()
+                } else {
+                    format!(
+                        "WebGPU is not available in this browser ({reason}), so the figures \
+                         compute on the CPU in WebAssembly: the same results, more slowly."
+                    )
+                };
+                note.set_text_content(Some(&text));
             }
         }
     });

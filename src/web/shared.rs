@@ -19,12 +19,14 @@ pub async fn backend() -> Rc<Backend> {
         cell.borrow_mut()
             .get_or_insert_with(|| {
                 async {
-                    let backend = if cpu_requested() {
+                    let requested = requested_backend();
+                    let backend = if requested.as_deref() == Some("cpu") {
                         Backend::Cpu {
                             reason: "the page asked for the CPU path with ?backend=cpu".into(),
+                            software_gpu: false,
                         }
                     } else {
-                        Backend::acquire().await
+                        Backend::acquire(requested.as_deref() == Some("webgpu")).await
                     };
                     if let Backend::Gpu(b) = &backend {
                         b.gpu.device.on_uncaptured_error(std::sync::Arc::new(|e| {
@@ -41,15 +43,15 @@ pub async fn backend() -> Rc<Backend> {
     pending.await
 }
 
-/// `?backend=cpu` in the page's address forces the CPU path (comparisons, benchmarks).
-fn cpu_requested() -> bool {
-    web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .is_some_and(|q| {
-            q.trim_start_matches('?')
-                .split('&')
-                .any(|p| p == "backend=cpu")
-        })
+/// `?backend=cpu` in the page's address forces the CPU path (comparisons, benchmarks);
+/// `?backend=webgpu` takes a WebGPU adapter even when it is a software one (testing the
+/// kernels in a browser without a GPU).
+fn requested_backend() -> Option<String> {
+    let query = web_sys::window()?.location().search().ok()?;
+    query
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|p| p.strip_prefix("backend=").map(str::to_string))
 }
 
 /// Gives the event loop a turn: long CPU work awaits this now and then so the page stays

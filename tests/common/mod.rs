@@ -1,10 +1,10 @@
-//! Shared by the native GPU tests: a device on whatever adapter this machine has (lavapipe on
-//! CI). Without one a test skips loudly; under CI=true it fails, so nothing passes unrun.
+//! Shared by the native GPU tests: a device on whatever adapter this machine has, software ones
+//! included (lavapipe on CI). Without one a test skips loudly; under CI=true it fails, so nothing passes unrun.
 
 use fm_explainer::gpu::Gpu;
 
 pub fn gpu() -> Option<Gpu> {
-    match pollster::block_on(Gpu::request()) {
+    match pollster::block_on(Gpu::request(true)) {
         Ok(gpu) => {
             eprintln!("GPU tests run on {} ({:?})", gpu.adapter, gpu.backend);
             Some(gpu)

@@ -88,7 +88,7 @@ const tfBody = (backend) => `
   return values.reduce((a, b) => a + Math.abs(b), 0);`;
 
 const rows = [];
-const gpuPage = await benchPage('');
+const gpuPage = await benchPage('?backend=webgpu');
 const cpuPage = await benchPage('?backend=cpu');
 const backendOf = (page) => page.evaluate(() => window.fm.backendName());
 console.log(`pages: ${await backendOf(gpuPage)} and ${await backendOf(cpuPage)}; n=${N} dim=${DIM} m=${M} t=${T}; median of ${RUNS}`);

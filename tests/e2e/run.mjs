@@ -20,7 +20,10 @@ for (const webgpu of [true, false]) {
   const mode = webgpu ? 'webgpu' : 'cpu';
   const t = suite(`browser tests (${mode})`);
   const browser = await launch({ webgpu });
-  const { page, errors } = await open(browser, `${origin}/index.html`);
+  // SwiftShader is a software adapter, which the page declines by default (its own CPU path is
+  // faster); the WebGPU runs ask for it explicitly.
+  const query = webgpu ? '?backend=webgpu' : '';
+  const { page, errors } = await open(browser, `${origin}/index.html${query}`);
   await page.addScriptTag({ path: reference });
   page.setDefaultTimeout(240000);
   // The API checks run with every figure hidden (so paused): no figure's work shares the device.
@@ -380,7 +383,7 @@ for (const webgpu of [true, false]) {
     const errors3 = [];
     p3.on('console', (m) => { if (m.type() === 'error') errors3.push(m.text()); });
     p3.on('pageerror', (e) => errors3.push(String(e)));
-    await p3.goto(`${origin}/embed-example.html`);
+    await p3.goto(`${origin}/embed-example.html${query}`);
     const inked = (sel) => p3.waitForFunction((sel) => {
       const canvases = [...document.querySelectorAll(`${sel} canvas`)];
       return canvases.length > 0 && canvases.every((c) => {
@@ -427,6 +430,22 @@ for (const webgpu of [true, false]) {
     return `2 figures drawn; error shown: "${broken.slice(0, 60)}…"`;
   });
 
+  if (webgpu) {
+    await t.check('by default a software WebGPU adapter is declined for the faster CPU path, and the note says so', async () => {
+      const p8 = await browser.newPage();
+      await p8.goto(`${origin}/index.html`);
+      await p8.waitForFunction(() => window.wasmBindings && window.wasmBindings.backendName, null, { timeout: 60000 });
+      const [name, reason] = await p8.evaluate(async () => [await window.wasmBindings.backendName(), await window.wasmBindings.backendNote()]);
+      await p8.waitForFunction(() => /backend-cpu/.test(document.getElementById('backend-note').className));
+      const note = await p8.textContent('#backend-note');
+      await p8.close();
+      assert(name === 'cpu', `backend on SwiftShader without ?backend=webgpu: ${name}`);
+      assert(/software/.test(reason), `reason: ${reason}`);
+      assert(/runs on the CPU/.test(note) && /\?backend=webgpu/.test(note) && !/not available/.test(note), `note: ${note}`);
+      return `note: "${note}"`;
+    });
+  }
+
   if (!webgpu) {
     await t.check('page weight and time to the first figure', async () => {
       const zlib = await import('node:zlib');
@@ -470,7 +489,7 @@ for (const webgpu of [true, false]) {
         for (const e of list.getEntries()) window.longTasks.push([e.startTime, e.duration]);
       }).observe({ type: 'longtask', buffered: true });
     });
-    await p7.goto(`${origin}/index.html`);
+    await p7.goto(`${origin}/index.html${query}`);
     await p7.waitForFunction(() => window.wasmBindings, null, { timeout: 60000 });
     await p7.waitForTimeout(1500);
     const start = await p7.evaluate(() => performance.now());
