@@ -3,7 +3,9 @@
 //   <script type="module" src="/path/to/embed.js"></script>
 //   <fm-figure name="velocity-field" dataset="spirals" t="0.8"></fm-figure>
 // Every other attribute is a setting of the figure (the same as its controls), readable and
-// writable as a property too (el.t = 0.5). All figures on a page share one GPU device.
+// writable as a property too (el.t = 0.5). All figures on a page share one GPU device. The
+// reader's changes are kept in the page's address (share="off" opts out); give the element an
+// id when two figures of the same name should be linked apart.
 const base = new URL('.', import.meta.url);
 
 // Settings by figure, as their controls define them (attribute = setting name).
@@ -59,6 +61,9 @@ class FmFigure extends HTMLElement {
         const value = this.getAttribute(key);
         if (value !== null) this.apply(key, value);
       }
+      // The reader's changes go into the page's address under the element's id (or the
+      // figure's name), and a link carrying them reopens the figure as it was left.
+      if (this.getAttribute('share') !== 'off') this.handle.link(this.id || name);
     } catch (e) {
       this.fail(e.message ?? String(e));
     } finally {

@@ -7,9 +7,16 @@ use web_sys::{Document, Element, HtmlElement, HtmlInputElement, HtmlSelectElemen
 
 pub type JsResult<T> = Result<T, JsValue>;
 
-/// Event closures of one figure.
+type Listener = (
+    web_sys::EventTarget,
+    String,
+    Closure<dyn FnMut(web_sys::Event)>,
+);
+
+/// Event listeners of one figure. Dropping them detaches them, so a removed figure leaves no
+/// callback behind on elements the page keeps.
 #[derive(Default)]
-pub struct Listeners(Vec<Closure<dyn FnMut(web_sys::Event)>>);
+pub struct Listeners(Vec<Listener>);
 
 impl Listeners {
     pub fn on(
@@ -20,8 +27,17 @@ impl Listeners {
     ) -> JsResult<()> {
         let closure = Closure::<dyn FnMut(web_sys::Event)>::new(f);
         target.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref())?;
-        self.0.push(closure);
+        self.0.push((target.clone(), event.to_string(), closure));
         Ok(())
+    }
+}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        for (target, event, closure) in &self.0 {
+            let _ =
+                target.remove_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
+        }
     }
 }
 

@@ -41,7 +41,8 @@ pub fn start() -> Result<(), JsValue> {
         match figures::create(&name, &root) {
             Ok(figure) => {
                 register(root.clone(), figure)?;
-                super::share::track(&name, &root)?;
+                super::share::add(&name, &root)?;
+                super::share::link(&name, &root)?;
             }
             Err(e) => show_error(&root, &e),
         }
@@ -93,7 +94,7 @@ pub fn mount_figure(root: Element, name: String) -> Result<FigureHandle, JsError
     let figure = figures::create(&name, &root)
         .map_err(|e| JsError::new(&e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
     register(root.clone(), figure).map_err(|e| JsError::new(&format!("{e:?}")))?;
-    super::share::download_button(&name, &root).map_err(|e| JsError::new(&format!("{e:?}")))?;
+    super::share::add(&name, &root).map_err(|e| JsError::new(&format!("{e:?}")))?;
     Ok(FigureHandle { root })
 }
 
@@ -114,6 +115,12 @@ impl FigureHandle {
         settings(&self.root).iter().map(describe).collect()
     }
 
+    /// Keeps the figure's settings in the page's address under `key` and applies those already
+    /// there (call it after the element's attributes are applied: a shared link wins).
+    pub fn link(&self, key: &str) -> Result<(), JsError> {
+        super::share::link(key, &self.root).map_err(|e| JsError::new(&format!("{e:?}")))
+    }
+
     /// Draws the figure again now (after its theme changed).
     pub fn redraw(&self) {
         redraw_now(&self.root);
@@ -127,6 +134,7 @@ impl FigureHandle {
             }
         });
         PAGE.with(|p| p.borrow_mut().figures.retain(|m| m.root != self.root));
+        super::share::forget(&self.root);
     }
 }
 

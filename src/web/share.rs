@@ -1,7 +1,8 @@
-//! Sharing what a reader sees: each article figure's settings live in the page's address
+//! Sharing what a reader sees: each linked figure's settings live in the page's address
 //! (`#velocity-field.t=0.8&dataset=spirals|hybrid-tau.tau=0.6`, only settings changed from their
 //! defaults), so a copied link reopens the figures as they were left; and each figure can be
-//! downloaded as PNG, as SVG and as CSV data.
+//! downloaded as PNG, as SVG and as CSV data. The article's figures are linked under their names,
+//! embedded ones under their element's id (or name).
 
 use super::controls::{document, element, JsResult, Listeners};
 use super::page::{apply_setting, control_value, settings};
@@ -10,16 +11,16 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::Element;
 
-/// An article figure and its settings' default values, as mounted.
+/// A figure on the page: its download buttons and, when it is linked, its key in the address
+/// (an article figure's name, or an embedded figure's id or name) and its settings' defaults.
 struct Shared {
-    name: String,
     root: Element,
-    defaults: Vec<(String, String)>,
+    linked: Option<(String, Vec<(String, String)>)>,
+    listeners: Listeners,
 }
 
 thread_local! {
     static FIGURES: RefCell<Vec<Shared>> = const { RefCell::new(Vec::new()) };
-    static LISTENERS: RefCell<Listeners> = RefCell::new(Listeners::default());
 }
 
 fn setting_values(root: &Element) -> Vec<(String, String)> {
@@ -34,18 +35,19 @@ fn setting_values(root: &Element) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The address fragment for every figure's changed settings.
+/// The address fragment for every linked figure's changed settings.
 fn encode() -> String {
     FIGURES.with(|f| {
         f.borrow()
             .iter()
             .filter_map(|s| {
+                let (key, defaults) = s.linked.as_ref()?;
                 let changed: Vec<String> = setting_values(&s.root)
                     .into_iter()
-                    .filter(|kv| !s.defaults.contains(kv))
+                    .filter(|kv| !defaults.contains(kv))
                     .map(|(k, v)| format!("{k}={}", String::from(js_sys::encode_uri_component(&v))))
                     .collect();
-                (!changed.is_empty()).then(|| format!("{}.{}", s.name, changed.join("&")))
+                (!changed.is_empty()).then(|| format!("{key}.{}", changed.join("&")))
             })
             .collect::<Vec<_>>()
             .join("|")
@@ -73,11 +75,47 @@ pub fn decode(hash: &str) -> Vec<(String, Vec<(String, String)>)> {
         .collect()
 }
 
+fn current_hash() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default()
+}
+
+/// Rewrites the address with every linked figure's changed settings, keeping the parts of the
+/// fragment that are not a linked figure's (a host page's own anchor, say).
 fn write_address() {
+    write_address_dropping(None);
+}
+
+/// `write_address`, also dropping the part under `dropped` (a figure that left the page).
+fn write_address_dropping(dropped: Option<&str>) {
     let Some(window) = web_sys::window() else {
         return;
     };
-    let hash = encode();
+    let mut keys: Vec<String> = FIGURES.with(|f| {
+        f.borrow()
+            .iter()
+            .filter_map(|s| s.linked.as_ref().map(|(k, _)| k.clone()))
+            .collect()
+    });
+    keys.extend(dropped.map(str::to_string));
+    let current = current_hash();
+    let mut parts: Vec<String> = current
+        .trim_start_matches('#')
+        .split('|')
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            !keys
+                .iter()
+                .any(|k| p.split_once('.').map(|(n, _)| n) == Some(k.as_str()))
+        })
+        .map(str::to_string)
+        .collect();
+    let ours = encode();
+    if !ours.is_empty() {
+        parts.push(ours);
+    }
+    let hash = parts.join("|");
     let location = window.location();
     let base = format!(
         "{}{}",
@@ -94,15 +132,28 @@ fn write_address() {
     }
 }
 
-/// Tracks an article figure: restores its settings from the address, keeps the address current
-/// as the reader changes them, and adds its download button.
-pub fn track(name: &str, root: &Element) -> JsResult<()> {
+/// Adds a figure's download buttons ("Download PNG", "Download SVG", "Download data (CSV)");
+/// `name` names the files.
+pub fn add(name: &str, root: &Element) -> JsResult<()> {
+    let mut listeners = Listeners::default();
+    download_buttons(name, root, &mut listeners)?;
+    FIGURES.with(|f| {
+        f.borrow_mut().push(Shared {
+            root: root.clone(),
+            linked: None,
+            listeners,
+        })
+    });
+    Ok(())
+}
+
+/// Links a figure added with `add` to the address under `key`: its current settings become the
+/// defaults, settings found in the address under `key` are applied now (a shared link reopens the
+/// figure as it was left), and every change is written back.
+pub fn link(key: &str, root: &Element) -> JsResult<()> {
     let defaults = setting_values(root);
-    let hash = web_sys::window()
-        .and_then(|w| w.location().hash().ok())
-        .unwrap_or_default();
-    for (figure, pairs) in decode(&hash) {
-        if figure == name {
+    for (figure, pairs) in decode(&current_hash()) {
+        if figure == key {
             for (k, v) in pairs {
                 if let Err(e) = apply_setting(root, &k, &v) {
                     web_sys::console::warn_1(&format!("link setting ignored: {e}").into());
@@ -110,20 +161,32 @@ pub fn track(name: &str, root: &Element) -> JsResult<()> {
             }
         }
     }
-    FIGURES.with(|f| {
-        f.borrow_mut().push(Shared {
-            name: name.to_string(),
-            root: root.clone(),
-            defaults,
-        })
-    });
-    LISTENERS.with(|l| -> JsResult<()> {
-        let mut l = l.borrow_mut();
-        l.on(root, "change", |_| write_address())?;
-        l.on(root, "input", |_| write_address())?;
+    FIGURES.with(|f| -> JsResult<()> {
+        let mut f = f.borrow_mut();
+        let Some(s) = f.iter_mut().find(|s| &s.root == root) else {
+            return Err("link: the figure was not added".into());
+        };
+        s.linked = Some((key.to_string(), defaults));
+        s.listeners.on(root, "change", |_| write_address())?;
+        s.listeners.on(root, "input", |_| write_address())?;
         Ok(())
-    })?;
-    download_button(name, root)
+    })
+}
+
+/// Forgets a removed figure: its listeners are detached and its settings leave the address.
+pub fn forget(root: &Element) {
+    let key = FIGURES.with(|f| {
+        let mut f = f.borrow_mut();
+        let key = f
+            .iter()
+            .find(|s| &s.root == root)
+            .and_then(|s| s.linked.as_ref().map(|(k, _)| k.clone()));
+        f.retain(|s| &s.root != root);
+        key
+    });
+    if let Some(key) = key {
+        write_address_dropping(Some(&key));
+    }
 }
 
 /// Saves a figure (root, name) as one file.
@@ -131,7 +194,7 @@ type Saver = fn(&Element, &str) -> JsResult<()>;
 
 /// "Download PNG" (the canvases side by side), "Download SVG" (the same charts drawn by the SVG
 /// backend) and "Download data (CSV)".
-pub(super) fn download_button(name: &str, root: &Element) -> JsResult<()> {
+fn download_buttons(name: &str, root: &Element, listeners: &mut Listeners) -> JsResult<()> {
     let bar = element("div", "figure-tools", root)?;
     let savers: [(&str, Saver); 3] = [
         ("Download PNG", save_png),
@@ -143,12 +206,10 @@ pub(super) fn download_button(name: &str, root: &Element) -> JsResult<()> {
         button.set_attribute("type", "button")?;
         button.set_text_content(Some(label));
         let (root, name) = (root.clone(), name.to_string());
-        LISTENERS.with(|l| {
-            l.borrow_mut().on(&button, "click", move |_| {
-                if let Err(e) = save(&root, &name) {
-                    web_sys::console::error_1(&e);
-                }
-            })
+        listeners.on(&button, "click", move |_| {
+            if let Err(e) = save(&root, &name) {
+                web_sys::console::error_1(&e);
+            }
         })?;
     }
     Ok(())

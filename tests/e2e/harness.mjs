@@ -77,3 +77,18 @@ export function suite(name) {
 export function assert(cond, message) {
   if (!cond) throw new Error(message);
 }
+
+/// Runs in the page: whether every element matching `selector` has canvases and each has ink
+/// (more than 1 in 200 sampled pixels away from white), i.e. the figure drew something.
+export function figuresInked(selector) {
+  const roots = [...document.querySelectorAll(selector)];
+  return roots.length > 0 && roots.every((r) => {
+    const canvases = [...r.querySelectorAll('canvas')];
+    return canvases.length > 0 && canvases.every((c) => {
+      const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let ink = 0;
+      for (let i = 0; i < px.length; i += 16) if (px[i] < 200 || px[i + 1] < 200 || px[i + 2] < 200) ink++;
+      return ink > px.length / 16 / 200;
+    });
+  });
+}

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, launch, open, suite, assert } from './harness.mjs';
+import { serve, launch, open, suite, assert, figuresInked } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(here, '../../dist');
@@ -270,18 +270,7 @@ for (const webgpu of [true, false]) {
       await f.scrollIntoViewIfNeeded();
       await page.waitForTimeout(1500);
     }
-    await page.waitForFunction(() => {
-      const roots = [...document.querySelectorAll('[data-figure]')];
-      return roots.every((r) => {
-        const canvases = [...r.querySelectorAll('canvas')];
-        return canvases.length > 0 && canvases.every((c) => {
-          const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-          let ink = 0;
-          for (let i = 0; i < px.length; i += 16) if (px[i] < 200 || px[i + 1] < 200 || px[i + 2] < 200) ink++;
-          return ink > px.length / 16 / 200;
-        });
-      });
-    }, null, { timeout: 120000 });
+    await page.waitForFunction(figuresInked, '[data-figure]', { timeout: 120000 });
     for (const name of ['noise-to-data', 'cfm-vs-efm', 'model-capacity', 'hybrid-tau']) {
       const labels = await page.$$eval(`[data-figure="${name}"] button`, (bs) => bs.map((x) => x.textContent));
       assert(labels.includes('Pause training') && labels.includes('Reset'), `${name} lacks pause/reset: ${labels}`);
@@ -384,15 +373,7 @@ for (const webgpu of [true, false]) {
     p3.on('console', (m) => { if (m.type() === 'error') errors3.push(m.text()); });
     p3.on('pageerror', (e) => errors3.push(String(e)));
     await p3.goto(`${origin}/embed-example.html${query}`);
-    const inked = (sel) => p3.waitForFunction((sel) => {
-      const canvases = [...document.querySelectorAll(`${sel} canvas`)];
-      return canvases.length > 0 && canvases.every((c) => {
-        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        let ink = 0;
-        for (let i = 0; i < px.length; i += 16) if (px[i] < 200 || px[i + 1] < 200 || px[i + 2] < 200) ink++;
-        return ink > px.length / 16 / 200;
-      });
-    }, sel, { timeout: 120000 });
+    const inked = (sel) => p3.waitForFunction(figuresInked, sel, { timeout: 120000 });
     await inked('#field');
     await p3.locator('#hybrid').scrollIntoViewIfNeeded();
     await inked('#hybrid');
@@ -577,6 +558,31 @@ for (const webgpu of [true, false]) {
       assert(lines.slice(1).every((l) => l.split(',').length === 5 && l.split(',').every((v) => Number.isFinite(Number(v)))), 'CSV values are not all numbers');
       await p5.close();
       return `address "${hash}"; PNG ${bytes.length} B, SVG ${svg.length} B, CSV ${lines.length - 1} rows`;
+    });
+  }
+
+  if (!webgpu) {
+    await t.check('embedded figures: a link restores them over their attributes, changes reach the address beside a foreign anchor, removal cleans up', async () => {
+      const p9 = await browser.newPage({ viewport: { width: 900, height: 1000 } });
+      const errors9 = [];
+      p9.on('pageerror', (e) => errors9.push(String(e)));
+      await p9.goto(`${origin}/embed-example.html#notes|field.t=0.42`);
+      await p9.waitForFunction(() => document.querySelector('#hybrid input[data-setting=tau]'), null, { timeout: 60000 });
+      await p9.waitForFunction(() => document.querySelector('#field input[data-setting=t]')?.value === '0.42', null, { timeout: 10000 })
+        .catch(async () => { throw new Error(`t = ${await p9.inputValue('#field input[data-setting=t]')} (attribute 0.8, link 0.42)`); });
+      await p9.locator('#hybrid input[data-setting=tau]').fill('0.3');
+      await p9.waitForTimeout(200);
+      const hash = decodeURIComponent(await p9.evaluate(() => location.hash));
+      assert(hash.startsWith('#notes|') && /field\.t=0\.42/.test(hash) && /hybrid\.tau=0\.3/.test(hash), `address: ${hash}`);
+      await p9.evaluate(() => document.querySelector('#field').remove());
+      await p9.waitForTimeout(100);
+      await p9.locator('#hybrid input[data-setting=tau]').fill('0.4');
+      await p9.waitForTimeout(200);
+      const after = decodeURIComponent(await p9.evaluate(() => location.hash));
+      assert(after.startsWith('#notes|') && /hybrid\.tau=0\.4/.test(after) && !/field\./.test(after), `address after removal: ${after}`);
+      assert(errors9.length === 0, `page errors: ${errors9.join('\n')}`);
+      await p9.close();
+      return `address "${hash}", then "${after}"`;
     });
   }
 
