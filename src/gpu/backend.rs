@@ -11,12 +11,22 @@ pub struct GpuBackend {
 /// Where the work runs. Figures never care which.
 pub enum Backend {
     Gpu(Box<GpuBackend>),
-    /// The CPU path, with the reason the GPU was not used; `software_gpu` when the browser had
-    /// a WebGPU adapter but a software one (slower than this path).
+    /// The CPU path: why, and the technical reason the GPU was not used.
     Cpu {
+        why: CpuWhy,
         reason: String,
-        software_gpu: bool,
     },
+}
+
+/// Why a page computes on the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuWhy {
+    /// The page's address asked for it (`?backend=cpu`).
+    Requested,
+    /// No WebGPU adapter or device could be had.
+    NoWebGpu,
+    /// The only adapter is a software one, slower than the CPU path.
+    SoftwareAdapter,
 }
 
 /// A training set prepared for a backend (uploaded once, reused across calls).
@@ -32,7 +42,11 @@ impl Backend {
         match Gpu::request(accept_software).await {
             Ok(gpu) => Backend::from_gpu(gpu),
             Err(e) => Backend::Cpu {
-                software_gpu: matches!(e, GpuError::SoftwareAdapter(_)),
+                why: if matches!(e, GpuError::SoftwareAdapter(_)) {
+                    CpuWhy::SoftwareAdapter
+                } else {
+                    CpuWhy::NoWebGpu
+                },
                 reason: e.to_string(),
             },
         }

@@ -5,6 +5,7 @@
 use super::controls::{document, JsResult};
 use super::figures::{self, Figure};
 use super::shared::backend;
+use crate::gpu::backend::CpuWhy;
 use crate::gpu::Backend;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -361,23 +362,29 @@ fn show_backend_note() {
                 };
                 note.set_text_content(Some(&text));
             }
-            Backend::Cpu {
-                reason,
-                software_gpu,
-            } => {
+            Backend::Cpu { why, reason } => {
                 note.set_class_name("backend-note backend-cpu");
-                let text = if *software_gpu {
-                    "This browser's only WebGPU adapter is a software one that runs on the CPU, \
-                     so the figures compute in WebAssembly instead, which is faster here. Add \
-                     ?backend=webgpu to the address to use WebGPU anyway."
-                        .to_string()
-                } else {
-                    format!(
-                        "WebGPU is not available in this browser ({reason}), so the figures \
-                         compute on the CPU in WebAssembly: the same results, more slowly."
-                    )
+                let text = match why {
+                    CpuWhy::SoftwareAdapter => {
+                        "This browser's only WebGPU adapter is a software one that runs on the \
+                         CPU, so the figures compute in WebAssembly instead, which is faster \
+                         here. Add ?backend=webgpu to the address to use WebGPU anyway."
+                    }
+                    CpuWhy::NoWebGpu => {
+                        "WebGPU is not available in this browser, so the figures compute on the \
+                         CPU in WebAssembly: the same results, more slowly."
+                    }
+                    CpuWhy::Requested => {
+                        "The address asks for the CPU path (?backend=cpu), so the figures compute \
+                         in WebAssembly."
+                    }
                 };
-                note.set_text_content(Some(&text));
+                note.set_text_content(Some(text));
+                // The technical detail (which backends the browser lacks) for whoever looks.
+                let _ = note.set_attribute("title", reason);
+                web_sys::console::info_1(
+                    &format!("fm-explainer computes on the CPU: {reason}").into(),
+                );
             }
         }
     });

@@ -22,8 +22,8 @@ pub async fn backend() -> Rc<Backend> {
                     let requested = requested_backend();
                     let backend = if requested.as_deref() == Some("cpu") {
                         Backend::Cpu {
+                            why: crate::gpu::backend::CpuWhy::Requested,
                             reason: "the page asked for the CPU path with ?backend=cpu".into(),
-                            software_gpu: false,
                         }
                     } else {
                         Backend::acquire(requested.as_deref() == Some("webgpu")).await

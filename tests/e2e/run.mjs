@@ -279,7 +279,11 @@ for (const webgpu of [true, false]) {
     assert(statusErrors.length === 0, `figure errors: ${statusErrors}`);
     const note = await page.textContent('#backend-note');
     if (webgpu) assert(/WebGPU/.test(note) && !/not available/.test(note), `note: ${note}`);
-    else assert(/WebGPU is not available/.test(note), `no fallback note: ${note}`);
+    else {
+      assert(/WebGPU is not available/.test(note) && !/adapter/.test(note), `fallback note: ${note}`);
+      const detail = await page.getAttribute('#backend-note', 'title');
+      assert(/adapter/.test(detail ?? ''), `the technical reason is not kept: ${detail}`);
+    }
     assert(await page.isVisible('#backend-note'), 'the backend note is hidden');
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.screenshot({ path: path.join(out, `article-${mode}.png`), fullPage: true });
