@@ -22,57 +22,125 @@ fn corrupt(why: String) -> FlowError {
     FlowError::Corrupt(why)
 }
 
-/// Inflates and checks the packed asset.
+/// Inflates and checks the packed asset in one go.
 pub fn unpack(compressed: &[u8]) -> Result<Digits, FlowError> {
-    let raw = miniz_oxide::inflate::decompress_to_vec(compressed).map_err(|e| {
-        corrupt(format!(
-            "the digits file is damaged ({:?}): a truncated download?",
-            e.status
-        ))
-    })?;
-    if raw.len() < 8 || &raw[..4] != MAGIC {
-        return Err(corrupt("the digits file has no FMD1 header".into()));
+    let mut unpacker = Unpacker::new(compressed);
+    while !unpacker.advance(usize::MAX)? {}
+    unpacker.finish()
+}
+
+/// Inflates the asset a slice at a time (`advance`), so that a page can give the reader turns
+/// in between: the 7.8 MB take tens of milliseconds.
+pub struct Unpacker<'a> {
+    input: &'a [u8],
+    consumed: usize,
+    state: Box<miniz_oxide::inflate::stream::InflateState>,
+    raw: Vec<u8>,
+    done: bool,
+}
+
+impl<'a> Unpacker<'a> {
+    pub fn new(compressed: &'a [u8]) -> Unpacker<'a> {
+        Unpacker {
+            input: compressed,
+            consumed: 0,
+            state: miniz_oxide::inflate::stream::InflateState::new_boxed(
+                miniz_oxide::DataFormat::Raw,
+            ),
+            raw: Vec::new(),
+            done: false,
+        }
     }
-    let n = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]) as usize;
-    let body = &raw[8..];
-    if body.len() != n * PIXELS {
-        return Err(corrupt(format!(
-            "the digits file holds {} bytes for {n} digits of {PIXELS} pixels",
-            body.len()
-        )));
+
+    /// Inflates up to `budget` more bytes; true once the stream has ended.
+    pub fn advance(&mut self, budget: usize) -> Result<bool, FlowError> {
+        use miniz_oxide::{MZError, MZFlush, MZStatus};
+        const SLICE: usize = 1 << 16;
+        let truncated =
+            || corrupt("the digits file is damaged (it ends early): a truncated download?".into());
+        let mut left = budget;
+        while !self.done && left > 0 {
+            let start = self.raw.len();
+            let room = SLICE.min(left);
+            self.raw.resize(start + room, 0);
+            let r = miniz_oxide::inflate::stream::inflate(
+                &mut self.state,
+                &self.input[self.consumed..],
+                &mut self.raw[start..],
+                MZFlush::None,
+            );
+            self.raw.truncate(start + r.bytes_written);
+            self.consumed += r.bytes_consumed;
+            left -= r.bytes_written.min(left);
+            match r.status {
+                Ok(MZStatus::StreamEnd) => self.done = true,
+                Ok(_) if r.bytes_written == 0 && r.bytes_consumed == 0 => return Err(truncated()),
+                Ok(_) => {}
+                Err(MZError::Buf) => return Err(truncated()),
+                Err(e) => {
+                    return Err(corrupt(format!(
+                        "the digits file is damaged ({e:?}): a truncated download?"
+                    )))
+                }
+            }
+        }
+        Ok(self.done)
     }
-    Ok(Digits {
-        n,
-        pixels: body.to_vec(),
-    })
+
+    /// The digits, once `advance` has returned true; checks the header and the size.
+    pub fn finish(self) -> Result<Digits, FlowError> {
+        if !self.done {
+            return Err(corrupt(
+                "the digits file was not inflated to its end".into(),
+            ));
+        }
+        let mut raw = self.raw;
+        if raw.len() < 8 || &raw[..4] != MAGIC {
+            return Err(corrupt("the digits file has no FMD1 header".into()));
+        }
+        let n = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]) as usize;
+        if raw.len() - 8 != n * PIXELS {
+            return Err(corrupt(format!(
+                "the digits file holds {} bytes for {n} digits of {PIXELS} pixels",
+                raw.len() - 8
+            )));
+        }
+        raw.drain(..8);
+        Ok(Digits { n, pixels: raw })
+    }
 }
 
 impl Digits {
     /// Every pixel in [-1, 1] (n x 784).
     pub fn signed(&self) -> Vec<f32> {
-        self.pixels
-            .iter()
-            .map(|&p| p as f32 * (2.0 / 255.0) - 1.0)
-            .collect()
+        self.pixels.iter().map(|&p| signed(p)).collect()
     }
 }
 
-/// Average pooling of square images (n x side^2) by `factor` (which divides side).
+/// A pixel byte (0 black .. 255 white) in [-1, 1].
+#[inline]
+pub fn signed(p: u8) -> f32 {
+    p as f32 * (2.0 / 255.0) - 1.0
+}
+
+/// Average pooling of square images (n x side^2) by `factor` (which divides side), one pass
+/// over the pixels in memory order.
 pub fn pool(images: &[f32], side: usize, factor: usize) -> Vec<f32> {
     let out_side = side / factor;
     let scale = 1.0 / (factor * factor) as f32;
-    let mut out = Vec::with_capacity(images.len() / (factor * factor));
-    for image in images.chunks_exact(side * side) {
-        for oy in 0..out_side {
-            for ox in 0..out_side {
-                let mut acc = 0.0;
-                for y in oy * factor..(oy + 1) * factor {
-                    for x in ox * factor..(ox + 1) * factor {
-                        acc += image[y * side + x];
-                    }
-                }
-                out.push(acc * scale);
+    let mut out = vec![0.0f32; images.len() / (factor * factor)];
+    for (image, dst) in images
+        .chunks_exact(side * side)
+        .zip(out.chunks_exact_mut(out_side * out_side))
+    {
+        for (y, row) in image.chunks_exact(side).enumerate() {
+            let pooled_row = &mut dst[(y / factor) * out_side..][..out_side];
+            for (o, group) in pooled_row.iter_mut().zip(row.chunks_exact(factor)) {
+                *o += group.iter().sum::<f32>();
             }
+        }
+        for v in dst.iter_mut() {
+            *v *= scale;
         }
     }
     out
@@ -104,9 +172,57 @@ mod tests {
         let p = pool(&s, SIDE, 2);
         let expect = (s[0] + s[1] + s[28] + s[29]) / 4.0;
         assert!((p[0] - expect).abs() < 1e-6);
+        // Every block of every resolution is the mean of its pixels.
+        for &(factor, _) in &POOLINGS {
+            let p = pool(&s, SIDE, factor);
+            let out_side = SIDE / factor;
+            for (img, (image, pooled)) in s
+                .chunks_exact(PIXELS)
+                .zip(p.chunks_exact(out_side * out_side))
+                .enumerate()
+            {
+                for (o, &v) in pooled.iter().enumerate() {
+                    let (oy, ox) = (o / out_side, o % out_side);
+                    let mut sum = 0.0f64;
+                    for y in oy * factor..(oy + 1) * factor {
+                        for x in ox * factor..(ox + 1) * factor {
+                            sum += image[y * SIDE + x] as f64;
+                        }
+                    }
+                    let want = sum / (factor * factor) as f64;
+                    assert!(
+                        (v as f64 - want).abs() < 1e-5,
+                        "image {img}, factor {factor}, block {o}"
+                    );
+                }
+            }
+        }
         // Pooling by the full side gives each image's mean.
         let mean = s[..PIXELS].iter().sum::<f32>() / PIXELS as f32;
         assert!((pool(&s, SIDE, 28)[0] - mean).abs() < 1e-5);
+    }
+
+    #[test]
+    fn slice_by_slice_gives_the_same_digits() {
+        let pixels: Vec<u8> = (0..5 * PIXELS).map(|i| (i * 7 % 251) as u8).collect();
+        let file = packed(5, &pixels);
+        let mut u = Unpacker::new(&file);
+        let mut calls = 0;
+        while !u.advance(1000).unwrap() {
+            calls += 1;
+        }
+        assert!(calls >= 3, "{calls} slices");
+        assert_eq!(u.finish().unwrap().pixels, pixels);
+        // A truncated file fails in some slice, never hangs.
+        let mut u = Unpacker::new(&file[..file.len() / 3]);
+        let err = loop {
+            match u.advance(1000) {
+                Ok(true) => panic!("a truncated file inflated to its end"),
+                Ok(false) => {}
+                Err(e) => break e,
+            }
+        };
+        assert!(err.to_string().contains("truncated"), "{err}");
     }
 
     #[test]

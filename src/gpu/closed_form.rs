@@ -99,13 +99,17 @@ impl TrainingSet {
             .chunks(rows * dim)
             .enumerate()
             .map(|(i, chunk)| {
-                let buffer = gpu
-                    .device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some(&format!("training set slice {i}")),
-                        contents: bytemuck::cast_slice(chunk),
-                        usage: wgpu::BufferUsages::STORAGE,
-                    });
+                // Written through the queue straight from wasm memory: one copy by the browser,
+                // where a buffer mapped at creation costs a second one in JS (tens of ms on the
+                // main thread for the 31 MB of the digits).
+                let bytes: &[u8] = bytemuck::cast_slice(chunk);
+                let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&format!("training set slice {i}")),
+                    size: bytes.len().max(4) as u64,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                gpu.queue.write_buffer(&buffer, 0, bytes);
                 (buffer, (chunk.len() / dim) as u32)
             })
             .collect();

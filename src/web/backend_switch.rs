@@ -125,12 +125,32 @@ impl DrawingBackend for AnyBackend<'_> {
         delegate!(self, b => b.draw_text(text, style, pos))
     }
 
+    /// Plotters measures text in the browser by adding a span to the page and reading its size,
+    /// which lays out the whole article each time (tens of ms per chart on a long page). The
+    /// same label in the same font always measures the same, so each is measured once.
     fn estimate_text_size<TStyle: BackendTextStyle>(
         &self,
         text: &str,
         style: &TStyle,
     ) -> Result<(u32, u32), DrawingErrorKind<AnyError>> {
-        delegate!(self, b => b.estimate_text_size(text, style))
+        let key = format!(
+            "{}|{}|{}|{text}",
+            style.family().as_str(),
+            style.style().as_str(),
+            style.size()
+        );
+        if let Some(size) = TEXT_SIZES.with(|m| m.borrow().get(&key).copied()) {
+            return Ok(size);
+        }
+        let size = delegate!(self, b => b.estimate_text_size(text, style))?;
+        TEXT_SIZES.with(|m| {
+            let mut m = m.borrow_mut();
+            if m.len() >= TEXT_SIZES_MAX {
+                m.clear();
+            }
+            m.insert(key, size);
+        });
+        Ok(size)
     }
 
     fn blit_bitmap(
@@ -143,7 +163,13 @@ impl DrawingBackend for AnyBackend<'_> {
     }
 }
 
+/// Text measurements kept before the cache starts afresh.
+const TEXT_SIZES_MAX: usize = 4096;
+
 thread_local! {
+    /// Measured text sizes by font and text.
+    static TEXT_SIZES: RefCell<std::collections::HashMap<String, (u32, u32)>> =
+        RefCell::new(std::collections::HashMap::new());
     /// While Some, `draw_on` renders SVG documents here instead of drawing on canvases.
     static CAPTURE: RefCell<Option<Vec<(HtmlCanvasElement, String)>>> = const { RefCell::new(None) };
 }

@@ -141,11 +141,21 @@ async fn fetch_digits(url: &str) -> Result<Rc<DigitSet>, String> {
             bytes.len()
         ));
     }
-    let set = digits::unpack(&bytes).map_err(|e| e.to_string())?;
+    // Inflated a megabyte at a time, with turns for the page in between.
+    let mut unpacker = digits::Unpacker::new(&bytes);
+    while !unpacker.advance(1 << 20).map_err(|e| e.to_string())? {
+        crate::web::shared::pace().await;
+    }
+    let set = unpacker.finish().map_err(|e| e.to_string())?;
     debug_assert_eq!(set.pixels.len(), set.n * PIXELS);
+    let mut full = Vec::with_capacity(set.pixels.len());
+    for chunk in set.pixels.chunks(1 << 20) {
+        full.extend(chunk.iter().map(|&p| digits::signed(p)));
+        crate::web::shared::pace().await;
+    }
     Ok(Rc::new(DigitSet {
         n: set.n,
-        full: set.signed(),
+        full,
         pooled: RefCell::new(Vec::new()),
     }))
 }

@@ -2,7 +2,7 @@
 //! trainer run one after another (each awaits the previous), so a page may fire them freely.
 
 use super::api::{float_array, number, optional_number};
-use super::shared::{backend, yield_to_page};
+use super::shared::{backend, pace};
 use crate::flow::{self, error as check, mlp, FlowError};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
@@ -177,7 +177,7 @@ impl Trainer {
                 let steps = steps?;
                 let losses = inner
                     .with_engine(async |engine: &mut Training| {
-                        Ok(backend().await.train(engine, steps, yield_to_page).await?)
+                        Ok(backend().await.train(engine, steps, pace).await?)
                     })
                     .await?;
                 Ok(Float32Array::from(&losses[..]))

@@ -262,7 +262,7 @@ pub async fn train_chunk(
         None => backend.training(shape, data, options)?,
     };
     let losses = backend
-        .train(&mut training, steps, super::shared::yield_to_page)
+        .train(&mut training, steps, super::shared::pace)
         .await?;
     let params = backend.parameters(&training).await?;
     Ok((training, losses, params))
