@@ -2,7 +2,9 @@
 //! segments, particles x_t = (1 - t) x0 + t x1 moving along them, and the marginal p_t formed by
 //! many such particles. A t slider (and Play); the source and the target can be any data set.
 
-use super::{dataset_options, draw_plane, two_panels, Figure, Later, Status, TwoPanels};
+use super::{
+    dataset_options, draw_plane, two_panels, Figure, Later, PlayButton, Status, TwoPanels,
+};
 use crate::charts::palette;
 use crate::charts::plane::{Dot, Scene, Segment};
 use crate::flow::{rng::Rng, Dataset};
@@ -10,7 +12,7 @@ use crate::web::controls::{button, select, JsResult, Listeners, Slider};
 use plotters::style::Color;
 use std::cell::RefCell;
 use std::rc::Rc;
-use web_sys::{Element, HtmlCanvasElement, HtmlElement};
+use web_sys::{Element, HtmlCanvasElement};
 
 const PAIRS: usize = 60;
 const MARGINAL: usize = 3000;
@@ -22,16 +24,14 @@ struct State {
     planes: [HtmlCanvasElement; 2],
     status: Status,
     t_slider: Slider,
-    play_button: HtmlElement,
+    play: PlayButton,
     source: String,
     target: String,
     /// MARGINAL pairs, x0 and x1 (the first PAIRS are drawn as segments).
     x0: Vec<f32>,
     x1: Vec<f32>,
     t: f64,
-    playing: bool,
     visible: bool,
-    last_now: Option<f64>,
     needs_draw: bool,
 }
 
@@ -48,13 +48,6 @@ impl State {
         self.x0 = sample(&self.source, MARGINAL, 3);
         self.x1 = sample(&self.target, MARGINAL, 4);
         self.needs_draw = true;
-    }
-
-    fn set_playing(&mut self, playing: bool) {
-        self.playing = playing;
-        self.last_now = None;
-        self.play_button
-            .set_text_content(Some(if playing { "Pause" } else { "Play" }));
     }
 
     fn draw(&mut self) {
@@ -184,7 +177,7 @@ impl ConditionalPaths {
             move |v| {
                 c.with(|s| {
                     s.t = v;
-                    s.set_playing(false);
+                    s.play.set(false);
                     s.needs_draw = true;
                 })
             },
@@ -192,8 +185,8 @@ impl ConditionalPaths {
         let c = cell.clone();
         let play_button = button(&panel, &mut listeners, "Play", move || {
             c.with(|s| {
-                let playing = !s.playing;
-                s.set_playing(playing);
+                let playing = !s.play.playing;
+                s.play.set(playing);
             })
         })?;
         status.set("Drag t, or press Play: each particle moves along its own segment, at constant speed x1 − x0.");
@@ -201,15 +194,13 @@ impl ConditionalPaths {
             planes: [left, right],
             status,
             t_slider,
-            play_button,
+            play: PlayButton::new(play_button),
             source: GAUSSIAN.into(),
             target: "moons".into(),
             x0: Vec::new(),
             x1: Vec::new(),
             t: 0.5,
-            playing: false,
             visible: false,
-            last_now: None,
             needs_draw: true,
         };
         state.resample();
@@ -239,12 +230,7 @@ impl Figure for ConditionalPaths {
 
     fn frame(&mut self, now: f64) {
         let mut s = self.state.borrow_mut();
-        if s.playing {
-            let dt = s
-                .last_now
-                .map_or(0.0, |last| (now - last) / 1000.0)
-                .min(0.1);
-            s.last_now = Some(now);
+        if let Some(dt) = s.play.tick(now) {
             s.t = (s.t + dt / PLAY_SECONDS) % 1.0;
             let t = s.t;
             s.t_slider.set((t * 100.0).round() / 100.0);
@@ -258,7 +244,7 @@ impl Figure for ConditionalPaths {
     fn set_visible(&mut self, visible: bool) {
         let mut s = self.state.borrow_mut();
         s.visible = visible;
-        s.last_now = None;
+        s.play.clock.reset();
         s.needs_draw = true;
     }
 }

@@ -3,7 +3,8 @@
 //! distances shows.
 
 use super::{
-    dataset_options, draw_histogram, draw_plane, two_panels, Figure, Later, Status, TwoPanels,
+    dataset_options, draw_histogram, draw_plane, two_panels, Figure, Later, PlayButton, Status,
+    TwoPanels,
 };
 use crate::charts::{histogram::HistogramView, scenes};
 use crate::flow::{metrics, rng::Rng, Dataset};
@@ -11,7 +12,7 @@ use crate::web::controls::{button, select, JsResult, Listeners, Slider};
 use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
-use web_sys::{Element, HtmlCanvasElement, HtmlElement};
+use web_sys::{Element, HtmlCanvasElement};
 
 const PARTICLES: usize = 800;
 const STEPS: usize = 100;
@@ -24,7 +25,7 @@ struct State {
     plane: HtmlCanvasElement,
     histogram: HtmlCanvasElement,
     status: Status,
-    play_button: HtmlElement,
+    play: PlayButton,
     t_slider: Slider,
     dataset: String,
     n: usize,
@@ -36,9 +37,7 @@ struct State {
     version: u64,
     computing: bool,
     t: f64,
-    playing: bool,
     visible: bool,
-    last_now: Option<f64>,
     hold: f64,
     needs_draw: bool,
 }
@@ -95,13 +94,6 @@ impl State {
         {
             self.status.error(&format!("{e:?}"));
         }
-    }
-
-    fn set_playing(&mut self, playing: bool) {
-        self.playing = playing;
-        self.last_now = None;
-        self.play_button
-            .set_text_content(Some(if playing { "Pause" } else { "Play" }));
     }
 }
 
@@ -168,7 +160,7 @@ impl Memorization {
             move |v| {
                 c.with(|s| {
                     s.t = v;
-                    s.set_playing(false);
+                    s.play.set(false);
                     s.needs_draw = true;
                 })
             },
@@ -176,11 +168,11 @@ impl Memorization {
         let c = cell.clone();
         let play_button = button(&panel, &mut listeners, "Pause", move || {
             c.with(|s| {
-                let playing = !s.playing;
+                let playing = !s.play.playing;
                 if playing && s.t >= 1.0 {
                     s.t = 0.0;
                 }
-                s.set_playing(playing);
+                s.play.set(playing);
             })
         })?;
         let c = cell.clone();
@@ -202,7 +194,7 @@ impl Memorization {
             plane,
             histogram,
             status,
-            play_button,
+            play: PlayButton::new(play_button),
             t_slider,
             dataset: "moons".into(),
             n: 50,
@@ -212,16 +204,14 @@ impl Memorization {
             version: 0,
             computing: false,
             t: 0.0,
-            playing: false,
             visible: false,
-            last_now: None,
             hold: 0.0,
             needs_draw: true,
         }));
         {
             let mut s = state.borrow_mut();
             s.restart();
-            s.set_playing(!reduced_motion);
+            s.play.set(!reduced_motion);
         }
         cell.set(&state);
         Ok(Memorization {
@@ -319,12 +309,7 @@ impl Figure for Memorization {
             integrate(&self.state);
         }
         let mut s = self.state.borrow_mut();
-        if s.playing {
-            let dt = s
-                .last_now
-                .map_or(0.0, |last| (now - last) / 1000.0)
-                .min(0.1);
-            s.last_now = Some(now);
+        if let Some(dt) = s.play.tick(now) {
             let available = s.frames.len().saturating_sub(1) as f64 / STEPS as f64;
             if s.t >= 1.0 {
                 s.hold += dt;
@@ -347,7 +332,7 @@ impl Figure for Memorization {
     fn set_visible(&mut self, visible: bool) {
         let mut s = self.state.borrow_mut();
         s.visible = visible;
-        s.last_now = None;
+        s.play.clock.reset();
         s.needs_draw = true;
     }
 }

@@ -110,6 +110,57 @@ impl<S> Later<S> {
     }
 }
 
+/// Seconds between a figure's animation frames: 0 for the first frame after a (re)start, so an
+/// animation resumes where it stopped, and at most a tenth of a second after a stall.
+#[derive(Default)]
+pub struct FrameClock {
+    last: Option<f64>,
+}
+
+impl FrameClock {
+    /// The seconds since the previous tick, `now` in milliseconds.
+    pub fn tick(&mut self, now: f64) -> f64 {
+        let dt = self.last.map_or(0.0, |last| (now - last) / 1000.0).min(0.1);
+        self.last = Some(now);
+        dt
+    }
+
+    /// Forgets the previous tick (the figure was hidden, or its animation paused).
+    pub fn reset(&mut self) {
+        self.last = None;
+    }
+}
+
+/// The Play / Pause button of a figure animated in t, with its frame clock.
+pub struct PlayButton {
+    button: HtmlElement,
+    pub playing: bool,
+    pub clock: FrameClock,
+}
+
+impl PlayButton {
+    /// Starts paused (call `set` to start playing).
+    pub fn new(button: HtmlElement) -> PlayButton {
+        PlayButton {
+            button,
+            playing: false,
+            clock: FrameClock::default(),
+        }
+    }
+
+    pub fn set(&mut self, playing: bool) {
+        self.playing = playing;
+        self.clock.reset();
+        self.button
+            .set_text_content(Some(if playing { "Pause" } else { "Play" }));
+    }
+
+    /// The seconds since the previous frame while playing; None while paused.
+    pub fn tick(&mut self, now: f64) -> Option<f64> {
+        self.playing.then(|| self.clock.tick(now))
+    }
+}
+
 /// The "Pause training" / "Resume training" button of a figure's background training; the
 /// figure keeps it in its state and checks `paused` before starting a chunk.
 pub struct PauseToggle {

@@ -1,7 +1,9 @@
 //! From noise to data: a small velocity network trains on two moons when the figure comes into
 //! view, with its progress shown, and particles from N(0, I) flow along the learned field.
 
-use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status, TwoPanels};
+use super::{
+    draw_on, draw_plane, two_panels, Figure, FrameClock, Later, PauseToggle, Status, TwoPanels,
+};
 use crate::charts::{curves, scenes};
 use crate::flow::{mlp, rng::Rng, Dataset};
 use crate::gpu::backend::Training;
@@ -33,7 +35,7 @@ struct State {
     visible: bool,
     reduced_motion: bool,
     phase: f64,
-    last_now: Option<f64>,
+    clock: FrameClock,
     /// Bumped by Reset: a chunk in flight for an older run is dropped.
     run: u64,
     needs_draw: bool,
@@ -129,7 +131,7 @@ impl NoiseToData {
             visible: false,
             reduced_motion,
             phase: 0.0,
-            last_now: None,
+            clock: FrameClock::default(),
             run: 0,
             needs_draw: true,
         }));
@@ -229,11 +231,7 @@ impl Figure for NoiseToData {
         }
         let mut s = self.state.borrow_mut();
         if !s.reduced_motion && !s.frames.is_empty() {
-            let dt = s
-                .last_now
-                .map_or(0.0, |last| (now - last) / 1000.0)
-                .min(0.1);
-            s.last_now = Some(now);
+            let dt = s.clock.tick(now);
             // Flow for LOOP_SECONDS, rest a third of that at t = 1, start again.
             s.phase = (s.phase + dt / LOOP_SECONDS) % 1.34;
             s.needs_draw = true;
@@ -246,7 +244,7 @@ impl Figure for NoiseToData {
     fn set_visible(&mut self, visible: bool) {
         let mut s = self.state.borrow_mut();
         s.visible = visible;
-        s.last_now = None;
+        s.clock.reset();
         s.needs_draw = true;
     }
 }
