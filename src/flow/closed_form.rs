@@ -39,31 +39,17 @@ fn inverse_two_variance(t: f32) -> f32 {
     1.0 / (2.0 * s * s)
 }
 
-/// Fills `weights` (length n) with lambda(x, t) and returns nothing; weights sum to 1.
-fn softmax_weights_into(data: &[f32], dim: usize, x: &[f32], t: f32, weights: &mut [f32]) {
-    let inv = inverse_two_variance(t);
-    let mut max = f32::NEG_INFINITY;
-    for (w, xi) in weights.iter_mut().zip(data.chunks_exact(dim)) {
-        *w = score(x, xi, t, inv);
-        max = max.max(*w);
-    }
-    let mut sum = 0.0f32;
-    for w in weights.iter_mut() {
-        *w = (*w - max).exp();
-        sum += *w;
-    }
-    let inv_sum = 1.0 / sum;
-    for w in weights.iter_mut() {
-        *w *= inv_sum;
-    }
-}
-
 /// lambda(x, t) for one point `x` (length dim): the posterior over which training point x_t
-/// came from. `data` is n x dim, row-major.
+/// came from. `data` is n x dim, row-major. Weights sum to 1; those below e^-NEGLIGIBLE of the
+/// largest are 0, as in the velocity.
 pub fn posterior_weights(data: &[f32], dim: usize, x: &[f32], t: f32) -> Vec<f32> {
     debug_assert_eq!(x.len(), dim);
-    let mut weights = vec![0.0; data.len() / dim];
-    softmax_weights_into(data, dim, x, t, &mut weights);
+    let inv = inverse_two_variance(t);
+    let mut weights: Vec<f32> = data
+        .chunks_exact(dim)
+        .map(|xi| score(x, xi, t, inv))
+        .collect();
+    softmax_in_place(&mut weights);
     weights
 }
 
