@@ -1,18 +1,27 @@
-// Closed-form flow-matching velocity as fused attention with an online softmax.
+// Closed-form flow-matching velocity, first pass: fused attention with an online softmax, split
+// over the training points as well as the queries (flash-decoding).
 //
-// queries x (m x dim), keys t * x_i, values x_i (one slice of the training set, n_slice x dim),
+// queries x (m x dim), keys t * x_i, values x_i (one slice of the training set),
 // score_i = -||x - t x_i||^2 / (2 (1 - t)^2), with one t for all queries or, with PER_QUERY_T,
 // each query's own t from `times` (the EFM training target: x_t at the batch's times).
 //
-// One workgroup owns TQ queries. It streams the slice's points in chunks of TK through workgroup
-// memory: a TQ x TK score tile (direct differences, tiled over dim in TD-wide strips), then the
-// running max / sum per query and the accumulator sum_i w_i x_i (kept in `out`, rows owned by this
-// workgroup) are rescaled and updated. Nothing of size m x n ever exists.
+// Workgroup (x, y) owns TQ queries (x) and one partial slot (y). A dispatch covers the points
+// [k_begin, k_end) of one slice; slot y takes its `span` points starting at k_begin + y * span and
+// streams them in chunks of TK through workgroup memory: a TQ x TK score tile (direct differences,
+// tiled over dim in TD-wide strips), then the slot's running max / sum per query and its weighted
+// sum sum_i w_i x_i (`partial`) are rescaled and updated. A slot carries its state from one
+// dispatch to the next (FIRST starts it), so any number of points and slices add up; the merge
+// pass (closed_form_merge.wgsl) then combines the slots with log-sum-exp weights. Nothing of size
+// m x n ever exists: the partials are slots x m x dim.
 //
-// The training set is processed as several dispatches, each over points [k_begin, k_end) of one
-// slice (a training set larger than one storage binding has several slices; short dispatches also
-// keep every one well under GPU watchdogs).
-// FIRST starts the accumulators, LAST turns them into the velocity (or into an Euler step).
+// What it relies on (WGSL memory model): every storage value this kernel reads that another
+// invocation wrote was written in an earlier dispatch (`state` and `partial` of earlier
+// dispatches, the merge's positions); within a dispatch each invocation reads back only storage
+// it wrote itself: invocation (tq, tk) owns query tq's `partial` entries at columns tk + 4 j of
+// every strip, in the accumulation and nowhere else, and invocation tq < TQ owns that query's
+// `state`. Workgroup memory is shared only across workgroupBarrier(), and every barrier sits in
+// uniform control flow: loop bounds and branches around barriers depend only on `params` and the
+// workgroup id.
 
 const TQ: u32 = 16u;
 const TK: u32 = 32u;
@@ -20,49 +29,78 @@ const TD: u32 = 64u;
 const WG: u32 = 64u;
 // Per thread: TK / (WG / TQ) = 8 scores of the tile.
 const KPT: u32 = 8u;
+// Row strides of the workgroup tiles, one word longer than a row so that the rows read at the
+// same time (same column, different rows) fall in different memory banks.
+const QS: u32 = 65u;  // TD + 1
+const KS: u32 = 65u;  // TD + 1
+const WS: u32 = 33u;  // TK + 1
 
 const FIRST: u32 = 1u;
-const LAST: u32 = 2u;
-const EULER: u32 = 4u;
 const PER_QUERY_T: u32 = 8u;
 
 struct Params {
     k_begin: u32,
     k_end: u32,
+    span: u32,
     dim: u32,
     m: u32,
     flags: u32,
     t: f32,
     dt: f32,
-    _pad: u32,
+    slots: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> data: array<f32>;
 @group(0) @binding(2) var<storage, read> queries: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-// Running (max, sum) per query, carried between slices.
+// (binding 3 is the merge pass's output)
+// Running (max, sum) per (slot, query).
 @group(0) @binding(4) var<storage, read_write> state: array<f32>;
 // Each query's t (read with PER_QUERY_T only).
 @group(0) @binding(5) var<storage, read> times: array<f32>;
+// Weighted sum of points per (slot, query): slots x m x dim.
+@group(0) @binding(6) var<storage, read_write> partial: array<f32>;
 
-var<workgroup> q_tile: array<f32, 1024>;  // TQ * TD
-var<workgroup> k_tile: array<f32, 2048>;  // TK * TD: points x_k
-var<workgroup> w_tile: array<f32, 512>;   // TQ * TK scores, then weights
+var<workgroup> q_tile: array<f32, 1040>;  // TQ * QS
+var<workgroup> k_tile: array<f32, 2080>;  // TK * KS: points x_k
+var<workgroup> w_tile: array<f32, 528>;   // TQ * WS scores, then weights
 var<workgroup> row_max: array<f32, 16>;
 var<workgroup> row_sum: array<f32, 16>;
 var<workgroup> row_scale: array<f32, 16>;
 var<workgroup> row_t: array<f32, 16>;
 
+// Stages points [k0, k0 + TK) x columns [d0, d0 + width) into k_tile (zeros past the ends).
+fn stage_points(lid: u32, k0: u32, n: u32, d0: u32, width: u32) {
+    let dim = params.dim;
+    for (var r = 0u; r < TK * TD / WG; r++) {
+        let e = lid + r * WG;
+        let row = e / TD;
+        let col = e % TD;
+        let k = k0 + row;
+        var v = 0.0;
+        if (k < n && col < width) {
+            v = data[k * dim + d0 + col];
+        }
+        k_tile[row * KS + col] = v;
+    }
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let dim = params.dim;
-    let n = params.k_end;
     let m = params.m;
     let q0 = wid.x * TQ;
+    let slot = wid.y;
+    let begin = min(params.k_begin + slot * params.span, params.k_end);
+    let n = min(begin + params.span, params.k_end);
     let first = (params.flags & FIRST) != 0u;
     let per_query = (params.flags & PER_QUERY_T) != 0u;
 
+    // row_sum == 0 marks a query of this slot that has no point yet (every point added brings a
+    // weight of at least exp(0) = 1 for the running maximum).
     if (lid < TQ) {
         let q = q0 + lid;
         var tq = params.t;
@@ -74,8 +112,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             row_max[lid] = 0.0;
             row_sum[lid] = 0.0;
         } else {
-            row_max[lid] = state[2u * q];
-            row_sum[lid] = state[2u * q + 1u];
+            row_max[lid] = state[2u * (slot * m + q)];
+            row_sum[lid] = state[2u * (slot * m + q) + 1u];
         }
     }
     workgroupBarrier();
@@ -86,9 +124,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let t = row_t[tq];
     let one_minus_t = 1.0 - t;
     let inv_two_var = 1.0 / (2.0 * one_minus_t * one_minus_t);
-    var fresh = first;
+    let q = q0 + tq;
 
-    for (var k0 = params.k_begin; k0 < n; k0 += TK) {
+    for (var k0 = begin; k0 < n; k0 += TK) {
         // ||x - t x_k||^2 summed strip by strip, with the strip totals added under Kahan
         // compensation: one running f32 sum over 3,072 terms loses a whole unit in a score of
         // ~7,000, which is the difference between two training points' weights.
@@ -104,24 +142,13 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
                 let e = lid + r * WG;
                 let row = e / TD;
                 let col = e % TD;
-                let q = q0 + row;
                 var v = 0.0;
-                if (q < m && col < width) {
-                    v = queries[q * dim + d0 + col];
+                if (q0 + row < m && col < width) {
+                    v = queries[(q0 + row) * dim + d0 + col];
                 }
-                q_tile[e] = v;
+                q_tile[row * QS + col] = v;
             }
-            for (var r = 0u; r < TK * TD / WG; r++) {
-                let e = lid + r * WG;
-                let row = e / TD;
-                let col = e % TD;
-                let k = k0 + row;
-                var v = 0.0;
-                if (k < n && col < width) {
-                    v = data[k * dim + d0 + col];
-                }
-                k_tile[e] = v;
-            }
+            stage_points(lid, k0, n, d0, width);
             workgroupBarrier();
             // Zeroed explicitly: SwiftShader kept a loop-local array's values from the previous
             // iteration when relying on WGSL's implicit zero initialisation.
@@ -130,9 +157,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
                 part[j] = 0.0;
             }
             for (var d = 0u; d < width; d++) {
-                let xq = q_tile[tq * TD + d];
+                let xq = q_tile[tq * QS + d];
                 for (var j = 0u; j < KPT; j++) {
-                    let diff = xq - t * k_tile[(tk + 4u * j) * TD + d];
+                    let diff = xq - t * k_tile[(tk + 4u * j) * KS + d];
                     part[j] += diff * diff;
                 }
             }
@@ -145,22 +172,22 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             workgroupBarrier();
         }
         for (var j = 0u; j < KPT; j++) {
-            w_tile[tq * TK + tk + 4u * j] = -acc[j] * inv_two_var;
+            w_tile[tq * WS + tk + 4u * j] = -acc[j] * inv_two_var;
         }
         workgroupBarrier();
 
         // Online softmax: merge this chunk into the running max and sum of each query. Only the
-        // chunk's valid points are read, and a fresh accumulator gets scale 0 explicitly: no
-        // sentinel like -3e38 ever reaches exp() (shader compilers may use fast math).
+        // chunk's valid points are read, and a query with no point yet gets scale 0 explicitly:
+        // no sentinel like -3e38 ever reaches exp() (shader compilers may use fast math).
         let kmax = min(TK, n - k0);
         if (lid < TQ) {
-            var chunk_max = w_tile[lid * TK];
+            var chunk_max = w_tile[lid * WS];
             for (var k = 1u; k < kmax; k++) {
-                chunk_max = max(chunk_max, w_tile[lid * TK + k]);
+                chunk_max = max(chunk_max, w_tile[lid * WS + k]);
             }
             var new_max = chunk_max;
             var scale = 0.0;
-            if (!fresh) {
+            if (row_sum[lid] > 0.0) {
                 new_max = max(row_max[lid], chunk_max);
                 scale = exp(row_max[lid] - new_max);
             }
@@ -168,9 +195,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             for (var k = 0u; k < TK; k++) {
                 var w = 0.0;
                 if (k < kmax) {
-                    w = exp(w_tile[lid * TK + k] - new_max);
+                    w = exp(w_tile[lid * WS + k] - new_max);
                 }
-                w_tile[lid * TK + k] = w;
+                w_tile[lid * WS + k] = w;
                 sum += w;
             }
             row_max[lid] = new_max;
@@ -179,63 +206,38 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         }
         workgroupBarrier();
 
-        // acc_q = acc_q * scale_q + sum_k w_qk x_k, with the chunk streamed through k_tile in
-        // TD-wide strips; thread (tq, tk) owns dims tk, tk + 4, ..., tk + 60 of query tq.
+        // partial_q = partial_q * scale_q + sum_k w_qk x_k, with the chunk streamed through k_tile
+        // in TD-wide strips; thread (tq, tk) owns dims tk, tk + 4, ..., tk + 60 of query tq.
         // (Reading the points straight from storage here, or through a per-thread array,
         // computed wrong sums on llvmpipe: tiles only.)
+        let scale = row_scale[tq];
         for (var d0 = 0u; d0 < dim; d0 += TD) {
             let width = min(TD, dim - d0);
-            for (var r = 0u; r < TK * TD / WG; r++) {
-                let e = lid + r * WG;
-                let row = e / TD;
-                let col = e % TD;
-                let k = k0 + row;
-                var v = 0.0;
-                if (k < n && col < width) {
-                    v = data[k * dim + d0 + col];
-                }
-                k_tile[e] = v;
-            }
+            stage_points(lid, k0, n, d0, width);
             workgroupBarrier();
-            let q = q0 + tq;
             for (var j = 0u; j < TD / 4u; j++) {
                 let col = tk + 4u * j;
                 var a = 0.0;
                 for (var k = 0u; k < TK; k++) {
-                    a += w_tile[tq * TK + k] * k_tile[k * TD + col];
+                    a += w_tile[tq * WS + k] * k_tile[k * KS + col];
                 }
                 if (q < m && col < width) {
-                    let idx = q * dim + d0 + col;
-                    if (fresh) {
-                        out[idx] = a;
+                    let idx = (slot * m + q) * dim + d0 + col;
+                    // scale 0: the slot's first points for this query; what `partial` held is
+                    // dropped, not multiplied (it may be from an earlier call).
+                    if (scale == 0.0) {
+                        partial[idx] = a;
                     } else {
-                        out[idx] = out[idx] * row_scale[tq] + a;
+                        partial[idx] = partial[idx] * scale + a;
                     }
                 }
             }
             workgroupBarrier();
         }
-        fresh = false;
     }
 
-    if ((params.flags & LAST) != 0u) {
-        let euler = (params.flags & EULER) != 0u;
-        for (var d = lid; d < dim; d += WG) {
-            for (var q = 0u; q < TQ; q++) {
-                if (q0 + q < m) {
-                    let idx = (q0 + q) * dim + d;
-                    let x = queries[idx];
-                    let u = (out[idx] / row_sum[q] - x) / (1.0 - row_t[q]);
-                    if (euler) {
-                        out[idx] = x + params.dt * u;
-                    } else {
-                        out[idx] = u;
-                    }
-                }
-            }
-        }
-    } else if (lid < TQ && q0 + lid < m) {
-        state[2u * (q0 + lid)] = row_max[lid];
-        state[2u * (q0 + lid) + 1u] = row_sum[lid];
+    if (lid < TQ && q0 + lid < m) {
+        state[2u * (slot * m + q0 + lid)] = row_max[lid];
+        state[2u * (slot * m + q0 + lid) + 1u] = row_sum[lid];
     }
 }

@@ -1,31 +1,39 @@
-// Closed-form velocity for small dimension (dim <= 4: the article's 2-D figures): one invocation
-// per query, the accumulator in a vec4 register, a per-point online softmax, and no workgroup
-// memory or barriers. Same bindings, flags and slice protocol as closed_form.wgsl, so the two
-// kernels are interchangeable; software GPUs pay dearly per barrier and per workgroup, which made
-// the tiled kernel slow for tiny problems.
+// Closed-form velocity for small dimension (dim <= 4: the article's 2-D figures), first pass:
+// one invocation per query, the accumulator in a vec4 register, a per-point online softmax, and
+// no workgroup memory or barriers. Same bindings, flags, slots and partial layout as
+// closed_form.wgsl, so the two first passes are interchangeable and share the merge pass
+// (closed_form_merge.wgsl); software GPUs pay dearly per barrier and per workgroup, which made the
+// tiled kernel slow for tiny problems. Workgroup (x, y) takes 64 queries and slot y's points.
+//
+// What it relies on (WGSL memory model): invocation q reads and writes only its own query's
+// `state` and `partial` entries of its slot, which earlier dispatches wrote; nothing is shared
+// between invocations, so no barrier is needed.
 
 const FIRST: u32 = 1u;
-const LAST: u32 = 2u;
-const EULER: u32 = 4u;
 const PER_QUERY_T: u32 = 8u;
 
 struct Params {
     k_begin: u32,
     k_end: u32,
+    span: u32,
     dim: u32,
     m: u32,
     flags: u32,
     t: f32,
     dt: f32,
-    _pad: u32,
+    slots: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> data: array<f32>;
 @group(0) @binding(2) var<storage, read> queries: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// (binding 3 is the merge pass's output)
 @group(0) @binding(4) var<storage, read_write> state: array<f32>;
 @group(0) @binding(5) var<storage, read> times: array<f32>;
+@group(0) @binding(6) var<storage, read_write> partial: array<f32>;
 
 fn load(dim: u32, base: u32, from_queries: bool) -> vec4<f32> {
     var v = vec4<f32>(0.0);
@@ -40,12 +48,16 @@ fn load(dim: u32, base: u32, from_queries: bool) -> vec4<f32> {
 }
 
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let q = gid.x;
     let dim = params.dim;
-    if (q >= params.m) {
+    let m = params.m;
+    if (q >= m) {
         return;
     }
+    let slot = wid.y;
+    let begin = min(params.k_begin + slot * params.span, params.k_end);
+    let end = min(begin + params.span, params.k_end);
     var t = params.t;
     if ((params.flags & PER_QUERY_T) != 0u) {
         t = times[q];
@@ -53,27 +65,29 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let one_minus_t = 1.0 - t;
     let inv_two_var = 1.0 / (2.0 * one_minus_t * one_minus_t);
     let x = load(dim, q * dim, true);
+    let at = slot * m + q;
 
-    var fresh = (params.flags & FIRST) != 0u;
+    // run_sum == 0: no point yet (every point added brings at least exp(0) = 1).
     var run_max = 0.0;
     var run_sum = 0.0;
     var acc = vec4<f32>(0.0);
-    if (!fresh) {
-        run_max = state[2u * q];
-        run_sum = state[2u * q + 1u];
-        for (var c = 0u; c < dim; c++) {
-            acc[c] = out[q * dim + c];
+    if ((params.flags & FIRST) == 0u) {
+        run_max = state[2u * at];
+        run_sum = state[2u * at + 1u];
+        if (run_sum > 0.0) {
+            for (var c = 0u; c < dim; c++) {
+                acc[c] = partial[at * dim + c];
+            }
         }
     }
-    for (var k = params.k_begin; k < params.k_end; k++) {
+    for (var k = begin; k < end; k++) {
         let xk = load(dim, k * dim, false);
         let d = x - t * xk;
         let s = -dot(d, d) * inv_two_var;
-        if (fresh) {
+        if (run_sum == 0.0) {
             run_max = s;
             run_sum = 1.0;
             acc = xk;
-            fresh = false;
         } else if (s > run_max) {
             let scale = exp(run_max - s);
             run_sum = run_sum * scale + 1.0;
@@ -85,21 +99,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             acc += w * xk;
         }
     }
-
-    if ((params.flags & LAST) != 0u) {
-        let u = (acc / run_sum - x) / one_minus_t;
-        var result = u;
-        if ((params.flags & EULER) != 0u) {
-            result = x + params.dt * u;
-        }
-        for (var c = 0u; c < dim; c++) {
-            out[q * dim + c] = result[c];
-        }
-    } else {
-        state[2u * q] = run_max;
-        state[2u * q + 1u] = run_sum;
-        for (var c = 0u; c < dim; c++) {
-            out[q * dim + c] = acc[c];
-        }
+    state[2u * at] = run_max;
+    state[2u * at + 1u] = run_sum;
+    for (var c = 0u; c < dim; c++) {
+        partial[at * dim + c] = acc[c];
     }
 }

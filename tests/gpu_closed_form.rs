@@ -117,15 +117,15 @@ fn several_slices_match_one() {
 }
 
 #[test]
-fn largest_training_set_within_default_limits() {
-    // 60,000 x 3,072 floats is 737 MB: six storage bindings of at most 128 MiB.
+fn largest_training_set_in_six_bindings() {
+    // 60,000 x 3,072 floats is 737 MB: six storage bindings of at most 128 MiB (the default).
     let (n, dim) = (60_000, 3072);
     let mut rng = Rng::new(11);
     let data: Vec<f32> = (0..n * dim)
         .map(|_| rng.uniform() as f32 * 2.0 - 1.0)
         .collect();
     let points = Rng::new(12).normals(16 * dim);
-    check(&data, dim, &points, &[0.5], None);
+    check(&data, dim, &points, &[0.5], Some((128 << 20) / (4 * dim)));
 }
 
 #[test]
@@ -174,7 +174,8 @@ fn trajectory_records_every_step_of_one_submission() {
     assert_eq!(frames.len(), steps * x0.len());
     let mut x = x0.clone();
     for (k, frame) in frames.chunks(x0.len()).enumerate() {
-        x = flow::sampler::euler_range(&x, t_start + k as f32 * dt, dt, 1, |x, t| {
+        let t = flow::sampler::step_time(t_start, dt, k);
+        x = flow::sampler::euler_range(&x, t, dt, 1, |x, t| {
             flow::closed_form_velocity(&data, 2, x, t)
         });
         let worst = frame
@@ -186,4 +187,90 @@ fn trajectory_records_every_step_of_one_submission() {
     }
     let last = block_on(pipeline.euler(&gpu, &set, &x0, t_start, dt, steps)).unwrap();
     assert_eq!(&frames[(steps - 1) * x0.len()..], &last[..]);
+}
+
+fn worst_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
+#[test]
+fn few_queries_split_over_the_points() {
+    // m < 16 (one query tile, mostly padding), n not a multiple of any slot or chunk size: the
+    // points are spread over many slots and merged with log-sum-exp weights.
+    let data = Rng::new(21).normals(1001 * 37);
+    let points = Rng::new(22).normals(5 * 37);
+    check(&data, 37, &points, &TIMES, None);
+    check(&data, 37, &points, &[0.5, 0.99], Some(333));
+    let data = Dataset::Rings.sample(1001, 23);
+    let points = Rng::new(24).normals(3 * 2);
+    check(&data, 2, &points, &TIMES, None);
+    check(&data, 2, &points, &[0.5, 0.99], Some(333));
+}
+
+#[test]
+fn high_dimensional_euler_and_trajectory_ping_pong() {
+    let Some(gpu) = common::gpu() else { return };
+    let pipeline = ClosedFormPipeline::new(&gpu);
+    let dim = 37;
+    let data = Rng::new(25).normals(700 * dim);
+    let x0 = Rng::new(26).normals(20 * dim);
+    let set = TrainingSet::upload_in_slices(&gpu, &data, dim, 300).unwrap();
+    let (t_start, dt, steps) = (0.1f32, 0.07f32, 9);
+    let frames = block_on(pipeline.trajectory(&gpu, &set, &x0, t_start, dt, steps)).unwrap();
+    let mut x = x0.clone();
+    for (k, frame) in frames.chunks(x0.len()).enumerate() {
+        let t = flow::sampler::step_time(t_start, dt, k);
+        x = flow::sampler::euler_range(&x, t, dt, 1, |x, t| {
+            flow::closed_form_velocity(&data, dim, x, t)
+        });
+        let worst = worst_difference(frame, &x);
+        assert!(worst < 1e-3, "step {k}: GPU and CPU differ by {worst}");
+    }
+    let last = block_on(pipeline.euler(&gpu, &set, &x0, t_start, dt, steps)).unwrap();
+    assert_eq!(&frames[(steps - 1) * x0.len()..], &last[..]);
+}
+
+#[test]
+fn a_call_split_over_several_submissions() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut pipeline = ClosedFormPipeline::new(&gpu);
+    let dim = 6;
+    let data = Rng::new(27).normals(400 * dim);
+    let x0 = Rng::new(28).normals(30 * dim);
+    let set = TrainingSet::upload(&gpu, &data, dim).unwrap();
+    let whole = block_on(pipeline.sample(&gpu, &set, &x0, 25, 0.0)).unwrap();
+    // Three steps' work per submission: 9 submissions.
+    pipeline.set_work_per_submission(3 * 30 * 400 * dim as u64);
+    let split = block_on(pipeline.sample(&gpu, &set, &x0, 25, 0.0)).unwrap();
+    assert_eq!(whole, split);
+    let frames = block_on(pipeline.trajectory(&gpu, &set, &x0, 0.0, 0.04, 25)).unwrap();
+    assert_eq!(&frames[24 * x0.len()..], &split[..]);
+    let want = flow::euler_sample(&data, dim, &x0, 25, 0.0);
+    let worst = worst_difference(&split, &want);
+    assert!(worst < 1e-3, "GPU and CPU Euler differ by {worst}");
+}
+
+#[test]
+fn no_step_lands_on_t_one() {
+    // Summed in f32 these grids reach t = 1 exactly, where u* is infinite.
+    let Some(gpu) = common::gpu() else { return };
+    let pipeline = ClosedFormPipeline::new(&gpu);
+    for dim in [2, 9] {
+        let data = Rng::new(29).normals(50 * dim);
+        let x0 = Rng::new(30).normals(8 * dim);
+        let set = TrainingSet::upload(&gpu, &data, dim).unwrap();
+        for (t0, steps) in [(0.9999f32, 10_000), (0.999_999, 100), (0.999_999_9, 7)] {
+            let got = block_on(pipeline.sample(&gpu, &set, &x0, steps, t0)).unwrap();
+            assert!(got.iter().all(|v| v.is_finite()), "dim {dim} {t0} {steps}");
+            let want = flow::euler_sample(&data, dim, &x0, steps, t0);
+            assert!(
+                want.iter().all(|v| v.is_finite()),
+                "CPU: dim {dim} {t0} {steps}"
+            );
+        }
+    }
 }

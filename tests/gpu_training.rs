@@ -4,7 +4,8 @@ mod common;
 
 use fm_explainer::flow::mlp::{self, Adam, MlpShape, Target};
 use fm_explainer::flow::Dataset;
-use fm_explainer::gpu::trainer::{GpuTrainer, TrainOptions};
+use fm_explainer::gpu::trainer::{GpuTrainer, TrainOptions, TrainingPipelines};
+use fm_explainer::gpu::ClosedFormPipeline;
 use pollster::block_on;
 
 fn compare(shape: MlpShape, batch: usize, steps: usize, target: Target) {
@@ -17,7 +18,16 @@ fn compare(shape: MlpShape, batch: usize, steps: usize, target: Target) {
         seed: 3,
         target,
     };
-    let mut trainer = GpuTrainer::new(&gpu, shape, &init, &data, options).unwrap();
+    let mut trainer = GpuTrainer::new(
+        &gpu,
+        &ClosedFormPipeline::new(&gpu),
+        &TrainingPipelines::new(&gpu),
+        shape,
+        &init,
+        &data,
+        options,
+    )
+    .unwrap();
     let gpu_losses = block_on(trainer.train(&gpu, steps)).unwrap();
     let gpu_params = block_on(trainer.parameters(&gpu)).unwrap();
 
@@ -63,6 +73,13 @@ fn five_steps_match_the_cpu_twin() {
 }
 
 #[test]
+fn sizes_over_several_tiles_match_the_cpu_twin() {
+    // Every product spans several 64 x 64 output tiles, with ragged edges (and the loss
+    // several 1,024-value groups).
+    compare(MlpShape::new(4, 130, 2), 300, 3, Target::Cfm);
+}
+
+#[test]
 fn odd_sizes_match_the_cpu_twin() {
     // Sizes that are not multiples of the 16 x 16 tiles, one hidden layer.
     compare(MlpShape::new(3, 19, 1), 37, 5, Target::Cfm);
@@ -91,7 +108,16 @@ fn many_steps_per_submission_reduce_the_loss() {
         seed: 6,
         target: Target::Cfm,
     };
-    let mut trainer = GpuTrainer::new(&gpu, shape, &shape.init(5), &data, options).unwrap();
+    let mut trainer = GpuTrainer::new(
+        &gpu,
+        &ClosedFormPipeline::new(&gpu),
+        &TrainingPipelines::new(&gpu),
+        shape,
+        &shape.init(5),
+        &data,
+        options,
+    )
+    .unwrap();
     // 600 steps span three submissions (256 + 256 + 88).
     let losses = block_on(trainer.train(&gpu, 600)).unwrap();
     assert_eq!(losses.len(), 600);
@@ -114,8 +140,16 @@ fn oversized_trainers_are_refused_up_front() {
         seed: 0,
         target: Target::Cfm,
     };
-    let err = GpuTrainer::new(&gpu, shape, &shape.init(0), &data, options)
-        .err()
-        .expect("an oversized trainer was accepted");
+    let err = GpuTrainer::new(
+        &gpu,
+        &ClosedFormPipeline::new(&gpu),
+        &TrainingPipelines::new(&gpu),
+        shape,
+        &shape.init(0),
+        &data,
+        options,
+    )
+    .err()
+    .expect("an oversized trainer was accepted");
     assert!(err.to_string().contains("exceeds one binding"), "{err}");
 }

@@ -2,10 +2,20 @@
 
 use super::closed_form::closed_form_velocity;
 
+/// The largest f32 below 1: where a time grid that would round onto t = 1 stops.
+pub const LAST_TIME: f32 = 1.0 - f32::EPSILON / 2.0;
+
+/// t_k = t_start + k dt, summed in f64 and kept below 1. Summed in f32 the grid lands on 1.0
+/// exactly for valid inputs (t_start 0.9999 with 10,000 steps, 0.999999 with 100, 0.9999999 with
+/// 7), where u* is infinite. Every sampler, on the CPU and the GPU, takes its times from here.
+pub fn step_time(t_start: f32, dt: f32, k: usize) -> f32 {
+    ((t_start as f64 + k as f64 * dt as f64) as f32).min(LAST_TIME)
+}
+
 /// The `steps` left endpoints t_k = t0 + k (1 - t0) / steps and the step size.
 pub fn time_grid(steps: usize, t0: f32) -> (Vec<f32>, f32) {
     let dt = (1.0 - t0) / steps as f32;
-    ((0..steps).map(|k| t0 + k as f32 * dt).collect(), dt)
+    ((0..steps).map(|k| step_time(t0, dt, k)).collect(), dt)
 }
 
 /// Euler integration of dx/dt = velocity(x, t) from t0 to 1, all rows at once.
@@ -16,14 +26,14 @@ where
     euler_range(x0, t0, (1.0 - t0) / steps as f32, steps, velocity)
 }
 
-/// `steps` Euler steps of size `dt` from `t_start`; t_k = t_start + k dt, as on the GPU.
+/// `steps` Euler steps of size `dt` from `t_start`; t_k = step_time(t_start, dt, k), as on the GPU.
 pub fn euler_range<F>(x0: &[f32], t_start: f32, dt: f32, steps: usize, mut velocity: F) -> Vec<f32>
 where
     F: FnMut(&[f32], f32) -> Vec<f32>,
 {
     let mut x = x0.to_vec();
     for k in 0..steps {
-        let u = velocity(&x, t_start + k as f32 * dt);
+        let u = velocity(&x, step_time(t_start, dt, k));
         for (a, b) in x.iter_mut().zip(&u) {
             *a += dt * b;
         }
@@ -119,6 +129,28 @@ mod tests {
         assert_eq!(ts.len(), 4);
         assert!((dt - 0.2).abs() < 1e-7);
         assert!((ts[3] - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn no_step_evaluates_t_one() {
+        // Summed in f32, each of these grids reaches t = 1.0 exactly.
+        for (t0, steps) in [(0.9999f32, 10_000), (0.999_999, 100), (0.999_999_9, 7)] {
+            let dt = (1.0 - t0) / steps as f32;
+            assert!(
+                (0..steps).any(|k| t0 + k as f32 * dt >= 1.0),
+                "{t0} {steps}"
+            );
+            let (ts, _) = time_grid(steps, t0);
+            assert!(ts.iter().all(|&t| t < 1.0), "{t0} {steps}");
+            let data = Dataset::TwoMoons.sample(30, 2);
+            let x0 = Rng::new(4).normals(2 * 40);
+            for x in [
+                euler_sample(&data, 2, &x0, steps, t0),
+                heun_sample(&data, 2, &x0, steps, t0),
+            ] {
+                assert!(x.iter().all(|v| v.is_finite()), "{t0} {steps}: {x:?}");
+            }
+        }
     }
 
     #[test]

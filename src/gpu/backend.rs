@@ -6,6 +6,8 @@ use crate::flow;
 pub struct GpuBackend {
     pub gpu: Gpu,
     closed_form: ClosedFormPipeline,
+    /// Compiled with the first trainer, shared by the rest.
+    training: std::cell::OnceCell<super::trainer::TrainingPipelines>,
 }
 
 /// Where the work runs. Figures never care which.
@@ -27,6 +29,10 @@ pub enum CpuWhy {
     NoWebGpu,
     /// The only adapter is a software one, slower than the CPU path.
     SoftwareAdapter,
+    /// The GPU's results disagreed with the CPU twin's (or its check failed or timed out).
+    CheckFailed,
+    /// The GPU device was lost while the page used it.
+    DeviceLost,
 }
 
 /// A training set prepared for a backend (uploaded once, reused across calls).
@@ -52,9 +58,32 @@ impl Backend {
         }
     }
 
+    /// Runs the canary (`gpu::canary`) on the GPU backend before the page trusts it; the CPU
+    /// backend has nothing to check.
+    pub async fn verify(
+        &self,
+        spoil: super::canary::Spoil,
+    ) -> Result<Option<super::canary::CanaryReport>, GpuError> {
+        match self {
+            Backend::Gpu(b) => {
+                let training = b
+                    .training
+                    .get_or_init(|| super::trainer::TrainingPipelines::new(&b.gpu));
+                super::canary::run(&b.gpu, &b.closed_form, training, spoil)
+                    .await
+                    .map(Some)
+            }
+            Backend::Cpu { .. } => Ok(None),
+        }
+    }
+
     pub fn from_gpu(gpu: Gpu) -> Backend {
         let closed_form = ClosedFormPipeline::new(&gpu);
-        Backend::Gpu(Box::new(GpuBackend { gpu, closed_form }))
+        Backend::Gpu(Box::new(GpuBackend {
+            gpu,
+            closed_form,
+            training: std::cell::OnceCell::new(),
+        }))
     }
 
     pub fn name(&self) -> &'static str {
@@ -119,16 +148,18 @@ impl Backend {
         }
     }
 
-    /// `cached` when a figure already holds its set on this backend, else `data` prepared now.
+    /// `cached` when a figure already holds its set on this backend, else `data` prepared now
+    /// (also when the cached set lives on a GPU the page no longer uses, after a device loss).
     pub fn prepared(
         &self,
         cached: Option<std::rc::Rc<Prepared>>,
         data: &[f32],
         dim: usize,
     ) -> Result<std::rc::Rc<Prepared>, GpuError> {
-        match cached {
-            Some(p) => Ok(p),
-            None => Ok(std::rc::Rc::new(self.prepare(data, dim)?)),
+        match (cached, self) {
+            (Some(p), Backend::Gpu(_)) if matches!(*p, Prepared::Gpu(_)) => Ok(p),
+            (Some(p), Backend::Cpu { .. }) if matches!(*p, Prepared::Cpu(_)) => Ok(p),
+            _ => Ok(std::rc::Rc::new(self.prepare(data, dim)?)),
         }
     }
 
@@ -184,15 +215,21 @@ impl Backend {
         }
     }
 
-    /// The positions after each of `steps` Euler steps (steps x m x dim, step-major).
-    pub async fn trajectory(
+    /// The positions after each of `steps` Euler steps (steps x m x dim, step-major): one
+    /// submission and one readback on the GPU; on the CPU, `pause` is awaited after every step.
+    pub async fn trajectory<P, F>(
         &self,
         set: &Prepared,
         x0: &[f32],
         t_start: f32,
         dt: f32,
         steps: usize,
-    ) -> Result<Vec<f32>, GpuError> {
+        mut pause: P,
+    ) -> Result<Vec<f32>, GpuError>
+    where
+        P: FnMut() -> F,
+        F: std::future::Future<Output = ()>,
+    {
         match (self, set) {
             (Backend::Gpu(b), Prepared::Gpu(s)) => {
                 b.closed_form
@@ -203,9 +240,10 @@ impl Backend {
                 let mut x = x0.to_vec();
                 let mut frames = Vec::with_capacity(steps * x0.len());
                 for k in 0..steps {
-                    let t = t_start + k as f32 * dt;
+                    let t = flow::sampler::step_time(t_start, dt, k);
                     x = flow::sampler::euler_range(&x, t, dt, 1, |x, t| set.velocity(x, t));
                     frames.extend_from_slice(&x);
+                    pause().await;
                 }
                 Ok(frames)
             }
@@ -214,9 +252,12 @@ impl Backend {
     }
 }
 
+/// Work prepared on a GPU reached the CPU backend: the page dropped that GPU (its device was lost).
 fn unreachable_mix() -> Result<Vec<f32>, GpuError> {
-    Err(GpuError::Validation(
-        "a GPU training set was handed to the CPU backend".into(),
+    Err(GpuError::DeviceLost(
+        "this was prepared on a GPU device that is gone; the page now computes on the CPU, so \
+         create it again (a new trainer or training set)"
+            .into(),
     ))
 }
 
@@ -243,7 +284,14 @@ impl Backend {
         let params = shape.init(options.seed as u64);
         Ok(match self {
             Backend::Gpu(b) => Training::Gpu(Box::new(crate::gpu::trainer::GpuTrainer::new(
-                &b.gpu, shape, &params, data, options,
+                &b.gpu,
+                &b.closed_form,
+                b.training
+                    .get_or_init(|| super::trainer::TrainingPipelines::new(&b.gpu)),
+                shape,
+                &params,
+                data,
+                options,
             )?)),
             Backend::Cpu { .. } => Training::Cpu {
                 shape,

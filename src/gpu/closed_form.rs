@@ -8,10 +8,16 @@ const QUERIES_PER_WORKGROUP: usize = 16;
 const MAX_WORKGROUPS: usize = 65_535;
 /// Work per submission (multiply-adds): bounds how long one command buffer keeps the GPU busy,
 /// so a long sampling run cannot trip the browser's GPU watchdog.
-const WORK_PER_SUBMISSION: f64 = 4.0e9;
+const WORK_PER_SUBMISSION: u64 = 4_000_000_000;
+/// Workgroups a call aims to dispatch: enough for a discrete GPU's 50-150 compute units to hold
+/// several each, while a slot keeps at least one chunk of points.
+const TARGET_WORKGROUPS: u64 = 512;
+/// Points per slot at the least: one chunk of the tiled kernel.
+const MIN_POINTS_PER_SLOT: u64 = 32;
+/// The partial sums (slots x m x dim floats) stay within this many bytes (and one binding).
+const PARTIAL_BYTES: u64 = 32 << 20;
 
 const FLAG_FIRST: u32 = 1;
-const FLAG_LAST: u32 = 2;
 const FLAG_EULER: u32 = 4;
 const FLAG_PER_QUERY_T: u32 = 8;
 
@@ -20,46 +26,108 @@ const FLAG_PER_QUERY_T: u32 = 8;
 struct Params {
     k_begin: u32,
     k_end: u32,
+    span: u32,
     dim: u32,
     m: u32,
     flags: u32,
     t: f32,
     dt: f32,
-    _pad: u32,
+    slots: u32,
+    _pad: [u32; 3],
 }
 
-/// Training points per dispatch: chunks of the kernel's TK = 32 points, at most 32 of them and
-/// about 16K dims x points of work per query (5 chunks at dim 3,072). Long dispatches trip GPU
-/// watchdogs, and on llvmpipe ones past ~2,000 strips of 32 dims came back wrong.
-fn points_per_dispatch(dim: usize) -> u32 {
-    const TK: usize = 32;
-    (TK * (16_384 / dim).clamp(1, 32)) as u32
+/// Training points per slot per dispatch: chunks of the kernel's TK = 32 points, at most 32 of
+/// them and about 16K dims x points of work per query (5 chunks at dim 3,072). Long dispatches
+/// trip GPU watchdogs, and on llvmpipe ones past ~2,000 strips of 32 dims came back wrong.
+fn points_per_dispatch(dim: u64) -> u64 {
+    const TK: u64 = 32;
+    TK * (16_384 / dim.max(1)).clamp(1, 32)
 }
 
-/// The (first point, end point) of every dispatch over `n` points of dimension `dim`.
-fn point_ranges(dim: usize, n: u32) -> Vec<(u32, u32)> {
-    let span = points_per_dispatch(dim);
-    let mut ranges = Vec::new();
-    let mut k = 0;
-    while k < n {
-        let end = (k + span).min(n);
-        ranges.push((k, end));
-        k = end;
+/// How one pass of the closed form over a training set is cut up: `query_tiles` x `slots`
+/// workgroups per dispatch; slot y of a dispatch over points [k_begin, k_end) takes the `span`
+/// points from k_begin + y span, and keeps its own softmax state across the dispatches; a merge
+/// pass combines the slots (flash-decoding). Pure arithmetic in u64, so it is the same on wasm32.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub query_tiles: u32,
+    pub slots: u32,
+    pub span: u32,
+    /// (slice, k_begin, k_end) of every dispatch of the first pass.
+    pub dispatches: Vec<(usize, u32, u32)>,
+    /// Workgroups of the merge pass, (x, y).
+    pub merge_groups: (u32, u32),
+}
+
+impl Plan {
+    /// `m` queries of dimension `dim` against a training set in slices of `slice_rows` points;
+    /// the partial sums may take `partial_bytes` at most.
+    pub fn new(m: u64, dim: u64, slice_rows: &[u32], partial_bytes: u64) -> Plan {
+        let per_workgroup = if dim <= SMALL_DIM as u64 {
+            SMALL_QUERIES_PER_WORKGROUP as u64
+        } else {
+            QUERIES_PER_WORKGROUP as u64
+        };
+        let query_tiles = m.div_ceil(per_workgroup).max(1);
+        let largest = slice_rows.iter().copied().max().unwrap_or(0) as u64;
+        let by_memory = (partial_bytes / (4 * m * dim).max(1)).max(1);
+        let wanted = TARGET_WORKGROUPS
+            .div_ceil(query_tiles)
+            .min(largest.div_ceil(MIN_POINTS_PER_SLOT))
+            .min(by_memory)
+            .min(MAX_WORKGROUPS as u64)
+            .max(1);
+        let span = largest
+            .div_ceil(wanted)
+            .next_multiple_of(32)
+            .min(points_per_dispatch(dim))
+            .max(1);
+        // No slot that would never get a point.
+        let slots = wanted.min(largest.div_ceil(span)).max(1);
+        let mut dispatches = Vec::new();
+        for (s, &rows) in slice_rows.iter().enumerate() {
+            let rows = rows as u64;
+            let mut k = 0;
+            while k < rows {
+                let end = (k + slots * span).min(rows);
+                dispatches.push((s, k as u32, end as u32));
+                k = end;
+            }
+        }
+        let groups = (m * dim).div_ceil(64).max(1);
+        let x = groups.min(MAX_WORKGROUPS as u64);
+        Plan {
+            query_tiles: query_tiles as u32,
+            slots: slots as u32,
+            span: span as u32,
+            dispatches,
+            merge_groups: (x as u32, groups.div_ceil(x) as u32),
+        }
     }
-    ranges
+
+    /// Workgroups of each first-pass dispatch.
+    pub fn workgroups(&self) -> u64 {
+        self.query_tiles as u64 * self.slots as u64
+    }
+
+    /// Floats of the partial sums.
+    pub fn partial_floats(&self, m: u64, dim: u64) -> u64 {
+        self.slots as u64 * m * dim
+    }
 }
 
-/// The (slice, first point, end point) of every dispatch that makes up one pass over the set.
-fn dispatch_ranges(set: &TrainingSet) -> Vec<(usize, u32, u32)> {
-    set.slices
-        .iter()
-        .enumerate()
-        .flat_map(|(s, (_, n_slice))| {
-            point_ranges(set.dim, *n_slice)
-                .into_iter()
-                .map(move |(a, b)| (s, a, b))
-        })
-        .collect()
+/// Euler steps per command submission for `m` queries over `n` points of dimension `dim`, with
+/// at most `work` multiply-adds per submission.
+pub fn steps_per_submission(work: u64, m: u64, n: u64, dim: u64) -> u64 {
+    (work / (m * n * dim).max(1)).max(1)
+}
+
+/// The bytes of partial sums a call may use on `gpu`.
+fn partial_budget(gpu: &Gpu) -> u64 {
+    let limits = gpu.device.limits();
+    PARTIAL_BYTES
+        .min(limits.max_storage_buffer_binding_size)
+        .min(limits.max_buffer_size)
 }
 
 /// A training set resident on the GPU, split into slices that each fit one storage binding.
@@ -78,6 +146,11 @@ fn max_rows_per_binding(gpu: &Gpu, dim: usize) -> usize {
 }
 
 impl TrainingSet {
+    /// The number of points of each slice.
+    pub fn slice_rows(&self) -> Vec<u32> {
+        self.slices.iter().map(|(_, rows)| *rows).collect()
+    }
+
     pub fn upload(gpu: &Gpu, data: &[f32], dim: usize) -> Result<TrainingSet, GpuError> {
         Self::upload_in_slices(gpu, data, dim, max_rows_per_binding(gpu, dim))
     }
@@ -140,22 +213,54 @@ struct Step {
 fn euler_schedule(t_start: f32, dt: f32, steps: usize) -> Vec<Step> {
     (0..steps)
         .map(|k| Step {
-            t: t_start + k as f32 * dt,
+            t: crate::flow::sampler::step_time(t_start, dt, k),
             dt,
             euler: true,
         })
         .collect()
 }
 
-/// The two closed-form kernels, which share one binding layout: a tiled one (workgroup memory,
-/// 16 queries per workgroup) for any dim, and a register one (one query per invocation) for
-/// dim <= SMALL_DIM, which the 2-D figures use.
+/// The uniform entries of one step: one per first-pass dispatch of `plan`; the merge reuses the
+/// last one (the first pass ignores EULER and dt).
+fn step_params(plan: &Plan, dim: usize, m: usize, step: Step, per_query: bool) -> Vec<Params> {
+    plan.dispatches
+        .iter()
+        .enumerate()
+        .map(|(r, &(_, k_begin, k_end))| {
+            let mut flags = if per_query { FLAG_PER_QUERY_T } else { 0 };
+            if r == 0 {
+                flags |= FLAG_FIRST;
+            }
+            if step.euler {
+                flags |= FLAG_EULER;
+            }
+            Params {
+                k_begin,
+                k_end,
+                span: plan.span,
+                dim: dim as u32,
+                m: m as u32,
+                flags,
+                t: step.t,
+                dt: step.dt,
+                slots: plan.slots,
+                _pad: [0; 3],
+            }
+        })
+        .collect()
+}
+
+/// The closed-form kernels, which share one binding layout: two first passes, a tiled one
+/// (workgroup memory, 16 queries per workgroup) for any dim and a register one (one query per
+/// invocation) for dim <= SMALL_DIM, which the 2-D figures use, and the merge of their slots.
 pub struct ClosedFormPipeline {
     tiled: wgpu::ComputePipeline,
     small: wgpu::ComputePipeline,
+    merge: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
     /// Bound as `times` when every query shares one t.
     no_times: wgpu::Buffer,
+    work_per_submission: u64,
 }
 
 /// Largest dim the register kernel handles (its accumulator is one vec4).
@@ -173,6 +278,24 @@ fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
         },
         count: None,
     }
+}
+
+fn scratch(device: &wgpu::Device, label: &str, floats: u64) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: floats.max(1) * 4,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    })
+}
+
+/// The buffers one call binds, besides the training set and the uniforms.
+struct CallBuffers<'a> {
+    queries: &'a wgpu::Buffer,
+    out: &'a wgpu::Buffer,
+    state: &'a wgpu::Buffer,
+    times: &'a wgpu::Buffer,
+    partial: &'a wgpu::Buffer,
 }
 
 impl ClosedFormPipeline {
@@ -198,6 +321,7 @@ impl ClosedFormPipeline {
                 storage_entry(3, false),
                 storage_entry(4, false),
                 storage_entry(5, true),
+                storage_entry(6, false),
             ],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -222,6 +346,7 @@ impl ClosedFormPipeline {
         ClosedFormPipeline {
             tiled: pipeline("closed_form.wgsl", shaders::CLOSED_FORM),
             small: pipeline("closed_form_small.wgsl", shaders::CLOSED_FORM_SMALL),
+            merge: pipeline("closed_form_merge.wgsl", shaders::CLOSED_FORM_MERGE),
             layout,
             no_times: device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("closed form: one t for all"),
@@ -229,7 +354,87 @@ impl ClosedFormPipeline {
                 usage: wgpu::BufferUsages::STORAGE,
                 mapped_at_creation: false,
             }),
+            work_per_submission: WORK_PER_SUBMISSION,
         }
+    }
+
+    /// Multiply-adds per command submission (default 4e9). Smaller values cut Euler runs into
+    /// more submissions; the tests use it to check that the cut changes nothing.
+    pub fn set_work_per_submission(&mut self, work: u64) {
+        self.work_per_submission = work.max(1);
+    }
+
+    /// The plan of a call with `m` queries over `set` on `gpu`.
+    pub fn plan(gpu: &Gpu, set: &TrainingSet, m: usize) -> Plan {
+        Plan::new(
+            m as u64,
+            set.dim as u64,
+            &set.slice_rows(),
+            partial_budget(gpu),
+        )
+    }
+
+    fn first_pass(&self, dim: usize) -> &wgpu::ComputePipeline {
+        if dim <= SMALL_DIM {
+            &self.small
+        } else {
+            &self.tiled
+        }
+    }
+
+    fn bind_group(
+        &self,
+        device: &wgpu::Device,
+        uniforms: &wgpu::Buffer,
+        data: &wgpu::Buffer,
+        b: &CallBuffers,
+    ) -> wgpu::BindGroup {
+        fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+            wgpu::BindGroupEntry {
+                binding,
+                resource: buffer.as_entire_binding(),
+            }
+        }
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("closed form bind group"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: uniforms,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
+                    }),
+                },
+                entry(1, data),
+                entry(2, b.queries),
+                entry(3, b.out),
+                entry(4, b.state),
+                entry(5, b.times),
+                entry(6, b.partial),
+            ],
+        })
+    }
+
+    /// Encodes one step of `plan`: the first-pass dispatches over every slice, then the merge.
+    /// `groups[s]` is the bind group of slice s; `offsets` the step's uniform offsets.
+    fn encode_step(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        plan: &Plan,
+        dim: usize,
+        groups: &[wgpu::BindGroup],
+        offsets: &[u32],
+    ) {
+        pass.set_pipeline(self.first_pass(dim));
+        for (&(s, _, _), &offset) in plan.dispatches.iter().zip(offsets) {
+            pass.set_bind_group(0, &groups[s], &[offset]);
+            pass.dispatch_workgroups(plan.query_tiles, plan.slots, 1);
+        }
+        pass.set_pipeline(&self.merge);
+        pass.set_bind_group(0, &groups[0], &[*offsets.last().unwrap_or(&0)]);
+        pass.dispatch_workgroups(plan.merge_groups.0, plan.merge_groups.1, 1);
     }
 
     /// u*(x, t) for every row of `points`; the result is m x dim.
@@ -310,7 +515,7 @@ impl ClosedFormPipeline {
         dt: f32,
         steps: usize,
     ) -> Result<Vec<f32>, GpuError> {
-        let bytes = (steps * x0.len() * 4) as u64;
+        let bytes = steps as u64 * x0.len() as u64 * 4;
         if bytes > gpu.device.limits().max_buffer_size {
             return Err(GpuError::TooLarge(format!(
                 "a trajectory of {steps} steps of {} values ({bytes} bytes)",
@@ -374,10 +579,13 @@ impl ClosedFormPipeline {
     ) -> Result<Vec<f32>, GpuError> {
         let device = &gpu.device;
         // Error scopes are a stack shared by every task on the page: push and pop with no await
-        // in between (figures compute concurrently), and await the verdict afterwards.
+        // in between (figures compute concurrently), and await the verdict afterwards. Out of
+        // memory is caught as well as validation.
+        let oom_scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let dim = set.dim;
         let m = queries.len() / dim;
+        let plan = Self::plan(gpu, set, m);
         let position_usage = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
@@ -394,12 +602,16 @@ impl ClosedFormPipeline {
                 mapped_at_creation: false,
             }),
         ];
-        let state = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("closed form softmax state"),
-            size: (m * 2 * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        let state = scratch(
+            device,
+            "closed form softmax state",
+            2 * plan.slots as u64 * m as u64,
+        );
+        let partial = scratch(
+            device,
+            "closed form partial sums",
+            plan.partial_floats(m as u64, dim as u64),
+        );
         let times_buffer = times.map(|times| {
             device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("closed form query times"),
@@ -410,36 +622,19 @@ impl ClosedFormPipeline {
         let times_binding = times_buffer.as_ref().unwrap_or(&self.no_times);
 
         // One uniform entry per (step, dispatch), addressed by dynamic offset.
-        let stride = (std::mem::size_of::<Params>() as u64)
-            .next_multiple_of(device.limits().min_uniform_buffer_offset_alignment as u64);
-        let ranges = dispatch_ranges(set);
-        let per_step = ranges.len();
-        let mut uniform_bytes = vec![0u8; stride as usize * schedule.len() * per_step];
-        for (k, step) in schedule.iter().enumerate() {
-            for (r, &(_, k_begin, k_end)) in ranges.iter().enumerate() {
-                let mut flags = if times.is_some() { FLAG_PER_QUERY_T } else { 0 };
-                if r == 0 {
-                    flags |= FLAG_FIRST;
-                }
-                if r + 1 == per_step {
-                    flags |= FLAG_LAST;
-                    if step.euler {
-                        flags |= FLAG_EULER;
-                    }
-                }
-                let params = Params {
-                    k_begin,
-                    k_end,
-                    dim: dim as u32,
-                    m: m as u32,
-                    flags,
-                    t: step.t,
-                    dt: step.dt,
-                    _pad: 0,
-                };
-                let at = (k * per_step + r) * stride as usize;
-                uniform_bytes[at..at + std::mem::size_of::<Params>()]
-                    .copy_from_slice(bytemuck::bytes_of(&params));
+        let size = std::mem::size_of::<Params>();
+        let stride = (size as u64)
+            .next_multiple_of(device.limits().min_uniform_buffer_offset_alignment as u64)
+            as usize;
+        let per_step = plan.dispatches.len();
+        let mut uniform_bytes = vec![0u8; stride * schedule.len() * per_step];
+        for (k, &step) in schedule.iter().enumerate() {
+            for (r, params) in step_params(&plan, dim, m, step, times.is_some())
+                .iter()
+                .enumerate()
+            {
+                let at = (k * per_step + r) * stride;
+                uniform_bytes[at..at + size].copy_from_slice(bytemuck::bytes_of(params));
             }
         }
         let uniforms = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -451,56 +646,20 @@ impl ClosedFormPipeline {
         // Bind groups for each (parity, slice): parity p reads positions[p], writes positions[1-p].
         let bind_groups: Vec<Vec<wgpu::BindGroup>> = (0..2)
             .map(|p| {
+                let b = CallBuffers {
+                    queries: &positions[p],
+                    out: &positions[1 - p],
+                    state: &state,
+                    times: times_binding,
+                    partial: &partial,
+                };
                 set.slices
                     .iter()
-                    .map(|(data, _)| {
-                        device.create_bind_group(&wgpu::BindGroupDescriptor {
-                            label: Some("closed form bind group"),
-                            layout: &self.layout,
-                            entries: &[
-                                wgpu::BindGroupEntry {
-                                    binding: 0,
-                                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                        buffer: &uniforms,
-                                        offset: 0,
-                                        size: wgpu::BufferSize::new(
-                                            std::mem::size_of::<Params>() as u64
-                                        ),
-                                    }),
-                                },
-                                wgpu::BindGroupEntry {
-                                    binding: 1,
-                                    resource: data.as_entire_binding(),
-                                },
-                                wgpu::BindGroupEntry {
-                                    binding: 2,
-                                    resource: positions[p].as_entire_binding(),
-                                },
-                                wgpu::BindGroupEntry {
-                                    binding: 3,
-                                    resource: positions[1 - p].as_entire_binding(),
-                                },
-                                wgpu::BindGroupEntry {
-                                    binding: 4,
-                                    resource: state.as_entire_binding(),
-                                },
-                                wgpu::BindGroupEntry {
-                                    binding: 5,
-                                    resource: times_binding.as_entire_binding(),
-                                },
-                            ],
-                        })
-                    })
+                    .map(|(data, _)| self.bind_group(device, &uniforms, data, &b))
                     .collect()
             })
             .collect();
 
-        let (kernel, per_workgroup) = if dim <= SMALL_DIM {
-            (&self.small, SMALL_QUERIES_PER_WORKGROUP)
-        } else {
-            (&self.tiled, QUERIES_PER_WORKGROUP)
-        };
-        let workgroups = m.div_ceil(per_workgroup) as u32;
         let frame_bytes = (queries.len() * 4) as u64;
         let frames = record.then(|| {
             device.create_buffer(&wgpu::BufferDescriptor {
@@ -510,9 +669,10 @@ impl ClosedFormPipeline {
                 mapped_at_creation: false,
             })
         });
-        let work_per_step = (m * set.n * dim) as f64;
-        let steps_per_submission = ((WORK_PER_SUBMISSION / work_per_step) as usize).max(1);
-        for (group, steps) in schedule.chunks(steps_per_submission).enumerate() {
+        let per_submission =
+            steps_per_submission(self.work_per_submission, m as u64, set.n as u64, dim as u64)
+                as usize;
+        for (group, steps) in schedule.chunks(per_submission).enumerate() {
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("closed form steps"),
             });
@@ -529,18 +689,16 @@ impl ClosedFormPipeline {
                         label: Some("closed form pass"),
                         timestamp_writes: None,
                     });
-                    pass.set_pipeline(kernel);
                     for j in pass_steps.clone() {
-                        let k = group * steps_per_submission + j;
-                        for (r, &(s, _, _)) in ranges.iter().enumerate() {
-                            let offset = ((k * per_step + r) as u64 * stride) as u32;
-                            pass.set_bind_group(0, &bind_groups[k % 2][s], &[offset]);
-                            pass.dispatch_workgroups(workgroups, 1, 1);
-                        }
+                        let k = group * per_submission + j;
+                        let offsets: Vec<u32> = (0..per_step)
+                            .map(|r| ((k * per_step + r) * stride) as u32)
+                            .collect();
+                        self.encode_step(&mut pass, &plan, dim, &bind_groups[k % 2], &offsets);
                     }
                 }
                 if let Some(frames) = &frames {
-                    let k = group * steps_per_submission + pass_steps.start;
+                    let k = group * per_submission + pass_steps.start;
                     encoder.copy_buffer_to_buffer(
                         &positions[(k + 1) % 2],
                         0,
@@ -553,20 +711,24 @@ impl ClosedFormPipeline {
             gpu.queue.submit([encoder.finish()]);
         }
         let validation = scope.pop();
+        let oom = oom_scope.pop();
         let result = match &frames {
             Some(frames) => read_f32(gpu, frames, queries.len() * schedule.len()).await,
             None => read_f32(gpu, &positions[schedule.len() % 2], queries.len()).await,
         };
-        if let Some(error) = validation.await {
-            return Err(GpuError::Validation(error.to_string()));
-        }
         for buffer in positions
             .iter()
-            .chain([&state, &uniforms])
+            .chain([&state, &partial, &uniforms])
             .chain(frames.as_ref())
             .chain(times_buffer.as_ref())
         {
             buffer.destroy();
+        }
+        if let Some(error) = validation.await {
+            return Err(GpuError::Validation(error.to_string()));
+        }
+        if let Some(error) = oom.await {
+            return Err(GpuError::OutOfMemory(error.to_string()));
         }
         result
     }
@@ -575,12 +737,14 @@ impl ClosedFormPipeline {
 /// u*(x_q, t_q) of fixed GPU buffers, bound once and recorded into any compute pass: the EFM
 /// trainer evaluates it on every step's fresh batch without leaving the pass.
 pub struct RecordedVelocity {
-    pipeline: wgpu::ComputePipeline,
+    first: wgpu::ComputePipeline,
+    merge: wgpu::ComputePipeline,
+    plan: Plan,
     bind_group: wgpu::BindGroup,
     uniforms: wgpu::Buffer,
     state: wgpu::Buffer,
+    partial: wgpu::Buffer,
     offsets: Vec<u32>,
-    workgroups: u32,
 }
 
 /// The buffers of a `RecordedVelocity`: `reference` holds n x dim points, `queries` m x dim,
@@ -598,97 +762,149 @@ pub struct VelocityBuffers<'a> {
 impl ClosedFormPipeline {
     pub fn record_velocity(&self, gpu: &Gpu, b: VelocityBuffers) -> RecordedVelocity {
         let device = &gpu.device;
+        let plan = Plan::new(b.m as u64, b.dim as u64, &[b.n as u32], partial_budget(gpu));
         let size = std::mem::size_of::<Params>();
         let stride = (size as u64)
             .next_multiple_of(device.limits().min_uniform_buffer_offset_alignment as u64)
             as usize;
-        let ranges = point_ranges(b.dim, b.n as u32);
-        let mut bytes = vec![0u8; stride * ranges.len()];
-        for (r, &(k_begin, k_end)) in ranges.iter().enumerate() {
-            let mut flags = FLAG_PER_QUERY_T;
-            if r == 0 {
-                flags |= FLAG_FIRST;
-            }
-            if r + 1 == ranges.len() {
-                flags |= FLAG_LAST;
-            }
-            let params = Params {
-                k_begin,
-                k_end,
-                dim: b.dim as u32,
-                m: b.m as u32,
-                flags,
-                t: 0.0,
-                dt: 0.0,
-                _pad: 0,
-            };
-            bytes[r * stride..r * stride + size].copy_from_slice(bytemuck::bytes_of(&params));
+        let step = Step {
+            t: 0.0,
+            dt: 0.0,
+            euler: false,
+        };
+        let params = step_params(&plan, b.dim, b.m, step, true);
+        let mut bytes = vec![0u8; stride * params.len()];
+        for (r, p) in params.iter().enumerate() {
+            bytes[r * stride..r * stride + size].copy_from_slice(bytemuck::bytes_of(p));
         }
         let uniforms = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("recorded velocity params"),
             contents: &bytes,
             usage: wgpu::BufferUsages::UNIFORM,
         });
-        let state = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("recorded velocity softmax state"),
-            size: (b.m.max(1) * 2 * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
-        fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-            wgpu::BindGroupEntry {
-                binding,
-                resource: buffer.as_entire_binding(),
-            }
-        }
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("recorded velocity"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &uniforms,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(size as u64),
-                    }),
-                },
-                entry(1, b.reference),
-                entry(2, b.queries),
-                entry(3, b.out),
-                entry(4, &state),
-                entry(5, b.times),
-            ],
-        });
-        let (pipeline, per_workgroup) = if b.dim <= SMALL_DIM {
-            (&self.small, SMALL_QUERIES_PER_WORKGROUP)
-        } else {
-            (&self.tiled, QUERIES_PER_WORKGROUP)
-        };
+        let state = scratch(
+            device,
+            "recorded velocity softmax state",
+            2 * plan.slots as u64 * b.m as u64,
+        );
+        let partial = scratch(
+            device,
+            "recorded velocity partial sums",
+            plan.partial_floats(b.m as u64, b.dim as u64),
+        );
+        let bind_group = self.bind_group(
+            device,
+            &uniforms,
+            b.reference,
+            &CallBuffers {
+                queries: b.queries,
+                out: b.out,
+                state: &state,
+                times: b.times,
+                partial: &partial,
+            },
+        );
         RecordedVelocity {
-            pipeline: pipeline.clone(),
+            first: self.first_pass(b.dim).clone(),
+            merge: self.merge.clone(),
+            offsets: (0..params.len()).map(|r| (r * stride) as u32).collect(),
+            plan,
             bind_group,
             uniforms,
             state,
-            offsets: (0..ranges.len()).map(|r| (r * stride) as u32).collect(),
-            workgroups: b.m.div_ceil(per_workgroup) as u32,
+            partial,
         }
     }
 }
 
 impl RecordedVelocity {
     pub fn record(&self, pass: &mut wgpu::ComputePass) {
-        pass.set_pipeline(&self.pipeline);
+        pass.set_pipeline(&self.first);
         for &offset in &self.offsets {
             pass.set_bind_group(0, &self.bind_group, &[offset]);
-            pass.dispatch_workgroups(self.workgroups, 1, 1);
+            pass.dispatch_workgroups(self.plan.query_tiles, self.plan.slots, 1);
         }
+        pass.set_pipeline(&self.merge);
+        pass.set_bind_group(0, &self.bind_group, &[*self.offsets.last().unwrap_or(&0)]);
+        pass.dispatch_workgroups(self.plan.merge_groups.0, self.plan.merge_groups.1, 1);
     }
 }
 
 impl Drop for RecordedVelocity {
     fn drop(&mut self) {
-        self.uniforms.destroy();
-        self.state.destroy();
+        for buffer in [&self.uniforms, &self.state, &self.partial] {
+            buffer.destroy();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_benchmark_call_fills_a_large_gpu() {
+        // m = 64 queries over the 10,000 digits: 4 query tiles, one dispatch per pass before.
+        let plan = Plan::new(64, 784, &[10_000], PARTIAL_BYTES);
+        assert!(plan.workgroups() >= 256, "{plan:?}");
+        assert!(plan.partial_floats(64, 784) * 4 <= PARTIAL_BYTES);
+        // The digit figure's 4 queries: one query tile, so the points carry the parallelism.
+        let plan = Plan::new(4, 784, &[10_000], PARTIAL_BYTES);
+        assert!(plan.workgroups() >= 256, "{plan:?}");
+        // The alignment figure's 2,560 queries need no split to fill a GPU, and get few slots.
+        let plan = Plan::new(2560, 784, &[10_000], PARTIAL_BYTES);
+        assert!(plan.workgroups() >= 320, "{plan:?}");
+        assert!(plan.partial_floats(2560, 784) * 4 <= PARTIAL_BYTES);
+    }
+
+    #[test]
+    fn every_point_is_covered_once() {
+        for (m, dim, slices) in [
+            (4u64, 784u64, vec![10_000u32]),
+            (1, 2, vec![7]),
+            (333, 2, vec![300, 300, 100]),
+            (50, 37, vec![1000, 500]),
+            (16, 3072, vec![10_922; 6]),
+            (1_000_000, 3072, vec![10_922]),
+        ] {
+            let plan = Plan::new(m, dim, &slices, PARTIAL_BYTES);
+            for (s, &rows) in slices.iter().enumerate() {
+                let mut covered = vec![0u32; rows as usize];
+                for &(_, a, b) in plan.dispatches.iter().filter(|d| d.0 == s) {
+                    for slot in 0..plan.slots {
+                        let lo = (a + slot * plan.span).min(b);
+                        let hi = (lo + plan.span).min(b);
+                        for c in &mut covered[lo as usize..hi as usize] {
+                            *c += 1;
+                        }
+                    }
+                }
+                assert!(covered.iter().all(|&c| c == 1), "{m} {dim} {slices:?}");
+            }
+            assert!(plan.span as u64 <= points_per_dispatch(dim));
+            assert!(plan.slots >= 1 && plan.slots as usize <= MAX_WORKGROUPS);
+            // With one slot the partials are one m x dim block (the caller keeps that within a
+            // binding); with more, within the budget.
+            assert!(plan.slots == 1 || plan.partial_floats(m, dim) * 4 <= PARTIAL_BYTES);
+            let merged = plan.merge_groups.0 as u64 * plan.merge_groups.1 as u64 * 64;
+            assert!(merged >= m * dim && plan.merge_groups.0 as usize <= MAX_WORKGROUPS);
+        }
+    }
+
+    #[test]
+    fn work_sizes_are_64_bit() {
+        // 548 queries x 10,000 digits x 784 is above 2^32: a 32-bit product (usize on wasm32)
+        // wrapped, splitting the submissions wrongly.
+        let (m, n, dim) = (548u64, 10_000u64, 784u64);
+        assert!(m * n * dim > u32::MAX as u64);
+        let work = WORK_PER_SUBMISSION;
+        assert_eq!(steps_per_submission(work, m, n, dim), 1);
+        assert_eq!(steps_per_submission(work, 64, n, dim), 7);
+        assert_eq!(steps_per_submission(work, 4, 10, 2), 50_000_000);
+        let plan = Plan::new(548, dim, &[10_000], PARTIAL_BYTES);
+        assert!(plan.partial_floats(548, dim) > 0);
+        // A partial buffer above 4 GiB is never planned, however many queries.
+        let plan = Plan::new(1 << 20, 3072, &[60_000], PARTIAL_BYTES);
+        assert_eq!(plan.slots, 1);
     }
 }

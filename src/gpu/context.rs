@@ -13,6 +13,12 @@ pub enum GpuError {
     Device(String),
     #[error("a GPU command failed: {0}")]
     Validation(String),
+    #[error("the GPU ran out of memory: {0}")]
+    OutOfMemory(String),
+    #[error("the GPU's results disagree with the CPU's: {0}")]
+    Canary(String),
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
     #[error("reading results back from the GPU failed: {0}")]
     Readback(String),
     #[error("the input is too large for this GPU: {0}")]
@@ -54,7 +60,7 @@ impl Gpu {
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("fm-explainer device"),
-                required_limits: wgpu::Limits::default().using_resolution(adapter.limits()),
+                required_limits: required_limits(&adapter.limits()),
                 ..Default::default()
             })
             .await
@@ -66,4 +72,16 @@ impl Gpu {
             backend: info.backend,
         })
     }
+}
+
+/// WebGPU's defaults, but the adapter's own storage-binding and buffer sizes: a training set in
+/// fewer, larger bindings means fewer dispatches (the defaults are 128 MiB and 256 MiB, where
+/// discrete GPUs offer gigabytes). Capped at 2 GiB so that every index into a binding, counted in
+/// f32 in the kernels' u32 arithmetic, stays far from overflow.
+pub fn required_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
+    const CAP: u64 = 2 << 30;
+    let mut limits = wgpu::Limits::default().using_resolution(adapter.clone());
+    limits.max_storage_buffer_binding_size = adapter.max_storage_buffer_binding_size.min(CAP);
+    limits.max_buffer_size = adapter.max_buffer_size.min(CAP);
+    limits
 }

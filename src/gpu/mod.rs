@@ -2,6 +2,7 @@
 //! readback helper, and the `Backend` that answers on the GPU or falls back to `flow` on the CPU.
 
 pub mod backend;
+pub mod canary;
 pub mod closed_form;
 pub mod context;
 pub mod readback;

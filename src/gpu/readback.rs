@@ -3,15 +3,24 @@
 use super::GpuError;
 
 /// Copies `len` f32 from `source` into a fresh staging buffer and reads it.
-///
-/// The wait is a oneshot channel completed by `map_async`'s callback: in the browser the callback
-/// runs from the event loop, so blocking or busy-polling here would starve it. Natively nothing
-/// drives the callback unless we `poll` the device, hence the `cfg`.
 pub async fn read_f32(
     gpu: &super::Gpu,
     source: &wgpu::Buffer,
     len: usize,
 ) -> Result<Vec<f32>, GpuError> {
+    start_read(gpu, source, len).finish(gpu).await
+}
+
+/// A copy submitted and a map requested, not yet awaited: work submitted after it runs on the GPU
+/// while the caller waits for these values.
+pub struct PendingRead {
+    staging: wgpu::Buffer,
+    done: futures_channel::oneshot::Receiver<Result<(), wgpu::BufferAsyncError>>,
+}
+
+/// Submits the copy of `len` f32 from `source` (ordered after everything submitted before) and
+/// requests the map.
+pub fn start_read(gpu: &super::Gpu, source: &wgpu::Buffer, len: usize) -> PendingRead {
     let size = (len * 4) as u64;
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("readback staging"),
@@ -26,29 +35,45 @@ pub async fn read_f32(
         });
     encoder.copy_buffer_to_buffer(source, 0, &staging, 0, size);
     gpu.queue.submit([encoder.finish()]);
-
-    let (tx, rx) = futures_channel::oneshot::channel();
+    let (tx, done) = futures_channel::oneshot::channel();
     staging
         .slice(..)
         .map_async(wgpu::MapMode::Read, move |result| {
             let _ = tx.send(result);
         });
-    #[cfg(not(target_arch = "wasm32"))]
-    gpu.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| GpuError::Readback(e.to_string()))?;
-    rx.await
-        .map_err(|_| GpuError::Readback("the device was lost before the map completed".into()))?
-        .map_err(|e| GpuError::Readback(e.to_string()))?;
-    let values = {
-        let view = staging
-            .slice(..)
-            .get_mapped_range()
+    PendingRead { staging, done }
+}
+
+impl PendingRead {
+    /// The values. The wait is a oneshot channel completed by `map_async`'s callback: in the
+    /// browser the callback runs from the event loop, so blocking or busy-polling here would
+    /// starve it. Natively nothing drives the callback unless we `poll` the device, hence the
+    /// `cfg`.
+    pub async fn finish(self, gpu: &super::Gpu) -> Result<Vec<f32>, GpuError> {
+        #[cfg(not(target_arch = "wasm32"))]
+        gpu.device
+            .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| GpuError::Readback(e.to_string()))?;
-        // The view need not be 4-byte aligned (on the web it is a copied byte array).
-        bytemuck::pod_collect_to_vec::<u8, f32>(&view)
-    };
-    staging.unmap();
-    staging.destroy();
-    Ok(values)
+        #[cfg(target_arch = "wasm32")]
+        let _ = gpu;
+        let staging = self.staging;
+        let mapped = self
+            .done
+            .await
+            .map_err(|_| GpuError::Readback("the device was lost before the map completed".into()))
+            .and_then(|r| r.map_err(|e| GpuError::Readback(e.to_string())));
+        let values = mapped.and_then(|()| {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| GpuError::Readback(e.to_string()))?;
+            // The view need not be 4-byte aligned (on the web it is a copied byte array).
+            Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&view))
+        });
+        if values.is_ok() {
+            staging.unmap();
+        }
+        staging.destroy();
+        values
+    }
 }

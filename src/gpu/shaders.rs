@@ -6,6 +6,9 @@ pub const CLOSED_FORM: &str = include_str!("../../shaders/closed_form.wgsl");
 /// The same for dim <= 4: one invocation per query, no workgroup memory.
 pub const CLOSED_FORM_SMALL: &str = include_str!("../../shaders/closed_form_small.wgsl");
 
+/// The merge of the first passes' slots (log-sum-exp weights) into velocities or Euler steps.
+pub const CLOSED_FORM_MERGE: &str = include_str!("../../shaders/closed_form_merge.wgsl");
+
 /// MLP training: batch drawing, the fused matrix products, the loss, and Adam.
 pub const MLP_BATCH: &str = include_str!("../../shaders/mlp_batch.wgsl");
 pub const MLP_GEMM: &str = include_str!("../../shaders/mlp_gemm.wgsl");
@@ -16,6 +19,7 @@ pub const MLP_ADAM: &str = include_str!("../../shaders/mlp_adam.wgsl");
 pub const ALL: &[(&str, &str)] = &[
     ("closed_form.wgsl", CLOSED_FORM),
     ("closed_form_small.wgsl", CLOSED_FORM_SMALL),
+    ("closed_form_merge.wgsl", CLOSED_FORM_MERGE),
     ("mlp_batch.wgsl", MLP_BATCH),
     ("mlp_gemm.wgsl", MLP_GEMM),
     ("mlp_loss.wgsl", MLP_LOSS),

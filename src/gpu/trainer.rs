@@ -4,13 +4,15 @@
 //! weight.
 
 use super::closed_form::{ClosedFormPipeline, RecordedVelocity, VelocityBuffers};
-use super::{readback::read_f32, shaders, Gpu, GpuError};
+use super::readback::{read_f32, start_read, PendingRead};
+use super::{shaders, Gpu, GpuError};
 use crate::flow::mlp::{MlpShape, Target};
 use wgpu::util::DeviceExt;
 
 /// Steps encoded per submission (the losses buffer holds one value per step).
 const STEPS_PER_SUBMISSION: usize = 256;
-const GEMM_TILE: u32 = 16;
+/// Output rows and columns of one GEMM workgroup (shaders/mlp_gemm.wgsl).
+const GEMM_TILE: u32 = 64;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -42,7 +44,58 @@ struct Gemm {
 struct LossConfig {
     count: u32,
     batch: u32,
-    _pad: [u32; 2],
+    groups: u32,
+    _pad: u32,
+}
+
+/// Values of the loss per workgroup of its first pass (shaders/mlp_loss.wgsl).
+const LOSS_PER_GROUP: usize = 1024;
+
+/// The training kernels, compiled once per device and shared by every trainer on it.
+pub struct TrainingPipelines {
+    pipelines: Vec<wgpu::ComputePipeline>,
+}
+
+impl TrainingPipelines {
+    pub fn new(gpu: &Gpu) -> TrainingPipelines {
+        let device = &gpu.device;
+        let module = |label: &str, source: &str| {
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            })
+        };
+        let compute = |label: &str, module: &wgpu::ShaderModule, entry: &str| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: None,
+                module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let loss = module("mlp_loss.wgsl", shaders::MLP_LOSS);
+        let adam = module("mlp_adam.wgsl", shaders::MLP_ADAM);
+        TrainingPipelines {
+            pipelines: vec![
+                compute(
+                    "mlp batch",
+                    &module("mlp_batch.wgsl", shaders::MLP_BATCH),
+                    "main",
+                ),
+                compute(
+                    "mlp gemm",
+                    &module("mlp_gemm.wgsl", shaders::MLP_GEMM),
+                    "main",
+                ),
+                compute("mlp loss", &loss, "partial"),
+                compute("mlp loss total", &loss, "finish"),
+                compute("mlp adam", &adam, "main"),
+                compute("mlp step counter", &adam, "advance"),
+            ],
+        }
+    }
 }
 
 #[repr(C)]
@@ -67,6 +120,15 @@ pub struct TrainOptions {
     pub lr: f32,
     pub seed: u32,
     pub target: Target,
+}
+
+type ErrorVerdict = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
+
+/// A submission of training steps whose losses are on their way back.
+struct InFlight {
+    losses: PendingRead,
+    validation: ErrorVerdict,
+    oom: ErrorVerdict,
 }
 
 /// One dispatch of a training step, with everything bound.
@@ -111,10 +173,13 @@ fn uniform<T: bytemuck::Pod>(device: &wgpu::Device, label: &str, value: &T) -> w
 }
 
 impl GpuTrainer {
-    /// Uploads `params` (flow::mlp layout) and `data` (n x dim) and builds every pipeline,
-    /// buffer and bind group of a training step once.
+    /// Uploads `params` (flow::mlp layout) and `data` (n x dim) and builds every buffer and bind
+    /// group of a training step once, on the device's shared `kernels` (and, for the EFM target,
+    /// `closed_form` pipelines).
     pub fn new(
         gpu: &Gpu,
+        closed_form: &ClosedFormPipeline,
+        kernels: &TrainingPipelines,
         shape: MlpShape,
         params: &[f32],
         data: &[f32],
@@ -144,43 +209,8 @@ impl GpuTrainer {
         }
         let offsets = shape.offsets();
 
-        let module = |label: &str, source: &str| {
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            })
-        };
-        let compute = |label: &str, module: &wgpu::ShaderModule, entry: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(label),
-                layout: None,
-                module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let adam_module = module("mlp_adam.wgsl", shaders::MLP_ADAM);
-        let pipelines = vec![
-            compute(
-                "mlp batch",
-                &module("mlp_batch.wgsl", shaders::MLP_BATCH),
-                "main",
-            ),
-            compute(
-                "mlp gemm",
-                &module("mlp_gemm.wgsl", shaders::MLP_GEMM),
-                "main",
-            ),
-            compute(
-                "mlp loss",
-                &module("mlp_loss.wgsl", shaders::MLP_LOSS),
-                "main",
-            ),
-            compute("mlp adam", &adam_module, "main"),
-            compute("mlp step counter", &adam_module, "advance"),
-        ];
-        let [p_batch, p_gemm, p_loss, p_adam, p_advance] = [0, 1, 2, 3, 4];
+        let pipelines = kernels.pipelines.clone();
+        let [p_batch, p_gemm, p_loss, p_finish, p_adam, p_advance] = [0, 1, 2, 3, 4, 5];
 
         let params_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("mlp parameters"),
@@ -271,7 +301,7 @@ impl GpuTrainer {
             workgroups: ((batch.max(efm_rows) as u32).div_ceil(64), 1),
         });
         let efm = efm.then(|| {
-            ClosedFormPipeline::new(gpu).record_velocity(
+            closed_form.record_velocity(
                 gpu,
                 VelocityBuffers {
                     reference: &reference,
@@ -325,31 +355,50 @@ impl GpuTrainer {
             };
             dispatches.push(gemm(g, &a[l], &dummy_read, &z[l], &a[l + 1]));
         }
+        let loss_count = batch * shape.dim;
+        let loss_groups = loss_count.div_ceil(LOSS_PER_GROUP) as u32;
+        let loss_partials = storage(device, "loss partial sums", loss_groups as usize);
         let loss_cfg = uniform(
             device,
             "loss config",
             &LossConfig {
-                count: (batch * shape.dim) as u32,
+                count: loss_count as u32,
                 batch: batch as u32,
-                _pad: [0; 2],
+                groups: loss_groups,
+                _pad: 0,
             },
         );
-        let loss_dispatch = Dispatch {
-            pipeline: p_loss,
-            bind_group: bind(
-                p_loss,
-                "loss",
-                &[
-                    (0, &loss_cfg),
-                    (1, &z[last]),
-                    (2, &target),
-                    (3, &delta[last]),
-                    (4, &losses),
-                    (5, &counter),
-                ],
-            ),
-            workgroups: (1, 1),
-        };
+        let loss_dispatches = [
+            Dispatch {
+                pipeline: p_loss,
+                bind_group: bind(
+                    p_loss,
+                    "loss",
+                    &[
+                        (0, &loss_cfg),
+                        (1, &z[last]),
+                        (2, &target),
+                        (3, &delta[last]),
+                        (6, &loss_partials),
+                    ],
+                ),
+                workgroups: (loss_groups, 1),
+            },
+            Dispatch {
+                pipeline: p_finish,
+                bind_group: bind(
+                    p_finish,
+                    "loss total",
+                    &[
+                        (0, &loss_cfg),
+                        (4, &losses),
+                        (5, &counter),
+                        (6, &loss_partials),
+                    ],
+                ),
+                workgroups: (1, 1),
+            },
+        ];
         let mut backward = Vec::new();
         for l in (0..layers.len()).rev() {
             let (n_in, n_out) = layers[l];
@@ -380,7 +429,7 @@ impl GpuTrainer {
                 backward.push(gemm(g, &delta[l], &z[l - 1], &delta[l - 1], &dummy_rw));
             }
         }
-        dispatches.push(loss_dispatch);
+        dispatches.extend(loss_dispatches);
         uniforms.push(loss_cfg);
         dispatches.extend(backward);
 
@@ -421,7 +470,16 @@ impl GpuTrainer {
         });
 
         let mut buffers = vec![
-            data_buf, grads, adam_m, adam_v, target, dummy_read, dummy_rw, queries, times,
+            loss_partials,
+            data_buf,
+            grads,
+            adam_m,
+            adam_v,
+            target,
+            dummy_read,
+            dummy_rw,
+            queries,
+            times,
             reference,
         ];
         buffers.extend(a);
@@ -442,52 +500,78 @@ impl GpuTrainer {
         })
     }
 
-    /// Runs `steps` optimisation steps; returns their losses (before each update).
+    /// Runs `steps` optimisation steps; returns their losses (before each update). Each
+    /// submission of up to 256 steps is encoded and submitted before the previous one's losses
+    /// are awaited, so the GPU never waits for the readback.
     pub async fn train(&mut self, gpu: &Gpu, steps: usize) -> Result<Vec<f32>, GpuError> {
         let mut all = Vec::with_capacity(steps);
         let mut left = steps;
+        let mut in_flight = None;
         while left > 0 {
             let chunk = left.min(STEPS_PER_SUBMISSION);
-            let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-            gpu.queue.write_buffer(
-                &self.counter,
-                0,
-                bytemuck::cast_slice(&[self.step, self.step]),
-            );
-            let mut encoder = gpu
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("mlp training steps"),
-                });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("mlp training pass"),
-                    timestamp_writes: None,
-                });
-                for _ in 0..chunk {
-                    for (k, d) in self.step_dispatches.iter().enumerate() {
-                        pass.set_pipeline(&self.pipelines[d.pipeline]);
-                        pass.set_bind_group(0, &d.bind_group, &[]);
-                        pass.dispatch_workgroups(d.workgroups.0, d.workgroups.1, 1);
-                        if k == 0 {
-                            if let Some(efm) = &self.efm {
-                                efm.record(&mut pass);
-                            }
+            let submitted = self.submit(gpu, chunk);
+            if let Some(previous) = in_flight.replace(submitted) {
+                all.extend(Self::collect(gpu, previous).await?);
+            }
+            self.step += chunk as u32;
+            left -= chunk;
+        }
+        if let Some(last) = in_flight {
+            all.extend(Self::collect(gpu, last).await?);
+        }
+        Ok(all)
+    }
+
+    /// Encodes and submits `chunk` steps and the copy of their losses.
+    fn submit(&self, gpu: &Gpu, chunk: usize) -> InFlight {
+        let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        gpu.queue.write_buffer(
+            &self.counter,
+            0,
+            bytemuck::cast_slice(&[self.step, self.step]),
+        );
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("mlp training steps"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("mlp training pass"),
+                timestamp_writes: None,
+            });
+            for _ in 0..chunk {
+                for (k, d) in self.step_dispatches.iter().enumerate() {
+                    pass.set_pipeline(&self.pipelines[d.pipeline]);
+                    pass.set_bind_group(0, &d.bind_group, &[]);
+                    pass.dispatch_workgroups(d.workgroups.0, d.workgroups.1, 1);
+                    if k == 0 {
+                        if let Some(efm) = &self.efm {
+                            efm.record(&mut pass);
                         }
                     }
                 }
             }
-            gpu.queue.submit([encoder.finish()]);
-            let validation = scope.pop();
-            let losses = read_f32(gpu, &self.losses, chunk).await;
-            if let Some(error) = validation.await {
-                return Err(GpuError::Validation(error.to_string()));
-            }
-            all.extend(losses?);
-            self.step += chunk as u32;
-            left -= chunk;
         }
-        Ok(all)
+        gpu.queue.submit([encoder.finish()]);
+        let losses = start_read(gpu, &self.losses, chunk);
+        InFlight {
+            losses,
+            validation: Box::pin(scope.pop()),
+            oom: Box::pin(oom.pop()),
+        }
+    }
+
+    async fn collect(gpu: &Gpu, in_flight: InFlight) -> Result<Vec<f32>, GpuError> {
+        let losses = in_flight.losses.finish(gpu).await;
+        if let Some(error) = in_flight.validation.await {
+            return Err(GpuError::Validation(error.to_string()));
+        }
+        if let Some(error) = in_flight.oom.await {
+            return Err(GpuError::OutOfMemory(error.to_string()));
+        }
+        losses
     }
 
     /// The current parameters (flow::mlp layout).

@@ -64,6 +64,29 @@ pub async fn backend_note() -> String {
     }
 }
 
+/// The GPU check run before the page trusted its GPU: `{ ms, verdict }` ("passed: ..." or
+/// "failed: ..."), or null when no GPU was checked (none, a CPU path asked for).
+#[wasm_bindgen(js_name = gpuCheck)]
+pub async fn gpu_check() -> JsValue {
+    let _ = backend().await;
+    match super::shared::gpu_check() {
+        Some((ms, verdict)) => {
+            let out = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&out, &"ms".into(), &ms.into());
+            let _ = js_sys::Reflect::set(&out, &"verdict".into(), &verdict.into());
+            out.into()
+        }
+        None => JsValue::NULL,
+    }
+}
+
+/// Destroys the page's GPU device, as a driver reset or a GPU process crash would, so that tests
+/// can check that the page carries on on the CPU. Resolves to false when there is no GPU device.
+#[wasm_bindgen(js_name = loseGpuDeviceForTesting)]
+pub async fn lose_gpu_device_for_testing() -> bool {
+    super::shared::lose_device().await
+}
+
 /// u*(x, t) for every row of `points` (m x dim); returns m x dim.
 #[wasm_bindgen(js_name = closedFormVelocity)]
 pub async fn closed_form_velocity(

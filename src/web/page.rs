@@ -15,6 +15,7 @@ use web_sys::{Element, IntersectionObserver, IntersectionObserverEntry};
 
 struct Mounted {
     root: Element,
+    name: String,
     figure: Box<dyn Figure>,
     on_screen: bool,
 }
@@ -41,7 +42,7 @@ pub fn start() -> Result<(), JsValue> {
         root.set_inner_html("");
         match figures::create(&name, &root) {
             Ok(figure) => {
-                register(root.clone(), figure)?;
+                register(root.clone(), &name, figure)?;
                 super::share::add(&name, &root)?;
                 super::share::link(&name, &root)?;
             }
@@ -57,12 +58,16 @@ thread_local! {
 
 /// Adds a mounted figure to the page's loop, starting the loop, the visibility tracking and
 /// the backend note with the first one (a page that only imports the JS API gets none).
-fn register(root: Element, figure: Box<dyn Figure>) -> JsResult<()> {
+fn register(root: Element, name: &str, figure: Box<dyn Figure>) -> JsResult<()> {
     if OBSERVER.with(|o| o.borrow().is_none()) {
         follow_color_scheme()?;
         let observer = observe_visibility()?;
         OBSERVER.with(|o| *o.borrow_mut() = Some(observer));
         show_backend_note();
+        super::shared::on_backend_change(|| {
+            show_backend_note();
+            remount_all();
+        });
         start_animation_loop()?;
     }
     OBSERVER.with(|o| {
@@ -73,6 +78,7 @@ fn register(root: Element, figure: Box<dyn Figure>) -> JsResult<()> {
     PAGE.with(|p| {
         p.borrow_mut().figures.push(Mounted {
             root,
+            name: name.to_string(),
             figure,
             on_screen: false,
         })
@@ -94,7 +100,7 @@ pub fn mount_figure(root: Element, name: String) -> Result<FigureHandle, JsError
     root.set_inner_html("");
     let figure = figures::create(&name, &root)
         .map_err(|e| JsError::new(&e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
-    register(root.clone(), figure).map_err(|e| JsError::new(&format!("{e:?}")))?;
+    register(root.clone(), &name, figure).map_err(|e| JsError::new(&format!("{e:?}")))?;
     super::share::add(&name, &root).map_err(|e| JsError::new(&format!("{e:?}")))?;
     Ok(FigureHandle { root })
 }
@@ -137,6 +143,62 @@ impl FigureHandle {
         PAGE.with(|p| p.borrow_mut().figures.retain(|m| m.root != self.root));
         super::share::forget(&self.root);
     }
+}
+
+/// Builds every figure again, with the settings it shows now, after the page's backend changed
+/// (a lost GPU device): work in flight on the old backend is dropped with the old figure, and a
+/// training figure starts its run again. The download bar and the address links, which live on
+/// the figure's root, stay.
+fn remount_all() {
+    let mounted: Vec<(Element, String)> = PAGE.with(|p| {
+        p.borrow()
+            .figures
+            .iter()
+            .map(|m| (m.root.clone(), m.name.clone()))
+            .collect()
+    });
+    for (root, name) in mounted {
+        let values: Vec<(String, String)> = settings(&root)
+            .iter()
+            .filter_map(|c| Some((c.get_attribute("data-setting")?, control_value(c))))
+            .collect();
+        let tools = root.query_selector(":scope > .figure-tools").ok().flatten();
+        let mut next = root.first_element_child();
+        while let Some(child) = next {
+            next = child.next_element_sibling();
+            if Some(&child) != tools.as_ref() {
+                child.remove();
+            }
+        }
+        let figure = match figures::create(&name, &root) {
+            Ok(f) => f,
+            Err(e) => {
+                show_error(&root, &e);
+                continue;
+            }
+        };
+        let old = PAGE.with(|p| {
+            let mut page = p.borrow_mut();
+            let m = page.figures.iter_mut().find(|m| m.root == root)?;
+            let mut figure = figure;
+            figure.set_visible(m.on_screen && page_tab_visible());
+            Some(std::mem::replace(&mut m.figure, figure))
+        });
+        // Dropped outside the page's borrow: a figure detaches its listeners when dropped.
+        drop(old);
+        for (key, value) in values {
+            if let Err(e) = apply_setting(&root, &key, &value) {
+                web_sys::console::warn_1(&format!("{name}: {e}").into());
+            }
+        }
+        if let Some(tools) = tools {
+            let _ = root.append_child(&tools);
+        }
+    }
+}
+
+fn page_tab_visible() -> bool {
+    !document().hidden()
 }
 
 /// Draws the figure in `root` right now (its next frame, out of turn): what "Download SVG"
@@ -377,6 +439,14 @@ fn show_backend_note() {
                     CpuWhy::Requested => {
                         "The address asks for the CPU path (?backend=cpu), so the figures compute \
                          in WebAssembly."
+                    }
+                    CpuWhy::CheckFailed => {
+                        "Your GPU's results did not match the page's CPU reference in a quick \
+                         check, so the figures compute on the CPU in WebAssembly instead."
+                    }
+                    CpuWhy::DeviceLost => {
+                        "The browser lost the GPU device the figures were using, so they now \
+                         compute on the CPU in WebAssembly: the same results, more slowly."
                     }
                 };
                 note.set_text_content(Some(text));

@@ -1,6 +1,8 @@
 //! One compute backend per page, acquired once on first use and shared by every figure and by
 //! the JS API. Without WebGPU it is the CPU path, with the reason kept for the page's note.
 
+use crate::gpu::backend::CpuWhy;
+use crate::gpu::canary::Spoil;
 use crate::gpu::Backend;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use std::cell::{Cell, RefCell};
@@ -11,47 +13,148 @@ type Pending = Shared<LocalBoxFuture<'static, Rc<Backend>>>;
 thread_local! {
     static BACKEND: RefCell<Option<Pending>> = const { RefCell::new(None) };
     static LAST_TURN: Cell<f64> = const { Cell::new(f64::NEG_INFINITY) };
+    /// What the GPU check found at start: its time in ms and its verdict.
+    static CHECK: RefCell<Option<(f64, String)>> = const { RefCell::new(None) };
+    /// Called when the page's backend changes after start (a lost device).
+    static ON_CHANGE: RefCell<Vec<fn()>> = const { RefCell::new(Vec::new()) };
 }
+
+/// The longest the GPU check may take at start (pipelines compile in it) before the page gives up
+/// on the GPU: a device that hangs is declined like one that computes wrongly.
+const CHECK_TIMEOUT_MS: i32 = 10_000;
 
 /// The page's backend; concurrent callers await the same acquisition.
 pub async fn backend() -> Rc<Backend> {
     let pending = BACKEND.with(|cell| {
         cell.borrow_mut()
-            .get_or_insert_with(|| {
-                async {
-                    let requested = requested_backend();
-                    let backend = if requested.as_deref() == Some("cpu") {
-                        Backend::Cpu {
-                            why: crate::gpu::backend::CpuWhy::Requested,
-                            reason: "the page asked for the CPU path with ?backend=cpu".into(),
-                        }
-                    } else {
-                        Backend::acquire(requested.as_deref() == Some("webgpu")).await
-                    };
-                    if let Backend::Gpu(b) = &backend {
-                        b.gpu.device.on_uncaptured_error(std::sync::Arc::new(|e| {
-                            web_sys::console::error_1(&format!("WebGPU error: {e}").into());
-                        }));
-                    }
-                    Rc::new(backend)
-                }
-                .boxed_local()
-                .shared()
-            })
+            .get_or_insert_with(|| acquire().boxed_local().shared())
             .clone()
     });
     pending.await
 }
 
-/// `?backend=cpu` in the page's address forces the CPU path (comparisons, benchmarks);
-/// `?backend=webgpu` takes a WebGPU adapter even when it is a software one (testing the
-/// kernels in a browser without a GPU).
-fn requested_backend() -> Option<String> {
+async fn acquire() -> Rc<Backend> {
+    let requested = query_value("backend");
+    if requested.as_deref() == Some("cpu") {
+        return Rc::new(Backend::Cpu {
+            why: CpuWhy::Requested,
+            reason: "the page asked for the CPU path with ?backend=cpu".into(),
+        });
+    }
+    let backend = Backend::acquire(requested.as_deref() == Some("webgpu")).await;
+    if !matches!(backend, Backend::Gpu(_)) {
+        return Rc::new(backend);
+    }
+    // Before any figure uses the GPU, a few milliseconds of every kernel against the CPU twin.
+    // `?gpu-check=spoil` spoils one GPU result on purpose (the browser tests of this decline).
+    let spoil = if query_value("gpu-check").as_deref() == Some("spoil") {
+        Spoil::ClosedForm
+    } else {
+        Spoil::None
+    };
+    let start = now_ms();
+    let verdict = {
+        let check = backend.verify(spoil).boxed_local();
+        match futures_util::future::select(check, sleep(CHECK_TIMEOUT_MS).boxed_local()).await {
+            futures_util::future::Either::Left((verdict, _)) => Some(verdict),
+            futures_util::future::Either::Right(_) => None,
+        }
+    };
+    let ms = now_ms() - start;
+    let failure = match verdict {
+        Some(Ok(report)) => {
+            let text = format!("passed: {report:?}");
+            web_sys::console::info_1(&format!("GPU check in {ms:.0} ms, {text}").into());
+            CHECK.with(|c| *c.borrow_mut() = Some((ms, text)));
+            None
+        }
+        Some(Err(e)) => Some(e.to_string()),
+        None => Some(format!(
+            "the GPU check did not finish within {} s",
+            CHECK_TIMEOUT_MS / 1000
+        )),
+    };
+    if let Some(why) = failure {
+        web_sys::console::warn_1(&format!("GPU declined after {ms:.0} ms: {why}").into());
+        CHECK.with(|c| *c.borrow_mut() = Some((ms, format!("failed: {why}"))));
+        return Rc::new(Backend::Cpu {
+            why: CpuWhy::CheckFailed,
+            reason: why,
+        });
+    }
+    if let Backend::Gpu(b) = &backend {
+        let device = &b.gpu.device;
+        device.on_uncaptured_error(std::sync::Arc::new(|e| {
+            web_sys::console::error_1(&format!("WebGPU error: {e}").into());
+        }));
+        device.set_device_lost_callback(|reason, message| {
+            device_lost(format!("{reason:?}: {message}"));
+        });
+    }
+    Rc::new(backend)
+}
+
+/// The GPU device is gone: the page computes on the CPU from now on, its note says so, and
+/// whoever registered with `on_backend_change` (the page, which remounts its figures) carries on.
+fn device_lost(detail: String) {
+    let current = BACKEND.with(|cell| cell.borrow().as_ref().and_then(|p| p.peek().cloned()));
+    // A GPU backend the page already replaced or declined may report its loss too.
+    if !matches!(current.as_deref(), Some(Backend::Gpu(_))) {
+        return;
+    }
+    web_sys::console::warn_1(&format!("WebGPU device lost ({detail}); using the CPU").into());
+    let cpu = Rc::new(Backend::Cpu {
+        why: CpuWhy::DeviceLost,
+        reason: format!("the WebGPU device was lost ({detail})"),
+    });
+    BACKEND.with(|cell| {
+        *cell.borrow_mut() = Some(futures_util::future::ready(cpu).boxed_local().shared())
+    });
+    for f in ON_CHANGE.with(|c| c.borrow().clone()) {
+        f();
+    }
+}
+
+/// Calls `f` whenever the page's backend changes after it was first acquired.
+pub fn on_backend_change(f: fn()) {
+    ON_CHANGE.with(|c| c.borrow_mut().push(f));
+}
+
+/// The GPU check's time in ms and verdict, once it ran.
+pub fn gpu_check() -> Option<(f64, String)> {
+    CHECK.with(|c| c.borrow().clone())
+}
+
+/// Destroys the page's GPU device as a driver reset would (browser tests of device loss);
+/// false when the page has no GPU device.
+pub async fn lose_device() -> bool {
+    match &*backend().await {
+        Backend::Gpu(b) => {
+            b.gpu.device.destroy();
+            true
+        }
+        Backend::Cpu { .. } => false,
+    }
+}
+
+async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// The value of `key` in the page's query string. `?backend=cpu` forces the CPU path
+/// (comparisons, benchmarks); `?backend=webgpu` takes a WebGPU adapter even when it is a software
+/// one (testing the kernels in a browser without a GPU).
+fn query_value(key: &str) -> Option<String> {
     let query = web_sys::window()?.location().search().ok()?;
     query
         .trim_start_matches('?')
         .split('&')
-        .find_map(|p| p.strip_prefix("backend=").map(str::to_string))
+        .find_map(|p| p.strip_prefix(key)?.strip_prefix('=').map(str::to_string))
 }
 
 /// Gives the event loop a turn: long CPU work awaits this now and then so the page stays

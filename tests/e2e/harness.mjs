@@ -52,10 +52,14 @@ export async function open(browser, url, { width = 1280, height = 900 } = {}) {
 }
 
 /// A tiny test runner: named checks, a summary, and the exit code.
+/// A list of checks. `E2E_ONLY=<regex>` runs only the checks whose label matches (while working
+/// on one; CI runs them all).
 export function suite(name) {
   const results = [];
+  const only = process.env.E2E_ONLY ? new RegExp(process.env.E2E_ONLY) : null;
   return {
     async check(label, fn) {
+      if (only && !only.test(label)) return;
       const start = Date.now();
       try {
         const detail = await fn();

@@ -28,6 +28,21 @@ window.fmRef = (() => {
     }
     return out;
   }
+  // lambda_i(x, t) in float64: the softmax over i of -||x - t x_i||^2 / (2 (1 - t)^2).
+  function posteriorWeights(data, dim, point, t) {
+    const n = data.length / dim;
+    const scores = new Float64Array(n);
+    let max = -Infinity;
+    for (let i = 0; i < n; i++) {
+      let d2 = 0;
+      for (let k = 0; k < dim; k++) { const d = point[k] - t * data[i * dim + k]; d2 += d * d; }
+      scores[i] = -d2 / (2 * (1 - t) * (1 - t));
+      if (scores[i] > max) max = scores[i];
+    }
+    let sum = 0;
+    for (let i = 0; i < n; i++) { scores[i] = Math.exp(scores[i] - max); sum += scores[i]; }
+    return scores.map((w) => w / sum);
+  }
   // u*(x, t) in float64 with direct differences and a max-subtracted softmax.
   function closedForm(data, dim, points, t) {
     const n = data.length / dim, m = points.length / dim;
@@ -129,5 +144,5 @@ window.fmRef = (() => {
     }
     return out;
   }
-  return { rng, normals, moons, closedForm, maxRelativeError, nearestFraction, cosineAlignment };
+  return { rng, normals, moons, posteriorWeights, closedForm, maxRelativeError, nearestFraction, cosineAlignment };
 })();

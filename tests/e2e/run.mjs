@@ -16,7 +16,7 @@ let allOk = true;
 const firstLosses = {};
 const alignmentSamples = {};
 
-for (const webgpu of [true, false]) {
+for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || process.env.E2E_MODE === (w ? 'webgpu' : 'cpu'))) {
   const mode = webgpu ? 'webgpu' : 'cpu';
   const t = suite(`browser tests (${mode})`);
   const browser = await launch({ webgpu });
@@ -74,12 +74,43 @@ for (const webgpu of [true, false]) {
     return `${(100 * frac).toFixed(1)}% within 1% of the data scale`;
   });
 
-  await t.check('posteriorWeights sums to 1', async () => {
-    const sum = await page.evaluate(async () => {
-      const w = await window.wasmBindings.posteriorWeights(window.fmRef.moons(100, 1), 2, new Float32Array([0.1, 0.2]), 0.7);
-      return w.reduce((a, b) => a + b, 0) + (w.length === 100 ? 0 : 99);
+  await t.check('posteriorWeights within 1e-5 of float64, weight by weight', async () => {
+    const r = await page.evaluate(async () => {
+      const { moons, normals, posteriorWeights } = window.fmRef;
+      const out = [];
+      for (const [n, dim, t, seed] of [[100, 2, 0.7, 1], [300, 2, 0.2, 2], [500, 37, 0.9, 3]]) {
+        const data = dim === 2 ? moons(n, seed) : normals(n * dim, seed);
+        const point = normals(dim, seed + 10);
+        const got = await window.wasmBindings.posteriorWeights(data, dim, point, t);
+        const want = posteriorWeights(data, dim, point, t);
+        let worst = 0;
+        for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+        out.push({ n, dim, t, length: got.length, worst, top: Math.max(...want) });
+      }
+      return out;
     });
-    assert(Math.abs(sum - 1) < 1e-5, `sum ${sum}`);
+    for (const c of r) {
+      assert(c.length === c.n, `length ${c.length} for n ${c.n}`);
+      assert(c.worst < 1e-5, `n ${c.n}, dim ${c.dim}, t ${c.t}: worst difference ${c.worst}`);
+    }
+    return r.map((c) => `dim ${c.dim} t ${c.t}: ${c.worst.toExponential(1)} (largest weight ${c.top.toFixed(2)})`).join('; ');
+  });
+
+  await t.check('sampleClosedForm never evaluates t = 1 (grids that round onto 1 in float32)', async () => {
+    const r = await page.evaluate(async () => {
+      const { normals, moons } = window.fmRef;
+      const out = [];
+      for (const [dim, data] of [[2, moons(40, 5)], [9, normals(40 * 9, 6)]]) {
+        for (const [tStart, steps] of [[0.9999, 10000], [0.999999, 100], [0.9999999, 7]]) {
+          const x = await window.wasmBindings.sampleClosedForm(data, dim, normals(6 * dim, 7), steps, tStart);
+          out.push([dim, tStart, steps, x.every(Number.isFinite)]);
+        }
+      }
+      return out;
+    });
+    const bad = r.filter((c) => !c[3]);
+    assert(bad.length === 0, `non-finite samples for ${JSON.stringify(bad)}`);
+    return `${r.length} cases finite`;
   });
 
   await t.check('every bad input rejects with an Error naming the argument; the page keeps working', async () => {
@@ -428,6 +459,88 @@ for (const webgpu of [true, false]) {
       assert(/software/.test(reason), `reason: ${reason}`);
       assert(/runs on the CPU/.test(note) && /\?backend=webgpu/.test(note) && !/not available/.test(note), `note: ${note}`);
       return `note: "${note}"`;
+    });
+  }
+
+  if (webgpu) {
+    await t.check('the GPU check runs before the page trusts the adapter, and passes on SwiftShader', async () => {
+      const check = await page.evaluate(() => window.wasmBindings.gpuCheck());
+      assert(check && /^passed/.test(check.verdict), `verdict: ${JSON.stringify(check)}`);
+      return `${check.ms.toFixed(0)} ms at start; ${check.verdict.slice(0, 120)}`;
+    });
+
+    await t.check('a GPU whose results disagree with the CPU is declined: the CPU path and a note say why', async () => {
+      const { page: p9, errors: errors9 } = await open(browser, `${origin}/index.html?backend=webgpu&gpu-check=spoil`);
+      await p9.waitForFunction(() => /backend-cpu/.test(document.getElementById('backend-note').className), null, { timeout: 60000 });
+      const [name, reason, check] = await p9.evaluate(async () => [
+        await window.wasmBindings.backendName(), await window.wasmBindings.backendNote(), await window.wasmBindings.gpuCheck()]);
+      const note = await p9.textContent('#backend-note');
+      const v = await p9.evaluate(async () => {
+        const got = await window.wasmBindings.closedFormVelocity(new Float32Array([1, -2]), 2, new Float32Array([0, 0]), 0.5);
+        return Array.from(got);
+      });
+      await p9.close();
+      assert(name === 'cpu', `backend: ${name}`);
+      assert(/disagree/.test(reason) && /^failed/.test(check.verdict), `reason: ${reason}; check: ${JSON.stringify(check)}`);
+      assert(/did not match/.test(note), `note: ${note}`);
+      // One training point: u*(0, 0.5) = (x1 - 0) / (1 - 0.5) = (2, -4).
+      assert(Math.abs(v[0] - 2) < 1e-5 && Math.abs(v[1] + 4) < 1e-5, `velocity on the CPU: ${v}`);
+      assert(errors9.length === 0, `page errors: ${errors9.join('\n')}`);
+      return `declined after ${check.ms.toFixed(0)} ms: "${note}"`;
+    });
+
+    await t.check('after a device loss every figure draws on the CPU, the API answers, no page error', async () => {
+      const { page: p10, errors: errors10 } = await open(browser, `${origin}/index.html?backend=webgpu`);
+      await p10.addScriptTag({ path: reference });
+      p10.setDefaultTimeout(240000);
+      // A trainer on the GPU, and figures at work on it when the device goes.
+      const trainerOk = await p10.evaluate(async () => {
+        window.lossTrainer = await window.wasmBindings.createTrainer({ data: window.fmRef.moons(64, 2), dim: 2, hidden: 16, depth: 2, batch: 32 });
+        return (await window.lossTrainer.train(2)).length === 2;
+      });
+      assert(trainerOk, 'the trainer did not train before the loss');
+      for (const name of ['velocity-field', 'digit-memorization', 'cfm-vs-efm']) {
+        await p10.locator(`[data-figure="${name}"]`).scrollIntoViewIfNeeded();
+        await p10.waitForTimeout(500);
+      }
+      const lost = await p10.evaluate(() => window.wasmBindings.loseGpuDeviceForTesting());
+      assert(lost === true, 'no GPU device to lose');
+      await p10.waitForFunction(() => /backend-cpu/.test(document.getElementById('backend-note').className), null, { timeout: 60000 });
+      const figures = await p10.$$('[data-figure]');
+      for (const f of figures) {
+        await f.scrollIntoViewIfNeeded();
+        await p10.waitForTimeout(800);
+      }
+      await p10.waitForFunction(figuresInked, '[data-figure]', { timeout: 180000 });
+      const r = await p10.evaluate(async () => {
+        const b = window.wasmBindings;
+        const { moons, normals, closedForm, maxRelativeError } = window.fmRef;
+        const data = moons(200, 3), pts = normals(40, 4);
+        const got = await b.closedFormVelocity(data, 2, pts, 0.6);
+        let trainer;
+        try { await window.lossTrainer.train(1); trainer = 'answered'; } catch (e) { trainer = e.message; }
+        const fresh = await b.createTrainer({ data, dim: 2, hidden: 16, depth: 2, batch: 32 });
+        const losses = await fresh.train(3);
+        return {
+          name: await b.backendName(),
+          err: maxRelativeError(got, closedForm(data, 2, pts, 0.6), 2),
+          trainer,
+          freshOk: losses.length === 3 && losses.every(Number.isFinite),
+          inked: document.querySelectorAll('[data-figure] canvas').length,
+        };
+      });
+      const note = await p10.textContent('#backend-note');
+      const statusErrors = await p10.$$eval('.figure-error', (els) => els.map((e) => e.textContent));
+      await p10.screenshot({ path: path.join(out, 'after-device-loss.png'), fullPage: true });
+      await p10.close();
+      assert(r.name === 'cpu', `backend after the loss: ${r.name}`);
+      assert(r.err < 1e-3, `closedFormVelocity after the loss: error ${r.err}`);
+      assert(/device was lost/.test(r.trainer), `a trainer of the lost device: ${r.trainer}`);
+      assert(r.freshOk, 'a new trainer does not train on the CPU');
+      assert(/lost the GPU device/.test(note), `note: ${note}`);
+      assert(statusErrors.length === 0, `figure errors: ${statusErrors}`);
+      assert(errors10.length === 0, `page errors: ${errors10.join('\n')}`);
+      return `${figures.length} figures drawn after the loss on "${r.name}"; old trainer: "${r.trainer.slice(0, 60)}…"`;
     });
   }
 

@@ -18,14 +18,16 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("serve") => serve(&args[1..]),
         Some("test") => test(),
-        Some("bench") => bench(),
+        Some("bench") => bench(&args[1..]),
         Some("quality") => check(
             Command::new("cargo")
                 .args(["run", "--release", "--example", "quality", "--"])
                 .args(&args[1..]),
         ),
         _ => {
-            eprintln!("usage: cargo xtask serve [trunk args] | test | bench | quality [--quick]");
+            eprintln!(
+                "usage: cargo xtask serve [trunk args] | test | bench [--native] | quality [--quick]"
+            );
             return ExitCode::from(2);
         }
     };
@@ -129,9 +131,19 @@ fn test() -> Result<(), String> {
     }
 }
 
-fn bench() -> Result<(), String> {
-    ensure_wasm_tools()?;
+/// The native kernels' table (`examples/gpu_bench.rs`: workgroups per call, GPU against CPU
+/// through wgpu's native backend), then the browser benchmark. `--native` runs only the first.
+fn bench(args: &[String]) -> Result<(), String> {
     ensure_browser_and_vulkan()?;
+    check(
+        Command::new(env_or("CARGO", "cargo"))
+            .args(["run", "--release", "--example", "gpu_bench"])
+            .env("XDG_RUNTIME_DIR", runtime_dir()),
+    )?;
+    if args.iter().any(|a| a == "--native") {
+        return Ok(());
+    }
+    ensure_wasm_tools()?;
     ensure_npm_packages(BUILD_INPUTS)?;
     ensure_npm_packages("tests/e2e")?;
     check(Command::new("trunk").args(["build", "--release"]))?;

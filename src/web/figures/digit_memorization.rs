@@ -158,14 +158,17 @@ fn generate(state: &Rc<RefCell<State>>, digits: Rc<DigitSet>) {
         let result = async {
             let prepared = backend.prepared(prepared, &digits.full, PIXELS)?;
             let dt = 1.0 / STEPS as f32;
-            // One Euler step per task, so the page stays responsive on the CPU path.
-            let mut path = Vec::with_capacity(STEPS * x0.len());
-            let mut x = x0.clone();
-            for k in 0..STEPS {
-                x = backend.euler(&prepared, &x, k as f32 * dt, dt, 1).await?;
-                path.extend_from_slice(&x);
-                crate::web::shared::yield_to_page().await;
-            }
+            // One submission on the GPU; on the CPU the page gets a turn after every step.
+            let path = backend
+                .trajectory(
+                    &prepared,
+                    &x0,
+                    0.0,
+                    dt,
+                    STEPS,
+                    crate::web::shared::yield_to_page,
+                )
+                .await?;
             Ok::<_, crate::gpu::GpuError>((prepared, path))
         }
         .await;

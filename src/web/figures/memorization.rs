@@ -250,7 +250,14 @@ fn integrate(state: &Rc<RefCell<State>>) {
                 }
                 let steps = STEPS_PER_BATCH.min(STEPS - k0);
                 let frames = backend
-                    .trajectory(&prepared, &x, k0 as f32 * dt, dt, steps)
+                    .trajectory(
+                        &prepared,
+                        &x,
+                        k0 as f32 * dt,
+                        dt,
+                        steps,
+                        crate::web::shared::pace,
+                    )
                     .await?;
                 let mut s = state.borrow_mut();
                 if s.version != version {
