@@ -17,9 +17,9 @@
 // What it relies on (WGSL memory model): every storage value this kernel reads that another
 // invocation wrote was written in an earlier dispatch (`state` and `partial` of earlier
 // dispatches, the merge's positions); within a dispatch each invocation reads back only storage
-// it wrote itself: invocation (tq, tk) owns query tq's `partial` entries at columns tk + 4 j of
-// every strip, in the accumulation and nowhere else, and invocation tq < TQ owns that query's
-// `state`. Workgroup memory is shared only across workgroupBarrier(), and every barrier sits in
+// it wrote itself: invocation (qa, kb) owns the `partial` entries of queries qa and qa + 8 at
+// columns kb + 8 j of every strip, in the accumulation and nowhere else, and invocation q < TQ
+// owns that query's `state`. Workgroup memory is shared only across workgroupBarrier(), and every barrier sits in
 // uniform control flow: loop bounds and branches around barriers depend only on `params` and the
 // workgroup id.
 
@@ -27,8 +27,6 @@ const TQ: u32 = 16u;
 const TK: u32 = 32u;
 const TD: u32 = 64u;
 const WG: u32 = 64u;
-// Per thread: TK / (WG / TQ) = 8 scores of the tile.
-const KPT: u32 = 8u;
 // Row strides of the workgroup tiles, one word longer than a row so that the rows read at the
 // same time (same column, different rows) fall in different memory banks.
 const QS: u32 = 65u;  // TD + 1
@@ -118,23 +116,29 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     }
     workgroupBarrier();
 
-    // Scores: thread (tq, tk) computes query tq against points tk, tk + 4, ..., tk + 28.
-    let tq = lid / 4u;
-    let tk = lid % 4u;
-    let t = row_t[tq];
-    let one_minus_t = 1.0 - t;
-    let inv_two_var = 1.0 / (2.0 * one_minus_t * one_minus_t);
-    let q = q0 + tq;
+    // Invocation (qa, kb) = (lid / 8, lid % 8) works on queries qa and qa + 8: in the score tile
+    // against points kb + 8 j (j < 4), in the weighted sum on columns kb + 8 j (j < 8) of every
+    // strip. Two queries per invocation halve the tile reads per multiply-add.
+    let qa = lid / 8u;
+    let kb = lid % 8u;
+    var inv_two_var: array<f32, 2>;
+    for (var i = 0u; i < 2u; i++) {
+        let one_minus_t = 1.0 - row_t[qa + 8u * i];
+        inv_two_var[i] = 1.0 / (2.0 * one_minus_t * one_minus_t);
+    }
+    let t0 = row_t[qa];
+    let t1 = row_t[qa + 8u];
 
     for (var k0 = begin; k0 < n; k0 += TK) {
         // ||x - t x_k||^2 summed strip by strip, with the strip totals added under Kahan
         // compensation: one running f32 sum over 3,072 terms loses a whole unit in a score of
         // ~7,000, which is the difference between two training points' weights.
+        // Entry i * 4 + j: query qa + 8 i, point kb + 8 j.
         var acc: array<f32, 8>;
         var comp: array<f32, 8>;
-        for (var j = 0u; j < KPT; j++) {
-            acc[j] = 0.0;
-            comp[j] = 0.0;
+        for (var e = 0u; e < 8u; e++) {
+            acc[e] = 0.0;
+            comp[e] = 0.0;
         }
         for (var d0 = 0u; d0 < dim; d0 += TD) {
             let width = min(TD, dim - d0);
@@ -153,26 +157,32 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             // Zeroed explicitly: SwiftShader kept a loop-local array's values from the previous
             // iteration when relying on WGSL's implicit zero initialisation.
             var part: array<f32, 8>;
-            for (var j = 0u; j < KPT; j++) {
-                part[j] = 0.0;
+            for (var e = 0u; e < 8u; e++) {
+                part[e] = 0.0;
             }
             for (var d = 0u; d < width; d++) {
-                let xq = q_tile[tq * QS + d];
-                for (var j = 0u; j < KPT; j++) {
-                    let diff = xq - t * k_tile[(tk + 4u * j) * KS + d];
-                    part[j] += diff * diff;
+                let x0 = q_tile[qa * QS + d];
+                let x1 = q_tile[(qa + 8u) * QS + d];
+                for (var j = 0u; j < 4u; j++) {
+                    let xk = k_tile[(kb + 8u * j) * KS + d];
+                    let a = x0 - t0 * xk;
+                    let b = x1 - t1 * xk;
+                    part[j] += a * a;
+                    part[4u + j] += b * b;
                 }
             }
-            for (var j = 0u; j < KPT; j++) {
-                let y = part[j] - comp[j];
-                let sum = acc[j] + y;
-                comp[j] = (sum - acc[j]) - y;
-                acc[j] = sum;
+            for (var e = 0u; e < 8u; e++) {
+                let y = part[e] - comp[e];
+                let sum = acc[e] + y;
+                comp[e] = (sum - acc[e]) - y;
+                acc[e] = sum;
             }
             workgroupBarrier();
         }
-        for (var j = 0u; j < KPT; j++) {
-            w_tile[tq * WS + tk + 4u * j] = -acc[j] * inv_two_var;
+        for (var i = 0u; i < 2u; i++) {
+            for (var j = 0u; j < 4u; j++) {
+                w_tile[(qa + 8u * i) * WS + kb + 8u * j] = -acc[i * 4u + j] * inv_two_var[i];
+            }
         }
         workgroupBarrier();
 
@@ -207,28 +217,46 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         workgroupBarrier();
 
         // partial_q = partial_q * scale_q + sum_k w_qk x_k, with the chunk streamed through k_tile
-        // in TD-wide strips; thread (tq, tk) owns dims tk, tk + 4, ..., tk + 60 of query tq.
-        // (Reading the points straight from storage here, or through a per-thread array,
-        // computed wrong sums on llvmpipe: tiles only.)
-        let scale = row_scale[tq];
+        // in TD-wide strips; invocation (qa, kb) owns columns kb + 8 j of queries qa and qa + 8,
+        // here and nowhere else. (Reading the points straight from storage here, or through a
+        // per-thread array, computed wrong sums on llvmpipe: tiles only.)
+        let scale0 = row_scale[qa];
+        let scale1 = row_scale[qa + 8u];
         for (var d0 = 0u; d0 < dim; d0 += TD) {
             let width = min(TD, dim - d0);
             stage_points(lid, k0, n, d0, width);
             workgroupBarrier();
-            for (var j = 0u; j < TD / 4u; j++) {
-                let col = tk + 4u * j;
-                var a = 0.0;
-                for (var k = 0u; k < TK; k++) {
-                    a += w_tile[tq * WS + k] * k_tile[k * KS + col];
+            // Entry i * 8 + j: query qa + 8 i, column kb + 8 j.
+            var sums: array<f32, 16>;
+            for (var e = 0u; e < 16u; e++) {
+                sums[e] = 0.0;
+            }
+            for (var k = 0u; k < TK; k++) {
+                let w0 = w_tile[qa * WS + k];
+                let w1 = w_tile[(qa + 8u) * WS + k];
+                for (var j = 0u; j < 8u; j++) {
+                    let xk = k_tile[k * KS + kb + 8u * j];
+                    sums[j] += w0 * xk;
+                    sums[8u + j] += w1 * xk;
                 }
-                if (q < m && col < width) {
-                    let idx = (slot * m + q) * dim + d0 + col;
-                    // scale 0: the slot's first points for this query; what `partial` held is
-                    // dropped, not multiplied (it may be from an earlier call).
-                    if (scale == 0.0) {
-                        partial[idx] = a;
-                    } else {
-                        partial[idx] = partial[idx] * scale + a;
+            }
+            for (var i = 0u; i < 2u; i++) {
+                let q = q0 + qa + 8u * i;
+                var scale = scale0;
+                if (i == 1u) {
+                    scale = scale1;
+                }
+                for (var j = 0u; j < 8u; j++) {
+                    let col = kb + 8u * j;
+                    if (q < m && col < width) {
+                        let idx = (slot * m + q) * dim + d0 + col;
+                        // scale 0: the slot's first points for this query; what `partial` held
+                        // is dropped, not multiplied (it may be from an earlier call).
+                        if (scale == 0.0) {
+                            partial[idx] = sums[i * 8u + j];
+                        } else {
+                            partial[idx] = partial[idx] * scale + sums[i * 8u + j];
+                        }
                     }
                 }
             }

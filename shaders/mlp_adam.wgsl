@@ -1,5 +1,11 @@
 // Adam with bias correction over the flat parameter vector (`main`), and the step counter
 // advance that ends every training step (`advance`, one invocation).
+//
+// What it relies on (WGSL memory model): invocation i reads and writes only entry i of `params`,
+// `m` and `v`; `grads` was written by earlier dispatches (the weight gradients). `counter` and
+// `counter_rw` are the same buffer, bound by different entry points (each pipeline's layout holds
+// only the bindings its entry point uses), so no dispatch both reads and writes it; `advance`
+// runs alone in its own dispatch, after Adam has read the step. No workgroup memory, no barriers.
 
 struct Adam {
     count: u32,

@@ -7,6 +7,11 @@
 // and the reference set: rows 0..efm_rows of `reference` are the training points that rows
 // 0..efm_rows of an extended batch would draw (the batch's own x1 first), as
 // flow::mlp::efm_reference does. The closed-form kernel then overwrites `goal` with u*(x_t, t).
+//
+// What it relies on (WGSL memory model): invocation b writes only row b of `input`, `goal`,
+// `queries`, `reference` and `times`, and reads no storage that another invocation of this
+// dispatch writes (`data` is read-only; `counter` was advanced by an earlier dispatch). No
+// workgroup memory, no barriers.
 
 struct Config {
     seed: u32,

@@ -5,6 +5,7 @@ pub mod backend;
 pub mod canary;
 pub mod closed_form;
 pub mod context;
+pub mod kernel_report;
 pub mod readback;
 pub mod shaders;
 pub mod trainer;

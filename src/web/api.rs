@@ -87,6 +87,43 @@ pub async fn lose_gpu_device_for_testing() -> bool {
     super::shared::lose_device().await
 }
 
+/// Runs every WGSL kernel on a WebGPU device of its own (software adapters included) against
+/// its CPU twin: `{ adapter, rows: [{ kernel, sizes, error, tolerance, unit, gpuMs, cpuMs,
+/// passed, failure }] }`. What /gpu-check.html shows; rejects when there is no adapter at all.
+#[wasm_bindgen(js_name = gpuKernelReport)]
+pub async fn gpu_kernel_report() -> Result<JsValue, JsError> {
+    let gpu = crate::gpu::Gpu::request(true).await?;
+    let performance = web_sys::window().and_then(|w| w.performance());
+    let now = move || performance.as_ref().map_or(0.0, |p| p.now());
+    let rows = crate::gpu::kernel_report::run(&gpu, &now).await;
+    let set = |o: &js_sys::Object, k: &str, v: JsValue| {
+        let _ = js_sys::Reflect::set(o, &k.into(), &v);
+    };
+    let list = js_sys::Array::new();
+    for r in &rows {
+        let o = js_sys::Object::new();
+        set(&o, "kernel", r.kernel.into());
+        set(&o, "sizes", r.sizes.as_str().into());
+        set(&o, "error", r.error.into());
+        set(&o, "tolerance", r.tolerance.into());
+        set(&o, "unit", r.unit.into());
+        set(&o, "gpuMs", r.gpu_ms.into());
+        set(&o, "cpuMs", r.cpu_ms.into());
+        set(&o, "passed", r.passed().into());
+        set(
+            &o,
+            "failure",
+            r.failure.as_deref().map_or(JsValue::NULL, JsValue::from),
+        );
+        list.push(&o);
+    }
+    let out = js_sys::Object::new();
+    let adapter = format!("{} ({:?})", gpu.adapter, gpu.backend);
+    set(&out, "adapter", adapter.into());
+    set(&out, "rows", list.into());
+    Ok(out.into())
+}
+
 /// u*(x, t) for every row of `points` (m x dim); returns m x dim.
 #[wasm_bindgen(js_name = closedFormVelocity)]
 pub async fn closed_form_velocity(

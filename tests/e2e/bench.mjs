@@ -9,12 +9,15 @@ import { fileURLToPath } from 'node:url';
 import { serve, launch } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const dist = path.resolve(here, '../../dist');
+// BENCH_DIST=<dir> benchmarks another build (an earlier commit's dist/, for before and after).
+const dist = process.env.BENCH_DIST ? path.resolve(process.env.BENCH_DIST) : path.resolve(here, '../../dist');
 const tfjs = path.join(here, 'node_modules/@tensorflow');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 // BENCH_ONLY=closed-form|training|alignment runs one part.
 const only = process.env.BENCH_ONLY;
-const part = (name, cases) => (!only || only === name ? cases : []);
+// BENCH_LABELS=<regex> keeps only the rows whose label matches (e.g. 'webgpu').
+const labels = process.env.BENCH_LABELS ? new RegExp(process.env.BENCH_LABELS) : null;
+const part = (name, cases) => (!only || only === name ? cases.filter(([label]) => !labels || labels.test(label)) : []);
 const [N, DIM, M, T] = [10000, 784, 64, 0.5];
 
 // A page that loads our module (no figures) and TensorFlow.js from node_modules.
@@ -275,6 +278,12 @@ if (tfRows.length) {
   const sums = rows.filter((r) => r.checksum).map((r) => r.checksum);
   console.log(`checksums (sum |u|) agree to ${((Math.max(...sums) - Math.min(...sums)) / Math.max(...sums)).toExponential(1)}`);
 }
+// Like for like: our WebGPU kernels against TF.js's WebGPU backend on the same adapter.
+const like = (list, label) => list.find((r) => r.label === label);
+const oursCf = like(rows, 'fm-explainer webgpu (SwiftShader)'), tfCf = like(rows, 'tf.js 4.22 webgpu');
+if (oursCf?.ms && tfCf?.ms) console.log(`closed form, webgpu against tf.js webgpu on the same adapter: ${(tfCf.ms / oursCf.ms).toFixed(2)}x`);
+const oursTr = like(trainRows, 'fm-explainer webgpu (SwiftShader)'), tfTr = like(trainRows, 'tf.js 4.22 webgpu');
+if (oursTr?.stepsPerSecond && tfTr?.stepsPerSecond) console.log(`training, webgpu against tf.js webgpu on the same adapter: ${(oursTr.stepsPerSecond / tfTr.stepsPerSecond).toFixed(2)}x`);
 fs.writeFileSync(path.resolve(here, '../../bench-results.json'), JSON.stringify({ closedForm: { n: N, dim: DIM, m: M, t: T, runs: RUNS, rows }, training: { steps: STEPS, runs: TRAIN_RUNS, rows: trainRows }, alignment: { runs: ALIGN_RUNS, rows: alignRows } }, null, 2));
 await browser.close();
 server.close();

@@ -40,20 +40,20 @@ export async function launch({ webgpu }) {
   return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args, headless: true });
 }
 
-/// Opens `url`, collecting console errors and page errors, and waits for the wasm bindings.
-export async function open(browser, url, { width = 1280, height = 900 } = {}) {
+/// Opens `url`, collecting console errors and page errors, and waits for the wasm bindings
+/// (the article's; `wait: false` for pages that load the module themselves).
+export async function open(browser, url, { width = 1280, height = 900, wait = true } = {}) {
   const page = await browser.newPage({ viewport: { width, height } });
   const errors = [];
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(url);
-  await page.waitForFunction(() => window.wasmBindings && window.wasmBindings.backendName, null, { timeout: 60000 });
+  if (wait) await page.waitForFunction(() => window.wasmBindings && window.wasmBindings.backendName, null, { timeout: 60000 });
   return { page, errors };
 }
 
-/// A tiny test runner: named checks, a summary, and the exit code.
-/// A list of checks. `E2E_ONLY=<regex>` runs only the checks whose label matches (while working
-/// on one; CI runs them all).
+/// A tiny test runner: named checks, a summary, and the exit code. `E2E_ONLY=<regex>` runs only
+/// the checks whose label matches (while working on one; CI runs them all).
 export function suite(name) {
   const results = [];
   const only = process.env.E2E_ONLY ? new RegExp(process.env.E2E_ONLY) : null;

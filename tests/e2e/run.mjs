@@ -489,6 +489,21 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       return `declined after ${check.ms.toFixed(0)} ms: "${note}"`;
     });
 
+    await t.check('/gpu-check.html runs every kernel against its CPU twin on this device: every row passes', async () => {
+      const { page: p11, errors: errors11 } = await open(browser, `${origin}/gpu-check.html`, { wait: false });
+      await p11.waitForFunction(() => document.body.dataset.done, null, { timeout: 300000 });
+      const status = await p11.textContent('#status');
+      const rows = await p11.$$eval('#report tbody tr', (trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent)));
+      await p11.screenshot({ path: path.join(out, 'gpu-check.png'), fullPage: true });
+      await p11.close();
+      assert(rows.length >= 10, `${rows.length} rows; status: ${status}`);
+      const failed = rows.filter((r) => r[6] !== 'pass');
+      assert(failed.length === 0, `failed rows: ${JSON.stringify(failed)}`);
+      assert(/^All \d+ kernels match the CPU/.test(status), `status: ${status}`);
+      assert(errors11.length === 0, `page errors: ${errors11.join('\n')}`);
+      return `${status} Slowest GPU row: ${Math.max(...rows.map((r) => Number(r[4]))).toFixed(0)} ms`;
+    });
+
     await t.check('after a device loss every figure draws on the CPU, the API answers, no page error', async () => {
       const { page: p10, errors: errors10 } = await open(browser, `${origin}/index.html?backend=webgpu`);
       await p10.addScriptTag({ path: reference });
@@ -541,6 +556,18 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       assert(statusErrors.length === 0, `figure errors: ${statusErrors}`);
       assert(errors10.length === 0, `page errors: ${errors10.join('\n')}`);
       return `${figures.length} figures drawn after the loss on "${r.name}"; old trainer: "${r.trainer.slice(0, 60)}…"`;
+    });
+  }
+
+  if (!webgpu) {
+    await t.check('/gpu-check.html without WebGPU says so instead of staying blank', async () => {
+      const { page: p12, errors: errors12 } = await open(browser, `${origin}/gpu-check.html`, { wait: false });
+      await p12.waitForFunction(() => document.body.dataset.done, null, { timeout: 60000 });
+      const status = await p12.textContent('#status');
+      await p12.close();
+      assert(/could not run: .*adapter/.test(status), `status: ${status}`);
+      assert(errors12.length === 0, `page errors: ${errors12.join('\n')}`);
+      return `"${status}"`;
     });
   }
 

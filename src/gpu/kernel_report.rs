@@ -1,0 +1,327 @@
+//! Every kernel on the device at hand against its CPU twin, with times: what `/gpu-check.html`
+//! shows a maintainer on new hardware, and what the native tests require on lavapipe.
+
+use super::trainer::{GpuTrainer, TrainOptions, TrainingPipelines};
+use super::{ClosedFormPipeline, Gpu, GpuError, TrainingSet};
+use crate::flow::{self, alignment, closed_form, mlp, rng::Rng, sampler, Dataset};
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct KernelRow {
+    pub kernel: &'static str,
+    pub sizes: String,
+    /// The worst error against the CPU twin (or its float64 reference), in `unit`.
+    pub error: f64,
+    pub tolerance: f64,
+    pub unit: &'static str,
+    /// Wall time of one call with readback, after a first call that compiled the pipelines.
+    pub gpu_ms: f64,
+    pub cpu_ms: f64,
+    /// Why the GPU call failed, if it did.
+    pub failure: Option<String>,
+}
+
+impl KernelRow {
+    pub fn passed(&self) -> bool {
+        self.failure.is_none() && self.error <= self.tolerance
+    }
+}
+
+/// A clock in milliseconds (`performance.now()` in a page, `Instant` natively).
+pub type Clock<'a> = &'a dyn Fn() -> f64;
+
+struct Case {
+    kernel: &'static str,
+    sizes: String,
+    tolerance: f64,
+    unit: &'static str,
+}
+
+/// Times `gpu` (twice: the first call compiles) and `cpu`, and measures `error(gpu, cpu)`.
+async fn row<G, C, E>(now: Clock<'_>, case: Case, mut gpu: G, cpu: C, error: E) -> KernelRow
+where
+    G: AsyncFnMut() -> Result<Vec<f32>, GpuError>,
+    C: FnOnce() -> Vec<f32>,
+    E: FnOnce(&[f32], &[f32]) -> f64,
+{
+    let start = now();
+    let want = cpu();
+    let cpu_ms = now() - start;
+    let mut out = KernelRow {
+        kernel: case.kernel,
+        sizes: case.sizes,
+        error: f64::NAN,
+        tolerance: case.tolerance,
+        unit: case.unit,
+        gpu_ms: f64::NAN,
+        cpu_ms,
+        failure: None,
+    };
+    let got = match gpu().await {
+        Ok(_) => {
+            let start = now();
+            let got = gpu().await;
+            out.gpu_ms = now() - start;
+            got
+        }
+        Err(e) => Err(e),
+    };
+    match got {
+        Ok(got) if got.len() == want.len() => out.error = error(&got, &want),
+        Ok(got) => {
+            out.failure = Some(format!(
+                "{} values where {} were due",
+                got.len(),
+                want.len()
+            ))
+        }
+        Err(e) => out.failure = Some(e.to_string()),
+    }
+    if out.error.is_nan() && out.failure.is_none() {
+        out.failure = Some("the error is NaN".into());
+    }
+    out
+}
+
+fn worst_abs(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let d = (x - y).abs() as f64;
+            if d.is_nan() {
+                f64::INFINITY
+            } else {
+                d
+            }
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Every kernel, small and large, on `gpu`.
+pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
+    let closed_form = ClosedFormPipeline::new(gpu);
+    let training = TrainingPipelines::new(gpu);
+    let mut rows = Vec::new();
+
+    // The closed form against the float64 reference: the register kernel (dim 2), the tiled one
+    // (dim 64 and the MNIST size), and per-query times (the EFM target's mode).
+    for (kernel, n, dim, m, t) in [
+        ("closed form, register kernel", 2000, 2, 900, 0.9f32),
+        ("closed form, tiled kernel", 3000, 64, 64, 0.5),
+        ("closed form, tiled kernel", 10_000, 784, 16, 0.5),
+    ] {
+        let data: Vec<f32> = Rng::new(1)
+            .normals(n * dim)
+            .iter()
+            .map(|v| v.tanh())
+            .collect();
+        let points = Rng::new(2).normals(m * dim);
+        let set = TrainingSet::upload(gpu, &data, dim);
+        let reference = closed_form::closed_form_velocity_f64(&data, dim, &points, t as f64);
+        let case = Case {
+            kernel,
+            sizes: format!("n {n}, dim {dim}, m {m}, t {t}"),
+            tolerance: 1e-3,
+            unit: "relative",
+        };
+        let cpu = flow::ClosedForm::new(&data, dim);
+        rows.push(
+            row(
+                now,
+                case,
+                async || {
+                    closed_form
+                        .velocity(gpu, set.as_ref().map_err(Clone::clone)?, &points, t)
+                        .await
+                },
+                || cpu.velocity(&points, t),
+                |got, _| closed_form::max_relative_error(got, &reference, dim),
+            )
+            .await,
+        );
+    }
+    {
+        let (n, dim, m) = (1500, 37, 48);
+        let data = Rng::new(3).normals(n * dim);
+        let points = Rng::new(4).normals(m * dim);
+        let times: Vec<f32> = (0..m).map(|q| [0.1, 0.5, 0.9, 0.99][q % 4]).collect();
+        let set = TrainingSet::upload(gpu, &data, dim);
+        let reference: Vec<f64> = points
+            .chunks_exact(dim)
+            .zip(&times)
+            .flat_map(|(x, &t)| closed_form::closed_form_velocity_f64(&data, dim, x, t as f64))
+            .collect();
+        let cpu = flow::ClosedForm::new(&data, dim);
+        let case = Case {
+            kernel: "closed form, a t per query",
+            sizes: format!("n {n}, dim {dim}, m {m}, t in 0.1..0.99"),
+            tolerance: 1e-3,
+            unit: "relative",
+        };
+        rows.push(
+            row(
+                now,
+                case,
+                async || {
+                    let set = set.as_ref().map_err(Clone::clone)?;
+                    closed_form.velocity_at(gpu, set, &points, &times).await
+                },
+                || cpu.velocity_at(&points, &times),
+                |got, _| closed_form::max_relative_error(got, &reference, dim),
+            )
+            .await,
+        );
+    }
+
+    // Euler sampling (all steps in one submission) and a trajectory (every step read back).
+    for (kernel, n, dim, m, steps) in [
+        ("Euler sampling", 50, 2, 1000, 100),
+        ("Euler sampling", 300, 37, 40, 30),
+        ("trajectory", 300, 37, 20, 12),
+    ] {
+        let data = if dim == 2 {
+            Dataset::TwoMoons.sample(n, 5)
+        } else {
+            Rng::new(5).normals(n * dim)
+        };
+        let x0 = Rng::new(6).normals(m * dim);
+        let set = TrainingSet::upload(gpu, &data, dim);
+        let cpu = flow::ClosedForm::new(&data, dim);
+        let dt = 1.0 / steps as f32;
+        let case = Case {
+            kernel,
+            sizes: format!("n {n}, dim {dim}, m {m}, {steps} steps"),
+            tolerance: 1e-3,
+            unit: "absolute",
+        };
+        let record = kernel == "trajectory";
+        rows.push(
+            row(
+                now,
+                case,
+                async || {
+                    let set = set.as_ref().map_err(Clone::clone)?;
+                    if record {
+                        closed_form.trajectory(gpu, set, &x0, 0.0, dt, steps).await
+                    } else {
+                        closed_form.euler(gpu, set, &x0, 0.0, dt, steps).await
+                    }
+                },
+                || {
+                    let mut x = x0.clone();
+                    let mut frames = Vec::new();
+                    for k in 0..steps {
+                        let t = sampler::step_time(0.0, dt, k);
+                        x = sampler::euler_range(&x, t, dt, 1, |x, t| cpu.velocity(x, t));
+                        frames.extend_from_slice(&x);
+                    }
+                    if record {
+                        frames
+                    } else {
+                        x
+                    }
+                },
+                worst_abs,
+            )
+            .await,
+        );
+    }
+
+    // The alignment measurement: u* at each pair's x_t and t, then cosines with x1 - x0.
+    {
+        let (n, dim, pairs) = (2000, 49, 128);
+        let data: Vec<f32> = Rng::new(7)
+            .normals(n * dim)
+            .iter()
+            .map(|v| v.tanh())
+            .collect();
+        let times = [0.1f32, 0.5, 0.9];
+        let q = alignment::alignment_queries(&data, dim, &times, pairs, 3);
+        let set = TrainingSet::upload(gpu, &data, dim);
+        let cpu = flow::ClosedForm::new(&data, dim);
+        let case = Case {
+            kernel: "alignment cosines",
+            sizes: format!("n {n}, dim {dim}, {pairs} pairs x 3 times"),
+            tolerance: 1e-3,
+            unit: "absolute",
+        };
+        rows.push(
+            row(
+                now,
+                case,
+                async || {
+                    let set = set.as_ref().map_err(Clone::clone)?;
+                    let u = closed_form
+                        .velocity_at(gpu, set, &q.points, &q.times)
+                        .await?;
+                    Ok(alignment::row_cosines(&u, &q.targets, dim))
+                },
+                || alignment::row_cosines(&cpu.velocity_at(&q.points, &q.times), &q.targets, dim),
+                worst_abs,
+            )
+            .await,
+        );
+    }
+
+    // Training steps: batch draw, GEMMs, loss, backward, Adam (and the closed form for EFM).
+    for (kernel, target) in [
+        ("training steps, CFM", mlp::Target::Cfm),
+        ("training steps, EFM", mlp::Target::Efm { samples: 256 }),
+    ] {
+        let shape = mlp::MlpShape::new(2, 96, 3);
+        let data = Dataset::EightGaussians.sample(1000, 8);
+        let options = TrainOptions {
+            batch: 256,
+            lr: 1e-3,
+            seed: 4,
+            target,
+        };
+        let steps = 5;
+        let case = Case {
+            kernel,
+            sizes: format!("MLP 3 x 96, batch 256, {steps} steps"),
+            // Weights after the steps, in learning rates (Adam moves each by about one per step).
+            tolerance: 0.1,
+            unit: "learning rates",
+        };
+        let init = shape.init(9);
+        rows.push(
+            row(
+                now,
+                case,
+                async || {
+                    let mut trainer = GpuTrainer::new(
+                        gpu,
+                        &closed_form,
+                        &training,
+                        shape,
+                        &init,
+                        &data,
+                        options,
+                    )?;
+                    trainer.train(gpu, steps).await?;
+                    trainer.parameters(gpu).await
+                },
+                || {
+                    let mut params = init.clone();
+                    let mut adam = mlp::Adam::new(params.len(), options.lr);
+                    for _ in 0..steps {
+                        mlp::train_step(
+                            &shape,
+                            &mut params,
+                            &mut adam,
+                            &data,
+                            options.batch,
+                            options.seed,
+                            target,
+                        );
+                    }
+                    params
+                },
+                |got, want| worst_abs(got, want) / options.lr as f64,
+            )
+            .await,
+        );
+    }
+    rows
+}
