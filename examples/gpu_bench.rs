@@ -41,7 +41,7 @@ fn time<F: FnMut()>(mut f: F) -> f64 {
 }
 
 fn main() {
-    println!("## Closed-form workgroups per call (first pass; the merge pass adds m x dim / 64)");
+    println!("## Closed-form workgroups per call (first pass; the merge pass adds one per query)");
     println!(
         "{:<18} {:>6} {:>7} {:>5} {:>8} {:>8} {:>6} {:>6}",
         "call", "m", "n", "dim", "before", "after", "slots", "span"

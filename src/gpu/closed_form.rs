@@ -16,6 +16,8 @@ const TARGET_WORKGROUPS: u64 = 512;
 const MIN_POINTS_PER_SLOT: u64 = 32;
 /// The partial sums (slots x m x dim floats) stay within this many bytes (and one binding).
 const PARTIAL_BYTES: u64 = 32 << 20;
+/// The merge pass keeps one weight per slot in workgroup memory (closed_form_merge.wgsl).
+const MAX_SLOTS: u64 = 1024;
 
 const FLAG_FIRST: u32 = 1;
 const FLAG_EULER: u32 = 4;
@@ -55,7 +57,7 @@ pub struct Plan {
     pub span: u32,
     /// (slice, k_begin, k_end) of every dispatch of the first pass.
     pub dispatches: Vec<(usize, u32, u32)>,
-    /// Workgroups of the merge pass, (x, y).
+    /// Workgroups of the merge pass, (x, y): one per query.
     pub merge_groups: (u32, u32),
 }
 
@@ -75,8 +77,7 @@ impl Plan {
             .div_ceil(query_tiles)
             .min(largest.div_ceil(MIN_POINTS_PER_SLOT))
             .min(by_memory)
-            .min(MAX_WORKGROUPS as u64)
-            .max(1);
+            .clamp(1, MAX_SLOTS);
         let span = largest
             .div_ceil(wanted)
             .next_multiple_of(32)
@@ -94,7 +95,8 @@ impl Plan {
                 k = end;
             }
         }
-        let groups = (m * dim).div_ceil(64).max(1);
+        // One merge workgroup per query.
+        let groups = m.max(1);
         let x = groups.min(MAX_WORKGROUPS as u64);
         Plan {
             query_tiles: query_tiles as u32,
@@ -882,12 +884,13 @@ mod tests {
                 assert!(covered.iter().all(|&c| c == 1), "{m} {dim} {slices:?}");
             }
             assert!(plan.span as u64 <= points_per_dispatch(dim));
-            assert!(plan.slots >= 1 && plan.slots as usize <= MAX_WORKGROUPS);
+            assert!(plan.slots >= 1 && plan.slots as u64 <= MAX_SLOTS);
             // With one slot the partials are one m x dim block (the caller keeps that within a
             // binding); with more, within the budget.
             assert!(plan.slots == 1 || plan.partial_floats(m, dim) * 4 <= PARTIAL_BYTES);
-            let merged = plan.merge_groups.0 as u64 * plan.merge_groups.1 as u64 * 64;
-            assert!(merged >= m * dim && plan.merge_groups.0 as usize <= MAX_WORKGROUPS);
+            let merged = plan.merge_groups.0 as u64 * plan.merge_groups.1 as u64;
+            assert!(merged >= m && merged < m + plan.merge_groups.0 as u64);
+            assert!(plan.merge_groups.0 as usize <= MAX_WORKGROUPS);
         }
     }
 
