@@ -34,34 +34,7 @@ const QS: u32 = 17u;  // TD / 4 + 1
 const KS: u32 = 17u;  // TD / 4 + 1
 const WS: u32 = 33u;  // TK + 1
 
-const FIRST: u32 = 1u;
-const PER_QUERY_T: u32 = 8u;
-
-struct Params {
-    k_begin: u32,
-    k_end: u32,
-    span: u32,
-    dim: u32,
-    m: u32,
-    flags: u32,
-    t: f32,
-    dt: f32,
-    slots: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> data: array<f32>;
-@group(0) @binding(2) var<storage, read> queries: array<f32>;
-// (binding 3 is the merge pass's output)
-// Running (max, sum) per (slot, query).
-@group(0) @binding(4) var<storage, read_write> state: array<f32>;
-// Each query's t (read with PER_QUERY_T only).
-@group(0) @binding(5) var<storage, read> times: array<f32>;
-// Weighted sum of points per (slot, query): slots x m x dim.
-@group(0) @binding(6) var<storage, read_write> partial: array<f32>;
+// Params, flags and bindings: closed_form_bindings.wgsl.
 
 var<workgroup> q_tile: array<vec4<f32>, 272>;  // TQ * QS: queries, four coordinates a word
 var<workgroup> k_tile: array<vec4<f32>, 544>;  // TK * KS: points x_k

@@ -1,9 +1,12 @@
 // Closed-form flow-matching velocity, second pass: merges the partial softmax results of the
 // slots (closed_form.wgsl, closed_form_small.wgsl) with log-sum-exp weights,
 //   M = max_j m_j,  S = sum_j s_j e^(m_j - M),  A = sum_j a_j e^(m_j - M),
-// and writes u = (A / S - x) / (1 - t), or the Euler step x + dt u with EULER. One workgroup per
-// query: the slots' weights e^(m_j - M) are computed once into workgroup memory (not once per
-// coordinate), then each invocation sums the partials of its coordinates.
+// and writes u = (A / S - x) / (1 - t), or the Euler step x + dt u with EULER. `main`: one
+// workgroup per query; the slots' weights e^(m_j - M) are computed once into workgroup memory
+// (not once per coordinate), then each invocation sums the partials of its coordinates.
+// `per_coordinate`, for dim <= 4 (the 2-D figures): one invocation per (query, coordinate), which
+// recomputes the few weights itself and needs no barrier; software GPUs pay dearly for a workgroup
+// and its barriers per query.
 //
 // What it relies on (WGSL memory model): `state` and `partial` were written by the previous
 // dispatch (the first pass), never by this one; `out` is written only here, each entry by one
@@ -12,31 +15,7 @@
 // flow (loop bounds are uniforms and constants). A slot with sum 0 holds no point (its range was
 // empty) and gets weight 0, whatever its `partial` holds.
 
-const EULER: u32 = 4u;
-const PER_QUERY_T: u32 = 8u;
-
-struct Params {
-    k_begin: u32,
-    k_end: u32,
-    span: u32,
-    dim: u32,
-    m: u32,
-    flags: u32,
-    t: f32,
-    dt: f32,
-    slots: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-// (binding 1, the training set, is the first pass's)
-@group(0) @binding(2) var<storage, read> queries: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<storage, read_write> state: array<f32>;
-@group(0) @binding(5) var<storage, read> times: array<f32>;
-@group(0) @binding(6) var<storage, read_write> partial: array<f32>;
+// Params, flags and bindings: closed_form_bindings.wgsl.
 
 // At most this many slots (gpu::closed_form::Plan keeps to it).
 const MAX_SLOTS: u32 = 1024u;
@@ -71,9 +50,10 @@ fn main(
             }
         }
     }
-    // Invocations without a live slot offer -inf's stand-in: the smallest finite f32, never
-    // passed to exp() (only live slots are).
-    reduce[lid] = select(-3.4028235e38, top, any);
+    // Invocations without a live slot offer a stand-in for -inf below any score, never passed to
+    // exp() (only live slots are). (-3.4028235e38, the f32 minimum as printed, is refused by
+    // Chrome's compiler, which reads the literal exactly: it is just beyond f32.)
+    reduce[lid] = select(-3.0e38, top, any);
     workgroupBarrier();
     for (var stride = 32u; stride > 0u; stride >>= 1u) {
         if (lid < stride) {
@@ -129,5 +109,53 @@ fn main(
         } else {
             out[e] = u;
         }
+    }
+}
+
+@compute @workgroup_size(64)
+fn per_coordinate(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let dim = params.dim;
+    let m = params.m;
+    let e = (wid.y * groups.x + wid.x) * 64u + lid;
+    if (e >= m * dim) {
+        return;
+    }
+    let q = e / dim;
+    let slots = min(params.slots, MAX_SLOTS);
+    var best = 0.0;
+    var any = false;
+    for (var j = 0u; j < slots; j++) {
+        if (state[2u * (j * m + q) + 1u] > 0.0) {
+            let mj = state[2u * (j * m + q)];
+            if (!any || mj > best) {
+                best = mj;
+            }
+            any = true;
+        }
+    }
+    var total = 0.0;
+    var acc = 0.0;
+    for (var j = 0u; j < slots; j++) {
+        let sj = state[2u * (j * m + q) + 1u];
+        if (sj > 0.0) {
+            let w = exp(state[2u * (j * m + q)] - best);
+            total += sj * w;
+            acc += partial[j * m * dim + e] * w;
+        }
+    }
+    var t = params.t;
+    if ((params.flags & PER_QUERY_T) != 0u) {
+        t = times[q];
+    }
+    let x = queries[e];
+    let u = (acc / total - x) / (1.0 - t);
+    if ((params.flags & EULER) != 0u) {
+        out[e] = x + params.dt * u;
+    } else {
+        out[e] = u;
     }
 }

@@ -9,31 +9,7 @@
 // `state` and `partial` entries of its slot, which earlier dispatches wrote; nothing is shared
 // between invocations, so no barrier is needed.
 
-const FIRST: u32 = 1u;
-const PER_QUERY_T: u32 = 8u;
-
-struct Params {
-    k_begin: u32,
-    k_end: u32,
-    span: u32,
-    dim: u32,
-    m: u32,
-    flags: u32,
-    t: f32,
-    dt: f32,
-    slots: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> data: array<f32>;
-@group(0) @binding(2) var<storage, read> queries: array<f32>;
-// (binding 3 is the merge pass's output)
-@group(0) @binding(4) var<storage, read_write> state: array<f32>;
-@group(0) @binding(5) var<storage, read> times: array<f32>;
-@group(0) @binding(6) var<storage, read_write> partial: array<f32>;
+// Params, flags and bindings: closed_form_bindings.wgsl.
 
 fn load(dim: u32, base: u32, from_queries: bool) -> vec4<f32> {
     var v = vec4<f32>(0.0);

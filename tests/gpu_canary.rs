@@ -25,10 +25,7 @@ fn a_working_adapter_passes() {
     for &(dim, err) in &report.closed_form {
         assert!(err < CLOSED_FORM_TOLERANCE / 10.0, "dim {dim}: {err}");
     }
-    assert!(
-        report.loss < 1e-4 && report.weights_in_lr < 0.05,
-        "{report:?}"
-    );
+    assert!(report.training < 1e-3, "{report:?}");
 }
 
 #[test]

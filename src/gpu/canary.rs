@@ -2,6 +2,7 @@
 //! `flow`, before a page trusts a GPU with its figures: a driver that miscompiles a kernel or
 //! races where the specification says it may is declined like a missing GPU.
 
+use super::kernel_report::{training_error, TRAINING_TOLERANCE};
 use super::trainer::{GpuTrainer, TrainOptions, TrainingPipelines};
 use super::{ClosedFormPipeline, Gpu, GpuError, TrainingSet};
 use crate::flow::{self, mlp, rng::Rng};
@@ -9,20 +10,14 @@ use crate::flow::{self, mlp, rng::Rng};
 /// Largest relative error of a closed-form row accepted (the native kernel tests hold 1e-3 on
 /// every size; the canary's sizes come out near 1e-6 on software adapters).
 pub const CLOSED_FORM_TOLERANCE: f64 = 1e-3;
-/// Largest relative difference of a training loss, and largest weight difference after the
-/// steps, in units of the learning rate (Adam moves every weight by about lr per step, so a
-/// broken update is off by a whole step; rounding of tiny gradients stays far below it).
-pub const LOSS_TOLERANCE: f32 = 1e-3;
-pub const WEIGHT_TOLERANCE_IN_LR: f32 = 0.5;
 
 /// What the canary measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CanaryReport {
     /// (dim, worst relative error) of each closed-form case.
     pub closed_form: Vec<(usize, f64)>,
-    /// Worst relative loss difference and worst weight difference (in lr) of the training steps.
-    pub loss: f32,
-    pub weights_in_lr: f32,
+    /// The training steps' `kernel_report::training_error`.
+    pub training: f64,
 }
 
 /// How the canary's GPU results are spoiled on purpose (tests of the decline path only).
@@ -44,8 +39,7 @@ pub async fn run(
     const TIMES: [f32; 3] = [0.1, 0.9, 0.999];
     let mut report = CanaryReport {
         closed_form: Vec::new(),
-        loss: 0.0,
-        weights_in_lr: 0.0,
+        training: 0.0,
     };
     for (case, dim) in [37usize, 2].into_iter().enumerate() {
         let data: Vec<f32> = Rng::new(40 + case as u64)
@@ -105,41 +99,29 @@ pub async fn run(
     let mut trainer = GpuTrainer::new(gpu, closed_form, training, shape, &init, &data, options)?;
     let losses = trainer.train(gpu, 2).await?;
     let weights = trainer.parameters(gpu).await?;
-    let mut params = init;
+    let mut params = init.clone();
     let mut adam = mlp::Adam::new(params.len(), options.lr);
-    for (k, &loss) in losses.iter().enumerate() {
-        let want = mlp::train_step(
-            &shape,
-            &mut params,
-            &mut adam,
-            &data,
-            options.batch,
-            options.seed,
-            options.target,
-        );
-        let rel = (loss - want).abs() / want.abs().max(1e-6);
-        if !within(rel, LOSS_TOLERANCE) {
-            return Err(GpuError::Canary(format!(
-                "training step {k} has loss {loss} where the CPU has {want}"
-            )));
-        }
-        report.loss = report.loss.max(rel);
-    }
-    let worst = weights
-        .iter()
-        .zip(&params)
-        .map(|(a, b)| (a - b).abs())
-        .fold(
-            0.0f32,
-            |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) },
-        )
-        / options.lr;
-    if !within(worst, WEIGHT_TOLERANCE_IN_LR) {
+    let cpu_losses: Vec<f32> = (0..2)
+        .map(|_| {
+            mlp::train_step(
+                &shape,
+                &mut params,
+                &mut adam,
+                &data,
+                options.batch,
+                options.seed,
+                options.target,
+            )
+        })
+        .collect();
+    let err = training_error(&losses, &weights, &cpu_losses, &params, &init);
+    if !within(err, TRAINING_TOLERANCE) {
         return Err(GpuError::Canary(format!(
-            "after two training steps a weight differs from the CPU's by {worst:.2} learning rates"
+            "two training steps are off by {err:.1e} (relative; at most {TRAINING_TOLERANCE:.0e} \
+             expected): losses {losses:?} where the CPU has {cpu_losses:?}"
         )));
     }
-    report.weights_in_lr = worst;
+    report.training = err;
     Ok(report)
 }
 

@@ -57,7 +57,8 @@ pub struct Plan {
     pub span: u32,
     /// (slice, k_begin, k_end) of every dispatch of the first pass.
     pub dispatches: Vec<(usize, u32, u32)>,
-    /// Workgroups of the merge pass, (x, y): one per query.
+    /// Workgroups of the merge pass, (x, y): one per query, or for dim <= 4 one per 64
+    /// coordinates.
     pub merge_groups: (u32, u32),
 }
 
@@ -95,8 +96,12 @@ impl Plan {
                 k = end;
             }
         }
-        // One merge workgroup per query.
-        let groups = m.max(1);
+        // One merge workgroup per query, or for small dims one invocation per coordinate.
+        let groups = if dim <= SMALL_DIM as u64 {
+            (m * dim).div_ceil(64).max(1)
+        } else {
+            m.max(1)
+        };
         let x = groups.min(MAX_WORKGROUPS as u64);
         Plan {
             query_tiles: query_tiles as u32,
@@ -259,6 +264,7 @@ pub struct ClosedFormPipeline {
     tiled: wgpu::ComputePipeline,
     small: wgpu::ComputePipeline,
     merge: wgpu::ComputePipeline,
+    merge_small: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
     /// Bound as `times` when every query shares one t.
     no_times: wgpu::Buffer,
@@ -331,7 +337,7 @@ impl ClosedFormPipeline {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let pipeline = |label: &str, source: &str| {
+        let pipeline = |label: &str, source: &str, entry: &str| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(label),
                 source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -340,15 +346,20 @@ impl ClosedFormPipeline {
                 label: Some(label),
                 layout: Some(&pipeline_layout),
                 module: &module,
-                entry_point: Some("main"),
+                entry_point: Some(entry),
                 compilation_options: Default::default(),
                 cache: None,
             })
         };
         ClosedFormPipeline {
-            tiled: pipeline("closed_form.wgsl", shaders::CLOSED_FORM),
-            small: pipeline("closed_form_small.wgsl", shaders::CLOSED_FORM_SMALL),
-            merge: pipeline("closed_form_merge.wgsl", shaders::CLOSED_FORM_MERGE),
+            tiled: pipeline("closed_form.wgsl", shaders::CLOSED_FORM, "main"),
+            small: pipeline("closed_form_small.wgsl", shaders::CLOSED_FORM_SMALL, "main"),
+            merge: pipeline("closed_form_merge.wgsl", shaders::CLOSED_FORM_MERGE, "main"),
+            merge_small: pipeline(
+                "closed_form_merge.wgsl per coordinate",
+                shaders::CLOSED_FORM_MERGE,
+                "per_coordinate",
+            ),
             layout,
             no_times: device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("closed form: one t for all"),
@@ -381,6 +392,14 @@ impl ClosedFormPipeline {
             &self.small
         } else {
             &self.tiled
+        }
+    }
+
+    fn merge_pass(&self, dim: usize) -> &wgpu::ComputePipeline {
+        if dim <= SMALL_DIM {
+            &self.merge_small
+        } else {
+            &self.merge
         }
     }
 
@@ -434,7 +453,7 @@ impl ClosedFormPipeline {
             pass.set_bind_group(0, &groups[s], &[offset]);
             pass.dispatch_workgroups(plan.query_tiles, plan.slots, 1);
         }
-        pass.set_pipeline(&self.merge);
+        pass.set_pipeline(self.merge_pass(dim));
         pass.set_bind_group(0, &groups[0], &[*offsets.last().unwrap_or(&0)]);
         pass.dispatch_workgroups(plan.merge_groups.0, plan.merge_groups.1, 1);
     }
@@ -808,7 +827,7 @@ impl ClosedFormPipeline {
         );
         RecordedVelocity {
             first: self.first_pass(b.dim).clone(),
-            merge: self.merge.clone(),
+            merge: self.merge_pass(b.dim).clone(),
             offsets: (0..params.len()).map(|r| (r * stride) as u32).collect(),
             plan,
             bind_group,
@@ -889,7 +908,12 @@ mod tests {
             // binding); with more, within the budget.
             assert!(plan.slots == 1 || plan.partial_floats(m, dim) * 4 <= PARTIAL_BYTES);
             let merged = plan.merge_groups.0 as u64 * plan.merge_groups.1 as u64;
-            assert!(merged >= m && merged < m + plan.merge_groups.0 as u64);
+            let due = if dim <= SMALL_DIM as u64 {
+                (m * dim).div_ceil(64)
+            } else {
+                m
+            };
+            assert!(merged >= due && merged < due + plan.merge_groups.0 as u64);
             assert!(plan.merge_groups.0 as usize <= MAX_WORKGROUPS);
         }
     }

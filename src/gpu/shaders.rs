@@ -1,13 +1,25 @@
 //! Every WGSL kernel, loaded in one place.
 
-/// Fused closed-form velocity (online softmax over training-set chunks), with an Euler mode.
-pub const CLOSED_FORM: &str = include_str!("../../shaders/closed_form.wgsl");
+/// The flags, parameters and bindings the closed-form kernels share, put in front of each.
+pub const CLOSED_FORM_BINDINGS: &str = include_str!("../../shaders/closed_form_bindings.wgsl");
+
+/// Fused closed-form velocity (online softmax over training-set chunks, split over the points).
+pub const CLOSED_FORM: &str = concat!(
+    include_str!("../../shaders/closed_form_bindings.wgsl"),
+    include_str!("../../shaders/closed_form.wgsl")
+);
 
 /// The same for dim <= 4: one invocation per query, no workgroup memory.
-pub const CLOSED_FORM_SMALL: &str = include_str!("../../shaders/closed_form_small.wgsl");
+pub const CLOSED_FORM_SMALL: &str = concat!(
+    include_str!("../../shaders/closed_form_bindings.wgsl"),
+    include_str!("../../shaders/closed_form_small.wgsl")
+);
 
 /// The merge of the first passes' slots (log-sum-exp weights) into velocities or Euler steps.
-pub const CLOSED_FORM_MERGE: &str = include_str!("../../shaders/closed_form_merge.wgsl");
+pub const CLOSED_FORM_MERGE: &str = concat!(
+    include_str!("../../shaders/closed_form_bindings.wgsl"),
+    include_str!("../../shaders/closed_form_merge.wgsl")
+);
 
 /// MLP training: batch drawing, the fused matrix products, the loss, and Adam.
 pub const MLP_BATCH: &str = include_str!("../../shaders/mlp_batch.wgsl");
@@ -17,6 +29,7 @@ pub const MLP_ADAM: &str = include_str!("../../shaders/mlp_adam.wgsl");
 
 /// (file name, source) of every kernel, for validation in tests.
 pub const ALL: &[(&str, &str)] = &[
+    ("closed_form_bindings.wgsl", CLOSED_FORM_BINDINGS),
     ("closed_form.wgsl", CLOSED_FORM),
     ("closed_form_small.wgsl", CLOSED_FORM_SMALL),
     ("closed_form_merge.wgsl", CLOSED_FORM_MERGE),

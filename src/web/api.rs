@@ -118,7 +118,11 @@ pub async fn gpu_kernel_report() -> Result<JsValue, JsError> {
         list.push(&o);
     }
     let out = js_sys::Object::new();
-    let adapter = format!("{} ({:?})", gpu.adapter, gpu.backend);
+    let adapter = if gpu.adapter.is_empty() {
+        "this browser's WebGPU adapter (its name withheld)".to_string()
+    } else {
+        gpu.adapter.clone()
+    };
     set(&out, "adapter", adapter.into());
     set(&out, "rows", list.into());
     Ok(out.into())
