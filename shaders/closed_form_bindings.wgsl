@@ -34,3 +34,6 @@ struct Params {
 @group(0) @binding(5) var<storage, read> times: array<f32>;
 // Weighted sum of points per (slot, query): slots x m x dim.
 @group(0) @binding(6) var<storage, read_write> partial: array<f32>;
+// The same training-set buffer as `data`, four values a word: read when dim is a multiple of 4
+// (every row then starts on a word), one 16-byte load where `data` takes four.
+@group(0) @binding(7) var<storage, read> data4: array<vec4<f32>>;

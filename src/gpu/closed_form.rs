@@ -4,7 +4,8 @@
 use super::{readback::read_f32, shaders, Gpu, GpuError};
 use wgpu::util::DeviceExt;
 
-const QUERIES_PER_WORKGROUP: usize = 16;
+/// Queries per workgroup of the tiled kernel (TQ in shaders/closed_form.wgsl).
+const QUERIES_PER_WORKGROUP: usize = 32;
 const MAX_WORKGROUPS: usize = 65_535;
 /// Work per submission (multiply-adds): bounds how long one command buffer keeps the GPU busy,
 /// so a long sampling run cannot trip the browser's GPU watchdog.
@@ -185,7 +186,8 @@ impl TrainingSet {
                 let bytes: &[u8] = bytemuck::cast_slice(chunk);
                 let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("training set slice {i}")),
-                    size: bytes.len().max(4) as u64,
+                    // Whole 16-byte words: the kernels also read it as vec4.
+                    size: (bytes.len() as u64).next_multiple_of(16).max(16),
                     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
@@ -330,6 +332,7 @@ impl ClosedFormPipeline {
                 storage_entry(4, false),
                 storage_entry(5, true),
                 storage_entry(6, false),
+                storage_entry(7, true),
             ],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -434,6 +437,8 @@ impl ClosedFormPipeline {
                 entry(4, b.state),
                 entry(5, b.times),
                 entry(6, b.partial),
+                // The training set again, read as vec4 (closed_form_bindings.wgsl).
+                entry(7, data),
             ],
         })
     }

@@ -156,7 +156,8 @@ pub struct GpuTrainer {
 fn storage(device: &wgpu::Device, label: &str, floats: usize) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
-        size: (floats.max(1) * 4) as u64,
+        // Whole 16-byte words: the closed-form kernels read the EFM reference set as vec4.
+        size: (floats.max(1) * 4).next_multiple_of(16) as u64,
         usage: wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST,
