@@ -8,7 +8,7 @@
 
 use fm_explainer::flow::mlp::{self, MlpShape, Target};
 use fm_explainer::flow::{rng::Rng, ClosedForm};
-use fm_explainer::gpu::closed_form::Plan;
+use fm_explainer::gpu::closed_form::{Plan, TARGET_WORKGROUPS};
 use fm_explainer::gpu::trainer::{GpuTrainer, TrainOptions, TrainingPipelines};
 use fm_explainer::gpu::{ClosedFormPipeline, Gpu, TrainingSet};
 use pollster::block_on;
@@ -41,14 +41,20 @@ fn time<F: FnMut()>(mut f: F) -> f64 {
 }
 
 fn main() {
-    println!("## Closed-form workgroups per call (first pass; the merge pass adds one per query)");
+    println!("## Closed-form workgroups per call on a hardware GPU (first pass; the merge pass adds one per query)");
     println!(
         "{:<18} {:>6} {:>7} {:>5} {:>8} {:>8} {:>6} {:>6}",
         "call", "m", "n", "dim", "before", "after", "slots", "span"
     );
     for (name, m, n, dim) in CASES {
         // The default binding (128 MiB) holds the 10,000 digits in one slice.
-        let plan = Plan::new(m as u64, dim as u64, &[n as u32], 32 << 20);
+        let plan = Plan::new(
+            m as u64,
+            dim as u64,
+            &[n as u32],
+            32 << 20,
+            TARGET_WORKGROUPS,
+        );
         println!(
             "{name:<18} {m:>6} {n:>7} {dim:>5} {:>8} {:>8} {:>6} {:>6}",
             m.div_ceil(16),

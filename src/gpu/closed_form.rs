@@ -10,9 +10,12 @@ const MAX_WORKGROUPS: usize = 65_535;
 /// Work per submission (multiply-adds): bounds how long one command buffer keeps the GPU busy,
 /// so a long sampling run cannot trip the browser's GPU watchdog.
 const WORK_PER_SUBMISSION: u64 = 4_000_000_000;
-/// Workgroups a call aims to dispatch: enough for a discrete GPU's 50-150 compute units to hold
-/// several each, while a slot keeps at least one chunk of points.
-const TARGET_WORKGROUPS: u64 = 512;
+/// Workgroups a call aims to dispatch on a hardware GPU: enough for a discrete GPU's 50-150
+/// compute units to hold several each, while a slot keeps at least one chunk of points.
+pub const TARGET_WORKGROUPS: u64 = 512;
+/// The same on a software adapter, whose workgroups run on a few CPU threads: more slots there
+/// only add partial sums to write and merge.
+pub const SOFTWARE_TARGET_WORKGROUPS: u64 = 32;
 /// Points per slot at the least: one chunk of the tiled kernel.
 const MIN_POINTS_PER_SLOT: u64 = 32;
 /// The partial sums (slots x m x dim floats) stay within this many bytes (and one binding).
@@ -65,8 +68,9 @@ pub struct Plan {
 
 impl Plan {
     /// `m` queries of dimension `dim` against a training set in slices of `slice_rows` points;
-    /// the partial sums may take `partial_bytes` at most.
-    pub fn new(m: u64, dim: u64, slice_rows: &[u32], partial_bytes: u64) -> Plan {
+    /// the partial sums may take `partial_bytes` at most; `target` workgroups are wanted per
+    /// dispatch where the work allows.
+    pub fn new(m: u64, dim: u64, slice_rows: &[u32], partial_bytes: u64, target: u64) -> Plan {
         let per_workgroup = if dim <= SMALL_DIM as u64 {
             SMALL_QUERIES_PER_WORKGROUP as u64
         } else {
@@ -75,7 +79,7 @@ impl Plan {
         let query_tiles = m.div_ceil(per_workgroup).max(1);
         let largest = slice_rows.iter().copied().max().unwrap_or(0) as u64;
         let by_memory = (partial_bytes / (4 * m * dim).max(1)).max(1);
-        let wanted = TARGET_WORKGROUPS
+        let wanted = target
             .div_ceil(query_tiles)
             .min(largest.div_ceil(MIN_POINTS_PER_SLOT))
             .min(by_memory)
@@ -128,6 +132,15 @@ impl Plan {
 /// at most `work` multiply-adds per submission.
 pub fn steps_per_submission(work: u64, m: u64, n: u64, dim: u64) -> u64 {
     (work / (m * n * dim).max(1)).max(1)
+}
+
+/// The workgroups a call on `gpu` aims for.
+fn target_workgroups(gpu: &Gpu) -> u64 {
+    if gpu.software {
+        SOFTWARE_TARGET_WORKGROUPS
+    } else {
+        TARGET_WORKGROUPS
+    }
 }
 
 /// The bytes of partial sums a call may use on `gpu`.
@@ -387,6 +400,7 @@ impl ClosedFormPipeline {
             set.dim as u64,
             &set.slice_rows(),
             partial_budget(gpu),
+            target_workgroups(gpu),
         )
     }
 
@@ -788,7 +802,13 @@ pub struct VelocityBuffers<'a> {
 impl ClosedFormPipeline {
     pub fn record_velocity(&self, gpu: &Gpu, b: VelocityBuffers) -> RecordedVelocity {
         let device = &gpu.device;
-        let plan = Plan::new(b.m as u64, b.dim as u64, &[b.n as u32], partial_budget(gpu));
+        let plan = Plan::new(
+            b.m as u64,
+            b.dim as u64,
+            &[b.n as u32],
+            partial_budget(gpu),
+            target_workgroups(gpu),
+        );
         let size = std::mem::size_of::<Params>();
         let stride = (size as u64)
             .next_multiple_of(device.limits().min_uniform_buffer_offset_alignment as u64)
@@ -871,14 +891,14 @@ mod tests {
     #[test]
     fn the_benchmark_call_fills_a_large_gpu() {
         // m = 64 queries over the 10,000 digits: 4 query tiles, one dispatch per pass before.
-        let plan = Plan::new(64, 784, &[10_000], PARTIAL_BYTES);
+        let plan = Plan::new(64, 784, &[10_000], PARTIAL_BYTES, TARGET_WORKGROUPS);
         assert!(plan.workgroups() >= 256, "{plan:?}");
         assert!(plan.partial_floats(64, 784) * 4 <= PARTIAL_BYTES);
         // The digit figure's 4 queries: one query tile, so the points carry the parallelism.
-        let plan = Plan::new(4, 784, &[10_000], PARTIAL_BYTES);
+        let plan = Plan::new(4, 784, &[10_000], PARTIAL_BYTES, TARGET_WORKGROUPS);
         assert!(plan.workgroups() >= 256, "{plan:?}");
         // The alignment figure's 2,560 queries need no split to fill a GPU, and get few slots.
-        let plan = Plan::new(2560, 784, &[10_000], PARTIAL_BYTES);
+        let plan = Plan::new(2560, 784, &[10_000], PARTIAL_BYTES, TARGET_WORKGROUPS);
         assert!(plan.workgroups() >= 320, "{plan:?}");
         assert!(plan.partial_floats(2560, 784) * 4 <= PARTIAL_BYTES);
     }
@@ -893,34 +913,58 @@ mod tests {
             (16, 3072, vec![10_922; 6]),
             (1_000_000, 3072, vec![10_922]),
         ] {
-            let plan = Plan::new(m, dim, &slices, PARTIAL_BYTES);
-            for (s, &rows) in slices.iter().enumerate() {
-                let mut covered = vec![0u32; rows as usize];
-                for &(_, a, b) in plan.dispatches.iter().filter(|d| d.0 == s) {
-                    for slot in 0..plan.slots {
-                        let lo = (a + slot * plan.span).min(b);
-                        let hi = (lo + plan.span).min(b);
-                        for c in &mut covered[lo as usize..hi as usize] {
-                            *c += 1;
-                        }
+            for target in [TARGET_WORKGROUPS, SOFTWARE_TARGET_WORKGROUPS] {
+                check_coverage(m, dim, &slices, target);
+            }
+        }
+    }
+
+    fn check_coverage(m: u64, dim: u64, slices: &[u32], target: u64) {
+        let plan = Plan::new(m, dim, slices, PARTIAL_BYTES, target);
+        for (s, &rows) in slices.iter().enumerate() {
+            let mut covered = vec![0u32; rows as usize];
+            for &(_, a, b) in plan.dispatches.iter().filter(|d| d.0 == s) {
+                for slot in 0..plan.slots {
+                    let lo = (a + slot * plan.span).min(b);
+                    let hi = (lo + plan.span).min(b);
+                    for c in &mut covered[lo as usize..hi as usize] {
+                        *c += 1;
                     }
                 }
-                assert!(covered.iter().all(|&c| c == 1), "{m} {dim} {slices:?}");
             }
-            assert!(plan.span as u64 <= points_per_dispatch(dim));
-            assert!(plan.slots >= 1 && plan.slots as u64 <= MAX_SLOTS);
-            // With one slot the partials are one m x dim block (the caller keeps that within a
-            // binding); with more, within the budget.
-            assert!(plan.slots == 1 || plan.partial_floats(m, dim) * 4 <= PARTIAL_BYTES);
-            let merged = plan.merge_groups.0 as u64 * plan.merge_groups.1 as u64;
-            let due = if dim <= SMALL_DIM as u64 {
-                (m * dim).div_ceil(64)
-            } else {
-                m
-            };
-            assert!(merged >= due && merged < due + plan.merge_groups.0 as u64);
-            assert!(plan.merge_groups.0 as usize <= MAX_WORKGROUPS);
+            assert!(covered.iter().all(|&c| c == 1), "{m} {dim} {slices:?}");
         }
+        assert!(plan.span as u64 <= points_per_dispatch(dim));
+        assert!(plan.slots >= 1 && plan.slots as u64 <= MAX_SLOTS);
+        // With one slot the partials are one m x dim block (the caller keeps that within a
+        // binding); with more, within the budget.
+        assert!(plan.slots == 1 || plan.partial_floats(m, dim) * 4 <= PARTIAL_BYTES);
+        let merged = plan.merge_groups.0 as u64 * plan.merge_groups.1 as u64;
+        let due = if dim <= SMALL_DIM as u64 {
+            (m * dim).div_ceil(64)
+        } else {
+            m
+        };
+        assert!(merged >= due && merged < due + plan.merge_groups.0 as u64);
+        assert!(plan.merge_groups.0 as usize <= MAX_WORKGROUPS);
+    }
+
+    #[test]
+    fn a_software_adapter_gets_few_slots() {
+        // A few CPU threads run a software adapter's workgroups: slots beyond them only add
+        // partial sums to write and merge.
+        let plan = Plan::new(
+            64,
+            784,
+            &[10_000],
+            PARTIAL_BYTES,
+            SOFTWARE_TARGET_WORKGROUPS,
+        );
+        assert!(
+            plan.workgroups() <= 2 * SOFTWARE_TARGET_WORKGROUPS,
+            "{plan:?}"
+        );
+        assert!(plan.slots > 1, "{plan:?}");
     }
 
     #[test]
@@ -933,10 +977,10 @@ mod tests {
         assert_eq!(steps_per_submission(work, m, n, dim), 1);
         assert_eq!(steps_per_submission(work, 64, n, dim), 7);
         assert_eq!(steps_per_submission(work, 4, 10, 2), 50_000_000);
-        let plan = Plan::new(548, dim, &[10_000], PARTIAL_BYTES);
+        let plan = Plan::new(548, dim, &[10_000], PARTIAL_BYTES, TARGET_WORKGROUPS);
         assert!(plan.partial_floats(548, dim) > 0);
         // A partial buffer above 4 GiB is never planned, however many queries.
-        let plan = Plan::new(1 << 20, 3072, &[60_000], PARTIAL_BYTES);
+        let plan = Plan::new(1 << 20, 3072, &[60_000], PARTIAL_BYTES, TARGET_WORKGROUPS);
         assert_eq!(plan.slots, 1);
     }
 }

@@ -32,6 +32,8 @@ pub struct Gpu {
     /// The adapter's name; browsers often leave it empty for privacy.
     pub adapter: String,
     pub backend: wgpu::Backend,
+    /// A software adapter (SwiftShader, llvmpipe): its "GPU" is a few CPU threads.
+    pub software: bool,
 }
 
 impl Gpu {
@@ -68,6 +70,7 @@ impl Gpu {
         Ok(Gpu {
             device,
             queue,
+            software: info.device_type == wgpu::DeviceType::Cpu,
             adapter: info.name,
             backend: info.backend,
         })
