@@ -46,15 +46,21 @@ async fn acquire() -> Rc<Backend> {
         return Rc::new(backend);
     }
     // Before any figure uses the GPU, a few milliseconds of every kernel against the CPU twin.
-    // `?gpu-check=spoil` spoils one GPU result on purpose (the browser tests of this decline).
-    let spoil = if query_value("gpu-check").as_deref() == Some("spoil") {
+    // `?gpu-check=spoil` spoils one GPU result on purpose and `?gpu-check=hang` stands for a
+    // check that never finishes (the browser tests of these declines).
+    let switch = query_value("gpu-check");
+    let spoil = if switch.as_deref() == Some("spoil") {
         Spoil::ClosedForm
     } else {
         Spoil::None
     };
     let start = now_ms();
     let verdict = {
-        let check = backend.verify(spoil).boxed_local();
+        let check = if switch.as_deref() == Some("hang") {
+            futures_util::future::pending().boxed_local()
+        } else {
+            backend.verify(spoil).boxed_local()
+        };
         match futures_util::future::select(check, sleep(CHECK_TIMEOUT_MS).boxed_local()).await {
             futures_util::future::Either::Left((verdict, _)) => Some(verdict),
             futures_util::future::Either::Right(_) => None,

@@ -489,6 +489,19 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       return `declined after ${check.ms.toFixed(0)} ms: "${note}"`;
     });
 
+    await t.check('a GPU check that does not finish within its time-out declines the GPU too', async () => {
+      const { page: p13, errors: errors13 } = await open(browser, `${origin}/index.html?backend=webgpu&gpu-check=hang`);
+      await p13.waitForFunction(() => /backend-cpu/.test(document.getElementById('backend-note').className), null, { timeout: 60000 });
+      const [name, reason, check] = await p13.evaluate(async () => [
+        await window.wasmBindings.backendName(), await window.wasmBindings.backendNote(), await window.wasmBindings.gpuCheck()]);
+      await p13.close();
+      assert(name === 'cpu', `backend: ${name}`);
+      assert(/did not finish within 10 s/.test(reason) && /^failed/.test(check.verdict), `reason: ${reason}`);
+      assert(check.ms >= 9900, `declined after ${check.ms} ms`);
+      assert(errors13.length === 0, `page errors: ${errors13.join('\n')}`);
+      return `declined after ${check.ms.toFixed(0)} ms`;
+    });
+
     await t.check('/gpu-check.html runs every kernel against its CPU twin on this device: every row passes', async () => {
       const { page: p11, errors: errors11 } = await open(browser, `${origin}/gpu-check.html`, { wait: false });
       await p11.waitForFunction(() => document.body.dataset.done, null, { timeout: 300000 });
