@@ -23,6 +23,43 @@ const MAX_SLOTS: u32 = 1024u;
 var<workgroup> weights: array<f32, 1024>;
 var<workgroup> reduce: array<f32, 64>;
 
+struct Top {
+    value: f32,
+    any: bool,
+}
+
+// The largest running maximum of query q among the slots first, first + stride, ... that hold
+// points (sum > 0); `any` is false when none does.
+fn live_max(q: u32, first: u32, stride: u32) -> Top {
+    let m = params.m;
+    var top = Top(0.0, false);
+    for (var j = first; j < min(params.slots, MAX_SLOTS); j += stride) {
+        if (state[2u * (j * m + q) + 1u] > 0.0) {
+            let mj = state[2u * (j * m + q)];
+            if (!top.any || mj > top.value) {
+                top.value = mj;
+            }
+            top.any = true;
+        }
+    }
+    return top;
+}
+
+// Writes coordinate e (of query q) from the merged mean A / S: the velocity, or the Euler step.
+fn write_result(q: u32, e: u32, mean: f32) {
+    var t = params.t;
+    if ((params.flags & PER_QUERY_T) != 0u) {
+        t = times[q];
+    }
+    let x = queries[e];
+    let u = (mean - x) / (1.0 - t);
+    if ((params.flags & EULER) != 0u) {
+        out[e] = x + params.dt * u;
+    } else {
+        out[e] = u;
+    }
+}
+
 @compute @workgroup_size(64)
 fn main(
     @builtin(local_invocation_index) lid: u32,
@@ -36,24 +73,15 @@ fn main(
     let q = wid.y * groups.x + wid.x;
     let live = q < m;
 
-    // M: the largest running maximum among the slots that hold points.
-    var top = -1.0;
-    var any = false;
+    // M: the largest running maximum among the slots that hold points. Invocations without a
+    // live slot offer a stand-in for -inf below any score, never passed to exp() (only live slots
+    // are). (-3.4028235e38, the f32 minimum as printed, is refused by Chrome's compiler, which
+    // reads the literal exactly: it is just beyond f32.)
+    var top = Top(0.0, false);
     if (live) {
-        for (var j = lid; j < slots; j += 64u) {
-            if (state[2u * (j * m + q) + 1u] > 0.0) {
-                let mj = state[2u * (j * m + q)];
-                if (!any || mj > top) {
-                    top = mj;
-                }
-                any = true;
-            }
-        }
+        top = live_max(q, lid, 64u);
     }
-    // Invocations without a live slot offer a stand-in for -inf below any score, never passed to
-    // exp() (only live slots are). (-3.4028235e38, the f32 minimum as printed, is refused by
-    // Chrome's compiler, which reads the literal exactly: it is just beyond f32.)
-    reduce[lid] = select(-3.0e38, top, any);
+    reduce[lid] = select(-3.0e38, top.value, top.any);
     workgroupBarrier();
     for (var stride = 32u; stride > 0u; stride >>= 1u) {
         if (lid < stride) {
@@ -89,10 +117,6 @@ fn main(
     if (!live) {
         return;
     }
-    var t = params.t;
-    if ((params.flags & PER_QUERY_T) != 0u) {
-        t = times[q];
-    }
     for (var d = lid; d < dim; d += 64u) {
         let e = q * dim + d;
         var acc = 0.0;
@@ -102,13 +126,7 @@ fn main(
                 acc += partial[j * m * dim + e] * w;
             }
         }
-        let x = queries[e];
-        let u = (acc / total - x) / (1.0 - t);
-        if ((params.flags & EULER) != 0u) {
-            out[e] = x + params.dt * u;
-        } else {
-            out[e] = u;
-        }
+        write_result(q, e, acc / total);
     }
 }
 
@@ -125,21 +143,10 @@ fn per_coordinate(
         return;
     }
     let q = e / dim;
-    let slots = min(params.slots, MAX_SLOTS);
-    var best = 0.0;
-    var any = false;
-    for (var j = 0u; j < slots; j++) {
-        if (state[2u * (j * m + q) + 1u] > 0.0) {
-            let mj = state[2u * (j * m + q)];
-            if (!any || mj > best) {
-                best = mj;
-            }
-            any = true;
-        }
-    }
+    let best = live_max(q, 0u, 1u).value;
     var total = 0.0;
     var acc = 0.0;
-    for (var j = 0u; j < slots; j++) {
+    for (var j = 0u; j < min(params.slots, MAX_SLOTS); j++) {
         let sj = state[2u * (j * m + q) + 1u];
         if (sj > 0.0) {
             let w = exp(state[2u * (j * m + q)] - best);
@@ -147,15 +154,5 @@ fn per_coordinate(
             acc += partial[j * m * dim + e] * w;
         }
     }
-    var t = params.t;
-    if ((params.flags & PER_QUERY_T) != 0u) {
-        t = times[q];
-    }
-    let x = queries[e];
-    let u = (acc / total - x) / (1.0 - t);
-    if ((params.flags & EULER) != 0u) {
-        out[e] = x + params.dt * u;
-    } else {
-        out[e] = u;
-    }
+    write_result(q, e, acc / total);
 }

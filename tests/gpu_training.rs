@@ -2,9 +2,9 @@
 
 mod common;
 
-use fm_explainer::flow::mlp::{self, Adam, MlpShape, Target};
+use fm_explainer::flow::mlp::{MlpShape, Target};
 use fm_explainer::flow::Dataset;
-use fm_explainer::gpu::trainer::{GpuTrainer, TrainOptions, TrainingPipelines};
+use fm_explainer::gpu::trainer::{cpu_twin, GpuTrainer, TrainOptions, TrainingPipelines};
 use fm_explainer::gpu::ClosedFormPipeline;
 use pollster::block_on;
 
@@ -31,21 +31,7 @@ fn compare(shape: MlpShape, batch: usize, steps: usize, target: Target) {
     let gpu_losses = block_on(trainer.train(&gpu, steps)).unwrap();
     let gpu_params = block_on(trainer.parameters(&gpu)).unwrap();
 
-    let mut params = init.clone();
-    let mut adam = Adam::new(params.len(), options.lr);
-    let cpu_losses: Vec<f32> = (0..steps)
-        .map(|_| {
-            mlp::train_step(
-                &shape,
-                &mut params,
-                &mut adam,
-                &data,
-                batch,
-                options.seed,
-                target,
-            )
-        })
-        .collect();
+    let (cpu_losses, params) = cpu_twin(&shape, &init, &data, &options, steps);
     for (k, (g, c)) in gpu_losses.iter().zip(&cpu_losses).enumerate() {
         assert!(
             (g - c).abs() <= 1e-4 * c.abs().max(1.0),

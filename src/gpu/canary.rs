@@ -3,7 +3,7 @@
 //! races where the specification says it may is declined like a missing GPU.
 
 use super::kernel_report::{training_error, TRAINING_TOLERANCE};
-use super::trainer::{GpuTrainer, TrainOptions, TrainingPipelines};
+use super::trainer::{cpu_twin, GpuTrainer, TrainOptions, TrainingPipelines};
 use super::{ClosedFormPipeline, Gpu, GpuError, TrainingSet};
 use crate::flow::{self, mlp, rng::Rng};
 
@@ -99,21 +99,7 @@ pub async fn run(
     let mut trainer = GpuTrainer::new(gpu, closed_form, training, shape, &init, &data, options)?;
     let losses = trainer.train(gpu, 2).await?;
     let weights = trainer.parameters(gpu).await?;
-    let mut params = init.clone();
-    let mut adam = mlp::Adam::new(params.len(), options.lr);
-    let cpu_losses: Vec<f32> = (0..2)
-        .map(|_| {
-            mlp::train_step(
-                &shape,
-                &mut params,
-                &mut adam,
-                &data,
-                options.batch,
-                options.seed,
-                options.target,
-            )
-        })
-        .collect();
+    let (cpu_losses, params) = cpu_twin(&shape, &init, &data, &options, 2);
     let err = training_error(&losses, &weights, &cpu_losses, &params, &init);
     if !within(err, TRAINING_TOLERANCE) {
         return Err(GpuError::Canary(format!(

@@ -1,7 +1,7 @@
 //! Every kernel on the device at hand against its CPU twin, with times: what `/gpu-check.html`
 //! shows a maintainer on new hardware, and what the native tests require on lavapipe.
 
-use super::trainer::{GpuTrainer, TrainOptions, TrainingPipelines};
+use super::trainer::{cpu_twin, GpuTrainer, TrainOptions, TrainingPipelines};
 use super::{ClosedFormPipeline, Gpu, GpuError, TrainingSet};
 use crate::flow::{self, alignment, closed_form, mlp, rng::Rng, sampler, Dataset};
 
@@ -339,21 +339,7 @@ pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
                     Ok(out)
                 },
                 || {
-                    let mut params = init.clone();
-                    let mut adam = mlp::Adam::new(params.len(), options.lr);
-                    let mut out: Vec<f32> = (0..steps)
-                        .map(|_| {
-                            mlp::train_step(
-                                &shape,
-                                &mut params,
-                                &mut adam,
-                                &data,
-                                options.batch,
-                                options.seed,
-                                target,
-                            )
-                        })
-                        .collect();
+                    let (mut out, params) = cpu_twin(&shape, &init, &data, &options, steps);
                     out.extend(params);
                     out
                 },

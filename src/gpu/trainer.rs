@@ -131,6 +131,33 @@ struct InFlight {
     oom: ErrorVerdict,
 }
 
+/// The CPU twin of `steps` steps of a `GpuTrainer` with `options` from `init`: the losses and the
+/// parameters afterwards (what the GPU's are compared with).
+pub fn cpu_twin(
+    shape: &MlpShape,
+    init: &[f32],
+    data: &[f32],
+    options: &TrainOptions,
+    steps: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut params = init.to_vec();
+    let mut adam = crate::flow::mlp::Adam::new(params.len(), options.lr);
+    let losses = (0..steps)
+        .map(|_| {
+            crate::flow::mlp::train_step(
+                shape,
+                &mut params,
+                &mut adam,
+                data,
+                options.batch,
+                options.seed,
+                options.target,
+            )
+        })
+        .collect();
+    (losses, params)
+}
+
 /// One dispatch of a training step, with everything bound.
 struct Dispatch {
     pipeline: usize,
