@@ -10,6 +10,14 @@ pub struct GpuBackend {
     training: std::cell::OnceCell<super::trainer::TrainingPipelines>,
 }
 
+impl GpuBackend {
+    /// The training pipelines, compiled on first use.
+    fn training(&self) -> &super::trainer::TrainingPipelines {
+        self.training
+            .get_or_init(|| super::trainer::TrainingPipelines::new(&self.gpu))
+    }
+}
+
 /// Where the work runs. Figures never care which.
 pub enum Backend {
     Gpu(Box<GpuBackend>),
@@ -65,14 +73,9 @@ impl Backend {
         spoil: super::canary::Spoil,
     ) -> Result<Option<super::canary::CanaryReport>, GpuError> {
         match self {
-            Backend::Gpu(b) => {
-                let training = b
-                    .training
-                    .get_or_init(|| super::trainer::TrainingPipelines::new(&b.gpu));
-                super::canary::run(&b.gpu, &b.closed_form, training, spoil)
-                    .await
-                    .map(Some)
-            }
+            Backend::Gpu(b) => super::canary::run(&b.gpu, &b.closed_form, b.training(), spoil)
+                .await
+                .map(Some),
             Backend::Cpu { .. } => Ok(None),
         }
     }
@@ -286,8 +289,7 @@ impl Backend {
             Backend::Gpu(b) => Training::Gpu(Box::new(crate::gpu::trainer::GpuTrainer::new(
                 &b.gpu,
                 &b.closed_form,
-                b.training
-                    .get_or_init(|| super::trainer::TrainingPipelines::new(&b.gpu)),
+                b.training(),
                 shape,
                 &params,
                 data,

@@ -272,6 +272,29 @@ fn step_params(plan: &Plan, dim: usize, m: usize, step: Step, per_query: bool) -
         .collect()
 }
 
+/// One uniform buffer holding `entries` at the device's dynamic-offset alignment; returns it and
+/// the stride between entries.
+fn uniform_entries(
+    device: &wgpu::Device,
+    label: &str,
+    entries: &[Params],
+) -> (wgpu::Buffer, usize) {
+    let size = std::mem::size_of::<Params>();
+    let stride = (size as u64)
+        .next_multiple_of(device.limits().min_uniform_buffer_offset_alignment as u64)
+        as usize;
+    let mut bytes = vec![0u8; stride * entries.len()];
+    for (r, p) in entries.iter().enumerate() {
+        bytes[r * stride..r * stride + size].copy_from_slice(bytemuck::bytes_of(p));
+    }
+    let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents: &bytes,
+        usage: wgpu::BufferUsages::UNIFORM,
+    });
+    (buffer, stride)
+}
+
 /// The closed-form kernels, which share one binding layout: two first passes, a tiled one
 /// (workgroup memory, 16 queries per workgroup) for any dim and a register one (one query per
 /// invocation) for dim <= SMALL_DIM, which the 2-D figures use, and the merge of their slots.
@@ -662,26 +685,12 @@ impl ClosedFormPipeline {
         let times_binding = times_buffer.as_ref().unwrap_or(&self.no_times);
 
         // One uniform entry per (step, dispatch), addressed by dynamic offset.
-        let size = std::mem::size_of::<Params>();
-        let stride = (size as u64)
-            .next_multiple_of(device.limits().min_uniform_buffer_offset_alignment as u64)
-            as usize;
         let per_step = plan.dispatches.len();
-        let mut uniform_bytes = vec![0u8; stride * schedule.len() * per_step];
-        for (k, &step) in schedule.iter().enumerate() {
-            for (r, params) in step_params(&plan, dim, m, step, times.is_some())
-                .iter()
-                .enumerate()
-            {
-                let at = (k * per_step + r) * stride;
-                uniform_bytes[at..at + size].copy_from_slice(bytemuck::bytes_of(params));
-            }
-        }
-        let uniforms = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("closed form params"),
-            contents: &uniform_bytes,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let entries: Vec<Params> = schedule
+            .iter()
+            .flat_map(|&step| step_params(&plan, dim, m, step, times.is_some()))
+            .collect();
+        let (uniforms, stride) = uniform_entries(device, "closed form params", &entries);
 
         // Bind groups for each (parity, slice): parity p reads positions[p], writes positions[1-p].
         let bind_groups: Vec<Vec<wgpu::BindGroup>> = (0..2)
@@ -809,25 +818,13 @@ impl ClosedFormPipeline {
             partial_budget(gpu),
             target_workgroups(gpu),
         );
-        let size = std::mem::size_of::<Params>();
-        let stride = (size as u64)
-            .next_multiple_of(device.limits().min_uniform_buffer_offset_alignment as u64)
-            as usize;
         let step = Step {
             t: 0.0,
             dt: 0.0,
             euler: false,
         };
         let params = step_params(&plan, b.dim, b.m, step, true);
-        let mut bytes = vec![0u8; stride * params.len()];
-        for (r, p) in params.iter().enumerate() {
-            bytes[r * stride..r * stride + size].copy_from_slice(bytemuck::bytes_of(p));
-        }
-        let uniforms = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("recorded velocity params"),
-            contents: &bytes,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let (uniforms, stride) = uniform_entries(device, "recorded velocity params", &params);
         let state = scratch(
             device,
             "recorded velocity softmax state",
