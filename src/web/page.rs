@@ -158,10 +158,7 @@ fn remount_all() {
             .collect()
     });
     for (root, name) in mounted {
-        let values: Vec<(String, String)> = settings(&root)
-            .iter()
-            .filter_map(|c| Some((c.get_attribute("data-setting")?, control_value(c))))
-            .collect();
+        let values = super::share::setting_values(&root);
         let tools = root.query_selector(":scope > .figure-tools").ok().flatten();
         let mut next = root.first_element_child();
         while let Some(child) = next {
@@ -179,9 +176,10 @@ fn remount_all() {
         };
         let old = PAGE.with(|p| {
             let mut page = p.borrow_mut();
+            let tab_visible = page.tab_visible;
             let m = page.figures.iter_mut().find(|m| m.root == root)?;
             let mut figure = figure;
-            figure.set_visible(m.on_screen && page_tab_visible());
+            figure.set_visible(m.on_screen && tab_visible);
             Some(std::mem::replace(&mut m.figure, figure))
         });
         // Dropped outside the page's borrow: a figure detaches its listeners when dropped.
@@ -195,10 +193,6 @@ fn remount_all() {
             let _ = root.append_child(&tools);
         }
     }
-}
-
-fn page_tab_visible() -> bool {
-    !document().hidden()
 }
 
 /// Draws the figure in `root` right now (its next frame, out of turn): what "Download SVG"

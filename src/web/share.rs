@@ -23,7 +23,7 @@ thread_local! {
     static FIGURES: RefCell<Vec<Shared>> = const { RefCell::new(Vec::new()) };
 }
 
-fn setting_values(root: &Element) -> Vec<(String, String)> {
+pub(super) fn setting_values(root: &Element) -> Vec<(String, String)> {
     settings(root)
         .iter()
         .map(|c| {
