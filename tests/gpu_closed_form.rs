@@ -274,3 +274,30 @@ fn no_step_lands_on_t_one() {
         }
     }
 }
+
+#[test]
+fn a_long_run_reuses_one_bounded_block_of_uniforms() {
+    // 600 steps: the uniform block (256 steps at most) is rewritten between submissions; the
+    // result matches the CPU's Euler and the trajectory's last frame.
+    let Some(gpu) = common::gpu() else { return };
+    let pipeline = ClosedFormPipeline::new(&gpu);
+    let dim = 3;
+    let data = Rng::new(31).normals(120 * dim);
+    let x0 = Rng::new(32).normals(20 * dim);
+    let set = TrainingSet::upload(&gpu, &data, dim).unwrap();
+    let steps = 600;
+    let got = block_on(pipeline.sample(&gpu, &set, &x0, steps, 0.0)).unwrap();
+    let want = flow::euler_sample(&data, dim, &x0, steps, 0.0);
+    let worst = worst_difference(&got, &want);
+    assert!(worst < 2e-3, "GPU and CPU Euler differ by {worst}");
+    let dt = 1.0 / steps as f32;
+    let frames = block_on(pipeline.trajectory(&gpu, &set, &x0, 0.0, dt, steps)).unwrap();
+    assert_eq!(&frames[(steps - 1) * x0.len()..], &got[..]);
+    // A step in the middle of the second block matches the CPU run stopped there.
+    let k = 300;
+    let mid = flow::sampler::euler_range(&x0, 0.0, dt, k, |x, t| {
+        flow::closed_form_velocity(&data, dim, x, t)
+    });
+    let worst = worst_difference(&frames[(k - 1) * x0.len()..k * x0.len()], &mid);
+    assert!(worst < 2e-3, "step {k}: GPU and CPU differ by {worst}");
+}

@@ -15,13 +15,17 @@ pub struct AlignmentQueries {
     pub targets: Vec<f32>,
 }
 
-pub fn alignment_queries(
-    data: &[f32],
-    dim: usize,
-    times: &[f32],
+/// The seeded pairs of an alignment measurement: x0 ~ N(0, I), x1 drawn from the data, and the
+/// conditional targets x1 - x0 (pairs x dim each). Kept once; the queries of any times are made
+/// from them, a few times at a time, so a long `times` never holds all its queries at once.
+pub struct AlignmentPairs {
     pairs: usize,
-    seed: u32,
-) -> AlignmentQueries {
+    x0: Vec<f32>,
+    x1: Vec<f32>,
+    pub targets: Vec<f32>,
+}
+
+pub fn alignment_pairs(data: &[f32], dim: usize, pairs: usize, seed: u32) -> AlignmentPairs {
     let n = data.len() / dim;
     let mut x0 = Vec::with_capacity(pairs * dim);
     let mut x1 = Vec::with_capacity(pairs * dim);
@@ -29,19 +33,46 @@ pub fn alignment_queries(
         let i = draw_pair(seed, 0, n, dim, p, &mut x0);
         x1.extend_from_slice(&data[i * dim..(i + 1) * dim]);
     }
-    let targets: Vec<f32> = x1.iter().zip(&x0).map(|(a, b)| a - b).collect();
-    let mut q = AlignmentQueries {
-        points: Vec::with_capacity(times.len() * pairs * dim),
-        times: Vec::with_capacity(times.len() * pairs),
-        targets: Vec::with_capacity(times.len() * pairs * dim),
-    };
-    for &t in times {
-        q.points
-            .extend(x0.iter().zip(&x1).map(|(a, b)| (1.0 - t) * a + t * b));
-        q.times.extend(std::iter::repeat_n(t, pairs));
-        q.targets.extend_from_slice(&targets);
+    let targets = x1.iter().zip(&x0).map(|(a, b)| a - b).collect();
+    AlignmentPairs {
+        pairs,
+        x0,
+        x1,
+        targets,
     }
-    q
+}
+
+impl AlignmentPairs {
+    /// The queries at each of `times`, time-major.
+    pub fn queries(&self, times: &[f32]) -> AlignmentQueries {
+        let per_time = self.targets.len();
+        let mut q = AlignmentQueries {
+            points: Vec::with_capacity(times.len() * per_time),
+            times: Vec::with_capacity(times.len() * self.pairs),
+            targets: Vec::with_capacity(times.len() * per_time),
+        };
+        for &t in times {
+            q.points.extend(
+                self.x0
+                    .iter()
+                    .zip(&self.x1)
+                    .map(|(a, b)| (1.0 - t) * a + t * b),
+            );
+            q.times.extend(std::iter::repeat_n(t, self.pairs));
+            q.targets.extend_from_slice(&self.targets);
+        }
+        q
+    }
+}
+
+pub fn alignment_queries(
+    data: &[f32],
+    dim: usize,
+    times: &[f32],
+    pairs: usize,
+    seed: u32,
+) -> AlignmentQueries {
+    alignment_pairs(data, dim, pairs, seed).queries(times)
 }
 
 /// Cosines of each row of `velocities` with the matching row of `targets`.
@@ -70,6 +101,26 @@ pub fn cosine_alignment(
 mod tests {
     use super::*;
     use crate::flow::{rng::Rng, Dataset};
+
+    #[test]
+    fn queries_made_a_few_times_at_a_time_are_the_same() {
+        let data = Dataset::TwoMoons.sample(30, 2);
+        let times = [0.0f32, 0.3, 0.6, 0.9, 0.95];
+        let whole = alignment_queries(&data, 2, &times, 7, 5);
+        let pairs = alignment_pairs(&data, 2, 7, 5);
+        let (mut points, mut ts, mut targets) = (vec![], vec![], vec![]);
+        for chunk in times.chunks(2) {
+            let q = pairs.queries(chunk);
+            points.extend(q.points);
+            ts.extend(q.times);
+            targets.extend(q.targets);
+        }
+        assert_eq!(whole.times.len(), 5 * 7);
+        assert_eq!(
+            (points, ts, targets),
+            (whole.points, whole.times, whole.targets)
+        );
+    }
 
     #[test]
     fn one_training_point_gives_cosine_one_after_t_zero() {

@@ -197,7 +197,13 @@ impl ClosedForm {
     /// `data` is n x dim, row-major.
     pub fn new(data: &[f32], dim: usize) -> ClosedForm {
         let dim = dim.max(1);
-        let data = data[..data.len() / dim * dim].to_vec();
+        ClosedForm::from_rows(data[..data.len() / dim * dim].to_vec(), dim)
+    }
+
+    /// `new` keeping `data` itself rather than a copy (a trailing partial row is dropped).
+    pub fn from_rows(mut data: Vec<f32>, dim: usize) -> ClosedForm {
+        let dim = dim.max(1);
+        data.truncate(data.len() / dim * dim);
         ClosedForm {
             panels: pack_panels(&data, dim),
             mean: data_mean(&data, dim),

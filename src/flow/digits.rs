@@ -29,6 +29,11 @@ pub fn unpack(compressed: &[u8]) -> Result<Digits, FlowError> {
     unpacker.finish()
 }
 
+/// The most digits an asset may hold (MNIST has 70,000 in all); a larger or endless stream is
+/// refused while it inflates, before it takes the page's memory.
+pub const MAX_DIGITS: usize = 70_000;
+const MAX_INFLATED: usize = 8 + MAX_DIGITS * PIXELS;
+
 /// Inflates the asset a slice at a time (`advance`), so that a page can give the reader turns
 /// in between: the 7.8 MB take tens of milliseconds.
 pub struct Unpacker<'a> {
@@ -70,6 +75,11 @@ impl<'a> Unpacker<'a> {
                 MZFlush::None,
             );
             self.raw.truncate(start + r.bytes_written);
+            if self.raw.len() > MAX_INFLATED {
+                return Err(corrupt(format!(
+                    "the digits file inflates past {MAX_INFLATED} bytes ({MAX_DIGITS} digits)"
+                )));
+            }
             self.consumed += r.bytes_consumed;
             left -= r.bytes_written.min(left);
             match r.status {
@@ -235,5 +245,15 @@ mod tests {
         assert!(unpack(&wrong_count).is_err());
         let foreign = miniz_oxide::deflate::compress_to_vec(b"hello world, not digits", 6);
         assert!(unpack(&foreign).is_err());
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_largest_set() {
+        // 1,000 bytes that inflate to 100 MB of zeros: refused once past 70,000 digits' worth.
+        let zeros = vec![0u8; 100 << 20];
+        let bomb = packed(200_000, &zeros);
+        assert!(bomb.len() < 200_000, "{} bytes", bomb.len());
+        let err = unpack(&bomb).err().unwrap().to_string();
+        assert!(err.contains("inflates past"), "{err}");
     }
 }

@@ -27,6 +27,17 @@ pub enum FlowError {
     },
     #[error("{0}")]
     Corrupt(String),
+    #[error(
+        "{what} is not finite in float32 (at index {index}): the inputs are too large in \
+         magnitude, t is too close to 1, or training diverged (lower lr)"
+    )]
+    NotFinite { what: &'static str, index: usize },
+    #[error("{name}: this call would need {got}, over its budget of {limit}; split it into smaller calls")]
+    OverBudget {
+        name: &'static str,
+        got: String,
+        limit: String,
+    },
 }
 
 /// Largest dimension accepted (CIFAR-sized images).

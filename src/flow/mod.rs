@@ -2,6 +2,7 @@
 //! and metrics. No GPU and no browser here; everything else is checked against this module.
 
 pub mod alignment;
+pub mod budget;
 pub mod closed_form;
 pub mod datasets;
 pub mod digits;

@@ -103,6 +103,16 @@ impl Backend {
         })
     }
 
+    /// `prepare` for data the caller hands over: the CPU path keeps it instead of a copy (so a
+    /// set costs two copies of the data there, the rows and their packed panels), the GPU path
+    /// drops it once uploaded.
+    pub fn prepare_owned(&self, data: Vec<f32>, dim: usize) -> Result<Prepared, GpuError> {
+        Ok(match self {
+            Backend::Gpu(b) => Prepared::Gpu(TrainingSet::upload(&b.gpu, &data, dim)?),
+            Backend::Cpu { .. } => Prepared::Cpu(flow::ClosedForm::from_rows(data, dim)),
+        })
+    }
+
     pub async fn velocity(
         &self,
         set: &Prepared,
@@ -182,16 +192,25 @@ impl Backend {
         Ok(flow::alignment::row_cosines(&u, &q.targets, dim))
     }
 
-    /// Euler from t0 to 1 in `steps` equal steps.
-    pub async fn sample(
+    /// Euler from t0 to 1 in `steps` equal steps. On the CPU, `pause` is awaited after every
+    /// step.
+    pub async fn sample<P, F>(
         &self,
         set: &Prepared,
         x0: &[f32],
         steps: usize,
         t0: f32,
-    ) -> Result<Vec<f32>, GpuError> {
-        self.euler(set, x0, t0, (1.0 - t0) / steps as f32, steps)
-            .await
+        mut pause: P,
+    ) -> Result<Vec<f32>, GpuError>
+    where
+        P: FnMut() -> F,
+        F: std::future::Future<Output = ()>,
+    {
+        let dt = (1.0 - t0) / steps as f32;
+        match set {
+            Prepared::Cpu(set) => Ok(cpu_euler(set, x0, t0, dt, steps, &mut pause, false).await),
+            Prepared::Gpu(_) => self.euler(set, x0, t0, dt, steps).await,
+        }
     }
 
     /// `steps` Euler steps of size `dt` from `t_start` (the caller keeps t below 1).
@@ -240,18 +259,42 @@ impl Backend {
                     .await
             }
             (_, Prepared::Cpu(set)) => {
-                let mut x = x0.to_vec();
-                let mut frames = Vec::with_capacity(steps * x0.len());
-                for k in 0..steps {
-                    let t = flow::sampler::step_time(t_start, dt, k);
-                    x = flow::sampler::euler_range(&x, t, dt, 1, |x, t| set.velocity(x, t));
-                    frames.extend_from_slice(&x);
-                    pause().await;
-                }
-                Ok(frames)
+                Ok(cpu_euler(set, x0, t_start, dt, steps, &mut pause, true).await)
             }
             (Backend::Cpu { .. }, Prepared::Gpu(_)) => unreachable_mix(),
         }
+    }
+}
+
+/// `steps` Euler steps on the CPU from `t_start`, awaiting `pause` after each: the positions at
+/// the end, or (`record`) after every step, step-major.
+async fn cpu_euler<P, F>(
+    set: &flow::ClosedForm,
+    x0: &[f32],
+    t_start: f32,
+    dt: f32,
+    steps: usize,
+    pause: &mut P,
+    record: bool,
+) -> Vec<f32>
+where
+    P: FnMut() -> F,
+    F: std::future::Future<Output = ()>,
+{
+    let mut x = x0.to_vec();
+    let mut frames = Vec::with_capacity(if record { steps * x0.len() } else { 0 });
+    for k in 0..steps {
+        let t = flow::sampler::step_time(t_start, dt, k);
+        x = flow::sampler::euler_range(&x, t, dt, 1, |x, t| set.velocity(x, t));
+        if record {
+            frames.extend_from_slice(&x);
+        }
+        pause().await;
+    }
+    if record {
+        frames
+    } else {
+        x
     }
 }
 

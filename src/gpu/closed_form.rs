@@ -10,6 +10,8 @@ const MAX_WORKGROUPS: usize = 65_535;
 /// Work per submission (multiply-adds): bounds how long one command buffer keeps the GPU busy,
 /// so a long sampling run cannot trip the browser's GPU watchdog.
 const WORK_PER_SUBMISSION: u64 = 4_000_000_000;
+/// Steps whose uniform entries are held at once (one submission's at most).
+const STEPS_PER_UNIFORM_BLOCK: usize = 256;
 /// Workgroups a call aims to dispatch on a hardware GPU: enough for a discrete GPU's 50-150
 /// compute units to hold several each, while a slot keeps at least one chunk of points.
 pub const TARGET_WORKGROUPS: u64 = 512;
@@ -272,13 +274,8 @@ fn step_params(plan: &Plan, dim: usize, m: usize, step: Step, per_query: bool) -
         .collect()
 }
 
-/// One uniform buffer holding `entries` at the device's dynamic-offset alignment; returns it and
-/// the stride between entries.
-fn uniform_entries(
-    device: &wgpu::Device,
-    label: &str,
-    entries: &[Params],
-) -> (wgpu::Buffer, usize) {
+/// `entries` laid out at the device's dynamic-offset alignment, and the stride between them.
+fn pack_entries(device: &wgpu::Device, entries: &[Params]) -> (Vec<u8>, usize) {
     let size = std::mem::size_of::<Params>();
     let stride = (size as u64)
         .next_multiple_of(device.limits().min_uniform_buffer_offset_alignment as u64)
@@ -287,6 +284,17 @@ fn uniform_entries(
     for (r, p) in entries.iter().enumerate() {
         bytes[r * stride..r * stride + size].copy_from_slice(bytemuck::bytes_of(p));
     }
+    (bytes, stride)
+}
+
+/// One uniform buffer holding `entries` at the device's dynamic-offset alignment; returns it and
+/// the stride between entries.
+fn uniform_entries(
+    device: &wgpu::Device,
+    label: &str,
+    entries: &[Params],
+) -> (wgpu::Buffer, usize) {
+    let (bytes, stride) = pack_entries(device, entries);
     let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
         contents: &bytes,
@@ -684,13 +692,33 @@ impl ClosedFormPipeline {
         });
         let times_binding = times_buffer.as_ref().unwrap_or(&self.no_times);
 
-        // One uniform entry per (step, dispatch), addressed by dynamic offset.
+        // One uniform entry per (step, dispatch) of one submission, addressed by dynamic offset,
+        // rewritten before each submission (queue writes are ordered with submissions): memory
+        // stays bounded however many steps a call asks for.
         let per_step = plan.dispatches.len();
-        let entries: Vec<Params> = schedule
-            .iter()
-            .flat_map(|&step| step_params(&plan, dim, m, step, times.is_some()))
-            .collect();
-        let (uniforms, stride) = uniform_entries(device, "closed form params", &entries);
+        let per_submission =
+            (steps_per_submission(self.work_per_submission, m as u64, set.n as u64, dim as u64)
+                as usize)
+                .min(STEPS_PER_UNIFORM_BLOCK)
+                .min(schedule.len())
+                .max(1);
+        let entries_of = |steps: &[Step]| -> Vec<Params> {
+            steps
+                .iter()
+                .flat_map(|&step| step_params(&plan, dim, m, step, times.is_some()))
+                .collect()
+        };
+        let (first_entries, stride) = pack_entries(
+            device,
+            &entries_of(&schedule[..per_submission.min(schedule.len())]),
+        );
+        let mut first_entries = Some(first_entries);
+        let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("closed form params"),
+            size: first_entries.as_ref().map_or(0, Vec::len).max(256) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
 
         // Bind groups for each (parity, slice): parity p reads positions[p], writes positions[1-p].
         let bind_groups: Vec<Vec<wgpu::BindGroup>> = (0..2)
@@ -718,10 +746,11 @@ impl ClosedFormPipeline {
                 mapped_at_creation: false,
             })
         });
-        let per_submission =
-            steps_per_submission(self.work_per_submission, m as u64, set.n as u64, dim as u64)
-                as usize;
         for (group, steps) in schedule.chunks(per_submission).enumerate() {
+            let bytes = first_entries
+                .take()
+                .unwrap_or_else(|| pack_entries(device, &entries_of(steps)).0);
+            gpu.queue.write_buffer(&uniforms, 0, &bytes);
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("closed form steps"),
             });
@@ -741,7 +770,7 @@ impl ClosedFormPipeline {
                     for j in pass_steps.clone() {
                         let k = group * per_submission + j;
                         let offsets: Vec<u32> = (0..per_step)
-                            .map(|r| ((k * per_step + r) * stride) as u32)
+                            .map(|r| ((j * per_step + r) * stride) as u32)
                             .collect();
                         self.encode_step(&mut pass, &plan, dim, &bind_groups[k % 2], &offsets);
                     }

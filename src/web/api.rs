@@ -1,21 +1,66 @@
 //! The public JS API (camelCase). Every argument arrives as a `JsValue` and is validated here, so
 //! a wrong type, a bad range or a NaN rejects the promise with an `Error` naming the argument,
-//! and nothing can panic (a panic would poison the module for every figure on the page).
+//! and nothing can panic (a panic would poison the module for every figure on the page). Every
+//! call's memory and work are checked against `flow::budget` from the arguments' sizes before
+//! anything is copied into wasm memory.
 
-use super::shared::backend;
-use crate::flow::{self, error as check, FlowError};
+use super::shared::{backend, pace};
+use crate::flow::{self, budget, error as check, FlowError};
 use js_sys::Float32Array;
+use std::cell::Cell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-pub(super) fn float_array(name: &'static str, value: &JsValue) -> Result<Vec<f32>, FlowError> {
-    value
+/// A Float32Array argument, still in JS memory: its size is known before it is copied.
+pub(super) struct Floats {
+    name: &'static str,
+    array: Float32Array,
+    pub len: u64,
+}
+
+pub(super) fn floats(name: &'static str, value: &JsValue) -> Result<Floats, FlowError> {
+    let array = value
         .dyn_ref::<Float32Array>()
-        .map(Float32Array::to_vec)
+        .cloned()
         .ok_or(FlowError::WrongType {
             name,
             expected: "a Float32Array",
-        })
+        })?;
+    Ok(Floats {
+        name,
+        len: array.length() as u64,
+        array,
+    })
+}
+
+impl Floats {
+    /// The number of `dim`-rows, once the length is checked (non-empty, a multiple of dim).
+    pub fn rows(&self, dim: usize) -> Result<u64, FlowError> {
+        if self.len == 0 {
+            return Err(FlowError::Empty { name: self.name });
+        }
+        if !self.len.is_multiple_of(dim as u64) {
+            return Err(FlowError::NotMultipleOfDim {
+                name: self.name,
+                len: self.len as usize,
+                dim,
+            });
+        }
+        Ok(self.len / dim as u64)
+    }
+
+    /// Copies the values into wasm memory (call once the budget allows it) and checks that they
+    /// are finite.
+    pub fn copy(&self) -> Result<Vec<f32>, FlowError> {
+        let values = self.array.to_vec();
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Err(FlowError::NonFinite {
+                name: self.name,
+                index,
+            });
+        }
+        Ok(values)
+    }
 }
 
 pub(super) fn number(name: &'static str, value: &JsValue) -> Result<f64, FlowError> {
@@ -37,16 +82,70 @@ pub(super) fn optional_number(
     }
 }
 
-/// A validated training set: n x dim, finite.
-fn training_set(data: &JsValue, dim: &JsValue) -> Result<(Vec<f32>, usize), FlowError> {
+thread_local! {
+    /// Floats held by the calls (and trainers) not yet finished.
+    static HELD: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Floats reserved by one call or trainer until it is dropped: calls running side by side
+/// cannot together take more than `budget::MAX_FLOATS_IN_FLIGHT`.
+pub(super) struct Held(u64);
+
+pub(super) fn hold(name: &'static str, floats: u64) -> Result<Held, FlowError> {
+    budget::check_floats(name, floats)?;
+    let held = HELD.with(Cell::get);
+    if held.saturating_add(floats) > budget::MAX_FLOATS_IN_FLIGHT {
+        return Err(FlowError::OverBudget {
+            name,
+            got: format!("{floats} floats while unfinished calls and live trainers hold {held}"),
+            limit: format!(
+                "{} floats for all of them together (await calls, free() trainers)",
+                budget::MAX_FLOATS_IN_FLIGHT
+            ),
+        });
+    }
+    HELD.with(|h| h.set(held + floats));
+    Ok(Held(floats))
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(h.get().saturating_sub(self.0)));
+    }
+}
+
+/// Floats held by unfinished calls and live trainers (for the leak tests).
+#[wasm_bindgen(js_name = heldFloatsForTesting)]
+pub fn held_floats_for_testing() -> f64 {
+    HELD.with(Cell::get) as f64
+}
+
+/// The module's linear memory in bytes (it grows, never shrinks; for the leak tests).
+#[wasm_bindgen(js_name = wasmMemoryBytesForTesting)]
+pub fn wasm_memory_bytes_for_testing() -> f64 {
+    (core::arch::wasm32::memory_size(0) * 65_536) as f64
+}
+
+/// A training set argument: n x dim, checked for size only (copied later, under a budget).
+fn training_set(data: &JsValue, dim: &JsValue) -> Result<(Floats, usize, u64), FlowError> {
     let dim = check::check_dim(number("dim", dim)?)?;
-    let data = float_array("data", data)?;
-    check::check_rows("data", &data, dim)?;
-    Ok((data, dim))
+    let data = floats("data", data)?;
+    let n = data.rows(dim)?;
+    Ok((data, dim, n))
 }
 
 fn to_js(values: &[f32]) -> Float32Array {
     Float32Array::from(values)
+}
+
+/// A result handed back to the page: every value finite, or an error saying where float32 gave
+/// out (finite inputs can still overflow: coordinates near 1e38, t a hair below 1, a network
+/// trained with too large a step).
+pub(super) fn finite_result(what: &'static str, values: &[f32]) -> Result<Float32Array, FlowError> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(to_js(values)),
+        Some(index) => Err(FlowError::NotFinite { what, index }),
+    }
 }
 
 /// "webgpu" when a WebGPU device is in use, "cpu" otherwise.
@@ -128,6 +227,29 @@ pub async fn gpu_kernel_report() -> Result<JsValue, JsError> {
     Ok(out.into())
 }
 
+/// A closed-form call's sizes checked, its memory held, its data copied and prepared.
+async fn closed_form_call(
+    data: &Floats,
+    dim: usize,
+    cost: budget::ClosedFormCost,
+    queries: &'static str,
+    extra_floats: u64,
+) -> Result<
+    (
+        Held,
+        std::rc::Rc<crate::gpu::Backend>,
+        crate::gpu::backend::Prepared,
+    ),
+    JsError,
+> {
+    cost.check("data", queries)?;
+    let held = hold(queries, cost.floats().saturating_add(extra_floats))?;
+    let values = data.copy()?;
+    let backend = backend().await;
+    let set = backend.prepare_owned(values, dim)?;
+    Ok((held, backend, set))
+}
+
 /// u*(x, t) for every row of `points` (m x dim); returns m x dim.
 #[wasm_bindgen(js_name = closedFormVelocity)]
 pub async fn closed_form_velocity(
@@ -136,13 +258,24 @@ pub async fn closed_form_velocity(
     points: JsValue,
     t: JsValue,
 ) -> Result<Float32Array, JsError> {
-    let (data, dim) = training_set(&data, &dim)?;
-    let points = float_array("points", &points)?;
-    check::check_rows("points", &points, dim)?;
+    let (data, dim, n) = training_set(&data, &dim)?;
+    let points = floats("points", &points)?;
+    let m = points.rows(dim)?;
     let t = check::check_t("t", number("t", &t)?)?;
-    let backend = backend().await;
-    let set = backend.prepare(&data, dim)?;
-    Ok(to_js(&backend.velocity(&set, &points, t).await?))
+    let cost = budget::ClosedFormCost {
+        n,
+        dim: dim as u64,
+        m,
+        evaluations: 1,
+        out: m * dim as u64,
+    };
+    let (_held, backend, set) = closed_form_call(&data, dim, cost, "points", 0).await?;
+    let points = points.copy()?;
+    let times = vec![t; m as usize];
+    Ok(finite_result(
+        "the velocity",
+        &backend.velocity_at(&set, &points, &times, pace).await?,
+    )?)
 }
 
 /// lambda(x, t) for one point: the posterior over the n training points.
@@ -153,20 +286,24 @@ pub async fn posterior_weights(
     point: JsValue,
     t: JsValue,
 ) -> Result<Float32Array, JsError> {
-    let (data, dim) = training_set(&data, &dim)?;
-    let point = float_array("point", &point)?;
-    if point.len() != dim {
+    let (data, dim, n) = training_set(&data, &dim)?;
+    let point = floats("point", &point)?;
+    if point.len != dim as u64 {
         return Err(FlowError::OutOfRange {
             name: "point",
             expected: format!("a Float32Array of length dim = {dim}"),
-            got: format!("length {}", point.len()),
+            got: format!("length {}", point.len),
         }
         .into());
     }
-    check::check_rows("point", &point, dim)?;
     let t = check::check_t("t", number("t", &t)?)?;
+    let _held = hold("data", budget::product(&[n, dim as u64 + 1]))?;
+    let (data, point) = (data.copy()?, point.copy()?);
     // One point against n: cheaper on the CPU than a GPU round trip.
-    Ok(to_js(&flow::posterior_weights(&data, dim, &point, t)))
+    Ok(finite_result(
+        "the weights",
+        &flow::posterior_weights(&data, dim, &point, t),
+    )?)
 }
 
 /// Euler from `tStart` (default 0) to 1 in `steps` equal steps with the closed-form velocity.
@@ -178,15 +315,29 @@ pub async fn sample_closed_form(
     steps: JsValue,
     t_start: JsValue,
 ) -> Result<Float32Array, JsError> {
-    let (data, dim) = training_set(&data, &dim)?;
-    let x0 = float_array("x0", &x0)?;
-    check::check_rows("x0", &x0, dim)?;
+    let (data, dim, n) = training_set(&data, &dim)?;
+    let x0 = floats("x0", &x0)?;
+    let m = x0.rows(dim)?;
     let steps = check::check_steps(number("steps", &steps)?)?;
     let t0 = check::check_t("tStart", optional_number("tStart", &t_start, 0.0)?)?;
-    let backend = backend().await;
-    let set = backend.prepare(&data, dim)?;
-    Ok(to_js(&backend.sample(&set, &x0, steps, t0).await?))
+    let cost = budget::ClosedFormCost {
+        n,
+        dim: dim as u64,
+        m,
+        evaluations: steps as u64,
+        out: m * dim as u64,
+    };
+    let (_held, backend, set) = closed_form_call(&data, dim, cost, "x0", 0).await?;
+    let x0 = x0.copy()?;
+    Ok(finite_result(
+        "the samples",
+        &backend.sample(&set, &x0, steps, t0, pace).await?,
+    )?)
 }
+
+/// Queries per block of an alignment call: the times are taken a few at a time, so that at most
+/// about this many floats of queries exist at once.
+const ALIGNMENT_BLOCK_FLOATS: u64 = 1 << 22;
 
 /// For each time and each of `pairs` seeded random pairs (x0 ~ N(0, I), x1 from `data`), the
 /// cosine between u*(x_t, t) over the whole of `data` and x1 - x0: times.length x pairs values,
@@ -199,23 +350,46 @@ pub async fn cosine_alignment(
     pairs: JsValue,
     seed: JsValue,
 ) -> Result<Float32Array, JsError> {
-    let (data, dim) = training_set(&data, &dim)?;
-    let times = float_array("times", &times)?;
-    if times.is_empty() {
-        return Err(FlowError::Empty { name: "times" }.into());
-    }
+    let (data, dim, n) = training_set(&data, &dim)?;
+    let times = floats("times", &times)?;
+    let count = times.rows(1)?;
+    let pairs = check::check_integer("pairs", number("pairs", &pairs)?, 1, 65_536)?;
+    let seed = check::check_integer("seed", number("seed", &seed)?, 0, u32::MAX as usize)? as u32;
+    // The pairs (x0, x1, targets) and one block of queries (points, targets, velocities) exist
+    // at once, besides the data and the cosines.
+    let pair_floats = budget::product(&[pairs as u64, dim as u64]);
+    let per_block = (ALIGNMENT_BLOCK_FLOATS / pair_floats.max(1)).clamp(1, count);
+    let cost = budget::ClosedFormCost {
+        n,
+        dim: dim as u64,
+        m: budget::product(&[count, pairs as u64]),
+        evaluations: 1,
+        out: 0,
+    };
+    cost.check("data", "times")?;
+    let floats_needed = budget::product(&[2, n, dim as u64])
+        .saturating_add(budget::product(&[3, pair_floats]))
+        .saturating_add(budget::product(&[3, per_block, pair_floats]))
+        .saturating_add(budget::product(&[2, count, pairs as u64]));
+    let _held = hold("times", floats_needed)?;
+    let times = times.copy()?;
     for &t in &times {
         check::check_t("times", t as f64)?;
     }
-    let pairs = check::check_integer("pairs", number("pairs", &pairs)?, 1, 65_536)?;
-    let seed = check::check_integer("seed", number("seed", &seed)?, 0, u32::MAX as usize)? as u32;
+    let data = data.copy()?;
     let backend = backend().await;
-    let set = backend.prepare(&data, dim)?;
-    let q = flow::alignment::alignment_queries(&data, dim, &times, pairs, seed);
-    let cosines = backend
-        .alignment_cosines(&set, &q, dim, super::shared::pace)
-        .await?;
-    Ok(to_js(&cosines))
+    let q = flow::alignment::alignment_pairs(&data, dim, pairs, seed);
+    let set = backend.prepare_owned(data, dim)?;
+    let mut cosines = Vec::with_capacity(times.len() * pairs);
+    for block in times.chunks(per_block as usize) {
+        let queries = q.queries(block);
+        cosines.extend(
+            backend
+                .alignment_cosines(&set, &queries, dim, super::shared::pace)
+                .await?,
+        );
+    }
+    Ok(finite_result("the cosines", &cosines)?)
 }
 
 /// The MNIST digits in [-1, 1]: { data: Float32Array (n x 784), dim: 784, n }.

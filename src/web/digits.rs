@@ -11,6 +11,8 @@ use wasm_bindgen_futures::JsFuture;
 
 /// Where the asset lies, relative to the base (Trunk copies www/assets to dist/assets).
 const ASSET: &str = "assets/digits.bin";
+/// The most bytes a digits download may bring (the asset is under 2 MB).
+const MAX_ASSET_BYTES: usize = 16 << 20;
 
 /// The digits in [-1, 1] at full resolution (n x 784), and average-pooled copies made on demand.
 pub struct DigitSet {
@@ -49,8 +51,29 @@ thread_local! {
 
 /// The URL of the directory holding the built files (embed.js passes its own).
 #[wasm_bindgen::prelude::wasm_bindgen(js_name = setAssetBase)]
-pub fn set_asset_base(url: String) {
+pub fn set_asset_base(url: JsValue) -> Result<(), wasm_bindgen::JsError> {
+    let url = url
+        .dyn_ref::<js_sys::JsString>()
+        .filter(|s| s.length() <= 2048)
+        .ok_or_else(|| {
+            wasm_bindgen::JsError::new("url must be a string of at most 2048 characters")
+        })?;
+    let url = String::from(url);
+    // Only a web address: a base of another scheme (javascript:, data:) is refused here rather
+    // than by fetch later.
+    let base = web_sys::window()
+        .and_then(|w| w.location().href().ok())
+        .unwrap_or_default();
+    let parsed = web_sys::Url::new_with_base(&url, &base)
+        .map_err(|_| wasm_bindgen::JsError::new("url must be a web address"))?;
+    if !matches!(parsed.protocol().as_str(), "http:" | "https:") {
+        return Err(wasm_bindgen::JsError::new(&format!(
+            "url must be an http or https address, got scheme {}",
+            parsed.protocol()
+        )));
+    }
     BASE.with(|b| *b.borrow_mut() = url);
+    Ok(())
 }
 
 /// The digits, if a download has succeeded (for figures whose own attempt failed earlier).
@@ -119,7 +142,8 @@ async fn fetch_digits(url: &str) -> Result<Rc<DigitSet>, String> {
     PROGRESS.with(|p| p.set((0.0, expected)));
     let body = response.body().ok_or("the digits response has no body")?;
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let mut bytes = Vec::with_capacity(expected as usize);
+    // The header is the server's word, not a size to allocate: at most the largest asset.
+    let mut bytes = Vec::with_capacity((expected as usize).min(MAX_ASSET_BYTES));
     loop {
         let chunk = JsFuture::from(reader.read())
             .await
@@ -132,7 +156,14 @@ async fn fetch_digits(url: &str) -> Result<Rc<DigitSet>, String> {
         }
         let value = js_sys::Reflect::get(&chunk, &"value".into())
             .map_err(|e| js_error("the digits download broke off", e))?;
-        bytes.extend(js_sys::Uint8Array::new(&value).to_vec());
+        let chunk = js_sys::Uint8Array::new(&value);
+        if bytes.len() + chunk.length() as usize > MAX_ASSET_BYTES {
+            let _ = reader.cancel();
+            return Err(format!(
+                "the digits download ({url}) is larger than {MAX_ASSET_BYTES} bytes: not the digits"
+            ));
+        }
+        bytes.extend(chunk.to_vec());
         PROGRESS.with(|p| p.set((bytes.len() as f64, expected)));
     }
     if expected > 0.0 && (bytes.len() as f64) < expected {

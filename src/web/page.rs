@@ -95,8 +95,12 @@ pub struct FigureHandle {
 /// Builds figure `name` inside `root` and runs it like the article's figures (same GPU device,
 /// same animation loop). An unknown name rejects with the list of valid ones.
 #[wasm_bindgen(js_name = mountFigure)]
-pub fn mount_figure(root: Element, name: String) -> Result<FigureHandle, JsError> {
+pub fn mount_figure(root: JsValue, name: JsValue) -> Result<FigureHandle, JsError> {
     console_error_panic_hook::set_once();
+    let root = root
+        .dyn_into::<Element>()
+        .map_err(|_| JsError::new("root must be an Element (the figure's container)"))?;
+    let name = short_string("name", &name)?;
     root.set_inner_html("");
     let figure = figures::create(&name, &root)
         .map_err(|e| JsError::new(&e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
@@ -105,16 +109,36 @@ pub fn mount_figure(root: Element, name: String) -> Result<FigureHandle, JsError
     Ok(FigureHandle { root })
 }
 
+/// The longest name, key or value the figure handles take: anything longer is no setting.
+const MAX_STRING: u32 = 256;
+
+/// A string argument of at most MAX_STRING UTF-16 units, checked before it is copied into the
+/// module (a page may hand in anything, a string of a gigabyte included).
+fn short_string(name: &str, value: &JsValue) -> Result<String, JsError> {
+    let s = value
+        .dyn_ref::<js_sys::JsString>()
+        .ok_or_else(|| JsError::new(&format!("{name} must be a string")))?;
+    if s.length() > MAX_STRING {
+        return Err(JsError::new(&format!(
+            "{name} must be a string of at most {MAX_STRING} characters, got {}",
+            s.length()
+        )));
+    }
+    Ok(String::from(s))
+}
+
 #[wasm_bindgen]
 impl FigureHandle {
     /// Changes setting `key` (an embedded figure's attribute) as its control would.
-    pub fn set(&self, key: &str, value: &str) -> Result<(), JsError> {
-        apply_setting(&self.root, key, value).map_err(|e| JsError::new(&e))
+    pub fn set(&self, key: JsValue, value: JsValue) -> Result<(), JsError> {
+        let (key, value) = (short_string("key", &key)?, short_string("value", &value)?);
+        apply_setting(&self.root, &key, &value).map_err(|e| JsError::new(&e))
     }
 
     /// The current value of setting `key`, if the figure has it.
-    pub fn get(&self, key: &str) -> Option<String> {
-        setting_control(&self.root, key).map(|c| control_value(&c))
+    pub fn get(&self, key: JsValue) -> Option<String> {
+        let key = short_string("key", &key).ok()?;
+        setting_control(&self.root, &key).map(|c| control_value(&c))
     }
 
     /// The figure's settings, e.g. "t: a number in [0, 0.999] (step 0.001)".
@@ -124,8 +148,9 @@ impl FigureHandle {
 
     /// Keeps the figure's settings in the page's address under `key` and applies those already
     /// there (call it after the element's attributes are applied: a shared link wins).
-    pub fn link(&self, key: &str) -> Result<(), JsError> {
-        super::share::link(key, &self.root).map_err(|e| JsError::new(&format!("{e:?}")))
+    pub fn link(&self, key: JsValue) -> Result<(), JsError> {
+        let key = short_string("key", &key)?;
+        super::share::link(&key, &self.root).map_err(|e| JsError::new(&format!("{e:?}")))
     }
 
     /// Draws the figure again now (after its theme changed).

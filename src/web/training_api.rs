@@ -1,13 +1,13 @@
 //! The JS training API: `createTrainer(options)` and the `Trainer` it resolves to. Calls on one
 //! trainer run one after another (each awaits the previous), so a page may fire them freely.
 
-use super::api::{float_array, number, optional_number};
+use super::api::{finite_result, floats, hold, number, optional_number, Held};
 use super::shared::{backend, pace};
-use crate::flow::{self, error as check, mlp, FlowError};
+use crate::flow::{self, budget, error as check, mlp, FlowError};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
-use js_sys::{Float32Array, Object, Reflect};
+use js_sys::{Object, Reflect};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -15,7 +15,10 @@ use wasm_bindgen::prelude::*;
 struct Inner {
     shape: mlp::MlpShape,
     options: TrainOptions,
-    data: Vec<f32>,
+    /// The training set (for the hybrid sampler's closed form); emptied by `free`.
+    data: RefCell<Rc<Vec<f32>>>,
+    /// The trainer's memory, held against the budget of calls in flight until it is freed.
+    held: RefCell<Option<Held>>,
     engine: RefCell<Option<Training>>,
     /// The last queued call; the next one starts when it ends.
     last: RefCell<Option<Shared<LocalBoxFuture<'static, ()>>>>,
@@ -41,7 +44,42 @@ fn integer(
     check::check_integer(name, optional_number(name, &value, default)?, lo, hi)
 }
 
-fn parse(options: &JsValue) -> Result<(mlp::MlpShape, TrainOptions, Vec<f32>), FlowError> {
+/// Rows of a network evaluation at once: bounds the activations kept in memory, and the page
+/// gets a turn between blocks.
+const FORWARD_ROWS: usize = 1024;
+
+/// Multiply-adds of one forward pass per row: one per weight.
+fn forward_work(shape: &mlp::MlpShape) -> u64 {
+    shape.parameter_count() as u64
+}
+
+/// Activations per row of a forward pass (each layer's input and pre-activation).
+fn activation_width(shape: &mlp::MlpShape) -> u64 {
+    shape
+        .layers()
+        .iter()
+        .map(|&(n_in, n_out)| (n_in + n_out) as u64)
+        .sum()
+}
+
+/// u_theta(x, t) for every row of `x` at the times `t`, FORWARD_ROWS rows at a time with a turn
+/// for the page in between. Rows are independent, so the result is the same as in one pass.
+async fn network_velocity(shape: &mlp::MlpShape, params: &[f32], x: &[f32], t: &[f32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    for (xs, ts) in x
+        .chunks(FORWARD_ROWS * shape.dim)
+        .zip(t.chunks(FORWARD_ROWS))
+    {
+        out.extend(mlp::forward(shape, params, xs, ts).0);
+        pace().await;
+    }
+    out
+}
+
+/// The parsed options, the training set still in JS memory, and the trainer's memory in floats.
+type Parsed = (mlp::MlpShape, TrainOptions, super::api::Floats, u64);
+
+fn parse(options: &JsValue) -> Result<Parsed, FlowError> {
     if !options.is_object() {
         return Err(FlowError::WrongType {
             name: "options",
@@ -49,8 +87,8 @@ fn parse(options: &JsValue) -> Result<(mlp::MlpShape, TrainOptions, Vec<f32>), F
         });
     }
     let dim = integer("dim", option(options, "dim"), f64::NAN, (1, check::MAX_DIM))?;
-    let data = float_array("data", &option(options, "data"))?;
-    check::check_rows("data", &data, dim)?;
+    let data = floats("data", &option(options, "data"))?;
+    let n = data.rows(dim)?;
     let hidden = integer("hidden", option(options, "hidden"), 128.0, (8, 1024))?;
     let depth = integer("depth", option(options, "depth"), 3.0, (1, 6))?;
     let batch = integer("batch", option(options, "batch"), 256.0, (1, 8192))?;
@@ -90,29 +128,59 @@ fn parse(options: &JsValue) -> Result<(mlp::MlpShape, TrainOptions, Vec<f32>), F
             got: format!("{lr}"),
         });
     }
-    Ok((
-        mlp::MlpShape::new(dim, hidden, depth),
-        TrainOptions {
-            batch,
-            lr: lr as f32,
-            seed,
-            target,
-        },
-        data,
-    ))
+    let shape = mlp::MlpShape::new(dim, hidden, depth);
+    // The data is kept twice (the trainer's and its engine's copy); an EFM step also holds its
+    // reference points.
+    let reference = match target {
+        mlp::Target::Cfm => 0,
+        mlp::Target::Efm { samples } => (batch + samples) as u64,
+    };
+    let memory = budget::trainer_floats(
+        budget::product(&[2, n, dim as u64]),
+        5 * shape.parameter_count() as u64,
+        batch as u64,
+        activation_width(&shape),
+        reference,
+        dim as u64,
+    );
+    budget::check_floats("options", memory)?;
+    let options = TrainOptions {
+        batch,
+        lr: lr as f32,
+        seed,
+        target,
+    };
+    Ok((shape, options, data, memory))
+}
+
+/// Multiply-adds of one training step.
+fn step_work(shape: &mlp::MlpShape, options: &TrainOptions) -> u64 {
+    let reference = match options.target {
+        mlp::Target::Cfm => 0,
+        mlp::Target::Efm { samples } => (options.batch + samples) as u64,
+    };
+    budget::training_step_work(
+        shape.parameter_count() as u64,
+        options.batch as u64,
+        reference,
+        shape.dim as u64,
+    )
 }
 
 /// A trainer for `options` = { data, dim, hidden = 128, depth = 3, target = "cfm" | "efm",
 /// efmSamples = 256 (EFM reference points beyond the batch), batch = 256, lr = 1e-3, seed = 0 }.
 #[wasm_bindgen(js_name = createTrainer)]
 pub async fn create_trainer(options: JsValue) -> Result<Trainer, JsError> {
-    let (shape, options, data) = parse(&options)?;
+    let (shape, options, data, memory) = parse(&options)?;
+    let held = hold("options", memory)?;
+    let data = data.copy()?;
     let engine = backend().await.training(shape, &data, options)?;
     Ok(Trainer {
         inner: Rc::new(Inner {
             shape,
             options,
-            data,
+            data: RefCell::new(Rc::new(data)),
+            held: RefCell::new(Some(held)),
             engine: RefCell::new(Some(engine)),
             last: RefCell::new(None),
         }),
@@ -167,11 +235,47 @@ impl Inner {
     }
 }
 
+/// The paper's hybrid model (flow::sampler::hybrid_sample, step for step the same arithmetic):
+/// Euler from 0 to 1, along the closed form of the trainer's data while t < tau and along the
+/// network after, with a turn for the page after every step.
+async fn hybrid_sample(
+    inner: &Inner,
+    params: &[f32],
+    x0: Vec<f32>,
+    steps: usize,
+    tau: f32,
+) -> Vec<f32> {
+    let dim = inner.shape.dim;
+    let dt = 1.0 / steps as f32;
+    let data = inner.data.borrow().clone();
+    let mut closed_form = None;
+    let mut x = x0;
+    for k in 0..steps {
+        let t = flow::sampler::step_time(0.0, dt, k);
+        let u = if t < tau {
+            closed_form
+                .get_or_insert_with(|| flow::ClosedForm::new(&data, dim))
+                .velocity(&x, t)
+        } else {
+            network_velocity(&inner.shape, params, &x, &vec![t; x.len() / dim]).await
+        };
+        for (a, b) in x.iter_mut().zip(&u) {
+            *a += dt * b;
+        }
+        pace().await;
+    }
+    x
+}
+
 #[wasm_bindgen]
 impl Trainer {
     /// Runs `steps` (1..=100,000) optimisation steps; resolves to their losses.
     pub fn train(&self, steps: JsValue) -> js_sys::Promise {
-        let steps = integer("steps", steps, f64::NAN, (1, 100_000));
+        let steps = integer("steps", steps, f64::NAN, (1, 100_000)).and_then(|steps| {
+            let work = step_work(&self.inner.shape, &self.inner.options);
+            budget::check_work("steps", budget::product(&[steps as u64, work]))?;
+            Ok(steps)
+        });
         self.inner.queue(move |inner| {
             async move {
                 let steps = steps?;
@@ -180,7 +284,7 @@ impl Trainer {
                         Ok(backend().await.train(engine, steps, pace).await?)
                     })
                     .await?;
-                Ok(Float32Array::from(&losses[..]))
+                Ok(finite_result("the loss", &losses)?)
             }
             .boxed_local()
         })
@@ -188,19 +292,26 @@ impl Trainer {
 
     /// u_theta(x, t) for every row of `points` (m x dim), t in [0, 1].
     pub fn velocity(&self, points: JsValue, t: JsValue) -> js_sys::Promise {
-        let dim = self.inner.shape.dim;
+        let shape = self.inner.shape;
         let args = (|| {
-            let points = float_array("points", &points)?;
-            check::check_rows("points", &points, dim)?;
-            Ok::<_, FlowError>((points, check::check_unit("t", number("t", &t)?)?))
+            let points = floats("points", &points)?;
+            let m = points.rows(shape.dim)?;
+            let t = check::check_unit("t", number("t", &t)?)?;
+            budget::check_work("points", budget::product(&[m, forward_work(&shape)]))?;
+            let rows = m.min(FORWARD_ROWS as u64);
+            let memory = budget::product(&[3, m, shape.dim as u64])
+                .saturating_add(budget::product(&[rows, activation_width(&shape)]))
+                .saturating_add(shape.parameter_count() as u64);
+            let held = hold("points", memory)?;
+            Ok::<_, FlowError>((points.copy()?, t, held))
         })();
         self.inner.queue(move |inner| {
             async move {
-                let (points, t) = args?;
+                let (points, t, _held) = args?;
                 let params = inner.params().await?;
-                let (u, _) =
-                    mlp::forward(&inner.shape, &params, &points, &vec![t; points.len() / dim]);
-                Ok(Float32Array::from(&u[..]))
+                let times = vec![t; points.len() / inner.shape.dim];
+                let u = network_velocity(&inner.shape, &params, &points, &times).await;
+                Ok(finite_result("the velocity", &u)?)
             }
             .boxed_local()
         })
@@ -209,33 +320,49 @@ impl Trainer {
     /// Euler from 0 to 1 in `steps` steps: on [0, hybridTau) along the closed form u* of the
     /// training set, after that along the network.
     pub fn sample(&self, x0: JsValue, steps: JsValue, hybrid_tau: JsValue) -> js_sys::Promise {
-        let dim = self.inner.shape.dim;
+        let (shape, dim) = (self.inner.shape, self.inner.shape.dim);
+        let n = (self.inner.data.borrow().len() / dim) as u64;
         let args = (|| {
-            let x0 = float_array("x0", &x0)?;
-            check::check_rows("x0", &x0, dim)?;
+            let x0 = floats("x0", &x0)?;
+            let m = x0.rows(dim)?;
             let steps = check::check_steps(number("steps", &steps)?)?;
             let tau = optional_number("hybridTau", &hybrid_tau, 0.0)?;
-            Ok::<_, FlowError>((x0, steps, check::check_unit("hybridTau", tau)?))
+            let tau = check::check_unit("hybridTau", tau)?;
+            // Every step is either the closed form (2 n m dim) or the network; counted as the
+            // dearer of the two.
+            let per_step = budget::product(&[2, n, m, dim as u64])
+                .max(budget::product(&[m, forward_work(&shape)]));
+            budget::check_work("x0", budget::product(&[steps as u64, per_step]))?;
+            let rows = m.min(FORWARD_ROWS as u64);
+            let memory = budget::product(&[4, m, dim as u64])
+                .saturating_add(budget::product(&[2, n, dim as u64]))
+                .saturating_add(budget::product(&[rows, activation_width(&shape)]))
+                .saturating_add(shape.parameter_count() as u64);
+            let held = hold("x0", memory)?;
+            Ok::<_, FlowError>((x0.copy()?, steps, tau, held))
         })();
         self.inner.queue(move |inner| {
             async move {
-                let (x0, steps, tau) = args?;
+                let (x0, steps, tau, _held) = args?;
                 let params = inner.params().await?;
-                let x = flow::sampler::hybrid_sample(&inner.data, dim, &x0, steps, tau, |x, t| {
-                    mlp::forward(&inner.shape, &params, x, &vec![t; x.len() / dim]).0
-                });
-                Ok(Float32Array::from(&x[..]))
+                let x = hybrid_sample(&inner, &params, x0, steps, tau).await;
+                Ok(finite_result("the samples", &x)?)
             }
             .boxed_local()
         })
     }
 
-    /// Releases the trainer's GPU buffers once the calls queued before it are done; later
-    /// calls reject.
+    /// Releases the trainer once the calls queued before it are done: its GPU buffers, its
+    /// copy of the data, its parameters and its share of the memory budget; later calls reject.
+    /// (This is the class's only `free`: it replaces the one wasm-bindgen generates, which
+    /// would drop the trainer under its queued calls. What stays is a handle of a few bytes,
+    /// released with the JS object.)
     pub fn free(&self) -> js_sys::Promise {
         self.inner.queue(|inner| {
             async move {
                 inner.engine.borrow_mut().take();
+                inner.held.borrow_mut().take();
+                inner.data.replace(Rc::default());
                 Ok(JsValue::UNDEFINED)
             }
             .boxed_local()

@@ -10,6 +10,9 @@ const dist = path.resolve(here, '../../dist');
 const out = path.join(here, 'out');
 fs.mkdirSync(out, { recursive: true });
 const reference = path.join(here, 'reference.js');
+const fuzzer = path.join(here, 'fuzz.js');
+// The fuzzer's permanent seeds (a seed that found a failure is added here).
+const FUZZ_SEEDS = [1, 2];
 
 const { server, origin } = await serve({ '/': dist });
 let allOk = true;
@@ -25,6 +28,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
   const query = webgpu ? '?backend=webgpu' : '';
   const { page, errors } = await open(browser, `${origin}/index.html${query}`);
   await page.addScriptTag({ path: reference });
+  await page.addScriptTag({ path: fuzzer });
   page.setDefaultTimeout(240000);
   // The API checks run with every figure hidden (so paused): no figure's work shares the device.
   await page.evaluate(() => document.querySelectorAll('[data-figure]').forEach((e) => { e.style.display = 'none'; }));
@@ -155,6 +159,28 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     });
     assert(outcomes.failures.length === 0, outcomes.failures.join('\n'));
     return `${outcomes.count} bad calls rejected`;
+  });
+
+  await t.check('fuzzed API: 5,000+ random calls settle, finite or an Error, no wasm trap', async () => {
+    // Seeds that once found a failure stay here for good; FUZZ_SEED=<n> adds one (printed on
+    // failure so that it can join them).
+    const seeds = [...FUZZ_SEEDS, ...(process.env.FUZZ_SEED ? [Number(process.env.FUZZ_SEED)] : [])];
+    const perSeed = Math.ceil(5200 / seeds.length);
+    const lines = [];
+    let calls = 0;
+    const messages = new Set();
+    for (const seed of seeds) {
+      const r = await page.evaluate(([seed, n]) => window.fmFuzz(seed, n), [seed, perSeed]);
+      calls += r.calls;
+      r.messages.forEach(([m]) => messages.add(m));
+      assert(r.failures.length === 0, `seed ${seed}: ${r.failures.join('\n')}`);
+      assert(r.healthy, `seed ${seed}: afterwards closedFormVelocity gave ${r.after}`);
+      lines.push(`seed ${seed}: ${r.calls} calls, ${r.resolved} resolved, ${r.rejected} rejected`);
+    }
+    assert(calls >= 5000, `only ${calls} calls`);
+    assert(errors.length === 0, `page errors: ${errors.join('\n')}`);
+    fs.writeFileSync(path.join(out, `fuzz-messages-${mode}.txt`), [...messages].sort().join('\n') + '\n');
+    return `${calls} calls; ${lines.join('; ')}; ${messages.size} distinct error messages; 0 page errors`;
   });
 
   await t.check('cosineAlignment: float64 reference, hand-made cases, seeds, bad inputs', async () => {
