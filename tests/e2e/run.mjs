@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, launch, open, suite, assert, figuresInked } from './harness.mjs';
+import { xssChecks } from './hostile.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(here, '../../dist');
@@ -800,6 +801,8 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       return `error shown: "${message.slice(0, 90)}…"`;
     });
   }
+
+  if (!webgpu) await xssChecks({ t, browser, origin, query });
 
   await browser.close();
   allOk = t.finish() && allOk;
