@@ -1,7 +1,7 @@
 //! Charts of the high-dimension section: cosine histograms as ridgelines (one row per t), the
 //! fraction of aligned pairs against t (one curve per resolution), and grids of digit images.
 
-use super::{palette, ramp, DrawResult};
+use super::{draw_legend, palette, ramp, Corner, DrawResult};
 use crate::flow::metrics::Histogram;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -115,6 +115,7 @@ pub fn draw_fractions<DB: DrawingBackend>(
         .y_labels(6)
         .draw()?;
     let count = curves.len().max(2) - 1;
+    let mut legend = Vec::with_capacity(curves.len());
     for (k, curve) in curves.iter().enumerate() {
         let color = ramp(0.85 * k as f64 / count as f64);
         let pts: Vec<(f64, f64)> = curve
@@ -122,22 +123,15 @@ pub fn draw_fractions<DB: DrawingBackend>(
             .iter()
             .map(|&(t, v)| (t as f64, v as f64))
             .collect();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
-            .label(curve.label.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
+        chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?;
         chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+        legend.push((curve.label.as_str(), color.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(palette::paper().mix(0.85))
-        .border_style(palette::grid())
-        .label_font(("sans-serif", 12).into_font().color(&palette::ink()))
-        .draw()?;
-    Ok(())
+    draw_legend(
+        &chart.plotting_area().strip_coord_spec(),
+        &legend,
+        Corner::LowerRight,
+    )
 }
 
 /// One cell of `draw_digit_grid`: pixels in [-1, 1] (side x side) and a caption under it.

@@ -1,6 +1,6 @@
 //! Training curves: the loss against the step, on a log scale, raw and smoothed.
 
-use super::{palette, DrawResult};
+use super::{draw_legend, palette, Corner, DrawResult};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -92,25 +92,21 @@ pub fn draw_losses<DB: DrawingBackend>(
         chart.draw_series(LineSeries::new(points(s.losses), s.color.mix(0.25)))?;
     }
     for s in series {
-        let color = s.color;
-        chart
-            .draw_series(LineSeries::new(
-                points(&smooth(s.losses, 0.05)),
-                color.stroke_width(2),
-            ))?
-            .label(s.label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
+        chart.draw_series(LineSeries::new(
+            points(&smooth(s.losses, 0.05)),
+            s.color.stroke_width(2),
+        ))?;
     }
     if series.len() > 1 {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::MiddleRight)
-            .background_style(palette::paper().mix(0.85))
-            .border_style(palette::grid())
-            .label_font(("sans-serif", 12).into_font().color(&palette::ink()))
-            .draw()?;
+        let legend: Vec<(&str, ShapeStyle)> = series
+            .iter()
+            .map(|s| (s.label, s.color.stroke_width(2)))
+            .collect();
+        draw_legend(
+            &chart.plotting_area().strip_coord_spec(),
+            &legend,
+            Corner::MiddleRight,
+        )?;
     }
     Ok(())
 }
@@ -143,36 +139,32 @@ pub fn draw_tau_curves<DB: DrawingBackend>(
         .x_labels(6)
         .y_labels(5)
         .draw()?;
-    chart
-        .draw_series(LineSeries::new(
-            curve.iter().map(|c| (c.0 as f64, c.1 as f64)),
-            palette::PARTICLE.stroke_width(2),
-        ))?
-        .label("energy distance to held-out data")
-        .legend(|(x, y)| {
-            PathElement::new(vec![(x, y), (x + 18, y)], palette::PARTICLE.stroke_width(2))
-        });
-    chart
-        .draw_series(LineSeries::new(
-            curve.iter().map(|c| (c.0 as f64, c.2 as f64)),
-            palette::DATA.stroke_width(2),
-        ))?
-        .label("mean distance to nearest training point")
-        .legend(|(x, y)| {
-            PathElement::new(vec![(x, y), (x + 18, y)], palette::DATA.stroke_width(2))
-        });
+    chart.draw_series(LineSeries::new(
+        curve.iter().map(|c| (c.0 as f64, c.1 as f64)),
+        palette::PARTICLE.stroke_width(2),
+    ))?;
+    chart.draw_series(LineSeries::new(
+        curve.iter().map(|c| (c.0 as f64, c.2 as f64)),
+        palette::DATA.stroke_width(2),
+    ))?;
     chart.draw_series(std::iter::once(PathElement::new(
         vec![(tau as f64, 0.0), (tau as f64, top)],
         palette::ACCENT.mix(0.6).stroke_width(1),
     )))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(palette::paper().mix(0.85))
-        .border_style(palette::grid())
-        .label_font(("sans-serif", 12).into_font().color(&palette::ink()))
-        .draw()?;
-    Ok(())
+    draw_legend(
+        &chart.plotting_area().strip_coord_spec(),
+        &[
+            (
+                "energy distance to held-out data",
+                palette::PARTICLE.stroke_width(2),
+            ),
+            (
+                "mean distance to nearest training point",
+                palette::DATA.stroke_width(2),
+            ),
+        ],
+        Corner::UpperRight,
+    )
 }
 
 /// E||u_theta - u*||^2 per t bin over [0, 1), on a log scale.

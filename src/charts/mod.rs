@@ -12,6 +12,73 @@ use plotters::prelude::*;
 
 pub type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
+/// Where a legend sits in a chart's plotting area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Corner {
+    UpperRight,
+    MiddleRight,
+    LowerRight,
+}
+
+/// A legend of line samples in `corner` of `area` (a chart's plotting area). Plotters' own
+/// series labels measure their text through a page element with a style attribute, which a
+/// strict Content-Security-Policy refuses; this one measures through the backend (in the
+/// browser, the canvas's measureText).
+pub fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(&str, ShapeStyle)],
+    corner: Corner,
+) -> DrawResult<DB> {
+    const PAD: i32 = 6;
+    const SAMPLE: i32 = 18;
+    const GAP: i32 = 6;
+    const MARGIN: i32 = 10;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let font = ("sans-serif", 12).into_font().color(&palette::ink());
+    let mut sizes = Vec::with_capacity(entries.len());
+    for (label, _) in entries {
+        sizes.push(area.estimate_text_size(label, &font)?);
+    }
+    let text_w = sizes.iter().map(|s| s.0 as i32).max().unwrap_or(0);
+    let row = sizes.iter().map(|s| s.1 as i32).max().unwrap_or(12).max(12) + 4;
+    let (w, h) = (
+        2 * PAD + SAMPLE + GAP + text_w,
+        2 * PAD + row * entries.len() as i32,
+    );
+    let (area_w, area_h) = area.dim_in_pixel();
+    let x0 = area_w as i32 - MARGIN - w;
+    let y0 = match corner {
+        Corner::UpperRight => MARGIN,
+        Corner::MiddleRight => (area_h as i32 - h) / 2,
+        Corner::LowerRight => area_h as i32 - MARGIN - h,
+    };
+    area.draw(&Rectangle::new(
+        [(x0, y0), (x0 + w, y0 + h)],
+        palette::paper().mix(0.85).filled(),
+    ))?;
+    area.draw(&Rectangle::new(
+        [(x0, y0), (x0 + w, y0 + h)],
+        palette::grid(),
+    ))?;
+    let text = font.pos(plotters::style::text_anchor::Pos::new(
+        plotters::style::text_anchor::HPos::Left,
+        plotters::style::text_anchor::VPos::Center,
+    ));
+    for (k, (label, style)) in entries.iter().enumerate() {
+        let y = y0 + PAD + row * k as i32 + row / 2;
+        let x = x0 + PAD;
+        area.draw(&PathElement::new(vec![(x, y), (x + SAMPLE, y)], *style))?;
+        area.draw(&Text::new(
+            label.to_string(),
+            (x + SAMPLE + GAP, y),
+            text.clone(),
+        ))?;
+    }
+    Ok(())
+}
+
 /// Colours shared by every figure. The neutral ones (paper, ink, muted, grid) follow the theme
 /// (`set_dark`, from the reader's `prefers-color-scheme`); the data colours read on both.
 pub mod palette {

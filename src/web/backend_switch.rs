@@ -125,9 +125,11 @@ impl DrawingBackend for AnyBackend<'_> {
         delegate!(self, b => b.draw_text(text, style, pos))
     }
 
-    /// Plotters measures text in the browser by adding a span to the page and reading its size,
-    /// which lays out the whole article each time (tens of ms per chart on a long page). The
-    /// same label in the same font always measures the same, so each is measured once.
+    /// Plotters measures text in the browser by adding a span with a style attribute to the
+    /// page and reading its size: that lays out the whole article each time (tens of ms per
+    /// chart on a long page) and is refused by a Content-Security-Policy without
+    /// 'unsafe-inline' styles. Text is measured on a detached canvas instead (`measure_text`),
+    /// each label in each font once.
     fn estimate_text_size<TStyle: BackendTextStyle>(
         &self,
         text: &str,
@@ -142,7 +144,16 @@ impl DrawingBackend for AnyBackend<'_> {
         if let Some(size) = TEXT_SIZES.with(|m| m.borrow().get(&key).copied()) {
             return Ok(size);
         }
-        let size = delegate!(self, b => b.estimate_text_size(text, style))?;
+        let font = format!(
+            "{} {}px {}",
+            style.style().as_str(),
+            style.size(),
+            style.family().as_str()
+        );
+        let size = match measure_text(&font, text) {
+            Some(size) => size,
+            None => delegate!(self, b => b.estimate_text_size(text, style))?,
+        };
         TEXT_SIZES.with(|m| {
             let mut m = m.borrow_mut();
             if m.len() >= TEXT_SIZES_MAX {
@@ -163,10 +174,39 @@ impl DrawingBackend for AnyBackend<'_> {
     }
 }
 
+/// The width and height (the font's ascent plus descent) of `text` in CSS font `font`, measured
+/// on a canvas that is never attached to the page.
+fn measure_text(font: &str, text: &str) -> Option<(u32, u32)> {
+    use wasm_bindgen::JsCast;
+    MEASURE.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.is_none() {
+            let canvas = web_sys::window()?
+                .document()?
+                .create_element("canvas")
+                .ok()?
+                .dyn_into::<HtmlCanvasElement>()
+                .ok()?;
+            *m = canvas
+                .get_context("2d")
+                .ok()
+                .flatten()
+                .and_then(|c| c.dyn_into().ok());
+        }
+        let ctx = m.as_ref()?;
+        ctx.set_font(font);
+        let metrics = ctx.measure_text(text).ok()?;
+        let height = metrics.font_bounding_box_ascent() + metrics.font_bounding_box_descent();
+        Some((metrics.width().ceil() as u32, height.ceil() as u32))
+    })
+}
+
 /// Text measurements kept before the cache starts afresh.
 const TEXT_SIZES_MAX: usize = 4096;
 
 thread_local! {
+    /// The context `measure_text` measures with.
+    static MEASURE: RefCell<Option<web_sys::CanvasRenderingContext2d>> = const { RefCell::new(None) };
     /// Measured text sizes by font and text.
     static TEXT_SIZES: RefCell<std::collections::HashMap<String, (u32, u32)>> =
         RefCell::new(std::collections::HashMap::new());

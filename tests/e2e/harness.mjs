@@ -10,8 +10,9 @@ const TYPES = {
   '.wasm': 'application/wasm', '.css': 'text/css', '.json': 'application/json', '.png': 'image/png',
 };
 
-/// Serves `routes` ({ urlPrefix: directory }) on an ephemeral port of 127.0.0.1.
-export async function serve(routes) {
+/// Serves `routes` ({ urlPrefix: directory }) on an ephemeral port of 127.0.0.1, with `headers`
+/// on every file served (a Content-Security-Policy, say).
+export async function serve(routes, headers = {}) {
   const server = http.createServer((req, res) => {
     const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     for (const [prefix, dir] of Object.entries(routes)) {
@@ -20,7 +21,7 @@ export async function serve(routes) {
       if (!file.startsWith(path.resolve(dir))) break;
       if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
       if (!fs.existsSync(file)) break;
-      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream' });
+      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', ...headers });
       fs.createReadStream(file).pipe(res);
       return;
     }

@@ -1,6 +1,7 @@
 // Browser checks of hostile and careless use: crafted links and attributes stay data, a strict
 // Content-Security-Policy, and no leaks over many mount/remove and train/free cycles.
-import { assert, figuresInked } from './harness.mjs';
+import path from 'node:path';
+import { serve, assert, figuresInked } from './harness.mjs';
 
 // Classic payloads: each would call window.__xss() if it ever became markup or script.
 export const PAYLOADS = [
@@ -111,5 +112,51 @@ export async function xssChecks({ t, browser, origin, query }) {
     assert(errors.length === 0, `embed: page errors: ${errors.join('\n').slice(0, 2000)}`);
     await page.close();
     return `${tried} payload placements tried, 0 executed, 0 injected elements; ${shown.boxes} error boxes; ${notes.join('; ')}`;
+  });
+}
+
+// The policy a strict blog sends (README, "Embed a figure").
+export const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+  + "img-src 'self' data: blob:; connect-src 'self'";
+
+export async function cspChecks({ t, browser, dist, query, mode, out }) {
+  await t.check('under a strict Content-Security-Policy the article and the embed example draw every figure, 0 violations', async () => {
+    const { server, origin } = await serve({ '/': dist }, { 'content-security-policy': CSP });
+    const notes = [];
+    try {
+      for (const [file, selector] of [['index.html', '[data-figure]'], ['embed-example.html', 'fm-figure:not(#broken)']]) {
+        const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+        const errors = [];
+        page.on('pageerror', (e) => errors.push(String(e)));
+        page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+        await page.addInitScript(() => {
+          window.__violations = [];
+          document.addEventListener('securitypolicyviolation', (e) => {
+            window.__violations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber} ${e.sample}`);
+          });
+        });
+        await page.goto(`${origin}/${file}${query}`);
+        const roots = await page.locator(selector).count();
+        assert(roots > 0, `${file}: no figures`);
+        // Scroll through, so every figure becomes visible and draws.
+        for (let i = 0; i < roots; i++) {
+          await page.locator(selector).nth(i).scrollIntoViewIfNeeded();
+          await page.waitForTimeout(1500);
+        }
+        await page.waitForFunction(figuresInked, selector, { timeout: 180000 }).catch(async (e) => {
+          const blank = await page.$$eval(selector, (els) => els.map((el) => el.getAttribute('data-figure') ?? el.id));
+          throw new Error(`${file}: not every figure drew (${blank.join(', ')}): ${e.message}`);
+        });
+        const violations = await page.evaluate(() => window.__violations);
+        await page.screenshot({ path: path.join(out, `csp-${file.replace('.html', '')}-${mode}.png`) });
+        assert(violations.length === 0, `${file}: ${violations.length} violations: ${[...new Set(violations)].slice(0, 10).join('\n')}`);
+        assert(errors.length === 0, `${file}: page errors: ${errors.join('\n').slice(0, 2000)}`);
+        notes.push(`${file}: ${roots} figures drawn, 0 violations`);
+        await page.close();
+      }
+    } finally {
+      server.close();
+    }
+    return notes.join('; ');
   });
 }
