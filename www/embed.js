@@ -53,9 +53,11 @@ class FmFigure extends HTMLElement {
     this.classList.add('figure-root');
     this.applyTheme(this.getAttribute('theme'));
     this.setAttribute('role', 'figure');
-    const name = this.getAttribute('name') ?? '';
     try {
       const m = await load();
+      // Removed while the module loaded: nothing to mount. (Renamed meanwhile: the name now.)
+      if (!this.isConnected) return;
+      const name = this.getAttribute('name') ?? '';
       this.handle = m.mountFigure(this, name);
       for (const key of SETTINGS) {
         const value = this.getAttribute(key);
@@ -72,7 +74,13 @@ class FmFigure extends HTMLElement {
   }
 
   disconnectedCallback() {
+    this.unmount();
+  }
+
+  // Stops the figure and frees its handle now (not whenever the garbage collector runs).
+  unmount() {
     this.handle?.remove();
+    this.handle?.free();
     this.handle = undefined;
   }
 
@@ -82,8 +90,7 @@ class FmFigure extends HTMLElement {
     if (key === 'theme') {
       this.applyTheme(value);
     } else if (key === 'name') {
-      this.handle.remove();
-      this.handle = undefined;
+      this.unmount();
       this.connectedCallback();
     } else {
       this.apply(key, value);

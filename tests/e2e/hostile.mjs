@@ -160,3 +160,148 @@ export async function cspChecks({ t, browser, dist, query, mode, out }) {
     return notes.join('; ');
   });
 }
+
+// Counts live GPU buffers: created and neither destroyed nor collected (a debug counter of the
+// page's WebGPU objects, installed before the module loads).
+const COUNT_GPU_BUFFERS = () => {
+  window.__liveGpuBuffers = () => 0;
+  if (!window.GPUDevice) return;
+  const live = new Set();
+  const create = GPUDevice.prototype.createBuffer;
+  GPUDevice.prototype.createBuffer = function (descriptor) {
+    const buffer = create.call(this, descriptor);
+    live.add(new WeakRef(buffer));
+    return buffer;
+  };
+  const destroy = GPUBuffer.prototype.destroy;
+  GPUBuffer.prototype.destroy = function () {
+    this.__destroyed = true;
+    return destroy.call(this);
+  };
+  window.__liveGpuBuffers = () => {
+    let n = 0;
+    for (const r of live) {
+      const b = r.deref();
+      if (!b || b.__destroyed) live.delete(r);
+      else n++;
+    }
+    return n;
+  };
+};
+
+const FIGURE_NAMES = ['noise-to-data', 'conditional-paths', 'velocity-field', 'memorization',
+  'stochastic-target', 'target-alignment', 'alignment-by-dimension', 'digit-memorization',
+  'cfm-vs-efm', 'model-capacity', 'hybrid-tau'];
+
+export async function soakChecks({ t, browser, origin, query, mode }) {
+  await t.check('no leaks: 100 cycles of every <fm-figure> and of createTrainer/train(50)/free stay flat (< 5% from cycle 10 to 100)', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    await page.addInitScript(COUNT_GPU_BUFFERS);
+    // An element removed while the module is still loading must never mount.
+    await page.addInitScript(() => {
+      document.addEventListener('DOMContentLoaded', () => {
+        const ghost = document.createElement('fm-figure');
+        ghost.setAttribute('name', 'velocity-field');
+        document.body.append(ghost);
+        window.__ghost = ghost;
+        // Defined, so its connectedCallback has started loading the module: remove it now.
+        customElements.whenDefined('fm-figure').then(() => {
+          window.__ghostWasLoading = ghost.mounting === true;
+          ghost.remove();
+        });
+      });
+    });
+    await page.goto(`${origin}/embed-example.html${query}`);
+    await page.waitForFunction(figuresInked, '#field', { timeout: 120000 });
+    await page.waitForTimeout(1000);
+    const ghost = await page.evaluate(() => ({
+      loading: window.__ghostWasLoading, children: window.__ghost.childElementCount, handle: !!window.__ghost.handle,
+    }));
+    assert(ghost.loading === true, `the removed element was not loading the module when removed: ${JSON.stringify(ghost)}`);
+    assert(ghost.children === 0 && !ghost.handle, `an element removed while the module loaded was mounted: ${JSON.stringify(ghost)}`);
+    const cdp = await page.context().newCDPSession(page);
+    await page.evaluate(async () => {
+      window.__m = await import('/fm-explainer.js');
+      const moons = new Float32Array(400);
+      for (let i = 0; i < 200; i++) {
+        const a = Math.PI * (i / 199);
+        moons[2 * i] = i % 2 ? 1 - Math.cos(a) : Math.cos(a);
+        moons[2 * i + 1] = i % 2 ? 0.5 - Math.sin(a) : Math.sin(a);
+      }
+      window.__moons = moons;
+    });
+    const measure = async () => {
+      // The counters first (the GPU buffer count drops its records of collected buffers), then
+      // the heap after a forced collection.
+      await cdp.send('HeapProfiler.collectGarbage');
+      await page.waitForTimeout(200);
+      const inPage = await page.evaluate(() => ({
+        wasm: window.__m.wasmMemoryBytesForTesting(),
+        live: window.__m.wasmHeapBytesForTesting(),
+        held: window.__m.heldFloatsForTesting(),
+        gpu: window.__liveGpuBuffers(),
+      }));
+      await cdp.send('HeapProfiler.collectGarbage');
+      const heap = await cdp.send('Runtime.getHeapUsage');
+      const dom = await cdp.send('Memory.getDOMCounters');
+      return { ...inPage, heap: heap.usedSize, listeners: dom.jsEventListeners, nodes: dom.nodes };
+    };
+    const figureCycle = (names) => page.evaluate(async (names) => {
+      const main = document.querySelector('main');
+      const els = names.map((name) => {
+        const el = document.createElement('fm-figure');
+        el.setAttribute('name', name);
+        el.setAttribute('share', 'off');
+        main.prepend(el);
+        return el;
+      });
+      // Two frames of life (visible ones start their work), then gone.
+      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      await new Promise((r) => setTimeout(r, 100));
+      for (const el of els) el.remove();
+      // Work already submitted finishes (a removed figure starts no more): a call queued behind
+      // it on the page's device (or CPU) is the fence, so that a slow adapter cannot pile up
+      // cycles that are still running, which would be mistaken for a leak.
+      await window.__m.closedFormVelocity(new Float32Array([0, 0]), 2, new Float32Array([0, 0]), 0.5);
+      await new Promise((r) => setTimeout(r, 50));
+    }, names);
+    const trainerCycle = () => page.evaluate(async () => {
+      const tr = await window.__m.createTrainer({ data: window.__moons, dim: 2, hidden: 32, depth: 2, batch: 64 });
+      const losses = await tr.train(50);
+      await tr.free();
+      if (!losses.every(Number.isFinite)) throw new Error('non-finite losses');
+    });
+    const rows = [];
+    for (const [label, cycle] of [['figures', () => figureCycle(FIGURE_NAMES)], ['trainers', trainerCycle]]) {
+      const at = {};
+      for (let c = 1; c <= 100; c++) {
+        await cycle();
+        if (c === 10 || c === 100) at[c] = await measure();
+      }
+      rows.push([label, at[10], at[100]]);
+    }
+    const report = rows.map(([label, a, b]) => `${label}: wasm memory ${(a.wasm / 2 ** 20).toFixed(2)} -> ${(b.wasm / 2 ** 20).toFixed(2)} MiB `
+      + `(live heap ${(a.live / 2 ** 10).toFixed(0)} -> ${(b.live / 2 ** 10).toFixed(0)} KiB), `
+      + `JS heap ${(a.heap / 2 ** 20).toFixed(2)} -> ${(b.heap / 2 ** 20).toFixed(2)} MiB, listeners ${a.listeners} -> ${b.listeners}, `
+      + `nodes ${a.nodes} -> ${b.nodes}, GPU buffers ${a.gpu} -> ${b.gpu}, held floats ${a.held} -> ${b.held}`).join('; ');
+    const grew = (a, b, slack = 0) => b > a * 1.05 + slack;
+    for (const [label, a, b] of rows) {
+      // Live bytes must not grow; the linear memory (which never shrinks) may gain a few
+      // 64 KiB pages to fragmentation when calls overlap differently.
+      assert(!grew(a.live, b.live), `${label}: the wasm heap grew: ${report}`);
+      assert(!grew(a.wasm, b.wasm, 4 * 65536), `${label}: wasm memory grew: ${report}`);
+      // The JS heap is noisy by a few hundred kB (compiled code, caches): 5% plus 256 kB.
+      assert(!grew(a.heap, b.heap, 256 * 1024), `${label}: JS heap grew: ${report}`);
+      assert(!grew(a.listeners, b.listeners, 1), `${label}: event listeners grew: ${report}`);
+      assert(!grew(a.nodes, b.nodes, 20), `${label}: DOM nodes grew: ${report}`);
+      assert(!grew(a.gpu, b.gpu, 1), `${label}: live GPU buffers grew: ${report}`);
+      assert(b.held === 0, `${label}: ${b.held} floats still held after every call ended: ${report}`);
+    }
+    assert(errors.length === 0, `page errors: ${errors.join('\n').slice(0, 2000)}`);
+    await page.close();
+    return `${mode}: ${report}`;
+  });
+}

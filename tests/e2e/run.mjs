@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve, launch, open, suite, assert, figuresInked } from './harness.mjs';
-import { xssChecks, cspChecks } from './hostile.mjs';
+import { xssChecks, cspChecks, soakChecks } from './hostile.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(here, '../../dist');
@@ -804,6 +804,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
 
   if (!webgpu) await xssChecks({ t, browser, origin, query });
   await cspChecks({ t, browser, dist, query, mode, out });
+  await soakChecks({ t, browser, origin, query, mode });
 
   await browser.close();
   allOk = t.finish() && allOk;
