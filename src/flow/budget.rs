@@ -98,8 +98,9 @@ pub fn training_step_work(parameters: u64, batch: u64, reference: u64, dim: u64)
     product(&[3, parameters, batch]).saturating_add(product(&[2, batch, reference, dim]))
 }
 
-/// Memory of a trainer: its data, parameters with Adam's two moments and a gradient, and the
-/// activations of a batch kept for the backward pass (with their gradients).
+/// Memory of a trainer: its data, its parameters five times over (the weights, Adam's two
+/// moments, a gradient, the transposed weights of a pass), and the activations of a batch kept
+/// for the backward pass (with their gradients).
 pub fn trainer_floats(
     data: u64,
     parameters: u64,
@@ -108,7 +109,7 @@ pub fn trainer_floats(
     reference: u64,
     dim: u64,
 ) -> u64 {
-    data.saturating_add(product(&[4, parameters]))
+    data.saturating_add(product(&[5, parameters]))
         .saturating_add(product(&[3, batch, width]))
         .saturating_add(product(&[reference, dim]))
 }
@@ -136,6 +137,12 @@ mod tests {
         assert_eq!(grouped(0), "0");
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1000), "1,000");
+    }
+
+    #[test]
+    fn a_trainer_counts_its_parameters_five_times() {
+        // 10 data floats, 100 parameters, batch 4 of 7 activations, EFM over 3 points of dim 2.
+        assert_eq!(trainer_floats(10, 100, 4, 7, 3, 2), 10 + 500 + 84 + 6);
     }
 
     #[test]

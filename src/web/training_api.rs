@@ -137,7 +137,7 @@ fn parse(options: &JsValue) -> Result<Parsed, FlowError> {
     };
     let memory = budget::trainer_floats(
         budget::product(&[2, n, dim as u64]),
-        5 * shape.parameter_count() as u64,
+        shape.parameter_count() as u64,
         batch as u64,
         activation_width(&shape),
         reference,

@@ -33,7 +33,7 @@ await page.evaluate(async () => {
   const digits = await b.loadDigits();
   window.b = b;
   window.data = digits.data;
-  window.rows = (m) => digits.data.subarray(0, m * 784);
+  window.rows = (m) => window.big(m);
   // Training points beyond the 10,000 digits: the digits repeated (only the size matters).
   let bigCache = null;
   window.big = (n) => {
