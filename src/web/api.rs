@@ -233,7 +233,6 @@ async fn closed_form_call(
     dim: usize,
     cost: budget::ClosedFormCost,
     queries: &'static str,
-    extra_floats: u64,
 ) -> Result<
     (
         Held,
@@ -243,7 +242,7 @@ async fn closed_form_call(
     JsError,
 > {
     cost.check("data", queries)?;
-    let held = hold(queries, cost.floats().saturating_add(extra_floats))?;
+    let held = hold(queries, cost.floats())?;
     let values = data.copy()?;
     let backend = backend().await;
     let set = backend.prepare_owned(values, dim)?;
@@ -269,7 +268,7 @@ pub async fn closed_form_velocity(
         evaluations: 1,
         out: m * dim as u64,
     };
-    let (_held, backend, set) = closed_form_call(&data, dim, cost, "points", 0).await?;
+    let (_held, backend, set) = closed_form_call(&data, dim, cost, "points").await?;
     let points = points.copy()?;
     let times = vec![t; m as usize];
     Ok(finite_result(
@@ -327,7 +326,7 @@ pub async fn sample_closed_form(
         evaluations: steps as u64,
         out: m * dim as u64,
     };
-    let (_held, backend, set) = closed_form_call(&data, dim, cost, "x0", 0).await?;
+    let (_held, backend, set) = closed_form_call(&data, dim, cost, "x0").await?;
     let x0 = x0.copy()?;
     Ok(finite_result(
         "the samples",

@@ -129,40 +129,41 @@ fn parse(options: &JsValue) -> Result<Parsed, FlowError> {
         });
     }
     let shape = mlp::MlpShape::new(dim, hidden, depth);
-    // The data is kept twice (the trainer's and its engine's copy); an EFM step also holds its
-    // reference points.
-    let reference = match target {
-        mlp::Target::Cfm => 0,
-        mlp::Target::Efm { samples } => (batch + samples) as u64,
-    };
-    let memory = budget::trainer_floats(
-        budget::product(&[2, n, dim as u64]),
-        shape.parameter_count() as u64,
-        batch as u64,
-        activation_width(&shape),
-        reference,
-        dim as u64,
-    );
-    budget::check_floats("options", memory)?;
     let options = TrainOptions {
         batch,
         lr: lr as f32,
         seed,
         target,
     };
+    // The data is kept twice (the trainer's and its engine's copy); an EFM step also holds its
+    // reference points.
+    let memory = budget::trainer_floats(
+        budget::product(&[2, n, dim as u64]),
+        shape.parameter_count() as u64,
+        batch as u64,
+        activation_width(&shape),
+        efm_reference_points(&options),
+        dim as u64,
+    );
+    budget::check_floats("options", memory)?;
     Ok((shape, options, data, memory))
+}
+
+/// The points an EFM step's target is computed over (the batch and the extra samples); none
+/// for CFM.
+fn efm_reference_points(options: &TrainOptions) -> u64 {
+    match options.target {
+        mlp::Target::Cfm => 0,
+        mlp::Target::Efm { samples } => (options.batch + samples) as u64,
+    }
 }
 
 /// Multiply-adds of one training step.
 fn step_work(shape: &mlp::MlpShape, options: &TrainOptions) -> u64 {
-    let reference = match options.target {
-        mlp::Target::Cfm => 0,
-        mlp::Target::Efm { samples } => (options.batch + samples) as u64,
-    };
     budget::training_step_work(
         shape.parameter_count() as u64,
         options.batch as u64,
-        reference,
+        efm_reference_points(options),
         shape.dim as u64,
     )
 }

@@ -123,6 +123,10 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       const b = window.wasmBindings;
       const d = new Float32Array([0, 0, 1, 1]);
       const p = new Float32Array([0.5, 0.5]);
+      // 10,000 points of dim 784, and 17,531 queries (only the sizes matter: over-budget calls
+      // never read them).
+      const queries = new Float32Array(17531 * 784).fill(0.5);
+      const big = queries.subarray(0, 10000 * 784);
       const cases = [
         [() => b.closedFormVelocity(d, 2, p, 1), /^t must be a number in \[0, 1\), got 1$/],
         [() => b.closedFormVelocity(d, 2, p, -0.1), /^t must be a number in \[0, 1\)/],
@@ -143,6 +147,11 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
         [() => b.sampleClosedForm(d, 2, p, 10001), /^steps must be an integer in 1\.\.=10000/],
         [() => b.sampleClosedForm(d, 2, p, 10, 1), /^tStart must be a number in \[0, 1\)/],
         [() => b.sampleClosedForm(d, 2, p, null), /^steps must be a number/],
+        // Over a budget (README, "What one call may cost"): refused before anything is copied.
+        [() => b.sampleClosedForm(big, 784, big.subarray(0, 64 * 784), 274), /^x0: this call would need 274,964,480,000 multiply-adds, over its budget of 274,877,906,944 multiply-adds; split it into smaller calls$/],
+        [() => b.closedFormVelocity(big, 784, queries, 0.5), /^points: this call would need 274,886,080,000 multiply-adds, over its budget/],
+        [() => b.cosineAlignment(big, 784, new Float32Array([0.3, 0.7]), 8766, 1), /^times: this call would need .* multiply-adds, over its budget/],
+        [() => b.createTrainer({ data: big, dim: 784, hidden: 1024, depth: 6, batch: 2025 }), /^options: this call would need .* floats, over its budget of 134,217,728 floats \(512 MiB\)/],
       ];
       const results = [];
       for (const [call, pattern] of cases) {
