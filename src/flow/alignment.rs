@@ -123,6 +123,28 @@ mod tests {
     }
 
     #[test]
+    fn the_shares_the_article_quotes_for_its_moons() {
+        // www/index.html: with the stochastic-target figure's moons at n = 100, "only about a third
+        // of the pairs are above 0.9 at t = 0.5"; over the hybrid figure's 40 moons points, "about
+        // half ... at t = 0.7 and about three quarters at t = 0.9".
+        let share = |data: &[f32], t: f32| {
+            let c = cosine_alignment(data, 2, &[t], 4000, 1);
+            c.iter().filter(|&&v| v > 0.9).count() as f32 / c.len() as f32
+        };
+        let hundred = Dataset::TwoMoons.sample(100, 0);
+        let forty = Dataset::TwoMoons.sample(40, 0);
+        let third = share(&hundred, 0.5);
+        assert!((0.25..0.42).contains(&third), "n 100, t 0.5: {third}");
+        let half = share(&forty, 0.7);
+        assert!((0.42..0.62).contains(&half), "40 points, t 0.7: {half}");
+        let three_quarters = share(&forty, 0.9);
+        assert!(
+            (0.68..0.84).contains(&three_quarters),
+            "40 points, t 0.9: {three_quarters}"
+        );
+    }
+
+    #[test]
     fn one_training_point_gives_cosine_one_after_t_zero() {
         // u*(x_t, t) = (x1 - x_t) / (1 - t) = x1 - x0 exactly when x1 is the only point.
         let data = vec![0.3f32, -1.2, 2.0, 0.5];
