@@ -16,6 +16,7 @@ export const FIGURES = {
   'memorization': ['dataset', 'n', 't'],
   'stochastic-target': ['dataset', 'n', 't'],
   'target-alignment': [],
+  'objective-gap': [],
   'alignment-by-dimension': [],
   'digit-memorization': [],
   'cfm-vs-efm': ['dataset'],

@@ -134,6 +134,63 @@ pub fn draw_fractions<DB: DrawingBackend>(
     )
 }
 
+/// Both sides of the objective against t: `points` are (t, E‖x1 − x0 − u*‖², E‖x1 − x0‖²) as
+/// computed so far. The first is drawn with its points, the second (the target's own size, the
+/// same pairs at every t) as a line for scale; the y axis starts at 0 so the two compare by eye.
+pub fn draw_target_variance<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    points: &[(f32, f64, f64)],
+) -> DrawResult<DB> {
+    area.fill(&palette::paper())?;
+    let top = points
+        .iter()
+        .flat_map(|&(_, r, e)| [r, e])
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    // Headroom above the target's line for the legend.
+    let top = if top > 0.0 { top * 1.45 } else { 1.0 };
+    let mut chart = ChartBuilder::on(area)
+        .margin(10)
+        .margin_right(20)
+        .caption(title, ("sans-serif", 16).into_font().color(&palette::ink()))
+        .x_label_area_size(38)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..1.0f64, 0.0..top)?;
+    chart
+        .configure_mesh()
+        .light_line_style(palette::grid().mix(0.0))
+        .bold_line_style(palette::grid())
+        .x_desc("t")
+        .y_desc("mean over 256 pairs")
+        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
+        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
+        .y_label_formatter(&|v| super::scenes::short(*v as f32))
+        .x_labels(6)
+        .y_labels(6)
+        .draw()?;
+    let energy = palette::muted().stroke_width(2);
+    let residual = palette::ACCENT.stroke_width(2);
+    chart.draw_series(LineSeries::new(
+        points.iter().map(|&(t, _, e)| (t as f64, e)),
+        energy,
+    ))?;
+    let gap: Vec<(f64, f64)> = points.iter().map(|&(t, r, _)| (t as f64, r)).collect();
+    chart.draw_series(LineSeries::new(gap.clone(), residual))?;
+    chart.draw_series(
+        gap.into_iter()
+            .map(|p| Circle::new(p, 3, palette::ACCENT.filled())),
+    )?;
+    draw_legend(
+        &chart.plotting_area().strip_coord_spec(),
+        &[
+            ("E‖x1 − x0‖²  (the target)", energy),
+            ("E‖x1 − x0 − û*(x_t, t)‖²", residual),
+        ],
+        Corner::UpperRight,
+    )
+}
+
 /// One cell of `draw_digit_grid`: pixels in [-1, 1] (side x side) and a caption under it.
 pub struct Cell<'a> {
     pub pixels: &'a [f32],

@@ -180,7 +180,7 @@ pub fn draw_binned_error<DB: DrawingBackend>(
     let mut chart = ChartBuilder::on(area)
         .margin(10)
         .caption(
-            "E‖u_θ − u*‖² against t",
+            "E‖u_θ − û*‖² against t",
             ("sans-serif", 16).into_font().color(&palette::ink()),
         )
         .x_label_area_size(36)

@@ -106,7 +106,7 @@ pub fn velocity_field(
         dots: data_dots(data, hover.map(|h| h.1)),
         caption: vec![
             format!("t = {t:.3}    n = {}", data.len() / 2),
-            format!("max |u*| = {}", short(max_speed)),
+            format!("max |û*| = {}", short(max_speed)),
         ],
         ..Scene::default()
     };
@@ -180,10 +180,10 @@ pub fn conditional_targets(
         }],
         caption: vec![
             format!(
-                "t = {t:.2}   |u*(x, t)| = {}",
+                "t = {t:.2}   |û*(x, t)| = {}",
                 short((u.0 * u.0 + u.1 * u.1).sqrt())
             ),
-            "arrows: velocities x (1 - t); u* in black".into(),
+            "arrows: velocities x (1 - t); û* in black".into(),
         ],
         segments: Vec::new(),
     }

@@ -84,6 +84,45 @@ pub fn row_cosines(velocities: &[f32], targets: &[f32], dim: usize) -> Vec<f32> 
         .collect()
 }
 
+/// Both sides of the objective at one t, over the same pairs. Theorem 2 of the paper:
+/// L_CFM(θ) = L_FM(θ) + C, where C = E_t E‖x1 − x0 − û*(x_t, t)‖² does not depend on θ: the
+/// spread of the conditional target around the closed form, i.e. how stochastic the target is.
+/// `residual` is the mean over pairs of ‖x1 − x0 − û*(x_t, t)‖² (C's integrand at this t);
+/// `energy` is the mean of ‖x1 − x0‖², the size of the target itself, for scale.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TargetVariance {
+    pub residual: f64,
+    pub energy: f64,
+}
+
+impl TargetVariance {
+    /// From the closed-form velocities at the pairs' x_t and the pairs' targets (row-aligned,
+    /// `dim` coordinates a row).
+    pub fn measure(velocities: &[f32], targets: &[f32], dim: usize) -> TargetVariance {
+        Self::measure_with(velocities.iter().map(|&u| u as f64), targets, dim)
+    }
+
+    /// The same from velocities computed in f64 (the tests' reference).
+    pub fn measure_f64(velocities: &[f64], targets: &[f32], dim: usize) -> TargetVariance {
+        Self::measure_with(velocities.iter().copied(), targets, dim)
+    }
+
+    fn measure_with(velocities: impl Iterator<Item = f64>, targets: &[f32], dim: usize) -> Self {
+        let (mut residual, mut energy, mut count) = (0.0f64, 0.0f64, 0usize);
+        for (u, &v) in velocities.zip(targets) {
+            residual += (v as f64 - u).powi(2);
+            energy += (v as f64).powi(2);
+            count += 1;
+        }
+        assert_eq!(count, targets.len(), "one velocity per target coordinate");
+        let pairs = (targets.len() / dim.max(1)).max(1) as f64;
+        TargetVariance {
+            residual: residual / pairs,
+            energy: energy / pairs,
+        }
+    }
+}
+
 /// The CPU reference: times.len() x pairs cosines, time-major.
 pub fn cosine_alignment(
     data: &[f32],

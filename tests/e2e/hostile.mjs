@@ -190,7 +190,7 @@ const COUNT_GPU_BUFFERS = () => {
 };
 
 const FIGURE_NAMES = ['noise-to-data', 'conditional-paths', 'velocity-field', 'memorization',
-  'stochastic-target', 'target-alignment', 'alignment-by-dimension', 'digit-memorization',
+  'stochastic-target', 'target-alignment', 'objective-gap', 'alignment-by-dimension', 'digit-memorization',
   'cfm-vs-efm', 'model-capacity', 'hybrid-tau'];
 
 export async function soakChecks({ t, browser, origin, query, mode }) {

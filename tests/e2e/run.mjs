@@ -19,6 +19,7 @@ const { server, origin } = await serve({ '/': dist });
 let allOk = true;
 const firstLosses = {};
 const alignmentSamples = {};
+const objectiveGap = {};
 
 for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || process.env.E2E_MODE === (w ? 'webgpu' : 'cpu'))) {
   const mode = webgpu ? 'webgpu' : 'cpu';
@@ -359,6 +360,38 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     await page.screenshot({ path: path.join(out, `first-screen-${mode}.png`) });
     assert(errors.length === 0, `console errors: ${errors.join('\n')}`);
     return `note: "${note.slice(0, 80)}…"`;
+  });
+
+  await t.check('objective-gap: both sides of the objective for moons and MNIST, the same on both backends', async () => {
+    // The float64 reference for these very pairs is the native test
+    // tests/digits.rs::target_variance_on_digits_and_moons_matches_the_f64_reference (the CPU
+    // twin's arithmetic); here the figure's values on each backend are checked against each other.
+    const fig = page.locator('[data-figure="objective-gap"]');
+    await fig.scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => /^20 of 20 /.test(document.querySelector('[data-figure="objective-gap"] .figure-status').textContent), null, { timeout: 180000 });
+    const [download] = await Promise.all([page.waitForEvent('download'), fig.getByRole('button', { name: 'Download data (CSV)' }).click()]);
+    const lines = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
+    assert(lines[0] === 'data,t,mean_sq_target_minus_u_star,mean_sq_target' && lines.length === 21, `CSV: ${lines.length} lines, ${lines[0]}`);
+    const rows = lines.slice(1).map((l) => l.split(','));
+    const values = Object.fromEntries(['two moons', 'MNIST'].map((d) => [d, rows.filter((r) => r[0].startsWith(d)).map((r) => [Number(r[2]), Number(r[3])])]));
+    for (const [d, v] of Object.entries(values)) {
+      assert(v.length === 10 && v.every(([r, e]) => Number.isFinite(r) && r >= 0 && e === v[0][1]), `${d}: ${JSON.stringify(v)}`);
+    }
+    const share = (d, k) => values[d][k][0] / values[d][k][1];
+    // In 2-D the target stays stochastic; in dimension 784 the gap collapses early.
+    assert([...Array(10).keys()].every((k) => share('two moons', k) > 0.3), `moons: ${JSON.stringify(values['two moons'])}`);
+    assert(share('MNIST', 0) < 0.2 && share('MNIST', 5) < 1e-3 && share('MNIST', 9) < 1e-8, `MNIST: ${JSON.stringify(values.MNIST)}`);
+    objectiveGap[mode] = values;
+    if (objectiveGap.cpu && objectiveGap.webgpu) {
+      for (const d of ['two moons', 'MNIST']) {
+        objectiveGap.cpu[d].forEach(([r, e], k) => {
+          const [rg, eg] = objectiveGap.webgpu[d][k];
+          assert(Math.abs(e - eg) <= 1e-6 * e, `${d} t ${k / 10}: E|x1 - x0|^2 ${e} vs ${eg}`);
+          assert(Math.abs(r - rg) <= 1e-3 * r + 1e-9 * e, `${d} t ${k / 10}: CPU ${r}, WebGPU ${rg}`);
+        });
+      }
+    }
+    return ['two moons', 'MNIST'].map((d) => `${d}: ${values[d].map(([r]) => r.toPrecision(3)).join(' ')}`).join('; ');
   });
 
   await t.check('hover, drag and sliders respond', async () => {

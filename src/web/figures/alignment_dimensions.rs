@@ -48,7 +48,7 @@ impl State {
         let result = draw_on(&self.canvas, |area| {
             draw_fractions(
                 area,
-                "share of pairs with cos(u*, x1 − x0) > 0.9",
+                "share of pairs with cos(û*, x1 − x0) > 0.9",
                 "share of 256 pairs",
                 &curves,
             )

@@ -65,7 +65,7 @@ struct State {
 const TARGETS: [(&str, mlp::Target); 2] = [
     ("CFM: x1 − x0", mlp::Target::Cfm),
     (
-        "EFM: u*(x_t, t)",
+        "EFM: û*(x_t, t)",
         mlp::Target::Efm {
             samples: EFM_SAMPLES,
         },

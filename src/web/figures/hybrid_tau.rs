@@ -76,7 +76,7 @@ impl State {
         let caption = if self.steps < MAX_STEPS {
             format!("training: step {} / {MAX_STEPS}", self.steps)
         } else {
-            format!("u* on [0, {:.2}), the network after", self.tau)
+            format!("û* on [0, {:.2}), the network after", self.tau)
         };
         let scene = scenes::particles(&self.train, &positions, 1.0, caption);
         let result = draw_plane(&self.plane, &scene).and_then(|_| {

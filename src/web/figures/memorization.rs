@@ -274,7 +274,7 @@ fn integrate(state: &Rc<RefCell<State>>) {
         s.computing = false;
         match result {
             Ok(true) => s.status.set(&format!(
-                "{PARTICLES} particles × {STEPS} Euler steps with u* of {} points, on {} in {:.0} ms.",
+                "{PARTICLES} particles × {STEPS} Euler steps with û* of {} points, on {} in {:.0} ms.",
                 data.len() / 2,
                 backend.name(),
                 js_sys::Date::now() - start

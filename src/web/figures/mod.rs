@@ -33,13 +33,14 @@ pub trait Figure {
 }
 
 /// Names accepted by `create`.
-pub const NAMES: [&str; 11] = [
+pub const NAMES: [&str; 12] = [
     "noise-to-data",
     "conditional-paths",
     "velocity-field",
     "memorization",
     "stochastic-target",
     "target-alignment",
+    "objective-gap",
     "alignment-by-dimension",
     "digit-memorization",
     "cfm-vs-efm",
@@ -56,6 +57,7 @@ pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
         "memorization" => Box::new(memorization::Memorization::mount(root)?),
         "stochastic-target" => Box::new(stochastic_target::StochasticTarget::mount(root)?),
         "target-alignment" => Box::new(target_alignment::TargetAlignment::mount(root)?),
+        "objective-gap" => Box::new(target_alignment::ObjectiveGap::mount(root)?),
         "alignment-by-dimension" => {
             Box::new(alignment_dimensions::AlignmentDimensions::mount(root)?)
         }

@@ -286,7 +286,7 @@ impl Figure for ModelCapacity {
                 s.flow_step += 1;
                 if s.flow_step == FLOW_STEPS {
                     s.status
-                        .set("Done: the curve shows at which t the network departs from u*.");
+                        .set("Done: the curve shows at which t the network departs from û*.");
                 }
                 s.needs_draw = true;
             }

@@ -58,7 +58,7 @@ impl State {
             let hist = metrics::Histogram::new(cosines, -1.0, 1.0, 40);
             let above =
                 cosines.iter().filter(|&&c| c > 0.9).count() as f32 / cosines.len().max(1) as f32;
-            let title = format!("cos(u*(x_t, t), x1 − x0): {:.0}% above 0.9", 100.0 * above);
+            let title = format!("cos(û*(x_t, t), x1 − x0): {:.0}% above 0.9", 100.0 * above);
             draw_histogram(
                 &self.histogram,
                 &HistogramView {
@@ -90,8 +90,8 @@ impl StochasticTarget {
             status,
         } = two_panels(
             root,
-            "A point x_t, arrows to every training point weighted by lambda, and their average u*",
-            "Histogram of cosines between u* and the conditional target x1 - x0",
+            "A point x_t, arrows to every training point weighted by lambda, and their average û*",
+            "Histogram of cosines between û* and the conditional target x1 - x0",
         )?;
         plane.set_tab_index(0);
         let cell = Later::<State>::new();
@@ -256,7 +256,7 @@ fn compute(state: &Rc<RefCell<State>>) {
                     .collect();
                 s.cosines = Some(cosines);
                 s.status.set(&format!(
-                    "Drag the blue point (or focus the plot and use the arrow keys). Histogram: {PAIRS} pairs, u* on {}.",
+                    "Drag the blue point (or focus the plot and use the arrow keys). Histogram: {PAIRS} pairs, û* on {}.",
                     backend.name()
                 ));
             }

@@ -1,14 +1,22 @@
-//! The target is not stochastic in high dimension: histograms of cos(u*(x_t, t), x1 - x0) over
-//! 256 random pairs at t = 0, 0.1, ..., 0.9, as ridgelines, for two moons (dim 2) beside MNIST
-//! (dim 784), each over 10,000 training points. One t is computed per background task, so the
-//! rows appear one by one.
+//! Two figures over the same random pairs (x0 ~ N(0, I), x1 from the data) at t = 0, 0.1, ...,
+//! 0.9, for two moons (dim 2) beside MNIST (dim 784), each over 10,000 training points: the
+//! closed-form velocity u*(x_t, t) is computed once per (data set, t) and measured against the
+//! conditional target x1 - x0, one t per background task, so the rows appear one by one.
+//! - `target-alignment`: histograms of cos(u*(x_t, t), x1 - x0), as ridgelines.
+//! - `objective-gap`: both sides of the objective, E‖x1 - x0 - u*(x_t, t)‖² (the constant of
+//!   Theorem 2 at t) and E‖x1 - x0‖² (the target's own size), against t.
 
 use super::{draw_on, two_panels, DigitsGate, Figure, Status, TwoPanels};
-use crate::charts::alignment::{draw_ridgelines, Ridge};
-use crate::flow::{alignment, metrics::Histogram, Dataset};
+use crate::charts::alignment::{draw_ridgelines, draw_target_variance, Ridge};
+use crate::charts::DrawResult;
+use crate::flow::alignment::{self, TargetVariance};
+use crate::flow::{metrics::Histogram, Dataset};
 use crate::gpu::backend::Prepared;
+use crate::web::backend_switch::AnyBackend;
 use crate::web::controls::{JsResult, Listeners};
 use crate::web::shared::{backend, pace};
+use plotters::coord::Shift;
+use plotters::prelude::DrawingArea;
 use std::cell::RefCell;
 use std::rc::Rc;
 use web_sys::{Element, HtmlCanvasElement};
@@ -19,17 +27,118 @@ const POINTS: usize = 10_000;
 const BINS: usize = 40;
 const SEED: u32 = 1;
 
-/// One panel: a data set and the cosines computed so far, one histogram per t.
-struct Panel {
+/// What a figure measures of the velocities at one t, and how it draws and exports it.
+pub trait Measure: 'static {
+    type Row;
+    /// The canvases' accessible labels (two moons, MNIST).
+    const LABELS: [&'static str; 2];
+    /// The CSV header; `csv_rows` writes rows under it.
+    const CSV_HEADER: &'static str;
+    fn row(velocities: &[f32], targets: &[f32], dim: usize) -> Self::Row;
+    fn draw<'b>(
+        area: &DrawingArea<AnyBackend<'b>, Shift>,
+        title: &str,
+        rows: &[Option<Self::Row>],
+    ) -> DrawResult<AnyBackend<'b>>;
+    fn csv_rows(data: &str, t: f32, row: &Self::Row, out: &mut Vec<String>);
+}
+
+/// Histograms of the cosines, and the share above 0.9.
+pub struct Cosines;
+
+impl Measure for Cosines {
+    type Row = (Histogram, f32);
+    const LABELS: [&'static str; 2] = [
+        "Histograms of the cosine between the closed-form velocity and the conditional target for two moons, one per t",
+        "The same histograms for MNIST digits (dimension 784)",
+    ];
+    const CSV_HEADER: &'static str = "data,t,bin_lo,bin_hi,count,share_above_0.9";
+
+    fn row(velocities: &[f32], targets: &[f32], dim: usize) -> Self::Row {
+        let cosines = alignment::row_cosines(velocities, targets, dim);
+        let aligned = cosines.iter().filter(|&&c| c > 0.9).count() as f32 / cosines.len() as f32;
+        (Histogram::new(&cosines, -1.0, 1.0, BINS), aligned)
+    }
+
+    fn draw<'b>(
+        area: &DrawingArea<AnyBackend<'b>, Shift>,
+        title: &str,
+        rows: &[Option<Self::Row>],
+    ) -> DrawResult<AnyBackend<'b>> {
+        let ridges: Vec<Ridge> = rows
+            .iter()
+            .enumerate()
+            .map(|(k, row)| Ridge {
+                label: match row {
+                    Some((_, aligned)) => format!("t={:.1} {:.0}%", t_of(k), 100.0 * aligned),
+                    None => format!("t={:.1} …", t_of(k)),
+                },
+                histogram: row.as_ref().map(|(h, _)| h),
+            })
+            .collect();
+        draw_ridgelines(
+            area,
+            title,
+            "cos(û*(x_t, t), x1 − x0)   (% > 0.9 on the left)",
+            (-1.0, 1.0),
+            &ridges,
+        )
+    }
+
+    fn csv_rows(data: &str, t: f32, (h, aligned): &Self::Row, out: &mut Vec<String>) {
+        let w = h.bin_width();
+        for (b, c) in h.counts.iter().enumerate() {
+            let lo = h.lo + b as f32 * w;
+            out.push(format!("{data},{t},{lo},{},{c},{aligned}", lo + w));
+        }
+    }
+}
+
+/// Both sides of the objective: the mean squared distance of the target from u*, and the
+/// target's own mean squared size.
+pub struct Spread;
+
+impl Measure for Spread {
+    type Row = TargetVariance;
+    const LABELS: [&'static str; 2] = [
+        "For two moons, the mean squared distance between the conditional target and the closed-form velocity against t, beside the target's mean squared size",
+        "The same for MNIST digits (dimension 784)",
+    ];
+    const CSV_HEADER: &'static str = "data,t,mean_sq_target_minus_u_star,mean_sq_target";
+
+    fn row(velocities: &[f32], targets: &[f32], dim: usize) -> Self::Row {
+        TargetVariance::measure(velocities, targets, dim)
+    }
+
+    fn draw<'b>(
+        area: &DrawingArea<AnyBackend<'b>, Shift>,
+        title: &str,
+        rows: &[Option<Self::Row>],
+    ) -> DrawResult<AnyBackend<'b>> {
+        let points: Vec<(f32, f64, f64)> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(k, row)| row.map(|r| (t_of(k), r.residual, r.energy)))
+            .collect();
+        draw_target_variance(area, title, &points)
+    }
+
+    fn csv_rows(data: &str, t: f32, row: &Self::Row, out: &mut Vec<String>) {
+        out.push(format!("{data},{t},{},{}", row.residual, row.energy));
+    }
+}
+
+/// One panel: a data set and the rows measured so far, one per t.
+struct Panel<M: Measure> {
     canvas: HtmlCanvasElement,
     title: &'static str,
     data: Option<(Rc<Vec<f32>>, usize)>,
     prepared: Option<Rc<Prepared>>,
-    rows: Vec<Option<(Histogram, f32)>>,
+    rows: Vec<Option<M::Row>>,
 }
 
-struct State {
-    panels: [Panel; 2],
+struct State<M: Measure> {
+    panels: [Panel<M>; 2],
     status: Status,
     gate: DigitsGate,
     busy: bool,
@@ -42,32 +151,12 @@ fn t_of(k: usize) -> f32 {
     k as f32 / TIMES as f32
 }
 
-impl State {
+impl<M: Measure> State<M> {
     fn draw(&mut self) {
         self.needs_draw = false;
         for panel in &self.panels {
-            let ridges: Vec<Ridge> = panel
-                .rows
-                .iter()
-                .enumerate()
-                .map(|(k, row)| Ridge {
-                    label: match row {
-                        Some((_, aligned)) => {
-                            format!("t={:.1} {:.0}%", t_of(k), 100.0 * aligned)
-                        }
-                        None => format!("t={:.1} …", t_of(k)),
-                    },
-                    histogram: row.as_ref().map(|(h, _)| h),
-                })
-                .collect();
             let result = draw_on(&panel.canvas, |area| {
-                draw_ridgelines(
-                    area,
-                    panel.title,
-                    "cos(u*(x_t, t), x1 − x0)   (% > 0.9 on the left)",
-                    (-1.0, 1.0),
-                    &ridges,
-                )
+                M::draw(area, panel.title, &panel.rows)
             });
             if let Err(e) = result {
                 self.status.error(&format!("{e:?}"));
@@ -76,24 +165,24 @@ impl State {
     }
 }
 
-pub struct TargetAlignment {
-    state: Rc<RefCell<State>>,
+/// A figure measuring u* against the targets of the same pairs at each t, for both data sets.
+pub struct PairsByT<M: Measure> {
+    state: Rc<RefCell<State<M>>>,
     _listeners: Listeners,
 }
 
-impl TargetAlignment {
-    pub fn mount(root: &Element) -> JsResult<TargetAlignment> {
+pub type TargetAlignment = PairsByT<Cosines>;
+pub type ObjectiveGap = PairsByT<Spread>;
+
+impl<M: Measure> PairsByT<M> {
+    pub fn mount(root: &Element) -> JsResult<PairsByT<M>> {
         let mut listeners = Listeners::default();
         let TwoPanels {
             controls,
             left,
             right,
             status,
-        } = two_panels(
-            root,
-            "Histograms of the cosine between the closed-form velocity and the conditional target for two moons, one per t",
-            "The same histograms for MNIST digits (dimension 784)",
-        )?;
+        } = two_panels(root, M::LABELS[0], M::LABELS[1])?;
         let gate = DigitsGate::new(&controls, &mut listeners)?;
         let moons = Dataset::TwoMoons.sample(POINTS, 0);
         let panel = |canvas, title| Panel {
@@ -117,7 +206,7 @@ impl TargetAlignment {
             needs_draw: true,
             failed: false,
         }));
-        Ok(TargetAlignment {
+        Ok(PairsByT {
             state,
             _listeners: listeners,
         })
@@ -125,7 +214,7 @@ impl TargetAlignment {
 }
 
 /// Computes the next missing row (two moons first; MNIST once downloaded).
-fn compute_next(state: &Rc<RefCell<State>>) {
+fn compute_next<M: Measure>(state: &Rc<RefCell<State<M>>>) {
     let job = {
         let mut s = state.borrow_mut();
         let next = s.panels.iter().enumerate().find_map(|(p, panel)| {
@@ -150,25 +239,26 @@ fn compute_next(state: &Rc<RefCell<State>>) {
         let result = async {
             let prepared = backend.prepared(prepared, &data, dim)?;
             let q = alignment::alignment_queries(&data, dim, &[t_of(k)], PAIRS, SEED);
-            let cosines = backend.alignment_cosines(&prepared, &q, dim, pace).await?;
-            Ok::<_, crate::gpu::GpuError>((prepared, cosines))
+            let u = backend
+                .velocity_at(&prepared, &q.points, &q.times, pace)
+                .await?;
+            Ok::<_, crate::gpu::GpuError>((prepared, M::row(&u, &q.targets, dim)))
         }
         .await;
         let mut s = state.borrow_mut();
         s.busy = false;
         match result {
-            Ok((prepared, cosines)) => {
-                let aligned = cosines.iter().filter(|&&c| c > 0.9).count() as f32 / PAIRS as f32;
+            Ok((prepared, row)) => {
                 let panel = &mut s.panels[p];
                 panel.prepared = Some(prepared);
-                panel.rows[k] = Some((Histogram::new(&cosines, -1.0, 1.0, BINS), aligned));
+                panel.rows[k] = Some(row);
                 let done: usize = s
                     .panels
                     .iter()
                     .map(|p| p.rows.iter().filter(|r| r.is_some()).count())
                     .sum();
                 s.status.set(&format!(
-                    "{done} of {} histograms on {} ({} at t = {:.1}: {:.0} ms).",
+                    "{done} of {} measurements on {} ({} at t = {:.1}: {:.0} ms).",
                     2 * TIMES,
                     backend.name(),
                     if p == 0 { "two moons" } else { "MNIST" },
@@ -191,32 +281,19 @@ fn compute_next(state: &Rc<RefCell<State>>) {
     });
 }
 
-impl Figure for TargetAlignment {
+impl<M: Measure> Figure for PairsByT<M> {
     fn csv(&self) -> Option<String> {
         let s = self.state.borrow();
         let mut rows = Vec::new();
         for panel in &s.panels {
+            let data = panel.title.replace(',', "");
             for (k, row) in panel.rows.iter().enumerate() {
-                if let Some((h, aligned)) = row {
-                    let w = h.bin_width();
-                    for (b, c) in h.counts.iter().enumerate() {
-                        let lo = h.lo + b as f32 * w;
-                        rows.push(format!(
-                            "{},{},{lo},{},{c},{aligned}",
-                            panel.title.replace(',', ""),
-                            t_of(k),
-                            lo + w
-                        ));
-                    }
+                if let Some(row) = row {
+                    M::csv_rows(&data, t_of(k), row, &mut rows);
                 }
             }
         }
-        (!rows.is_empty()).then(|| {
-            super::csv_rows(
-                "data,t,bin_lo,bin_hi,count,share_above_0.9",
-                rows.into_iter(),
-            )
-        })
+        (!rows.is_empty()).then(|| super::csv_rows(M::CSV_HEADER, rows.into_iter()))
     }
 
     fn frame(&mut self, _now: f64) {
