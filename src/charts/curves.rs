@@ -1,6 +1,6 @@
 //! Training curves: the loss against the step, on a log scale, raw and smoothed.
 
-use super::{draw_legend, palette, Corner, DrawResult};
+use super::{draw_legend, palette, ramp, Corner, DrawResult};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -163,6 +163,97 @@ pub fn draw_tau_curves<DB: DrawingBackend>(
                 palette::DATA.stroke_width(2),
             ),
         ],
+        Corner::UpperRight,
+    )
+}
+
+/// The model-capacity chart: the mean distance of samples to the nearest training point (over the
+/// data scale) against the number of training points n, log scale. `references` are
+/// (n, held-out points, closed form) for every n of the slider; `runs` are, per network width,
+/// the (n, samples) measured so far; `current` (width, n) is ringed.
+pub fn draw_capacity<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    references: &[(f32, f32, f32)],
+    runs: &[(usize, Vec<(f32, f32)>)],
+    current: (usize, f32),
+) -> DrawResult<DB> {
+    area.fill(&palette::paper())?;
+    let (lo_n, hi_n) = references
+        .iter()
+        .fold((f64::INFINITY, 1.0f64), |(lo, hi), r| {
+            (lo.min(r.0 as f64), hi.max(r.0 as f64))
+        });
+    let lo_n = if lo_n.is_finite() { lo_n * 0.9 } else { 1.0 };
+    let top = references
+        .iter()
+        .map(|r| r.1)
+        .chain(runs.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)))
+        .filter(|v| v.is_finite())
+        .fold(0.1f32, f32::max) as f64
+        * 1.1;
+    let mut chart = ChartBuilder::on(area)
+        .margin(10)
+        .margin_right(20)
+        .caption(
+            "samples’ distance to the training set",
+            ("sans-serif", 16).into_font().color(&palette::ink()),
+        )
+        .x_label_area_size(38)
+        .y_label_area_size(56)
+        .build_cartesian_2d((lo_n..hi_n * 1.1).log_scale(), 0.0..top)?;
+    chart
+        .configure_mesh()
+        .light_line_style(palette::grid().mix(0.0))
+        .bold_line_style(palette::grid())
+        .x_desc("training points n (log)")
+        .y_desc("mean distance to nearest / data scale")
+        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
+        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
+        .x_labels(8)
+        .y_labels(6)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .draw()?;
+    let held = palette::SECOND.stroke_width(2);
+    let closed = palette::ink().stroke_width(2);
+    chart.draw_series(LineSeries::new(
+        references.iter().map(|r| (r.0 as f64, r.1 as f64)),
+        held,
+    ))?;
+    chart.draw_series(LineSeries::new(
+        references.iter().map(|r| (r.0 as f64, r.2 as f64)),
+        closed,
+    ))?;
+    let mut legend = vec![
+        ("held-out points of the data", held),
+        ("closed form û*", closed),
+    ];
+    let labels: Vec<String> = runs
+        .iter()
+        .map(|(w, _)| format!("network, width {w}"))
+        .collect();
+    let widths = runs.len().max(2) - 1;
+    for (k, ((width, points), label)) in runs.iter().zip(&labels).enumerate() {
+        let color = ramp(0.15 + 0.7 * k as f64 / widths as f64);
+        let pts: Vec<(f64, f64)> = points.iter().map(|&(n, d)| (n as f64, d as f64)).collect();
+        chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?;
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
+        if let Some(&(n, d)) = points
+            .iter()
+            .find(|p| *width == current.0 && p.0 == current.1)
+        {
+            chart.draw_series(std::iter::once(Circle::new(
+                (n as f64, d as f64),
+                8,
+                palette::ink().stroke_width(2),
+            )))?;
+        }
+        if !points.is_empty() {
+            legend.push((label.as_str(), color.stroke_width(2)));
+        }
+    }
+    draw_legend(
+        &chart.plotting_area().strip_coord_spec(),
+        &legend,
         Corner::UpperRight,
     )
 }

@@ -3,6 +3,7 @@
 
 pub mod alignment;
 pub mod budget;
+pub mod capacity;
 pub mod closed_form;
 pub mod datasets;
 pub mod digits;

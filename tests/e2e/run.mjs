@@ -394,6 +394,15 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     return ['two moons', 'MNIST'].map((d) => `${d}: ${values[d].map(([r]) => r.toPrecision(3)).join(' ')}`).join('; ');
   });
 
+  await t.check('the appendix measures its speed figures on this device', async () => {
+    await page.locator('#speed').scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => /^Measured just now|failed/.test(document.getElementById('speed').textContent), null, { timeout: 120000 });
+    const text = await page.textContent('#speed');
+    const m = /on your (GPU|CPU)[^:]*: 64 closed-form velocities .* in ([\d.]+) ms .* at (\d+) per second\.$/.exec(text);
+    assert(m && m[1] === (webgpu ? 'GPU' : 'CPU') && Number(m[2]) > 0 && Number(m[3]) > 0, `#speed: ${text}`);
+    return text;
+  });
+
   await t.check('hover, drag and sliders respond', async () => {
     const field = page.locator('[data-figure="velocity-field"] canvas');
     await field.scrollIntoViewIfNeeded();

@@ -1,32 +1,42 @@
 //! Model capacity: a network of the chosen width trains on n points; the figure plots
 //! E||u_theta(x_t, t) - u*(x_t, t)||^2 against t, binned over [0, 1), which shows where the
-//! network fails to learn the closed form (small and large t), and how novel its samples are.
+//! network fails to learn the closed form (small and large t), and how close its samples come to
+//! the training points: the mean distance to the nearest one (over the data scale) against n, one
+//! point per (width, n) trained so far, beside the same for the closed form and for held-out
+//! points of the distribution at every n of the slider (`flow::capacity`).
 
 use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status, TwoPanels};
 use crate::charts::{curves, scenes};
-use crate::flow::{self, metrics, mlp, rng::Rng, Dataset};
+use crate::flow::capacity::{self, References, FLOW_STEPS, SAMPLES as PARTICLES, WIDTHS};
+use crate::flow::{self, mlp, rng::Rng};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
-use crate::web::controls::{JsResult, Listeners, Slider};
+use crate::web::controls::{canvas, element, JsResult, Listeners, Slider};
 use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
 use web_sys::{Element, HtmlCanvasElement};
 
-const MAX_STEPS: usize = 1500;
+const MAX_STEPS: usize = capacity::STEPS;
 const STEPS_PER_CHUNK: usize = 50;
 const BINS: usize = 20;
 const PAIRS_PER_BIN: usize = 200;
-const PARTICLES: usize = 200;
-const FLOW_STEPS: usize = 20;
+/// The n slider: 10, 20, ..., 500.
+const N_RANGE: (f64, f64, f64) = (10.0, 500.0, 10.0);
 
 struct State {
     plane: HtmlCanvasElement,
     chart: HtmlCanvasElement,
+    distances: HtmlCanvasElement,
     status: Status,
     width: usize,
     n: usize,
-    data: Vec<f32>,
+    /// The training set, the shared noise and the two reference distances for n.
+    refs: References,
+    /// (n, held-out, closed form) for every n of the slider, filled one per frame.
+    curve: Vec<(f32, f32, f32)>,
+    /// Per width (WIDTHS order), (n, mean distance of the network's samples) measured so far.
+    runs: Vec<(usize, Vec<(f32, f32)>)>,
     training: Option<Training>,
     steps: usize,
     params: Option<Vec<f32>>,
@@ -48,12 +58,14 @@ impl State {
     }
 
     fn restart(&mut self) {
-        self.data = Dataset::TwoMoons.sample(self.n, 0);
+        if self.refs.data.len() != 2 * self.n {
+            self.refs = References::new(self.n);
+        }
         self.training = None;
         self.steps = 0;
         self.params = None;
         self.errors.clear();
-        self.particles = Rng::new(31).normals(2 * PARTICLES);
+        self.particles = self.refs.x0.clone();
         self.flow_step = 0;
         self.run += 1;
         self.needs_draw = true;
@@ -62,7 +74,7 @@ impl State {
     /// E||u_theta - u*||^2 over pairs (x0, x1) with t uniform in bin `k`.
     fn bin_error(&self, params: &[f32], k: usize) -> f32 {
         let mut rng = Rng::new(100 + k as u64);
-        let n = self.data.len() / 2;
+        let n = self.refs.data.len() / 2;
         let mut total = 0.0f64;
         let mut xt = Vec::with_capacity(2 * PAIRS_PER_BIN);
         let mut ts = Vec::with_capacity(PAIRS_PER_BIN);
@@ -71,13 +83,13 @@ impl State {
             let i = rng.below(n);
             for c in 0..2 {
                 let x0 = rng.normal() as f32;
-                xt.push((1.0 - t) * x0 + t * self.data[2 * i + c]);
+                xt.push((1.0 - t) * x0 + t * self.refs.data[2 * i + c]);
             }
             ts.push(t);
         }
         let u = mlp::forward(&self.shape(), params, &xt, &ts).0;
         for (p, &t) in ts.iter().enumerate() {
-            let star = flow::closed_form_velocity(&self.data, 2, &xt[2 * p..2 * p + 2], t);
+            let star = flow::closed_form_velocity(&self.refs.data, 2, &xt[2 * p..2 * p + 2], t);
             total += ((u[2 * p] - star[0]).powi(2) + (u[2 * p + 1] - star[1]).powi(2)) as f64;
         }
         (total / PAIRS_PER_BIN as f64) as f32
@@ -87,11 +99,11 @@ impl State {
         self.needs_draw = false;
         let done = self.flow_step == FLOW_STEPS;
         let caption = if done {
-            let d = metrics::nearest_distances(&self.data, 2, &self.particles);
-            let scale = metrics::data_scale(&self.data, 2);
             format!(
-                "{:.0}% of samples within 1% of a training point",
-                100.0 * metrics::fraction_below(&d, 0.01 * scale)
+                "distance to nearest: {:.3} (û* {:.3}, held-out {:.3})",
+                self.refs.distance(&self.particles),
+                self.refs.closed_form,
+                self.refs.held_out
             )
         } else {
             format!(
@@ -100,16 +112,31 @@ impl State {
             )
         };
         let t = self.flow_step as f32 / FLOW_STEPS as f32;
-        let scene = scenes::particles(&self.data, &self.particles, t, caption);
-        let result = draw_plane(&self.plane, &scene).and_then(|_| {
-            draw_on(&self.chart, |area| {
-                curves::draw_binned_error(area, &self.errors, BINS)
+        let scene = scenes::particles(&self.refs.data, &self.particles, t, caption);
+        let result = draw_plane(&self.plane, &scene)
+            .and_then(|_| {
+                draw_on(&self.chart, |area| {
+                    curves::draw_binned_error(area, &self.errors, BINS)
+                })
             })
-        });
+            .and_then(|_| {
+                draw_on(&self.distances, |area| {
+                    curves::draw_capacity(
+                        area,
+                        &self.curve,
+                        &self.runs,
+                        (self.width, self.n as f32),
+                    )
+                })
+            });
         if let Err(e) = result {
             self.status.error(&format!("{e:?}"));
         }
     }
+}
+
+fn curve_len() -> usize {
+    ((N_RANGE.1 - N_RANGE.0) / N_RANGE.2) as usize + 1
 }
 
 pub struct ModelCapacity {
@@ -130,6 +157,16 @@ impl ModelCapacity {
             "Samples of the trained network over the training points",
             "Squared error between the network and the closed form against t",
         )?;
+        let row = element("div", "figure-row", root)?;
+        let distances = canvas(
+            &row,
+            960,
+            400,
+            "Mean distance of samples to the nearest training point against n: held-out points, the closed form, and each network trained so far",
+        )?;
+        distances.class_list().add_1("figure-wide")?;
+        // The status line stays last.
+        root.append_child(status.element())?;
         let cell = Later::<State>::new();
         let c = cell.clone();
         Slider::new(
@@ -153,7 +190,7 @@ impl ModelCapacity {
             &mut listeners,
             "cap-n",
             "n",
-            (10.0, 500.0, 10.0),
+            N_RANGE,
             100.0,
             0,
             move |v| {
@@ -173,10 +210,13 @@ impl ModelCapacity {
         let state = Rc::new(RefCell::new(State {
             plane,
             chart,
+            distances,
             status,
             width: 64,
             n: 100,
-            data: Vec::new(),
+            refs: References::new(100),
+            curve: Vec::new(),
+            runs: WIDTHS.iter().map(|&w| (w, Vec::new())).collect(),
             training: None,
             steps: 0,
             params: None,
@@ -202,15 +242,15 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
     let (shape, data, run, training) = {
         let mut s = state.borrow_mut();
         s.busy = true;
-        (s.shape(), s.data.clone(), s.run, s.training.take())
+        (s.shape(), s.refs.data.clone(), s.run, s.training.take())
     };
     let state = state.clone();
     wasm_bindgen_futures::spawn_local(async move {
         let backend = backend().await;
         let options = TrainOptions {
             batch: 256,
-            lr: 2e-3,
-            seed: 2,
+            lr: capacity::LR,
+            seed: capacity::SEED,
             target: crate::flow::mlp::Target::Cfm,
         };
         let result =
@@ -248,15 +288,24 @@ fn train_chunk(state: &Rc<RefCell<State>>) {
 impl Figure for ModelCapacity {
     fn csv(&self) -> Option<String> {
         let s = self.state.borrow();
-        (!s.errors.is_empty()).then(|| {
-            super::csv_rows(
-                "t_bin_centre,mean_squared_error_u_theta_vs_u_star",
-                s.errors
-                    .iter()
-                    .enumerate()
-                    .map(|(k, e)| format!("{},{e}", (k as f32 + 0.5) / BINS as f32)),
-            )
-        })
+        let (width, n) = (s.width, s.n);
+        let errors = s.errors.iter().enumerate().map(move |(k, e)| {
+            let t = (k as f32 + 0.5) / BINS as f32;
+            format!("squared_error_vs_u_star,{width},{n},{t},{e}")
+        });
+        let references = s.curve.iter().flat_map(|&(n, held, closed)| {
+            [
+                format!("held_out_distance,,{n},,{held}"),
+                format!("closed_form_distance,,{n},,{closed}"),
+            ]
+        });
+        let runs = s.runs.iter().flat_map(|(w, points)| {
+            points
+                .iter()
+                .map(move |(n, d)| format!("network_distance,{w},{n},,{d}"))
+        });
+        let rows: Vec<String> = errors.chain(references).chain(runs).collect();
+        (!rows.is_empty()).then(|| super::csv_rows("quantity,width,n,t,value", rows.into_iter()))
     }
 
     fn frame(&mut self, _now: f64) {
@@ -269,6 +318,13 @@ impl Figure for ModelCapacity {
             train_chunk(&self.state);
         }
         let mut s = self.state.borrow_mut();
+        // The reference curve, one n per frame.
+        if s.visible && s.curve.len() < curve_len() {
+            let n = N_RANGE.0 as usize + s.curve.len() * N_RANGE.2 as usize;
+            let r = References::new(n);
+            s.curve.push((n as f32, r.held_out, r.closed_form));
+            s.needs_draw = true;
+        }
         // Once trained: one bin of the error curve, or one Euler step of the samples, per frame.
         if let Some(params) = s.params.clone() {
             if s.errors.len() < BINS {
@@ -285,8 +341,16 @@ impl Figure for ModelCapacity {
                 }
                 s.flow_step += 1;
                 if s.flow_step == FLOW_STEPS {
-                    s.status
-                        .set("Done: the curve shows at which t the network departs from û*.");
+                    let (width, n, d) = (s.width, s.n as f32, s.refs.distance(&s.particles));
+                    if let Some((_, points)) = s.runs.iter_mut().find(|(w, _)| *w == width) {
+                        points.retain(|p| p.0 != n);
+                        points.push((n, d));
+                        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    }
+                    s.status.set(&format!(
+                        "Done: width {width}, n = {n}: samples {d:.3} from the training set (closed form {:.3}, held-out points {:.3}). Move a slider to add a point.",
+                        s.refs.closed_form, s.refs.held_out
+                    ));
                 }
                 s.needs_draw = true;
             }

@@ -1,0 +1,89 @@
+//! The model-capacity measurement: how close a trained network's samples come to its training
+//! points, against the same for the closed form (which copies them) and for fresh points of the
+//! distribution (which do not). Distances are divided by the training set's scale.
+
+use super::mlp::{self, MlpShape, Target};
+use super::{metrics, rng::Rng, sampler, Dataset};
+
+/// The widths of the figure's slider (log2 width 4..=8), depth 3.
+pub const WIDTHS: [usize; 5] = [16, 32, 64, 128, 256];
+/// Training steps (batch 256, Adam).
+pub const STEPS: usize = 1500;
+pub const LR: f32 = 2e-3;
+pub const SEED: u32 = 2;
+/// Samples drawn from each model, and Euler steps.
+pub const SAMPLES: usize = 200;
+pub const FLOW_STEPS: usize = 20;
+
+/// The training set of n two-moons points, the shared noise, and the two references.
+pub struct References {
+    pub data: Vec<f32>,
+    pub x0: Vec<f32>,
+    pub scale: f32,
+    /// Mean distance of held-out points of the same distribution to the nearest training point.
+    pub held_out: f32,
+    /// The same for the closed form's samples from `x0` (Euler, FLOW_STEPS).
+    pub closed_form: f32,
+}
+
+impl References {
+    pub fn new(n: usize) -> References {
+        let data = Dataset::TwoMoons.sample(n, 0);
+        let x0 = Rng::new(31).normals(2 * SAMPLES);
+        let scale = metrics::data_scale(&data, 2);
+        let held = Dataset::TwoMoons.sample(SAMPLES, 7);
+        let held_out = metrics::mean_nearest_distance(&data, 2, &held) / scale;
+        let copies = sampler::euler_sample(&data, 2, &x0, FLOW_STEPS, 0.0);
+        let closed_form = metrics::mean_nearest_distance(&data, 2, &copies) / scale;
+        References {
+            data,
+            x0,
+            scale,
+            held_out,
+            closed_form,
+        }
+    }
+
+    /// The mean distance of `samples` to the nearest training point, / the scale.
+    pub fn distance(&self, samples: &[f32]) -> f32 {
+        metrics::mean_nearest_distance(&self.data, 2, samples) / self.scale
+    }
+}
+
+/// Trains a network of `width` on the references' data and measures its samples.
+pub fn network_distance(r: &References, width: usize, steps: usize) -> f32 {
+    let shape = MlpShape::new(2, width, 3);
+    let params = mlp::train(&shape, &r.data, Target::Cfm, steps, LR, SEED);
+    r.distance(&mlp::sample(&shape, &params, &r.x0, FLOW_STEPS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wider_networks_and_fewer_points_come_closer_to_the_training_set() {
+        // www/index.html, "A network cannot follow the closed form everywhere": with 10 points
+        // the samples lie several times closer to the training points than fresh points do, and
+        // a wider network closer still; with 500 they lie farther than fresh points; the closed
+        // form's samples lie on them.
+        let ten = References::new(10);
+        let (narrow, wide) = (
+            network_distance(&ten, 16, STEPS),
+            network_distance(&ten, 128, STEPS),
+        );
+        eprintln!(
+            "n 10: held out {}, closed form {}, width 16 {narrow}, width 128 {wide}",
+            ten.held_out, ten.closed_form
+        );
+        assert!(ten.closed_form < 0.02 && wide < narrow && narrow < 0.7 * ten.held_out);
+        assert!(wide < 0.3 * ten.held_out);
+        let many = References::new(500);
+        let d = network_distance(&many, 64, STEPS);
+        eprintln!(
+            "n 500: held out {}, closed form {}, width 64 {d}",
+            many.held_out, many.closed_form
+        );
+        assert!(many.closed_form < many.held_out && d > 1.5 * many.held_out);
+    }
+}
