@@ -200,7 +200,12 @@ pub fn draw_capacity<DB: DrawingBackend>(
         )
         .x_label_area_size(38)
         .y_label_area_size(56)
-        .build_cartesian_2d((lo_n..hi_n * 1.1).log_scale(), 0.0..top)?;
+        .build_cartesian_2d(
+            (lo_n..hi_n * 1.1)
+                .log_scale()
+                .with_key_points(vec![10.0, 20.0, 50.0, 100.0, 200.0, 500.0]),
+            0.0..top,
+        )?;
     chart
         .configure_mesh()
         .light_line_style(palette::grid().mix(0.0))
@@ -209,11 +214,10 @@ pub fn draw_capacity<DB: DrawingBackend>(
         .y_desc("mean distance to nearest / data scale")
         .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
         .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
-        .x_labels(8)
         .y_labels(6)
         .x_label_formatter(&|v| format!("{v:.0}"))
         .draw()?;
-    let held = palette::SECOND.stroke_width(2);
+    let held = palette::DATA.stroke_width(2);
     let closed = palette::ink().stroke_width(2);
     chart.draw_series(LineSeries::new(
         references.iter().map(|r| (r.0 as f64, r.1 as f64)),
