@@ -40,14 +40,8 @@ pub fn draw_ridgelines<DB: DrawingBackend>(
             String::new()
         }
     };
-    chart
-        .configure_mesh()
+    super::mesh(&mut chart, x_label, "")
         .disable_y_mesh()
-        .light_line_style(palette::grid().mix(0.0))
-        .bold_line_style(palette::grid())
-        .x_desc(x_label)
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
-        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
         .x_labels(5)
         .y_labels(rows + 1)
         .y_label_formatter(&label_of)
@@ -103,14 +97,7 @@ pub fn draw_fractions<DB: DrawingBackend>(
         .x_label_area_size(38)
         .y_label_area_size(52)
         .build_cartesian_2d(0.0..1.0f64, 0.0..1.02f64)?;
-    chart
-        .configure_mesh()
-        .light_line_style(palette::grid().mix(0.0))
-        .bold_line_style(palette::grid())
-        .x_desc("t")
-        .y_desc(y_label)
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
-        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
+    super::mesh(&mut chart, "t", y_label)
         .x_labels(6)
         .y_labels(6)
         .draw()?;
@@ -157,14 +144,7 @@ pub fn draw_target_variance<DB: DrawingBackend>(
         .x_label_area_size(38)
         .y_label_area_size(56)
         .build_cartesian_2d(0.0..1.0f64, 0.0..top)?;
-    chart
-        .configure_mesh()
-        .light_line_style(palette::grid().mix(0.0))
-        .bold_line_style(palette::grid())
-        .x_desc("t")
-        .y_desc("mean over 256 pairs")
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
-        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
+    super::mesh(&mut chart, "t", "mean over 256 pairs")
         .y_label_formatter(&|v| super::scenes::short(*v as f32))
         .x_labels(6)
         .y_labels(6)

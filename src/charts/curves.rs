@@ -68,14 +68,7 @@ pub fn draw_losses<DB: DrawingBackend>(
         .x_label_area_size(36)
         .y_label_area_size(48)
         .build_cartesian_2d(0.0..max_steps.max(1) as f64, (lo..hi).log_scale())?;
-    chart
-        .configure_mesh()
-        .light_line_style(palette::grid().mix(0.0))
-        .bold_line_style(palette::grid())
-        .x_desc("training step")
-        .y_desc(y_desc)
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
-        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
+    super::mesh(&mut chart, "training step", y_desc)
         .x_labels(6)
         .y_labels(5)
         .x_label_formatter(&|v| format!("{v:.0}"))
@@ -129,13 +122,7 @@ pub fn draw_tau_curves<DB: DrawingBackend>(
         .x_label_area_size(36)
         .y_label_area_size(48)
         .build_cartesian_2d(0.0..1.0f64, 0.0..top)?;
-    chart
-        .configure_mesh()
-        .light_line_style(palette::grid().mix(0.0))
-        .bold_line_style(palette::grid())
-        .x_desc("τ: the closed form is followed on [0, τ)")
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
-        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
+    super::mesh(&mut chart, "τ: the closed form is followed on [0, τ)", "")
         .x_labels(6)
         .y_labels(5)
         .draw()?;
@@ -206,17 +193,14 @@ pub fn draw_capacity<DB: DrawingBackend>(
                 .with_key_points(vec![10.0, 20.0, 50.0, 100.0, 200.0, 500.0]),
             0.0..top,
         )?;
-    chart
-        .configure_mesh()
-        .light_line_style(palette::grid().mix(0.0))
-        .bold_line_style(palette::grid())
-        .x_desc("training points n (log)")
-        .y_desc("mean distance to nearest / data scale")
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
-        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
-        .y_labels(6)
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .draw()?;
+    super::mesh(
+        &mut chart,
+        "training points n (log)",
+        "mean distance to nearest / data scale",
+    )
+    .y_labels(6)
+    .x_label_formatter(&|v| format!("{v:.0}"))
+    .draw()?;
     let held = palette::DATA.stroke_width(2);
     let closed = palette::ink().stroke_width(2);
     chart.draw_series(LineSeries::new(
@@ -281,14 +265,7 @@ pub fn draw_binned_error<DB: DrawingBackend>(
         .x_label_area_size(36)
         .y_label_area_size(56)
         .build_cartesian_2d(0.0..1.0f64, (lo..hi).log_scale())?;
-    chart
-        .configure_mesh()
-        .light_line_style(palette::grid().mix(0.0))
-        .bold_line_style(palette::grid())
-        .x_desc("t")
-        .y_desc("mean squared error (log)")
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
-        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
+    super::mesh(&mut chart, "t", "mean squared error (log)")
         .x_labels(6)
         .y_labels(5)
         .y_label_formatter(&|v| format!("{v:.0e}"))

@@ -32,15 +32,8 @@ pub fn draw<DB: DrawingBackend>(
         .x_label_area_size(38)
         .y_label_area_size(48)
         .build_cartesian_2d(lo..hi, 0.0..top)?;
-    chart
-        .configure_mesh()
+    super::mesh(&mut chart, view.x_label, "fraction")
         .disable_x_mesh()
-        .light_line_style(palette::grid().mix(0.0))
-        .bold_line_style(palette::grid())
-        .x_desc(view.x_label)
-        .y_desc("fraction")
-        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
-        .label_style(("sans-serif", 12).into_font().color(&palette::muted()))
         .x_labels(6)
         .y_labels(5)
         .draw()?;

@@ -8,6 +8,8 @@ pub mod histogram;
 pub mod plane;
 pub mod scenes;
 
+use plotters::chart::{ChartContext, MeshStyle};
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
 use plotters::prelude::*;
 
 pub type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
@@ -77,6 +79,29 @@ pub fn draw_legend<DB: DrawingBackend>(
         ))?;
     }
     Ok(())
+}
+
+/// The page's axes on `chart`: a grid without minor lines, tick labels in the theme's muted ink
+/// and the axis titles in ink. The caller adds label counts and formatters, then draws.
+pub fn mesh<'a, 'b, X, Y, XT, YT, DB>(
+    chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    x_desc: &str,
+    y_desc: &str,
+) -> MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged<ValueType = XT> + ValueFormatter<XT>,
+    Y: Ranged<ValueType = YT> + ValueFormatter<YT>,
+    DB: DrawingBackend,
+{
+    let mut style = chart.configure_mesh();
+    style
+        .light_line_style(palette::grid().mix(0.0))
+        .bold_line_style(palette::grid())
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .axis_desc_style(("sans-serif", 14).into_font().color(&palette::ink()))
+        .label_style(("sans-serif", 12).into_font().color(&palette::muted()));
+    style
 }
 
 /// Colours shared by every figure. The neutral ones (paper, ink, muted, grid) follow the theme

@@ -7,7 +7,7 @@ use super::{draw_on, DigitsGate, Figure, Status};
 use crate::charts::alignment::{draw_fractions, Curve};
 use crate::flow::{alignment, digits::POOLINGS};
 use crate::gpu::backend::Prepared;
-use crate::web::controls::{canvas, element, JsResult, Listeners};
+use crate::web::controls::{element, JsResult, Listeners};
 use crate::web::digits::DigitSet;
 use crate::web::shared::{backend, pace};
 use std::cell::RefCell;
@@ -68,14 +68,12 @@ impl AlignmentDimensions {
     pub fn mount(root: &Element) -> JsResult<AlignmentDimensions> {
         let mut listeners = Listeners::default();
         let controls = element("div", "figure-controls", root)?;
-        let row = element("div", "figure-row", root)?;
-        let canvas = canvas(
-            &row,
-            960,
-            420,
+        let canvas = super::row_canvas(
+            root,
+            (960, 420),
+            "figure-wide",
             "Share of aligned pairs against t, one curve per image resolution",
         )?;
-        canvas.class_list().add_1("figure-wide")?;
         let status = Status::new(root)?;
         let gate = DigitsGate::new(&controls, &mut listeners)?;
         let state = Rc::new(RefCell::new(State {

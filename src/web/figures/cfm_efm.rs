@@ -196,10 +196,12 @@ impl CfmEfm {
             "Samples of the network trained with the CFM target",
             "Samples of the network trained with the EFM target",
         )?;
-        let below = element("div", "figure-row", root)?;
-        let loss_canvas =
-            crate::web::controls::canvas(&below, 960, 360, "Training losses of both networks")?;
-        loss_canvas.class_list().add_1("figure-wide")?;
+        let loss_canvas = super::row_canvas(
+            root,
+            (960, 360),
+            "figure-wide",
+            "Training losses of both networks",
+        )?;
         let table_wrap = element("div", "figure-table-wrap", root)?;
         let table = element("table", "figure-table", &table_wrap)?;
         // The status line belongs under everything.

@@ -7,7 +7,7 @@ use crate::charts::alignment::{draw_digit_grid, Cell};
 use crate::flow::digits::{PIXELS, SIDE};
 use crate::flow::{metrics, rng::Rng};
 use crate::gpu::backend::Prepared;
-use crate::web::controls::{button, canvas, element, JsResult, Listeners};
+use crate::web::controls::{button, element, JsResult, Listeners};
 use crate::web::digits::DigitSet;
 use crate::web::shared::backend;
 use std::cell::RefCell;
@@ -100,14 +100,12 @@ impl DigitMemorization {
     pub fn mount(root: &Element) -> JsResult<DigitMemorization> {
         let mut listeners = Listeners::default();
         let controls = element("div", "figure-controls", root)?;
-        let row = element("div", "figure-row", root)?;
-        let canvas = canvas(
-            &row,
-            960,
-            560,
+        let canvas = super::row_canvas(
+            root,
+            (960, 560),
+            "figure-digits",
             "Digits generated with the closed form from noise, their paths, and the nearest training digit",
         )?;
-        canvas.class_list().add_1("figure-digits")?;
         let status = Status::new(root)?;
         let cell = super::Later::<State>::new();
         let c = cell.clone();

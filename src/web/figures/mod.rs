@@ -247,6 +247,20 @@ pub fn two_panels(root: &Element, left_label: &str, right_label: &str) -> JsResu
     })
 }
 
+/// A canvas in a row of its own under what `root` holds, `class` setting its layout
+/// ("figure-wide", "figure-digits"): the full-width charts below or instead of two panels.
+pub fn row_canvas(
+    root: &Element,
+    (width, height): (u32, u32),
+    class: &str,
+    label: &str,
+) -> JsResult<HtmlCanvasElement> {
+    let row = element("div", "figure-row", root)?;
+    let canvas = super::controls::canvas(&row, width, height, label)?;
+    canvas.class_list().add_1(class)?;
+    Ok(canvas)
+}
+
 /// The line under a figure that says what it is doing (or what went wrong).
 pub struct Status(HtmlElement);
 

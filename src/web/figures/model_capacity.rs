@@ -11,7 +11,7 @@ use crate::flow::capacity::{self, References, FLOW_STEPS, SAMPLES as PARTICLES, 
 use crate::flow::{self, mlp, rng::Rng};
 use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
-use crate::web::controls::{canvas, element, JsResult, Listeners, Slider};
+use crate::web::controls::{JsResult, Listeners, Slider};
 use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -157,14 +157,12 @@ impl ModelCapacity {
             "Samples of the trained network over the training points",
             "Squared error between the network and the closed form against t",
         )?;
-        let row = element("div", "figure-row", root)?;
-        let distances = canvas(
-            &row,
-            960,
-            400,
+        let distances = super::row_canvas(
+            root,
+            (960, 400),
+            "figure-wide",
             "Mean distance of samples to the nearest training point against n: held-out points, the closed form, and each network trained so far",
         )?;
-        distances.class_list().add_1("figure-wide")?;
         // The status line stays last.
         root.append_child(status.element())?;
         let cell = Later::<State>::new();
