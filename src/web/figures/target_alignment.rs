@@ -18,6 +18,7 @@ use crate::web::shared::{backend, pace};
 use plotters::coord::Shift;
 use plotters::prelude::DrawingArea;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use web_sys::{Element, HtmlCanvasElement};
 
@@ -213,25 +214,63 @@ impl<M: Measure> PairsByT<M> {
     }
 }
 
-/// Computes the next missing row (two moons first; MNIST once downloaded).
+/// The velocities u*(x_t, t) at the pairs of (panel, t) with the pairs' targets: both figures
+/// measure the same ones, so whichever asks first computes them and the other reads them here.
+enum Shared {
+    Pending,
+    Done(Rc<(Vec<f32>, Vec<f32>)>),
+}
+
+thread_local! {
+    static VELOCITIES: RefCell<HashMap<(usize, usize), Shared>> = RefCell::new(HashMap::new());
+}
+
+/// Measures the next missing row (two moons first; MNIST once downloaded): from the shared
+/// velocities when another figure computed them, else computing them now unless a computation
+/// (this figure's or the other's) is under way.
 fn compute_next<M: Measure>(state: &Rc<RefCell<State<M>>>) {
     let job = {
         let mut s = state.borrow_mut();
-        let next = s.panels.iter().enumerate().find_map(|(p, panel)| {
-            let k = panel.rows.iter().position(Option::is_none)?;
-            panel
-                .data
-                .clone()
-                .map(|d| (p, k, d, panel.prepared.clone()))
-        });
-        if next.is_some() {
-            s.busy = true;
+        let mut next = None;
+        'panels: for (p, panel) in s.panels.iter().enumerate() {
+            let Some(data) = panel.data.clone() else {
+                continue;
+            };
+            for (k, row) in panel.rows.iter().enumerate() {
+                if row.is_some() {
+                    continue;
+                }
+                let known = VELOCITIES.with(|v| match v.borrow().get(&(p, k)) {
+                    None => Some(None),
+                    Some(Shared::Pending) => None,
+                    Some(Shared::Done(uv)) => Some(Some(uv.clone())),
+                });
+                if let Some(known) = known {
+                    next = Some((p, k, data, panel.prepared.clone(), known));
+                    break 'panels;
+                }
+            }
         }
-        next
+        let Some((p, k, data, prepared, known)) = next else {
+            return;
+        };
+        if let Some(uv) = known {
+            // Another figure's velocities: measured at once.
+            s.panels[p].rows[k] = Some(M::row(&uv.0, &uv.1, data.1));
+            s.needs_draw = true;
+            s.report(p, k, "shared with the figure beside");
+            return;
+        }
+        // One computation at a time across both figures: the other's rows come in as fast, and
+        // a page never queues twice the work on its device.
+        if VELOCITIES.with(|v| v.borrow().values().any(|e| matches!(e, Shared::Pending))) {
+            return;
+        }
+        VELOCITIES.with(|v| v.borrow_mut().insert((p, k), Shared::Pending));
+        s.busy = true;
+        (p, k, data, prepared)
     };
-    let Some((p, k, (data, dim), prepared)) = job else {
-        return;
-    };
+    let (p, k, (data, dim), prepared) = job;
     let state = state.clone();
     wasm_bindgen_futures::spawn_local(async move {
         let backend = backend().await;
@@ -242,35 +281,21 @@ fn compute_next<M: Measure>(state: &Rc<RefCell<State<M>>>) {
             let u = backend
                 .velocity_at(&prepared, &q.points, &q.times, pace)
                 .await?;
-            Ok::<_, crate::gpu::GpuError>((prepared, M::row(&u, &q.targets, dim)))
+            Ok::<_, crate::gpu::GpuError>((prepared, Rc::new((u, q.targets))))
         }
         .await;
+        VELOCITIES.with(|v| match &result {
+            Ok((_, uv)) => v.borrow_mut().insert((p, k), Shared::Done(uv.clone())),
+            Err(_) => v.borrow_mut().remove(&(p, k)),
+        });
         let mut s = state.borrow_mut();
         s.busy = false;
         match result {
-            Ok((prepared, row)) => {
-                let panel = &mut s.panels[p];
-                panel.prepared = Some(prepared);
-                panel.rows[k] = Some(row);
-                let done: usize = s
-                    .panels
-                    .iter()
-                    .map(|p| p.rows.iter().filter(|r| r.is_some()).count())
-                    .sum();
-                s.status.set(&format!(
-                    "{done} of {} measurements on {} ({} at t = {:.1}: {:.0} ms).",
-                    2 * TIMES,
-                    backend.name(),
-                    if p == 0 { "two moons" } else { "MNIST" },
-                    t_of(k),
-                    js_sys::Date::now() - start
-                ));
-                if done == 2 * TIMES {
-                    // The prepared sets are no longer needed (GPU memory).
-                    for panel in &mut s.panels {
-                        panel.prepared = None;
-                    }
-                }
+            Ok((prepared, uv)) => {
+                s.panels[p].prepared = Some(prepared);
+                s.panels[p].rows[k] = Some(M::row(&uv.0, &uv.1, dim));
+                let took = format!("{} in {:.0} ms", backend.name(), js_sys::Date::now() - start);
+                s.report(p, k, &took);
                 s.needs_draw = true;
             }
             Err(e) => {
@@ -279,6 +304,29 @@ fn compute_next<M: Measure>(state: &Rc<RefCell<State<M>>>) {
             }
         }
     });
+}
+
+impl<M: Measure> State<M> {
+    /// The status line after row (p, k), and the GPU sets dropped once every row is in.
+    fn report(&mut self, p: usize, k: usize, how: &str) {
+        let done: usize = self
+            .panels
+            .iter()
+            .map(|p| p.rows.iter().filter(|r| r.is_some()).count())
+            .sum();
+        self.status.set(&format!(
+            "{done} of {} measurements ({} at t = {:.1}: {how}).",
+            2 * TIMES,
+            if p == 0 { "two moons" } else { "MNIST" },
+            t_of(k),
+        ));
+        if done == 2 * TIMES {
+            // The prepared sets are no longer needed (GPU memory).
+            for panel in &mut self.panels {
+                panel.prepared = None;
+            }
+        }
+    }
 }
 
 impl<M: Measure> Figure for PairsByT<M> {
