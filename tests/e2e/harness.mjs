@@ -8,11 +8,13 @@ import { chromium } from 'playwright-core';
 const TYPES = {
   '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
   '.wasm': 'application/wasm', '.css': 'text/css', '.json': 'application/json', '.png': 'image/png',
+  '.woff2': 'font/woff2',
 };
 
 /// Serves `routes` ({ urlPrefix: directory }) on an ephemeral port of 127.0.0.1, with `headers`
-/// on every file served (a Content-Security-Policy, say).
-export async function serve(routes, headers = {}) {
+/// on every file served (a Content-Security-Policy, say); `rewrite(html)` edits the HTML pages
+/// served (the other engines' tests add their error recorder).
+export async function serve(routes, headers = {}, rewrite = null) {
   const server = http.createServer((req, res) => {
     const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     for (const [prefix, dir] of Object.entries(routes)) {
@@ -22,7 +24,8 @@ export async function serve(routes, headers = {}) {
       if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
       if (!fs.existsSync(file)) break;
       res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', ...headers });
-      fs.createReadStream(file).pipe(res);
+      if (rewrite && file.endsWith('.html')) res.end(rewrite(fs.readFileSync(file, 'utf8')));
+      else fs.createReadStream(file).pipe(res);
       return;
     }
     res.writeHead(404).end('not found');

@@ -113,6 +113,10 @@ fn test() -> Result<(), String> {
             "browser tests",
             Command::new("node").args(["tests/e2e/run.mjs"]),
         );
+        step(
+            "browser tests (Firefox, WebKit)",
+            Command::new("node").args(["tests/e2e/engines.mjs"]),
+        );
     } else {
         suites.push(("browser tests (not run: no build)", false, 0.0));
     }
@@ -228,23 +232,27 @@ fn locked_version(package: &str) -> Result<String, String> {
     Ok(lock[start..start + len].to_string())
 }
 
-/// Debian's Chromium (WebGPU on SwiftShader) and lavapipe (software Vulkan for native GPU tests).
+/// Debian's Chromium (WebGPU on SwiftShader), Firefox ESR and WebKitGTK's WebDriver (with Xvfb), and
+/// lavapipe (software Vulkan for native GPU tests), from apt.
 fn ensure_browser_and_vulkan() -> Result<(), String> {
-    let has_chromium = Path::new("/usr/bin/chromium").exists();
+    let has_browsers = Path::new("/usr/bin/chromium").exists()
+        && Path::new("/usr/bin/firefox-esr").exists()
+        && Path::new("/usr/bin/WebKitWebDriver").exists()
+        && Path::new("/usr/bin/xvfb-run").exists();
     let has_lavapipe = std::fs::read_dir("/usr/share/vulkan/icd.d")
         .map(|d| {
             d.flatten()
                 .any(|e| e.file_name().to_string_lossy().starts_with("lvp_icd"))
         })
         .unwrap_or(false);
-    if has_chromium && has_lavapipe {
+    if has_browsers && has_lavapipe {
         return Ok(());
     }
     let root = output("id", &["-u"]).as_deref() == Some("0");
     if !root {
         return Err(
-            "Chromium or mesa-vulkan-drivers is missing and this is not root: \
-             apt-get install chromium chromium-driver mesa-vulkan-drivers"
+            "a browser or mesa-vulkan-drivers is missing and this is not root: apt-get install \
+             chromium chromium-driver firefox-esr webkit2gtk-driver xvfb mesa-vulkan-drivers"
                 .into(),
         );
     }
@@ -257,6 +265,9 @@ fn ensure_browser_and_vulkan() -> Result<(), String> {
                 "--no-install-recommends",
                 "chromium",
                 "chromium-driver",
+                "firefox-esr",
+                "webkit2gtk-driver",
+                "xvfb",
                 "mesa-vulkan-drivers",
             ])
             .env("DEBIAN_FRONTEND", "noninteractive"),
