@@ -40,7 +40,8 @@ async function firefox() {
     browser: 'firefox',
     executablePath: process.env.FIREFOX ?? '/usr/bin/firefox-esr',
     headless: true,
-    extraPrefsFirefox: { 'dom.webgpu.enabled': true },
+    // Firefox's WebGPU (wgpu on Vulkan: lavapipe here) stays off on a blocklisted driver unless asked.
+    extraPrefsFirefox: { 'dom.webgpu.enabled': true, 'gfx.webgpu.ignore-blocklist': true },
   });
   const page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 900 });
@@ -229,7 +230,17 @@ for (const name of [...engines, 'chromium']) {
         const r = await apiChecks(e);
         assert(r.backend === 'webgpu', `an adapter, yet the page runs on ${r.backend}`);
         assert(r.worst < 1e-3 && r.cosWorst < 2e-3 && r.memorized >= 0.95 && r.trained, JSON.stringify(r));
-        return `${adapter}: the API's float64 checks pass on it (worst ${r.worst.toExponential(1)})`;
+        // Every WGSL kernel against its CPU twin, through this engine's shader compiler.
+        await e.goto(`${origin}/gpu-check.html`);
+        await until(e, () => !!document.body.dataset.done, null, 600, 'the GPU check page');
+        const check = await e.run(() => ({
+          status: document.getElementById('status').textContent,
+          rows: [...document.querySelectorAll('#report tbody tr')].map((tr) => [...tr.cells].map((c) => c.textContent)),
+        }));
+        const failed = check.rows.filter((row) => row[6] !== 'pass');
+        assert(check.rows.length >= 10 && failed.length === 0 && /^All \d+ kernels match the CPU/.test(check.status),
+          `gpu-check: ${check.status} ${JSON.stringify(failed)}`);
+        return `${adapter}: the API's float64 checks pass on it (worst ${r.worst.toExponential(1)}); gpu-check.html: ${check.status}`;
       });
 
       await t.check(`${name}: the embed example`, async () => {

@@ -115,7 +115,9 @@ fn test() -> Result<(), String> {
         );
         step(
             "browser tests (Firefox, WebKit)",
-            Command::new("node").args(["tests/e2e/engines.mjs"]),
+            Command::new("node")
+                .args(["tests/e2e/engines.mjs"])
+                .env("XDG_RUNTIME_DIR", runtime_dir()),
         );
     } else {
         suites.push(("browser tests (not run: no build)", false, 0.0));
