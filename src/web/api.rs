@@ -115,6 +115,79 @@ impl Drop for Held {
 }
 
 /// Floats held by unfinished calls and live trainers (for the leak tests).
+/// The TypeScript declarations of what the functions take and return beyond wasm-bindgen's own
+/// (the arguments arrive as `JsValue` and are checked here, so a wrong one rejects with a message
+/// instead of trapping): the option and result objects, and the two calls with an optional last
+/// argument.
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = r#"
+/** Options of `createTrainer`; `data` holds n rows of `dim` numbers. */
+export interface TrainerOptions {
+    data: Float32Array;
+    dim: number;
+    /** Width of the hidden layers (default 128). */
+    hidden?: number;
+    /** Hidden layers (default 3). */
+    depth?: number;
+    /** Pairs per step (default 256). */
+    batch?: number;
+    /** Adam's learning rate, in (0, 1] (default 1e-3). */
+    lr?: number;
+    seed?: number;
+    /** The regression target: x1 - x0 ("cfm", the default) or the closed form ("efm"). */
+    target?: "cfm" | "efm";
+    /** EFM: reference points beyond the batch (default 256). */
+    efmSamples?: number;
+}
+
+/** A trainer's network and optimiser settings. */
+export interface TrainerSettings {
+    dim: number;
+    hidden: number;
+    depth: number;
+    batch: number;
+    lr: number;
+    seed: number;
+}
+
+export interface Trainer {
+    /** Euler from 0 to 1 in `steps` steps: the closed form of the data on [0, hybridTau), the network after. */
+    sample(x0: Float32Array, steps: number, hybridTau?: number): Promise<Float32Array>;
+}
+
+/** Euler from `tStart` (default 0) to 1 in `steps` steps along the closed form of `data`. */
+export function sampleClosedForm(data: Float32Array, dim: number, x0: Float32Array, steps: number, tStart?: number): Promise<Float32Array>;
+
+/** The MNIST digits in [-1, 1]: n rows of dim = 784 pixels. */
+export interface Digits {
+    data: Float32Array;
+    dim: number;
+    n: number;
+}
+
+/** The GPU check run before the page trusted its GPU. */
+export interface GpuCheck {
+    ms: number;
+    verdict: string;
+}
+
+/** Every WGSL kernel against its CPU twin on a WebGPU device of its own. */
+export interface KernelReport {
+    adapter: string;
+    rows: {
+        kernel: string;
+        sizes: string;
+        error: number;
+        tolerance: number;
+        unit: string;
+        gpuMs: number;
+        cpuMs: number;
+        passed: boolean;
+        failure: string | null;
+    }[];
+}
+"#;
+
 #[wasm_bindgen(js_name = heldFloatsForTesting)]
 pub fn held_floats_for_testing() -> f64 {
     HELD.with(Cell::get) as f64
@@ -165,7 +238,7 @@ pub async fn backend_note() -> String {
 
 /// The GPU check run before the page trusted its GPU: `{ ms, verdict }` ("passed: ..." or
 /// "failed: ..."), or null when no GPU was checked (none, a CPU path asked for).
-#[wasm_bindgen(js_name = gpuCheck)]
+#[wasm_bindgen(js_name = gpuCheck, unchecked_return_type = "GpuCheck | null")]
 pub async fn gpu_check() -> JsValue {
     let _ = backend().await;
     match super::shared::gpu_check() {
@@ -189,7 +262,7 @@ pub async fn lose_gpu_device_for_testing() -> bool {
 /// Runs every WGSL kernel on a WebGPU device of its own (software adapters included) against
 /// its CPU twin: `{ adapter, rows: [{ kernel, sizes, error, tolerance, unit, gpuMs, cpuMs,
 /// passed, failure }] }`. What /gpu-check.html shows; rejects when there is no adapter at all.
-#[wasm_bindgen(js_name = gpuKernelReport)]
+#[wasm_bindgen(js_name = gpuKernelReport, unchecked_return_type = "KernelReport")]
 pub async fn gpu_kernel_report() -> Result<JsValue, JsError> {
     let gpu = crate::gpu::Gpu::request(true).await?;
     let performance = web_sys::window().and_then(|w| w.performance());
@@ -252,10 +325,10 @@ async fn closed_form_call(
 /// u*(x, t) for every row of `points` (m x dim); returns m x dim.
 #[wasm_bindgen(js_name = closedFormVelocity)]
 pub async fn closed_form_velocity(
-    data: JsValue,
-    dim: JsValue,
-    points: JsValue,
-    t: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Float32Array")] data: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] dim: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Float32Array")] points: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] t: JsValue,
 ) -> Result<Float32Array, JsError> {
     let (data, dim, n) = training_set(&data, &dim)?;
     let points = floats("points", &points)?;
@@ -280,10 +353,10 @@ pub async fn closed_form_velocity(
 /// lambda(x, t) for one point: the posterior over the n training points.
 #[wasm_bindgen(js_name = posteriorWeights)]
 pub async fn posterior_weights(
-    data: JsValue,
-    dim: JsValue,
-    point: JsValue,
-    t: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Float32Array")] data: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] dim: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Float32Array")] point: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] t: JsValue,
 ) -> Result<Float32Array, JsError> {
     let (data, dim, n) = training_set(&data, &dim)?;
     let point = floats("point", &point)?;
@@ -306,7 +379,7 @@ pub async fn posterior_weights(
 }
 
 /// Euler from `tStart` (default 0) to 1 in `steps` equal steps with the closed-form velocity.
-#[wasm_bindgen(js_name = sampleClosedForm)]
+#[wasm_bindgen(js_name = sampleClosedForm, skip_typescript)]
 pub async fn sample_closed_form(
     data: JsValue,
     dim: JsValue,
@@ -343,11 +416,11 @@ const ALIGNMENT_BLOCK_FLOATS: u64 = 1 << 22;
 /// time-major. The same seed gives the same pairs.
 #[wasm_bindgen(js_name = cosineAlignment)]
 pub async fn cosine_alignment(
-    data: JsValue,
-    dim: JsValue,
-    times: JsValue,
-    pairs: JsValue,
-    seed: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Float32Array")] data: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] dim: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Float32Array")] times: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] pairs: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "number")] seed: JsValue,
 ) -> Result<Float32Array, JsError> {
     let (data, dim, n) = training_set(&data, &dim)?;
     let times = floats("times", &times)?;
@@ -392,7 +465,7 @@ pub async fn cosine_alignment(
 }
 
 /// The MNIST digits in [-1, 1]: { data: Float32Array (n x 784), dim: 784, n }.
-#[wasm_bindgen(js_name = loadDigits)]
+#[wasm_bindgen(js_name = loadDigits, unchecked_return_type = "Digits")]
 pub async fn load_digits() -> Result<JsValue, JsError> {
     let digits = super::digits::load().await.map_err(|e| JsError::new(&e))?;
     let result = js_sys::Object::new();

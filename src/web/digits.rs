@@ -51,7 +51,9 @@ thread_local! {
 
 /// The URL of the directory holding the built files (embed.js passes its own).
 #[wasm_bindgen::prelude::wasm_bindgen(js_name = setAssetBase)]
-pub fn set_asset_base(url: JsValue) -> Result<(), wasm_bindgen::JsError> {
+pub fn set_asset_base(
+    #[wasm_bindgen(unchecked_param_type = "string")] url: JsValue,
+) -> Result<(), wasm_bindgen::JsError> {
     let url = url
         .dyn_ref::<js_sys::JsString>()
         .filter(|s| s.length() <= 2048)

@@ -95,7 +95,10 @@ pub struct FigureHandle {
 /// Builds figure `name` inside `root` and runs it like the article's figures (same GPU device,
 /// same animation loop). An unknown name rejects with the list of valid ones.
 #[wasm_bindgen(js_name = mountFigure)]
-pub fn mount_figure(root: JsValue, name: JsValue) -> Result<FigureHandle, JsError> {
+pub fn mount_figure(
+    #[wasm_bindgen(unchecked_param_type = "Element")] root: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
+) -> Result<FigureHandle, JsError> {
     console_error_panic_hook::set_once();
     let root = root
         .dyn_into::<Element>()
@@ -130,13 +133,20 @@ fn short_string(name: &str, value: &JsValue) -> Result<String, JsError> {
 #[wasm_bindgen]
 impl FigureHandle {
     /// Changes setting `key` (an embedded figure's attribute) as its control would.
-    pub fn set(&self, key: JsValue, value: JsValue) -> Result<(), JsError> {
+    pub fn set(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "string | number")] value: JsValue,
+    ) -> Result<(), JsError> {
         let (key, value) = (short_string("key", &key)?, short_string("value", &value)?);
         apply_setting(&self.root, &key, &value).map_err(|e| JsError::new(&e))
     }
 
     /// The current value of setting `key`, if the figure has it.
-    pub fn get(&self, key: JsValue) -> Option<String> {
+    pub fn get(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
+    ) -> Option<String> {
         let key = short_string("key", &key).ok()?;
         setting_control(&self.root, &key).map(|c| control_value(&c))
     }
@@ -148,7 +158,10 @@ impl FigureHandle {
 
     /// Keeps the figure's settings in the page's address under `key` and applies those already
     /// there (call it after the element's attributes are applied: a shared link wins).
-    pub fn link(&self, key: JsValue) -> Result<(), JsError> {
+    pub fn link(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "string")] key: JsValue,
+    ) -> Result<(), JsError> {
         let key = short_string("key", &key)?;
         super::share::link(&key, &self.root).map_err(|e| JsError::new(&format!("{e:?}")))
     }

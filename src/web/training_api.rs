@@ -171,7 +171,9 @@ fn step_work(shape: &mlp::MlpShape, options: &TrainOptions) -> u64 {
 /// A trainer for `options` = { data, dim, hidden = 128, depth = 3, target = "cfm" | "efm",
 /// efmSamples = 256 (EFM reference points beyond the batch), batch = 256, lr = 1e-3, seed = 0 }.
 #[wasm_bindgen(js_name = createTrainer)]
-pub async fn create_trainer(options: JsValue) -> Result<Trainer, JsError> {
+pub async fn create_trainer(
+    #[wasm_bindgen(unchecked_param_type = "TrainerOptions")] options: JsValue,
+) -> Result<Trainer, JsError> {
     let (shape, options, data, memory) = parse(&options)?;
     let held = hold("options", memory)?;
     let data = data.copy()?;
@@ -271,7 +273,11 @@ async fn hybrid_sample(
 #[wasm_bindgen]
 impl Trainer {
     /// Runs `steps` (1..=100,000) optimisation steps; resolves to their losses.
-    pub fn train(&self, steps: JsValue) -> js_sys::Promise {
+    #[wasm_bindgen(unchecked_return_type = "Promise<Float32Array>")]
+    pub fn train(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "number")] steps: JsValue,
+    ) -> js_sys::Promise {
         let steps = integer("steps", steps, f64::NAN, (1, 100_000)).and_then(|steps| {
             let work = step_work(&self.inner.shape, &self.inner.options);
             budget::check_work("steps", budget::product(&[steps as u64, work]))?;
@@ -292,7 +298,12 @@ impl Trainer {
     }
 
     /// u_theta(x, t) for every row of `points` (m x dim), t in [0, 1].
-    pub fn velocity(&self, points: JsValue, t: JsValue) -> js_sys::Promise {
+    #[wasm_bindgen(unchecked_return_type = "Promise<Float32Array>")]
+    pub fn velocity(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Float32Array")] points: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "number")] t: JsValue,
+    ) -> js_sys::Promise {
         let shape = self.inner.shape;
         let args = (|| {
             let points = floats("points", &points)?;
@@ -320,6 +331,7 @@ impl Trainer {
 
     /// Euler from 0 to 1 in `steps` steps: on [0, hybridTau) along the closed form u* of the
     /// training set, after that along the network.
+    #[wasm_bindgen(skip_typescript)]
     pub fn sample(&self, x0: JsValue, steps: JsValue, hybrid_tau: JsValue) -> js_sys::Promise {
         let (shape, dim) = (self.inner.shape, self.inner.shape.dim);
         let n = (self.inner.data.borrow().len() / dim) as u64;
@@ -358,6 +370,7 @@ impl Trainer {
     /// (This is the class's only `free`: it replaces the one wasm-bindgen generates, which
     /// would drop the trainer under its queued calls. What stays is a handle of a few bytes,
     /// released with the JS object.)
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn free(&self) -> js_sys::Promise {
         self.inner.queue(|inner| {
             async move {
@@ -371,7 +384,7 @@ impl Trainer {
     }
 
     /// The network's settings, as an object.
-    #[wasm_bindgen(getter)]
+    #[wasm_bindgen(getter, unchecked_return_type = "TrainerSettings")]
     pub fn settings(&self) -> JsValue {
         let o = Object::new();
         let s = &self.inner.shape;

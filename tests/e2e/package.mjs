@@ -54,4 +54,44 @@ await t.check('npm install <tarball> into a scratch project; a page imports the 
   const packed = fs.statSync(tarball).size;
   return `${path.basename(tarball)}: ${packed} B packed; installed with npm ${execFileSync('npm', ['--version'], { encoding: 'utf8' }).trim()}; velocity-field drawn from node_modules/fm-explainer`;
 });
+await t.check('tsc --noEmit: a typed use of the package passes; a wrong option type is reported', async () => {
+  const tsc = path.join(here, 'node_modules/.bin/tsc');
+  const flags = ['--noEmit', '--strict', '--module', 'esnext', '--moduleResolution', 'bundler', '--target', 'es2022', '--lib', 'es2022,dom'];
+  fs.writeFileSync(path.join(scratch, 'typed.ts'), `import init, { closedFormVelocity, createTrainer, sampleClosedForm, loadDigits, mountFigure, type TrainerOptions } from 'fm-explainer/api';
+await init();
+const data = new Float32Array([0, 0, 1, 1, 2, 0]);
+const u: Float32Array = await closedFormVelocity(data, 2, new Float32Array([0.5, 0.5]), 0.5);
+const options: TrainerOptions = { data, dim: 2, hidden: 64, depth: 3, target: 'efm', efmSamples: 128 };
+const trainer = await createTrainer(options);
+const losses: Float32Array = await trainer.train(100);
+const x1: Float32Array = await trainer.sample(new Float32Array(8), 20);
+const hybrid: Float32Array = await trainer.sample(new Float32Array(8), 20, 0.3);
+const copies: Float32Array = await sampleClosedForm(data, 2, new Float32Array(8), 50);
+const width: number = trainer.settings.hidden;
+const digits = await loadDigits();
+const pixels: number = digits.dim * digits.n;
+const handle = mountFigure(document.body, 'velocity-field');
+handle.set('t', 0.8);
+const t: string | undefined = handle.get('t');
+await trainer.free();
+console.log(u, losses, x1, hybrid, copies, width, pixels, t);
+`);
+  fs.writeFileSync(path.join(scratch, 'wrong.ts'), `import { createTrainer } from 'fm-explainer/api';
+await createTrainer({ data: new Float32Array(4), dim: 2, hidden: '64' });
+`);
+  const run = (file) => {
+    try {
+      execFileSync(tsc, [...flags, file], { cwd: scratch, encoding: 'utf8', stdio: 'pipe' });
+      return { code: 0, out: '' };
+    } catch (e) {
+      return { code: e.status, out: `${e.stdout}${e.stderr}` };
+    }
+  };
+  const ok = run('typed.ts');
+  assert(ok.code === 0, `typed.ts: ${ok.out}`);
+  const wrong = run('wrong.ts');
+  const errors = wrong.out.split('\n').filter((l) => /error TS/.test(l));
+  assert(wrong.code !== 0 && errors.length === 1 && /wrong\.ts\(2,.*error TS2322: Type 'string' is not assignable to type 'number'/.test(errors[0]), `wrong.ts: ${wrong.out}`);
+  return `typed.ts: 0 errors; wrong.ts: ${errors[0].trim()}`;
+});
 process.exit(t.finish() ? 0 : 1);
