@@ -24,12 +24,7 @@ pub fn draw_ridgelines<DB: DrawingBackend>(
     area.fill(&palette::paper())?;
     let (lo, hi) = (range.0 as f64, range.1 as f64);
     let rows = ridges.len();
-    let mut chart = ChartBuilder::on(area)
-        .margin(10)
-        .margin_right(20)
-        .caption(title, ("sans-serif", 16).into_font().color(&palette::ink()))
-        .x_label_area_size(38)
-        .y_label_area_size(64)
+    let mut chart = super::titled(area, title, 20, (38, 64))
         .build_cartesian_2d(lo..hi, -0.1..rows as f64 + 0.5)?;
     let labels: Vec<String> = ridges.iter().map(|r| r.label.clone()).collect();
     let label_of = move |v: &f64| {
@@ -90,13 +85,8 @@ pub fn draw_fractions<DB: DrawingBackend>(
     curves: &[Curve],
 ) -> DrawResult<DB> {
     area.fill(&palette::paper())?;
-    let mut chart = ChartBuilder::on(area)
-        .margin(10)
-        .margin_right(20)
-        .caption(title, ("sans-serif", 16).into_font().color(&palette::ink()))
-        .x_label_area_size(38)
-        .y_label_area_size(52)
-        .build_cartesian_2d(0.0..1.0f64, 0.0..1.02f64)?;
+    let mut chart =
+        super::titled(area, title, 20, (38, 52)).build_cartesian_2d(0.0..1.0f64, 0.0..1.02f64)?;
     super::mesh(&mut chart, "t", y_label)
         .x_labels(6)
         .y_labels(6)
@@ -137,13 +127,8 @@ pub fn draw_target_variance<DB: DrawingBackend>(
         .fold(0.0f64, f64::max);
     // Headroom above the target's line for the legend.
     let top = if top > 0.0 { top * 1.45 } else { 1.0 };
-    let mut chart = ChartBuilder::on(area)
-        .margin(10)
-        .margin_right(20)
-        .caption(title, ("sans-serif", 16).into_font().color(&palette::ink()))
-        .x_label_area_size(38)
-        .y_label_area_size(56)
-        .build_cartesian_2d(0.0..1.0f64, 0.0..top)?;
+    let mut chart =
+        super::titled(area, title, 20, (38, 56)).build_cartesian_2d(0.0..1.0f64, 0.0..top)?;
     super::mesh(&mut chart, "t", "mean over 256 pairs")
         .y_label_formatter(&|v| super::scenes::short(*v as f32))
         .x_labels(6)

@@ -61,12 +61,7 @@ pub fn draw_losses<DB: DrawingBackend>(
         .filter(|v| v.is_finite() && *v > 0.0);
     let lo = finite.clone().fold(f32::INFINITY, f32::min).min(1.0) as f64 * 0.8;
     let hi = finite.fold(0.0f32, f32::max).max(2.0) as f64 * 1.2;
-    let mut chart = ChartBuilder::on(area)
-        .margin(10)
-        .margin_right(24)
-        .caption(title, ("sans-serif", 16).into_font().color(&palette::ink()))
-        .x_label_area_size(36)
-        .y_label_area_size(48)
+    let mut chart = super::titled(area, title, 24, (36, 48))
         .build_cartesian_2d(0.0..max_steps.max(1) as f64, (lo..hi).log_scale())?;
     super::mesh(&mut chart, "training step", y_desc)
         .x_labels(6)
@@ -113,15 +108,13 @@ pub fn draw_tau_curves<DB: DrawingBackend>(
 ) -> DrawResult<DB> {
     area.fill(&palette::paper())?;
     let top = curve.iter().map(|c| c.1.max(c.2)).fold(0.1f32, f32::max) as f64 * 1.15;
-    let mut chart = ChartBuilder::on(area)
-        .margin(10)
-        .caption(
-            "samples against τ (computed once trained)",
-            ("sans-serif", 16).into_font().color(&palette::ink()),
-        )
-        .x_label_area_size(36)
-        .y_label_area_size(48)
-        .build_cartesian_2d(0.0..1.0f64, 0.0..top)?;
+    let mut chart = super::titled(
+        area,
+        "samples against τ (computed once trained)",
+        10,
+        (36, 48),
+    )
+    .build_cartesian_2d(0.0..1.0f64, 0.0..top)?;
     super::mesh(&mut chart, "τ: the closed form is followed on [0, τ)", "")
         .x_labels(6)
         .y_labels(5)
@@ -178,15 +171,7 @@ pub fn draw_capacity<DB: DrawingBackend>(
         .filter(|v| v.is_finite())
         .fold(0.1f32, f32::max) as f64
         * 1.1;
-    let mut chart = ChartBuilder::on(area)
-        .margin(10)
-        .margin_right(20)
-        .caption(
-            "samples’ distance to the training set",
-            ("sans-serif", 16).into_font().color(&palette::ink()),
-        )
-        .x_label_area_size(38)
-        .y_label_area_size(56)
+    let mut chart = super::titled(area, "samples’ distance to the training set", 20, (38, 56))
         .build_cartesian_2d(
             (lo_n..hi_n * 1.1)
                 .log_scale()
@@ -256,14 +241,7 @@ pub fn draw_binned_error<DB: DrawingBackend>(
     let positive = errors.iter().copied().filter(|v| v.is_finite() && *v > 0.0);
     let lo = positive.clone().fold(f32::INFINITY, f32::min).min(0.01) as f64 * 0.5;
     let hi = positive.fold(0.0f32, f32::max).max(1.0) as f64 * 2.0;
-    let mut chart = ChartBuilder::on(area)
-        .margin(10)
-        .caption(
-            "E‖u_θ − û*‖² against t",
-            ("sans-serif", 16).into_font().color(&palette::ink()),
-        )
-        .x_label_area_size(36)
-        .y_label_area_size(56)
+    let mut chart = super::titled(area, "E‖u_θ − û*‖² against t", 10, (36, 56))
         .build_cartesian_2d(0.0..1.0f64, (lo..hi).log_scale())?;
     super::mesh(&mut chart, "t", "mean squared error (log)")
         .x_labels(6)

@@ -23,15 +23,8 @@ pub fn draw<DB: DrawingBackend>(
     let peak = h.counts.iter().copied().max().unwrap_or(0) as f64 / total;
     let top = (peak * 1.15).max(0.05);
     let (lo, hi) = (h.lo as f64, h.hi as f64);
-    let mut chart = ChartBuilder::on(area)
-        .margin(10)
-        .caption(
-            view.title,
-            ("sans-serif", 16).into_font().color(&palette::ink()),
-        )
-        .x_label_area_size(38)
-        .y_label_area_size(48)
-        .build_cartesian_2d(lo..hi, 0.0..top)?;
+    let mut chart =
+        super::titled(area, view.title, 10, (38, 48)).build_cartesian_2d(lo..hi, 0.0..top)?;
     super::mesh(&mut chart, view.x_label, "fraction")
         .disable_x_mesh()
         .x_labels(6)

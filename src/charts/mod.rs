@@ -81,6 +81,24 @@ pub fn draw_legend<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A chart on `area` with the page's title style: `title` above, a 10-pixel margin (`right` on
+/// the right, for the last tick label), and label areas of `x_area` and `y_area` pixels.
+pub fn titled<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    right: u32,
+    (x_area, y_area): (u32, u32),
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .margin(10)
+        .margin_right(right)
+        .caption(title, ("sans-serif", 16).into_font().color(&palette::ink()))
+        .x_label_area_size(x_area)
+        .y_label_area_size(y_area);
+    builder
+}
+
 /// The page's axes on `chart`: a grid without minor lines, tick labels in the theme's muted ink
 /// and the axis titles in ink. The caller adds label counts and formatters, then draws.
 pub fn mesh<'a, 'b, X, Y, XT, YT, DB>(
