@@ -95,7 +95,7 @@ fn alignment_on_digits_matches_the_f64_reference() {
                 &q.targets[rows.start * dim..rows.end * dim],
                 dim,
             );
-            let share = |c: &[f32]| c.iter().filter(|&&v| v > 0.9).count() as f32 / pairs as f32;
+            let share = |c: &[f32]| metrics::fraction_above(c, 0.9);
             let (ours, theirs) = (share(&cosines[rows]), share(&ref_cos));
             println!("| {dim} | {t} | {ours:.3} | {theirs:.3} |");
             assert!(

@@ -168,7 +168,7 @@ mod tests {
         // half ... at t = 0.7 and about three quarters at t = 0.9".
         let share = |data: &[f32], t: f32| {
             let c = cosine_alignment(data, 2, &[t], 4000, 1);
-            c.iter().filter(|&&v| v > 0.9).count() as f32 / c.len() as f32
+            crate::flow::metrics::fraction_above(&c, 0.9)
         };
         let hundred = Dataset::TwoMoons.sample(100, 0);
         let forty = Dataset::TwoMoons.sample(40, 0);
@@ -209,7 +209,7 @@ mod tests {
     fn alignment_grows_with_t_and_with_dimension() {
         // The paper's observation: in high dimension the target is nearly deterministic except at
         // small t; in 2-D it stays stochastic for a long time.
-        let frac = |c: &[f32]| c.iter().filter(|&&v| v > 0.9).count() as f32 / c.len() as f32;
+        let frac = |c: &[f32]| crate::flow::metrics::fraction_above(c, 0.9);
         let moons = Dataset::TwoMoons.sample(1000, 2);
         let high: Vec<f32> = Rng::new(3)
             .normals(1000 * 64)

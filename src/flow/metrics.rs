@@ -93,6 +93,11 @@ pub fn fraction_below(values: &[f32], threshold: f32) -> f32 {
     values.iter().filter(|&&v| v < threshold).count() as f32 / values.len().max(1) as f32
 }
 
+/// The share of `values` above `threshold` (0 for none): e.g. of pairs whose cosine is above 0.9.
+pub fn fraction_above(values: &[f32], threshold: f32) -> f32 {
+    values.iter().filter(|&&v| v > threshold).count() as f32 / values.len().max(1) as f32
+}
+
 /// Cosine similarity; 0 when either vector is zero.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);

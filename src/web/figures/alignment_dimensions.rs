@@ -127,8 +127,7 @@ fn compute_next(state: &Rc<RefCell<State>>, digits: Rc<DigitSet>) {
         s.busy = false;
         match result {
             Ok((prepared, cosines)) => {
-                let share =
-                    cosines.iter().filter(|&&c| c > THRESHOLD).count() as f32 / PAIRS as f32;
+                let share = crate::flow::metrics::fraction_above(&cosines, THRESHOLD);
                 s.curves[r].push((t, share));
                 s.prepared = (s.curves[r].len() < TIMES).then_some((r, prepared));
                 let done: usize = s.curves.iter().map(Vec::len).sum();

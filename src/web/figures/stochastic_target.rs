@@ -56,8 +56,7 @@ impl State {
                 return Ok(());
             };
             let hist = metrics::Histogram::new(cosines, -1.0, 1.0, 40);
-            let above =
-                cosines.iter().filter(|&&c| c > 0.9).count() as f32 / cosines.len().max(1) as f32;
+            let above = crate::flow::metrics::fraction_above(cosines, 0.9);
             let title = format!("cos(û*(x_t, t), x1 − x0): {:.0}% above 0.9", 100.0 * above);
             draw_histogram(
                 &self.histogram,

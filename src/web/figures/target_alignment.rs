@@ -57,7 +57,7 @@ impl Measure for Cosines {
 
     fn row(velocities: &[f32], targets: &[f32], dim: usize) -> Self::Row {
         let cosines = alignment::row_cosines(velocities, targets, dim);
-        let aligned = cosines.iter().filter(|&&c| c > 0.9).count() as f32 / cosines.len() as f32;
+        let aligned = crate::flow::metrics::fraction_above(&cosines, 0.9);
         (Histogram::new(&cosines, -1.0, 1.0, BINS), aligned)
     }
 
