@@ -3,6 +3,7 @@
 //! `flow` is what is true (pure Rust), `gpu` computes the same on WebGPU, `charts` draws it, and
 //! `web` lets a reader touch it. Each layer only uses the ones before it.
 
+pub mod catalog;
 pub mod charts;
 pub mod flow;
 pub mod gpu;

@@ -8,7 +8,9 @@
 // id when two figures of the same name should be linked apart.
 const base = new URL('.', import.meta.url);
 
-// Settings by figure, as their controls define them (attribute = setting name).
+// Settings by figure (attribute = setting name). Generated from src/catalog.rs by
+// `cargo test --test generated`: edit there.
+// generated:start
 export const FIGURES = {
   'noise-to-data': [],
   'conditional-paths': ['source', 'target', 't'],
@@ -23,6 +25,7 @@ export const FIGURES = {
   'model-capacity': ['log2width', 'n'],
   'hybrid-tau': ['tau'],
 };
+// generated:end
 const SETTINGS = [...new Set(Object.values(FIGURES).flat())];
 // theme="light" or "dark" pins the figure's colours; without it they follow the reader.
 const THEMES = ['light', 'dark'];

@@ -140,6 +140,17 @@ export interface TrainerOptions {
     efmSamples?: number;
 }
 
+/** A setting of a figure: an attribute of `<fm-figure>`, a control, a key in a shared link. */
+export type SettingSpec =
+    | { kind: "number"; key: string; label: string; min: number; max: number; step: number; default: number }
+    | { kind: "choice"; key: string; label: string; options: { value: string; label: string }[]; default: string };
+
+/** A figure that `mountFigure` and `<fm-figure name>` take, and its settings. */
+export interface FigureSpec {
+    name: string;
+    settings: SettingSpec[];
+}
+
 /** A trainer's network and optimiser settings. */
 export interface TrainerSettings {
     dim: number;

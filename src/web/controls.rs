@@ -1,6 +1,7 @@
 //! Labelled DOM controls for figures. Each control keeps its listener alive in `Listeners`, which
 //! the figure owns, so dropping the figure drops its callbacks.
 
+use crate::catalog::{Kind, Setting};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Document, Element, HtmlElement, HtmlInputElement, HtmlSelectElement};
@@ -64,26 +65,32 @@ pub struct Slider {
 }
 
 impl Slider {
-    #[allow(clippy::too_many_arguments)]
+    /// The slider of number `setting`, at its default.
     pub fn new(
         parent: &Element,
         listeners: &mut Listeners,
         id: &str,
-        label: &str,
-        (min, max, step): (f64, f64, f64),
-        value: f64,
-        digits: usize,
+        setting: &Setting,
         mut on_input: impl FnMut(f64) + 'static,
     ) -> JsResult<Slider> {
-        let key = setting_key(id);
+        let Kind::Number {
+            min,
+            max,
+            step,
+            default: value,
+            digits,
+        } = setting.kind
+        else {
+            return Err(JsValue::from_str("a slider needs a number setting"));
+        };
         let id = &unique_id(id);
         let wrap = element("label", "control", parent)?;
         wrap.set_attribute("for", id)?;
-        element("span", "control-label", &wrap)?.set_text_content(Some(label));
+        element("span", "control-label", &wrap)?.set_text_content(Some(setting.label));
         let input: HtmlInputElement = element("input", "", &wrap)?.unchecked_into();
         input.set_type("range");
         input.set_id(id);
-        input.set_attribute("data-setting", key)?;
+        input.set_attribute("data-setting", setting.key)?;
         input.set_min(&min.to_string());
         input.set_max(&max.to_string());
         input.set_step(&step.to_string());
@@ -112,12 +119,6 @@ impl Slider {
     }
 }
 
-/// The setting a control answers to (an embedded figure's attribute): the last part of its id,
-/// "vf-t" -> "t".
-fn setting_key(id: &str) -> &str {
-    id.rsplit('-').next().unwrap_or(id)
-}
-
 /// `base`, or `base-2`, `base-3`, ... when the page already has that id (the same figure
 /// embedded twice).
 fn unique_id(base: &str) -> String {
@@ -134,30 +135,27 @@ fn unique_id(base: &str) -> String {
         .unwrap_or_else(|| base.to_string())
 }
 
-/// A drop-down of (id, label) options.
+/// The drop-down of choice `setting`, at its default.
 pub fn select(
     parent: &Element,
     listeners: &mut Listeners,
     id: &str,
-    label: &str,
-    options: &[(&str, &str)],
-    value: &str,
+    setting: &Setting,
     mut on_change: impl FnMut(String) + 'static,
 ) -> JsResult<HtmlSelectElement> {
-    let key = setting_key(id);
     let id = &unique_id(id);
     let wrap = element("label", "control", parent)?;
     wrap.set_attribute("for", id)?;
-    element("span", "control-label", &wrap)?.set_text_content(Some(label));
+    element("span", "control-label", &wrap)?.set_text_content(Some(setting.label));
     let select: HtmlSelectElement = element("select", "", &wrap)?.unchecked_into();
     select.set_id(id);
-    select.set_attribute("data-setting", key)?;
-    for (value, text) in options {
+    select.set_attribute("data-setting", setting.key)?;
+    for (value, text) in setting.options() {
         let option = element("option", "", &select)?;
         option.set_attribute("value", value)?;
         option.set_text_content(Some(text));
     }
-    select.set_value(value);
+    select.set_value(setting.choice());
     let sel = select.clone();
     listeners.on(&select, "change", move |_| on_change(sel.value()))?;
     Ok(select)

@@ -86,6 +86,14 @@ fn register(root: Element, name: &str, figure: Box<dyn Figure>) -> JsResult<()> 
     Ok(())
 }
 
+/// Every figure `mountFigure` and `<fm-figure>` take, with its settings (kind, range or options,
+/// default), in the article's order: `src/catalog.rs`, as the controls are built from it.
+#[wasm_bindgen(js_name = figures, unchecked_return_type = "FigureSpec[]")]
+pub fn figure_specs() -> Result<JsValue, JsError> {
+    let specs: Vec<_> = crate::catalog::FIGURES.iter().map(|f| f.view()).collect();
+    serde_wasm_bindgen::to_value(&specs).map_err(|e| JsError::new(&e.to_string()))
+}
+
 /// A figure mounted by `mountFigure` (the `<fm-figure>` element of embed.js).
 #[wasm_bindgen]
 pub struct FigureHandle {

@@ -8,9 +8,12 @@ use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use js_sys::{Object, Reflect};
+use serde::de::{Deserializer, Visitor};
+use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 struct Inner {
     shape: mlp::MlpShape,
@@ -28,20 +31,6 @@ struct Inner {
 #[wasm_bindgen]
 pub struct Trainer {
     inner: Rc<Inner>,
-}
-
-fn option(options: &JsValue, name: &str) -> JsValue {
-    Reflect::get(options, &JsValue::from_str(name)).unwrap_or(JsValue::UNDEFINED)
-}
-
-/// An integer option or argument: `default` when absent, else a number in lo..=hi.
-fn integer(
-    name: &'static str,
-    value: JsValue,
-    default: f64,
-    (lo, hi): (usize, usize),
-) -> Result<usize, FlowError> {
-    check::check_integer(name, optional_number(name, &value, default)?, lo, hi)
 }
 
 /// Rows of a network evaluation at once: bounds the activations kept in memory, and the page
@@ -79,6 +68,138 @@ async fn network_velocity(shape: &mlp::MlpShape, params: &[f32], x: &[f32], t: &
 /// The parsed options, the training set still in JS memory, and the trainer's memory in floats.
 type Parsed = (mlp::MlpShape, TrainOptions, super::api::Floats, u64);
 
+/// `createTrainer`'s options object, as serde reads it. Numbers are checked against their ranges
+/// after, so that every message names the option and its range; `data` stays the caller's array
+/// until its size has passed the memory budget.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OptionsIn {
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    data: JsValue,
+    #[serde(default, deserialize_with = "number_field")]
+    dim: Option<f64>,
+    #[serde(default, deserialize_with = "number_field")]
+    hidden: Option<f64>,
+    #[serde(default, deserialize_with = "number_field")]
+    depth: Option<f64>,
+    #[serde(default, deserialize_with = "number_field")]
+    batch: Option<f64>,
+    #[serde(default, deserialize_with = "number_field")]
+    lr: Option<f64>,
+    #[serde(default, deserialize_with = "number_field")]
+    seed: Option<f64>,
+    #[serde(default)]
+    target: Option<TargetName>,
+    #[serde(default, deserialize_with = "number_field")]
+    efm_samples: Option<f64>,
+}
+
+/// The option names, as a page spells them.
+const OPTION_NAMES: [&str; 9] = [
+    "data",
+    "dim",
+    "hidden",
+    "depth",
+    "batch",
+    "lr",
+    "seed",
+    "target",
+    "efmSamples",
+];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase", expecting = "\"cfm\" or \"efm\"")]
+enum TargetName {
+    Cfm,
+    Efm,
+}
+
+/// An optional number (absent, undefined or null: the default), "a number" in messages.
+fn number_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    struct Number;
+    impl<'de> Visitor<'de> for Number {
+        type Value = Option<f64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number")
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v as f64))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v as f64))
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_f64(Number)
+        }
+    }
+    d.deserialize_option(Number)
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// `Object.keys`, catching what a hostile object's traps throw.
+    #[wasm_bindgen(catch, js_namespace = Object, js_name = keys)]
+    fn own_keys(object: &JsValue) -> Result<js_sys::Array, JsValue>;
+}
+
+/// The options as a plain object holding only the known options, read once each (a getter that
+/// throws rejects the call instead of unwinding through the module); an unknown option (a typo)
+/// is refused with the list of known ones.
+fn plain_options(options: &JsValue) -> Result<Object, FlowError> {
+    let unreadable = |_| FlowError::WrongType {
+        name: "options",
+        expected: "an object whose fields can be read",
+    };
+    for key in own_keys(options).map_err(unreadable)?.iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !OPTION_NAMES.contains(&key.as_str()) {
+            return Err(FlowError::OutOfRange {
+                name: "options",
+                expected: format!("an object with only {}", OPTION_NAMES.join(", ")),
+                got: format!("an option {key:?}"),
+            });
+        }
+    }
+    let plain = Object::new();
+    for name in OPTION_NAMES {
+        let key = JsValue::from_str(name);
+        let value = Reflect::get(options, &key).map_err(unreadable)?;
+        if !value.is_undefined() {
+            Reflect::set(&plain, &key, &value).map_err(unreadable)?;
+        }
+    }
+    Ok(plain)
+}
+
+/// An integer option: `default` when absent, else a number in lo..=hi.
+fn integer_option(
+    name: &'static str,
+    value: Option<f64>,
+    default: f64,
+    (lo, hi): (usize, usize),
+) -> Result<usize, FlowError> {
+    check::check_integer(name, value.unwrap_or(default), lo, hi)
+}
+
+/// An integer argument: `default` when undefined, else a number in lo..=hi.
+fn integer(
+    name: &'static str,
+    value: JsValue,
+    default: f64,
+    (lo, hi): (usize, usize),
+) -> Result<usize, FlowError> {
+    check::check_integer(name, optional_number(name, &value, default)?, lo, hi)
+}
+
 fn parse(options: &JsValue) -> Result<Parsed, FlowError> {
     if !options.is_object() {
         return Err(FlowError::WrongType {
@@ -86,41 +207,37 @@ fn parse(options: &JsValue) -> Result<Parsed, FlowError> {
             expected: "an object such as { data, dim }",
         });
     }
-    let dim = integer("dim", option(options, "dim"), f64::NAN, (1, check::MAX_DIM))?;
-    let data = floats("data", &option(options, "data"))?;
+    let plain = plain_options(options)?;
+    let options: OptionsIn = serde_path_to_error::deserialize(
+        serde_wasm_bindgen::Deserializer::from(JsValue::from(plain)),
+    )
+    .map_err(|e| {
+        let path = e.path().to_string();
+        let name = if path == "." {
+            "options".to_string()
+        } else {
+            path
+        };
+        // The adapter's errors are JS `Error`s: their message, without the "Error: ".
+        let message = JsValue::from(e.into_inner())
+            .dyn_into::<js_sys::Error>()
+            .map(|e| String::from(e.message()))
+            .unwrap_or_default();
+        FlowError::Corrupt(format!("{name}: {message}"))
+    })?;
+    let dim = integer_option("dim", options.dim, f64::NAN, (1, check::MAX_DIM))?;
+    let data = floats("data", &options.data)?;
     let n = data.rows(dim)?;
-    let hidden = integer("hidden", option(options, "hidden"), 128.0, (8, 1024))?;
-    let depth = integer("depth", option(options, "depth"), 3.0, (1, 6))?;
-    let batch = integer("batch", option(options, "batch"), 256.0, (1, 8192))?;
-    let seed = integer("seed", option(options, "seed"), 0.0, (0, u32::MAX as usize))? as u32;
-    let samples = integer(
-        "efmSamples",
-        option(options, "efmSamples"),
-        256.0,
-        (0, 8192),
-    )?;
-    let target = option(options, "target");
-    let target = match target.as_string().as_deref() {
-        _ if target.is_undefined() => mlp::Target::Cfm,
-        Some("cfm") => mlp::Target::Cfm,
-        Some("efm") => mlp::Target::Efm { samples },
-        name => {
-            return Err(FlowError::OutOfRange {
-                name: "target",
-                expected: "\"cfm\" or \"efm\"".into(),
-                got: name.map_or_else(
-                    || "a value that is not a string".into(),
-                    |n| format!("{n:?}"),
-                ),
-            })
-        }
+    let hidden = integer_option("hidden", options.hidden, 128.0, (8, 1024))?;
+    let depth = integer_option("depth", options.depth, 3.0, (1, 6))?;
+    let batch = integer_option("batch", options.batch, 256.0, (1, 8192))?;
+    let seed = integer_option("seed", options.seed, 0.0, (0, u32::MAX as usize))? as u32;
+    let samples = integer_option("efmSamples", options.efm_samples, 256.0, (0, 8192))?;
+    let target = match options.target {
+        None | Some(TargetName::Cfm) => mlp::Target::Cfm,
+        Some(TargetName::Efm) => mlp::Target::Efm { samples },
     };
-    let lr = option(options, "lr");
-    let lr = if lr.is_undefined() {
-        1e-3
-    } else {
-        lr.as_f64().unwrap_or(f64::NAN)
-    };
+    let lr = options.lr.unwrap_or(1e-3);
     if !(lr > 0.0 && lr <= 1.0) {
         return Err(FlowError::OutOfRange {
             name: "lr",

@@ -57,7 +57,7 @@ await t.check('npm install <tarball> into a scratch project; a page imports the 
 await t.check('tsc --noEmit: a typed use of the package passes; a wrong option type is reported', async () => {
   const tsc = path.join(here, 'node_modules/.bin/tsc');
   const flags = ['--noEmit', '--strict', '--module', 'esnext', '--moduleResolution', 'bundler', '--target', 'es2022', '--lib', 'es2022,dom'];
-  fs.writeFileSync(path.join(scratch, 'typed.ts'), `import init, { closedFormVelocity, createTrainer, sampleClosedForm, loadDigits, mountFigure, type TrainerOptions } from 'fm-explainer/api';
+  fs.writeFileSync(path.join(scratch, 'typed.ts'), `import init, { closedFormVelocity, createTrainer, sampleClosedForm, loadDigits, mountFigure, figures, type TrainerOptions, type FigureSpec } from 'fm-explainer/api';
 await init();
 const data = new Float32Array([0, 0, 1, 1, 2, 0]);
 const u: Float32Array = await closedFormVelocity(data, 2, new Float32Array([0.5, 0.5]), 0.5);
@@ -73,8 +73,10 @@ const pixels: number = digits.dim * digits.n;
 const handle = mountFigure(document.body, 'velocity-field');
 handle.set('t', 0.8);
 const t: string | undefined = handle.get('t');
+const specs: FigureSpec[] = figures();
+const ranges: string[] = specs.flatMap((f) => f.settings.map((s) => s.kind === 'number' ? \`\${s.min}..\${s.max}\` : s.options.map((o) => o.value).join()));
 await trainer.free();
-console.log(u, losses, x1, hybrid, copies, width, pixels, t);
+console.log(u, losses, x1, hybrid, copies, width, pixels, t, ranges);
 `);
   fs.writeFileSync(path.join(scratch, 'wrong.ts'), `import { createTrainer } from 'fm-explainer/api';
 await createTrainer({ data: new Float32Array(4), dim: 2, hidden: '64' });

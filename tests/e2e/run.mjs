@@ -293,8 +293,12 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
         [{ data, dim: 2, depth: 7 }, /^depth must be an integer in 1\.\.=6/],
         [{ data, dim: 2, batch: 0 }, /^batch must be an integer in 1\.\.=8192/],
         [{ data, dim: 2, lr: 0 }, /^lr must be a number in \(0, 1\]/],
-        [{ data, dim: 2, target: 'gan' }, /^target must be "cfm" or "efm", got "gan"/],
-        [{ data, dim: 2, target: 7 }, /^target must be "cfm" or "efm", got a value that is not a string/],
+        [{ data, dim: 2, target: 'gan' }, /^target: unknown variant `gan`, expected `cfm` or `efm`/],
+        [{ data, dim: 2, target: 7 }, /^target: invalid type: .*, expected "cfm" or "efm"/],
+        [{ data, dim: 2, hidden: '64' }, /^hidden: invalid type: string "64", expected a number/],
+        [{ data, dim: 2, hiden: 64 }, /^options must be an object with only data, dim, hidden, depth, batch, lr, seed, target, efmSamples, got an option "hiden"/],
+        [{ data, get dim() { throw new Error('hostile getter'); } }, /^options must be an object whose fields can be read/],
+        [new Proxy({}, { ownKeys() { throw new Error('hostile trap'); } }), /^options must be an object whose fields can be read/],
         [{ data, dim: 2, target: 'efm', efmSamples: 8193 }, /^efmSamples must be an integer in 0\.\.=8192, got 8193/],
         [{ data, dim: 2, seed: -1 }, /^seed must be an integer/],
         [{ data: [1, 2], dim: 2 }, /^data must be a Float32Array/],
@@ -499,6 +503,36 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     await fig.screenshot({ path: path.join(out, `cfm-vs-efm-${mode}.png`) });
     assert(errors.length === 0, `console errors: ${errors.join('\n')}`);
     return `CFM ${rows[0].slice(1, 3).join(' / ')}; EFM ${rows[1].slice(1, 3).join(' / ')} (loss mean / s.d.)`;
+  });
+
+  await t.check('figures(): every figure and setting, as its mounted controls and embed.js have them', async () => {
+    const r = await page.evaluate(async () => {
+      const b = window.wasmBindings;
+      const specs = b.figures();
+      const { FIGURES } = await import('/embed.js');
+      const wrong = [];
+      for (const spec of specs) {
+        const div = document.createElement('div');
+        document.body.append(div);
+        const handle = b.mountFigure(div, spec.name);
+        const controls = Array.from(div.querySelectorAll('[data-setting]')).map((c) => c.tagName === 'SELECT'
+          ? { key: c.dataset.setting, kind: 'choice', options: Array.from(c.options).map((o) => o.value), default: c.value }
+          : { key: c.dataset.setting, kind: 'number', min: +c.min, max: +c.max, step: +c.step, default: +c.value });
+        const expected = spec.settings.map((s) => s.kind === 'choice'
+          ? { key: s.key, kind: s.kind, options: s.options.map((o) => o.value), default: s.default }
+          : { key: s.key, kind: s.kind, min: s.min, max: s.max, step: s.step, default: s.default });
+        if (JSON.stringify(controls) !== JSON.stringify(expected)) wrong.push(`${spec.name}: controls ${JSON.stringify(controls)} != ${JSON.stringify(expected)}`);
+        if (JSON.stringify(FIGURES[spec.name]) !== JSON.stringify(spec.settings.map((s) => s.key))) wrong.push(`${spec.name}: embed.js ${FIGURES[spec.name]}`);
+        handle.remove();
+        handle.free();
+        div.remove();
+      }
+      if (Object.keys(FIGURES).join() !== specs.map((s) => s.name).join()) wrong.push(`embed.js names ${Object.keys(FIGURES)}`);
+      return { wrong, figures: specs.length, settings: specs.reduce((a, s) => a + s.settings.length, 0) };
+    });
+    assert(r.wrong.length === 0, r.wrong.join('\n'));
+    assert(r.figures === 12, `${r.figures} figures`);
+    return `${r.figures} figures, ${r.settings} settings: controls and embed.js agree`;
   });
 
   await t.check('embed-example.html: two <fm-figure> figures drawn, attributes live, a bad one explained', async () => {

@@ -5,6 +5,7 @@
 //! training point (memorization).
 
 use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status, TwoPanels};
+use crate::catalog::cfm_efm as settings;
 use crate::charts::{curves, palette, scenes};
 use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
 use crate::gpu::backend::Training;
@@ -213,9 +214,7 @@ impl CfmEfm {
             &panel,
             &mut listeners,
             "cfm-efm-dataset",
-            "Data",
-            &super::dataset_options(&[]),
-            Dataset::EightGaussians.id(),
+            &settings::DATASET,
             move |id| {
                 c.with(|s| {
                     if let Some(d) = Dataset::from_id(&id) {
@@ -237,7 +236,8 @@ impl CfmEfm {
             table,
             status,
             pause,
-            dataset: Dataset::EightGaussians,
+            dataset: Dataset::from_id(settings::DATASET.choice())
+                .unwrap_or(Dataset::EightGaussians),
             train: Vec::new(),
             test: Vec::new(),
             shape: mlp::MlpShape::new(2, 64, 3),

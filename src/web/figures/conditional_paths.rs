@@ -2,9 +2,8 @@
 //! segments, particles x_t = (1 - t) x0 + t x1 moving along them, and the marginal p_t formed by
 //! many such particles. A t slider (and Play); the source and the target can be any data set.
 
-use super::{
-    dataset_options, draw_plane, two_panels, Figure, Later, PlayButton, Status, TwoPanels,
-};
+use super::{draw_plane, two_panels, Figure, Later, PlayButton, Status, TwoPanels};
+use crate::catalog::conditional_paths as settings;
 use crate::charts::palette;
 use crate::charts::plane::{Dot, Scene, Segment};
 use crate::flow::{rng::Rng, Dataset};
@@ -16,7 +15,6 @@ use web_sys::{Element, HtmlCanvasElement};
 
 const PAIRS: usize = 60;
 const MARGINAL: usize = 3000;
-const GAUSSIAN: &str = "gaussian";
 /// Seconds for t to go from 0 to 1 while playing.
 const PLAY_SECONDS: f64 = 4.0;
 
@@ -134,15 +132,12 @@ impl ConditionalPaths {
             "The marginal distribution p_t of many such particles",
         )?;
         let cell = Later::<State>::new();
-        let sources = dataset_options(&[(GAUSSIAN, "Gaussian N(0, I)")]);
         let c = cell.clone();
         select(
             &panel,
             &mut listeners,
             "cp-source",
-            "Source",
-            &sources,
-            GAUSSIAN,
+            &settings::SOURCE,
             move |v| {
                 c.with(|s| {
                     s.source = v;
@@ -155,9 +150,7 @@ impl ConditionalPaths {
             &panel,
             &mut listeners,
             "cp-target",
-            "Target",
-            &dataset_options(&[]),
-            "moons",
+            &settings::TARGET,
             move |v| {
                 c.with(|s| {
                     s.target = v;
@@ -166,22 +159,13 @@ impl ConditionalPaths {
             },
         )?;
         let c = cell.clone();
-        let t_slider = Slider::new(
-            &panel,
-            &mut listeners,
-            "cp-t",
-            "t",
-            (0.0, 1.0, 0.01),
-            0.5,
-            2,
-            move |v| {
-                c.with(|s| {
-                    s.t = v;
-                    s.play.set(false);
-                    s.needs_draw = true;
-                })
-            },
-        )?;
+        let t_slider = Slider::new(&panel, &mut listeners, "cp-t", &settings::T, move |v| {
+            c.with(|s| {
+                s.t = v;
+                s.play.set(false);
+                s.needs_draw = true;
+            })
+        })?;
         let c = cell.clone();
         let play_button = button(&panel, &mut listeners, "Play", move || {
             c.with(|s| {
@@ -195,11 +179,11 @@ impl ConditionalPaths {
             status,
             t_slider,
             play: PlayButton::new(play_button),
-            source: GAUSSIAN.into(),
-            target: "moons".into(),
+            source: settings::SOURCE.choice().into(),
+            target: settings::TARGET.choice().into(),
             x0: Vec::new(),
             x1: Vec::new(),
-            t: 0.5,
+            t: settings::T.number(),
             visible: false,
             needs_draw: true,
         };

@@ -4,6 +4,7 @@
 //! over tau in {0, 0.1, ..., 1}, are computed in the background once training is done.
 
 use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status, TwoPanels};
+use crate::catalog::hybrid_tau as settings;
 use crate::charts::{curves, scenes};
 use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
 use crate::gpu::backend::Training;
@@ -110,25 +111,16 @@ impl HybridTau {
         )?;
         let cell = Later::<State>::new();
         let c = cell.clone();
-        Slider::new(
-            &panel,
-            &mut listeners,
-            "tau",
-            "τ",
-            (0.0, 1.0, 0.05),
-            0.0,
-            2,
-            move |v| {
-                c.with(|s| {
-                    s.tau = v as f32;
-                    if let Some(params) = s.params.clone() {
-                        let samples = s.sample(&params, s.tau);
-                        s.samples = Some((s.tau, samples));
-                    }
-                    s.needs_draw = true;
-                })
-            },
-        )?;
+        Slider::new(&panel, &mut listeners, "tau", &settings::TAU, move |v| {
+            c.with(|s| {
+                s.tau = v as f32;
+                if let Some(params) = s.params.clone() {
+                    let samples = s.sample(&params, s.tau);
+                    s.samples = Some((s.tau, samples));
+                }
+                s.needs_draw = true;
+            })
+        })?;
         let pause = super::run_controls(
             &panel,
             &mut listeners,
@@ -146,7 +138,7 @@ impl HybridTau {
             training: None,
             steps: 0,
             params: None,
-            tau: 0.0,
+            tau: settings::TAU.number() as f32,
             samples: None,
             curve: Vec::new(),
             curve_samples: None,

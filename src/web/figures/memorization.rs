@@ -2,10 +2,8 @@
 //! the end every particle sits on a training point, which the histogram of nearest-training-point
 //! distances shows.
 
-use super::{
-    dataset_options, draw_histogram, draw_plane, two_panels, Figure, Later, PlayButton, Status,
-    TwoPanels,
-};
+use super::{draw_histogram, draw_plane, two_panels, Figure, Later, PlayButton, Status, TwoPanels};
+use crate::catalog::memorization as settings;
 use crate::charts::{histogram::HistogramView, scenes};
 use crate::flow::{metrics, rng::Rng, Dataset};
 use crate::web::controls::{button, select, JsResult, Listeners, Slider};
@@ -122,9 +120,7 @@ impl Memorization {
             &panel,
             &mut listeners,
             "mem-dataset",
-            "Dataset",
-            &dataset_options(&[]),
-            "moons",
+            &settings::DATASET,
             move |v| {
                 c.with(|s| {
                     s.dataset = v.clone();
@@ -133,38 +129,20 @@ impl Memorization {
             },
         )?;
         let c = cell.clone();
-        Slider::new(
-            &panel,
-            &mut listeners,
-            "mem-n",
-            "n",
-            (2.0, 500.0, 1.0),
-            50.0,
-            0,
-            move |v| {
-                c.with(|s| {
-                    s.n = v as usize;
-                    s.restart();
-                })
-            },
-        )?;
+        Slider::new(&panel, &mut listeners, "mem-n", &settings::N, move |v| {
+            c.with(|s| {
+                s.n = v as usize;
+                s.restart();
+            })
+        })?;
         let c = cell.clone();
-        let t_slider = Slider::new(
-            &panel,
-            &mut listeners,
-            "mem-t",
-            "t",
-            (0.0, 1.0, 0.01),
-            0.0,
-            2,
-            move |v| {
-                c.with(|s| {
-                    s.t = v;
-                    s.play.set(false);
-                    s.needs_draw = true;
-                })
-            },
-        )?;
+        let t_slider = Slider::new(&panel, &mut listeners, "mem-t", &settings::T, move |v| {
+            c.with(|s| {
+                s.t = v;
+                s.play.set(false);
+                s.needs_draw = true;
+            })
+        })?;
         let c = cell.clone();
         let play_button = button(&panel, &mut listeners, "Pause", move || {
             c.with(|s| {
@@ -196,14 +174,14 @@ impl Memorization {
             status,
             play: PlayButton::new(play_button),
             t_slider,
-            dataset: "moons".into(),
-            n: 50,
+            dataset: settings::DATASET.choice().into(),
+            n: settings::N.number() as usize,
             seed: 0,
             data: Vec::new(),
             frames: Vec::new(),
             version: 0,
             computing: false,
-            t: 0.0,
+            t: settings::T.number(),
             visible: false,
             hold: 0.0,
             needs_draw: true,

@@ -32,22 +32,6 @@ pub trait Figure {
     }
 }
 
-/// Names accepted by `create`.
-pub const NAMES: [&str; 12] = [
-    "noise-to-data",
-    "conditional-paths",
-    "velocity-field",
-    "memorization",
-    "stochastic-target",
-    "target-alignment",
-    "objective-gap",
-    "alignment-by-dimension",
-    "digit-memorization",
-    "cfm-vs-efm",
-    "model-capacity",
-    "hybrid-tau",
-];
-
 /// Builds the figure `name` inside `root`.
 pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
     Ok(match name {
@@ -68,21 +52,10 @@ pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
         other => {
             return Err(JsValue::from_str(&format!(
                 "unknown figure \"{other}\"; valid names: {}",
-                NAMES.join(", ")
+                crate::catalog::FIGURES.map(|f| f.name).join(", ")
             )))
         }
     })
-}
-
-/// The options of a dataset drop-down: the presets, plus any extra entries.
-fn dataset_options(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-    let mut options: Vec<_> = extra.to_vec();
-    options.extend(
-        crate::flow::Dataset::ALL
-            .iter()
-            .map(|d| (d.id(), d.label())),
-    );
-    options
 }
 
 /// A figure's state, reachable from the callbacks of controls built before the state exists

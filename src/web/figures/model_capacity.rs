@@ -6,6 +6,8 @@
 //! points of the distribution at every n of the slider (`flow::capacity`).
 
 use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status, TwoPanels};
+use crate::catalog::model_capacity as settings;
+use crate::catalog::Kind;
 use crate::charts::{curves, scenes};
 use crate::flow::capacity::{self, References, FLOW_STEPS, SAMPLES as PARTICLES, WIDTHS};
 use crate::flow::{self, mlp, rng::Rng};
@@ -21,8 +23,6 @@ const MAX_STEPS: usize = capacity::STEPS;
 const STEPS_PER_CHUNK: usize = 50;
 const BINS: usize = 20;
 const PAIRS_PER_BIN: usize = 200;
-/// The n slider: 10, 20, ..., 500.
-const N_RANGE: (f64, f64, f64) = (10.0, 500.0, 10.0);
 
 struct State {
     plane: HtmlCanvasElement,
@@ -135,8 +135,12 @@ impl State {
     }
 }
 
-fn curve_len() -> usize {
-    ((N_RANGE.1 - N_RANGE.0) / N_RANGE.2) as usize + 1
+/// The n of the slider's k-th stop (the reference curve is computed at every one).
+fn n_at(k: usize) -> usize {
+    match settings::N.kind {
+        Kind::Number { min, step, .. } => (min + k as f64 * step) as usize,
+        Kind::Choice { .. } => 0,
+    }
 }
 
 pub struct ModelCapacity {
@@ -171,10 +175,7 @@ impl ModelCapacity {
             &panel,
             &mut listeners,
             "cap-log2width",
-            "log₂ width",
-            (4.0, 8.0, 1.0),
-            6.0,
-            0,
+            &settings::LOG2WIDTH,
             move |v| {
                 c.with(|s| {
                     s.width = 1 << (v as usize);
@@ -183,21 +184,12 @@ impl ModelCapacity {
             },
         )?;
         let c = cell.clone();
-        Slider::new(
-            &panel,
-            &mut listeners,
-            "cap-n",
-            "n",
-            N_RANGE,
-            100.0,
-            0,
-            move |v| {
-                c.with(|s| {
-                    s.n = v as usize;
-                    s.restart();
-                })
-            },
-        )?;
+        Slider::new(&panel, &mut listeners, "cap-n", &settings::N, move |v| {
+            c.with(|s| {
+                s.n = v as usize;
+                s.restart();
+            })
+        })?;
         let pause = super::run_controls(
             &panel,
             &mut listeners,
@@ -210,8 +202,8 @@ impl ModelCapacity {
             chart,
             distances,
             status,
-            width: 64,
-            n: 100,
+            width: 1 << settings::LOG2WIDTH.number() as usize,
+            n: settings::N.number() as usize,
             refs: References::new(100),
             curve: Vec::new(),
             runs: WIDTHS.iter().map(|&w| (w, Vec::new())).collect(),
@@ -317,8 +309,8 @@ impl Figure for ModelCapacity {
         }
         let mut s = self.state.borrow_mut();
         // The reference curve, one n per frame.
-        if s.visible && s.curve.len() < curve_len() {
-            let n = N_RANGE.0 as usize + s.curve.len() * N_RANGE.2 as usize;
+        if s.visible && s.curve.len() < settings::N.steps() {
+            let n = n_at(s.curve.len());
             let r = References::new(n);
             s.curve.push((n as f32, r.held_out, r.closed_form));
             s.needs_draw = true;

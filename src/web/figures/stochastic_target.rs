@@ -2,9 +2,8 @@
 //! targets (x_i - x) / (1 - t) weighted by lambda_i and their average u*; and the histogram of
 //! cos(u*(x_t, t), x1 - x0) over random pairs (x0, x1) at the chosen t.
 
-use super::{
-    dataset_options, draw_histogram, draw_plane, two_panels, Figure, Later, Status, TwoPanels,
-};
+use super::{draw_histogram, draw_plane, two_panels, Figure, Later, Status, TwoPanels};
+use crate::catalog::stochastic_target as settings;
 use crate::charts::{histogram::HistogramView, plane::Plane, scenes};
 use crate::flow::{self, metrics, rng::Rng, Dataset};
 use crate::web::controls::{canvas_point, select, JsResult, Listeners, Slider};
@@ -15,7 +14,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Element, HtmlCanvasElement};
 
 const PAIRS: usize = 2000;
-const THREE: &str = "three";
+use crate::catalog::stochastic_target::THREE;
 const THREE_POINTS: [f32; 6] = [-1.8, -1.2, 1.8, -1.2, 0.0, 1.9];
 
 struct State {
@@ -99,9 +98,7 @@ impl StochasticTarget {
             &panel,
             &mut listeners,
             "st-dataset",
-            "Training points",
-            &dataset_options(&[(THREE, "Three points")]),
-            THREE,
+            &settings::DATASET,
             move |v| {
                 c.with(|s| {
                     s.dataset = v.clone();
@@ -110,47 +107,29 @@ impl StochasticTarget {
             },
         )?;
         let c = cell.clone();
-        Slider::new(
-            &panel,
-            &mut listeners,
-            "st-n",
-            "n (presets)",
-            (3.0, 1000.0, 1.0),
-            100.0,
-            0,
-            move |v| {
-                c.with(|s| {
-                    s.n = v as usize;
-                    if s.dataset != THREE {
-                        s.regenerate();
-                    }
-                })
-            },
-        )?;
+        Slider::new(&panel, &mut listeners, "st-n", &settings::N, move |v| {
+            c.with(|s| {
+                s.n = v as usize;
+                if s.dataset != THREE {
+                    s.regenerate();
+                }
+            })
+        })?;
         let c = cell.clone();
-        Slider::new(
-            &panel,
-            &mut listeners,
-            "st-t",
-            "t",
-            (0.0, 0.99, 0.01),
-            0.3,
-            2,
-            move |v| {
-                c.with(|s| {
-                    s.t = v as f32;
-                    s.needs_draw = true;
-                })
-            },
-        )?;
+        Slider::new(&panel, &mut listeners, "st-t", &settings::T, move |v| {
+            c.with(|s| {
+                s.t = v as f32;
+                s.needs_draw = true;
+            })
+        })?;
 
         let state = Rc::new(RefCell::new(State {
             plane: plane.clone(),
             histogram,
             status,
-            dataset: THREE.into(),
-            n: 100,
-            t: 0.3,
+            dataset: settings::DATASET.choice().into(),
+            n: settings::N.number() as usize,
+            t: settings::T.number() as f32,
             x: (0.2, -0.1),
             dragging: false,
             data: Vec::new(),

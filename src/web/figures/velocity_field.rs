@@ -1,7 +1,8 @@
 //! The closed-form velocity field u*(., t) of a dataset as arrows, with a t slider; hovering a
 //! point colours the training points by lambda(x, t) and draws the n segments x_t lies on.
 
-use super::{dataset_options, draw_plane, grid, Figure, Later, Status};
+use super::{draw_plane, grid, Figure, Later, Status};
+use crate::catalog::velocity_field as settings;
 use crate::charts::{plane::Plane, scenes};
 use crate::flow::{self, Dataset};
 use crate::gpu::backend::Prepared;
@@ -14,7 +15,7 @@ use std::rc::Rc;
 use web_sys::{Element, HtmlCanvasElement};
 
 const GRID_SIDE: usize = 25;
-const CUSTOM: &str = "custom";
+use crate::catalog::velocity_field::CUSTOM;
 
 struct State {
     canvas: HtmlCanvasElement,
@@ -95,16 +96,12 @@ impl VelocityField {
             let cell = cell.clone();
             move |v: f64| cell.with(|s| f(s, v))
         };
-        let mut options = dataset_options(&[]);
-        options.push((CUSTOM, "Your points (click)"));
         let c = cell.clone();
         select(
             &panel,
             &mut listeners,
             "vf-dataset",
-            "Dataset",
-            &options,
-            "moons",
+            &settings::DATASET,
             move |v| {
                 c.with(|s| {
                     s.dataset = v;
@@ -116,10 +113,7 @@ impl VelocityField {
             &panel,
             &mut listeners,
             "vf-n",
-            "n",
-            (2.0, 2000.0, 1.0),
-            200.0,
-            0,
+            &settings::N,
             on(|s, v| {
                 s.n = v as usize;
                 s.regenerate();
@@ -129,10 +123,7 @@ impl VelocityField {
             &panel,
             &mut listeners,
             "vf-t",
-            "t",
-            (0.0, 0.999, 0.001),
-            0.5,
-            3,
+            &settings::T,
             on(|s, v| {
                 s.t = v as f32;
                 s.needs_draw = true;
@@ -152,9 +143,9 @@ impl VelocityField {
             canvas: canvas.clone(),
             status,
             n_slider,
-            dataset: "moons".into(),
-            n: 200,
-            t: 0.5,
+            dataset: settings::DATASET.choice().into(),
+            n: settings::N.number() as usize,
+            t: settings::T.number() as f32,
             custom: vec![-1.0, -0.5, 1.2, 0.8, 0.3, 1.9],
             data: Vec::new(),
             version: 0,

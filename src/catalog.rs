@@ -1,0 +1,462 @@
+//! The figures a page can mount and the settings each one takes (kind, range, default): the one
+//! description that the figures build their controls from, that the JS API exports (`figures()`),
+//! and that `<fm-figure>`'s list in www/embed.js and the README's table are generated from.
+
+use crate::flow::Dataset;
+use serde::Serialize;
+
+/// A figure: the name `<fm-figure name>` and `mountFigure` take, and its settings in the order
+/// of its controls.
+#[derive(Debug)]
+pub struct FigureSpec {
+    pub name: &'static str,
+    pub settings: &'static [Setting],
+}
+
+/// One setting: a control in the figure, an attribute of `<fm-figure>`, a key in a shared link.
+#[derive(Debug)]
+pub struct Setting {
+    pub key: &'static str,
+    /// The control's label.
+    pub label: &'static str,
+    pub kind: Kind,
+}
+
+/// One option of a drop-down: its value (attribute, link) and its label.
+pub type Choice = (&'static str, &'static str);
+
+#[derive(Debug)]
+pub enum Kind {
+    /// A slider over min..=max by `step`, its value shown with `digits` decimals.
+    Number {
+        min: f64,
+        max: f64,
+        step: f64,
+        default: f64,
+        digits: usize,
+    },
+    /// A drop-down: `before`, then every dataset preset, then `after`.
+    Choice {
+        before: &'static [Choice],
+        after: &'static [Choice],
+        default: &'static str,
+    },
+}
+
+impl Setting {
+    /// The default of a number setting (NaN for a choice).
+    pub const fn number(&self) -> f64 {
+        match self.kind {
+            Kind::Number { default, .. } => default,
+            Kind::Choice { .. } => f64::NAN,
+        }
+    }
+
+    /// The default of a choice setting ("" for a number).
+    pub const fn choice(&self) -> &'static str {
+        match self.kind {
+            Kind::Choice { default, .. } => default,
+            Kind::Number { .. } => "",
+        }
+    }
+
+    /// A choice's options in the order of its drop-down (empty for a number).
+    pub fn options(&self) -> Vec<Choice> {
+        match self.kind {
+            Kind::Choice { before, after, .. } => before
+                .iter()
+                .copied()
+                .chain(Dataset::ALL.iter().map(|d| (d.id(), d.label())))
+                .chain(after.iter().copied())
+                .collect(),
+            Kind::Number { .. } => Vec::new(),
+        }
+    }
+
+    /// The values a number setting takes ((max - min) / step + 1), or a choice's options.
+    pub fn steps(&self) -> usize {
+        match self.kind {
+            Kind::Number { min, max, step, .. } => ((max - min) / step).round() as usize + 1,
+            Kind::Choice { .. } => self.options().len(),
+        }
+    }
+}
+
+/// What the JS API exports for a figure (`figures()`): `{ name, settings }`.
+#[derive(Serialize)]
+pub struct FigureView {
+    name: &'static str,
+    settings: Vec<SettingView>,
+}
+
+/// A setting as the JS API exports it, tagged by `kind`.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum SettingView {
+    Number {
+        key: &'static str,
+        label: &'static str,
+        min: f64,
+        max: f64,
+        step: f64,
+        default: f64,
+    },
+    Choice {
+        key: &'static str,
+        label: &'static str,
+        options: Vec<OptionView>,
+        default: &'static str,
+    },
+}
+
+#[derive(Serialize)]
+struct OptionView {
+    value: &'static str,
+    label: &'static str,
+}
+
+impl FigureSpec {
+    /// The figure as the JS API exports it.
+    pub fn view(&self) -> FigureView {
+        let settings = self
+            .settings
+            .iter()
+            .map(|s| match s.kind {
+                Kind::Number {
+                    min,
+                    max,
+                    step,
+                    default,
+                    ..
+                } => SettingView::Number {
+                    key: s.key,
+                    label: s.label,
+                    min,
+                    max,
+                    step,
+                    default,
+                },
+                Kind::Choice { default, .. } => SettingView::Choice {
+                    key: s.key,
+                    label: s.label,
+                    options: s
+                        .options()
+                        .into_iter()
+                        .map(|(value, label)| OptionView { value, label })
+                        .collect(),
+                    default,
+                },
+            })
+            .collect();
+        FigureView {
+            name: self.name,
+            settings,
+        }
+    }
+}
+
+const fn number(
+    key: &'static str,
+    label: &'static str,
+    (min, max, step): (f64, f64, f64),
+    default: f64,
+    digits: usize,
+) -> Setting {
+    Setting {
+        key,
+        label,
+        kind: Kind::Number {
+            min,
+            max,
+            step,
+            default,
+            digits,
+        },
+    }
+}
+
+const fn datasets(
+    key: &'static str,
+    label: &'static str,
+    before: &'static [Choice],
+    after: &'static [Choice],
+    default: &'static str,
+) -> Setting {
+    Setting {
+        key,
+        label,
+        kind: Kind::Choice {
+            before,
+            after,
+            default,
+        },
+    }
+}
+
+pub mod conditional_paths {
+    use super::*;
+    pub const GAUSSIAN: &str = "gaussian";
+    pub const SOURCE: Setting = datasets(
+        "source",
+        "Source",
+        &[(GAUSSIAN, "Gaussian N(0, I)")],
+        &[],
+        GAUSSIAN,
+    );
+    pub const TARGET: Setting = datasets("target", "Target", &[], &[], "moons");
+    pub const T: Setting = number("t", "t", (0.0, 1.0, 0.01), 0.5, 2);
+}
+
+pub mod velocity_field {
+    use super::*;
+    /// The reader's own points, placed by clicking.
+    pub const CUSTOM: &str = "custom";
+    pub const DATASET: Setting = datasets(
+        "dataset",
+        "Dataset",
+        &[],
+        &[(CUSTOM, "Your points (click)")],
+        "moons",
+    );
+    pub const N: Setting = number("n", "n", (2.0, 2000.0, 1.0), 200.0, 0);
+    pub const T: Setting = number("t", "t", (0.0, 0.999, 0.001), 0.5, 3);
+}
+
+pub mod memorization {
+    use super::*;
+    pub const DATASET: Setting = datasets("dataset", "Dataset", &[], &[], "moons");
+    pub const N: Setting = number("n", "n", (2.0, 500.0, 1.0), 50.0, 0);
+    pub const T: Setting = number("t", "t", (0.0, 1.0, 0.01), 0.0, 2);
+}
+
+pub mod stochastic_target {
+    use super::*;
+    pub const THREE: &str = "three";
+    pub const DATASET: Setting = datasets(
+        "dataset",
+        "Training points",
+        &[(THREE, "Three points")],
+        &[],
+        THREE,
+    );
+    pub const N: Setting = number("n", "n (presets)", (3.0, 1000.0, 1.0), 100.0, 0);
+    pub const T: Setting = number("t", "t", (0.0, 0.99, 0.01), 0.3, 2);
+}
+
+pub mod cfm_efm {
+    use super::*;
+    pub const DATASET: Setting = datasets("dataset", "Data", &[], &[], "8gaussians");
+}
+
+pub mod model_capacity {
+    use super::*;
+    pub const LOG2WIDTH: Setting = number("log2width", "log₂ width", (4.0, 8.0, 1.0), 6.0, 0);
+    pub const N: Setting = number("n", "n", (10.0, 500.0, 10.0), 100.0, 0);
+}
+
+pub mod hybrid_tau {
+    use super::*;
+    pub const TAU: Setting = number("tau", "τ", (0.0, 1.0, 0.05), 0.0, 2);
+}
+
+/// Every figure, in the article's order.
+pub const FIGURES: [FigureSpec; 12] = [
+    FigureSpec {
+        name: "noise-to-data",
+        settings: &[],
+    },
+    FigureSpec {
+        name: "conditional-paths",
+        settings: &[
+            conditional_paths::SOURCE,
+            conditional_paths::TARGET,
+            conditional_paths::T,
+        ],
+    },
+    FigureSpec {
+        name: "velocity-field",
+        settings: &[
+            velocity_field::DATASET,
+            velocity_field::N,
+            velocity_field::T,
+        ],
+    },
+    FigureSpec {
+        name: "memorization",
+        settings: &[memorization::DATASET, memorization::N, memorization::T],
+    },
+    FigureSpec {
+        name: "stochastic-target",
+        settings: &[
+            stochastic_target::DATASET,
+            stochastic_target::N,
+            stochastic_target::T,
+        ],
+    },
+    FigureSpec {
+        name: "target-alignment",
+        settings: &[],
+    },
+    FigureSpec {
+        name: "objective-gap",
+        settings: &[],
+    },
+    FigureSpec {
+        name: "alignment-by-dimension",
+        settings: &[],
+    },
+    FigureSpec {
+        name: "digit-memorization",
+        settings: &[],
+    },
+    FigureSpec {
+        name: "cfm-vs-efm",
+        settings: &[cfm_efm::DATASET],
+    },
+    FigureSpec {
+        name: "model-capacity",
+        settings: &[model_capacity::LOG2WIDTH, model_capacity::N],
+    },
+    FigureSpec {
+        name: "hybrid-tau",
+        settings: &[hybrid_tau::TAU],
+    },
+];
+
+/// The figure called `name`.
+pub fn figure(name: &str) -> Option<&'static FigureSpec> {
+    FIGURES.iter().find(|f| f.name == name)
+}
+
+/// The README's table of `<fm-figure>` names and attributes (Markdown rows, header included).
+pub fn readme_table() -> String {
+    let mut out = String::from(
+        "| `name` | attributes (also properties: `el.t = 0.5`; changes apply at once) |\n| --- | --- |\n",
+    );
+    for figure in &FIGURES {
+        let settings: Vec<String> = figure.settings.iter().map(describe).collect();
+        let settings = if settings.is_empty() {
+            "—".to_string()
+        } else {
+            settings.join(", ")
+        };
+        out += &format!("| `{}` | {settings} |\n", figure.name);
+    }
+    out
+}
+
+/// "`t` (0..0.999, default 0.5)", "`dataset` (moons, …; default moons)".
+fn describe(setting: &Setting) -> String {
+    match setting.kind {
+        Kind::Number {
+            min,
+            max,
+            step,
+            default,
+            ..
+        } => {
+            let step = if step == 1.0 {
+                String::new()
+            } else {
+                format!(" by {step}")
+            };
+            format!("`{}` ({min}..{max}{step}, default {default})", setting.key)
+        }
+        Kind::Choice { default, .. } => {
+            let options: Vec<&str> = setting.options().iter().map(|o| o.0).collect();
+            format!(
+                "`{}` ({}; default {default})",
+                setting.key,
+                options.join(", ")
+            )
+        }
+    }
+}
+
+/// www/embed.js's `FIGURES` (the attributes each figure observes), as JavaScript.
+pub fn embed_list() -> String {
+    let mut out = String::from("export const FIGURES = {\n");
+    for figure in &FIGURES {
+        let keys: Vec<String> = figure
+            .settings
+            .iter()
+            .map(|s| format!("'{}'", s.key))
+            .collect();
+        out += &format!("  '{}': [{}],\n", figure.name, keys.join(", "));
+    }
+    out + "};\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_keys_are_unique_and_defaults_lie_in_range() {
+        let mut names: Vec<_> = FIGURES.iter().map(|f| f.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), FIGURES.len(), "a figure name repeats");
+        for figure in &FIGURES {
+            let mut keys: Vec<_> = figure.settings.iter().map(|s| s.key).collect();
+            keys.sort();
+            keys.dedup();
+            assert_eq!(keys.len(), figure.settings.len(), "{}", figure.name);
+            for s in figure.settings {
+                match s.kind {
+                    Kind::Number {
+                        min,
+                        max,
+                        step,
+                        default,
+                        ..
+                    } => {
+                        assert!(min < max && step > 0.0, "{}.{}", figure.name, s.key);
+                        assert!((min..=max).contains(&default), "{}.{}", figure.name, s.key);
+                        let k = (default - min) / step;
+                        assert!(
+                            (k - k.round()).abs() < 1e-9,
+                            "{}.{} off its steps",
+                            figure.name,
+                            s.key
+                        );
+                        let k = (max - min) / step;
+                        assert!(
+                            (k - k.round()).abs() < 1e-9,
+                            "{}.{} max off its steps",
+                            figure.name,
+                            s.key
+                        );
+                    }
+                    Kind::Choice { default, .. } => {
+                        let options = s.options();
+                        assert!(
+                            options.iter().any(|o| o.0 == default),
+                            "{}.{}: default {default} not an option",
+                            figure.name,
+                            s.key
+                        );
+                        let mut values: Vec<_> = options.iter().map(|o| o.0).collect();
+                        values.sort();
+                        values.dedup();
+                        assert_eq!(values.len(), options.len(), "{}.{}", figure.name, s.key);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn descriptions_read_as_the_readme_shows_them() {
+        assert_eq!(
+            describe(&velocity_field::T),
+            "`t` (0..0.999 by 0.001, default 0.5)"
+        );
+        assert_eq!(
+            describe(&velocity_field::DATASET),
+            "`dataset` (moons, 8gaussians, checkerboard, rings, spirals, custom; default moons)"
+        );
+        assert_eq!(model_capacity::N.steps(), 50);
+        assert!(embed_list().contains("  'hybrid-tau': ['tau'],\n"));
+    }
+}
