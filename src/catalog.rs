@@ -387,6 +387,15 @@ pub fn embed_list() -> String {
     out + "};\n"
 }
 
+/// The TypeScript union of the figure names, for the declarations the package ships.
+pub fn typescript_names() -> String {
+    let names: Vec<String> = FIGURES
+        .iter()
+        .map(|f| format!("    | \"{}\"", f.name))
+        .collect();
+    format!("export type FigureName =\n{};\n", names.join("\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

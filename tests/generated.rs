@@ -38,3 +38,8 @@ fn the_readme_table_of_figures_is_the_catalog() {
 fn embed_js_observes_the_catalog_settings() {
     ensure_block("www/embed.js", &catalog::embed_list());
 }
+
+#[test]
+fn the_typescript_figure_names_are_the_catalog() {
+    ensure_block("src/web/api.rs", &catalog::typescript_names());
+}

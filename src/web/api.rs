@@ -145,9 +145,26 @@ export type SettingSpec =
     | { kind: "number"; key: string; label: string; min: number; max: number; step: number; default: number }
     | { kind: "choice"; key: string; label: string; options: { value: string; label: string }[]; default: string };
 
+/** The figures that `mountFigure` and `<fm-figure name>` take (generated from src/catalog.rs). */
+// generated:start
+export type FigureName =
+    | "noise-to-data"
+    | "conditional-paths"
+    | "velocity-field"
+    | "memorization"
+    | "stochastic-target"
+    | "target-alignment"
+    | "objective-gap"
+    | "alignment-by-dimension"
+    | "digit-memorization"
+    | "cfm-vs-efm"
+    | "model-capacity"
+    | "hybrid-tau";
+// generated:end
+
 /** A figure that `mountFigure` and `<fm-figure name>` take, and its settings. */
 export interface FigureSpec {
-    name: string;
+    name: FigureName;
     settings: SettingSpec[];
 }
 

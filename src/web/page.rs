@@ -105,7 +105,7 @@ pub struct FigureHandle {
 #[wasm_bindgen(js_name = mountFigure)]
 pub fn mount_figure(
     #[wasm_bindgen(unchecked_param_type = "Element")] root: JsValue,
-    #[wasm_bindgen(unchecked_param_type = "string")] name: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "FigureName")] name: JsValue,
 ) -> Result<FigureHandle, JsError> {
     console_error_panic_hook::set_once();
     let root = root

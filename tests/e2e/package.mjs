@@ -89,11 +89,17 @@ await createTrainer({ data: new Float32Array(4), dim: 2, hidden: '64' });
       return { code: e.status, out: `${e.stdout}${e.stderr}` };
     }
   };
+  fs.writeFileSync(path.join(scratch, 'wrong-name.ts'), `import { mountFigure } from 'fm-explainer/api';
+mountFigure(document.body, 'velocity-feild');
+`);
   const ok = run('typed.ts');
   assert(ok.code === 0, `typed.ts: ${ok.out}`);
   const wrong = run('wrong.ts');
   const errors = wrong.out.split('\n').filter((l) => /error TS/.test(l));
   assert(wrong.code !== 0 && errors.length === 1 && /wrong\.ts\(2,.*error TS2322: Type 'string' is not assignable to type 'number'/.test(errors[0]), `wrong.ts: ${wrong.out}`);
-  return `typed.ts: 0 errors; wrong.ts: ${errors[0].trim()}`;
+  const wrongName = run('wrong-name.ts');
+  const nameErrors = wrongName.out.split('\n').filter((l) => /error TS/.test(l));
+  assert(wrongName.code !== 0 && nameErrors.length === 1 && /wrong-name\.ts\(2,.*error TS2345: Argument of type '"velocity-feild"' is not assignable to parameter of type 'FigureName'/.test(nameErrors[0]), `wrong-name.ts: ${wrongName.out}`);
+  return `typed.ts: 0 errors; wrong.ts: ${errors[0].trim()}; wrong-name.ts: ${nameErrors[0].trim()}`;
 });
 process.exit(t.finish() ? 0 : 1);
