@@ -16,7 +16,7 @@ fs.rmSync(dir, { recursive: true, force: true });
 fs.mkdirSync(path.join(dir, 'assets'), { recursive: true });
 
 // What a page needs: the element, its stylesheet, the module and its wasm, the digits, the types.
-const files = ['embed.js', 'figures.css', 'fm-explainer.js', 'fm-explainer_bg.wasm', 'fm-explainer.d.ts', 'assets/digits.bin'];
+const files = ['embed.js', 'worker.js', 'figures.css', 'fm-explainer.js', 'fm-explainer_bg.wasm', 'fm-explainer.d.ts', 'assets/digits.bin'];
 for (const f of files) {
   if (!fs.existsSync(path.join(dist, f))) {
     console.error(`package: dist/${f} is missing: run trunk build --release first`);

@@ -1,5 +1,5 @@
-// <fm-figure name="..."> for any page: copy embed.js, figures.css, fm-explainer.js,
-// fm-explainer_bg.wasm and assets/ (the digits) from the build, then
+// <fm-figure name="..."> for any page: copy embed.js, worker.js (the CPU path's workers),
+// figures.css, fm-explainer.js, fm-explainer_bg.wasm and assets/ (the digits) from the build, then
 //   <script type="module" src="/path/to/embed.js"></script>
 //   <fm-figure name="velocity-field" dataset="spirals" t="0.8"></fm-figure>
 // Every other attribute is a setting of the figure (the same as its controls), readable and

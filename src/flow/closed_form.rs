@@ -170,27 +170,101 @@ fn accumulate(data: &[f32], dim: usize, points: &[(u32, [f32; QUERY_BLOCK])], ac
     }
 }
 
-/// The mean of the training points (u*(x, 0) = mean - x).
-fn data_mean(data: &[f32], dim: usize) -> Vec<f32> {
-    let n = data.len() / dim;
-    let mut mean = vec![0.0f64; dim];
+/// The sum of the training points (the weighted sum when every weight is 1, as at t = 0).
+fn data_sum(data: &[f32], dim: usize) -> Vec<f32> {
+    let mut sum = vec![0.0f64; dim];
     for xi in data.chunks_exact(dim) {
-        for (m, &v) in mean.iter_mut().zip(xi) {
+        for (m, &v) in sum.iter_mut().zip(xi) {
             *m += v as f64;
         }
     }
-    mean.iter().map(|m| (m / n.max(1) as f64) as f32).collect()
+    sum.iter().map(|&m| m as f32).collect()
+}
+
+/// The closed form's softmax over one set of training points (all of them, or one slice), for
+/// each query q: the largest exponent `max[q]`, `sum[q]` = sum_i e^(s_qi - max[q]), and
+/// `weighted[q * dim..][..dim]` = sum_i e^(s_qi - max[q]) x_i. The states of disjoint slices
+/// merge (`Partials::merge`) into the state of their union, which the GPU's split over
+/// workgroups (closed_form_merge.wgsl) and the CPU's split over workers both do.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Partials {
+    pub dim: usize,
+    pub max: Vec<f32>,
+    pub sum: Vec<f32>,
+    pub weighted: Vec<f32>,
+}
+
+impl Partials {
+    /// The state of the union of disjoint slices (log-sum-exp): M = max_k m_k,
+    /// S = sum_k s_k e^(m_k - M), A = sum_k a_k e^(m_k - M). A slice with sum 0 holds no point
+    /// and adds nothing. Every part must have the same queries and dim.
+    pub fn merge(parts: &[Partials]) -> Partials {
+        let Some(first) = parts.first() else {
+            return Partials {
+                dim: 1,
+                max: Vec::new(),
+                sum: Vec::new(),
+                weighted: Vec::new(),
+            };
+        };
+        let (dim, m) = (first.dim, first.max.len());
+        let mut out = Partials {
+            dim,
+            max: vec![0.0; m],
+            sum: vec![0.0; m],
+            weighted: vec![0.0; m * dim],
+        };
+        for q in 0..m {
+            let live = parts.iter().filter(|p| p.sum[q] > 0.0);
+            let Some(top) = live.clone().map(|p| p.max[q]).reduce(f32::max) else {
+                continue;
+            };
+            out.max[q] = top;
+            let acc = &mut out.weighted[q * dim..][..dim];
+            for p in live {
+                let scale = exp_small(p.max[q] - top);
+                out.sum[q] += p.sum[q] * scale;
+                for (a, &v) in acc.iter_mut().zip(&p.weighted[q * dim..][..dim]) {
+                    *a += v * scale;
+                }
+            }
+        }
+        out
+    }
+
+    /// u*(x_q, t_q) = (A_q / S_q - x_q) / (1 - t_q) for every row of `points`, each at its time.
+    pub fn velocity(&self, points: &[f32], times: &[f32]) -> Vec<f32> {
+        let dim = self.dim;
+        let mut out = vec![0.0f32; points.len()];
+        for (q, ((u, x), &t)) in out
+            .chunks_exact_mut(dim)
+            .zip(points.chunks_exact(dim))
+            .zip(times)
+            .enumerate()
+        {
+            let inv_sum = if self.sum[q] > 0.0 {
+                1.0 / self.sum[q]
+            } else {
+                0.0
+            };
+            let inv_one_minus_t = 1.0 / (1.0 - t);
+            for ((o, b), a) in u.iter_mut().zip(x).zip(&self.weighted[q * dim..][..dim]) {
+                *o = (a * inv_sum - b) * inv_one_minus_t;
+            }
+        }
+        out
+    }
 }
 
 /// A training set ready for closed-form queries: its rows (summed in the weighted average), a
-/// copy packed in panels (scored against the queries) and its mean (u* at t = 0). Build it once
+/// copy packed in panels (scored against the queries) and their sum (u* at t = 0). Build it once
 /// per training set; every query then reuses it.
 #[derive(Clone, Debug)]
 pub struct ClosedForm {
     data: Vec<f32>,
     dim: usize,
     panels: Vec<f32>,
-    mean: Vec<f32>,
+    sum: Vec<f32>,
 }
 
 impl ClosedForm {
@@ -206,7 +280,7 @@ impl ClosedForm {
         data.truncate(data.len() / dim * dim);
         ClosedForm {
             panels: pack_panels(&data, dim),
-            mean: data_mean(&data, dim),
+            sum: data_sum(&data, dim),
             data,
             dim,
         }
@@ -226,14 +300,27 @@ impl ClosedForm {
     }
 
     /// u*(x_q, t_q) for every row of `points`, each at its own time `times[q]` in [0, 1).
+    pub fn velocity_at(&self, points: &[f32], times: &[f32]) -> Vec<f32> {
+        self.partials_at(points, times).velocity(points, times)
+    }
+
+    /// The softmax state of these training points for every row of `points`, each at its own
+    /// time `times[q]` in [0, 1): what `velocity_at` finishes, and what a slice of a training
+    /// set split across workers returns for merging.
     ///
     /// Blocks of QUERY_BLOCK queries: their exponents against every panel of training points
     /// (||x - t x_i||^2 = t^2 ||x / t - x_i||^2, so each query is divided by its t once), a
     /// softmax per query that zeroes negligible weights, then the weighted sum over the points
     /// that still carry weight. Memory is O(n) per block: never an n-by-m matrix.
-    pub fn velocity_at(&self, points: &[f32], times: &[f32]) -> Vec<f32> {
+    pub fn partials_at(&self, points: &[f32], times: &[f32]) -> Partials {
         let (data, dim, panels) = (&self.data[..], self.dim, &self.panels[..]);
-        let mut out = vec![0.0f32; points.len()];
+        let m = points.len() / dim;
+        let mut out = Partials {
+            dim,
+            max: vec![0.0; m],
+            sum: vec![0.0; m],
+            weighted: vec![0.0; m * dim],
+        };
         let n = data.len() / dim;
         if n == 0 {
             return out;
@@ -241,21 +328,25 @@ impl ClosedForm {
         let padded = n.div_ceil(PANEL) * PANEL;
         let mut scores = vec![0.0f32; QUERY_BLOCK * padded];
         let mut queries = vec![[0.0f32; QUERY_BLOCK]; dim];
-        let mut acc = vec![0.0f32; QUERY_BLOCK * dim];
         let mut carrying: Vec<(u32, [f32; QUERY_BLOCK])> = Vec::with_capacity(n);
-        for ((xs, ts), us) in points
+        for (((xs, ts), acc), (maxes, sums)) in points
             .chunks(QUERY_BLOCK * dim)
             .zip(times.chunks(QUERY_BLOCK))
-            .zip(out.chunks_mut(QUERY_BLOCK * dim))
+            .zip(out.weighted.chunks_mut(QUERY_BLOCK * dim))
+            .zip(
+                out.max
+                    .chunks_mut(QUERY_BLOCK)
+                    .zip(out.sum.chunks_mut(QUERY_BLOCK)),
+            )
         {
             let q = ts.len();
             if ts.iter().all(|&t| t < UNIFORM_BELOW) {
-                // Every training point equally likely: u = mean - x, without scoring.
-                for (u, x) in us.chunks_exact_mut(dim).zip(xs.chunks_exact(dim)) {
-                    for ((a, m), b) in u.iter_mut().zip(&self.mean).zip(x) {
-                        *a = m - b;
-                    }
+                // Every training point equally likely (every weight e^0): the plain sum, without
+                // scoring.
+                for a in acc.chunks_exact_mut(dim) {
+                    a.copy_from_slice(&self.sum);
                 }
+                sums.fill(n as f32);
                 continue;
             }
             let mut scale = [0.0f32; QUERY_BLOCK];
@@ -283,7 +374,7 @@ impl ClosedForm {
             for j in 0..QUERY_BLOCK {
                 let row = &mut scores[j * padded..j * padded + n];
                 if j < q {
-                    softmax_in_place(row);
+                    (maxes[j], sums[j]) = softmax_unnormalised(row);
                 } else {
                     row.fill(0.0);
                 }
@@ -296,19 +387,13 @@ impl ClosedForm {
                     carrying.push((i as u32, w));
                 }
             }
-            acc.fill(0.0);
-            accumulate(data, dim, &carrying, &mut acc);
-            // u_j = (sum_i w_ij x_i - x_j) / (1 - t_j).
-            for (((u, x), &t), a) in us
-                .chunks_exact_mut(dim)
-                .zip(xs.chunks_exact(dim))
-                .zip(ts)
-                .zip(acc.chunks_exact(dim))
-            {
-                let inv_one_minus_t = 1.0 / (1.0 - t);
-                for ((o, b), s) in u.iter_mut().zip(x).zip(a) {
-                    *o = (s - b) * inv_one_minus_t;
-                }
+            if q == QUERY_BLOCK {
+                accumulate(data, dim, &carrying, acc);
+            } else {
+                // The last, short block: sums for a full block, of which the first q are kept.
+                let mut full = vec![0.0f32; QUERY_BLOCK * dim];
+                accumulate(data, dim, &carrying, &mut full);
+                acc.copy_from_slice(&full[..q * dim]);
             }
         }
         out
@@ -326,10 +411,11 @@ pub fn closed_form_velocity_at(
     ClosedForm::new(data, dim).velocity_at(points, times)
 }
 
-/// Turns softmax exponents into weights summing to 1, in place. Exponents more than
-/// NEGLIGIBLE below the largest become exactly 0 (even 10^6 of them would add 1e-7 relative),
-/// so later passes can skip them. Branch-free with eight partial results, so it vectorises.
-fn softmax_in_place(row: &mut [f32]) {
+/// Turns softmax exponents into unnormalised weights e^(s - max), in place, and returns (max,
+/// sum of the weights). Exponents more than NEGLIGIBLE below the largest become exactly 0 (even
+/// 10^6 of them would add 1e-7 relative), so later passes can skip them. Branch-free with eight
+/// partial results, so it vectorises.
+fn softmax_unnormalised(row: &mut [f32]) -> (f32, f32) {
     let mut maxes = [f32::NEG_INFINITY; 8];
     let chunks = row.chunks_exact(8);
     let tail = chunks
@@ -363,6 +449,12 @@ fn softmax_in_place(row: &mut [f32]) {
         *v = weight(*v);
         sum += *v;
     }
+    (max, sum)
+}
+
+/// Turns softmax exponents into weights summing to 1, in place (see `softmax_unnormalised`).
+fn softmax_in_place(row: &mut [f32]) {
+    let (_, sum) = softmax_unnormalised(row);
     let inv_sum = 1.0 / sum;
     for v in row.iter_mut() {
         *v *= inv_sum;
@@ -605,6 +697,77 @@ mod tests {
                 closed_form_velocity(&data, dim, row, t)
             );
         }
+    }
+
+    #[test]
+    fn slices_merged_answer_like_the_whole_set() {
+        // MNIST-like sizes are in tests/digits.rs; here odd sizes, slices of unequal length, an
+        // empty slice, and times from 0 to 0.99.
+        let (n, dim, m) = (203, 7, 9);
+        let data = random(n * dim, 21);
+        let pts = random(m * dim, 22);
+        let times: Vec<f32> = (0..m).map(|q| [0.0, 0.3, 0.6, 0.9, 0.99][q % 5]).collect();
+        let whole = ClosedForm::new(&data, dim).velocity_at(&pts, &times);
+        for cuts in [
+            vec![0, 101, 203],
+            vec![0, 1, 50, 50, 190, 203],
+            vec![0, 203],
+        ] {
+            let parts: Vec<Partials> = cuts
+                .windows(2)
+                .map(|c| {
+                    ClosedForm::new(&data[c[0] * dim..c[1] * dim], dim).partials_at(&pts, &times)
+                })
+                .collect();
+            let merged = Partials::merge(&parts).velocity(&pts, &times);
+            for (q, &t) in times.iter().enumerate() {
+                let row = &pts[q * dim..(q + 1) * dim];
+                let r = closed_form_velocity_f64(&data, dim, row, t as f64);
+                let err = max_relative_error(&merged[q * dim..(q + 1) * dim], &r, dim);
+                assert!(err < 1e-5, "cuts {cuts:?}, query {q}, t = {t}: {err}");
+                let err = max_relative_error(
+                    &merged[q * dim..(q + 1) * dim],
+                    &whole[q * dim..(q + 1) * dim]
+                        .iter()
+                        .map(|&v| v as f64)
+                        .collect::<Vec<_>>(),
+                    dim,
+                );
+                assert!(
+                    err < 2e-6,
+                    "cuts {cuts:?}, query {q}: merged against whole {err}"
+                );
+            }
+            // The order of the parts does not matter beyond rounding.
+            let mut reversed = parts.clone();
+            reversed.reverse();
+            let back = Partials::merge(&reversed).velocity(&pts, &times);
+            for (a, b) in merged.iter().zip(&back) {
+                assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
+            }
+        }
+        // One part: the merge is the identity.
+        let one = ClosedForm::new(&data, dim).partials_at(&pts, &times);
+        assert_eq!(Partials::merge(std::slice::from_ref(&one)), one);
+    }
+
+    #[test]
+    fn a_slice_far_from_the_query_weighs_nothing_after_the_merge() {
+        // Two points near the query and one far away, in slices of their own: at t = 0.9 the
+        // far slice's own softmax gives its point weight 1, and the merge must scale it to ~0.
+        let dim = 2;
+        let near = [0.9f32, 0.9, 1.1, 1.1];
+        let far = [-50.0f32, -50.0];
+        let x = [0.9f32, 0.9];
+        let times = [0.9f32];
+        let parts = [
+            ClosedForm::new(&near, dim).partials_at(&x, &times),
+            ClosedForm::new(&far, dim).partials_at(&x, &times),
+        ];
+        let all: Vec<f32> = near.iter().chain(&far).copied().collect();
+        let r = closed_form_velocity_f64(&all, dim, &x, 0.9);
+        let u = Partials::merge(&parts).velocity(&x, &times);
+        assert!(max_relative_error(&u, &r, dim) < 1e-5, "{u:?} vs {r:?}");
     }
 
     #[test]

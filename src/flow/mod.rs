@@ -15,7 +15,7 @@ pub mod sampler;
 
 pub use closed_form::{
     closed_form_velocity, closed_form_velocity_at, closed_form_velocity_f64, posterior_weights,
-    ClosedForm,
+    ClosedForm, Partials,
 };
 pub use datasets::Dataset;
 pub use error::FlowError;

@@ -4,6 +4,7 @@
 //! call's memory and work are checked against `flow::budget` from the arguments' sizes before
 //! anything is copied into wasm memory.
 
+use super::compute::Ready;
 use super::shared::{backend, pace};
 use crate::flow::{self, budget, error as check, FlowError};
 use js_sys::Float32Array;
@@ -34,6 +35,11 @@ pub(super) fn floats(name: &'static str, value: &JsValue) -> Result<Floats, Flow
 }
 
 impl Floats {
+    /// The caller's array itself (no copy).
+    pub fn array(&self) -> &Float32Array {
+        &self.array
+    }
+
     /// The number of `dim`-rows, once the length is checked (non-empty, a multiple of dim).
     pub fn rows(&self, dim: usize) -> Result<u64, FlowError> {
         if self.len == 0 {
@@ -328,26 +334,14 @@ pub async fn gpu_kernel_report() -> Result<JsValue, JsError> {
     Ok(out.into())
 }
 
-/// A closed-form call's sizes checked, its memory held, its data copied and prepared.
+/// A closed-form call's sizes checked and its memory held.
 async fn closed_form_call(
-    data: &Floats,
-    dim: usize,
     cost: budget::ClosedFormCost,
     queries: &'static str,
-) -> Result<
-    (
-        Held,
-        std::rc::Rc<crate::gpu::Backend>,
-        crate::gpu::backend::Prepared,
-    ),
-    JsError,
-> {
+) -> Result<(Held, std::rc::Rc<crate::gpu::Backend>), JsError> {
     cost.check("data", queries)?;
     let held = hold(queries, cost.floats())?;
-    let values = data.copy()?;
-    let backend = backend().await;
-    let set = backend.prepare_owned(values, dim)?;
-    Ok((held, backend, set))
+    Ok((held, backend().await))
 }
 
 /// u*(x, t) for every row of `points` (m x dim); returns m x dim.
@@ -369,12 +363,13 @@ pub async fn closed_form_velocity(
         evaluations: 1,
         out: m * dim as u64,
     };
-    let (_held, backend, set) = closed_form_call(&data, dim, cost, "points").await?;
+    let (_held, backend) = closed_form_call(cost, "points").await?;
+    let set = Ready::from_js(&backend, &data, dim).await?;
     let points = points.copy()?;
     let times = vec![t; m as usize];
     Ok(finite_result(
         "the velocity",
-        &backend.velocity_at(&set, &points, &times, pace).await?,
+        &set.velocity_at(&backend, &points, &times).await?,
     )?)
 }
 
@@ -427,7 +422,8 @@ pub async fn sample_closed_form(
         evaluations: steps as u64,
         out: m * dim as u64,
     };
-    let (_held, backend, set) = closed_form_call(&data, dim, cost, "x0").await?;
+    let (_held, backend) = closed_form_call(cost, "x0").await?;
+    let set = backend.prepare_owned(data.copy()?, dim)?;
     let x0 = x0.copy()?;
     Ok(finite_result(
         "the samples",
@@ -479,15 +475,14 @@ pub async fn cosine_alignment(
     let data = data.copy()?;
     let backend = backend().await;
     let q = flow::alignment::alignment_pairs(&data, dim, pairs, seed);
-    let set = backend.prepare_owned(data, dim)?;
+    let set = Ready::owned(&backend, data, dim).await?;
     let mut cosines = Vec::with_capacity(times.len() * pairs);
     for block in times.chunks(per_block as usize) {
         let queries = q.queries(block);
-        cosines.extend(
-            backend
-                .alignment_cosines(&set, &queries, dim, super::shared::pace)
-                .await?,
-        );
+        let u = set
+            .velocity_at(&backend, &queries.points, &queries.times)
+            .await?;
+        cosines.extend(flow::alignment::row_cosines(&u, &queries.targets, dim));
     }
     Ok(finite_result("the cosines", &cosines)?)
 }

@@ -49,6 +49,12 @@ thread_local! {
     static PROGRESS: Cell<(f64, f64)> = const { Cell::new((0.0, 0.0)) };
 }
 
+/// The address of a file shipped beside the module (the digits, the pool's worker): relative to
+/// the page unless `setAssetBase` named where the files are.
+pub fn asset_url(name: &str) -> String {
+    BASE.with(|b| format!("{}{name}", b.borrow()))
+}
+
 /// The URL of the directory holding the built files (embed.js passes its own).
 #[wasm_bindgen::prelude::wasm_bindgen(js_name = setAssetBase)]
 pub fn set_asset_base(
@@ -94,7 +100,7 @@ pub async fn load() -> Result<Rc<DigitSet>, String> {
     let pending = DIGITS.with(|cell| {
         cell.borrow_mut()
             .get_or_insert_with(|| {
-                let url = BASE.with(|b| format!("{}{ASSET}", b.borrow()));
+                let url = asset_url(ASSET);
                 async move { fetch_digits(&url).await }
                     .boxed_local()
                     .shared()

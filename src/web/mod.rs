@@ -2,10 +2,12 @@
 
 pub mod api;
 mod backend_switch;
+pub(crate) mod compute;
 mod controls;
 pub mod digits;
 mod figures;
 mod page;
+mod pool;
 mod share;
 pub mod shared;
 pub mod training_api;

@@ -33,7 +33,11 @@ thread_local! {
 #[wasm_bindgen(start)]
 pub fn start() -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
-    let roots = document().query_selector_all("[data-figure]")?;
+    // In a worker (the compute pool) there is no page to mount figures in.
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return Ok(());
+    };
+    let roots = document.query_selector_all("[data-figure]")?;
     for i in 0..roots.length() {
         let Some(root) = roots.item(i).and_then(|n| n.dyn_into::<Element>().ok()) else {
             continue;

@@ -143,11 +143,19 @@ pub async fn lose_device() -> bool {
     }
 }
 
-async fn sleep(ms: i32) {
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// The global `setTimeout`: the page's, or a worker's (which has no `window`).
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(handler: &js_sys::Function, ms: i32) -> wasm_bindgen::JsValue;
+    /// The global `performance.now()`, in a page or a worker.
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
+
+pub(super) async fn sleep(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        }
+        set_timeout(&resolve, ms);
     });
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
@@ -166,12 +174,7 @@ fn query_value(key: &str) -> Option<String> {
 /// Gives the event loop a turn: long CPU work awaits this now and then so the page stays
 /// responsive.
 pub async fn yield_to_page() {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback(&resolve);
-        }
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+    sleep(0).await
 }
 
 /// Work between two turns that `pace` gives the page: well under one frame's budget of input
@@ -179,10 +182,7 @@ pub async fn yield_to_page() {
 const PACE_MS: f64 = 25.0;
 
 fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map(|p| p.now())
-        .unwrap_or(0.0)
+    performance_now()
 }
 
 /// For long computations cut into small pieces: awaited after every piece, it gives the page a

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
 import { serve, launch } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -93,23 +94,43 @@ const tfBody = (backend) => `
 const rows = [];
 const gpuPage = await benchPage('?backend=webgpu');
 const cpuPage = await benchPage('?backend=cpu');
+// The CPU path on the page's thread (no workers), on one worker, and on two.
+const cpuPages = Object.fromEntries(await Promise.all([0, 1, 2].map(async (k) => [k, await benchPage(`?backend=cpu&workers=${k}`)])));
 const backendOf = (page) => page.evaluate(() => window.fm.backendName());
 console.log(`pages: ${await backendOf(gpuPage)} and ${await backendOf(cpuPage)}; n=${N} dim=${DIM} m=${M} t=${T}; median of ${RUNS}`);
 for (const [label, page, body] of part('closed-form', [
   ['fm-explainer webgpu (SwiftShader)', gpuPage, ours],
   ['fm-explainer cpu (wasm simd128)', cpuPage, ours],
+  ['fm-explainer cpu, no worker', cpuPages[0], ours],
+  ['fm-explainer cpu, 1 worker', cpuPages[1], ours],
+  ['fm-explainer cpu, 2 workers', cpuPages[2], ours],
   ['tf.js 4.22 wasm', gpuPage, tfBody('wasm')],
   ['tf.js 4.22 webgl', gpuPage, tfBody('webgl')],
   ['tf.js 4.22 webgpu', gpuPage, tfBody('webgpu')],
+  ['numpy (float32, native)', null, null],
 ])) {
   try {
-    const r = await time(page, body, []);
+    const r = page ? await time(page, body, []) : await numpy(cpuPage);
     rows.push({ label, ms: r.ms, runs: r.all, checksum: r.checksum });
     console.log(`${label.padEnd(36)} ${r.ms.toFixed(1).padStart(9)} ms  (runs ${r.all.map((x) => x.toFixed(0)).join(', ')})`);
   } catch (e) {
     rows.push({ label, error: String(e) });
     console.log(`${label.padEnd(36)} failed: ${e}`);
   }
+}
+// The same computation in numpy on this machine (native, float32, its BLAS), from the very data
+// of the pages (written out as raw float32).
+async function numpy(page) {
+  const [data, points] = await page.evaluate(() => [Array.from(window.data), Array.from(window.points)]);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fm-bench-np-'));
+  fs.writeFileSync(path.join(dir, 'data.f32'), Buffer.from(new Float32Array(data).buffer));
+  fs.writeFileSync(path.join(dir, 'points.f32'), Buffer.from(new Float32Array(points).buffer));
+  const python = process.env.BENCH_PYTHON ?? 'python3';
+  const out = execFileSync(python, [path.join(here, 'bench_numpy.py'), path.join(dir, 'data.f32'), path.join(dir, 'points.f32'),
+    String(N), String(DIM), String(M), String(T), String(RUNS)], { encoding: 'utf8' });
+  const r = JSON.parse(out.trim().split('\n').pop());
+  console.log(`numpy ${r.numpy}, BLAS ${r.blas}`);
+  return { ms: r.ms, all: r.runs, checksum: r.checksum };
 }
 // Training throughput: MLP on [x, embed(t)] (2-D data), 3 hidden layers of 256, SiLU,
 // batch 1024, Adam, CFM loss; steps per second over STEPS steps after a warm-up step.
@@ -229,6 +250,9 @@ const alignRows = [];
 for (const [label, page, body] of part('alignment', [
   ['fm-explainer webgpu (SwiftShader)', gpuPage, oursAlign],
   ['fm-explainer cpu (wasm simd128)', cpuPage, oursAlign],
+  ['fm-explainer cpu, no worker', cpuPages[0], oursAlign],
+  ['fm-explainer cpu, 1 worker', cpuPages[1], oursAlign],
+  ['fm-explainer cpu, 2 workers', cpuPages[2], oursAlign],
   ['tf.js 4.22 wasm', gpuPage, tfAlign('wasm')],
   ['tf.js 4.22 webgl', gpuPage, tfAlign('webgl')],
 ])) {
@@ -256,6 +280,18 @@ if (tfAlignRows.length) {
     r.speedup = bestAlign.ms / r.ms;
     console.log(`  alignment ${r.label.padEnd(36)} ${r.speedup.toFixed(2)}x faster than TF.js's fastest (${bestAlign.label})`);
   }
+}
+
+// Workers: the CPU path's scaling on this machine, and against numpy.
+const row = (list, label) => list.find((r) => r.label === label && r.ms);
+for (const [what, list] of [['closed form', rows], ['alignment', alignRows]]) {
+  const [none, one, two] = ['no worker', '1 worker', '2 workers'].map((k) => row(list, `fm-explainer cpu, ${k}`));
+  if (one && two) console.log(`${what}: 2 workers ${(one.ms / two.ms).toFixed(2)}x 1 worker${none ? `, ${(none.ms / two.ms).toFixed(2)}x the page's thread alone` : ''}`);
+}
+const np = row(rows, 'numpy (float32, native)');
+for (const r of rows.filter((r) => r.label.startsWith('fm-explainer cpu') && r.ms && np)) {
+  r.overNumpy = r.ms / np.ms;
+  console.log(`  closed form ${r.label.padEnd(36)} ${r.overNumpy.toFixed(2)}x numpy's time`);
 }
 
 const tfTrainRows = trainRows.filter((r) => r.label.startsWith('tf.js') && r.stepsPerSecond);

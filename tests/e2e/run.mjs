@@ -69,6 +69,69 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     });
   }
 
+  if (!webgpu) {
+    await t.check('compute workers: the module answers in a worker; the CPU path splits over them and agrees with one worker', async () => {
+      const r = await page.evaluate(async () => {
+        const b = window.wasmBindings;
+        const workers = await b.computeWorkers();
+        const { normals } = window.fmRef;
+        const [n, dim, m] = [3001, 33, 17];
+        const data = normals(n * dim, 5);
+        const pts = normals(m * dim, 6);
+        const here = await b.closedFormVelocity(data, dim, pts, 0.8);
+        // A non-finite value in the second worker's slice is reported at its index in the whole.
+        const spoiled = data.slice();
+        spoiled[2900 * dim + 5] = NaN;
+        let refused = '';
+        try { await b.closedFormVelocity(spoiled, dim, pts, 0.8); } catch (e) { refused = e.message; }
+        // The module imported by a plain worker of the page's own (no window, no document).
+        const source = `import init, { closedFormVelocity, backendName } from '${location.origin}/fm-explainer.js';
+          self.onmessage = async ({ data: [data, dim, pts] }) => {
+            try {
+              await init({ module_or_path: '${location.origin}/fm-explainer_bg.wasm' });
+              self.postMessage({ backend: await backendName(), u: await closedFormVelocity(data, dim, pts, 0.8) });
+            } catch (e) { self.postMessage({ error: String(e) }); }
+          };`;
+        const url = URL.createObjectURL(new Blob([source], { type: 'text/javascript' }));
+        const worker = new Worker(url, { type: 'module' });
+        const reply = await new Promise((resolve) => {
+          worker.onmessage = (e) => resolve(e.data);
+          worker.onerror = (e) => resolve({ error: e.message ?? 'worker error' });
+          worker.postMessage([data, dim, pts]);
+        });
+        worker.terminate();
+        URL.revokeObjectURL(url);
+        // Differences relative to the largest component (float32 rounding of sums in another order).
+        const apart = (a, b) => { let d = 0, s = 0; for (let i = 0; i < a.length; i++) { d = Math.max(d, Math.abs(a[i] - b[i])); s = Math.max(s, Math.abs(b[i])); } return d / s; };
+        const worst = reply.u ? apart(here, reply.u) : Infinity;
+        return { workers, error: reply.error, backend: reply.backend, worst, length: reply.u?.length, u: Array.from(here), refused };
+      });
+      assert(!r.error, `in a worker: ${r.error}`);
+      assert(r.length === 17 * 33 && r.worst < 1e-6, `the worker's answer differs from the page's by ${r.worst} (${r.length} values)`);
+      assert(r.workers >= 1, `no compute workers started: ${r.workers}`);
+      assert(r.refused === `data contains a non-finite value (NaN or infinity) at index ${2900 * 33 + 5}`, `NaN in the data: ${r.refused}`);
+      // The same calls with one worker, in a second page.
+      const one = await browser.newPage();
+      await one.goto(`${origin}/index.html?workers=1`);
+      await one.addScriptTag({ path: reference });
+      const single = await one.evaluate(async () => {
+        await new Promise((r) => { const go = () => (window.wasmBindings ? r() : setTimeout(go, 50)); go(); });
+        const b = window.wasmBindings;
+        const { normals } = window.fmRef;
+        const [n, dim, m] = [3001, 33, 17];
+        const u = await b.closedFormVelocity(normals(n * dim, 5), dim, normals(m * dim, 6), 0.8);
+        return { workers: await b.computeWorkers(), u: Array.from(u) };
+      });
+      await one.close();
+      assert(single.workers === 1, `?workers=1 started ${single.workers}`);
+      let diff = 0, size = 0;
+      for (let i = 0; i < single.u.length; i++) { diff = Math.max(diff, Math.abs(single.u[i] - r.u[i])); size = Math.max(size, Math.abs(single.u[i])); }
+      const apart = diff / size;
+      assert(apart < 1e-6, `${r.workers} workers against 1: ${apart}`);
+      return `${r.workers} workers here, within ${apart.toExponential(1)} of 1 worker; in a plain worker the module answers (${r.backend}), within ${r.worst.toExponential(1)} of the page's split`;
+    });
+  }
+
   await t.check('sampleClosedForm: 1,000 points, 100 steps, 50 moons points: >= 98% memorized', async () => {
     const frac = await page.evaluate(async () => {
       const { normals, moons, nearestFraction } = window.fmRef;

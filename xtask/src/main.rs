@@ -167,7 +167,32 @@ fn bench(args: &[String]) -> Result<(), String> {
     ensure_npm_packages(BUILD_INPUTS)?;
     ensure_npm_packages("tests/e2e")?;
     check(Command::new("trunk").args(["build", "--release"]))?;
-    check(Command::new("node").args(["tests/e2e/bench.mjs"]))
+    let python = ensure_bench_python()?;
+    check(
+        Command::new("node")
+            .args(["tests/e2e/bench.mjs"])
+            .env("BENCH_PYTHON", python),
+    )
+}
+
+/// numpy, the native limit the CPU path is measured against: pinned, in a virtual environment
+/// of the bench's own under target/.
+const NUMPY: &str = "numpy==2.3.5";
+
+fn ensure_bench_python() -> Result<String, String> {
+    let venv = Path::new("target/bench-venv");
+    let python = venv.join("bin/python3");
+    let has = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import numpy; assert numpy.__version__ == '2.3.5'"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has(&python) {
+        check(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
+        check(Command::new(&python).args(["-m", "pip", "install", "--quiet", NUMPY]))?;
+    }
+    Ok(python.to_string_lossy().into_owned())
 }
 
 fn env_or(key: &str, default: &str) -> String {

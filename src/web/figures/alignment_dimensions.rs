@@ -6,10 +6,10 @@
 use super::{draw_on, DigitsGate, Figure, Status};
 use crate::charts::alignment::{draw_fractions, Curve};
 use crate::flow::{alignment, digits::POOLINGS};
-use crate::gpu::backend::Prepared;
+use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::{element, JsResult, Listeners};
 use crate::web::digits::DigitSet;
-use crate::web::shared::{backend, pace};
+use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
 use web_sys::{Element, HtmlCanvasElement};
@@ -26,7 +26,7 @@ struct State {
     /// Per resolution (POOLINGS order): (t, share above THRESHOLD) computed so far.
     curves: Vec<Vec<(f32, f32)>>,
     /// The resolution being computed, prepared on the backend once.
-    prepared: Option<(usize, Rc<Prepared>)>,
+    prepared: Option<(usize, Rc<Ready>)>,
     started: Option<f64>,
     busy: bool,
     visible: bool,
@@ -117,10 +117,11 @@ fn compute_next(state: &Rc<RefCell<State>>, digits: Rc<DigitSet>) {
         let data = digits.pooled(factor);
         let t = k as f32 / TIMES as f32;
         let result = async {
-            let prepared = backend.prepared(prepared, &data, dim)?;
+            let prepared = Ready::cached(&backend, prepared, &data, dim).await?;
             let q = alignment::alignment_queries(&data, dim, &[t], PAIRS, SEED);
-            let cosines = backend.alignment_cosines(&prepared, &q, dim, pace).await?;
-            Ok::<_, crate::gpu::GpuError>((prepared, cosines))
+            let u = prepared.velocity_at(&backend, &q.points, &q.times).await?;
+            let cosines = alignment::row_cosines(&u, &q.targets, dim);
+            Ok::<_, ComputeError>((prepared, cosines))
         }
         .await;
         let mut s = state.borrow_mut();

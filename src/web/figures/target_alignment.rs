@@ -11,10 +11,10 @@ use crate::charts::alignment::{draw_ridgelines, draw_target_variance, Ridge};
 use crate::charts::DrawResult;
 use crate::flow::alignment::{self, TargetVariance};
 use crate::flow::{metrics::Histogram, Dataset};
-use crate::gpu::backend::Prepared;
 use crate::web::backend_switch::AnyBackend;
+use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::{JsResult, Listeners};
-use crate::web::shared::{backend, pace};
+use crate::web::shared::backend;
 use plotters::coord::Shift;
 use plotters::prelude::DrawingArea;
 use std::cell::RefCell;
@@ -134,7 +134,7 @@ struct Panel<M: Measure> {
     canvas: HtmlCanvasElement,
     title: &'static str,
     data: Option<(Rc<Vec<f32>>, usize)>,
-    prepared: Option<Rc<Prepared>>,
+    prepared: Option<Rc<Ready>>,
     rows: Vec<Option<M::Row>>,
 }
 
@@ -276,12 +276,10 @@ fn compute_next<M: Measure>(state: &Rc<RefCell<State<M>>>) {
         let backend = backend().await;
         let start = js_sys::Date::now();
         let result = async {
-            let prepared = backend.prepared(prepared, &data, dim)?;
+            let prepared = Ready::cached(&backend, prepared, &data, dim).await?;
             let q = alignment::alignment_queries(&data, dim, &[t_of(k)], PAIRS, SEED);
-            let u = backend
-                .velocity_at(&prepared, &q.points, &q.times, pace)
-                .await?;
-            Ok::<_, crate::gpu::GpuError>((prepared, Rc::new((u, q.targets))))
+            let u = prepared.velocity_at(&backend, &q.points, &q.times).await?;
+            Ok::<_, ComputeError>((prepared, Rc::new((u, q.targets))))
         }
         .await;
         VELOCITIES.with(|v| match &result {

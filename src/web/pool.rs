@@ -1,0 +1,480 @@
+//! The CPU path on every core: a pool of Web Workers, each running this module (www/worker.js
+//! starts it from the module the page already compiled). A training set is split into one slice
+//! per worker and sent once; a closed-form query goes to every worker, each returns the softmax
+//! state of its slice (`flow::Partials`), and the page merges them with the log-sum-exp merge the
+//! GPU's split uses. Messages copy or transfer their buffers: no SharedArrayBuffer, so host pages
+//! need no cross-origin isolation. Where workers cannot start (a page's policy, a module served
+//! from another origin), `pool()` is None and the CPU path runs on the page's thread as before.
+
+use crate::flow::{ClosedForm, FlowError, Partials};
+use futures_channel::oneshot;
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use js_sys::{Array, Float32Array, Object, Reflect};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// The most workers a page starts: each holds its own instance of the module, and past this the
+/// merge and the messages cost more than another slice saves.
+const MAX_WORKERS: usize = 8;
+
+/// How long the workers may take to start before the page computes without them.
+const START_TIMEOUT_MS: i32 = 10_000;
+
+/// A worker's answer, or why there is none.
+type Reply = Result<JsValue, Failure>;
+
+/// Why a worker gave no answer.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// The input was refused (a non-finite value in the data): the message is for the caller.
+    Input(String),
+    /// The worker could not compute (it failed to start, stopped, or could not be reached).
+    Broken(String),
+}
+
+struct Worker {
+    worker: web_sys::Worker,
+    pending: Rc<RefCell<HashMap<u32, oneshot::Sender<Reply>>>>,
+    /// The last slice's array, handed back once the worker copied it in: the next slice is
+    /// copied into it (its memory already mapped) rather than into a new array, which costs
+    /// several times as much as the copy itself.
+    spare: Rc<RefCell<Option<Float32Array>>>,
+    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::Event)>,
+}
+
+/// The page's compute workers.
+pub struct Pool {
+    workers: Vec<Worker>,
+    next_ticket: Cell<u32>,
+    next_set: Cell<u32>,
+}
+
+/// The ticket a worker's start-up reply answers.
+const READY_TICKET: u32 = 0;
+
+impl Worker {
+    fn spawn(url: &str) -> Result<Worker, JsValue> {
+        let options = web_sys::WorkerOptions::new();
+        options.set_type(web_sys::WorkerType::Module);
+        let worker = web_sys::Worker::new_with_options(url, &options)?;
+        let pending: Rc<RefCell<HashMap<u32, oneshot::Sender<Reply>>>> = Rc::default();
+        let inbox = pending.clone();
+        let spare: Rc<RefCell<Option<Float32Array>>> = Rc::default();
+        let returned = spare.clone();
+        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+            move |event: web_sys::MessageEvent| {
+                let data = event.data();
+                let field = |k: &str| Reflect::get(&data, &k.into()).unwrap_or_default();
+                let op = field("op").as_string().unwrap_or_default();
+                if op == "spare" {
+                    if let Ok(array) = field("data").dyn_into::<Float32Array>() {
+                        *returned.borrow_mut() = Some(array);
+                    }
+                    return;
+                }
+                let ticket = match op.as_str() {
+                    "ready" | "failed" => READY_TICKET,
+                    _ => match field("ticket").as_f64() {
+                        Some(t) => t as u32,
+                        None => return,
+                    },
+                };
+                let message = || field("error").as_string().unwrap_or_default();
+                let reply = match op.as_str() {
+                    "failed" | "error" if field("input").is_truthy() => {
+                        Err(Failure::Input(message()))
+                    }
+                    "failed" | "error" => Err(Failure::Broken(message())),
+                    _ => Ok(data),
+                };
+                if let Some(tx) = inbox.borrow_mut().remove(&ticket) {
+                    let _ = tx.send(reply);
+                }
+            },
+        );
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        let inbox = pending.clone();
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+            // The worker's script failed to load or threw: every call waiting on it fails.
+            let message = event
+                .dyn_ref::<web_sys::ErrorEvent>()
+                .map(|e| e.message())
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "the compute worker could not run".into());
+            for (_, tx) in inbox.borrow_mut().drain() {
+                let _ = tx.send(Err(Failure::Broken(message.clone())));
+            }
+        });
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        Ok(Worker {
+            worker,
+            pending,
+            spare,
+            _on_message: on_message,
+            _on_error: on_error,
+        })
+    }
+
+    /// An array of `len` floats to fill and move to this worker: the spare one when it is large
+    /// enough, else a new one.
+    fn buffer(&self, len: usize) -> Float32Array {
+        match self.spare.borrow_mut().take() {
+            Some(spare) if spare.length() as usize >= len => {
+                Float32Array::new_with_byte_offset_and_length(&spare.buffer(), 0, len as u32)
+            }
+            _ => Float32Array::new_with_length(len as u32),
+        }
+    }
+
+    /// Posts `message` (its `transfer` buffers moved, not copied) expecting no reply.
+    fn post(&self, message: &Object, transfer: &Array) {
+        // A failed post leaves the worker without the set; its next query says so.
+        let _ = self.worker.post_message_with_transfer(message, transfer);
+    }
+
+    /// Posts `message` (its `transfer` buffers moved, not copied) and returns the reply to come.
+    fn request(&self, ticket: u32, message: &Object, transfer: &Array) -> oneshot::Receiver<Reply> {
+        let (tx, rx) = oneshot::channel();
+        self.pending.borrow_mut().insert(ticket, tx);
+        let _ = Reflect::set(message, &"ticket".into(), &ticket.into());
+        if let Err(e) = self.worker.post_message_with_transfer(message, transfer) {
+            if let Some(tx) = self.pending.borrow_mut().remove(&ticket) {
+                let _ = tx.send(Err(Failure::Broken(format!("{e:?}"))));
+            }
+        }
+        rx
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.worker.terminate();
+    }
+}
+
+fn object(fields: &[(&str, JsValue)]) -> Object {
+    let o = Object::new();
+    for (k, v) in fields {
+        let _ = Reflect::set(&o, &(*k).into(), v);
+    }
+    o
+}
+
+async fn answer(rx: oneshot::Receiver<Reply>) -> Reply {
+    rx.await
+        .unwrap_or_else(|_| Err(Failure::Broken("the compute worker stopped".into())))
+}
+
+/// Workers the page asks for: `?workers=k` (0..=16, for benchmarks and tests; 0 keeps the CPU
+/// path on the page's thread), else one per core the browser reports, at most MAX_WORKERS. None
+/// in a worker (no pools inside pools).
+fn wanted_workers() -> Option<usize> {
+    let window = web_sys::window()?;
+    let query = window.location().search().ok().unwrap_or_default();
+    let asked = query
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|p| p.strip_prefix("workers="))
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|k| (0..=16).contains(k));
+    let cores = window.navigator().hardware_concurrency() as usize;
+    Some(asked.unwrap_or(cores.clamp(1, MAX_WORKERS)))
+}
+
+async fn start() -> Option<Rc<Pool>> {
+    let count = wanted_workers().filter(|&k| k > 0)?;
+    let url = super::digits::asset_url("worker.js");
+    let mut workers = Vec::with_capacity(count);
+    for _ in 0..count {
+        match Worker::spawn(&url) {
+            Ok(w) => workers.push(w),
+            Err(e) => {
+                web_sys::console::info_1(
+                    &format!("compute workers unavailable, the CPU path stays on the page: {e:?}")
+                        .into(),
+                );
+                return None;
+            }
+        }
+    }
+    // Every worker instantiates the module the page compiled (no second download or compile).
+    let module = wasm_bindgen::module();
+    let starts: Vec<_> = workers
+        .iter()
+        .map(|w| {
+            let message = object(&[("op", "init".into()), ("module", module.clone())]);
+            answer(w.request(READY_TICKET, &message, &Array::new()))
+        })
+        .collect();
+    let all = futures_util::future::join_all(starts).boxed_local();
+    let timeout = super::shared::sleep(START_TIMEOUT_MS).boxed_local();
+    match futures_util::future::select(all, timeout).await {
+        futures_util::future::Either::Left((replies, _)) => {
+            if let Some(Err(e)) = replies.into_iter().find(Result::is_err) {
+                web_sys::console::info_1(
+                    &format!(
+                        "a compute worker failed to start, the CPU path stays on the page: {e:?}"
+                    )
+                    .into(),
+                );
+                return None;
+            }
+        }
+        futures_util::future::Either::Right(_) => {
+            web_sys::console::info_1(
+                &"the compute workers did not start in time, the CPU path stays on the page".into(),
+            );
+            return None;
+        }
+    }
+    Some(Rc::new(Pool {
+        workers,
+        next_ticket: Cell::new(READY_TICKET + 1),
+        next_set: Cell::new(1),
+    }))
+}
+
+type Pending = Shared<LocalBoxFuture<'static, Option<Rc<Pool>>>>;
+
+thread_local! {
+    static POOL: RefCell<Option<Pending>> = const { RefCell::new(None) };
+}
+
+/// The page's pool, started by the first call; None where workers cannot run.
+pub async fn pool() -> Option<Rc<Pool>> {
+    let pending = POOL.with(|cell| {
+        cell.borrow_mut()
+            .get_or_insert_with(|| start().boxed_local().shared())
+            .clone()
+    });
+    pending.await
+}
+
+/// The number of workers of the page's pool (0 without one): for the benchmarks and tests.
+#[wasm_bindgen(js_name = computeWorkers)]
+pub async fn compute_workers() -> f64 {
+    pool().await.map_or(0, |p| p.workers.len()) as f64
+}
+
+impl Pool {
+    fn ticket(&self) -> u32 {
+        let t = self.next_ticket.get();
+        self.next_ticket
+            .set(t.wrapping_add(1).max(READY_TICKET + 1));
+        t
+    }
+
+    /// Sends one slice of `data` (n x dim, in wasm memory) to each worker, kept there under a new
+    /// id until the returned set is dropped.
+    pub fn load(self: &Rc<Self>, data: &[f32], dim: usize) -> PoolSet {
+        self.load_with(data.len() / dim, dim, |into, a, b| {
+            into.copy_from(&data[a..b]);
+        })
+    }
+
+    /// `load` straight from the caller's array, each slice copied once and moved to its worker,
+    /// which checks that its values are finite (the first refused value of the lowest slice is
+    /// the one reported, as a check in order would).
+    pub fn load_js(self: &Rc<Self>, data: &Float32Array, dim: usize) -> PoolSet {
+        let n = data.length() as usize / dim;
+        self.load_with(n, dim, |into, a, b| {
+            into.set(&data.subarray(a as u32, b as u32), 0);
+        })
+    }
+
+    /// Splits n rows into one run of rows per worker; `fill(into, a, b)` copies floats a..b
+    /// into the array that goes to the worker.
+    fn load_with(
+        self: &Rc<Self>,
+        n: usize,
+        dim: usize,
+        fill: impl Fn(&Float32Array, usize, usize),
+    ) -> PoolSet {
+        let id = self.next_set.get();
+        self.next_set.set(id.wrapping_add(1));
+        let k = self.workers.len().min(n).max(1);
+        let mut holders = Vec::with_capacity(k);
+        for (w, worker) in self.workers.iter().take(k).enumerate() {
+            let (a, b) = (n * w / k * dim, n * (w + 1) / k * dim);
+            let part = worker.buffer(b - a);
+            fill(&part, a, b);
+            let message = object(&[
+                ("op", "load".into()),
+                ("set", id.into()),
+                ("dim", (dim as u32).into()),
+                ("first", (a as f64).into()),
+                ("data", part.clone().into()),
+            ]);
+            // Acknowledged by the first query's answer (a worker handles messages in order).
+            worker.post(&message, &Array::of1(&part.buffer()));
+            holders.push(w);
+        }
+        PoolSet {
+            pool: self.clone(),
+            id,
+            dim,
+            holders,
+        }
+    }
+}
+
+/// A training set split across the pool's workers.
+pub struct PoolSet {
+    pool: Rc<Pool>,
+    id: u32,
+    dim: usize,
+    holders: Vec<usize>,
+}
+
+impl PoolSet {
+    /// u*(x_q, t_q) for every row of `points`, each at its own time: every worker scores its
+    /// slice, the page merges the slices' softmax states.
+    pub async fn velocity_at(&self, points: &[f32], times: &[f32]) -> Result<Vec<f32>, Failure> {
+        let answers: Vec<_> = self
+            .holders
+            .iter()
+            .map(|&w| {
+                let (p, t) = (Float32Array::from(points), Float32Array::from(times));
+                let message = object(&[
+                    ("op", "partials".into()),
+                    ("set", self.id.into()),
+                    ("points", p.clone().into()),
+                    ("times", t.clone().into()),
+                ]);
+                let transfer = Array::of2(&p.buffer(), &t.buffer());
+                answer(self.pool.workers[w].request(self.pool.ticket(), &message, &transfer))
+            })
+            .collect();
+        let mut parts = Vec::with_capacity(answers.len());
+        for reply in futures_util::future::join_all(answers).await {
+            let reply = reply?;
+            let floats = |k: &str| -> Vec<f32> {
+                Reflect::get(&reply, &k.into())
+                    .ok()
+                    .and_then(|v| v.dyn_into::<Float32Array>().ok())
+                    .map(|a| a.to_vec())
+                    .unwrap_or_default()
+            };
+            parts.push(Partials {
+                dim: self.dim,
+                max: floats("max"),
+                sum: floats("sum"),
+                weighted: floats("weighted"),
+            });
+        }
+        let m = times.len();
+        if parts
+            .iter()
+            .any(|p| p.max.len() != m || p.sum.len() != m || p.weighted.len() != m * self.dim)
+        {
+            return Err(Failure::Broken(
+                "a compute worker answered with the wrong number of values".into(),
+            ));
+        }
+        Ok(Partials::merge(&parts).velocity(points, times))
+    }
+}
+
+impl Drop for PoolSet {
+    fn drop(&mut self) {
+        for &w in &self.holders {
+            let message = object(&[("op", "drop".into()), ("set", self.id.into())]);
+            self.pool.workers[w].post(&message, &Array::new());
+        }
+    }
+}
+
+thread_local! {
+    /// In a worker: the slices it holds by set id, or why one was refused.
+    static SLICES: RefCell<HashMap<u32, Result<ClosedForm, FlowError>>> = RefCell::new(HashMap::new());
+}
+
+/// In a worker (www/worker.js): one message of the page's pool, answered with its buffers to
+/// transfer in `transfer`.
+#[wasm_bindgen(js_name = poolWorkerMessage, skip_typescript)]
+pub fn pool_worker_message(message: JsValue) -> Result<JsValue, JsError> {
+    let field = |k: &str| Reflect::get(&message, &k.into()).unwrap_or_default();
+    let floats = |k: &str| -> Result<Vec<f32>, JsError> {
+        field(k)
+            .dyn_into::<Float32Array>()
+            .map(|a| a.to_vec())
+            .map_err(|_| JsError::new(&format!("{k} must be a Float32Array")))
+    };
+    let ticket = field("ticket");
+    let set = field("set").as_f64().unwrap_or(-1.0) as u32;
+    let done = |fields: &[(&str, JsValue)], transfer: Array| {
+        let mut all = vec![
+            ("op", JsValue::from("done")),
+            ("ticket", ticket.clone()),
+            ("transfer", transfer.into()),
+        ];
+        all.extend(fields.iter().cloned());
+        Ok(object(&all).into())
+    };
+    match field("op").as_string().as_deref() {
+        Some("load") => {
+            let dim = (field("dim").as_f64().unwrap_or(0.0) as usize).max(1);
+            let first = field("first").as_f64().unwrap_or(0.0) as usize;
+            let data = floats("data")?;
+            let slice = match data.iter().position(|v| !v.is_finite()) {
+                Some(i) => Err(FlowError::NonFinite {
+                    name: "data",
+                    index: first + i,
+                }),
+                None => Ok(ClosedForm::from_rows(data, dim)),
+            };
+            SLICES.with(|s| s.borrow_mut().insert(set, slice));
+            done(&[], Array::new())
+        }
+        Some("partials") => {
+            let points = floats("points")?;
+            let times = floats("times")?;
+            let partials = SLICES.with(|s| match s.borrow().get(&set) {
+                Some(Ok(slice)) => Ok(slice.partials_at(&points, &times)),
+                Some(Err(refused)) => Err(Err(refused.to_string())),
+                None => Err(Ok("no such training set")),
+            });
+            let partials = match partials {
+                Ok(p) => p,
+                // The caller's input: said as is, and marked so the page does not blame the pool.
+                Err(Err(refused)) => {
+                    return Ok(object(&[
+                        ("op", "error".into()),
+                        ("ticket", ticket),
+                        ("input", true.into()),
+                        ("error", refused.into()),
+                    ])
+                    .into())
+                }
+                Err(Ok(missing)) => return Err(JsError::new(missing)),
+            };
+            let arrays = [
+                Float32Array::from(&partials.max[..]),
+                Float32Array::from(&partials.sum[..]),
+                Float32Array::from(&partials.weighted[..]),
+            ];
+            let transfer = Array::new();
+            for a in &arrays {
+                transfer.push(&a.buffer());
+            }
+            let [max, sum, weighted] = arrays;
+            done(
+                &[
+                    ("max", max.into()),
+                    ("sum", sum.into()),
+                    ("weighted", weighted.into()),
+                ],
+                transfer,
+            )
+        }
+        Some("drop") => {
+            SLICES.with(|s| s.borrow_mut().remove(&set));
+            done(&[], Array::new())
+        }
+        _ => Err(JsError::new("unknown message")),
+    }
+}
