@@ -4,7 +4,9 @@
 use super::{draw_legend, palette, ramp, Corner, DrawResult};
 use crate::flow::metrics::Histogram;
 use plotters::coord::Shift;
+use plotters::element::{Drawable, PointCollection};
 use plotters::prelude::*;
+use plotters_backend::{BackendCoord, DrawingErrorKind};
 
 /// One ridgeline: its label, and its histogram once computed.
 pub struct Ridge<'a> {
@@ -199,17 +201,22 @@ pub fn draw_digit_grid<DB: DrawingBackend>(
                 ))?;
                 continue;
             };
-            for (i, &v) in cell.pixels.iter().enumerate() {
-                let g = ((v.clamp(-1.0, 1.0) + 1.0) * 127.5) as u8;
-                let (x, y) = ((i % side) as i32, (i / side) as i32);
-                area.draw(&Rectangle::new(
-                    [
-                        (x0 + x * px, y0 + y * px),
-                        (x0 + (x + 1) * px, y0 + (y + 1) * px),
-                    ],
-                    RGBColor(g, g, g).filled(),
-                ))?;
+            // One image per cell (a canvas copies it in one call; a pixel at a time cost tens of
+            // milliseconds per redraw), each pixel px x px.
+            let edge = image as usize;
+            let mut rgb = Vec::with_capacity(edge * edge * 3);
+            for y in 0..edge {
+                let row = &cell.pixels[(y / px as usize) * side..][..side];
+                for x in 0..edge {
+                    let g = ((row[x / px as usize].clamp(-1.0, 1.0) + 1.0) * 127.5) as u8;
+                    rgb.extend([g, g, g]);
+                }
             }
+            area.draw(&RgbImage {
+                pos: (x0, y0),
+                size: (image as u32, image as u32),
+                rgb: &rgb,
+            })?;
             area.draw(&Text::new(
                 cell.caption.clone(),
                 (x0, y0 + image + 2),
@@ -218,4 +225,34 @@ pub fn draw_digit_grid<DB: DrawingBackend>(
         }
     }
     Ok(())
+}
+
+/// An RGB image (3 bytes a pixel, row-major) drawn through the backend's `blit_bitmap`: plotters'
+/// own `BitMapElement` needs its bitmap backend, which the page does not otherwise use.
+pub struct RgbImage<'a> {
+    pub pos: (i32, i32),
+    pub size: (u32, u32),
+    pub rgb: &'a [u8],
+}
+
+impl<'a> PointCollection<'a, (i32, i32)> for &'a RgbImage<'_> {
+    type Point = &'a (i32, i32);
+    type IntoIter = std::iter::Once<&'a (i32, i32)>;
+    fn point_iter(self) -> Self::IntoIter {
+        std::iter::once(&self.pos)
+    }
+}
+
+impl<DB: DrawingBackend> Drawable<DB> for RgbImage<'_> {
+    fn draw<I: Iterator<Item = BackendCoord>>(
+        &self,
+        mut points: I,
+        backend: &mut DB,
+        _: (u32, u32),
+    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
+        match points.next() {
+            Some(at) => backend.blit_bitmap(at, self.size, self.rgb),
+            None => Ok(()),
+        }
+    }
 }

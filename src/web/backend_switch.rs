@@ -9,6 +9,7 @@ use plotters_backend::{
 };
 use plotters_canvas::CanvasBackend;
 use std::cell::RefCell;
+use wasm_bindgen::JsCast;
 use web_sys::HtmlCanvasElement;
 
 #[derive(Debug)]
@@ -23,7 +24,8 @@ impl std::fmt::Display for AnyError {
 impl std::error::Error for AnyError {}
 
 pub enum AnyBackend<'a> {
-    Canvas(CanvasBackend),
+    /// The canvas's backend, and the canvas (for the images it copies in one call).
+    Canvas(CanvasBackend, HtmlCanvasElement),
     Svg(SVGBackend<'a>),
 }
 
@@ -39,7 +41,7 @@ fn conv<E: std::error::Error + Send + Sync>(e: DrawingErrorKind<E>) -> DrawingEr
 macro_rules! delegate {
     ($self:ident, $b:ident => $call:expr) => {
         match $self {
-            AnyBackend::Canvas($b) => $call.map_err(conv),
+            AnyBackend::Canvas($b, _) => $call.map_err(conv),
             AnyBackend::Svg($b) => $call.map_err(conv),
         }
     };
@@ -50,7 +52,7 @@ impl DrawingBackend for AnyBackend<'_> {
 
     fn get_size(&self) -> (u32, u32) {
         match self {
-            AnyBackend::Canvas(b) => b.get_size(),
+            AnyBackend::Canvas(b, _) => b.get_size(),
             AnyBackend::Svg(b) => b.get_size(),
         }
     }
@@ -125,6 +127,77 @@ impl DrawingBackend for AnyBackend<'_> {
         delegate!(self, b => b.draw_text(text, style, pos))
     }
 
+    /// An RGB image: on the canvas one `putImageData`; in an SVG one rectangle per run of equal
+    /// pixels in a run of equal rows (plotters would draw every pixel on its own).
+    fn blit_bitmap(
+        &mut self,
+        (x, y): BackendCoord,
+        (w, h): (u32, u32),
+        src: &[u8],
+    ) -> Result<(), DrawingErrorKind<AnyError>> {
+        let (w, h) = (w as usize, h as usize);
+        if src.len() < w * h * 3 {
+            return Err(DrawingErrorKind::DrawingError(AnyError(
+                "an image shorter than its size".into(),
+            )));
+        }
+        match self {
+            AnyBackend::Canvas(_, canvas) => {
+                let mut rgba = Vec::with_capacity(w * h * 4);
+                for p in src[..w * h * 3].chunks_exact(3) {
+                    rgba.extend([p[0], p[1], p[2], 255]);
+                }
+                let failed = |e: wasm_bindgen::JsValue| {
+                    DrawingErrorKind::DrawingError(AnyError(format!("{e:?}")))
+                };
+                let context: web_sys::CanvasRenderingContext2d = canvas
+                    .get_context("2d")
+                    .map_err(failed)?
+                    .ok_or_else(|| failed("canvas has no 2-D context".into()))?
+                    .dyn_into::<web_sys::CanvasRenderingContext2d>()
+                    .map_err(|_| failed("not a 2-D context".into()))?;
+                let image = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
+                    wasm_bindgen::Clamped(&rgba),
+                    w as u32,
+                    h as u32,
+                )
+                .map_err(failed)?;
+                context
+                    .put_image_data(&image, x as f64, y as f64)
+                    .map_err(failed)
+            }
+            AnyBackend::Svg(b) => {
+                let row = |r: usize| &src[r * w * 3..(r + 1) * w * 3];
+                let mut r0 = 0;
+                while r0 < h {
+                    let mut r1 = r0 + 1;
+                    while r1 < h && row(r1) == row(r0) {
+                        r1 += 1;
+                    }
+                    let pixels = row(r0);
+                    let mut c0 = 0;
+                    while c0 < w {
+                        let mut c1 = c0 + 1;
+                        while c1 < w && pixels[c1 * 3..c1 * 3 + 3] == pixels[c0 * 3..c0 * 3 + 3] {
+                            c1 += 1;
+                        }
+                        let rgb = (pixels[c0 * 3], pixels[c0 * 3 + 1], pixels[c0 * 3 + 2]);
+                        b.draw_rect(
+                            (x + c0 as i32, y + r0 as i32),
+                            (x + c1 as i32, y + r1 as i32),
+                            &RGBColor(rgb.0, rgb.1, rgb.2).filled(),
+                            true,
+                        )
+                        .map_err(conv)?;
+                        c0 = c1;
+                    }
+                    r0 = r1;
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Plotters measures text in the browser by adding a span with a style attribute to the
     /// page and reading its size: that lays out the whole article each time (tens of ms per
     /// chart on a long page) and is refused by a Content-Security-Policy without
@@ -162,15 +235,6 @@ impl DrawingBackend for AnyBackend<'_> {
             m.insert(key, size);
         });
         Ok(size)
-    }
-
-    fn blit_bitmap(
-        &mut self,
-        pos: BackendCoord,
-        size: (u32, u32),
-        src: &[u8],
-    ) -> Result<(), DrawingErrorKind<AnyError>> {
-        delegate!(self, b => b.blit_bitmap(pos, size, src))
     }
 }
 
@@ -270,7 +334,7 @@ where
     }
     let backend = CanvasBackend::with_canvas_object(canvas.clone())
         .ok_or_else(|| wasm_bindgen::JsValue::from_str("canvas has no 2-D context"))?;
-    let area = AnyBackend::Canvas(backend).into_drawing_area();
+    let area = AnyBackend::Canvas(backend, canvas.clone()).into_drawing_area();
     chart(&area).map_err(plotting_error)?;
     area.present().map_err(plotting_error)
 }

@@ -17,7 +17,8 @@ const MAX_ASSET_BYTES: usize = 16 << 20;
 /// The digits in [-1, 1] at full resolution (n x 784), and average-pooled copies made on demand.
 pub struct DigitSet {
     pub n: usize,
-    pub full: Vec<f32>,
+    /// Shared, not copied, by `pooled(1)`.
+    pub full: Rc<Vec<f32>>,
     pooled: RefCell<Vec<(usize, Rc<Vec<f32>>)>>,
 }
 
@@ -27,11 +28,11 @@ impl DigitSet {
         if let Some((_, v)) = self.pooled.borrow().iter().find(|(f, _)| *f == factor) {
             return v.clone();
         }
-        let v = Rc::new(if factor == 1 {
+        let v = if factor == 1 {
             self.full.clone()
         } else {
-            digits::pool(&self.full, SIDE, factor)
-        });
+            Rc::new(digits::pool(&self.full, SIDE, factor))
+        };
         self.pooled.borrow_mut().push((factor, v.clone()));
         v
     }
@@ -194,7 +195,7 @@ async fn fetch_digits(url: &str) -> Result<Rc<DigitSet>, String> {
     }
     Ok(Rc::new(DigitSet {
         n: set.n,
-        full,
+        full: Rc::new(full),
         pooled: RefCell::new(Vec::new()),
     }))
 }
