@@ -93,11 +93,48 @@ impl Ready {
         times: &[f32],
     ) -> Result<Vec<f32>, ComputeError> {
         match self {
-            Ready::Pool(set) => set.velocity_at(points, times).await.map_err(|f| match f {
-                Failure::Input(m) => ComputeError::Input(m),
-                Failure::Broken(m) => ComputeError::Worker(m),
-            }),
+            Ready::Pool(set) => set.velocity_at(points, times).await.map_err(failed),
             Ready::Backend(set) => Ok(backend.velocity_at(set, points, times, pace).await?),
         }
+    }
+
+    /// The positions after each of `steps` Euler steps of size `dt` from `t_start` (steps x m x
+    /// dim, step-major): one submission on the GPU; on the workers one round trip a step (the
+    /// page's thread only adds dt u); on the page's thread a turn for the page after each step.
+    pub async fn trajectory(
+        &self,
+        backend: &Backend,
+        x0: &[f32],
+        t_start: f32,
+        dt: f32,
+        steps: usize,
+    ) -> Result<Vec<f32>, ComputeError> {
+        match self {
+            Ready::Backend(set) => Ok(backend
+                .trajectory(set, x0, t_start, dt, steps, super::shared::yield_to_page)
+                .await?),
+            Ready::Pool(set) => {
+                // flow::sampler::euler_range's steps, with the velocity from the workers.
+                let m = x0.len() / set.dim();
+                let mut x = x0.to_vec();
+                let mut frames = Vec::with_capacity(steps * x0.len());
+                for k in 0..steps {
+                    let t = crate::flow::sampler::step_time(t_start, dt, k);
+                    let u = set.velocity_at(&x, &vec![t; m]).await.map_err(failed)?;
+                    for (a, b) in x.iter_mut().zip(&u) {
+                        *a += dt * b;
+                    }
+                    frames.extend_from_slice(&x);
+                }
+                Ok(frames)
+            }
+        }
+    }
+}
+
+fn failed(f: Failure) -> ComputeError {
+    match f {
+        Failure::Input(m) => ComputeError::Input(m),
+        Failure::Broken(m) => ComputeError::Worker(m),
     }
 }

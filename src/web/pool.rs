@@ -331,6 +331,10 @@ pub struct PoolSet {
 }
 
 impl PoolSet {
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
     /// u*(x_q, t_q) for every row of `points`, each at its own time: every worker scores its
     /// slice, the page merges the slices' softmax states.
     pub async fn velocity_at(&self, points: &[f32], times: &[f32]) -> Result<Vec<f32>, Failure> {

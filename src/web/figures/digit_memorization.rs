@@ -6,7 +6,7 @@ use super::{draw_on, DigitsGate, Figure, Status};
 use crate::charts::alignment::{draw_digit_grid, Cell};
 use crate::flow::digits::{PIXELS, SIDE};
 use crate::flow::{metrics, rng::Rng};
-use crate::gpu::backend::Prepared;
+use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::{button, element, JsResult, Listeners};
 use crate::web::digits::DigitSet;
 use crate::web::shared::backend;
@@ -33,7 +33,7 @@ struct State {
     status: Status,
     gate: DigitsGate,
     digits: Option<Rc<DigitSet>>,
-    prepared: Option<Rc<Prepared>>,
+    prepared: Option<Rc<Ready>>,
     seed: u64,
     /// The starting noise of each row (shown before the paths are computed).
     noise: Vec<f32>,
@@ -154,20 +154,10 @@ fn generate(state: &Rc<RefCell<State>>, digits: Rc<DigitSet>) {
         let backend = backend().await;
         let start = js_sys::Date::now();
         let result = async {
-            let prepared = backend.prepared(prepared, &digits.full, PIXELS)?;
+            let prepared = Ready::cached(&backend, prepared, &digits.full, PIXELS).await?;
             let dt = 1.0 / STEPS as f32;
-            // One submission on the GPU; on the CPU the page gets a turn after every step.
-            let path = backend
-                .trajectory(
-                    &prepared,
-                    &x0,
-                    0.0,
-                    dt,
-                    STEPS,
-                    crate::web::shared::yield_to_page,
-                )
-                .await?;
-            Ok::<_, crate::gpu::GpuError>((prepared, path))
+            let path = prepared.trajectory(&backend, &x0, 0.0, dt, STEPS).await?;
+            Ok::<_, ComputeError>((prepared, path))
         }
         .await;
         let mut s = state.borrow_mut();
