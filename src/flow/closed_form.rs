@@ -466,7 +466,7 @@ fn softmax_in_place(row: &mut [f32]) {
 /// e^d = 2^k e^f with k = round(d log2 e), f = d - k ln 2 (Cody-Waite: ln 2 in two parts, so f
 /// is exact), |f| <= ln2 / 2, e^f by its Taylor polynomial of degree 7.
 #[inline]
-fn exp_small(d: f32) -> f32 {
+pub(crate) fn exp_small(d: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     const LN2_HI: f32 = 0.693_145_75; // 16 significant bits: k LN2_HI is exact
     const LN2_LO: f32 = 1.428_606_8e-6;
