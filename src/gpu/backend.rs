@@ -176,22 +176,6 @@ impl Backend {
         }
     }
 
-    /// cos(u*(x_t, t), x1 - x0) for every query of `q` (flow::alignment), u* on this backend.
-    pub async fn alignment_cosines<P, F>(
-        &self,
-        set: &Prepared,
-        q: &flow::alignment::AlignmentQueries,
-        dim: usize,
-        pause: P,
-    ) -> Result<Vec<f32>, GpuError>
-    where
-        P: FnMut() -> F,
-        F: std::future::Future<Output = ()>,
-    {
-        let u = self.velocity_at(set, &q.points, &q.times, pause).await?;
-        Ok(flow::alignment::row_cosines(&u, &q.targets, dim))
-    }
-
     /// Euler from t0 to 1 in `steps` equal steps. On the CPU, `pause` is awaited after every
     /// step.
     pub async fn sample<P, F>(

@@ -174,11 +174,7 @@ async fn answer(rx: oneshot::Receiver<Reply>) -> Reply {
 /// in a worker (no pools inside pools).
 fn wanted_workers() -> Option<usize> {
     let window = web_sys::window()?;
-    let query = window.location().search().ok().unwrap_or_default();
-    let asked = query
-        .trim_start_matches('?')
-        .split('&')
-        .find_map(|p| p.strip_prefix("workers="))
+    let asked = super::shared::query_value("workers")
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|k| (0..=16).contains(k));
     let cores = window.navigator().hardware_concurrency() as usize;

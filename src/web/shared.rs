@@ -163,7 +163,7 @@ pub(super) async fn sleep(ms: i32) {
 /// The value of `key` in the page's query string. `?backend=cpu` forces the CPU path
 /// (comparisons, benchmarks); `?backend=webgpu` takes a WebGPU adapter even when it is a software
 /// one (testing the kernels in a browser without a GPU).
-fn query_value(key: &str) -> Option<String> {
+pub(super) fn query_value(key: &str) -> Option<String> {
     let query = web_sys::window()?.location().search().ok()?;
     query
         .trim_start_matches('?')
