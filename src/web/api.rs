@@ -5,12 +5,11 @@
 //! anything is copied into wasm memory.
 
 use super::compute::Ready;
-use super::shared::{backend, pace};
+use super::shared::{backend, intrinsic_getter, pace};
 use crate::flow::{self, budget, error as check, FlowError};
 use js_sys::Float32Array;
 use std::cell::Cell;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 /// A Float32Array argument, still in JS memory: its size is known before it is copied.
 pub(super) struct Floats {
@@ -20,18 +19,68 @@ pub(super) struct Floats {
 }
 
 pub(super) fn floats(name: &'static str, value: &JsValue) -> Result<Floats, FlowError> {
-    let array = value
-        .dyn_ref::<Float32Array>()
-        .cloned()
-        .ok_or(FlowError::WrongType {
-            name,
-            expected: "a Float32Array",
-        })?;
+    let wrong = FlowError::WrongType {
+        name,
+        expected: "a Float32Array",
+    };
+    let array = VIEW.with(|view| view.float32(value)).ok_or(wrong)?;
     Ok(Floats {
         name,
         len: array.length() as u64,
         array,
     })
+}
+
+/// The typed-array getters as the engine defines them on `%TypedArray%.prototype`, read once.
+/// `instanceof Float32Array` and the `length` property can both be faked (a Proxy of a
+/// Float32Array, a subclass or an own property with a throwing getter, a DataView given
+/// Float32Array's prototype), and a getter that throws inside the module would unwind through
+/// it. These getters read internal slots instead: `Symbol.toStringTag`'s answers
+/// "Float32Array" for a real one only, and undefined (never an exception) for anything else.
+struct TypedArrayView {
+    tag: js_sys::Function,
+    buffer: js_sys::Function,
+    byte_offset: js_sys::Function,
+    length: js_sys::Function,
+}
+
+thread_local! {
+    static VIEW: TypedArrayView = TypedArrayView::read();
+}
+
+impl TypedArrayView {
+    fn read() -> Self {
+        let float32 = js_sys::Object::get_prototype_of(&Float32Array::new_with_length(0).into());
+        let typed_array = js_sys::Object::get_prototype_of(&float32).into();
+        let getter = |key: &JsValue| {
+            intrinsic_getter(&typed_array, key)
+                .expect("%TypedArray%.prototype has its standard getters")
+        };
+        Self {
+            tag: getter(&js_sys::Symbol::to_string_tag().into()),
+            buffer: getter(&"buffer".into()),
+            byte_offset: getter(&"byteOffset".into()),
+            length: getter(&"length".into()),
+        }
+    }
+
+    /// A fresh Float32Array over the same memory as `value` (no copy) when `value` is a real
+    /// Float32Array; `None` for anything else, without calling any of `value`'s own code.
+    fn float32(&self, value: &JsValue) -> Option<Float32Array> {
+        if !value.is_object() || self.tag.call0(value).ok()?.as_string()? != "Float32Array" {
+            return None;
+        }
+        let length = self.length.call0(value).ok()?.as_f64()? as u32;
+        if length == 0 {
+            // A detached buffer reports length 0, and a view on it cannot be made.
+            return Some(Float32Array::new_with_length(0));
+        }
+        let buffer = self.buffer.call0(value).ok()?;
+        let offset = self.byte_offset.call0(value).ok()?.as_f64()? as u32;
+        Some(Float32Array::new_with_byte_offset_and_length(
+            &buffer, offset, length,
+        ))
+    }
 }
 
 impl Floats {

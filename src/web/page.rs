@@ -112,9 +112,8 @@ pub fn mount_figure(
     #[wasm_bindgen(unchecked_param_type = "FigureName")] name: JsValue,
 ) -> Result<FigureHandle, JsError> {
     console_error_panic_hook::set_once();
-    let root = root
-        .dyn_into::<Element>()
-        .map_err(|_| JsError::new("root must be an Element (the figure's container)"))?;
+    let root = element(&root)
+        .ok_or_else(|| JsError::new("root must be an Element (the figure's container)"))?;
     let name = short_string("name", &name)?;
     root.set_inner_html("");
     let figure = figures::create(&name, &root)
@@ -122,6 +121,21 @@ pub fn mount_figure(
     register(root.clone(), &name, figure).map_err(|e| JsError::new(&format!("{e:?}")))?;
     super::share::add(&name, &root).map_err(|e| JsError::new(&format!("{e:?}")))?;
     Ok(FigureHandle { root })
+}
+
+thread_local! {
+    /// `Node.prototype.nodeType`'s getter (none in a worker, which has no DOM).
+    static NODE_TYPE: Option<js_sys::Function> = js_sys::Reflect::get(&js_sys::global(), &"Node".into())
+        .and_then(|node| js_sys::Reflect::get(&node, &"prototype".into()))
+        .ok()
+        .and_then(|proto| super::shared::intrinsic_getter(&proto, &"nodeType".into()));
+}
+
+/// `value` as an Element if it is a real one: `instanceof` also holds for a Proxy of an element,
+/// on which every DOM method then throws inside the module.
+fn element(value: &JsValue) -> Option<Element> {
+    let node_type = NODE_TYPE.with(|getter| getter.as_ref()?.call0(value).ok()?.as_f64())?;
+    (node_type == 1.0).then(|| value.clone().unchecked_into())
 }
 
 /// The longest name, key or value the figure handles take: anything longer is no setting.

@@ -153,6 +153,23 @@ extern "C" {
     fn performance_now() -> f64;
 }
 
+/// The getter the engine defines for `key` on the prototype `proto`, to call on values a page
+/// hands in: it reads an internal slot, so neither a Proxy nor an own property nor a subclass can
+/// change its answer, and on a value without that slot it throws (which `Function::call0`
+/// catches) instead of running the page's code inside the module.
+pub(super) fn intrinsic_getter(
+    proto: &wasm_bindgen::JsValue,
+    key: &wasm_bindgen::JsValue,
+) -> Option<js_sys::Function> {
+    use wasm_bindgen::JsCast;
+    let descriptor =
+        js_sys::Object::get_own_property_descriptor(proto.dyn_ref::<js_sys::Object>()?, key);
+    js_sys::Reflect::get(&descriptor, &"get".into())
+        .ok()?
+        .dyn_into()
+        .ok()
+}
+
 pub(super) async fn sleep(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
         set_timeout(&resolve, ms);

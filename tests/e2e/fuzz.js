@@ -32,7 +32,7 @@ window.fmFuzz = (() => {
     const dims = [1, 2, 3, 5, 64, 784];
     // A value of any kind: what a careless or hostile caller might pass.
     const anything = () => {
-      switch (int(0, 17)) {
+      switch (int(0, 20)) {
         case 0: return undefined;
         case 1: return null;
         case 2: return pick(SPECIALS);
@@ -50,6 +50,10 @@ window.fmFuzz = (() => {
         case 14: return (huge ??= new Float32Array(70_000_000));
         case 15: return { length: 1e9 };
         case 16: return () => 1;
+        // Look-alikes that pass `instanceof Float32Array` but on which its getters throw.
+        case 17: return new Proxy(floats(int(1, 12)), {});
+        case 18: return Object.create(Float32Array.prototype);
+        case 19: return Object.setPrototypeOf(new DataView(new ArrayBuffer(8)), Float32Array.prototype);
         default: return Symbol('s');
       }
     };

@@ -217,7 +217,40 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
         [() => b.cosineAlignment(big, 784, new Float32Array([0.3, 0.7]), 8766, 1), /^times: this call would need .* multiply-adds, over its budget/],
         [() => b.createTrainer({ data: big, dim: 784, hidden: 1024, depth: 6, batch: 2025 }), /^options: this call would need .* floats, over its budget of 134,217,728 floats \(512 MiB\)/],
       ];
+      // Look-alikes of a Float32Array, in every array argument: `instanceof` holds for each, and
+      // the typed-array getters throw on each; the call must reject, not unwind the module.
+      const lookAlikes = {
+        proxy: (a) => new Proxy(a, {}),
+        prototype: () => Object.create(Float32Array.prototype),
+        dataView: (a) => Object.setPrototypeOf(new DataView(a.buffer), Float32Array.prototype),
+      };
+      for (const fake of Object.values(lookAlikes)) {
+        cases.push(
+          [() => b.closedFormVelocity(fake(d), 2, p, 0.5), /^data must be a Float32Array/],
+          [() => b.closedFormVelocity(d, 2, fake(p), 0.5), /^points must be a Float32Array/],
+          [() => b.posteriorWeights(fake(d), 2, p, 0.5), /^data must be a Float32Array/],
+          [() => b.posteriorWeights(d, 2, fake(p), 0.5), /^point must be a Float32Array/],
+          [() => b.sampleClosedForm(fake(d), 2, p, 4), /^data must be a Float32Array/],
+          [() => b.sampleClosedForm(d, 2, fake(p), 4), /^x0 must be a Float32Array/],
+          [() => b.cosineAlignment(fake(d), 2, p, 4, 1), /^data must be a Float32Array/],
+          [() => b.cosineAlignment(d, 2, fake(p), 4, 1), /^times must be a Float32Array/],
+          [() => b.createTrainer({ data: fake(d), dim: 2 }), /^data must be a Float32Array/],
+        );
+      }
+      // An element's look-alikes as a figure's container.
+      for (const fake of [new Proxy(document.createElement('div'), {}), Object.create(HTMLDivElement.prototype)]) {
+        cases.push([() => b.mountFigure(fake, 'velocity-field'), /^root must be an Element/]);
+      }
       const results = [];
+      // A real Float32Array whose own `length` (or a subclass's) throws is read by its contents.
+      const plain = Array.from(await b.closedFormVelocity(d, 2, p, 0.5));
+      const ownLength = new Float32Array(d);
+      Object.defineProperty(ownLength, 'length', { get() { throw new Error('hostile getter'); } });
+      const Sub = class extends Float32Array { get length() { throw new Error('hostile getter'); } };
+      for (const data of [ownLength, new Sub(d)]) {
+        const got = Array.from(await b.closedFormVelocity(data, 2, new Sub(p), 0.5));
+        if (String(got) !== String(plain)) results.push(`a Float32Array with a hostile length: ${got} != ${plain}`);
+      }
       for (const [call, pattern] of cases) {
         try {
           await call();
@@ -345,6 +378,9 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       const second = await trainer.train(60);
       const u = await trainer.velocity(new Float32Array([0, 0, 1, 1]), 0.5);
       const x = await trainer.sample(window.fmRef.normals(400, 6), 20, 0.3);
+      let fakeError = '';
+      try { await trainer.velocity(new Proxy(new Float32Array(4), {}), 0.5); } catch (e) { fakeError += e.message; }
+      try { await trainer.sample(Object.create(Float32Array.prototype), 5); } catch (e) { fakeError += ` / ${e.message}`; }
       let tauError = '';
       try { await trainer.sample(new Float32Array(2), 5, 1.5); } catch (e) { tauError = e.message; }
       await trainer.free();
@@ -379,12 +415,13 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       await efm.free();
       return { first: Array.from(first), early: mean(first.slice(0, 20)), late: mean(second.slice(-20)),
         efmFirst: Array.from(efmLosses.slice(0, 5)), efmLate: mean(efmLosses.slice(-20)),
-        tauError, u: u.length, x: x.length, finite: [...first, ...second, ...u, ...x, ...efmLosses].every(Number.isFinite), freed, bad };
+        tauError, fakeError, u: u.length, x: x.length, finite: [...first, ...second, ...u, ...x, ...efmLosses].every(Number.isFinite), freed, bad };
     });
     assert(r.finite && r.u === 4 && r.x === 400, JSON.stringify(r));
     assert(r.late < r.early, `loss did not fall: ${r.early} -> ${r.late}`);
     assert(/freed/.test(r.freed), `a freed trainer answered: ${r.freed}`);
     assert(/^hybridTau must be a number in \[0, 1\], got 1.5/.test(r.tauError), `hybridTau 1.5: ${r.tauError}`);
+    assert(r.fakeError === 'points must be a Float32Array / x0 must be a Float32Array', `look-alike arrays: ${r.fakeError}`);
     assert(r.bad.length === 0, r.bad.join('\n'));
     assert(r.efmLate < 0.5 * r.late, `EFM loss ${r.efmLate} not far below CFM ${r.late}`);
     firstLosses[mode] = { cfm: r.first.slice(0, 5), efm: r.efmFirst };
