@@ -294,13 +294,48 @@ fn unreachable_mix() -> Result<Vec<f32>, GpuError> {
 /// A velocity network being trained (CFM or EFM) on one backend.
 pub enum Training {
     Gpu(Box<crate::gpu::trainer::GpuTrainer>),
-    Cpu {
+    Cpu(CpuTraining),
+}
+
+/// The CPU's training run: the GPU trainer's twin, step for step the same arithmetic (it runs on
+/// the page's thread or in a compute worker).
+pub struct CpuTraining {
+    pub shape: flow::mlp::MlpShape,
+    pub options: crate::gpu::trainer::TrainOptions,
+    data: Vec<f32>,
+    pub params: Vec<f32>,
+    adam: flow::mlp::Adam,
+}
+
+impl CpuTraining {
+    /// `shape` from its seeded initialisation, to be trained on `data` (n x dim).
+    pub fn new(
         shape: flow::mlp::MlpShape,
-        options: crate::gpu::trainer::TrainOptions,
         data: Vec<f32>,
-        params: Vec<f32>,
-        adam: flow::mlp::Adam,
-    },
+        options: crate::gpu::trainer::TrainOptions,
+    ) -> CpuTraining {
+        let params = shape.init(options.seed as u64);
+        CpuTraining {
+            shape,
+            options,
+            data,
+            adam: flow::mlp::Adam::new(params.len(), options.lr),
+            params,
+        }
+    }
+
+    /// One optimisation step; returns its loss.
+    pub fn step(&mut self) -> f32 {
+        flow::mlp::train_step(
+            &self.shape,
+            &mut self.params,
+            &mut self.adam,
+            &self.data,
+            self.options.batch,
+            self.options.seed,
+            self.options.target,
+        )
+    }
 }
 
 impl Backend {
@@ -311,24 +346,17 @@ impl Backend {
         data: &[f32],
         options: crate::gpu::trainer::TrainOptions,
     ) -> Result<Training, GpuError> {
-        let params = shape.init(options.seed as u64);
         Ok(match self {
             Backend::Gpu(b) => Training::Gpu(Box::new(crate::gpu::trainer::GpuTrainer::new(
                 &b.gpu,
                 &b.closed_form,
                 b.training(),
                 shape,
-                &params,
+                &shape.init(options.seed as u64),
                 data,
                 options,
             )?)),
-            Backend::Cpu { .. } => Training::Cpu {
-                shape,
-                options,
-                data: data.to_vec(),
-                adam: flow::mlp::Adam::new(params.len(), options.lr),
-                params,
-            },
+            Backend::Cpu { .. } => Training::Cpu(CpuTraining::new(shape, data.to_vec(), options)),
         })
     }
 
@@ -346,27 +374,10 @@ impl Backend {
     {
         match (self, training) {
             (Backend::Gpu(b), Training::Gpu(t)) => t.train(&b.gpu, steps).await,
-            (
-                _,
-                Training::Cpu {
-                    shape,
-                    options,
-                    data,
-                    params,
-                    adam,
-                },
-            ) => {
+            (_, Training::Cpu(t)) => {
                 let mut losses = Vec::with_capacity(steps);
                 for k in 0..steps {
-                    losses.push(flow::mlp::train_step(
-                        shape,
-                        params,
-                        adam,
-                        data,
-                        options.batch,
-                        options.seed,
-                        options.target,
-                    ));
+                    losses.push(t.step());
                     if k + 1 < steps {
                         pause().await;
                     }
@@ -381,7 +392,7 @@ impl Backend {
     pub async fn parameters(&self, training: &Training) -> Result<Vec<f32>, GpuError> {
         match (self, training) {
             (Backend::Gpu(b), Training::Gpu(t)) => t.parameters(&b.gpu).await,
-            (_, Training::Cpu { params, .. }) => Ok(params.clone()),
+            (_, Training::Cpu(t)) => Ok(t.params.clone()),
             (Backend::Cpu { .. }, Training::Gpu(_)) => unreachable_mix(),
         }
     }

@@ -1,11 +1,14 @@
 //! Where a closed-form computation runs: on the GPU when the page has one, else split across the
 //! compute workers (`pool`), else on the page's own thread in paced slices.
 
-use super::pool::{pool, Failure, PoolSet};
+use super::pool::{pool, Failure, PoolSet, PoolTrainer};
 use super::shared::pace;
+use crate::flow::mlp::MlpShape;
 use crate::gpu::backend::Prepared;
+use crate::gpu::trainer::TrainOptions;
 use crate::gpu::{Backend, GpuError};
-use std::rc::Rc;
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
 
 /// Why a computation failed: on the backend, or in a compute worker.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +20,12 @@ pub enum ComputeError {
     Input(String),
     #[error("a compute worker failed: {0}")]
     Worker(String),
+}
+
+thread_local! {
+    /// The sets figures made ready, by the data they came from (while both live): figures that
+    /// query the same data share one.
+    static SHARED: RefCell<Vec<(Weak<Vec<f32>>, usize, Weak<Ready>)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A training set ready for closed-form queries on one of the three.
@@ -34,7 +43,7 @@ impl Ready {
     ) -> Result<Ready, ComputeError> {
         if matches!(backend, Backend::Cpu { .. }) {
             if let Some(pool) = pool().await {
-                return Ok(Ready::Pool(pool.load(&data, dim)));
+                return Ok(Ready::Pool(pool.load(&data, dim).await));
             }
         }
         Ok(Ready::Backend(backend.prepare_owned(data, dim)?))
@@ -49,7 +58,7 @@ impl Ready {
     ) -> Result<Ready, ComputeError> {
         if matches!(backend, Backend::Cpu { .. }) {
             if let Some(pool) = pool().await {
-                return Ok(Ready::Pool(pool.load_js(data.array(), dim)));
+                return Ok(Ready::Pool(pool.load_js(data.array(), dim).await));
             }
         }
         let values = data
@@ -58,31 +67,46 @@ impl Ready {
         Ok(Ready::Backend(backend.prepare_owned(values, dim)?))
     }
 
-    /// `cached` when a figure already holds its set where the page now computes, else `data`
-    /// made ready now (also after a device loss moved the page from the GPU to the CPU).
+    /// `cached` when a figure already holds its set where the page now computes, else the set
+    /// another figure made ready from the same `data` (the 10,000 digits are sent to the
+    /// workers once for the whole page), else `data` made ready now (also after a device loss
+    /// moved the page from the GPU to the CPU).
     pub async fn cached(
         backend: &Backend,
         cached: Option<Rc<Ready>>,
-        data: &[f32],
+        data: &Rc<Vec<f32>>,
         dim: usize,
     ) -> Result<Rc<Ready>, ComputeError> {
         let on_gpu = matches!(backend, Backend::Gpu(_));
-        if let Some(c) = cached {
-            let fits = match &*c {
-                Ready::Pool(_) => !on_gpu,
-                Ready::Backend(Prepared::Gpu(_)) => on_gpu,
-                Ready::Backend(Prepared::Cpu(_)) => !on_gpu,
-            };
-            if fits {
-                return Ok(c);
-            }
+        let fits = |c: &Ready| match c {
+            Ready::Pool(_) => !on_gpu,
+            Ready::Backend(Prepared::Gpu(_)) => on_gpu,
+            Ready::Backend(Prepared::Cpu(_)) => !on_gpu,
+        };
+        if let Some(c) = cached.filter(|c| fits(c)) {
+            return Ok(c);
         }
-        if !on_gpu {
-            if let Some(pool) = pool().await {
-                return Ok(Rc::new(Ready::Pool(pool.load(data, dim))));
-            }
+        let shared = SHARED.with(|shared| {
+            let mut shared = shared.borrow_mut();
+            shared.retain(|(d, _, r)| d.strong_count() > 0 && r.strong_count() > 0);
+            shared.iter().find_map(|(d, k, r)| {
+                let r = r.upgrade().filter(|r| fits(r))?;
+                (*k == dim && d.upgrade().is_some_and(|d| Rc::ptr_eq(&d, data))).then_some(r)
+            })
+        });
+        if let Some(r) = shared {
+            return Ok(r);
         }
-        Ok(Rc::new(Ready::Backend(backend.prepare(data, dim)?)))
+        let ready = match pool().await.filter(|_| !on_gpu) {
+            Some(pool) => Rc::new(Ready::Pool(pool.load(data, dim).await)),
+            None => Rc::new(Ready::Backend(backend.prepare(data, dim)?)),
+        };
+        SHARED.with(|shared| {
+            shared
+                .borrow_mut()
+                .push((Rc::downgrade(data), dim, Rc::downgrade(&ready)))
+        });
+        Ok(ready)
     }
 
     /// u*(x_q, t_q) for every row of `points`, each at its own time.
@@ -128,6 +152,61 @@ impl Ready {
                 }
                 Ok(frames)
             }
+        }
+    }
+}
+
+/// A velocity network being trained: on the GPU, in the pool's training worker (the CPU path),
+/// or on the page's thread in paced steps where workers cannot run.
+pub enum Training {
+    Backend(crate::gpu::backend::Training),
+    Pool(PoolTrainer),
+}
+
+impl Training {
+    /// `shape` from its seeded initialisation, to be trained on `data` (n x dim).
+    pub async fn start(
+        backend: &Backend,
+        shape: MlpShape,
+        data: &[f32],
+        options: TrainOptions,
+    ) -> Result<Training, ComputeError> {
+        if matches!(backend, Backend::Cpu { .. }) {
+            if let Some(pool) = pool().await {
+                if let Some(trainer) = pool.trainer(shape, data, options).await {
+                    return Ok(Training::Pool(trainer));
+                }
+            }
+        }
+        Ok(Training::Backend(backend.training(shape, data, options)?))
+    }
+
+    /// `steps` optimisation steps: their losses, and the parameters after them when
+    /// `with_params` (in the same round trip to a worker).
+    pub async fn train(
+        &mut self,
+        backend: &Backend,
+        steps: usize,
+        with_params: bool,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>), ComputeError> {
+        match self {
+            Training::Pool(t) => t.train(steps, with_params).await.map_err(failed),
+            Training::Backend(t) => {
+                let losses = backend.train(t, steps, pace).await?;
+                let params = match with_params {
+                    true => Some(backend.parameters(t).await?),
+                    false => None,
+                };
+                Ok((losses, params))
+            }
+        }
+    }
+
+    /// The network's current parameters (flow::mlp layout).
+    pub async fn parameters(&self, backend: &Backend) -> Result<Vec<f32>, ComputeError> {
+        match self {
+            Training::Pool(t) => t.parameters().await.map_err(failed),
+            Training::Backend(t) => Ok(backend.parameters(t).await?),
         }
     }
 }

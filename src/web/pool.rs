@@ -6,7 +6,10 @@
 //! need no cross-origin isolation. Where workers cannot start (a page's policy, a module served
 //! from another origin), `pool()` is None and the CPU path runs on the page's thread as before.
 
+use crate::flow::mlp::{MlpShape, Target};
 use crate::flow::{ClosedForm, FlowError, Partials};
+use crate::gpu::backend::CpuTraining;
+use crate::gpu::trainer::TrainOptions;
 use futures_channel::oneshot;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use js_sys::{Array, Float32Array, Object, Reflect};
@@ -49,6 +52,9 @@ struct Worker {
 /// The page's compute workers.
 pub struct Pool {
     workers: Vec<Worker>,
+    /// The worker that trains networks, started by the first trainer: apart from the workers
+    /// that answer closed-form queries, so that a training chunk never holds a query up.
+    trainers: RefCell<Option<SharedWorker>>,
     next_ticket: Cell<u32>,
     next_set: Cell<u32>,
 }
@@ -183,6 +189,18 @@ fn wanted_workers() -> Option<usize> {
 
 async fn start() -> Option<Rc<Pool>> {
     let count = wanted_workers().filter(|&k| k > 0)?;
+    let workers = started(count).await?;
+    Some(Rc::new(Pool {
+        workers,
+        trainers: RefCell::new(None),
+        next_ticket: Cell::new(READY_TICKET + 1),
+        next_set: Cell::new(1),
+    }))
+}
+
+/// `count` workers, each running the module the page compiled (no second download or compile);
+/// None (said on the console) when one cannot start within START_TIMEOUT_MS.
+async fn started(count: usize) -> Option<Vec<Worker>> {
     let url = super::digits::asset_url("worker.js");
     let mut workers = Vec::with_capacity(count);
     for _ in 0..count {
@@ -197,7 +215,6 @@ async fn start() -> Option<Rc<Pool>> {
             }
         }
     }
-    // Every worker instantiates the module the page compiled (no second download or compile).
     let module = wasm_bindgen::module();
     let starts: Vec<_> = workers
         .iter()
@@ -227,14 +244,11 @@ async fn start() -> Option<Rc<Pool>> {
             return None;
         }
     }
-    Some(Rc::new(Pool {
-        workers,
-        next_ticket: Cell::new(READY_TICKET + 1),
-        next_set: Cell::new(1),
-    }))
+    Some(workers)
 }
 
 type Pending = Shared<LocalBoxFuture<'static, Option<Rc<Pool>>>>;
+type SharedWorker = Shared<LocalBoxFuture<'static, Option<Rc<Worker>>>>;
 
 thread_local! {
     static POOL: RefCell<Option<Pending>> = const { RefCell::new(None) };
@@ -266,29 +280,36 @@ impl Pool {
 
     /// Sends one slice of `data` (n x dim, in wasm memory) to each worker, kept there under a new
     /// id until the returned set is dropped.
-    pub fn load(self: &Rc<Self>, data: &[f32], dim: usize) -> PoolSet {
-        self.load_with(data.len() / dim, dim, |into, a, b| {
-            into.copy_from(&data[a..b]);
+    pub async fn load(self: &Rc<Self>, data: &[f32], dim: usize) -> PoolSet {
+        self.load_with(data.len() / dim, dim, true, |into, a, b, at| {
+            into.subarray(at as u32, (at + b - a) as u32)
+                .copy_from(&data[a..b]);
         })
+        .await
     }
 
     /// `load` straight from the caller's array, each slice copied once and moved to its worker,
     /// which checks that its values are finite (the first refused value of the lowest slice is
-    /// the one reported, as a check in order would).
-    pub fn load_js(self: &Rc<Self>, data: &Float32Array, dim: usize) -> PoolSet {
+    /// the one reported, as a check in order would). Copied in one go: the call takes the array
+    /// as it is when made, even if the caller changes it right after.
+    pub async fn load_js(self: &Rc<Self>, data: &Float32Array, dim: usize) -> PoolSet {
         let n = data.length() as usize / dim;
-        self.load_with(n, dim, |into, a, b| {
-            into.set(&data.subarray(a as u32, b as u32), 0);
+        self.load_with(n, dim, false, |into, a, b, at| {
+            into.set(&data.subarray(a as u32, b as u32), at as u32);
         })
+        .await
     }
 
-    /// Splits n rows into one run of rows per worker; `fill(into, a, b)` copies floats a..b
-    /// into the array that goes to the worker.
-    fn load_with(
+    /// Splits n rows into one run of rows per worker; `fill(into, a, b, at)` copies floats
+    /// a..b into the array that goes to the worker, from its index `at`. When `paced`, the
+    /// copies go in pieces of COPY_FLOATS with a turn for the page between them (the 10,000
+    /// digits are 31 MB).
+    async fn load_with(
         self: &Rc<Self>,
         n: usize,
         dim: usize,
-        fill: impl Fn(&Float32Array, usize, usize),
+        paced: bool,
+        fill: impl Fn(&Float32Array, usize, usize, usize),
     ) -> PoolSet {
         let id = self.next_set.get();
         self.next_set.set(id.wrapping_add(1));
@@ -297,7 +318,13 @@ impl Pool {
         for (w, worker) in self.workers.iter().take(k).enumerate() {
             let (a, b) = (n * w / k * dim, n * (w + 1) / k * dim);
             let part = worker.buffer(b - a);
-            fill(&part, a, b);
+            let piece = if paced { COPY_FLOATS } else { (b - a).max(1) };
+            for start in (a..b).step_by(piece) {
+                fill(&part, start, b.min(start + piece), start - a);
+                if paced {
+                    super::shared::pace().await;
+                }
+            }
             let message = object(&[
                 ("op", "load".into()),
                 ("set", id.into()),
@@ -316,6 +343,117 @@ impl Pool {
             holders,
         }
     }
+}
+
+/// Floats copied between two turns of the page while a set is loaded (4 MB, a few ms).
+const COPY_FLOATS: usize = 1 << 20;
+
+/// A network trained in the pool's training worker (`CpuTraining` there, step for step the
+/// page's arithmetic); dropped, it is freed there.
+pub struct PoolTrainer {
+    pool: Rc<Pool>,
+    worker: Rc<Worker>,
+    id: u32,
+}
+
+impl Pool {
+    /// Starts training `shape` on `data` (n x dim) in the training worker (started on first
+    /// use); None when that worker cannot start.
+    pub async fn trainer(
+        self: &Rc<Self>,
+        shape: MlpShape,
+        data: &[f32],
+        options: TrainOptions,
+    ) -> Option<PoolTrainer> {
+        let pending = self
+            .trainers
+            .borrow_mut()
+            .get_or_insert_with(|| {
+                async { started(1).await?.pop().map(Rc::new) }
+                    .boxed_local()
+                    .shared()
+            })
+            .clone();
+        let worker = pending.await?;
+        let id = self.next_set.get();
+        self.next_set.set(id.wrapping_add(1));
+        let data = Float32Array::from(data);
+        let (samples, efm) = match options.target {
+            Target::Cfm => (0, false),
+            Target::Efm { samples } => (samples, true),
+        };
+        let number = |v: usize| JsValue::from(v as f64);
+        let message = object(&[
+            ("op", "trainer".into()),
+            ("set", id.into()),
+            ("dim", number(shape.dim)),
+            ("hidden", number(shape.hidden)),
+            ("depth", number(shape.depth)),
+            ("timeFeatures", number(shape.time_features)),
+            ("batch", number(options.batch)),
+            ("lr", options.lr.into()),
+            ("seed", options.seed.into()),
+            ("efm", efm.into()),
+            ("samples", number(samples)),
+            ("data", data.clone().into()),
+        ]);
+        worker.post(&message, &Array::of1(&data.buffer()));
+        Some(PoolTrainer {
+            pool: self.clone(),
+            worker,
+            id,
+        })
+    }
+}
+
+impl PoolTrainer {
+    /// `steps` steps in the worker (one message, one answer); their losses, and the parameters
+    /// after them when `with_params`.
+    pub async fn train(
+        &self,
+        steps: usize,
+        with_params: bool,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>), Failure> {
+        let message = object(&[
+            ("op", "train".into()),
+            ("set", self.id.into()),
+            ("steps", (steps as f64).into()),
+            ("params", with_params.into()),
+        ]);
+        let reply = answer(
+            self.worker
+                .request(self.pool.ticket(), &message, &Array::new()),
+        )
+        .await?;
+        let losses = reply_floats(&reply, "losses");
+        if losses.as_ref().map(Vec::len) != Some(steps) {
+            return Err(wrong_count());
+        }
+        Ok((losses.unwrap_or_default(), reply_floats(&reply, "params")))
+    }
+
+    /// The parameters now (flow::mlp layout).
+    pub async fn parameters(&self) -> Result<Vec<f32>, Failure> {
+        Ok(self.train(0, true).await?.1.unwrap_or_default())
+    }
+}
+
+impl Drop for PoolTrainer {
+    fn drop(&mut self) {
+        let message = object(&[("op", "drop".into()), ("set", self.id.into())]);
+        self.worker.post(&message, &Array::new());
+    }
+}
+
+fn reply_floats(reply: &JsValue, key: &str) -> Option<Vec<f32>> {
+    Reflect::get(reply, &key.into())
+        .ok()
+        .and_then(|v| v.dyn_into::<Float32Array>().ok())
+        .map(|a| a.to_vec())
+}
+
+fn wrong_count() -> Failure {
+    Failure::Broken("a compute worker answered with the wrong number of values".into())
 }
 
 /// A training set split across the pool's workers.
@@ -352,13 +490,7 @@ impl PoolSet {
         let mut parts = Vec::with_capacity(answers.len());
         for reply in futures_util::future::join_all(answers).await {
             let reply = reply?;
-            let floats = |k: &str| -> Vec<f32> {
-                Reflect::get(&reply, &k.into())
-                    .ok()
-                    .and_then(|v| v.dyn_into::<Float32Array>().ok())
-                    .map(|a| a.to_vec())
-                    .unwrap_or_default()
-            };
+            let floats = |k: &str| reply_floats(&reply, k).unwrap_or_default();
             parts.push(Partials {
                 dim: self.dim,
                 max: floats("max"),
@@ -371,9 +503,7 @@ impl PoolSet {
             .iter()
             .any(|p| p.max.len() != m || p.sum.len() != m || p.weighted.len() != m * self.dim)
         {
-            return Err(Failure::Broken(
-                "a compute worker answered with the wrong number of values".into(),
-            ));
+            return Err(wrong_count());
         }
         Ok(Partials::merge(&parts).velocity(points, times))
     }
@@ -391,6 +521,8 @@ impl Drop for PoolSet {
 thread_local! {
     /// In a worker: the slices it holds by set id, or why one was refused.
     static SLICES: RefCell<HashMap<u32, Result<ClosedForm, FlowError>>> = RefCell::new(HashMap::new());
+    /// In the training worker: its networks by id.
+    static TRAINERS: RefCell<HashMap<u32, CpuTraining>> = RefCell::new(HashMap::new());
 }
 
 /// In a worker (www/worker.js): one message of the page's pool, answered with its buffers to
@@ -471,8 +603,54 @@ pub fn pool_worker_message(message: JsValue) -> Result<JsValue, JsError> {
                 transfer,
             )
         }
+        Some("trainer") => {
+            let number = |k: &str| field(k).as_f64().unwrap_or(0.0);
+            let shape = MlpShape {
+                dim: number("dim") as usize,
+                hidden: number("hidden") as usize,
+                depth: number("depth") as usize,
+                time_features: number("timeFeatures") as usize,
+            };
+            let options = TrainOptions {
+                batch: number("batch") as usize,
+                lr: number("lr") as f32,
+                seed: number("seed") as u32,
+                target: if field("efm").is_truthy() {
+                    Target::Efm {
+                        samples: number("samples") as usize,
+                    }
+                } else {
+                    Target::Cfm
+                },
+            };
+            let training = CpuTraining::new(shape, floats("data")?, options);
+            TRAINERS.with(|t| t.borrow_mut().insert(set, training));
+            done(&[], Array::new())
+        }
+        Some("train") => {
+            let steps = field("steps").as_f64().unwrap_or(0.0) as usize;
+            let (losses, params) = TRAINERS.with(|t| {
+                let mut trainers = t.borrow_mut();
+                let training = trainers
+                    .get_mut(&set)
+                    .ok_or_else(|| JsError::new("no such trainer"))?;
+                let losses: Vec<f32> = (0..steps).map(|_| training.step()).collect();
+                let params = field("params")
+                    .is_truthy()
+                    .then(|| Float32Array::from(&training.params[..]));
+                Ok::<_, JsError>((Float32Array::from(&losses[..]), params))
+            })?;
+            let transfer = Array::of1(&losses.buffer());
+            let mut fields = vec![("losses", JsValue::from(losses))];
+            if let Some(p) = params {
+                transfer.push(&p.buffer());
+                fields.push(("params", p.into()));
+            }
+            done(&fields, transfer)
+        }
         Some("drop") => {
             SLICES.with(|s| s.borrow_mut().remove(&set));
+            TRAINERS.with(|t| t.borrow_mut().remove(&set));
             done(&[], Array::new())
         }
         _ => Err(JsError::new("unknown message")),

@@ -2,9 +2,9 @@
 //! trainer run one after another (each awaits the previous), so a page may fire them freely.
 
 use super::api::{finite_result, floats, hold, number, optional_number, Held};
+use super::compute::Training;
 use super::shared::{backend, pace};
 use crate::flow::{self, budget, error as check, mlp, FlowError};
-use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use js_sys::{Object, Reflect};
@@ -294,7 +294,7 @@ pub async fn create_trainer(
     let (shape, options, data, memory) = parse(&options)?;
     let held = hold("options", memory)?;
     let data = data.copy()?;
-    let engine = backend().await.training(shape, &data, options)?;
+    let engine = Training::start(&*backend().await, shape, &data, options).await?;
     Ok(Trainer {
         inner: Rc::new(Inner {
             shape,
@@ -349,7 +349,7 @@ impl Inner {
 
     async fn params(&self) -> Result<Vec<f32>, JsError> {
         self.with_engine(async |engine: &mut Training| {
-            Ok(backend().await.parameters(engine).await?)
+            Ok(engine.parameters(&*backend().await).await?)
         })
         .await
     }
@@ -405,7 +405,7 @@ impl Trainer {
                 let steps = steps?;
                 let losses = inner
                     .with_engine(async |engine: &mut Training| {
-                        Ok(backend().await.train(engine, steps, pace).await?)
+                        Ok(engine.train(&*backend().await, steps, false).await?.0)
                     })
                     .await?;
                 Ok(finite_result("the loss", &losses)?)

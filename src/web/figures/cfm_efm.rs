@@ -8,8 +8,8 @@ use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status,
 use crate::catalog::cfm_efm as settings;
 use crate::charts::{curves, palette, scenes};
 use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
-use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
+use crate::web::compute::Training;
 use crate::web::controls::{element, select, JsResult, Listeners};
 use crate::web::shared::{backend, yield_to_page};
 use plotters::style::Color;

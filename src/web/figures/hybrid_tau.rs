@@ -7,8 +7,8 @@ use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status,
 use crate::catalog::hybrid_tau as settings;
 use crate::charts::{curves, scenes};
 use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
-use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
+use crate::web::compute::Training;
 use crate::web::controls::{JsResult, Listeners, Slider};
 use crate::web::shared::backend;
 use std::cell::RefCell;

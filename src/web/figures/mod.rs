@@ -13,6 +13,7 @@ mod stochastic_target;
 mod target_alignment;
 mod velocity_field;
 
+use super::compute::{ComputeError, Training};
 use super::controls::{element, JsResult};
 use crate::charts;
 use std::cell::RefCell;
@@ -291,21 +292,18 @@ pub fn draw_histogram(
 /// parameters after them.
 pub async fn train_chunk(
     backend: &crate::gpu::Backend,
-    training: Option<crate::gpu::backend::Training>,
+    training: Option<Training>,
     shape: crate::flow::mlp::MlpShape,
     data: &[f32],
     options: crate::gpu::trainer::TrainOptions,
     steps: usize,
-) -> Result<(crate::gpu::backend::Training, Vec<f32>, Vec<f32>), crate::gpu::GpuError> {
+) -> Result<(Training, Vec<f32>, Vec<f32>), ComputeError> {
     let mut training = match training {
         Some(t) => t,
-        None => backend.training(shape, data, options)?,
+        None => Training::start(backend, shape, data, options).await?,
     };
-    let losses = backend
-        .train(&mut training, steps, super::shared::pace)
-        .await?;
-    let params = backend.parameters(&training).await?;
-    Ok((training, losses, params))
+    let (losses, params) = training.train(backend, steps, true).await?;
+    Ok((training, losses, params.unwrap_or_default()))
 }
 
 /// A CSV document: the header, then one line per row.

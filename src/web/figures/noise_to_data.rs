@@ -6,8 +6,8 @@ use super::{
 };
 use crate::charts::{curves, scenes};
 use crate::flow::{mlp, rng::Rng, Dataset};
-use crate::gpu::backend::Training;
 use crate::gpu::trainer::TrainOptions;
+use crate::web::compute::Training;
 use crate::web::controls::{JsResult, Listeners};
 use crate::web::shared::backend;
 use std::cell::RefCell;
