@@ -22,10 +22,12 @@ pub enum ComputeError {
     Worker(String),
 }
 
+/// A set a figure made ready: the data it came from, its dim, the set (while both live).
+type SharedSet = (Weak<Vec<f32>>, usize, Weak<Ready>);
+
 thread_local! {
-    /// The sets figures made ready, by the data they came from (while both live): figures that
-    /// query the same data share one.
-    static SHARED: RefCell<Vec<(Weak<Vec<f32>>, usize, Weak<Ready>)>> = const { RefCell::new(Vec::new()) };
+    /// The sets figures made ready: figures that query the same data share one.
+    static SHARED: RefCell<Vec<SharedSet>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A training set ready for closed-form queries on one of the three.
