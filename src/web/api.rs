@@ -105,18 +105,47 @@ impl Floats {
     }
 
     /// Copies the values into wasm memory (call once the budget allows it) and checks that they
-    /// are finite.
-    pub fn copy(&self) -> Result<Vec<f32>, FlowError> {
+    /// are finite, in one go.
+    pub fn copy_now(&self) -> Result<Vec<f32>, FlowError> {
         let values = self.array.to_vec();
-        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
-            return Err(FlowError::NonFinite {
-                name: self.name,
-                index,
-            });
+        self.check_finite(&values, 0)?;
+        Ok(values)
+    }
+
+    /// `copy_now` for arrays of any size: brought into wasm memory and checked in pieces of
+    /// COPY_FLOATS with turns for the page between them (a copy taken at once in JS, to be free
+    /// of the caller's later changes, was itself a 40 ms task for 31 MB). The README asks
+    /// callers not to change an array until the call settles.
+    pub async fn copy(&self) -> Result<Vec<f32>, FlowError> {
+        let len = self.len as usize;
+        if len <= COPY_FLOATS {
+            return self.copy_now();
+        }
+        let mut values = vec![0.0; len];
+        for start in (0..len).step_by(COPY_FLOATS) {
+            let end = len.min(start + COPY_FLOATS);
+            self.array
+                .subarray(start as u32, end as u32)
+                .copy_to(&mut values[start..end]);
+            self.check_finite(&values[start..end], start)?;
+            pace().await;
         }
         Ok(values)
     }
+
+    fn check_finite(&self, values: &[f32], first: usize) -> Result<(), FlowError> {
+        match values.iter().position(|v| !v.is_finite()) {
+            Some(i) => Err(FlowError::NonFinite {
+                name: self.name,
+                index: first + i,
+            }),
+            None => Ok(()),
+        }
+    }
 }
+
+/// Floats brought into wasm memory between two turns of the page (4 MB, a few ms).
+const COPY_FLOATS: usize = 1 << 20;
 
 pub(super) fn number(name: &'static str, value: &JsValue) -> Result<f64, FlowError> {
     value.as_f64().ok_or(FlowError::WrongType {
@@ -414,7 +443,7 @@ pub async fn closed_form_velocity(
     };
     let (_held, backend) = closed_form_call(cost, "points").await?;
     let set = Ready::from_js(&backend, &data, dim).await?;
-    let points = points.copy()?;
+    let points = points.copy().await?;
     let times = vec![t; m as usize];
     Ok(finite_result(
         "the velocity",
@@ -442,7 +471,7 @@ pub async fn posterior_weights(
     }
     let t = check::check_t("t", number("t", &t)?)?;
     let _held = hold("data", budget::product(&[n, dim as u64 + 1]))?;
-    let (data, point) = (data.copy()?, point.copy()?);
+    let (data, point) = (data.copy().await?, point.copy().await?);
     // One point against n: cheaper on the CPU than a GPU round trip.
     Ok(finite_result(
         "the weights",
@@ -472,8 +501,8 @@ pub async fn sample_closed_form(
         out: m * dim as u64,
     };
     let (_held, backend) = closed_form_call(cost, "x0").await?;
-    let set = backend.prepare_owned(data.copy()?, dim)?;
-    let x0 = x0.copy()?;
+    let set = backend.prepare_owned(data.copy().await?, dim)?;
+    let x0 = x0.copy().await?;
     Ok(finite_result(
         "the samples",
         &backend.sample(&set, &x0, steps, t0, pace).await?,
@@ -517,11 +546,11 @@ pub async fn cosine_alignment(
         .saturating_add(budget::product(&[3, per_block, pair_floats]))
         .saturating_add(budget::product(&[2, count, pairs as u64]));
     let _held = hold("times", floats_needed)?;
-    let times = times.copy()?;
+    let times = times.copy().await?;
     for &t in &times {
         check::check_t("times", t as f64)?;
     }
-    let data = data.copy()?;
+    let data = data.copy().await?;
     let backend = backend().await;
     let q = flow::alignment::alignment_pairs(&data, dim, pairs, seed);
     let set = Ready::owned(&backend, data, dim).await?;

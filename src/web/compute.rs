@@ -65,6 +65,7 @@ impl Ready {
         }
         let values = data
             .copy()
+            .await
             .map_err(|e| ComputeError::Input(e.to_string()))?;
         Ok(Ready::Backend(backend.prepare_owned(values, dim)?))
     }

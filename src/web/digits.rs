@@ -181,9 +181,9 @@ async fn fetch_digits(url: &str) -> Result<Rc<DigitSet>, String> {
             bytes.len()
         ));
     }
-    // Inflated a megabyte at a time, with turns for the page in between.
+    // Inflated 256 kB at a time, with turns for the page in between.
     let mut unpacker = digits::Unpacker::new(&bytes);
-    while !unpacker.advance(1 << 20).map_err(|e| e.to_string())? {
+    while !unpacker.advance(1 << 18).map_err(|e| e.to_string())? {
         crate::web::shared::pace().await;
     }
     let set = unpacker.finish().map_err(|e| e.to_string())?;

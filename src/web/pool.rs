@@ -270,6 +270,40 @@ pub async fn compute_workers() -> f64 {
     pool().await.map_or(0, |p| p.workers.len()) as f64
 }
 
+/// What the pool's workers hold now (training sets' slices and networks): for the leak test.
+#[wasm_bindgen(js_name = workersHoldingForTesting)]
+pub async fn workers_holding_for_testing() -> f64 {
+    let Some(pool) = pool().await else {
+        return 0.0;
+    };
+    let trainer = pool
+        .trainers
+        .borrow()
+        .as_ref()
+        .and_then(|t| t.peek().cloned().flatten());
+    let asks: Vec<_> = pool
+        .workers
+        .iter()
+        .chain(trainer.as_deref())
+        .map(|w| {
+            answer(w.request(
+                pool.ticket(),
+                &object(&[("op", "held".into())]),
+                &Array::new(),
+            ))
+        })
+        .collect();
+    let mut held = 0.0;
+    for reply in futures_util::future::join_all(asks).await {
+        held += reply
+            .ok()
+            .and_then(|r| Reflect::get(&r, &"held".into()).ok())
+            .and_then(|v| v.as_f64())
+            .unwrap_or(f64::NAN);
+    }
+    held
+}
+
 impl Pool {
     fn ticket(&self) -> u32 {
         let t = self.next_ticket.get();
@@ -647,6 +681,10 @@ pub fn pool_worker_message(message: JsValue) -> Result<JsValue, JsError> {
                 fields.push(("params", p.into()));
             }
             done(&fields, transfer)
+        }
+        Some("held") => {
+            let held = SLICES.with(|s| s.borrow().len()) + TRAINERS.with(|t| t.borrow().len());
+            done(&[("held", (held as f64).into())], Array::new())
         }
         Some("drop") => {
             SLICES.with(|s| s.borrow_mut().remove(&set));

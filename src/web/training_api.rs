@@ -293,7 +293,7 @@ pub async fn create_trainer(
 ) -> Result<Trainer, JsError> {
     let (shape, options, data, memory) = parse(&options)?;
     let held = hold("options", memory)?;
-    let data = data.copy()?;
+    let data = data.copy().await?;
     let engine = Training::start(&*backend().await, shape, &data, options).await?;
     Ok(Trainer {
         inner: Rc::new(Inner {
@@ -432,7 +432,7 @@ impl Trainer {
                 .saturating_add(budget::product(&[rows, activation_width(&shape)]))
                 .saturating_add(shape.parameter_count() as u64);
             let held = hold("points", memory)?;
-            Ok::<_, FlowError>((points.copy()?, t, held))
+            Ok::<_, FlowError>((points.copy_now()?, t, held))
         })();
         self.inner.queue(move |inner| {
             async move {
@@ -469,7 +469,7 @@ impl Trainer {
                 .saturating_add(budget::product(&[rows, activation_width(&shape)]))
                 .saturating_add(shape.parameter_count() as u64);
             let held = hold("x0", memory)?;
-            Ok::<_, FlowError>((x0.copy()?, steps, tau, held))
+            Ok::<_, FlowError>((x0.copy_now()?, steps, tau, held))
         })();
         self.inner.queue(move |inner| {
             async move {

@@ -241,6 +241,8 @@ export async function soakChecks({ t, browser, origin, query, mode }) {
         held: window.__m.heldFloatsForTesting(),
         gpu: window.__liveGpuBuffers(),
       }));
+      // Slices of training sets and networks kept in the compute workers.
+      inPage.workers = await page.evaluate(() => window.__m.workersHoldingForTesting());
       await cdp.send('HeapProfiler.collectGarbage');
       const heap = await cdp.send('Runtime.getHeapUsage');
       const dom = await cdp.send('Memory.getDOMCounters');
@@ -286,7 +288,8 @@ export async function soakChecks({ t, browser, origin, query, mode }) {
     const report = rows.map(([label, a, b]) => `${label}: wasm memory ${(a.wasm / 2 ** 20).toFixed(2)} -> ${(b.wasm / 2 ** 20).toFixed(2)} MiB `
       + `(live heap ${(a.live / 2 ** 10).toFixed(0)} -> ${(b.live / 2 ** 10).toFixed(0)} KiB), `
       + `JS heap ${(a.heap / 2 ** 20).toFixed(2)} -> ${(b.heap / 2 ** 20).toFixed(2)} MiB, listeners ${a.listeners} -> ${b.listeners}, `
-      + `nodes ${a.nodes} -> ${b.nodes}, GPU buffers ${a.gpu} -> ${b.gpu}, held floats ${a.held} -> ${b.held}`).join('; ');
+      + `nodes ${a.nodes} -> ${b.nodes}, GPU buffers ${a.gpu} -> ${b.gpu}, held floats ${a.held} -> ${b.held}, `
+      + `kept in workers ${a.workers} -> ${b.workers}`).join('; ');
     const grew = (a, b, slack = 0) => b > a * 1.05 + slack;
     for (const [label, a, b] of rows) {
       // Live bytes must not grow; the linear memory (which never shrinks) may gain a few
@@ -299,6 +302,7 @@ export async function soakChecks({ t, browser, origin, query, mode }) {
       assert(!grew(a.nodes, b.nodes, 20), `${label}: DOM nodes grew: ${report}`);
       assert(!grew(a.gpu, b.gpu, 1), `${label}: live GPU buffers grew: ${report}`);
       assert(b.held === 0, `${label}: ${b.held} floats still held after every call ended: ${report}`);
+      assert(Number.isFinite(b.workers) && b.workers <= a.workers, `${label}: the compute workers hold more: ${report}`);
     }
     assert(errors.length === 0, `page errors: ${errors.join('\n').slice(0, 2000)}`);
     await page.close();

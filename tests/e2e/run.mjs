@@ -852,7 +852,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     });
   }
 
-  await t.check('no long task over 200 ms on the main thread while scrolling the article', async () => {
+  await t.check('no long task over 100 ms on the main thread while scrolling the article', async () => {
     const p7 = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await p7.addInitScript(() => {
       window.longTasks = [];
@@ -872,7 +872,9 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     const tasks = await p7.evaluate((start) => window.longTasks.filter(([t]) => t >= start).map(([, d]) => d), start);
     await p7.close();
     const worst = Math.max(0, ...tasks);
-    assert(worst <= 200, `a ${worst.toFixed(0)} ms task while scrolling`);
+    // The goal is 50 ms (compute in workers or on the GPU, copies and drawing in pieces); the
+    // bound leaves room for this machine's noise.
+    assert(worst <= 100, `a ${worst.toFixed(0)} ms task while scrolling`);
     return `${tasks.length} tasks over 50 ms, the longest ${worst.toFixed(0)} ms`;
   });
 
