@@ -7,5 +7,6 @@ pub mod catalog;
 pub mod charts;
 pub mod flow;
 pub mod gpu;
+pub mod schedule;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -563,6 +563,46 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     assert(errors.length === 0, `console errors: ${errors.join('\n')}`);
   });
 
+  await t.check('a 60-frame drag of the velocity field\'s t slider: one job a frame at most, the field never more than one job behind, the passed values dropped', async () => {
+    await page.locator('[data-figure="velocity-field"] canvas').scrollIntoViewIfNeeded();
+    const r = await page.evaluate(async () => {
+      const slider = document.querySelector('#vf-t');
+      const canvas = document.querySelector('[data-figure="velocity-field"] canvas');
+      const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+      const jobs = () => canvas.dataset.jobs.split(' ').map(Number);
+      // Two input events a frame, as a pointer reporting at 120 Hz does.
+      const value = (k) => (0.05 + 0.9 * k / 119).toFixed(3);
+      await frame();
+      const [started0, dropped0] = jobs();
+      const frames = [];
+      for (let f = 0; f < 60; f++) {
+        await frame();
+        const [started, dropped, lag] = jobs();
+        frames.push({ asked: Number(slider.value), drawn: Number(canvas.dataset.fieldT), started, dropped, lag });
+        for (const k of [2 * f, 2 * f + 1]) {
+          slider.value = value(k);
+          slider.dispatchEvent(new Event('input', { bubbles: true }));
+        }
+      }
+      // At rest, the last value is drawn.
+      const last = Number(value(119));
+      const start = performance.now();
+      while (Math.abs(Number(canvas.dataset.fieldT) - last) > 1e-6 && performance.now() - start < 120000) await frame();
+      const settled = performance.now() - start;
+      const [started, dropped, lag] = jobs();
+      const status = document.querySelector('[data-figure="velocity-field"] .figure-status').textContent;
+      return { frames, started: started - started0, dropped: dropped - dropped0, lag, drawn: Number(canvas.dataset.fieldT), last, settled, status };
+    });
+    const behindByJobs = r.frames.filter((f) => f.lag > 1).length;
+    const behindByValue = r.frames.filter((f) => Math.abs(f.drawn - f.asked) > 1e-6).length;
+    const perFrame = Math.max(...r.frames.slice(1).map((f, i) => f.started - r.frames[i].started));
+    assert(Math.abs(r.drawn - r.last) <= 1e-6 && r.lag === 0, `at rest the field is for t = ${r.drawn}, the slider at ${r.last}: ${JSON.stringify(r)}`);
+    assert(behindByJobs === 0, `${behindByJobs} frames more than one job behind: ${JSON.stringify(r.frames)}`);
+    assert(perFrame <= 1, `${perFrame} jobs started in one frame`);
+    assert(r.started + r.dropped === 120 && r.dropped > 0, `120 values asked: ${r.started} started, ${r.dropped} dropped`);
+    return `${r.started} jobs for 120 values over 60 frames, ${r.dropped} dropped unstarted; frames more than one job behind: ${behindByJobs}; frames whose arrows were not yet for the slider's t: ${behindByValue}; at rest after ${r.settled.toFixed(0)} ms ("${r.status}")`;
+  });
+
   await t.check('CFM against EFM: both train, metrics fill in, pause and reset work', async () => {
     const fig = page.locator('[data-figure="cfm-vs-efm"]');
     await fig.scrollIntoViewIfNeeded();

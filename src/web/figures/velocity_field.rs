@@ -6,6 +6,7 @@ use crate::catalog::velocity_field as settings;
 use crate::charts::{plane::Plane, scenes};
 use crate::flow::{self, Dataset};
 use crate::gpu::backend::Prepared;
+use crate::schedule::Jobs;
 use crate::web::controls::{
     self, button, canvas_point, element, select, JsResult, Listeners, Slider,
 };
@@ -29,10 +30,11 @@ struct State {
     /// Bumped whenever `data` changes; keys the uploaded set and the computed field.
     version: u64,
     prepared: Option<(u64, Rc<Prepared>)>,
-    velocities: Option<Vec<f32>>,
-    computed_for: Option<(u64, f32)>,
+    /// The drawn arrows and the t they are for (the slider may have moved on since).
+    velocities: Option<(Vec<f32>, f32)>,
+    /// The field's jobs, keyed by (data version, t's bits): one in flight, the newest next.
+    jobs: Jobs<(u64, u32)>,
     hover: Option<(f32, f32)>,
-    busy: bool,
     needs_draw: bool,
 }
 
@@ -44,6 +46,13 @@ impl State {
         };
         self.n_slider.input.set_disabled(self.dataset == CUSTOM);
         self.version += 1;
+        self.ask();
+    }
+
+    /// The controls changed: the field for them is wanted (a drag replaces the values it
+    /// passed before their jobs could start).
+    fn ask(&mut self) {
+        self.jobs.ask((self.version, self.t.to_bits()));
         self.needs_draw = true;
     }
 
@@ -53,6 +62,7 @@ impl State {
         let velocities = self
             .velocities
             .as_ref()
+            .map(|(u, _)| u)
             .filter(|v| !v.is_empty())
             .unwrap_or(&empty);
         let field_grid = if velocities.is_empty() {
@@ -71,6 +81,18 @@ impl State {
         if let Err(e) = draw_plane(&self.canvas, &scene) {
             self.status.error(&format!("{e:?}"));
         }
+        // What is on the canvas, for tests and tools: the arrows' t, and the jobs (started,
+        // dropped before they started, started since the drawn one).
+        if let Some((_, t)) = &self.velocities {
+            let _ = self.canvas.set_attribute("data-field-t", &t.to_string());
+        }
+        let jobs = format!(
+            "{} {} {}",
+            self.jobs.started,
+            self.jobs.dropped,
+            self.jobs.lag()
+        );
+        let _ = self.canvas.set_attribute("data-jobs", &jobs);
     }
 }
 
@@ -126,7 +148,7 @@ impl VelocityField {
             &settings::T,
             on(|s, v| {
                 s.t = v as f32;
-                s.needs_draw = true;
+                s.ask();
             }),
         )?;
         let c = cell.clone();
@@ -151,9 +173,8 @@ impl VelocityField {
             version: 0,
             prepared: None,
             velocities: None,
-            computed_for: None,
+            jobs: Jobs::default(),
             hover: None,
-            busy: false,
             needs_draw: true,
         }));
         state.borrow_mut().regenerate();
@@ -227,17 +248,17 @@ impl VelocityField {
     }
 }
 
-/// Computes the field for the current (data, t) in the background.
-fn compute(state: &Rc<RefCell<State>>) {
-    let (data, version, t, cached) = {
-        let mut s = state.borrow_mut();
-        s.busy = true;
+/// Computes the field for job `number`'s (data version, t) in the background.
+fn compute(state: &Rc<RefCell<State>>, number: u64, (version, t): (u64, u32)) {
+    let t = f32::from_bits(t);
+    let (data, cached) = {
+        let s = state.borrow();
         let cached = s
             .prepared
             .as_ref()
-            .filter(|(v, _)| *v == s.version)
+            .filter(|(v, _)| *v == version)
             .map(|(_, p)| p.clone());
-        (s.data.clone(), s.version, s.t, cached)
+        (s.data.clone(), cached)
     };
     let state = state.clone();
     wasm_bindgen_futures::spawn_local(async move {
@@ -255,15 +276,16 @@ fn compute(state: &Rc<RefCell<State>>) {
         }
         .await;
         let mut s = state.borrow_mut();
-        s.busy = false;
-        s.computed_for = Some((version, t));
+        s.jobs.finish(number);
         s.needs_draw = true;
         match result {
+            // A field of data the reader has since changed is not drawn over it.
+            Ok(_) if version != s.version => {}
             Ok((prepared, u)) => {
                 if let Some(p) = prepared {
                     s.prepared = Some((version, p));
                 }
-                s.velocities = Some(u);
+                s.velocities = Some((u, t));
                 let text = if data.is_empty() {
                     "Click in the plane to add training points.".to_string()
                 } else {
@@ -286,9 +308,8 @@ fn compute(state: &Rc<RefCell<State>>) {
 impl Figure for VelocityField {
     fn csv(&self) -> Option<String> {
         let s = self.state.borrow();
-        let u = s.velocities.as_ref()?;
+        let (u, t) = s.velocities.as_ref()?;
         let grid = grid(GRID_SIDE, 3.0);
-        let t = s.t;
         Some(super::csv_rows(
             "t,x,y,u_x,u_y",
             grid.chunks_exact(2)
@@ -298,19 +319,13 @@ impl Figure for VelocityField {
     }
 
     fn frame(&mut self, _now: f64) {
-        let (stale, busy, draw) = {
-            let s = self.state.borrow();
-            (
-                s.computed_for != Some((s.version, s.t)),
-                s.busy,
-                s.needs_draw,
-            )
-        };
-        if stale && !busy {
-            compute(&self.state);
+        let next = self.state.borrow_mut().jobs.start();
+        if let Some((number, key)) = next {
+            compute(&self.state, number, key);
         }
-        if draw {
-            self.state.borrow_mut().draw();
+        let mut s = self.state.borrow_mut();
+        if s.needs_draw {
+            s.draw();
         }
     }
 
