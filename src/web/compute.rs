@@ -55,7 +55,7 @@ impl Ready {
     /// caller's array (checked there), else copied, checked and prepared on the backend.
     pub(super) async fn from_js(
         backend: &Backend,
-        data: &super::api::Floats,
+        data: &super::args::Floats,
         dim: usize,
     ) -> Result<Ready, ComputeError> {
         if matches!(backend, Backend::Cpu { .. }) {

@@ -1,6 +1,7 @@
 //! The browser side (wasm32 only): the JS API, the figures, their controls and their lifecycle.
 
 pub mod api;
+mod args;
 mod backend_switch;
 pub(crate) mod compute;
 mod controls;
@@ -8,6 +9,7 @@ pub mod digits;
 mod figures;
 mod page;
 mod pool;
+mod settings;
 mod share;
 pub mod shared;
 pub mod training_api;

@@ -4,6 +4,7 @@
 
 use super::controls::{document, JsResult};
 use super::figures::{self, Figure};
+use super::settings::{apply_setting, control_value, describe, setting_control, settings};
 use super::shared::backend;
 use crate::gpu::backend::CpuWhy;
 use crate::gpu::Backend;
@@ -47,7 +48,7 @@ pub fn start() -> Result<(), JsValue> {
         match figures::create(&name, &root) {
             Ok(figure) => {
                 register(root.clone(), &name, figure)?;
-                super::share::add(&name, &root)?;
+                super::share::add(&name, &root, DRAWING)?;
                 super::share::link(&name, &root)?;
             }
             Err(e) => show_error(&root, &e),
@@ -119,7 +120,7 @@ pub fn mount_figure(
     let figure = figures::create(&name, &root)
         .map_err(|e| JsError::new(&e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
     register(root.clone(), &name, figure).map_err(|e| JsError::new(&format!("{e:?}")))?;
-    super::share::add(&name, &root).map_err(|e| JsError::new(&format!("{e:?}")))?;
+    super::share::add(&name, &root, DRAWING).map_err(|e| JsError::new(&format!("{e:?}")))?;
     Ok(FigureHandle { root })
 }
 
@@ -222,7 +223,7 @@ fn remount_all() {
             .collect()
     });
     for (root, name) in mounted {
-        let values = super::share::setting_values(&root);
+        let values = super::settings::setting_values(&root);
         let tools = root.query_selector(":scope > .figure-tools").ok().flatten();
         let mut next = root.first_element_child();
         while let Some(child) = next {
@@ -261,6 +262,12 @@ fn remount_all() {
 
 /// Draws the figure in `root` right now (its next frame, out of turn): what "Download SVG"
 /// captures.
+/// What the downloads of `share` draw and read.
+const DRAWING: super::share::Drawing = super::share::Drawing {
+    redraw: redraw_now,
+    csv: figure_csv,
+};
+
 pub(super) fn redraw_now(root: &Element) {
     let now = web_sys::window()
         .and_then(|w| w.performance())
@@ -284,106 +291,6 @@ pub(super) fn figure_csv(root: &Element) -> Option<String> {
             .find(|m| &m.root == root)
             .and_then(|m| m.figure.csv())
     })
-}
-
-pub(super) fn settings(root: &Element) -> Vec<Element> {
-    let mut out = Vec::new();
-    if let Ok(list) = root.query_selector_all("[data-setting]") {
-        for i in 0..list.length() {
-            if let Some(e) = list.item(i).and_then(|n| n.dyn_into::<Element>().ok()) {
-                out.push(e);
-            }
-        }
-    }
-    out
-}
-
-fn setting_control(root: &Element, key: &str) -> Option<Element> {
-    settings(root)
-        .into_iter()
-        .find(|e| e.get_attribute("data-setting").as_deref() == Some(key))
-}
-
-pub(super) fn control_value(control: &Element) -> String {
-    if let Some(input) = control.dyn_ref::<web_sys::HtmlInputElement>() {
-        input.value()
-    } else if let Some(select) = control.dyn_ref::<web_sys::HtmlSelectElement>() {
-        select.value()
-    } else {
-        String::new()
-    }
-}
-
-fn select_options(select: &web_sys::HtmlSelectElement) -> Vec<String> {
-    let Ok(options) = select.query_selector_all("option") else {
-        return Vec::new();
-    };
-    (0..options.length())
-        .filter_map(|i| options.item(i))
-        .filter_map(|o| o.dyn_into::<Element>().ok())
-        .filter_map(|o| o.get_attribute("value"))
-        .collect()
-}
-
-fn describe(control: &Element) -> String {
-    let key = control.get_attribute("data-setting").unwrap_or_default();
-    if let Some(input) = control.dyn_ref::<web_sys::HtmlInputElement>() {
-        format!(
-            "{key}: a number in [{}, {}] (step {})",
-            input.min(),
-            input.max(),
-            input.step()
-        )
-    } else if let Some(select) = control.dyn_ref::<web_sys::HtmlSelectElement>() {
-        format!("{key}: one of {}", select_options(select).join(", "))
-    } else {
-        key
-    }
-}
-
-/// Sets a figure's control to `value` and fires its event, so the figure reacts exactly as to
-/// the reader's hand. Values outside the control's range are refused with the valid ones.
-pub(super) fn apply_setting(root: &Element, key: &str, value: &str) -> Result<(), String> {
-    let Some(control) = setting_control(root, key) else {
-        let valid: Vec<String> = settings(root).iter().map(describe).collect();
-        return Err(if valid.is_empty() {
-            format!("this figure has no setting \"{key}\" (it has none)")
-        } else {
-            format!(
-                "this figure has no setting \"{key}\"; its settings: {}",
-                valid.join("; ")
-            )
-        });
-    };
-    let event = if let Some(input) = control.dyn_ref::<web_sys::HtmlInputElement>() {
-        let (min, max) = (input.min().parse::<f64>(), input.max().parse::<f64>());
-        let v = value.trim().parse::<f64>().ok().filter(|v| v.is_finite());
-        match (v, min, max) {
-            (Some(v), Ok(min), Ok(max)) if v >= min && v <= max => input.set_value(&v.to_string()),
-            _ => {
-                return Err(format!(
-                    "{key} must be {}, got \"{value}\"",
-                    &describe(&control)[key.len() + 2..]
-                ))
-            }
-        }
-        "input"
-    } else if let Some(select) = control.dyn_ref::<web_sys::HtmlSelectElement>() {
-        let options = select_options(select);
-        if !options.iter().any(|o| o == value) {
-            return Err(format!(
-                "{key} must be one of {}, got \"{value}\"",
-                options.join(", ")
-            ));
-        }
-        select.set_value(value);
-        "change"
-    } else {
-        return Err(format!("setting {key} cannot be changed"));
-    };
-    let e = web_sys::Event::new(event).map_err(|e| format!("{e:?}"))?;
-    control.dispatch_event(&e).map_err(|e| format!("{e:?}"))?;
-    Ok(())
 }
 
 /// An error inside the figure's own box; the rest of the page keeps working.

@@ -5,11 +5,19 @@
 //! embedded ones under their element's id (or name).
 
 use super::controls::{document, element, JsResult, Listeners};
-use super::page::{apply_setting, control_value, settings};
+use super::settings::{apply_setting, setting_values};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::Element;
+
+/// What the downloads need from the page's figure in `root`: to draw it now (the SVG capture
+/// records that drawing) and its data as CSV, if it has any yet.
+#[derive(Clone, Copy)]
+pub struct Drawing {
+    pub redraw: fn(&Element),
+    pub csv: fn(&Element) -> Option<String>,
+}
 
 /// A figure on the page: its download buttons and, when it is linked, its key in the address
 /// (an article figure's name, or an embedded figure's id or name) and its settings' defaults.
@@ -21,18 +29,6 @@ struct Shared {
 
 thread_local! {
     static FIGURES: RefCell<Vec<Shared>> = const { RefCell::new(Vec::new()) };
-}
-
-pub(super) fn setting_values(root: &Element) -> Vec<(String, String)> {
-    settings(root)
-        .iter()
-        .map(|c| {
-            (
-                c.get_attribute("data-setting").unwrap_or_default(),
-                control_value(c),
-            )
-        })
-        .collect()
 }
 
 /// The address fragment for every linked figure's changed settings.
@@ -134,9 +130,9 @@ fn write_address_dropping(dropped: Option<&str>) {
 
 /// Adds a figure's download buttons ("Download PNG", "Download SVG", "Download data (CSV)");
 /// `name` names the files.
-pub fn add(name: &str, root: &Element) -> JsResult<()> {
+pub fn add(name: &str, root: &Element, drawing: Drawing) -> JsResult<()> {
     let mut listeners = Listeners::default();
-    download_buttons(name, root, &mut listeners)?;
+    download_buttons(name, root, drawing, &mut listeners)?;
     FIGURES.with(|f| {
         f.borrow_mut().push(Shared {
             root: root.clone(),
@@ -190,11 +186,16 @@ pub fn forget(root: &Element) {
 }
 
 /// Saves a figure (root, name) as one file.
-type Saver = fn(&Element, &str) -> JsResult<()>;
+type Saver = fn(&Element, &str, Drawing) -> JsResult<()>;
 
 /// "Download PNG" (the canvases side by side), "Download SVG" (the same charts drawn by the SVG
 /// backend) and "Download data (CSV)".
-fn download_buttons(name: &str, root: &Element, listeners: &mut Listeners) -> JsResult<()> {
+fn download_buttons(
+    name: &str,
+    root: &Element,
+    drawing: Drawing,
+    listeners: &mut Listeners,
+) -> JsResult<()> {
     let bar = element("div", "figure-tools", root)?;
     let savers: [(&str, Saver); 3] = [
         ("Download PNG", save_png),
@@ -207,7 +208,7 @@ fn download_buttons(name: &str, root: &Element, listeners: &mut Listeners) -> Js
         button.set_text_content(Some(label));
         let (root, name) = (root.clone(), name.to_string());
         listeners.on(&button, "click", move |_| {
-            if let Err(e) = save(&root, &name) {
+            if let Err(e) = save(&root, &name, drawing) {
                 web_sys::console::error_1(&e);
             }
         })?;
@@ -231,8 +232,8 @@ fn download(href: &str, file: &str) -> JsResult<()> {
     Ok(())
 }
 
-fn save_svg(root: &Element, name: &str) -> JsResult<()> {
-    let docs = crate::web::backend_switch::capture_svg(|| super::page::redraw_now(root));
+fn save_svg(root: &Element, name: &str, drawing: Drawing) -> JsResult<()> {
+    let docs = crate::web::backend_switch::capture_svg(|| (drawing.redraw)(root));
     const GAP: u32 = 12;
     let mut x = 0;
     let mut height = 0;
@@ -259,8 +260,8 @@ fn save_svg(root: &Element, name: &str) -> JsResult<()> {
     download(&href, &format!("{name}.svg"))
 }
 
-fn save_csv(root: &Element, name: &str) -> JsResult<()> {
-    let csv = super::page::figure_csv(root).ok_or("this figure has no data yet")?;
+fn save_csv(root: &Element, name: &str, drawing: Drawing) -> JsResult<()> {
+    let csv = (drawing.csv)(root).ok_or("this figure has no data yet")?;
     let href = format!(
         "data:text/csv;charset=utf-8,{}",
         String::from(js_sys::encode_uri_component(&csv))
@@ -268,7 +269,7 @@ fn save_csv(root: &Element, name: &str) -> JsResult<()> {
     download(&href, &format!("{name}.csv"))
 }
 
-fn save_png(root: &Element, name: &str) -> JsResult<()> {
+fn save_png(root: &Element, name: &str, _: Drawing) -> JsResult<()> {
     let canvases = canvases(root)?;
     const GAP: u32 = 12;
     let width = canvases

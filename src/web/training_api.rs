@@ -1,7 +1,8 @@
 //! The JS training API: `createTrainer(options)` and the `Trainer` it resolves to. Calls on one
 //! trainer run one after another (each awaits the previous), so a page may fire them freely.
 
-use super::api::{finite_result, floats, hold, number, optional_number, Held};
+use super::api::{finite_result, hold, Held};
+use super::args::{floats, number, optional_number};
 use super::compute::Training;
 use super::shared::{backend, pace};
 use crate::flow::{self, budget, error as check, mlp, FlowError};
@@ -66,7 +67,7 @@ async fn network_velocity(shape: &mlp::MlpShape, params: &[f32], x: &[f32], t: &
 }
 
 /// The parsed options, the training set still in JS memory, and the trainer's memory in floats.
-type Parsed = (mlp::MlpShape, TrainOptions, super::api::Floats, u64);
+type Parsed = (mlp::MlpShape, TrainOptions, super::args::Floats, u64);
 
 /// `createTrainer`'s options object, as serde reads it. Numbers are checked against their ranges
 /// after, so that every message names the option and its range; `data` stays the caller's array
