@@ -297,6 +297,9 @@ pub enum Training {
     Cpu(CpuTraining),
 }
 
+/// Rows of a network evaluation at once: bounds the activations kept in memory.
+pub const FORWARD_ROWS: usize = 1024;
+
 /// The CPU's training run: the GPU trainer's twin, step for step the same arithmetic (it runs on
 /// the page's thread or in a compute worker).
 pub struct CpuTraining {
@@ -322,6 +325,19 @@ impl CpuTraining {
             adam: flow::mlp::Adam::new(params.len(), options.lr),
             params,
         }
+    }
+
+    /// u_theta(x, t) for every row of `x` at its time in `t`, a block of FORWARD_ROWS rows at a
+    /// time (rows are independent: the same values as in one pass, with bounded activations).
+    pub fn velocity(&self, x: &[f32], t: &[f32]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(x.len());
+        for (xs, ts) in x
+            .chunks(FORWARD_ROWS * self.shape.dim)
+            .zip(t.chunks(FORWARD_ROWS))
+        {
+            out.extend(flow::mlp::forward(&self.shape, &self.params, xs, ts).0);
+        }
+        out
     }
 
     /// One optimisation step; returns its loss.

@@ -4,7 +4,7 @@
 use super::pool::{pool, Failure, PoolSet, PoolTrainer};
 use super::shared::pace;
 use crate::flow::mlp::MlpShape;
-use crate::gpu::backend::Prepared;
+use crate::gpu::backend::{Prepared, FORWARD_ROWS};
 use crate::gpu::trainer::TrainOptions;
 use crate::gpu::{Backend, GpuError};
 use std::cell::RefCell;
@@ -205,11 +205,43 @@ impl Training {
         }
     }
 
-    /// The network's current parameters (flow::mlp layout).
-    pub async fn parameters(&self, backend: &Backend) -> Result<Vec<f32>, ComputeError> {
+    /// The network as it is now, to evaluate: in the worker that trains it, or its parameters
+    /// read back here.
+    pub async fn network(
+        &self,
+        backend: &Backend,
+        shape: MlpShape,
+    ) -> Result<Network<'_>, ComputeError> {
+        Ok(match self {
+            Training::Pool(t) => Network::Pool(t),
+            Training::Backend(t) => Network::Here(shape, backend.parameters(t).await?),
+        })
+    }
+}
+
+/// A trained network to evaluate: in its worker, or from its parameters on the page's thread.
+pub enum Network<'a> {
+    Pool(&'a PoolTrainer),
+    Here(MlpShape, Vec<f32>),
+}
+
+impl Network<'_> {
+    /// u_theta(x, t) for every row of `x` at its time; on the page's thread a block of
+    /// FORWARD_ROWS rows between turns for the page.
+    pub async fn velocity(&self, x: &[f32], t: &[f32]) -> Result<Vec<f32>, ComputeError> {
         match self {
-            Training::Pool(t) => t.parameters().await.map_err(failed),
-            Training::Backend(t) => Ok(backend.parameters(t).await?),
+            Network::Pool(trainer) => trainer.velocity(x, t).await.map_err(failed),
+            Network::Here(shape, params) => {
+                let mut out = Vec::with_capacity(x.len());
+                for (xs, ts) in x
+                    .chunks(FORWARD_ROWS * shape.dim)
+                    .zip(t.chunks(FORWARD_ROWS))
+                {
+                    out.extend(crate::flow::mlp::forward(shape, params, xs, ts).0);
+                    pace().await;
+                }
+                Ok(out)
+            }
         }
     }
 }

@@ -466,9 +466,21 @@ impl PoolTrainer {
         Ok((losses.unwrap_or_default(), reply_floats(&reply, "params")))
     }
 
-    /// The parameters now (flow::mlp layout).
-    pub async fn parameters(&self) -> Result<Vec<f32>, Failure> {
-        Ok(self.train(0, true).await?.1.unwrap_or_default())
+    /// The network's velocity u_theta(x, t) for every row of `points` at its time, evaluated in
+    /// the worker that holds the network.
+    pub async fn velocity(&self, points: &[f32], times: &[f32]) -> Result<Vec<f32>, Failure> {
+        let (p, t) = (Float32Array::from(points), Float32Array::from(times));
+        let message = object(&[
+            ("op", "forward".into()),
+            ("set", self.id.into()),
+            ("points", p.clone().into()),
+            ("times", t.clone().into()),
+        ]);
+        let transfer = Array::of2(&p.buffer(), &t.buffer());
+        let reply = answer(self.worker.request(self.pool.ticket(), &message, &transfer)).await?;
+        reply_floats(&reply, "velocity")
+            .filter(|u| u.len() == points.len())
+            .ok_or_else(wrong_count)
     }
 }
 
@@ -681,6 +693,19 @@ pub fn pool_worker_message(message: JsValue) -> Result<JsValue, JsError> {
                 fields.push(("params", p.into()));
             }
             done(&fields, transfer)
+        }
+        Some("forward") => {
+            let (points, times) = (floats("points")?, floats("times")?);
+            let velocity = TRAINERS.with(|t| {
+                let trainers = t.borrow();
+                let training = trainers
+                    .get(&set)
+                    .ok_or_else(|| JsError::new("no such trainer"))?;
+                Ok::<_, JsError>(training.velocity(&points, &times))
+            })?;
+            let velocity = Float32Array::from(&velocity[..]);
+            let transfer = Array::of1(&velocity.buffer());
+            done(&[("velocity", velocity.into())], transfer)
         }
         Some("held") => {
             let held = SLICES.with(|s| s.borrow().len()) + TRAINERS.with(|t| t.borrow().len());

@@ -3,7 +3,7 @@
 
 use super::api::{finite_result, hold, Held};
 use super::args::{floats, number, optional_number};
-use super::compute::Training;
+use super::compute::{ComputeError, Network, Ready, Training};
 use super::shared::{backend, pace};
 use crate::flow::{self, budget, error as check, mlp, FlowError};
 use crate::gpu::trainer::TrainOptions;
@@ -21,6 +21,8 @@ struct Inner {
     options: TrainOptions,
     /// The training set (for the hybrid sampler's closed form); emptied by `free`.
     data: RefCell<Rc<Vec<f32>>>,
+    /// The training set made ready for the closed form, once the hybrid sampler needs it.
+    ready: RefCell<Option<Rc<Ready>>>,
     /// The trainer's memory, held against the budget of calls in flight until it is freed.
     held: RefCell<Option<Held>>,
     engine: RefCell<Option<Training>>,
@@ -34,9 +36,7 @@ pub struct Trainer {
     inner: Rc<Inner>,
 }
 
-/// Rows of a network evaluation at once: bounds the activations kept in memory, and the page
-/// gets a turn between blocks.
-const FORWARD_ROWS: usize = 1024;
+use crate::gpu::backend::FORWARD_ROWS;
 
 /// Multiply-adds of one forward pass per row: one per weight.
 fn forward_work(shape: &mlp::MlpShape) -> u64 {
@@ -50,20 +50,6 @@ fn activation_width(shape: &mlp::MlpShape) -> u64 {
         .iter()
         .map(|&(n_in, n_out)| (n_in + n_out) as u64)
         .sum()
-}
-
-/// u_theta(x, t) for every row of `x` at the times `t`, FORWARD_ROWS rows at a time with a turn
-/// for the page in between. Rows are independent, so the result is the same as in one pass.
-async fn network_velocity(shape: &mlp::MlpShape, params: &[f32], x: &[f32], t: &[f32]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(x.len());
-    for (xs, ts) in x
-        .chunks(FORWARD_ROWS * shape.dim)
-        .zip(t.chunks(FORWARD_ROWS))
-    {
-        out.extend(mlp::forward(shape, params, xs, ts).0);
-        pace().await;
-    }
-    out
 }
 
 /// The parsed options, the training set still in JS memory, and the trainer's memory in floats.
@@ -301,6 +287,7 @@ pub async fn create_trainer(
             shape,
             options,
             data: RefCell::new(Rc::new(data)),
+            ready: RefCell::new(None),
             held: RefCell::new(Some(held)),
             engine: RefCell::new(Some(engine)),
             last: RefCell::new(None),
@@ -347,45 +334,42 @@ impl Inner {
         *self.engine.borrow_mut() = Some(engine);
         result
     }
-
-    async fn params(&self) -> Result<Vec<f32>, JsError> {
-        self.with_engine(async |engine: &mut Training| {
-            Ok(engine.parameters(&*backend().await).await?)
-        })
-        .await
-    }
 }
 
-/// The paper's hybrid model (flow::sampler::hybrid_sample, step for step the same arithmetic):
-/// Euler from 0 to 1, along the closed form of the trainer's data while t < tau and along the
-/// network after, with a turn for the page after every step.
+/// The paper's hybrid model (flow::sampler::hybrid_sample's steps): Euler from 0 to 1, along the
+/// closed form of the trainer's data while t < tau and along the network after; both where the
+/// page computes (the closed form on the GPU or split over the workers, the network in its
+/// worker), so that the page's thread only adds dt u.
 async fn hybrid_sample(
     inner: &Inner,
-    params: &[f32],
+    network: &Network<'_>,
     x0: Vec<f32>,
     steps: usize,
     tau: f32,
-) -> Vec<f32> {
+) -> Result<Vec<f32>, ComputeError> {
     let dim = inner.shape.dim;
+    let m = x0.len() / dim;
     let dt = 1.0 / steps as f32;
-    let data = inner.data.borrow().clone();
-    let mut closed_form = None;
+    let backend = backend().await;
     let mut x = x0;
     for k in 0..steps {
         let t = flow::sampler::step_time(0.0, dt, k);
+        let times = vec![t; m];
         let u = if t < tau {
-            closed_form
-                .get_or_insert_with(|| flow::ClosedForm::new(&data, dim))
-                .velocity(&x, t)
+            let cached = inner.ready.borrow().clone();
+            let data = inner.data.borrow().clone();
+            let ready = Ready::cached(&backend, cached, &data, dim).await?;
+            *inner.ready.borrow_mut() = Some(ready.clone());
+            ready.velocity_at(&backend, &x, &times).await?
         } else {
-            network_velocity(&inner.shape, params, &x, &vec![t; x.len() / dim]).await
+            network.velocity(&x, &times).await?
         };
         for (a, b) in x.iter_mut().zip(&u) {
             *a += dt * b;
         }
         pace().await;
     }
-    x
+    Ok(x)
 }
 
 #[wasm_bindgen]
@@ -438,9 +422,14 @@ impl Trainer {
         self.inner.queue(move |inner| {
             async move {
                 let (points, t, _held) = args?;
-                let params = inner.params().await?;
                 let times = vec![t; points.len() / inner.shape.dim];
-                let u = network_velocity(&inner.shape, &params, &points, &times).await;
+                let shape = inner.shape;
+                let u = inner
+                    .with_engine(async |engine: &mut Training| {
+                        let network = engine.network(&*backend().await, shape).await?;
+                        Ok(network.velocity(&points, &times).await?)
+                    })
+                    .await?;
                 Ok(finite_result("the velocity", &u)?)
             }
             .boxed_local()
@@ -475,8 +464,13 @@ impl Trainer {
         self.inner.queue(move |inner| {
             async move {
                 let (x0, steps, tau, _held) = args?;
-                let params = inner.params().await?;
-                let x = hybrid_sample(&inner, &params, x0, steps, tau).await;
+                let shape = inner.shape;
+                let x = inner
+                    .with_engine(async |engine: &mut Training| {
+                        let network = engine.network(&*backend().await, shape).await?;
+                        Ok(hybrid_sample(&inner, &network, x0, steps, tau).await?)
+                    })
+                    .await?;
                 Ok(finite_result("the samples", &x)?)
             }
             .boxed_local()
@@ -493,6 +487,7 @@ impl Trainer {
         self.inner.queue(|inner| {
             async move {
                 inner.engine.borrow_mut().take();
+                inner.ready.borrow_mut().take();
                 inner.held.borrow_mut().take();
                 inner.data.replace(Rc::default());
                 Ok(JsValue::UNDEFINED)

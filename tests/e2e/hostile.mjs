@@ -241,8 +241,13 @@ export async function soakChecks({ t, browser, origin, query, mode }) {
         held: window.__m.heldFloatsForTesting(),
         gpu: window.__liveGpuBuffers(),
       }));
-      // Slices of training sets and networks kept in the compute workers.
-      inPage.workers = await page.evaluate(() => window.__m.workersHoldingForTesting());
+      // Slices of training sets and networks kept in the compute workers: asked twice, the first
+      // answer a fence after which the work that was in flight has let go of what it held.
+      inPage.workers = await page.evaluate(async () => {
+        await window.__m.workersHoldingForTesting();
+        await new Promise((r) => setTimeout(r, 50));
+        return window.__m.workersHoldingForTesting();
+      });
       await cdp.send('HeapProfiler.collectGarbage');
       const heap = await cdp.send('Runtime.getHeapUsage');
       const dom = await cdp.send('Memory.getDOMCounters');
@@ -265,6 +270,9 @@ export async function soakChecks({ t, browser, origin, query, mode }) {
       // it on the page's device (or CPU) is the fence, so that a slow adapter cannot pile up
       // cycles that are still running, which would be mistaken for a leak.
       await window.__m.closedFormVelocity(new Float32Array([0, 0]), 2, new Float32Array([0, 0]), 0.5);
+      // The same for the compute workers (the training worker included): each answers after
+      // the messages before, training chunks among them.
+      await window.__m.workersHoldingForTesting();
       await new Promise((r) => setTimeout(r, 50));
     }, names);
     const trainerCycle = () => page.evaluate(async () => {

@@ -378,6 +378,12 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       const second = await trainer.train(60);
       const u = await trainer.velocity(new Float32Array([0, 0, 1, 1]), 0.5);
       const x = await trainer.sample(window.fmRef.normals(400, 6), 20, 0.3);
+      // With hybridTau = 1 every step takes the closed form: the trainer's sampler is then
+      // sampleClosedForm on the same data.
+      const x0 = window.fmRef.normals(200, 7);
+      const hybrid = await trainer.sample(x0, 20, 1);
+      const closed = await b.sampleClosedForm(data, 2, x0, 20);
+      const hybridGap = Math.max(...hybrid.map((v, i) => Math.abs(v - closed[i])));
       let fakeError = '';
       try { await trainer.velocity(new Proxy(new Float32Array(4), {}), 0.5); } catch (e) { fakeError += e.message; }
       try { await trainer.sample(Object.create(Float32Array.prototype), 5); } catch (e) { fakeError += ` / ${e.message}`; }
@@ -415,13 +421,14 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       await efm.free();
       return { first: Array.from(first), early: mean(first.slice(0, 20)), late: mean(second.slice(-20)),
         efmFirst: Array.from(efmLosses.slice(0, 5)), efmLate: mean(efmLosses.slice(-20)),
-        tauError, fakeError, u: u.length, x: x.length, finite: [...first, ...second, ...u, ...x, ...efmLosses].every(Number.isFinite), freed, bad };
+        tauError, fakeError, hybridGap, u: u.length, x: x.length, finite: [...first, ...second, ...u, ...x, ...efmLosses].every(Number.isFinite), freed, bad };
     });
     assert(r.finite && r.u === 4 && r.x === 400, JSON.stringify(r));
     assert(r.late < r.early, `loss did not fall: ${r.early} -> ${r.late}`);
     assert(/freed/.test(r.freed), `a freed trainer answered: ${r.freed}`);
     assert(/^hybridTau must be a number in \[0, 1\], got 1.5/.test(r.tauError), `hybridTau 1.5: ${r.tauError}`);
     assert(r.fakeError === 'points must be a Float32Array / x0 must be a Float32Array', `look-alike arrays: ${r.fakeError}`);
+    assert(r.hybridGap < 1e-3, `trainer.sample with hybridTau = 1 is ${r.hybridGap} from sampleClosedForm`);
     assert(r.bad.length === 0, r.bad.join('\n'));
     assert(r.efmLate < 0.5 * r.late, `EFM loss ${r.efmLate} not far below CFM ${r.late}`);
     firstLosses[mode] = { cfm: r.first.slice(0, 5), efm: r.efmFirst };
@@ -432,7 +439,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
         assert(worst < 1e-3, `${target}: GPU and CPU losses differ: ${g} vs ${c}`);
       }
     }
-    return `loss ${r.early.toFixed(3)} -> ${r.late.toFixed(3)} over 120 steps (EFM ${r.efmLate.toFixed(3)})`;
+    return `loss ${r.early.toFixed(3)} -> ${r.late.toFixed(3)} over 120 steps (EFM ${r.efmLate.toFixed(3)}); hybridTau = 1 within ${r.hybridGap.toExponential(1)} of sampleClosedForm`;
   });
 
   await t.check('the article: every figure drawn, no console errors', async () => {
