@@ -82,7 +82,7 @@ impl Ready {
     ) -> Result<Rc<Ready>, ComputeError> {
         let on_gpu = matches!(backend, Backend::Gpu(_));
         let fits = |c: &Ready| match c {
-            Ready::Pool(_) => !on_gpu,
+            Ready::Pool(set) => !on_gpu && set.is_live(),
             Ready::Backend(Prepared::Gpu(_)) => on_gpu,
             Ready::Backend(Prepared::Cpu(_)) => !on_gpu,
         };

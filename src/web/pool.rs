@@ -40,6 +40,12 @@ pub enum Failure {
 
 struct Worker {
     worker: web_sys::Worker,
+    /// Unique among the page's workers: a set loaded into a worker that was since replaced is
+    /// known by it.
+    serial: u32,
+    /// Set when the module in it trapped (a Rust panic) or the worker failed: its state cannot
+    /// be trusted, so the pool replaces it before the next use.
+    broken: Rc<Cell<bool>>,
     pending: Rc<RefCell<HashMap<u32, oneshot::Sender<Reply>>>>,
     /// The last slice's array, handed back once the worker copied it in: the next slice is
     /// copied into it (its memory already mapped) rather than into a new array, which costs
@@ -51,7 +57,8 @@ struct Worker {
 
 /// The page's compute workers.
 pub struct Pool {
-    workers: Vec<Worker>,
+    /// The closed-form workers; one that broke is replaced by a fresh one at its next use.
+    workers: RefCell<Vec<Rc<Worker>>>,
     /// The worker that trains networks, started by the first trainer: apart from the workers
     /// that answer closed-form queries, so that a training chunk never holds a query up.
     trainers: RefCell<Option<SharedWorker>>,
@@ -62,8 +69,15 @@ pub struct Pool {
 /// The ticket a worker's start-up reply answers.
 const READY_TICKET: u32 = 0;
 
+thread_local! {
+    static NEXT_SERIAL: Cell<u32> = const { Cell::new(1) };
+}
+
 impl Worker {
     fn spawn(url: &str) -> Result<Worker, JsValue> {
+        let serial = NEXT_SERIAL.with(|n| n.replace(n.get() + 1));
+        let broken = Rc::new(Cell::new(false));
+        let trapped = broken.clone();
         let options = web_sys::WorkerOptions::new();
         options.set_type(web_sys::WorkerType::Module);
         let worker = web_sys::Worker::new_with_options(url, &options)?;
@@ -81,6 +95,10 @@ impl Worker {
                         *returned.borrow_mut() = Some(array);
                     }
                     return;
+                }
+                // A trap, or a module that would not start: not to be used again.
+                if field("trap").is_truthy() || op == "failed" {
+                    trapped.set(true);
                 }
                 let ticket = match op.as_str() {
                     "ready" | "failed" => READY_TICKET,
@@ -104,7 +122,9 @@ impl Worker {
         );
         worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         let inbox = pending.clone();
+        let failed = broken.clone();
         let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+            failed.set(true);
             // The worker's script failed to load or threw: every call waiting on it fails.
             let message = event
                 .dyn_ref::<web_sys::ErrorEvent>()
@@ -118,6 +138,8 @@ impl Worker {
         worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         Ok(Worker {
             worker,
+            serial,
+            broken,
             pending,
             spare,
             _on_message: on_message,
@@ -189,9 +211,9 @@ fn wanted_workers() -> Option<usize> {
 
 async fn start() -> Option<Rc<Pool>> {
     let count = wanted_workers().filter(|&k| k > 0)?;
-    let workers = started(count).await?;
+    let workers = started(count).await?.into_iter().map(Rc::new).collect();
     Some(Rc::new(Pool {
-        workers,
+        workers: RefCell::new(workers),
         trainers: RefCell::new(None),
         next_ticket: Cell::new(READY_TICKET + 1),
         next_set: Cell::new(1),
@@ -267,7 +289,22 @@ pub async fn pool() -> Option<Rc<Pool>> {
 /// The number of workers of the page's pool (0 without one): for the benchmarks and tests.
 #[wasm_bindgen(js_name = computeWorkers)]
 pub async fn compute_workers() -> f64 {
-    pool().await.map_or(0, |p| p.workers.len()) as f64
+    pool().await.map_or(0, |p| p.workers.borrow().len()) as f64
+}
+
+/// Makes the first compute worker trap (a Rust panic inside it), for the test that the pool
+/// replaces it; resolves to the error its call got.
+#[wasm_bindgen(js_name = computeWorkerTrapForTesting, skip_typescript)]
+pub async fn compute_worker_trap_for_testing() -> String {
+    let Some(pool) = pool().await else {
+        return "no compute workers".into();
+    };
+    let worker = pool.worker(0);
+    let message = object(&[("op", "trap".into())]);
+    match answer(worker.request(pool.ticket(), &message, &Array::new())).await {
+        Ok(_) => "the worker answered".into(),
+        Err(e) => format!("{e:?}"),
+    }
 }
 
 /// What the pool's workers hold now (training sets' slices and networks): for the leak test.
@@ -281,10 +318,12 @@ pub async fn workers_holding_for_testing() -> f64 {
         .borrow()
         .as_ref()
         .and_then(|t| t.peek().cloned().flatten());
-    let asks: Vec<_> = pool
-        .workers
+    let workers: Vec<Rc<Worker>> = (0..pool.workers.borrow().len())
+        .map(|slot| pool.worker(slot))
+        .chain(trainer)
+        .collect();
+    let asks: Vec<_> = workers
         .iter()
-        .chain(trainer.as_deref())
         .map(|w| {
             answer(w.request(
                 pool.ticket(),
@@ -304,7 +343,30 @@ pub async fn workers_holding_for_testing() -> f64 {
     held
 }
 
+/// A worker started in place of one that broke: it takes the module like the first ones did, and
+/// queries posted to it wait in its queue behind its start.
+fn replacement() -> Option<Worker> {
+    let worker = Worker::spawn(&super::digits::asset_url("worker.js")).ok()?;
+    let message = object(&[("op", "init".into()), ("module", wasm_bindgen::module())]);
+    worker.post(&message, &Array::new());
+    Some(worker)
+}
+
 impl Pool {
+    /// The worker of `slot`, a fresh one in place of one that broke (a trap poisons a module
+    /// instance: what it held is dropped with it, and the sets it held answer that they must be
+    /// loaded again).
+    fn worker(&self, slot: usize) -> Rc<Worker> {
+        let mut workers = self.workers.borrow_mut();
+        if workers[slot].broken.get() {
+            if let Some(fresh) = replacement() {
+                web_sys::console::info_1(&"a compute worker broke and was replaced".into());
+                workers[slot] = Rc::new(fresh);
+            }
+        }
+        workers[slot].clone()
+    }
+
     fn ticket(&self) -> u32 {
         let t = self.next_ticket.get();
         self.next_ticket
@@ -347,9 +409,10 @@ impl Pool {
     ) -> PoolSet {
         let id = self.next_set.get();
         self.next_set.set(id.wrapping_add(1));
-        let k = self.workers.len().min(n).max(1);
+        let k = self.workers.borrow().len().min(n).max(1);
         let mut holders = Vec::with_capacity(k);
-        for (w, worker) in self.workers.iter().take(k).enumerate() {
+        for w in 0..k {
+            let worker = self.worker(w);
             let (a, b) = (n * w / k * dim, n * (w + 1) / k * dim);
             let part = worker.buffer(b - a);
             let piece = if paced { COPY_FLOATS } else { (b - a).max(1) };
@@ -368,7 +431,7 @@ impl Pool {
             ]);
             // Acknowledged by the first query's answer (a worker handles messages in order).
             worker.post(&message, &Array::of1(&part.buffer()));
-            holders.push(w);
+            holders.push((w, worker.serial));
         }
         PoolSet {
             pool: self.clone(),
@@ -399,6 +462,17 @@ impl Pool {
         data: &[f32],
         options: TrainOptions,
     ) -> Option<PoolTrainer> {
+        // A training worker that broke is replaced for the trainers to come (those it held are
+        // lost with it).
+        let broken = self
+            .trainers
+            .borrow()
+            .as_ref()
+            .and_then(|t| t.peek().cloned().flatten())
+            .is_some_and(|w| w.broken.get());
+        if broken {
+            self.trainers.borrow_mut().take();
+        }
         let pending = self
             .trainers
             .borrow_mut()
@@ -448,6 +522,7 @@ impl PoolTrainer {
         steps: usize,
         with_params: bool,
     ) -> Result<(Vec<f32>, Option<Vec<f32>>), Failure> {
+        self.sound()?;
         let message = object(&[
             ("op", "train".into()),
             ("set", self.id.into()),
@@ -469,6 +544,7 @@ impl PoolTrainer {
     /// The network's velocity u_theta(x, t) for every row of `points` at its time, evaluated in
     /// the worker that holds the network.
     pub async fn velocity(&self, points: &[f32], times: &[f32]) -> Result<Vec<f32>, Failure> {
+        self.sound()?;
         let (p, t) = (Float32Array::from(points), Float32Array::from(times));
         let message = object(&[
             ("op", "forward".into()),
@@ -481,6 +557,18 @@ impl PoolTrainer {
         reply_floats(&reply, "velocity")
             .filter(|u| u.len() == points.len())
             .ok_or_else(wrong_count)
+    }
+}
+
+impl PoolTrainer {
+    /// An error once its worker broke: the network it held is lost.
+    fn sound(&self) -> Result<(), Failure> {
+        match self.worker.broken.get() {
+            true => Err(Failure::Broken(
+                "the training worker broke, and this network with it; train a new one".into(),
+            )),
+            false => Ok(()),
+        }
     }
 }
 
@@ -507,12 +595,21 @@ pub struct PoolSet {
     pool: Rc<Pool>,
     id: u32,
     dim: usize,
-    holders: Vec<usize>,
+    /// The slots holding its slices, and the serial of the worker each was loaded into.
+    holders: Vec<(usize, u32)>,
 }
 
 impl PoolSet {
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// Whether every worker it was loaded into is still there and sound.
+    pub fn is_live(&self) -> bool {
+        let workers = self.pool.workers.borrow();
+        self.holders
+            .iter()
+            .all(|&(w, serial)| workers[w].serial == serial && !workers[w].broken.get())
     }
 
     /// u*(x_q, t_q) for every row of `points`, each at its own time: every worker scores its
@@ -521,7 +618,16 @@ impl PoolSet {
         let answers: Vec<_> = self
             .holders
             .iter()
-            .map(|&w| {
+            .map(|&(w, serial)| {
+                let worker = self.pool.worker(w);
+                if worker.serial != serial {
+                    return futures_util::future::ready(Err(Failure::Broken(
+                        "the compute worker holding part of this training set broke and was \
+                         replaced; the set is loaded again by the next computation"
+                            .into(),
+                    )))
+                    .boxed_local();
+                }
                 let (p, t) = (Float32Array::from(points), Float32Array::from(times));
                 let message = object(&[
                     ("op", "partials".into()),
@@ -530,7 +636,7 @@ impl PoolSet {
                     ("times", t.clone().into()),
                 ]);
                 let transfer = Array::of2(&p.buffer(), &t.buffer());
-                answer(self.pool.workers[w].request(self.pool.ticket(), &message, &transfer))
+                answer(worker.request(self.pool.ticket(), &message, &transfer)).boxed_local()
             })
             .collect();
         let mut parts = Vec::with_capacity(answers.len());
@@ -557,9 +663,12 @@ impl PoolSet {
 
 impl Drop for PoolSet {
     fn drop(&mut self) {
-        for &w in &self.holders {
-            let message = object(&[("op", "drop".into()), ("set", self.id.into())]);
-            self.pool.workers[w].post(&message, &Array::new());
+        let workers = self.pool.workers.borrow();
+        for &(w, serial) in &self.holders {
+            if workers[w].serial == serial {
+                let message = object(&[("op", "drop".into()), ("set", self.id.into())]);
+                workers[w].post(&message, &Array::new());
+            }
         }
     }
 }
@@ -707,6 +816,7 @@ pub fn pool_worker_message(message: JsValue) -> Result<JsValue, JsError> {
             let transfer = Array::of1(&velocity.buffer());
             done(&[("velocity", velocity.into())], transfer)
         }
+        Some("trap") => panic!("a trap asked for by a test"),
         Some("held") => {
             let held = SLICES.with(|s| s.borrow().len()) + TRAINERS.with(|t| t.borrow().len());
             done(&[("held", (held as f64).into())], Array::new())

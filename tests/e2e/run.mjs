@@ -120,10 +120,15 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
         const { normals } = window.fmRef;
         const [n, dim, m] = [3001, 33, 17];
         const u = await b.closedFormVelocity(normals(n * dim, 5), dim, normals(m * dim, 6), 0.8);
-        return { workers: await b.computeWorkers(), u: Array.from(u) };
+        // A worker whose module traps (a Rust panic) is replaced: the next call answers the same.
+        const trapped = await b.computeWorkerTrapForTesting();
+        const again = await b.closedFormVelocity(normals(n * dim, 5), dim, normals(m * dim, 6), 0.8);
+        const same = again.every((v, i) => v === u[i]);
+        return { workers: await b.computeWorkers(), u: Array.from(u), trapped, same };
       });
       await one.close();
       assert(single.workers === 1, `?workers=1 started ${single.workers}`);
+      assert(/^Broken\(.*unreachable/i.test(single.trapped) && single.same, `after a trap: ${single.trapped}; same answer: ${single.same}`);
       let diff = 0, size = 0;
       for (let i = 0; i < single.u.length; i++) { diff = Math.max(diff, Math.abs(single.u[i] - r.u[i])); size = Math.max(size, Math.abs(single.u[i])); }
       const apart = diff / size;
