@@ -318,7 +318,8 @@ pub async fn workers_holding_for_testing() -> f64 {
         .borrow()
         .as_ref()
         .and_then(|t| t.peek().cloned().flatten());
-    let workers: Vec<Rc<Worker>> = (0..pool.workers.borrow().len())
+    let slots = pool.workers.borrow().len();
+    let workers: Vec<Rc<Worker>> = (0..slots)
         .map(|slot| pool.worker(slot))
         .chain(trainer)
         .collect();

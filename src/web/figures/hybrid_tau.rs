@@ -3,14 +3,15 @@
 //! of the energy distance to held-out data and of the distance to the nearest training point,
 //! over tau in {0, 0.1, ..., 1}, are computed in the background once training is done.
 
-use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status, TwoPanels};
+use super::{
+    draw_on, draw_plane, train_next, two_panels, Figure, Later, PauseToggle, Status, TrainingRun,
+    TwoPanels,
+};
 use crate::catalog::hybrid_tau as settings;
 use crate::charts::{curves, scenes};
 use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
 use crate::gpu::trainer::TrainOptions;
-use crate::web::compute::Training;
 use crate::web::controls::{JsResult, Listeners, Slider};
-use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
 use web_sys::{Element, HtmlCanvasElement};
@@ -32,7 +33,7 @@ struct State {
     train: Vec<f32>,
     test: Vec<f32>,
     shape: mlp::MlpShape,
-    training: Option<Training>,
+    trainer: TrainingRun,
     steps: usize,
     params: Option<Vec<f32>>,
     tau: f32,
@@ -41,23 +42,19 @@ struct State {
     curve: Vec<(f32, f32, f32)>,
     /// The curve's next point in progress: (tau, positions, Euler steps done).
     curve_samples: Option<(f32, Vec<f32>, usize)>,
-    /// Bumped by Reset: a chunk in flight for an older run is dropped.
-    run: u64,
     pause: PauseToggle,
-    busy: bool,
     visible: bool,
     needs_draw: bool,
 }
 
 impl State {
     fn reset(&mut self) {
-        self.training = None;
+        self.trainer.reset();
         self.steps = 0;
         self.params = None;
         self.samples = None;
         self.curve.clear();
         self.curve_samples = None;
-        self.run += 1;
         self.needs_draw = true;
     }
 
@@ -135,16 +132,14 @@ impl HybridTau {
             train: Dataset::TwoMoons.sample(TRAIN_POINTS, 0),
             test: Dataset::TwoMoons.sample(TEST_POINTS, 99),
             shape: mlp::MlpShape::new(2, 64, 3),
-            training: None,
+            trainer: TrainingRun::default(),
             steps: 0,
             params: None,
             tau: settings::TAU.number() as f32,
             samples: None,
             curve: Vec::new(),
             curve_samples: None,
-            run: 0,
             pause,
-            busy: false,
             visible: false,
             needs_draw: true,
         }));
@@ -157,53 +152,41 @@ impl HybridTau {
 }
 
 fn train_chunk(state: &Rc<RefCell<State>>) {
-    let (shape, data, run, training) = {
-        let mut s = state.borrow_mut();
-        s.busy = true;
-        (s.shape, s.train.clone(), s.run, s.training.take())
+    let options = TrainOptions {
+        batch: 256,
+        lr: 2e-3,
+        seed: 1,
+        target: crate::flow::mlp::Target::Cfm,
     };
-    let state = state.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        let backend = backend().await;
-        let options = TrainOptions {
-            batch: 256,
-            lr: 2e-3,
-            seed: 1,
-            target: crate::flow::mlp::Target::Cfm,
-        };
-        let result =
-            super::train_chunk(&backend, training, shape, &data, options, STEPS_PER_CHUNK).await;
-        let mut s = state.borrow_mut();
-        s.busy = false;
-        if s.run != run {
-            return; // reset while this chunk ran
-        }
-        match result {
-            Ok((t, losses, params)) => {
-                s.training = Some(t);
-                s.steps += losses.len();
-                let tau = s.tau;
-                let samples = s.sample(&params, tau);
-                s.samples = Some((tau, samples));
-                s.params = Some(params);
-                s.status.set(&format!(
-                    "Training on {} training points on {}: step {} of {MAX_STEPS}, loss {:.3}.",
-                    TRAIN_POINTS,
-                    backend.name(),
-                    s.steps,
-                    losses.last().copied().unwrap_or(f32::NAN)
-                ));
-                if s.steps >= MAX_STEPS {
-                    s.training = None; // frees the GPU buffers; the parameters are kept
-                }
-                s.needs_draw = true;
+    let shape = state.borrow().shape;
+    train_next(
+        state,
+        |s| &mut s.trainer,
+        |s| &s.train,
+        (shape, options, STEPS_PER_CHUNK),
+        |s, chunk| {
+            s.steps += chunk.losses.len();
+            let tau = s.tau;
+            let samples = s.sample(&chunk.params, tau);
+            s.samples = Some((tau, samples));
+            s.params = Some(chunk.params);
+            s.status.set(&format!(
+                "Training on {} training points on {}: step {} of {MAX_STEPS}, loss {:.3}.",
+                TRAIN_POINTS,
+                chunk.backend.name(),
+                s.steps,
+                chunk.losses.last().copied().unwrap_or(f32::NAN)
+            ));
+            if s.steps >= MAX_STEPS {
+                s.trainer.release(); // the parameters are kept
             }
-            Err(e) => {
-                s.status.error(&format!("Training failed: {e}"));
-                s.pause.stop();
-            }
-        }
-    });
+            s.needs_draw = true;
+        },
+        |s, message| {
+            s.status.error(&message);
+            s.pause.stop();
+        },
+    );
 }
 
 impl Figure for HybridTau {
@@ -220,8 +203,9 @@ impl Figure for HybridTau {
     fn frame(&mut self, _now: f64) {
         let (train, next_tau) = {
             let s = self.state.borrow();
-            s.pause.show_paused(&s.status, s.busy, s.steps, MAX_STEPS);
-            let train = s.visible && !s.busy && !s.pause.paused && s.steps < MAX_STEPS;
+            s.pause
+                .show_paused(&s.status, s.trainer.busy, s.steps, MAX_STEPS);
+            let train = s.visible && !s.trainer.busy && !s.pause.paused && s.steps < MAX_STEPS;
             let next = (s.steps >= MAX_STEPS && s.curve.len() < TAUS).then_some(s.curve.len());
             (train, next)
         };

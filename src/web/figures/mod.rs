@@ -306,6 +306,97 @@ pub async fn train_chunk(
     Ok((training, losses, params.unwrap_or_default()))
 }
 
+/// A figure's network in training, one chunk at a time in the background (`train_next`).
+#[derive(Default)]
+pub struct TrainingRun {
+    training: Option<Training>,
+    /// Bumped by `reset`: a chunk in flight for an older run is dropped when it ends.
+    run: u64,
+    /// Whether a chunk is in flight.
+    pub busy: bool,
+}
+
+impl TrainingRun {
+    /// Starts over from the seeded initialisation at the next chunk.
+    pub fn reset(&mut self) {
+        self.training = None;
+        self.run += 1;
+    }
+
+    /// Lets the network go (its GPU buffers, its worker's copy) once training is over; the
+    /// figure keeps the parameters it was given.
+    pub fn release(&mut self) {
+        self.training = None;
+    }
+}
+
+/// A chunk that ended: its losses, the parameters after it, where and in how long it ran.
+pub struct Chunk {
+    pub losses: Vec<f32>,
+    pub params: Vec<f32>,
+    pub backend: Rc<crate::gpu::Backend>,
+    pub ms: f64,
+}
+
+/// What a chunk trains: the network's shape, the optimiser's options, the steps per chunk.
+pub type ChunkPlan = (
+    crate::flow::mlp::MlpShape,
+    crate::gpu::trainer::TrainOptions,
+    usize,
+);
+
+/// Trains the next chunk of the run that `run` finds in the figure's state, on the data `data`
+/// finds there (read only to start a run). When it ends, `done` gets it, unless the run was
+/// reset meanwhile; an error goes to `failed` ("Training failed: …").
+pub fn train_next<S: 'static>(
+    state: &Rc<RefCell<S>>,
+    run: fn(&mut S) -> &mut TrainingRun,
+    data: fn(&S) -> &[f32],
+    (shape, options, steps): ChunkPlan,
+    done: fn(&mut S, Chunk),
+    failed: fn(&mut S, String),
+) {
+    let (training, id, data) = {
+        let mut s = state.borrow_mut();
+        let r = run(&mut s);
+        r.busy = true;
+        let (training, id) = (r.training.take(), r.run);
+        let data = match training {
+            Some(_) => Vec::new(),
+            None => data(&s).to_vec(),
+        };
+        (training, id, data)
+    };
+    let state = state.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        let backend = crate::web::shared::backend().await;
+        let start = js_sys::Date::now();
+        let result = train_chunk(&backend, training, shape, &data, options, steps).await;
+        let mut s = state.borrow_mut();
+        let r = run(&mut s);
+        r.busy = false;
+        if r.run != id {
+            return;
+        }
+        match result {
+            Ok((training, losses, params)) => {
+                r.training = Some(training);
+                let ms = js_sys::Date::now() - start;
+                done(
+                    &mut s,
+                    Chunk {
+                        losses,
+                        params,
+                        backend,
+                        ms,
+                    },
+                );
+            }
+            Err(e) => failed(&mut s, format!("Training failed: {e}")),
+        }
+    });
+}
+
 /// A CSV document: the header, then one line per row.
 pub fn csv_rows(header: &str, rows: impl Iterator<Item = String>) -> String {
     let mut out = String::from(header);

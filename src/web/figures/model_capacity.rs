@@ -5,16 +5,17 @@
 //! point per (width, n) trained so far, beside the same for the closed form and for held-out
 //! points of the distribution at every n of the slider (`flow::capacity`).
 
-use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status, TwoPanels};
+use super::{
+    draw_on, draw_plane, train_next, two_panels, Figure, Later, PauseToggle, Status, TrainingRun,
+    TwoPanels,
+};
 use crate::catalog::model_capacity as settings;
 use crate::catalog::Kind;
 use crate::charts::{curves, scenes};
 use crate::flow::capacity::{self, References, FLOW_STEPS, SAMPLES as PARTICLES, WIDTHS};
 use crate::flow::{self, mlp, rng::Rng};
 use crate::gpu::trainer::TrainOptions;
-use crate::web::compute::Training;
 use crate::web::controls::{JsResult, Listeners, Slider};
-use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
 use web_sys::{Element, HtmlCanvasElement};
@@ -37,7 +38,7 @@ struct State {
     curve: Vec<(f32, f32, f32)>,
     /// Per width (WIDTHS order), (n, mean distance of the network's samples) measured so far.
     runs: Vec<(usize, Vec<(f32, f32)>)>,
-    training: Option<Training>,
+    trainer: TrainingRun,
     steps: usize,
     params: Option<Vec<f32>>,
     /// Mean squared error per t bin, filled one bin per frame once trained.
@@ -45,9 +46,7 @@ struct State {
     /// Particles being integrated with the network, one Euler step per frame.
     particles: Vec<f32>,
     flow_step: usize,
-    run: u64,
     pause: PauseToggle,
-    busy: bool,
     visible: bool,
     needs_draw: bool,
 }
@@ -61,13 +60,12 @@ impl State {
         if self.refs.data.len() != 2 * self.n {
             self.refs = References::new(self.n);
         }
-        self.training = None;
+        self.trainer.reset();
         self.steps = 0;
         self.params = None;
         self.errors.clear();
         self.particles = self.refs.x0.clone();
         self.flow_step = 0;
-        self.run += 1;
         self.needs_draw = true;
     }
 
@@ -207,15 +205,13 @@ impl ModelCapacity {
             refs: References::new(100),
             curve: Vec::new(),
             runs: WIDTHS.iter().map(|&w| (w, Vec::new())).collect(),
-            training: None,
+            trainer: TrainingRun::default(),
             steps: 0,
             params: None,
             errors: Vec::new(),
             particles: Vec::new(),
             flow_step: 0,
-            run: 0,
             pause,
-            busy: false,
             visible: false,
             needs_draw: true,
         }));
@@ -229,50 +225,39 @@ impl ModelCapacity {
 }
 
 fn train_chunk(state: &Rc<RefCell<State>>) {
-    let (shape, data, run, training) = {
-        let mut s = state.borrow_mut();
-        s.busy = true;
-        (s.shape(), s.refs.data.clone(), s.run, s.training.take())
+    let options = TrainOptions {
+        batch: 256,
+        lr: capacity::LR,
+        seed: capacity::SEED,
+        target: crate::flow::mlp::Target::Cfm,
     };
-    let state = state.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        let backend = backend().await;
-        let options = TrainOptions {
-            batch: 256,
-            lr: capacity::LR,
-            seed: capacity::SEED,
-            target: crate::flow::mlp::Target::Cfm,
-        };
-        let result =
-            super::train_chunk(&backend, training, shape, &data, options, STEPS_PER_CHUNK).await;
-        let mut s = state.borrow_mut();
-        s.busy = false;
-        if s.run != run {
-            return; // settings changed while this chunk ran
-        }
-        match result {
-            Ok((t, losses, params)) => {
-                s.steps += losses.len();
-                s.training = (s.steps < MAX_STEPS).then_some(t);
-                if s.steps >= MAX_STEPS {
-                    s.params = Some(params);
-                }
-                s.status.set(&format!(
-                    "Training width {} on {} points on {}: step {} of {MAX_STEPS}, loss {:.3}.",
-                    s.width,
-                    s.n,
-                    backend.name(),
-                    s.steps,
-                    losses.last().copied().unwrap_or(f32::NAN)
-                ));
-                s.needs_draw = true;
+    let shape = state.borrow().shape();
+    train_next(
+        state,
+        |s| &mut s.trainer,
+        |s| &s.refs.data,
+        (shape, options, STEPS_PER_CHUNK),
+        |s, chunk| {
+            s.steps += chunk.losses.len();
+            if s.steps >= MAX_STEPS {
+                s.trainer.release();
+                s.params = Some(chunk.params);
             }
-            Err(e) => {
-                s.status.error(&format!("Training failed: {e}"));
-                s.pause.stop();
-            }
-        }
-    });
+            s.status.set(&format!(
+                "Training width {} on {} points on {}: step {} of {MAX_STEPS}, loss {:.3}.",
+                s.width,
+                s.n,
+                chunk.backend.name(),
+                s.steps,
+                chunk.losses.last().copied().unwrap_or(f32::NAN)
+            ));
+            s.needs_draw = true;
+        },
+        |s, message| {
+            s.status.error(&message);
+            s.pause.stop();
+        },
+    );
 }
 
 impl Figure for ModelCapacity {
@@ -301,8 +286,9 @@ impl Figure for ModelCapacity {
     fn frame(&mut self, _now: f64) {
         let train = {
             let s = self.state.borrow();
-            s.pause.show_paused(&s.status, s.busy, s.steps, MAX_STEPS);
-            s.visible && !s.busy && !s.pause.paused && s.steps < MAX_STEPS
+            s.pause
+                .show_paused(&s.status, s.trainer.busy, s.steps, MAX_STEPS);
+            s.visible && !s.trainer.busy && !s.pause.paused && s.steps < MAX_STEPS
         };
         if train {
             train_chunk(&self.state);

@@ -2,14 +2,13 @@
 //! view, with its progress shown, and particles from N(0, I) flow along the learned field.
 
 use super::{
-    draw_on, draw_plane, two_panels, Figure, FrameClock, Later, PauseToggle, Status, TwoPanels,
+    draw_on, draw_plane, train_next, two_panels, Figure, FrameClock, Later, PauseToggle, Status,
+    TrainingRun, TwoPanels,
 };
 use crate::charts::{curves, scenes};
 use crate::flow::{mlp, rng::Rng, Dataset};
 use crate::gpu::trainer::TrainOptions;
-use crate::web::compute::Training;
 use crate::web::controls::{JsResult, Listeners};
-use crate::web::shared::backend;
 use std::cell::RefCell;
 use std::rc::Rc;
 use web_sys::{Element, HtmlCanvasElement};
@@ -27,26 +26,22 @@ struct State {
     pause: PauseToggle,
     data: Vec<f32>,
     shape: mlp::MlpShape,
-    training: Option<Training>,
+    trainer: TrainingRun,
     losses: Vec<f32>,
     /// Particle positions at t = k / FLOW_STEPS under the latest parameters.
     frames: Vec<Vec<f32>>,
-    busy: bool,
     visible: bool,
     reduced_motion: bool,
     phase: f64,
     clock: FrameClock,
-    /// Bumped by Reset: a chunk in flight for an older run is dropped.
-    run: u64,
     needs_draw: bool,
 }
 
 impl State {
     fn reset(&mut self) {
-        self.training = None;
+        self.trainer.reset();
         self.losses.clear();
         self.frames.clear();
-        self.run += 1;
         self.needs_draw = true;
     }
 
@@ -124,15 +119,13 @@ impl NoiseToData {
             pause,
             data: Dataset::TwoMoons.sample(1000, 0),
             shape: mlp::MlpShape::new(2, 64, 3),
-            training: None,
+            trainer: TrainingRun::default(),
             losses: Vec::new(),
             frames: Vec::new(),
-            busy: false,
             visible: false,
             reduced_motion,
             phase: 0.0,
             clock: FrameClock::default(),
-            run: 0,
             needs_draw: true,
         }));
         cell.set(&state);
@@ -145,64 +138,52 @@ impl NoiseToData {
 
 /// Trains one chunk in the background, then recomputes the particles' paths.
 fn train_chunk(state: &Rc<RefCell<State>>) {
-    let (shape, data, run, training) = {
-        let mut s = state.borrow_mut();
-        s.busy = true;
-        (s.shape, s.data.clone(), s.run, s.training.take())
+    let options = TrainOptions {
+        batch: 256,
+        lr: 2e-3,
+        seed: 0,
+        target: crate::flow::mlp::Target::Cfm,
     };
-    let state = state.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        let backend = backend().await;
-        let start = js_sys::Date::now();
-        let options = TrainOptions {
-            batch: 256,
-            lr: 2e-3,
-            seed: 0,
-            target: crate::flow::mlp::Target::Cfm,
-        };
-        let result =
-            super::train_chunk(&backend, training, shape, &data, options, STEPS_PER_CHUNK).await;
-        let mut s = state.borrow_mut();
-        s.busy = false;
-        if s.run != run {
-            return; // reset while this chunk ran
-        }
-        match result {
-            Ok((t, losses, params)) => {
-                s.training = Some(t);
-                s.losses.extend(losses);
-                let dt = 1.0 / FLOW_STEPS as f32;
-                let mut x = Rng::new(11).normals(2 * PARTICLES);
-                let mut frames = vec![x.clone()];
-                for k in 0..FLOW_STEPS {
-                    let u = mlp::forward(&shape, &params, &x, &vec![k as f32 * dt; PARTICLES]).0;
-                    for (a, b) in x.iter_mut().zip(&u) {
-                        *a += dt * b;
-                    }
-                    frames.push(x.clone());
+    let shape = state.borrow().shape;
+    train_next(
+        state,
+        |s| &mut s.trainer,
+        |s| &s.data,
+        (shape, options, STEPS_PER_CHUNK),
+        |s, chunk| {
+            let shape = s.shape;
+            s.losses.extend(chunk.losses);
+            let dt = 1.0 / FLOW_STEPS as f32;
+            let mut x = Rng::new(11).normals(2 * PARTICLES);
+            let mut frames = vec![x.clone()];
+            for k in 0..FLOW_STEPS {
+                let u = mlp::forward(&shape, &chunk.params, &x, &vec![k as f32 * dt; PARTICLES]).0;
+                for (a, b) in x.iter_mut().zip(&u) {
+                    *a += dt * b;
                 }
-                s.frames = frames;
-                let verb = if s.losses.len() >= MAX_STEPS {
-                    "Trained"
-                } else {
-                    "Training"
-                };
-                s.status.set(&format!(
-                    "{verb} an MLP with {} hidden layers of width {} on {}: {} steps ({:.0} ms for the last {STEPS_PER_CHUNK}).",
-                    shape.depth,
-                    shape.hidden,
-                    backend.name(),
-                    s.losses.len(),
-                    js_sys::Date::now() - start
-                ));
-                s.needs_draw = true;
+                frames.push(x.clone());
             }
-            Err(e) => {
-                s.status.error(&format!("Training failed: {e}"));
-                s.pause.stop();
-            }
-        }
-    });
+            s.frames = frames;
+            let verb = if s.losses.len() >= MAX_STEPS {
+                "Trained"
+            } else {
+                "Training"
+            };
+            s.status.set(&format!(
+                "{verb} an MLP with {} hidden layers of width {} on {}: {} steps ({:.0} ms for the last {STEPS_PER_CHUNK}).",
+                shape.depth,
+                shape.hidden,
+                chunk.backend.name(),
+                s.losses.len(),
+                chunk.ms
+            ));
+            s.needs_draw = true;
+        },
+        |s, message| {
+            s.status.error(&message);
+            s.pause.stop();
+        },
+    );
 }
 
 impl Figure for NoiseToData {
@@ -223,8 +204,8 @@ impl Figure for NoiseToData {
         let start = {
             let s = self.state.borrow();
             s.pause
-                .show_paused(&s.status, s.busy, s.losses.len(), MAX_STEPS);
-            s.visible && !s.busy && !s.pause.paused && s.losses.len() < MAX_STEPS
+                .show_paused(&s.status, s.trainer.busy, s.losses.len(), MAX_STEPS);
+            s.visible && !s.trainer.busy && !s.pause.paused && s.losses.len() < MAX_STEPS
         };
         if start {
             train_chunk(&self.state);
