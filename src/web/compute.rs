@@ -100,7 +100,9 @@ impl Ready {
         if let Some(r) = shared {
             return Ok(r);
         }
-        let ready = match pool().await.filter(|_| !on_gpu) {
+        // The workers only serve the CPU path: the GPU path never starts them.
+        let pool = if on_gpu { None } else { pool().await };
+        let ready = match pool {
             Some(pool) => Rc::new(Ready::Pool(pool.load(data, dim).await)),
             None => Rc::new(Ready::Backend(backend.prepare(data, dim)?)),
         };
