@@ -241,7 +241,7 @@ async fn started(count: usize) -> Option<Vec<Worker>> {
     let starts: Vec<_> = workers
         .iter()
         .map(|w| {
-            let message = object(&[("op", "init".into()), ("module", module.clone())]);
+            let message = init_message(&module);
             answer(w.request(READY_TICKET, &message, &Array::new()))
         })
         .collect();
@@ -344,11 +344,16 @@ pub async fn workers_holding_for_testing() -> f64 {
     held
 }
 
+/// The first message of a worker: the module the page compiled, to instantiate.
+fn init_message(module: &JsValue) -> Object {
+    object(&[("op", "init".into()), ("module", module.clone())])
+}
+
 /// A worker started in place of one that broke: it takes the module like the first ones did, and
 /// queries posted to it wait in its queue behind its start.
 fn replacement() -> Option<Worker> {
     let worker = Worker::spawn(&super::digits::asset_url("worker.js")).ok()?;
-    let message = object(&[("op", "init".into()), ("module", wasm_bindgen::module())]);
+    let message = init_message(&wasm_bindgen::module());
     worker.post(&message, &Array::new());
     Some(worker)
 }
@@ -366,6 +371,27 @@ impl Pool {
             }
         }
         workers[slot].clone()
+    }
+
+    /// Asks `worker` for `op` ("partials" of a set's slice, "forward" of a network) on what it
+    /// holds under `id`, at the rows of `points` each at its time; the arrays are moved there.
+    fn query(
+        &self,
+        worker: &Worker,
+        op: &str,
+        id: u32,
+        points: &[f32],
+        times: &[f32],
+    ) -> oneshot::Receiver<Reply> {
+        let (p, t) = (Float32Array::from(points), Float32Array::from(times));
+        let message = object(&[
+            ("op", op.into()),
+            ("set", id.into()),
+            ("points", p.clone().into()),
+            ("times", t.clone().into()),
+        ]);
+        let transfer = Array::of2(&p.buffer(), &t.buffer());
+        worker.request(self.ticket(), &message, &transfer)
     }
 
     fn ticket(&self) -> u32 {
@@ -546,15 +572,11 @@ impl PoolTrainer {
     /// the worker that holds the network.
     pub async fn velocity(&self, points: &[f32], times: &[f32]) -> Result<Vec<f32>, Failure> {
         self.sound()?;
-        let (p, t) = (Float32Array::from(points), Float32Array::from(times));
-        let message = object(&[
-            ("op", "forward".into()),
-            ("set", self.id.into()),
-            ("points", p.clone().into()),
-            ("times", t.clone().into()),
-        ]);
-        let transfer = Array::of2(&p.buffer(), &t.buffer());
-        let reply = answer(self.worker.request(self.pool.ticket(), &message, &transfer)).await?;
+        let reply = answer(
+            self.pool
+                .query(&self.worker, "forward", self.id, points, times),
+        )
+        .await?;
         reply_floats(&reply, "velocity")
             .filter(|u| u.len() == points.len())
             .ok_or_else(wrong_count)
@@ -629,15 +651,7 @@ impl PoolSet {
                     )))
                     .boxed_local();
                 }
-                let (p, t) = (Float32Array::from(points), Float32Array::from(times));
-                let message = object(&[
-                    ("op", "partials".into()),
-                    ("set", self.id.into()),
-                    ("points", p.clone().into()),
-                    ("times", t.clone().into()),
-                ]);
-                let transfer = Array::of2(&p.buffer(), &t.buffer());
-                answer(worker.request(self.pool.ticket(), &message, &transfer)).boxed_local()
+                answer(self.pool.query(&worker, "partials", self.id, points, times)).boxed_local()
             })
             .collect();
         let mut parts = Vec::with_capacity(answers.len());
