@@ -52,6 +52,14 @@ impl<K: PartialEq + Clone> Jobs<K> {
         self.wanted = Some(key);
     }
 
+    /// The controls ask for nothing now: a waiting request is dropped (the one in flight, if
+    /// any, ends and is drawn).
+    pub fn cancel(&mut self) {
+        if self.wanted.take().is_some() {
+            self.dropped += 1;
+        }
+    }
+
     /// The job to start now, if any: the newest request, when none is in flight.
     pub fn start(&mut self) -> Option<(u64, K)> {
         if self.running.is_some() {
@@ -68,6 +76,11 @@ impl<K: PartialEq + Clone> Jobs<K> {
         if let Some((n, key)) = self.running.take_if(|(n, _)| *n == number) {
             self.drawn = Some((n, key));
         }
+    }
+
+    /// Whether a job is in flight.
+    pub fn busy(&self) -> bool {
+        self.running.is_some()
     }
 
     /// The number and inputs of the result drawn last.
@@ -110,6 +123,7 @@ mod tests {
                 in_flight = Some((n, frame));
             }
             assert!(jobs.started - before <= 1);
+            assert_eq!(jobs.busy(), in_flight.is_some());
             assert!(jobs.lag() <= 1, "frame {frame}: {} jobs behind", jobs.lag());
         }
         // At rest: the last job ends, the last value starts and ends.
@@ -122,6 +136,23 @@ mod tests {
         assert_eq!(jobs.drawn().map(|(_, k)| *k), Some(119));
         assert_eq!(jobs.lag(), 0);
         (jobs, asked)
+    }
+
+    #[test]
+    fn a_cancelled_request_never_starts() {
+        let mut jobs = Jobs::default();
+        jobs.ask(1);
+        let (n, _) = jobs.start().unwrap();
+        jobs.ask(2);
+        jobs.cancel();
+        jobs.finish(n);
+        assert_eq!(jobs.start(), None);
+        assert_eq!((jobs.started, jobs.dropped, jobs.lag()), (1, 1, 0));
+        // Nothing waiting: nothing dropped.
+        jobs.cancel();
+        assert_eq!(jobs.dropped, 1);
+        jobs.ask(3);
+        assert_eq!(jobs.start().map(|(_, k)| k), Some(3));
     }
 
     #[test]

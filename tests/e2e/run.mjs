@@ -581,7 +581,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       const slider = document.querySelector('#vf-t');
       const canvas = document.querySelector('[data-figure="velocity-field"] canvas');
       const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
-      const jobs = () => canvas.dataset.jobs.split(' ').map(Number);
+      const jobs = () => canvas.closest('[data-figure]').dataset.jobs.split(' ').map(Number);
       // Two input events a frame, as a pointer reporting at 120 Hz does.
       const value = (k) => (0.05 + 0.9 * k / 119).toFixed(3);
       await frame();
@@ -973,7 +973,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       await p5.waitForFunction(() => document.querySelector('#vf-t'), null, { timeout: 60000 });
       const t0 = await p5.inputValue('#vf-t');
       const ds = await p5.inputValue('#vf-dataset');
-      const tau = await p5.inputValue('#tau');
+      const tau = await p5.inputValue('[data-figure="hybrid-tau"] [data-setting="tau"]');
       assert(t0 === '0.42' && ds === 'spirals' && tau === '0.7', `restored t=${t0} dataset=${ds} tau=${tau}`);
       await p5.locator('#vf-n').fill('300');
       await p5.waitForTimeout(200);

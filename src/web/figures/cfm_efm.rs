@@ -4,18 +4,20 @@
 //! the energy distance of the samples to held-out data, and their mean distance to the nearest
 //! training point (memorization).
 
-use super::{draw_on, draw_plane, two_panels, Figure, Later, PauseToggle, Status, TwoPanels};
+use super::driver::{Ctx, Settings, Sketch, Ui};
+use super::{
+    draw_on, draw_plane, run_controls, two_canvases, ChunkEnd, PauseToggle, TrainingRun,
+    TwoCanvases,
+};
 use crate::catalog::cfm_efm as settings;
 use crate::charts::{curves, palette, scenes};
 use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
 use crate::gpu::trainer::TrainOptions;
-use crate::web::compute::Training;
-use crate::web::controls::{element, select, JsResult, Listeners};
-use crate::web::shared::{backend, yield_to_page};
+use crate::web::controls::{element, JsResult};
+use crate::web::shared::yield_to_page;
+use futures_util::future::LocalBoxFuture;
 use plotters::style::Color;
-use std::cell::RefCell;
-use std::rc::Rc;
-use web_sys::{Element, HtmlCanvasElement, HtmlElement};
+use web_sys::{HtmlCanvasElement, HtmlElement};
 
 const TRAIN_POINTS: usize = 500;
 const TEST_POINTS: usize = 1000;
@@ -34,7 +36,7 @@ const SEED: u32 = 4;
 /// One of the two runs.
 #[derive(Default)]
 struct Run {
-    training: Option<Training>,
+    trainer: TrainingRun,
     losses: Vec<f32>,
     samples: Option<Vec<f32>>,
     /// Energy distance of the samples to the held-out set, and their mean distance to the
@@ -42,11 +44,10 @@ struct Run {
     metrics: Option<(f32, f32)>,
 }
 
-struct State {
+pub struct CfmEfm {
     planes: [HtmlCanvasElement; 2],
     loss_canvas: HtmlCanvasElement,
     table: HtmlElement,
-    status: Status,
     pause: PauseToggle,
     dataset: Dataset,
     train: Vec<f32>,
@@ -56,11 +57,22 @@ struct State {
     /// Energy distance to the held-out set of the source N(0, I) and of the training set.
     baselines: (f32, f32),
     chunk: usize,
-    busy: bool,
-    visible: bool,
-    /// Bumped by Reset and by a new dataset: work in flight for an older run is dropped.
+    /// Bumped by Reset and by a new dataset: a chunk that ends for an older run is dropped.
     generation: u64,
-    needs_draw: bool,
+}
+
+/// A network's samples, their energy distance to the held-out set and their mean distance to
+/// the nearest training point.
+type Sampled = (Vec<f32>, (f32, f32));
+
+/// A chunk of both runs: their ends, how long they took, and, when they crossed a multiple
+/// of SAMPLE_EVERY steps, both networks' samples with their metrics.
+pub struct Pair {
+    ends: [ChunkEnd; 2],
+    ms: f64,
+    chunk: usize,
+    samples: [Option<Sampled>; 2],
+    backend: &'static str,
 }
 
 const TARGETS: [(&str, mlp::Target); 2] = [
@@ -85,8 +97,8 @@ fn tail_stats(values: &[f32], k: usize) -> Option<(f32, f32)> {
     Some((mean, var.sqrt()))
 }
 
-impl State {
-    fn load(&mut self, dataset: Dataset) {
+impl CfmEfm {
+    fn load(&mut self, dataset: Dataset, ctx: &mut Ctx<'_>) {
         self.dataset = dataset;
         self.train = dataset.sample(TRAIN_POINTS, 0);
         self.test = dataset.sample(TEST_POINTS, 99);
@@ -95,16 +107,20 @@ impl State {
             metrics::energy_distance(&source, &self.test, 2),
             metrics::energy_distance(&self.train, &self.test, 2),
         );
-        self.reset();
+        self.reset(ctx);
     }
 
-    fn reset(&mut self) {
-        self.runs = Default::default();
+    fn reset(&mut self, ctx: &mut Ctx<'_>) {
+        for run in &mut self.runs {
+            run.trainer.reset();
+            run.losses.clear();
+            run.samples = None;
+            run.metrics = None;
+        }
         self.chunk = FIRST_CHUNK;
         self.generation += 1;
-        self.status
+        ctx.status
             .set("Training starts when the figure is on screen.");
-        self.needs_draw = true;
         self.update_table();
     }
 
@@ -136,11 +152,172 @@ impl State {
         ));
         self.table.set_inner_html(&rows);
     }
+}
 
-    fn draw(&mut self) {
-        self.needs_draw = false;
+impl Sketch for CfmEfm {
+    const NAME: &'static str = "cfm-vs-efm";
+    const ID: &'static str = "cfm-efm";
+    /// The generation and the steps both runs trained before the chunk.
+    type Key = (u64, usize);
+    type Output = Pair;
+
+    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+        let TwoCanvases { left, right } = two_canvases(
+            ui.root,
+            "Samples of the network trained with the CFM target",
+            "Samples of the network trained with the EFM target",
+        )?;
+        let loss_canvas = super::row_canvas(
+            ui.root,
+            (960, 360),
+            "figure-wide",
+            "Training losses of both networks",
+        )?;
+        let table_wrap = element("div", "figure-table-wrap", ui.root)?;
+        let table = element("table", "figure-table", &table_wrap)?;
+        let pause = run_controls(ui, |s| &mut s.pause, Self::reset)?;
+        Ok(CfmEfm {
+            planes: [left, right],
+            loss_canvas,
+            table,
+            pause,
+            dataset: Dataset::EightGaussians,
+            train: Vec::new(),
+            test: Vec::new(),
+            shape: mlp::MlpShape::new(2, 64, 3),
+            runs: Default::default(),
+            baselines: (0.0, 0.0),
+            chunk: FIRST_CHUNK,
+            generation: 0,
+        })
+    }
+
+    fn begin(&mut self, ctx: &mut Ctx<'_>) {
+        self.changed(settings::DATASET.key, ctx);
+    }
+
+    fn changed(&mut self, _: &str, ctx: &mut Ctx<'_>) {
+        if let Some(d) = Dataset::from_id(ctx.settings().choice(&settings::DATASET)) {
+            self.load(d, ctx);
+        }
+    }
+
+    fn wanted(&self, _: &Settings) -> Option<Self::Key> {
         let steps = self.steps();
-        let mut result = Ok(());
+        (steps < MAX_STEPS && !self.pause.paused).then_some((self.generation, steps))
+    }
+
+    /// Trains both networks one chunk further; when that crosses a multiple of SAMPLE_EVERY
+    /// steps, samples both and measures them.
+    fn job(
+        &mut self,
+        &(_, before): &Self::Key,
+        ctx: &mut Ctx<'_>,
+    ) -> LocalBoxFuture<'static, Pair> {
+        let chunk = self.chunk.min(MAX_STEPS - before);
+        if before == 0 {
+            ctx.status.set("Training both networks: first steps…");
+        }
+        let shape = self.shape;
+        let [a, b] = &mut self.runs;
+        let chunks = [(a, TARGETS[0].1), (b, TARGETS[1].1)].map(|(run, target)| {
+            let options = TrainOptions {
+                batch: 256,
+                lr: 2e-3,
+                seed: SEED,
+                target,
+            };
+            run.trainer.chunk(&self.train, (shape, options, chunk))
+        });
+        let sample =
+            (before + chunk) / SAMPLE_EVERY != before / SAMPLE_EVERY || before + chunk >= MAX_STEPS;
+        let (train, test) = (self.train.clone(), self.test.clone());
+        Box::pin(async move {
+            let backend = crate::web::shared::backend().await;
+            let start = js_sys::Date::now();
+            let [a, b] = chunks;
+            let ends = [a.await, b.await];
+            let ms = js_sys::Date::now() - start;
+            let mut samples = [None, None];
+            if sample {
+                // Sampling both networks is the longest CPU work here: a few Euler steps per
+                // task turn, so no task runs long while the reader scrolls.
+                for (k, end) in ends.iter().enumerate() {
+                    let Some(params) = end.params() else { continue };
+                    let dt = 1.0 / FLOW_STEPS as f32;
+                    let mut x = Rng::new(7).normals(2 * PARTICLES);
+                    for step in 0..FLOW_STEPS {
+                        if step % 5 == 0 {
+                            yield_to_page().await;
+                        }
+                        x = sampler::euler_range(&x, step as f32 * dt, dt, 1, |x, t| {
+                            mlp::forward(&shape, params, x, &vec![t; x.len() / 2]).0
+                        });
+                    }
+                    yield_to_page().await;
+                    let energy = metrics::energy_distance(&x, &test, 2);
+                    let mean_nearest = metrics::mean_nearest_distance(&train, 2, &x);
+                    samples[k] = Some((x, (energy, mean_nearest)));
+                }
+            }
+            Pair {
+                ends,
+                ms,
+                chunk,
+                samples,
+                backend: backend.name(),
+            }
+        })
+    }
+
+    fn done(&mut self, _: Self::Key, pair: Pair, ctx: &mut Ctx<'_>) {
+        let [a, b] = pair.ends;
+        let [ra, rb] = &mut self.runs;
+        let (Some(a), Some(b)) = (ra.trainer.finish(a), rb.trainer.finish(b)) else {
+            return; // reset while this chunk ran
+        };
+        let chunks = match (a, b) {
+            (Ok(a), Ok(b)) => [a, b],
+            (Err(e), _) | (_, Err(e)) => {
+                for run in &mut self.runs {
+                    run.trainer.reset();
+                }
+                self.pause.stop();
+                ctx.status.error(&e);
+                return;
+            }
+        };
+        for ((run, chunk), samples) in self.runs.iter_mut().zip(chunks).zip(pair.samples) {
+            run.losses.extend(chunk.losses);
+            if let Some((x, m)) = samples {
+                run.samples = Some(x);
+                run.metrics = Some(m);
+            }
+        }
+        let steps = self.steps();
+        let scaled = pair.chunk as f64 * CHUNK_MILLIS / pair.ms.max(1.0);
+        self.chunk = (scaled as usize).clamp(2, 100);
+        ctx.status.set(&format!(
+            "Training two MLPs ({} hidden layers of width {}) on {} points of {} on {}: step {steps} of {MAX_STEPS} ({:.0} ms per step of both).",
+            self.shape.depth,
+            self.shape.hidden,
+            TRAIN_POINTS,
+            self.dataset.label(),
+            pair.backend,
+            pair.ms / pair.chunk as f64,
+        ));
+        if steps >= MAX_STEPS {
+            for run in &mut self.runs {
+                run.trainer.release(); // frees the GPU buffers; samples and metrics stay
+            }
+        }
+        self.update_table();
+    }
+
+    fn draw(&mut self, ctx: &mut Ctx<'_>) -> JsResult<()> {
+        let steps = self.steps();
+        self.pause
+            .show_paused(ctx.status, ctx.busy, steps, MAX_STEPS);
         for (k, ((label, _), run)) in TARGETS.iter().zip(&self.runs).enumerate() {
             let positions = run
                 .samples
@@ -155,7 +332,7 @@ impl State {
             for dot in &mut scene.top_dots {
                 dot.color = COLORS[k].mix(0.55);
             }
-            result = result.and_then(|_| draw_plane(&self.planes[k], &scene));
+            draw_plane(&self.planes[k], &scene)?;
         }
         let title = format!("losses, step {steps} / {MAX_STEPS}");
         let series: Vec<curves::LossSeries> = TARGETS
@@ -168,224 +345,13 @@ impl State {
                 color,
             })
             .collect();
-        result = result.and_then(|_| {
-            draw_on(&self.loss_canvas, |area| {
-                curves::draw_losses(area, &series, MAX_STEPS, &title, "loss (log scale)")
-            })
-        });
-        if let Err(e) = result {
-            self.status.error(&format!("{e:?}"));
-        }
-    }
-}
-
-pub struct CfmEfm {
-    state: Rc<RefCell<State>>,
-    _listeners: Listeners,
-}
-
-impl CfmEfm {
-    pub fn mount(root: &Element) -> JsResult<CfmEfm> {
-        let mut listeners = Listeners::default();
-        let TwoPanels {
-            controls: panel,
-            left,
-            right,
-            status,
-        } = two_panels(
-            root,
-            "Samples of the network trained with the CFM target",
-            "Samples of the network trained with the EFM target",
-        )?;
-        let loss_canvas = super::row_canvas(
-            root,
-            (960, 360),
-            "figure-wide",
-            "Training losses of both networks",
-        )?;
-        let table_wrap = element("div", "figure-table-wrap", root)?;
-        let table = element("table", "figure-table", &table_wrap)?;
-        // The status line belongs under everything.
-        root.append_child(status.element())?;
-
-        let cell = Later::<State>::new();
-        let c = cell.clone();
-        select(
-            &panel,
-            &mut listeners,
-            "cfm-efm-dataset",
-            &settings::DATASET,
-            move |id| {
-                c.with(|s| {
-                    if let Some(d) = Dataset::from_id(&id) {
-                        s.load(d);
-                    }
-                })
-            },
-        )?;
-        let pause = super::run_controls(
-            &panel,
-            &mut listeners,
-            &cell,
-            |s| &mut s.pause,
-            |s| s.reset(),
-        )?;
-        let mut state = State {
-            planes: [left, right],
-            loss_canvas,
-            table,
-            status,
-            pause,
-            dataset: Dataset::from_id(settings::DATASET.choice())
-                .unwrap_or(Dataset::EightGaussians),
-            train: Vec::new(),
-            test: Vec::new(),
-            shape: mlp::MlpShape::new(2, 64, 3),
-            runs: Default::default(),
-            baselines: (0.0, 0.0),
-            chunk: FIRST_CHUNK,
-            busy: false,
-            visible: false,
-            generation: 0,
-            needs_draw: true,
-        };
-        state.load(Dataset::EightGaussians);
-        let state = Rc::new(RefCell::new(state));
-        cell.set(&state);
-        Ok(CfmEfm {
-            state,
-            _listeners: listeners,
+        draw_on(&self.loss_canvas, |area| {
+            curves::draw_losses(area, &series, MAX_STEPS, &title, "loss (log scale)")
         })
     }
-}
 
-/// Trains both networks one chunk further; every SAMPLE_EVERY steps, samples both and measures.
-fn train_chunk(state: &Rc<RefCell<State>>) {
-    let (shape, data, generation, trainings, chunk, before) = {
-        let mut s = state.borrow_mut();
-        s.busy = true;
-        let trainings = [s.runs[0].training.take(), s.runs[1].training.take()];
-        let chunk = s.chunk.min(MAX_STEPS - s.steps());
-        if s.steps() == 0 {
-            s.status.set("Training both networks: first steps…");
-        }
-        (
-            s.shape,
-            s.train.clone(),
-            s.generation,
-            trainings,
-            chunk,
-            s.steps(),
-        )
-    };
-    let state = state.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        let backend = backend().await;
-        let start = js_sys::Date::now();
-        let mut results = Vec::new();
-        for ((_, target), training) in TARGETS.iter().zip(trainings) {
-            let options = TrainOptions {
-                batch: 256,
-                lr: 2e-3,
-                seed: SEED,
-                target: *target,
-            };
-            results
-                .push(super::train_chunk(&backend, training, shape, &data, options, chunk).await);
-        }
-        let elapsed = js_sys::Date::now() - start;
-        let steps = {
-            let mut s = state.borrow_mut();
-            if s.generation != generation {
-                s.busy = false;
-                return; // reset while this chunk ran
-            }
-            let mut failed = None;
-            let mut params = Vec::new();
-            for (run, result) in s.runs.iter_mut().zip(results) {
-                match result {
-                    Ok((t, losses, p)) => {
-                        run.training = Some(t);
-                        run.losses.extend(losses);
-                        params.push(p);
-                    }
-                    Err(e) => failed = Some(e),
-                }
-            }
-            if let Some(e) = failed {
-                s.busy = false;
-                s.pause.stop();
-                s.status.error(&format!("Training failed: {e}"));
-                return;
-            }
-            let steps = s.steps();
-            let scaled = chunk as f64 * CHUNK_MILLIS / elapsed.max(1.0);
-            s.chunk = (scaled as usize).clamp(2, 100);
-            s.status.set(&format!(
-                "Training two MLPs ({} hidden layers of width {}) on {} points of {} on {}: step {steps} of {MAX_STEPS} ({:.0} ms per step of both).",
-                shape.depth,
-                shape.hidden,
-                TRAIN_POINTS,
-                s.dataset.label(),
-                backend.name(),
-                elapsed / chunk as f64,
-            ));
-            s.needs_draw = true;
-            s.update_table();
-            if steps / SAMPLE_EVERY == before / SAMPLE_EVERY && steps < MAX_STEPS {
-                s.busy = false;
-                return;
-            }
-            (steps, params)
-        };
-        // Sampling both networks is the longest CPU work here: a few Euler steps per task turn,
-        // so no task runs long while the reader scrolls.
-        let (steps, params) = steps;
-        let (train, test) = {
-            let s = state.borrow();
-            (s.train.clone(), s.test.clone())
-        };
-        let dt = 1.0 / FLOW_STEPS as f32;
-        for (k, p) in params.iter().enumerate() {
-            let mut x = Rng::new(7).normals(2 * PARTICLES);
-            for step in 0..FLOW_STEPS {
-                if step % 5 == 0 {
-                    yield_to_page().await;
-                    if state.borrow().generation != generation {
-                        state.borrow_mut().busy = false;
-                        return;
-                    }
-                }
-                x = sampler::euler_range(&x, step as f32 * dt, dt, 1, |x, t| {
-                    mlp::forward(&shape, p, x, &vec![t; x.len() / 2]).0
-                });
-            }
-            yield_to_page().await;
-            let energy = metrics::energy_distance(&x, &test, 2);
-            let mean_nearest = metrics::mean_nearest_distance(&train, 2, &x);
-            let mut s = state.borrow_mut();
-            if s.generation != generation {
-                s.busy = false;
-                return;
-            }
-            s.runs[k].metrics = Some((energy, mean_nearest));
-            s.runs[k].samples = Some(x);
-        }
-        let mut s = state.borrow_mut();
-        s.busy = false;
-        if steps >= MAX_STEPS {
-            for run in &mut s.runs {
-                run.training = None; // frees the GPU buffers; samples and metrics stay
-            }
-        }
-        s.update_table();
-        s.needs_draw = true;
-    });
-}
-
-impl Figure for CfmEfm {
-    fn csv(&self) -> Option<String> {
-        let s = self.state.borrow();
+    fn csv(&self, _: &Settings) -> Option<String> {
+        let s = self;
         let steps = s.steps();
         (steps > 0).then(|| {
             super::csv_rows(
@@ -394,26 +360,5 @@ impl Figure for CfmEfm {
                     .map(|k| format!("{},{},{}", k + 1, s.runs[0].losses[k], s.runs[1].losses[k])),
             )
         })
-    }
-
-    fn frame(&mut self, _now: f64) {
-        let start = {
-            let s = self.state.borrow();
-            s.pause.show_paused(&s.status, s.busy, s.steps(), MAX_STEPS);
-            s.visible && !s.busy && !s.pause.paused && s.steps() < MAX_STEPS
-        };
-        if start {
-            train_chunk(&self.state);
-        }
-        let mut s = self.state.borrow_mut();
-        if s.needs_draw {
-            s.draw();
-        }
-    }
-
-    fn set_visible(&mut self, visible: bool) {
-        let mut s = self.state.borrow_mut();
-        s.visible = visible;
-        s.needs_draw = true;
     }
 }

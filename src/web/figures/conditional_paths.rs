@@ -2,35 +2,27 @@
 //! segments, particles x_t = (1 - t) x0 + t x1 moving along them, and the marginal p_t formed by
 //! many such particles. A t slider (and Play); the source and the target can be any data set.
 
-use super::{draw_plane, two_panels, Figure, Later, PlayButton, Status, TwoPanels};
+use super::driver::{Ctx, Settings, Sketch, Ui};
+use super::{draw_plane, two_canvases, PlayButton, TwoCanvases};
 use crate::catalog::conditional_paths as settings;
 use crate::charts::palette;
 use crate::charts::plane::{Dot, Scene, Segment};
 use crate::flow::{rng::Rng, Dataset};
-use crate::web::controls::{button, select, JsResult, Listeners, Slider};
+use crate::web::controls::JsResult;
 use plotters::style::Color;
-use std::cell::RefCell;
-use std::rc::Rc;
-use web_sys::{Element, HtmlCanvasElement};
+use web_sys::HtmlCanvasElement;
 
 const PAIRS: usize = 60;
 const MARGINAL: usize = 3000;
 /// Seconds for t to go from 0 to 1 while playing.
 const PLAY_SECONDS: f64 = 4.0;
 
-struct State {
+pub struct ConditionalPaths {
     planes: [HtmlCanvasElement; 2],
-    status: Status,
-    t_slider: Slider,
     play: PlayButton,
-    source: String,
-    target: String,
     /// MARGINAL pairs, x0 and x1 (the first PAIRS are drawn as segments).
     x0: Vec<f32>,
     x1: Vec<f32>,
-    t: f64,
-    visible: bool,
-    needs_draw: bool,
 }
 
 fn sample(id: &str, n: usize, seed: u64) -> Vec<f32> {
@@ -40,17 +32,63 @@ fn sample(id: &str, n: usize, seed: u64) -> Vec<f32> {
     }
 }
 
-impl State {
-    fn resample(&mut self) {
+impl ConditionalPaths {
+    fn resample(&mut self, ctx: &mut Ctx<'_>) {
         // Independent pairs: x0 and x1 drawn separately, as in conditional flow matching.
-        self.x0 = sample(&self.source, MARGINAL, 3);
-        self.x1 = sample(&self.target, MARGINAL, 4);
-        self.needs_draw = true;
+        let s = ctx.settings();
+        self.x0 = sample(s.choice(&settings::SOURCE), MARGINAL, 3);
+        self.x1 = sample(s.choice(&settings::TARGET), MARGINAL, 4);
+        ctx.status.set("Drag t, or press Play: each particle moves along its own segment, at constant speed x1 − x0.");
+    }
+}
+
+impl Sketch for ConditionalPaths {
+    const NAME: &'static str = "conditional-paths";
+    const ID: &'static str = "cp";
+    type Key = ();
+    type Output = ();
+
+    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+        let TwoCanvases { left, right } = two_canvases(
+            ui.root,
+            "Pairs of source and target points joined by straight segments, with the particle x_t on each",
+            "The marginal distribution p_t of many such particles",
+        )?;
+        let play = ui.button("Play", |s, _| {
+            let playing = !s.play.playing;
+            s.play.set(playing);
+        })?;
+        Ok(ConditionalPaths {
+            planes: [left, right],
+            play: PlayButton::new(play),
+            x0: Vec::new(),
+            x1: Vec::new(),
+        })
     }
 
-    fn draw(&mut self) {
-        self.needs_draw = false;
-        let t = self.t as f32;
+    fn begin(&mut self, ctx: &mut Ctx<'_>) {
+        self.resample(ctx);
+    }
+
+    fn changed(&mut self, key: &str, ctx: &mut Ctx<'_>) {
+        if key == settings::T.key {
+            self.play.set(false);
+        } else {
+            self.resample(ctx);
+        }
+    }
+
+    fn animate(&mut self, dt: f64, ctx: &mut Ctx<'_>) -> bool {
+        if !self.play.playing {
+            return false;
+        }
+        let t = (ctx.settings().number(&settings::T) + dt / PLAY_SECONDS) % 1.0;
+        ctx.set_number(&settings::T, t);
+        true
+    }
+
+    fn draw(&mut self, ctx: &mut Ctx<'_>) -> JsResult<()> {
+        let t = ctx.settings().number(&settings::T) as f32;
         let xt: Vec<f32> = self
             .x0
             .iter()
@@ -105,130 +143,21 @@ impl State {
             ],
             ..Scene::default()
         };
-        let result = draw_plane(&self.planes[0], &pairs)
-            .and_then(|_| draw_plane(&self.planes[1], &marginal));
-        if let Err(e) = result {
-            self.status.error(&format!("{e:?}"));
-        }
+        draw_plane(&self.planes[0], &pairs)?;
+        draw_plane(&self.planes[1], &marginal)
     }
-}
 
-pub struct ConditionalPaths {
-    state: Rc<RefCell<State>>,
-    _listeners: Listeners,
-}
-
-impl ConditionalPaths {
-    pub fn mount(root: &Element) -> JsResult<ConditionalPaths> {
-        let mut listeners = Listeners::default();
-        let TwoPanels {
-            controls: panel,
-            left,
-            right,
-            status,
-        } = two_panels(
-            root,
-            "Pairs of source and target points joined by straight segments, with the particle x_t on each",
-            "The marginal distribution p_t of many such particles",
-        )?;
-        let cell = Later::<State>::new();
-        let c = cell.clone();
-        select(
-            &panel,
-            &mut listeners,
-            "cp-source",
-            &settings::SOURCE,
-            move |v| {
-                c.with(|s| {
-                    s.source = v;
-                    s.resample();
-                })
-            },
-        )?;
-        let c = cell.clone();
-        select(
-            &panel,
-            &mut listeners,
-            "cp-target",
-            &settings::TARGET,
-            move |v| {
-                c.with(|s| {
-                    s.target = v;
-                    s.resample();
-                })
-            },
-        )?;
-        let c = cell.clone();
-        let t_slider = Slider::new(&panel, &mut listeners, "cp-t", &settings::T, move |v| {
-            c.with(|s| {
-                s.t = v;
-                s.play.set(false);
-                s.needs_draw = true;
-            })
-        })?;
-        let c = cell.clone();
-        let play_button = button(&panel, &mut listeners, "Play", move || {
-            c.with(|s| {
-                let playing = !s.play.playing;
-                s.play.set(playing);
-            })
-        })?;
-        status.set("Drag t, or press Play: each particle moves along its own segment, at constant speed x1 − x0.");
-        let mut state = State {
-            planes: [left, right],
-            status,
-            t_slider,
-            play: PlayButton::new(play_button),
-            source: settings::SOURCE.choice().into(),
-            target: settings::TARGET.choice().into(),
-            x0: Vec::new(),
-            x1: Vec::new(),
-            t: settings::T.number(),
-            visible: false,
-            needs_draw: true,
-        };
-        state.resample();
-        let state = Rc::new(RefCell::new(state));
-        cell.set(&state);
-        Ok(ConditionalPaths {
-            state,
-            _listeners: listeners,
-        })
-    }
-}
-
-impl Figure for ConditionalPaths {
-    fn csv(&self) -> Option<String> {
-        let s = self.state.borrow();
-        let t = s.t as f32;
+    fn csv(&self, settings: &Settings) -> Option<String> {
+        let t = settings.number(&settings::T) as f32;
         Some(super::csv_rows(
             "t,x0_x,x0_y,x1_x,x1_y,xt_x,xt_y",
-            s.x0.chunks_exact(2)
-                .zip(s.x1.chunks_exact(2))
+            self.x0
+                .chunks_exact(2)
+                .zip(self.x1.chunks_exact(2))
                 .map(|(a, b)| {
                     let xt = ((1.0 - t) * a[0] + t * b[0], (1.0 - t) * a[1] + t * b[1]);
                     format!("{t},{},{},{},{},{},{}", a[0], a[1], b[0], b[1], xt.0, xt.1)
                 }),
         ))
-    }
-
-    fn frame(&mut self, now: f64) {
-        let mut s = self.state.borrow_mut();
-        if let Some(dt) = s.play.tick(now) {
-            s.t = (s.t + dt / PLAY_SECONDS) % 1.0;
-            let t = s.t;
-            s.t_slider.set((t * 100.0).round() / 100.0);
-            s.needs_draw = true;
-        }
-        if s.needs_draw {
-            s.draw();
-        }
-    }
-
-    fn set_visible(&mut self, visible: bool) {
-        let mut s = self.state.borrow_mut();
-        s.visible = visible;
-        s.play.clock.reset();
-        s.needs_draw = true;
     }
 }

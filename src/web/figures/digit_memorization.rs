@@ -2,17 +2,18 @@
 //! 10,000 MNIST digits, each path x_t shown as a strip of frames, and beside it the nearest
 //! training digit, which is the same image.
 
-use super::{draw_on, DigitsGate, Figure, Status};
+use super::driver::{Ctx, Settings, Sketch, Ui};
+use super::{draw_on, DigitsGate};
 use crate::charts::alignment::{draw_digit_grid, Cell};
 use crate::flow::digits::{PIXELS, SIDE};
 use crate::flow::{metrics, rng::Rng};
 use crate::web::compute::{ComputeError, Ready};
-use crate::web::controls::{button, element, JsResult, Listeners};
+use crate::web::controls::JsResult;
 use crate::web::digits::DigitSet;
 use crate::web::shared::backend;
-use std::cell::RefCell;
+use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
-use web_sys::{Element, HtmlCanvasElement};
+use web_sys::HtmlCanvasElement;
 
 const SAMPLES: usize = 4;
 const STEPS: usize = 40;
@@ -28,9 +29,8 @@ struct Sample {
     second: f32,
 }
 
-struct State {
+pub struct DigitMemorization {
     canvas: HtmlCanvasElement,
-    status: Status,
     gate: DigitsGate,
     digits: Option<Rc<DigitSet>>,
     prepared: Option<Rc<Ready>>,
@@ -40,15 +40,146 @@ struct State {
     samples: Vec<Sample>,
     /// Bumped by "New noise": a computation for an older seed is dropped.
     version: u64,
-    busy: bool,
-    visible: bool,
     failed: bool,
-    needs_draw: bool,
 }
 
-impl State {
-    fn draw(&mut self) {
-        self.needs_draw = false;
+/// The paths from one noise: the set prepared for them, the noise and the trajectory, where and
+/// in how long.
+pub struct Paths {
+    result: Result<(Rc<Ready>, Vec<f32>), ComputeError>,
+    x0: Vec<f32>,
+    backend: &'static str,
+    seconds: f64,
+}
+
+impl Sketch for DigitMemorization {
+    const NAME: &'static str = "digit-memorization";
+    const ID: &'static str = "dm";
+    /// The noise's version.
+    type Key = u64;
+    type Output = Paths;
+
+    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+        let canvas = super::row_canvas(
+            ui.root,
+            (960, 560),
+            "figure-digits",
+            "Digits generated with the closed form from noise, their paths, and the nearest training digit",
+        )?;
+        ui.button("New noise", |s, _| {
+            s.seed += 1;
+            s.noise = Rng::new(s.seed).normals(SAMPLES * PIXELS);
+            s.version += 1;
+            s.samples.clear();
+            s.failed = false;
+        })?;
+        let gate = DigitsGate::new(ui.panel, ui.listeners)?;
+        Ok(DigitMemorization {
+            canvas,
+            gate,
+            digits: None,
+            prepared: None,
+            seed: 1,
+            noise: Rng::new(1).normals(SAMPLES * PIXELS),
+            samples: Vec::new(),
+            version: 0,
+            failed: false,
+        })
+    }
+
+    fn animate(&mut self, _: f64, ctx: &mut Ctx<'_>) -> bool {
+        if self.digits.is_none() {
+            self.digits = self.gate.poll(ctx.status);
+            if self.digits.is_some() {
+                ctx.status
+                    .set("Integrating the closed form from noise over 10,000 digits…");
+            }
+        }
+        false
+    }
+
+    fn wanted(&self, _: &Settings) -> Option<Self::Key> {
+        (self.digits.is_some() && !self.failed && self.samples.is_empty()).then_some(self.version)
+    }
+
+    fn job(&mut self, _: &Self::Key, _: &mut Ctx<'_>) -> LocalBoxFuture<'static, Paths> {
+        let x0 = self.noise.clone();
+        let prepared = self.prepared.clone();
+        let digits = self.digits.clone();
+        Box::pin(async move {
+            let backend = backend().await;
+            let start = js_sys::Date::now();
+            let result = async {
+                let data = digits.map(|d| d.full.clone()).unwrap_or_default();
+                let prepared = Ready::cached(&backend, prepared, &data, PIXELS).await?;
+                let dt = 1.0 / STEPS as f32;
+                let path = prepared.trajectory(&backend, &x0, 0.0, dt, STEPS).await?;
+                Ok::<_, ComputeError>((prepared, path))
+            }
+            .await;
+            Paths {
+                result,
+                x0,
+                backend: backend.name(),
+                seconds: (js_sys::Date::now() - start) / 1000.0,
+            }
+        })
+    }
+
+    fn done(&mut self, version: Self::Key, paths: Paths, ctx: &mut Ctx<'_>) {
+        if version != self.version {
+            return;
+        }
+        let Some(digits) = self.digits.clone() else {
+            return;
+        };
+        match paths.result {
+            Ok((prepared, path)) => {
+                self.prepared = Some(prepared);
+                let x0 = &paths.x0;
+                let frame = |k: usize, r: usize| -> Vec<f32> {
+                    if k == 0 {
+                        x0[r * PIXELS..(r + 1) * PIXELS].to_vec()
+                    } else {
+                        let base = (k - 1) * SAMPLES * PIXELS + r * PIXELS;
+                        path[base..base + PIXELS].to_vec()
+                    }
+                };
+                let last: Vec<f32> = (0..SAMPLES).flat_map(|r| frame(STEPS, r)).collect();
+                let nearest = metrics::nearest_two(&digits.full, PIXELS, &last);
+                self.samples = (0..SAMPLES)
+                    .map(|r| Sample {
+                        frames: SHOWN.iter().map(|&k| frame(k, r)).collect(),
+                        nearest: nearest[r].0,
+                        distance: nearest[r].1,
+                        second: nearest[r].2,
+                    })
+                    .collect();
+                let worst = self
+                    .samples
+                    .iter()
+                    .map(|x| x.distance)
+                    .fold(0.0f32, f32::max);
+                let second = self
+                    .samples
+                    .iter()
+                    .map(|x| x.second)
+                    .fold(f32::INFINITY, f32::min);
+                ctx.status.set(&format!(
+                    "{SAMPLES} digits, {STEPS} Euler steps of the closed form over {} digits on {} ({:.1} s). Distance to the nearest training digit at most {worst:.3}; the second nearest is at least {second:.1} away (pixels in [−1, 1]).",
+                    digits.n,
+                    paths.backend,
+                    paths.seconds
+                ));
+            }
+            Err(e) => {
+                self.failed = true;
+                ctx.status.error(&format!("The computation failed: {e}"));
+            }
+        }
+    }
+
+    fn draw(&mut self, _: &mut Ctx<'_>) -> JsResult<()> {
         let mut headers: Vec<String> = SHOWN
             .iter()
             .map(|&k| format!("t = {:.2}", k as f32 / STEPS as f32))
@@ -82,175 +213,20 @@ impl State {
                 .collect(),
             })
             .collect();
-        let result = draw_on(&self.canvas, |area| {
+        draw_on(&self.canvas, |area| {
             draw_digit_grid(area, SIDE, &headers, &rows)
-        });
-        if let Err(e) = result {
-            self.status.error(&format!("{e:?}"));
-        }
-    }
-}
-
-pub struct DigitMemorization {
-    state: Rc<RefCell<State>>,
-    _listeners: Listeners,
-}
-
-impl DigitMemorization {
-    pub fn mount(root: &Element) -> JsResult<DigitMemorization> {
-        let mut listeners = Listeners::default();
-        let controls = element("div", "figure-controls", root)?;
-        let canvas = super::row_canvas(
-            root,
-            (960, 560),
-            "figure-digits",
-            "Digits generated with the closed form from noise, their paths, and the nearest training digit",
-        )?;
-        let status = Status::new(root)?;
-        let cell = super::Later::<State>::new();
-        let c = cell.clone();
-        button(&controls, &mut listeners, "New noise", move || {
-            c.with(|s| {
-                s.seed += 1;
-                s.noise = Rng::new(s.seed).normals(SAMPLES * PIXELS);
-                s.version += 1;
-                s.samples.clear();
-                s.failed = false;
-                s.needs_draw = true;
-            })
-        })?;
-        let gate = DigitsGate::new(&controls, &mut listeners)?;
-        let state = Rc::new(RefCell::new(State {
-            canvas,
-            status,
-            gate,
-            digits: None,
-            prepared: None,
-            seed: 1,
-            noise: Rng::new(1).normals(SAMPLES * PIXELS),
-            samples: Vec::new(),
-            version: 0,
-            busy: false,
-            visible: false,
-            failed: false,
-            needs_draw: true,
-        }));
-        cell.set(&state);
-        Ok(DigitMemorization {
-            state,
-            _listeners: listeners,
         })
     }
-}
 
-fn generate(state: &Rc<RefCell<State>>, digits: Rc<DigitSet>) {
-    let (x0, version, prepared) = {
-        let mut s = state.borrow_mut();
-        s.busy = true;
-        (s.noise.clone(), s.version, s.prepared.clone())
-    };
-    let state = state.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        let backend = backend().await;
-        let start = js_sys::Date::now();
-        let result = async {
-            let prepared = Ready::cached(&backend, prepared, &digits.full, PIXELS).await?;
-            let dt = 1.0 / STEPS as f32;
-            let path = prepared.trajectory(&backend, &x0, 0.0, dt, STEPS).await?;
-            Ok::<_, ComputeError>((prepared, path))
-        }
-        .await;
-        let mut s = state.borrow_mut();
-        s.busy = false;
-        if s.version != version {
-            return;
-        }
-        match result {
-            Ok((prepared, path)) => {
-                s.prepared = Some(prepared);
-                let frame = |k: usize, r: usize| -> Vec<f32> {
-                    if k == 0 {
-                        x0[r * PIXELS..(r + 1) * PIXELS].to_vec()
-                    } else {
-                        let base = (k - 1) * SAMPLES * PIXELS + r * PIXELS;
-                        path[base..base + PIXELS].to_vec()
-                    }
-                };
-                let last: Vec<f32> = (0..SAMPLES).flat_map(|r| frame(STEPS, r)).collect();
-                let nearest = metrics::nearest_two(&digits.full, PIXELS, &last);
-                s.samples = (0..SAMPLES)
-                    .map(|r| Sample {
-                        frames: SHOWN.iter().map(|&k| frame(k, r)).collect(),
-                        nearest: nearest[r].0,
-                        distance: nearest[r].1,
-                        second: nearest[r].2,
-                    })
-                    .collect();
-                let worst = s.samples.iter().map(|x| x.distance).fold(0.0f32, f32::max);
-                let second = s
-                    .samples
-                    .iter()
-                    .map(|x| x.second)
-                    .fold(f32::INFINITY, f32::min);
-                s.status.set(&format!(
-                    "{SAMPLES} digits, {STEPS} Euler steps of the closed form over {} digits on {} ({:.1} s). Distance to the nearest training digit at most {worst:.3}; the second nearest is at least {second:.1} away (pixels in [−1, 1]).",
-                    digits.n,
-                    backend.name(),
-                    (js_sys::Date::now() - start) / 1000.0
-                ));
-                s.needs_draw = true;
-            }
-            Err(e) => {
-                s.failed = true;
-                s.status.error(&format!("The computation failed: {e}"));
-            }
-        }
-    });
-}
-
-impl Figure for DigitMemorization {
-    fn csv(&self) -> Option<String> {
-        let s = self.state.borrow();
-        (!s.samples.is_empty()).then(|| {
+    fn csv(&self, _: &Settings) -> Option<String> {
+        (!self.samples.is_empty()).then(|| {
             super::csv_rows(
                 "sample,nearest_training_digit,distance,second_nearest_distance",
-                s.samples
+                self.samples
                     .iter()
                     .enumerate()
                     .map(|(k, x)| format!("{k},{},{},{}", x.nearest, x.distance, x.second)),
             )
         })
-    }
-
-    fn frame(&mut self, _now: f64) {
-        let next = {
-            let mut s = self.state.borrow_mut();
-            if s.visible && s.digits.is_none() {
-                s.digits = s.gate.poll(&s.status);
-                if s.digits.is_some() {
-                    s.status
-                        .set("Integrating the closed form from noise over 10,000 digits…");
-                }
-            }
-            match &s.digits {
-                Some(d) if s.visible && !s.busy && !s.failed && s.samples.is_empty() => {
-                    Some(d.clone())
-                }
-                _ => None,
-            }
-        };
-        if let Some(digits) = next {
-            generate(&self.state, digits);
-        }
-        let mut s = self.state.borrow_mut();
-        if s.needs_draw {
-            s.draw();
-        }
-    }
-
-    fn set_visible(&mut self, visible: bool) {
-        let mut s = self.state.borrow_mut();
-        s.visible = visible;
-        s.needs_draw = true;
     }
 }

@@ -3,18 +3,18 @@
 //! of the energy distance to held-out data and of the distance to the nearest training point,
 //! over tau in {0, 0.1, ..., 1}, are computed in the background once training is done.
 
+use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{
-    draw_on, draw_plane, train_next, two_panels, Figure, Later, PauseToggle, Status, TrainingRun,
-    TwoPanels,
+    draw_on, draw_plane, run_controls, two_canvases, ChunkEnd, PauseToggle, TrainingRun,
+    TwoCanvases,
 };
 use crate::catalog::hybrid_tau as settings;
 use crate::charts::{curves, scenes};
 use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
 use crate::gpu::trainer::TrainOptions;
-use crate::web::controls::{JsResult, Listeners, Slider};
-use std::cell::RefCell;
-use std::rc::Rc;
-use web_sys::{Element, HtmlCanvasElement};
+use crate::web::controls::JsResult;
+use futures_util::future::LocalBoxFuture;
+use web_sys::HtmlCanvasElement;
 
 const TRAIN_POINTS: usize = 40;
 const TEST_POINTS: usize = 1000;
@@ -25,37 +25,38 @@ const FLOW_STEPS: usize = 40;
 const TAUS: usize = 11;
 /// Euler steps of the curve's samples computed per animation frame.
 const STEPS_PER_FRAME: usize = 8;
+const OPTIONS: TrainOptions = TrainOptions {
+    batch: 256,
+    lr: 2e-3,
+    seed: 1,
+    target: mlp::Target::Cfm,
+};
 
-struct State {
+pub struct HybridTau {
     plane: HtmlCanvasElement,
     curves_canvas: HtmlCanvasElement,
-    status: Status,
     train: Vec<f32>,
     test: Vec<f32>,
     shape: mlp::MlpShape,
     trainer: TrainingRun,
     steps: usize,
     params: Option<Vec<f32>>,
-    tau: f32,
     samples: Option<(f32, Vec<f32>)>,
     /// (tau, energy distance to the test set, mean distance to the nearest training point).
     curve: Vec<(f32, f32, f32)>,
     /// The curve's next point in progress: (tau, positions, Euler steps done).
     curve_samples: Option<(f32, Vec<f32>, usize)>,
     pause: PauseToggle,
-    visible: bool,
-    needs_draw: bool,
 }
 
-impl State {
-    fn reset(&mut self) {
+impl HybridTau {
+    fn reset(&mut self, _: &mut Ctx<'_>) {
         self.trainer.reset();
         self.steps = 0;
         self.params = None;
         self.samples = None;
         self.curve.clear();
         self.curve_samples = None;
-        self.needs_draw = true;
     }
 
     fn sample(&self, params: &[f32], tau: f32) -> Vec<f32> {
@@ -64,9 +65,126 @@ impl State {
             mlp::forward(&self.shape, params, x, &vec![t; x.len() / 2]).0
         })
     }
+}
 
-    fn draw(&mut self) {
-        self.needs_draw = false;
+impl Sketch for HybridTau {
+    const NAME: &'static str = "hybrid-tau";
+    const ID: &'static str = "ht";
+    /// The run and the steps trained before the chunk.
+    type Key = (u64, usize);
+    type Output = ChunkEnd;
+
+    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+        let TwoCanvases {
+            left: plane,
+            right: curves_canvas,
+        } = two_canvases(
+            ui.root,
+            "Samples of the hybrid model and the training points",
+            "Novelty and quality of the samples against tau",
+        )?;
+        let pause = run_controls(ui, |s| &mut s.pause, Self::reset)?;
+        Ok(HybridTau {
+            plane,
+            curves_canvas,
+            train: Dataset::TwoMoons.sample(TRAIN_POINTS, 0),
+            test: Dataset::TwoMoons.sample(TEST_POINTS, 99),
+            shape: mlp::MlpShape::new(2, 64, 3),
+            trainer: TrainingRun::default(),
+            steps: 0,
+            params: None,
+            samples: None,
+            curve: Vec::new(),
+            curve_samples: None,
+            pause,
+        })
+    }
+
+    fn changed(&mut self, _: &str, ctx: &mut Ctx<'_>) {
+        let tau = ctx.settings().number(&settings::TAU) as f32;
+        if let Some(params) = &self.params {
+            self.samples = Some((tau, self.sample(params, tau)));
+        }
+    }
+
+    fn wanted(&self, _: &Settings) -> Option<Self::Key> {
+        self.trainer.next(self.steps, MAX_STEPS, &self.pause)
+    }
+
+    fn job(&mut self, _: &Self::Key, _: &mut Ctx<'_>) -> LocalBoxFuture<'static, ChunkEnd> {
+        self.trainer
+            .chunk(&self.train, (self.shape, OPTIONS, STEPS_PER_CHUNK))
+    }
+
+    fn done(&mut self, _: Self::Key, end: ChunkEnd, ctx: &mut Ctx<'_>) {
+        let chunk = match self.trainer.finish(end) {
+            None => return,
+            Some(Err(message)) => {
+                ctx.status.error(&message);
+                self.pause.stop();
+                return;
+            }
+            Some(Ok(chunk)) => chunk,
+        };
+        self.steps += chunk.losses.len();
+        let tau = ctx.settings().number(&settings::TAU) as f32;
+        self.samples = Some((tau, self.sample(&chunk.params, tau)));
+        self.params = Some(chunk.params);
+        ctx.status.set(&format!(
+            "Training on {} training points on {}: step {} of {MAX_STEPS}, loss {:.3}.",
+            TRAIN_POINTS,
+            chunk.backend.name(),
+            self.steps,
+            chunk.losses.last().copied().unwrap_or(f32::NAN)
+        ));
+        if self.steps >= MAX_STEPS {
+            self.trainer.release(); // the parameters are kept
+        }
+    }
+
+    /// Once trained, a few Euler steps of the next tau's samples per frame, so no frame runs
+    /// long while the curves fill in.
+    fn animate(&mut self, _: f64, ctx: &mut Ctx<'_>) -> bool {
+        if self.steps < MAX_STEPS || self.curve.len() >= TAUS {
+            return false;
+        }
+        let Some(params) = &self.params else {
+            return false;
+        };
+        let tau = self.curve.len() as f32 / (TAUS - 1) as f32;
+        let (mut x, done) = match self.curve_samples.take() {
+            Some((t, x, done)) if t == tau => (x, done),
+            _ => (Rng::new(21).normals(2 * PARTICLES), 0),
+        };
+        let dt = 1.0 / FLOW_STEPS as f32;
+        let end = (done + STEPS_PER_FRAME).min(FLOW_STEPS);
+        for step in done..end {
+            let t = step as f32 * dt;
+            x = sampler::euler_range(&x, t, dt, 1, |x, t| {
+                if t < tau {
+                    crate::flow::closed_form_velocity(&self.train, 2, x, t)
+                } else {
+                    mlp::forward(&self.shape, params, x, &vec![t; x.len() / 2]).0
+                }
+            });
+        }
+        if end < FLOW_STEPS {
+            self.curve_samples = Some((tau, x, end));
+            return false;
+        }
+        let energy = metrics::energy_distance(&x, &self.test, 2);
+        let mean = metrics::mean_nearest_distance(&self.train, 2, &x);
+        self.curve.push((tau, energy, mean));
+        if self.curve.len() == TAUS {
+            ctx.status.set("Done: drag τ. Small τ keeps the network's novelty; large τ copies the training points.");
+        }
+        true
+    }
+
+    fn draw(&mut self, ctx: &mut Ctx<'_>) -> JsResult<()> {
+        self.pause
+            .show_paused(ctx.status, ctx.busy, self.steps, MAX_STEPS);
+        let tau = ctx.settings().number(&settings::TAU) as f32;
         let positions = match &self.samples {
             Some((_, s)) => s.clone(),
             None => Rng::new(21).normals(2 * PARTICLES),
@@ -74,185 +192,21 @@ impl State {
         let caption = if self.steps < MAX_STEPS {
             format!("training: step {} / {MAX_STEPS}", self.steps)
         } else {
-            format!("û* on [0, {:.2}), the network after", self.tau)
+            format!("û* on [0, {tau:.2}), the network after")
         };
         let scene = scenes::particles(&self.train, &positions, 1.0, caption);
-        let result = draw_plane(&self.plane, &scene).and_then(|_| {
-            draw_on(&self.curves_canvas, |area| {
-                curves::draw_tau_curves(area, &self.curve, self.tau)
-            })
-        });
-        if let Err(e) = result {
-            self.status.error(&format!("{e:?}"));
-        }
-    }
-}
-
-pub struct HybridTau {
-    state: Rc<RefCell<State>>,
-    _listeners: Listeners,
-}
-
-impl HybridTau {
-    pub fn mount(root: &Element) -> JsResult<HybridTau> {
-        let mut listeners = Listeners::default();
-        let TwoPanels {
-            controls: panel,
-            left: plane,
-            right: curves_canvas,
-            status,
-        } = two_panels(
-            root,
-            "Samples of the hybrid model and the training points",
-            "Novelty and quality of the samples against tau",
-        )?;
-        let cell = Later::<State>::new();
-        let c = cell.clone();
-        Slider::new(&panel, &mut listeners, "tau", &settings::TAU, move |v| {
-            c.with(|s| {
-                s.tau = v as f32;
-                if let Some(params) = s.params.clone() {
-                    let samples = s.sample(&params, s.tau);
-                    s.samples = Some((s.tau, samples));
-                }
-                s.needs_draw = true;
-            })
-        })?;
-        let pause = super::run_controls(
-            &panel,
-            &mut listeners,
-            &cell,
-            |s| &mut s.pause,
-            |s| s.reset(),
-        )?;
-        let state = Rc::new(RefCell::new(State {
-            plane,
-            curves_canvas,
-            status,
-            train: Dataset::TwoMoons.sample(TRAIN_POINTS, 0),
-            test: Dataset::TwoMoons.sample(TEST_POINTS, 99),
-            shape: mlp::MlpShape::new(2, 64, 3),
-            trainer: TrainingRun::default(),
-            steps: 0,
-            params: None,
-            tau: settings::TAU.number() as f32,
-            samples: None,
-            curve: Vec::new(),
-            curve_samples: None,
-            pause,
-            visible: false,
-            needs_draw: true,
-        }));
-        cell.set(&state);
-        Ok(HybridTau {
-            state,
-            _listeners: listeners,
+        draw_plane(&self.plane, &scene)?;
+        draw_on(&self.curves_canvas, |area| {
+            curves::draw_tau_curves(area, &self.curve, tau)
         })
     }
-}
 
-fn train_chunk(state: &Rc<RefCell<State>>) {
-    let options = TrainOptions {
-        batch: 256,
-        lr: 2e-3,
-        seed: 1,
-        target: crate::flow::mlp::Target::Cfm,
-    };
-    let shape = state.borrow().shape;
-    train_next(
-        state,
-        |s| &mut s.trainer,
-        |s| &s.train,
-        (shape, options, STEPS_PER_CHUNK),
-        |s, chunk| {
-            s.steps += chunk.losses.len();
-            let tau = s.tau;
-            let samples = s.sample(&chunk.params, tau);
-            s.samples = Some((tau, samples));
-            s.params = Some(chunk.params);
-            s.status.set(&format!(
-                "Training on {} training points on {}: step {} of {MAX_STEPS}, loss {:.3}.",
-                TRAIN_POINTS,
-                chunk.backend.name(),
-                s.steps,
-                chunk.losses.last().copied().unwrap_or(f32::NAN)
-            ));
-            if s.steps >= MAX_STEPS {
-                s.trainer.release(); // the parameters are kept
-            }
-            s.needs_draw = true;
-        },
-        |s, message| {
-            s.status.error(&message);
-            s.pause.stop();
-        },
-    );
-}
-
-impl Figure for HybridTau {
-    fn csv(&self) -> Option<String> {
-        let s = self.state.borrow();
-        (!s.curve.is_empty()).then(|| {
+    fn csv(&self, _: &Settings) -> Option<String> {
+        (!self.curve.is_empty()).then(|| {
             super::csv_rows(
                 "tau,energy_distance_to_held_out,mean_distance_to_nearest_training_point",
-                s.curve.iter().map(|(t, e, d)| format!("{t},{e},{d}")),
+                self.curve.iter().map(|(t, e, d)| format!("{t},{e},{d}")),
             )
         })
-    }
-
-    fn frame(&mut self, _now: f64) {
-        let (train, next_tau) = {
-            let s = self.state.borrow();
-            s.pause
-                .show_paused(&s.status, s.trainer.busy, s.steps, MAX_STEPS);
-            let train = s.visible && !s.trainer.busy && !s.pause.paused && s.steps < MAX_STEPS;
-            let next = (s.steps >= MAX_STEPS && s.curve.len() < TAUS).then_some(s.curve.len());
-            (train, next)
-        };
-        if train {
-            train_chunk(&self.state);
-        }
-        let mut s = self.state.borrow_mut();
-        // A few Euler steps of the next tau's samples per frame, so no frame runs long while
-        // the curves fill in.
-        if let (Some(k), Some(params)) = (next_tau, s.params.clone()) {
-            let tau = k as f32 / (TAUS - 1) as f32;
-            let (mut x, done) = match s.curve_samples.take() {
-                Some((t, x, done)) if t == tau => (x, done),
-                _ => (Rng::new(21).normals(2 * PARTICLES), 0),
-            };
-            let dt = 1.0 / FLOW_STEPS as f32;
-            let end = (done + STEPS_PER_FRAME).min(FLOW_STEPS);
-            for step in done..end {
-                let t = step as f32 * dt;
-                x = sampler::euler_range(&x, t, dt, 1, |x, t| {
-                    if t < tau {
-                        crate::flow::closed_form_velocity(&s.train, 2, x, t)
-                    } else {
-                        mlp::forward(&s.shape, &params, x, &vec![t; x.len() / 2]).0
-                    }
-                });
-            }
-            if end < FLOW_STEPS {
-                s.curve_samples = Some((tau, x, end));
-            } else {
-                let energy = metrics::energy_distance(&x, &s.test, 2);
-                let mean = metrics::mean_nearest_distance(&s.train, 2, &x);
-                s.curve.push((tau, energy, mean));
-                if s.curve.len() == TAUS {
-                    s.status.set("Done: drag τ. Small τ keeps the network's novelty; large τ copies the training points.");
-                }
-                s.needs_draw = true;
-            }
-        }
-        if s.needs_draw {
-            s.draw();
-        }
-    }
-
-    fn set_visible(&mut self, visible: bool) {
-        let mut s = self.state.borrow_mut();
-        s.visible = visible;
-        s.needs_draw = true;
     }
 }

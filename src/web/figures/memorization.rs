@@ -2,15 +2,18 @@
 //! the end every particle sits on a training point, which the histogram of nearest-training-point
 //! distances shows.
 
-use super::{draw_histogram, draw_plane, two_panels, Figure, Later, PlayButton, Status, TwoPanels};
+use super::driver::{Ctx, Settings, Sketch, Ui};
+use super::{draw_histogram, draw_plane, two_canvases, PlayButton, TwoCanvases};
 use crate::catalog::memorization as settings;
 use crate::charts::{histogram::HistogramView, scenes};
 use crate::flow::{metrics, rng::Rng, Dataset};
-use crate::web::controls::{button, select, JsResult, Listeners, Slider};
+use crate::gpu::backend::Prepared;
+use crate::gpu::GpuError;
+use crate::web::controls::JsResult;
 use crate::web::shared::backend;
-use std::cell::RefCell;
+use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
-use web_sys::{Element, HtmlCanvasElement};
+use web_sys::HtmlCanvasElement;
 
 const PARTICLES: usize = 800;
 const STEPS: usize = 100;
@@ -19,60 +22,224 @@ const STEPS_PER_BATCH: usize = 10;
 const PLAY_SECONDS: f64 = 5.0;
 const HOLD_SECONDS: f64 = 1.5;
 
-struct State {
+pub struct Memorization {
     plane: HtmlCanvasElement,
     histogram: HtmlCanvasElement,
-    status: Status,
     play: PlayButton,
-    t_slider: Slider,
-    dataset: String,
-    n: usize,
     seed: u64,
     data: Vec<f32>,
+    prepared: Option<(u64, Rc<Prepared>)>,
     /// Positions after each Euler step: frames[k] is at t = k / STEPS.
     frames: Vec<Vec<f32>>,
-    /// Bumped on every setting change: a running integration for an older one stops.
+    /// Bumped on every setting change: a batch for an older one is dropped.
     version: u64,
-    computing: bool,
-    t: f64,
-    visible: bool,
+    /// The integration of this version failed (shown in the status line); no retry until the
+    /// settings change.
+    failed: bool,
+    /// Milliseconds the batches of this version took so far.
+    ms: f64,
     hold: f64,
-    needs_draw: bool,
 }
 
-impl State {
-    fn restart(&mut self) {
-        self.data = Dataset::from_id(&self.dataset)
+/// A batch of Euler steps: its data version, the set prepared for it, the positions after each
+/// step, where it ran and in how long.
+pub struct Batch {
+    version: u64,
+    result: Result<(Rc<Prepared>, Vec<f32>), GpuError>,
+    backend: &'static str,
+    ms: f64,
+}
+
+impl Memorization {
+    fn restart(&mut self, ctx: &mut Ctx<'_>) {
+        let s = ctx.settings();
+        self.data = Dataset::from_id(s.choice(&settings::DATASET))
             .unwrap_or(Dataset::TwoMoons)
-            .sample(self.n, self.seed);
-        self.frames.clear();
+            .sample(s.number(&settings::N) as usize, self.seed);
+        self.frames = vec![Rng::new(1000 + self.seed).normals(2 * PARTICLES)];
         self.version += 1;
-        self.t = 0.0;
-        self.t_slider.set(0.0);
-        self.needs_draw = true;
+        self.failed = false;
+        self.ms = 0.0;
+        ctx.set_number(&settings::T, 0.0);
     }
 
     /// Positions at the displayed t, interpolated between computed steps.
-    fn positions(&self) -> Option<Vec<f32>> {
+    fn positions(&self, t: f64) -> Option<Vec<f32>> {
         let last = self.frames.len().checked_sub(1)?;
-        let x = (self.t * STEPS as f64).min(last as f64);
+        let x = (t * STEPS as f64).min(last as f64);
         let k = (x.floor() as usize).min(last);
         let f = (x - k as f64) as f32;
         let a = &self.frames[k];
         let b = &self.frames[(k + 1).min(last)];
         Some(a.iter().zip(b).map(|(p, q)| p + f * (q - p)).collect())
     }
+}
 
-    fn draw(&mut self) {
-        self.needs_draw = false;
-        let Some(pos) = self.positions() else { return };
+impl Sketch for Memorization {
+    const NAME: &'static str = "memorization";
+    const ID: &'static str = "mem";
+    /// The data version and the steps integrated so far.
+    type Key = (u64, usize);
+    type Output = Batch;
+
+    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+        let TwoCanvases { left, right } = two_canvases(
+            ui.root,
+            "Particles flowing from the Gaussian source to the training points",
+            "Histogram of distances from each particle to its nearest training point",
+        )?;
+        let play = ui.button("Pause", |s, ctx| {
+            let playing = !s.play.playing;
+            if playing && ctx.settings().number(&settings::T) >= 1.0 {
+                ctx.set_number(&settings::T, 0.0);
+            }
+            s.play.set(playing);
+        })?;
+        ui.button("New noise", |s, ctx| {
+            s.seed += 1;
+            s.restart(ctx);
+        })?;
+        let reduced_motion = web_sys::window()
+            .and_then(|w| {
+                w.match_media("(prefers-reduced-motion: reduce)")
+                    .ok()
+                    .flatten()
+            })
+            .is_some_and(|m| m.matches());
+        let mut play = PlayButton::new(play);
+        play.set(!reduced_motion);
+        Ok(Memorization {
+            plane: left,
+            histogram: right,
+            play,
+            seed: 0,
+            data: Vec::new(),
+            prepared: None,
+            frames: Vec::new(),
+            version: 0,
+            failed: false,
+            ms: 0.0,
+            hold: 0.0,
+        })
+    }
+
+    fn begin(&mut self, ctx: &mut Ctx<'_>) {
+        self.restart(ctx);
+    }
+
+    fn changed(&mut self, key: &str, ctx: &mut Ctx<'_>) {
+        if key == settings::T.key {
+            self.play.set(false);
+        } else {
+            self.restart(ctx);
+        }
+    }
+
+    fn wanted(&self, _: &Settings) -> Option<Self::Key> {
+        let steps = self.frames.len().checked_sub(1)?;
+        (steps < STEPS && !self.failed).then_some((self.version, steps))
+    }
+
+    /// Integrates the next batch of steps (one submission and one readback on the GPU), so the
+    /// animation starts while the rest integrates and the progress shows.
+    fn job(
+        &mut self,
+        &(version, k0): &Self::Key,
+        _: &mut Ctx<'_>,
+    ) -> LocalBoxFuture<'static, Batch> {
+        let cached = self
+            .prepared
+            .as_ref()
+            .filter(|(v, _)| *v == version)
+            .map(|(_, p)| p.clone());
+        let data = self.data.clone();
+        let x = self.frames[k0].clone();
+        Box::pin(async move {
+            let backend = backend().await;
+            let start = js_sys::Date::now();
+            let result = async {
+                let prepared = backend.prepared(cached, &data, 2)?;
+                let dt = 1.0 / STEPS as f32;
+                let steps = STEPS_PER_BATCH.min(STEPS - k0);
+                let frames = backend
+                    .trajectory(
+                        &prepared,
+                        &x,
+                        k0 as f32 * dt,
+                        dt,
+                        steps,
+                        crate::web::shared::pace,
+                    )
+                    .await?;
+                Ok((prepared, frames))
+            }
+            .await;
+            Batch {
+                version,
+                result,
+                backend: backend.name(),
+                ms: js_sys::Date::now() - start,
+            }
+        })
+    }
+
+    fn done(&mut self, _: Self::Key, batch: Batch, ctx: &mut Ctx<'_>) {
+        if batch.version != self.version {
+            return;
+        }
+        match batch.result {
+            Ok((prepared, frames)) => {
+                self.prepared = Some((batch.version, prepared));
+                self.frames
+                    .extend(frames.chunks(2 * PARTICLES).map(<[f32]>::to_vec));
+                self.ms += batch.ms;
+                if self.frames.len() > STEPS {
+                    ctx.status.set(&format!(
+                        "{PARTICLES} particles × {STEPS} Euler steps with û* of {} points, on {} in {:.0} ms.",
+                        self.data.len() / 2,
+                        batch.backend,
+                        self.ms
+                    ));
+                }
+            }
+            Err(e) => {
+                ctx.status.error(&format!("Could not integrate: {e}"));
+                self.failed = true;
+            }
+        }
+    }
+
+    fn animate(&mut self, dt: f64, ctx: &mut Ctx<'_>) -> bool {
+        if !self.play.playing {
+            return false;
+        }
+        let mut t = ctx.settings().number(&settings::T);
+        let available = self.frames.len().saturating_sub(1) as f64 / STEPS as f64;
+        if t >= 1.0 {
+            self.hold += dt;
+            if self.hold > HOLD_SECONDS {
+                self.hold = 0.0;
+                t = 0.0;
+            }
+        } else {
+            t = (t + dt / PLAY_SECONDS).min(available).min(1.0);
+        }
+        ctx.set_number(&settings::T, t);
+        true
+    }
+
+    fn draw(&mut self, ctx: &mut Ctx<'_>) -> JsResult<()> {
+        let t = ctx.settings().number(&settings::T);
+        let Some(pos) = self.positions(t) else {
+            return Ok(());
+        };
         let done = self.frames.len().saturating_sub(1);
         let caption = if done < STEPS {
             format!("integrating: step {done} / {STEPS}")
         } else {
             format!("{PARTICLES} particles, {STEPS} Euler steps")
         };
-        let scene = scenes::particles(&self.data, &pos, self.t as f32, caption);
+        let scene = scenes::particles(&self.data, &pos, t as f32, caption);
         let distances = metrics::nearest_distances(&self.data, 2, &pos);
         let scale = metrics::data_scale(&self.data, 2);
         let close = metrics::fraction_below(&distances, 0.01 * scale);
@@ -87,237 +254,19 @@ impl State {
             x_label: "distance to the nearest training point",
             marker: Some((0.01 * scale, "1%")),
         };
-        if let Err(e) =
-            draw_plane(&self.plane, &scene).and_then(|_| draw_histogram(&self.histogram, &view))
-        {
-            self.status.error(&format!("{e:?}"));
-        }
+        draw_plane(&self.plane, &scene)?;
+        draw_histogram(&self.histogram, &view)
     }
-}
 
-pub struct Memorization {
-    state: Rc<RefCell<State>>,
-    _listeners: Listeners,
-}
-
-impl Memorization {
-    pub fn mount(root: &Element) -> JsResult<Memorization> {
-        let mut listeners = Listeners::default();
-        let TwoPanels {
-            controls: panel,
-            left: plane,
-            right: histogram,
-            status,
-        } = two_panels(
-            root,
-            "Particles flowing from the Gaussian source to the training points",
-            "Histogram of distances from each particle to its nearest training point",
-        )?;
-        let cell = Later::<State>::new();
-
-        let c = cell.clone();
-        select(
-            &panel,
-            &mut listeners,
-            "mem-dataset",
-            &settings::DATASET,
-            move |v| {
-                c.with(|s| {
-                    s.dataset = v.clone();
-                    s.restart();
-                })
-            },
-        )?;
-        let c = cell.clone();
-        Slider::new(&panel, &mut listeners, "mem-n", &settings::N, move |v| {
-            c.with(|s| {
-                s.n = v as usize;
-                s.restart();
-            })
-        })?;
-        let c = cell.clone();
-        let t_slider = Slider::new(&panel, &mut listeners, "mem-t", &settings::T, move |v| {
-            c.with(|s| {
-                s.t = v;
-                s.play.set(false);
-                s.needs_draw = true;
-            })
-        })?;
-        let c = cell.clone();
-        let play_button = button(&panel, &mut listeners, "Pause", move || {
-            c.with(|s| {
-                let playing = !s.play.playing;
-                if playing && s.t >= 1.0 {
-                    s.t = 0.0;
-                }
-                s.play.set(playing);
-            })
-        })?;
-        let c = cell.clone();
-        button(&panel, &mut listeners, "New noise", move || {
-            c.with(|s| {
-                s.seed += 1;
-                s.restart();
-            })
-        })?;
-
-        let reduced_motion = web_sys::window()
-            .and_then(|w| {
-                w.match_media("(prefers-reduced-motion: reduce)")
-                    .ok()
-                    .flatten()
-            })
-            .is_some_and(|m| m.matches());
-        let state = Rc::new(RefCell::new(State {
-            plane,
-            histogram,
-            status,
-            play: PlayButton::new(play_button),
-            t_slider,
-            dataset: settings::DATASET.choice().into(),
-            n: settings::N.number() as usize,
-            seed: 0,
-            data: Vec::new(),
-            frames: Vec::new(),
-            version: 0,
-            computing: false,
-            t: settings::T.number(),
-            visible: false,
-            hold: 0.0,
-            needs_draw: true,
-        }));
-        {
-            let mut s = state.borrow_mut();
-            s.restart();
-            s.play.set(!reduced_motion);
-        }
-        cell.set(&state);
-        Ok(Memorization {
-            state,
-            _listeners: listeners,
-        })
-    }
-}
-
-/// Integrates the particles step by step in the background, keeping every step for the
-/// animation; abandons the work when the settings change or the figure leaves the screen.
-fn integrate(state: &Rc<RefCell<State>>) {
-    let (data, version, seed) = {
-        let mut s = state.borrow_mut();
-        s.computing = true;
-        (s.data.clone(), s.version, s.seed)
-    };
-    let state = state.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        let backend = backend().await;
-        let start = js_sys::Date::now();
-        let x0 = Rng::new(1000 + seed).normals(2 * PARTICLES);
-        let mut x = x0.clone();
-        state.borrow_mut().frames = vec![x0];
-        let result = async {
-            let prepared = backend.prepare(&data, 2)?;
-            let dt = 1.0 / STEPS as f32;
-            // Steps in batches (one submission and one readback each), so the animation can
-            // start while the rest integrates and the progress shows.
-            for k0 in (0..STEPS).step_by(STEPS_PER_BATCH) {
-                {
-                    let s = state.borrow();
-                    if s.version != version || !s.visible {
-                        return Ok(false);
-                    }
-                }
-                let steps = STEPS_PER_BATCH.min(STEPS - k0);
-                let frames = backend
-                    .trajectory(
-                        &prepared,
-                        &x,
-                        k0 as f32 * dt,
-                        dt,
-                        steps,
-                        crate::web::shared::pace,
-                    )
-                    .await?;
-                let mut s = state.borrow_mut();
-                if s.version != version {
-                    return Ok(false);
-                }
-                s.frames.extend(frames.chunks(x.len()).map(<[f32]>::to_vec));
-                x = s.frames.last().cloned().unwrap_or_default();
-                s.needs_draw = true;
-            }
-            Ok::<_, crate::gpu::GpuError>(true)
-        }
-        .await;
-        let mut s = state.borrow_mut();
-        s.computing = false;
-        match result {
-            Ok(true) => s.status.set(&format!(
-                "{PARTICLES} particles × {STEPS} Euler steps with û* of {} points, on {} in {:.0} ms.",
-                data.len() / 2,
-                backend.name(),
-                js_sys::Date::now() - start
-            )),
-            Ok(false) => {
-                if s.version == version {
-                    // Paused off-screen: start again when visible.
-                    s.frames.clear();
-                }
-            }
-            Err(e) => {
-                s.status.error(&format!("Could not integrate: {e}"));
-                s.version += 1;
-            }
-        }
-    });
-}
-
-impl Figure for Memorization {
-    fn csv(&self) -> Option<String> {
-        let s = self.state.borrow();
-        let x = s.positions()?;
-        let nearest = crate::flow::metrics::nearest_distances(&s.data, 2, &x);
-        let t = s.t;
+    fn csv(&self, settings: &Settings) -> Option<String> {
+        let t = settings.number(&settings::T);
+        let x = self.positions(t)?;
+        let nearest = metrics::nearest_distances(&self.data, 2, &x);
         Some(super::csv_rows(
             "t,x,y,distance_to_nearest_training_point",
             x.chunks_exact(2)
                 .zip(&nearest)
                 .map(|(p, d)| format!("{t},{},{},{d}", p[0], p[1])),
         ))
-    }
-
-    fn frame(&mut self, now: f64) {
-        let start = {
-            let s = self.state.borrow();
-            !s.computing && s.frames.len() < STEPS + 1
-        };
-        if start {
-            integrate(&self.state);
-        }
-        let mut s = self.state.borrow_mut();
-        if let Some(dt) = s.play.tick(now) {
-            let available = s.frames.len().saturating_sub(1) as f64 / STEPS as f64;
-            if s.t >= 1.0 {
-                s.hold += dt;
-                if s.hold > HOLD_SECONDS {
-                    s.hold = 0.0;
-                    s.t = 0.0;
-                }
-            } else {
-                s.t = (s.t + dt / PLAY_SECONDS).min(available).min(1.0);
-            }
-            let t = s.t;
-            s.t_slider.set(t);
-            s.needs_draw = true;
-        }
-        if s.needs_draw {
-            s.draw();
-        }
-    }
-
-    fn set_visible(&mut self, visible: bool) {
-        let mut s = self.state.borrow_mut();
-        s.visible = visible;
-        s.play.clock.reset();
-        s.needs_draw = true;
     }
 }

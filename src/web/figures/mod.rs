@@ -1,10 +1,13 @@
-//! The article's figures. Each is a `Figure` built from a name by `create`; its state lives in an
-//! `Rc<RefCell<..>>` shared with its controls' callbacks and with its background computations.
+//! The article's figures. Each declares itself to the figure driver (`driver::Sketch`: its
+//! canvases, its jobs, its drawing; its settings are the catalogue's), and `create` mounts it by
+//! name as a `Figure` the page animates. The helpers below are the pieces figures share: layouts,
+//! the status line, Play and Pause buttons, the training run, the digits' download.
 
 mod alignment_dimensions;
 mod cfm_efm;
 mod conditional_paths;
 mod digit_memorization;
+pub mod driver;
 mod hybrid_tau;
 mod memorization;
 mod model_capacity;
@@ -16,6 +19,8 @@ mod velocity_field;
 use super::compute::{ComputeError, Training};
 use super::controls::{element, JsResult};
 use crate::charts;
+use driver::Driven;
+use futures_util::future::LocalBoxFuture;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::JsValue;
@@ -36,20 +41,26 @@ pub trait Figure {
 /// Builds the figure `name` inside `root`.
 pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
     Ok(match name {
-        "noise-to-data" => Box::new(noise_to_data::NoiseToData::mount(root)?),
-        "conditional-paths" => Box::new(conditional_paths::ConditionalPaths::mount(root)?),
-        "velocity-field" => Box::new(velocity_field::VelocityField::mount(root)?),
-        "memorization" => Box::new(memorization::Memorization::mount(root)?),
-        "stochastic-target" => Box::new(stochastic_target::StochasticTarget::mount(root)?),
-        "target-alignment" => Box::new(target_alignment::TargetAlignment::mount(root)?),
-        "objective-gap" => Box::new(target_alignment::ObjectiveGap::mount(root)?),
-        "alignment-by-dimension" => {
-            Box::new(alignment_dimensions::AlignmentDimensions::mount(root)?)
+        "noise-to-data" => Box::new(Driven::<noise_to_data::NoiseToData>::mount(root)?),
+        "conditional-paths" => {
+            Box::new(Driven::<conditional_paths::ConditionalPaths>::mount(root)?)
         }
-        "digit-memorization" => Box::new(digit_memorization::DigitMemorization::mount(root)?),
-        "cfm-vs-efm" => Box::new(cfm_efm::CfmEfm::mount(root)?),
-        "model-capacity" => Box::new(model_capacity::ModelCapacity::mount(root)?),
-        "hybrid-tau" => Box::new(hybrid_tau::HybridTau::mount(root)?),
+        "velocity-field" => Box::new(Driven::<velocity_field::VelocityField>::mount(root)?),
+        "memorization" => Box::new(Driven::<memorization::Memorization>::mount(root)?),
+        "stochastic-target" => {
+            Box::new(Driven::<stochastic_target::StochasticTarget>::mount(root)?)
+        }
+        "target-alignment" => Box::new(Driven::<target_alignment::TargetAlignment>::mount(root)?),
+        "objective-gap" => Box::new(Driven::<target_alignment::ObjectiveGap>::mount(root)?),
+        "alignment-by-dimension" => Box::new(
+            Driven::<alignment_dimensions::AlignmentDimensions>::mount(root)?,
+        ),
+        "digit-memorization" => Box::new(Driven::<digit_memorization::DigitMemorization>::mount(
+            root,
+        )?),
+        "cfm-vs-efm" => Box::new(Driven::<cfm_efm::CfmEfm>::mount(root)?),
+        "model-capacity" => Box::new(Driven::<model_capacity::ModelCapacity>::mount(root)?),
+        "hybrid-tau" => Box::new(Driven::<hybrid_tau::HybridTau>::mount(root)?),
         other => {
             return Err(JsValue::from_str(&format!(
                 "unknown figure \"{other}\"; valid names: {}",
@@ -57,33 +68,6 @@ pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
             )))
         }
     })
-}
-
-/// A figure's state, reachable from the callbacks of controls built before the state exists
-/// (the state holds those controls). Callbacks that fire before `set` do nothing.
-pub struct Later<S>(Rc<RefCell<Option<Rc<RefCell<S>>>>>);
-
-impl<S> Clone for Later<S> {
-    fn clone(&self) -> Self {
-        Later(self.0.clone())
-    }
-}
-
-impl<S> Later<S> {
-    pub fn new() -> Self {
-        Later(Rc::new(RefCell::new(None)))
-    }
-
-    pub fn set(&self, state: &Rc<RefCell<S>>) {
-        *self.0.borrow_mut() = Some(state.clone());
-    }
-
-    /// Runs `f` on the state, once it exists.
-    pub fn with(&self, f: impl FnOnce(&mut S)) {
-        if let Some(s) = self.0.borrow().as_ref() {
-            f(&mut s.borrow_mut())
-        }
-    }
 }
 
 /// Seconds between a figure's animation frames: 0 for the first frame after a (re)start, so an
@@ -107,11 +91,10 @@ impl FrameClock {
     }
 }
 
-/// The Play / Pause button of a figure animated in t, with its frame clock.
+/// The Play / Pause button of a figure animated in t.
 pub struct PlayButton {
     button: HtmlElement,
     pub playing: bool,
-    pub clock: FrameClock,
 }
 
 impl PlayButton {
@@ -120,20 +103,13 @@ impl PlayButton {
         PlayButton {
             button,
             playing: false,
-            clock: FrameClock::default(),
         }
     }
 
     pub fn set(&mut self, playing: bool) {
         self.playing = playing;
-        self.clock.reset();
         self.button
             .set_text_content(Some(if playing { "Pause" } else { "Play" }));
-    }
-
-    /// The seconds since the previous frame while playing; None while paused.
-    pub fn tick(&mut self, now: f64) -> Option<f64> {
-        self.playing.then(|| self.clock.tick(now))
     }
 }
 
@@ -176,49 +152,33 @@ impl PauseToggle {
     }
 }
 
-/// Pause and Reset buttons for a figure's training: `pause` finds the toggle in the state,
+/// Pause and Reset buttons for a figure's training: `pause` finds the toggle in the figure,
 /// `reset` starts the run again (work in flight for the old run must be dropped).
-pub fn run_controls<S: 'static>(
-    panel: &HtmlElement,
-    listeners: &mut super::controls::Listeners,
-    cell: &Later<S>,
+pub fn run_controls<S: driver::Sketch>(
+    ui: &mut driver::Ui<'_, S>,
     pause: fn(&mut S) -> &mut PauseToggle,
-    reset: fn(&mut S),
+    reset: fn(&mut S, &mut driver::Ctx<'_>),
 ) -> JsResult<PauseToggle> {
-    let c = cell.clone();
-    let button = super::controls::button(panel, listeners, "Pause training", move || {
-        c.with(|s| pause(s).flip())
-    })?;
+    let button = ui.button("Pause training", move |s, _| pause(s).flip())?;
     button.set_attribute("aria-pressed", "false")?;
-    let c = cell.clone();
-    super::controls::button(panel, listeners, "Reset", move || c.with(reset))?;
+    ui.button("Reset", reset)?;
     Ok(PauseToggle {
         button,
         paused: false,
     })
 }
 
-/// The layout most figures share: a row of controls, two square canvases side by side (they
-/// wrap on narrow screens), and a status line.
-pub struct TwoPanels {
-    pub controls: HtmlElement,
+/// Two square canvases side by side in a row of their own (they wrap on narrow screens).
+pub struct TwoCanvases {
     pub left: HtmlCanvasElement,
     pub right: HtmlCanvasElement,
-    pub status: Status,
 }
 
-pub fn two_panels(root: &Element, left_label: &str, right_label: &str) -> JsResult<TwoPanels> {
-    let controls = element("div", "figure-controls", root)?;
+pub fn two_canvases(root: &Element, left_label: &str, right_label: &str) -> JsResult<TwoCanvases> {
     let row = element("div", "figure-row", root)?;
     let left = super::controls::canvas(&row, 480, 480, left_label)?;
     let right = super::controls::canvas(&row, 480, 480, right_label)?;
-    let status = Status::new(root)?;
-    Ok(TwoPanels {
-        controls,
-        left,
-        right,
-        status,
-    })
+    Ok(TwoCanvases { left, right })
 }
 
 /// A canvas in a row of its own under what `root` holds, `class` setting its layout
@@ -253,11 +213,6 @@ impl Status {
         }
         self.0.set_class_name("figure-status");
         self.0.set_text_content(Some(text));
-    }
-
-    /// The paragraph itself (to move it within the figure).
-    pub fn element(&self) -> &HtmlElement {
-        &self.0
     }
 
     pub fn is_error(&self) -> bool {
@@ -306,28 +261,13 @@ pub async fn train_chunk(
     Ok((training, losses, params.unwrap_or_default()))
 }
 
-/// A figure's network in training, one chunk at a time in the background (`train_next`).
+/// A figure's network in training, one chunk a job of the figure's driver: `next` is the key
+/// of the chunk to train, `chunk` its future, `finish` takes its end.
 #[derive(Default)]
 pub struct TrainingRun {
     training: Option<Training>,
-    /// Bumped by `reset`: a chunk in flight for an older run is dropped when it ends.
+    /// Bumped by `reset` (and a failure): a chunk that ends for an older run is dropped.
     run: u64,
-    /// Whether a chunk is in flight.
-    pub busy: bool,
-}
-
-impl TrainingRun {
-    /// Starts over from the seeded initialisation at the next chunk.
-    pub fn reset(&mut self) {
-        self.training = None;
-        self.run += 1;
-    }
-
-    /// Lets the network go (its GPU buffers, its worker's copy) once training is over; the
-    /// figure keeps the parameters it was given.
-    pub fn release(&mut self) {
-        self.training = None;
-    }
 }
 
 /// A chunk that ended: its losses, the parameters after it, where and in how long it ran.
@@ -345,56 +285,87 @@ pub type ChunkPlan = (
     usize,
 );
 
-/// Trains the next chunk of the run that `run` finds in the figure's state, on the data `data`
-/// finds there (read only to start a run). When it ends, `done` gets it, unless the run was
-/// reset meanwhile; an error goes to `failed` ("Training failed: …").
-pub fn train_next<S: 'static>(
-    state: &Rc<RefCell<S>>,
-    run: fn(&mut S) -> &mut TrainingRun,
-    data: fn(&S) -> &[f32],
-    (shape, options, steps): ChunkPlan,
-    done: fn(&mut S, Chunk),
-    failed: fn(&mut S, String),
-) {
-    let (training, id, data) = {
-        let mut s = state.borrow_mut();
-        let r = run(&mut s);
-        r.busy = true;
-        let (training, id) = (r.training.take(), r.run);
+/// The end of a chunk's job: its run, the network to continue, what it trained.
+pub struct ChunkEnd {
+    run: u64,
+    training: Option<Training>,
+    result: Result<Chunk, ComputeError>,
+}
+
+impl ChunkEnd {
+    /// The parameters after the chunk, if it trained.
+    pub fn params(&self) -> Option<&[f32]> {
+        self.result.as_ref().ok().map(|c| &c.params[..])
+    }
+}
+
+impl TrainingRun {
+    /// Starts over from the seeded initialisation at the next chunk.
+    pub fn reset(&mut self) {
+        self.training = None;
+        self.run += 1;
+    }
+
+    /// Lets the network go (its GPU buffers, its worker's copy) once training is over; the
+    /// figure keeps the parameters it was given.
+    pub fn release(&mut self) {
+        self.training = None;
+    }
+
+    /// The key of the next chunk, (run, steps trained so far), while `steps` is under `max`
+    /// and the reader has not paused.
+    pub fn next(&self, steps: usize, max: usize, pause: &PauseToggle) -> Option<(u64, usize)> {
+        (steps < max && !pause.paused).then_some((self.run, steps))
+    }
+
+    /// The next chunk as a job: continues the run's network (or starts it from the seeded
+    /// initialisation on `data`, copied only then) for `steps` steps.
+    pub fn chunk(
+        &mut self,
+        data: &[f32],
+        (shape, options, steps): ChunkPlan,
+    ) -> LocalBoxFuture<'static, ChunkEnd> {
+        let training = self.training.take();
         let data = match training {
             Some(_) => Vec::new(),
-            None => data(&s).to_vec(),
+            None => data.to_vec(),
         };
-        (training, id, data)
-    };
-    let state = state.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        let backend = crate::web::shared::backend().await;
-        let start = js_sys::Date::now();
-        let result = train_chunk(&backend, training, shape, &data, options, steps).await;
-        let mut s = state.borrow_mut();
-        let r = run(&mut s);
-        r.busy = false;
-        if r.run != id {
-            return;
-        }
-        match result {
-            Ok((training, losses, params)) => {
-                r.training = Some(training);
-                let ms = js_sys::Date::now() - start;
-                done(
-                    &mut s,
-                    Chunk {
+        let run = self.run;
+        Box::pin(async move {
+            let backend = crate::web::shared::backend().await;
+            let start = js_sys::Date::now();
+            match train_chunk(&backend, training, shape, &data, options, steps).await {
+                Ok((training, losses, params)) => ChunkEnd {
+                    run,
+                    training: Some(training),
+                    result: Ok(Chunk {
                         losses,
                         params,
                         backend,
-                        ms,
-                    },
-                );
+                        ms: js_sys::Date::now() - start,
+                    }),
+                },
+                Err(e) => ChunkEnd {
+                    run,
+                    training: None,
+                    result: Err(e),
+                },
             }
-            Err(e) => failed(&mut s, format!("Training failed: {e}")),
+        })
+    }
+
+    /// A chunk ended: what it trained, unless the run was reset meanwhile (None). A failure
+    /// ("Training failed: …") ends the run: the next chunk starts a new one.
+    pub fn finish(&mut self, end: ChunkEnd) -> Option<Result<Chunk, String>> {
+        if end.run != self.run {
+            return None;
         }
-    });
+        self.training = end.training;
+        if end.result.is_err() {
+            self.run += 1;
+        }
+        Some(end.result.map_err(|e| format!("Training failed: {e}")))
+    }
 }
 
 /// A CSV document: the header, then one line per row.

@@ -5,9 +5,10 @@
 //! point per (width, n) trained so far, beside the same for the closed form and for held-out
 //! points of the distribution at every n of the slider (`flow::capacity`).
 
+use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{
-    draw_on, draw_plane, train_next, two_panels, Figure, Later, PauseToggle, Status, TrainingRun,
-    TwoPanels,
+    draw_on, draw_plane, run_controls, two_canvases, ChunkEnd, PauseToggle, TrainingRun,
+    TwoCanvases,
 };
 use crate::catalog::model_capacity as settings;
 use crate::catalog::Kind;
@@ -15,21 +16,25 @@ use crate::charts::{curves, scenes};
 use crate::flow::capacity::{self, References, FLOW_STEPS, SAMPLES as PARTICLES, WIDTHS};
 use crate::flow::{self, mlp, rng::Rng};
 use crate::gpu::trainer::TrainOptions;
-use crate::web::controls::{JsResult, Listeners, Slider};
-use std::cell::RefCell;
-use std::rc::Rc;
-use web_sys::{Element, HtmlCanvasElement};
+use crate::web::controls::JsResult;
+use futures_util::future::LocalBoxFuture;
+use web_sys::HtmlCanvasElement;
 
 const MAX_STEPS: usize = capacity::STEPS;
 const STEPS_PER_CHUNK: usize = 50;
 const BINS: usize = 20;
 const PAIRS_PER_BIN: usize = 200;
+const OPTIONS: TrainOptions = TrainOptions {
+    batch: 256,
+    lr: capacity::LR,
+    seed: capacity::SEED,
+    target: mlp::Target::Cfm,
+};
 
-struct State {
+pub struct ModelCapacity {
     plane: HtmlCanvasElement,
     chart: HtmlCanvasElement,
     distances: HtmlCanvasElement,
-    status: Status,
     width: usize,
     n: usize,
     /// The training set, the shared noise and the two reference distances for n.
@@ -47,16 +52,17 @@ struct State {
     particles: Vec<f32>,
     flow_step: usize,
     pause: PauseToggle,
-    visible: bool,
-    needs_draw: bool,
 }
 
-impl State {
+impl ModelCapacity {
     fn shape(&self) -> mlp::MlpShape {
         mlp::MlpShape::new(2, self.width, 3)
     }
 
-    fn restart(&mut self) {
+    fn restart(&mut self, ctx: &mut Ctx<'_>) {
+        let s = ctx.settings();
+        self.width = 1 << (s.number(&settings::LOG2WIDTH) as usize);
+        self.n = s.number(&settings::N) as usize;
         if self.refs.data.len() != 2 * self.n {
             self.refs = References::new(self.n);
         }
@@ -66,7 +72,6 @@ impl State {
         self.errors.clear();
         self.particles = self.refs.x0.clone();
         self.flow_step = 0;
-        self.needs_draw = true;
     }
 
     /// E||u_theta - u*||^2 over pairs (x0, x1) with t uniform in bin `k`.
@@ -92,9 +97,151 @@ impl State {
         }
         (total / PAIRS_PER_BIN as f64) as f32
     }
+}
 
-    fn draw(&mut self) {
-        self.needs_draw = false;
+/// The n of the slider's k-th stop (the reference curve is computed at every one).
+fn n_at(k: usize) -> usize {
+    match settings::N.kind {
+        Kind::Number { min, step, .. } => (min + k as f64 * step) as usize,
+        Kind::Choice { .. } => 0,
+    }
+}
+
+impl Sketch for ModelCapacity {
+    const NAME: &'static str = "model-capacity";
+    const ID: &'static str = "cap";
+    /// The run and the steps trained before the chunk.
+    type Key = (u64, usize);
+    type Output = ChunkEnd;
+
+    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+        let TwoCanvases {
+            left: plane,
+            right: chart,
+        } = two_canvases(
+            ui.root,
+            "Samples of the trained network over the training points",
+            "Squared error between the network and the closed form against t",
+        )?;
+        let distances = super::row_canvas(
+            ui.root,
+            (960, 400),
+            "figure-wide",
+            "Mean distance of samples to the nearest training point against n: held-out points, the closed form, and each network trained so far",
+        )?;
+        let pause = run_controls(ui, |s| &mut s.pause, Self::restart)?;
+        Ok(ModelCapacity {
+            plane,
+            chart,
+            distances,
+            width: 0,
+            n: 0,
+            refs: References::new(100),
+            curve: Vec::new(),
+            runs: WIDTHS.iter().map(|&w| (w, Vec::new())).collect(),
+            trainer: TrainingRun::default(),
+            steps: 0,
+            params: None,
+            errors: Vec::new(),
+            particles: Vec::new(),
+            flow_step: 0,
+            pause,
+        })
+    }
+
+    fn begin(&mut self, ctx: &mut Ctx<'_>) {
+        self.restart(ctx);
+    }
+
+    fn changed(&mut self, _: &str, ctx: &mut Ctx<'_>) {
+        self.restart(ctx);
+    }
+
+    fn wanted(&self, _: &Settings) -> Option<Self::Key> {
+        self.trainer.next(self.steps, MAX_STEPS, &self.pause)
+    }
+
+    fn job(&mut self, _: &Self::Key, _: &mut Ctx<'_>) -> LocalBoxFuture<'static, ChunkEnd> {
+        self.trainer
+            .chunk(&self.refs.data, (self.shape(), OPTIONS, STEPS_PER_CHUNK))
+    }
+
+    fn done(&mut self, _: Self::Key, end: ChunkEnd, ctx: &mut Ctx<'_>) {
+        let chunk = match self.trainer.finish(end) {
+            None => return,
+            Some(Err(message)) => {
+                ctx.status.error(&message);
+                self.pause.stop();
+                return;
+            }
+            Some(Ok(chunk)) => chunk,
+        };
+        self.steps += chunk.losses.len();
+        if self.steps >= MAX_STEPS {
+            self.trainer.release();
+            self.params = Some(chunk.params);
+        }
+        ctx.status.set(&format!(
+            "Training width {} on {} points on {}: step {} of {MAX_STEPS}, loss {:.3}.",
+            self.width,
+            self.n,
+            chunk.backend.name(),
+            self.steps,
+            chunk.losses.last().copied().unwrap_or(f32::NAN)
+        ));
+    }
+
+    /// The reference curve, one n per frame; once trained, one bin of the error curve or one
+    /// Euler step of the samples per frame.
+    fn animate(&mut self, _: f64, ctx: &mut Ctx<'_>) -> bool {
+        let mut moved = false;
+        if self.curve.len() < settings::N.steps() {
+            let n = n_at(self.curve.len());
+            let r = References::new(n);
+            self.curve.push((n as f32, r.held_out, r.closed_form));
+            moved = true;
+        }
+        let Some(params) = self.params.clone() else {
+            return moved;
+        };
+        if self.errors.len() < BINS {
+            let k = self.errors.len();
+            let e = self.bin_error(&params, k);
+            self.errors.push(e);
+            return true;
+        }
+        if self.flow_step == FLOW_STEPS {
+            return moved;
+        }
+        let dt = 1.0 / FLOW_STEPS as f32;
+        let t = self.flow_step as f32 * dt;
+        let u = mlp::forward(&self.shape(), &params, &self.particles, &[t; PARTICLES]).0;
+        for (a, b) in self.particles.iter_mut().zip(&u) {
+            *a += dt * b;
+        }
+        self.flow_step += 1;
+        if self.flow_step == FLOW_STEPS {
+            let (width, n, d) = (
+                self.width,
+                self.n as f32,
+                self.refs.distance(&self.particles),
+            );
+            if let Some((_, points)) = self.runs.iter_mut().find(|(w, _)| *w == width) {
+                points.retain(|p| p.0 != n);
+                points.push((n, d));
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            }
+            ctx.status.set(&format!(
+                "Done: width {width}, n = {n}: samples {d:.3} from the training set (closed form {:.3}, held-out points {:.3}). Move a slider to add a point.",
+                self.refs.closed_form, self.refs.held_out
+            ));
+        }
+        true
+    }
+
+    fn draw(&mut self, ctx: &mut Ctx<'_>) -> JsResult<()> {
+        self.pause
+            .show_paused(ctx.status, ctx.busy, self.steps, MAX_STEPS);
         let done = self.flow_step == FLOW_STEPS;
         let caption = if done {
             format!(
@@ -111,158 +258,17 @@ impl State {
         };
         let t = self.flow_step as f32 / FLOW_STEPS as f32;
         let scene = scenes::particles(&self.refs.data, &self.particles, t, caption);
-        let result = draw_plane(&self.plane, &scene)
-            .and_then(|_| {
-                draw_on(&self.chart, |area| {
-                    curves::draw_binned_error(area, &self.errors, BINS)
-                })
-            })
-            .and_then(|_| {
-                draw_on(&self.distances, |area| {
-                    curves::draw_capacity(
-                        area,
-                        &self.curve,
-                        &self.runs,
-                        (self.width, self.n as f32),
-                    )
-                })
-            });
-        if let Err(e) = result {
-            self.status.error(&format!("{e:?}"));
-        }
-    }
-}
-
-/// The n of the slider's k-th stop (the reference curve is computed at every one).
-fn n_at(k: usize) -> usize {
-    match settings::N.kind {
-        Kind::Number { min, step, .. } => (min + k as f64 * step) as usize,
-        Kind::Choice { .. } => 0,
-    }
-}
-
-pub struct ModelCapacity {
-    state: Rc<RefCell<State>>,
-    _listeners: Listeners,
-}
-
-impl ModelCapacity {
-    pub fn mount(root: &Element) -> JsResult<ModelCapacity> {
-        let mut listeners = Listeners::default();
-        let TwoPanels {
-            controls: panel,
-            left: plane,
-            right: chart,
-            status,
-        } = two_panels(
-            root,
-            "Samples of the trained network over the training points",
-            "Squared error between the network and the closed form against t",
-        )?;
-        let distances = super::row_canvas(
-            root,
-            (960, 400),
-            "figure-wide",
-            "Mean distance of samples to the nearest training point against n: held-out points, the closed form, and each network trained so far",
-        )?;
-        // The status line stays last.
-        root.append_child(status.element())?;
-        let cell = Later::<State>::new();
-        let c = cell.clone();
-        Slider::new(
-            &panel,
-            &mut listeners,
-            "cap-log2width",
-            &settings::LOG2WIDTH,
-            move |v| {
-                c.with(|s| {
-                    s.width = 1 << (v as usize);
-                    s.restart();
-                })
-            },
-        )?;
-        let c = cell.clone();
-        Slider::new(&panel, &mut listeners, "cap-n", &settings::N, move |v| {
-            c.with(|s| {
-                s.n = v as usize;
-                s.restart();
-            })
+        draw_plane(&self.plane, &scene)?;
+        draw_on(&self.chart, |area| {
+            curves::draw_binned_error(area, &self.errors, BINS)
         })?;
-        let pause = super::run_controls(
-            &panel,
-            &mut listeners,
-            &cell,
-            |s| &mut s.pause,
-            |s| s.restart(),
-        )?;
-        let state = Rc::new(RefCell::new(State {
-            plane,
-            chart,
-            distances,
-            status,
-            width: 1 << settings::LOG2WIDTH.number() as usize,
-            n: settings::N.number() as usize,
-            refs: References::new(100),
-            curve: Vec::new(),
-            runs: WIDTHS.iter().map(|&w| (w, Vec::new())).collect(),
-            trainer: TrainingRun::default(),
-            steps: 0,
-            params: None,
-            errors: Vec::new(),
-            particles: Vec::new(),
-            flow_step: 0,
-            pause,
-            visible: false,
-            needs_draw: true,
-        }));
-        state.borrow_mut().restart();
-        cell.set(&state);
-        Ok(ModelCapacity {
-            state,
-            _listeners: listeners,
+        draw_on(&self.distances, |area| {
+            curves::draw_capacity(area, &self.curve, &self.runs, (self.width, self.n as f32))
         })
     }
-}
 
-fn train_chunk(state: &Rc<RefCell<State>>) {
-    let options = TrainOptions {
-        batch: 256,
-        lr: capacity::LR,
-        seed: capacity::SEED,
-        target: crate::flow::mlp::Target::Cfm,
-    };
-    let shape = state.borrow().shape();
-    train_next(
-        state,
-        |s| &mut s.trainer,
-        |s| &s.refs.data,
-        (shape, options, STEPS_PER_CHUNK),
-        |s, chunk| {
-            s.steps += chunk.losses.len();
-            if s.steps >= MAX_STEPS {
-                s.trainer.release();
-                s.params = Some(chunk.params);
-            }
-            s.status.set(&format!(
-                "Training width {} on {} points on {}: step {} of {MAX_STEPS}, loss {:.3}.",
-                s.width,
-                s.n,
-                chunk.backend.name(),
-                s.steps,
-                chunk.losses.last().copied().unwrap_or(f32::NAN)
-            ));
-            s.needs_draw = true;
-        },
-        |s, message| {
-            s.status.error(&message);
-            s.pause.stop();
-        },
-    );
-}
-
-impl Figure for ModelCapacity {
-    fn csv(&self) -> Option<String> {
-        let s = self.state.borrow();
+    fn csv(&self, _: &Settings) -> Option<String> {
+        let s = self;
         let (width, n) = (s.width, s.n);
         let errors = s.errors.iter().enumerate().map(move |(k, e)| {
             let t = (k as f32 + 0.5) / BINS as f32;
@@ -281,64 +287,5 @@ impl Figure for ModelCapacity {
         });
         let rows: Vec<String> = errors.chain(references).chain(runs).collect();
         (!rows.is_empty()).then(|| super::csv_rows("quantity,width,n,t,value", rows.into_iter()))
-    }
-
-    fn frame(&mut self, _now: f64) {
-        let train = {
-            let s = self.state.borrow();
-            s.pause
-                .show_paused(&s.status, s.trainer.busy, s.steps, MAX_STEPS);
-            s.visible && !s.trainer.busy && !s.pause.paused && s.steps < MAX_STEPS
-        };
-        if train {
-            train_chunk(&self.state);
-        }
-        let mut s = self.state.borrow_mut();
-        // The reference curve, one n per frame.
-        if s.visible && s.curve.len() < settings::N.steps() {
-            let n = n_at(s.curve.len());
-            let r = References::new(n);
-            s.curve.push((n as f32, r.held_out, r.closed_form));
-            s.needs_draw = true;
-        }
-        // Once trained: one bin of the error curve, or one Euler step of the samples, per frame.
-        if let Some(params) = s.params.clone() {
-            if s.errors.len() < BINS {
-                let k = s.errors.len();
-                let e = s.bin_error(&params, k);
-                s.errors.push(e);
-                s.needs_draw = true;
-            } else if s.flow_step < FLOW_STEPS {
-                let dt = 1.0 / FLOW_STEPS as f32;
-                let t = s.flow_step as f32 * dt;
-                let u = mlp::forward(&s.shape(), &params, &s.particles, &[t; PARTICLES]).0;
-                for (a, b) in s.particles.iter_mut().zip(&u) {
-                    *a += dt * b;
-                }
-                s.flow_step += 1;
-                if s.flow_step == FLOW_STEPS {
-                    let (width, n, d) = (s.width, s.n as f32, s.refs.distance(&s.particles));
-                    if let Some((_, points)) = s.runs.iter_mut().find(|(w, _)| *w == width) {
-                        points.retain(|p| p.0 != n);
-                        points.push((n, d));
-                        points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    }
-                    s.status.set(&format!(
-                        "Done: width {width}, n = {n}: samples {d:.3} from the training set (closed form {:.3}, held-out points {:.3}). Move a slider to add a point.",
-                        s.refs.closed_form, s.refs.held_out
-                    ));
-                }
-                s.needs_draw = true;
-            }
-        }
-        if s.needs_draw {
-            s.draw();
-        }
-    }
-
-    fn set_visible(&mut self, visible: bool) {
-        let mut s = self.state.borrow_mut();
-        s.visible = visible;
-        s.needs_draw = true;
     }
 }

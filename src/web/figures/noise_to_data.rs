@@ -1,28 +1,33 @@
 //! From noise to data: a small velocity network trains on two moons when the figure comes into
 //! view, with its progress shown, and particles from N(0, I) flow along the learned field.
 
+use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{
-    draw_on, draw_plane, train_next, two_panels, Figure, FrameClock, Later, PauseToggle, Status,
-    TrainingRun, TwoPanels,
+    draw_on, draw_plane, run_controls, two_canvases, ChunkEnd, PauseToggle, TrainingRun,
+    TwoCanvases,
 };
 use crate::charts::{curves, scenes};
 use crate::flow::{mlp, rng::Rng, Dataset};
 use crate::gpu::trainer::TrainOptions;
-use crate::web::controls::{JsResult, Listeners};
-use std::cell::RefCell;
-use std::rc::Rc;
-use web_sys::{Element, HtmlCanvasElement};
+use crate::web::controls::JsResult;
+use futures_util::future::LocalBoxFuture;
+use web_sys::HtmlCanvasElement;
 
 const MAX_STEPS: usize = 2000;
 const STEPS_PER_CHUNK: usize = 25;
 const PARTICLES: usize = 300;
 const FLOW_STEPS: usize = 30;
 const LOOP_SECONDS: f64 = 3.0;
+const OPTIONS: TrainOptions = TrainOptions {
+    batch: 256,
+    lr: 2e-3,
+    seed: 0,
+    target: mlp::Target::Cfm,
+};
 
-struct State {
+pub struct NoiseToData {
     plane: HtmlCanvasElement,
     loss_canvas: HtmlCanvasElement,
-    status: Status,
     pause: PauseToggle,
     data: Vec<f32>,
     shape: mlp::MlpShape,
@@ -30,23 +35,116 @@ struct State {
     losses: Vec<f32>,
     /// Particle positions at t = k / FLOW_STEPS under the latest parameters.
     frames: Vec<Vec<f32>>,
-    visible: bool,
     reduced_motion: bool,
     phase: f64,
-    clock: FrameClock,
-    needs_draw: bool,
 }
 
-impl State {
-    fn reset(&mut self) {
+impl NoiseToData {
+    fn reset(&mut self, _: &mut Ctx<'_>) {
         self.trainer.reset();
         self.losses.clear();
         self.frames.clear();
-        self.needs_draw = true;
+    }
+}
+
+impl Sketch for NoiseToData {
+    const NAME: &'static str = "noise-to-data";
+    const ID: &'static str = "nd";
+    /// The run and the steps trained before the chunk.
+    type Key = (u64, usize);
+    type Output = ChunkEnd;
+
+    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+        let TwoCanvases {
+            left: plane,
+            right: loss_canvas,
+        } = two_canvases(
+            ui.root,
+            "Particles flowing from Gaussian noise along the learned velocity field",
+            "The training loss against the step",
+        )?;
+        let pause = run_controls(ui, |s| &mut s.pause, Self::reset)?;
+        let reduced_motion = web_sys::window()
+            .and_then(|w| {
+                w.match_media("(prefers-reduced-motion: reduce)")
+                    .ok()
+                    .flatten()
+            })
+            .is_some_and(|m| m.matches());
+        Ok(NoiseToData {
+            plane,
+            loss_canvas,
+            pause,
+            data: Dataset::TwoMoons.sample(1000, 0),
+            shape: mlp::MlpShape::new(2, 64, 3),
+            trainer: TrainingRun::default(),
+            losses: Vec::new(),
+            frames: Vec::new(),
+            reduced_motion,
+            phase: 0.0,
+        })
     }
 
-    fn draw(&mut self) {
-        self.needs_draw = false;
+    fn wanted(&self, _: &Settings) -> Option<Self::Key> {
+        self.trainer.next(self.losses.len(), MAX_STEPS, &self.pause)
+    }
+
+    fn job(&mut self, _: &Self::Key, _: &mut Ctx<'_>) -> LocalBoxFuture<'static, ChunkEnd> {
+        self.trainer
+            .chunk(&self.data, (self.shape, OPTIONS, STEPS_PER_CHUNK))
+    }
+
+    /// A chunk ended: its losses, and the particles' paths under its parameters.
+    fn done(&mut self, _: Self::Key, end: ChunkEnd, ctx: &mut Ctx<'_>) {
+        let chunk = match self.trainer.finish(end) {
+            None => return,
+            Some(Err(message)) => {
+                ctx.status.error(&message);
+                self.pause.stop();
+                return;
+            }
+            Some(Ok(chunk)) => chunk,
+        };
+        let shape = self.shape;
+        self.losses.extend(chunk.losses);
+        let dt = 1.0 / FLOW_STEPS as f32;
+        let mut x = Rng::new(11).normals(2 * PARTICLES);
+        let mut frames = vec![x.clone()];
+        for k in 0..FLOW_STEPS {
+            let u = mlp::forward(&shape, &chunk.params, &x, &vec![k as f32 * dt; PARTICLES]).0;
+            for (a, b) in x.iter_mut().zip(&u) {
+                *a += dt * b;
+            }
+            frames.push(x.clone());
+        }
+        self.frames = frames;
+        let verb = if self.losses.len() >= MAX_STEPS {
+            "Trained"
+        } else {
+            "Training"
+        };
+        ctx.status.set(&format!(
+            "{verb} an MLP with {} hidden layers of width {} on {}: {} steps ({:.0} ms for the last {STEPS_PER_CHUNK}).",
+            shape.depth,
+            shape.hidden,
+            chunk.backend.name(),
+            self.losses.len(),
+            chunk.ms
+        ));
+    }
+
+    fn animate(&mut self, dt: f64, _: &mut Ctx<'_>) -> bool {
+        if self.reduced_motion || self.frames.is_empty() {
+            return false;
+        }
+        // Flow for LOOP_SECONDS, rest a third of that at t = 1, start again.
+        self.phase = (self.phase + dt / LOOP_SECONDS) % 1.34;
+        true
+    }
+
+    fn draw(&mut self, ctx: &mut Ctx<'_>) -> JsResult<()> {
+        self.pause
+            .show_paused(ctx.status, ctx.busy, self.losses.len(), MAX_STEPS);
         let t = if self.reduced_motion {
             1.0
         } else {
@@ -68,164 +166,21 @@ impl State {
             Some(l) => format!("step {} / {MAX_STEPS}, loss {l:.3}", self.losses.len()),
             None => "waiting to start".to_string(),
         };
-        let result = draw_plane(&self.plane, &scene).and_then(|_| {
-            draw_on(&self.loss_canvas, |area| {
-                curves::draw_loss(area, &self.losses, MAX_STEPS, &title)
-            })
-        });
-        if let Err(e) = result {
-            self.status.error(&format!("{e:?}"));
-        }
-    }
-}
-
-pub struct NoiseToData {
-    state: Rc<RefCell<State>>,
-    _listeners: Listeners,
-}
-
-impl NoiseToData {
-    pub fn mount(root: &Element) -> JsResult<NoiseToData> {
-        let mut listeners = Listeners::default();
-        let TwoPanels {
-            controls: panel,
-            left: plane,
-            right: loss_canvas,
-            status,
-        } = two_panels(
-            root,
-            "Particles flowing from Gaussian noise along the learned velocity field",
-            "The training loss against the step",
-        )?;
-        let cell = Later::<State>::new();
-        let pause = super::run_controls(
-            &panel,
-            &mut listeners,
-            &cell,
-            |s| &mut s.pause,
-            |s| s.reset(),
-        )?;
-        let reduced_motion = web_sys::window()
-            .and_then(|w| {
-                w.match_media("(prefers-reduced-motion: reduce)")
-                    .ok()
-                    .flatten()
-            })
-            .is_some_and(|m| m.matches());
-        let state = Rc::new(RefCell::new(State {
-            plane,
-            loss_canvas,
-            status,
-            pause,
-            data: Dataset::TwoMoons.sample(1000, 0),
-            shape: mlp::MlpShape::new(2, 64, 3),
-            trainer: TrainingRun::default(),
-            losses: Vec::new(),
-            frames: Vec::new(),
-            visible: false,
-            reduced_motion,
-            phase: 0.0,
-            clock: FrameClock::default(),
-            needs_draw: true,
-        }));
-        cell.set(&state);
-        Ok(NoiseToData {
-            state,
-            _listeners: listeners,
+        draw_plane(&self.plane, &scene)?;
+        draw_on(&self.loss_canvas, |area| {
+            curves::draw_loss(area, &self.losses, MAX_STEPS, &title)
         })
     }
-}
 
-/// Trains one chunk in the background, then recomputes the particles' paths.
-fn train_chunk(state: &Rc<RefCell<State>>) {
-    let options = TrainOptions {
-        batch: 256,
-        lr: 2e-3,
-        seed: 0,
-        target: crate::flow::mlp::Target::Cfm,
-    };
-    let shape = state.borrow().shape;
-    train_next(
-        state,
-        |s| &mut s.trainer,
-        |s| &s.data,
-        (shape, options, STEPS_PER_CHUNK),
-        |s, chunk| {
-            let shape = s.shape;
-            s.losses.extend(chunk.losses);
-            let dt = 1.0 / FLOW_STEPS as f32;
-            let mut x = Rng::new(11).normals(2 * PARTICLES);
-            let mut frames = vec![x.clone()];
-            for k in 0..FLOW_STEPS {
-                let u = mlp::forward(&shape, &chunk.params, &x, &vec![k as f32 * dt; PARTICLES]).0;
-                for (a, b) in x.iter_mut().zip(&u) {
-                    *a += dt * b;
-                }
-                frames.push(x.clone());
-            }
-            s.frames = frames;
-            let verb = if s.losses.len() >= MAX_STEPS {
-                "Trained"
-            } else {
-                "Training"
-            };
-            s.status.set(&format!(
-                "{verb} an MLP with {} hidden layers of width {} on {}: {} steps ({:.0} ms for the last {STEPS_PER_CHUNK}).",
-                shape.depth,
-                shape.hidden,
-                chunk.backend.name(),
-                s.losses.len(),
-                chunk.ms
-            ));
-            s.needs_draw = true;
-        },
-        |s, message| {
-            s.status.error(&message);
-            s.pause.stop();
-        },
-    );
-}
-
-impl Figure for NoiseToData {
-    fn csv(&self) -> Option<String> {
-        let s = self.state.borrow();
-        (!s.losses.is_empty()).then(|| {
+    fn csv(&self, _: &Settings) -> Option<String> {
+        (!self.losses.is_empty()).then(|| {
             super::csv_rows(
                 "step,loss",
-                s.losses
+                self.losses
                     .iter()
                     .enumerate()
                     .map(|(k, l)| format!("{},{l}", k + 1)),
             )
         })
-    }
-
-    fn frame(&mut self, now: f64) {
-        let start = {
-            let s = self.state.borrow();
-            s.pause
-                .show_paused(&s.status, s.trainer.busy, s.losses.len(), MAX_STEPS);
-            s.visible && !s.trainer.busy && !s.pause.paused && s.losses.len() < MAX_STEPS
-        };
-        if start {
-            train_chunk(&self.state);
-        }
-        let mut s = self.state.borrow_mut();
-        if !s.reduced_motion && !s.frames.is_empty() {
-            let dt = s.clock.tick(now);
-            // Flow for LOOP_SECONDS, rest a third of that at t = 1, start again.
-            s.phase = (s.phase + dt / LOOP_SECONDS) % 1.34;
-            s.needs_draw = true;
-        }
-        if s.needs_draw {
-            s.draw();
-        }
-    }
-
-    fn set_visible(&mut self, visible: bool) {
-        let mut s = self.state.borrow_mut();
-        s.visible = visible;
-        s.clock.reset();
-        s.needs_draw = true;
     }
 }

@@ -6,21 +6,23 @@
 //! - `objective-gap`: both sides of the objective, E‖x1 - x0 - u*(x_t, t)‖² (the constant of
 //!   Theorem 2 at t) and E‖x1 - x0‖² (the target's own size), against t.
 
-use super::{draw_on, two_panels, DigitsGate, Figure, Status, TwoPanels};
+use super::driver::{Ctx, Settings, Sketch, Ui};
+use super::{draw_on, two_canvases, DigitsGate, TwoCanvases};
 use crate::charts::alignment::{draw_ridgelines, draw_target_variance, Ridge};
 use crate::charts::DrawResult;
 use crate::flow::alignment::{self, TargetVariance};
 use crate::flow::{metrics::Histogram, Dataset};
 use crate::web::backend_switch::AnyBackend;
 use crate::web::compute::{ComputeError, Ready};
-use crate::web::controls::{JsResult, Listeners};
+use crate::web::controls::JsResult;
 use crate::web::shared::backend;
+use futures_util::future::LocalBoxFuture;
 use plotters::coord::Shift;
 use plotters::prelude::DrawingArea;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use web_sys::{Element, HtmlCanvasElement};
+use web_sys::HtmlCanvasElement;
 
 pub const TIMES: usize = 10;
 pub const PAIRS: usize = 256;
@@ -30,6 +32,9 @@ const SEED: u32 = 1;
 
 /// What a figure measures of the velocities at one t, and how it draws and exports it.
 pub trait Measure: 'static {
+    /// The figure's name and its controls' id prefix.
+    const NAME: &'static str;
+    const ID: &'static str;
     type Row;
     /// The canvases' accessible labels (two moons, MNIST).
     const LABELS: [&'static str; 2];
@@ -48,6 +53,8 @@ pub trait Measure: 'static {
 pub struct Cosines;
 
 impl Measure for Cosines {
+    const NAME: &'static str = "target-alignment";
+    const ID: &'static str = "ta";
     type Row = (Histogram, f32);
     const LABELS: [&'static str; 2] = [
         "Histograms of the cosine between the closed-form velocity and the conditional target for two moons, one per t",
@@ -100,6 +107,8 @@ impl Measure for Cosines {
 pub struct Spread;
 
 impl Measure for Spread {
+    const NAME: &'static str = "objective-gap";
+    const ID: &'static str = "og";
     type Row = TargetVariance;
     const LABELS: [&'static str; 2] = [
         "For two moons, the mean squared distance between the conditional target and the closed-form velocity against t, beside the target's mean squared size",
@@ -138,185 +147,61 @@ struct Panel<M: Measure> {
     rows: Vec<Option<M::Row>>,
 }
 
-struct State<M: Measure> {
-    panels: [Panel<M>; 2],
-    status: Status,
-    gate: DigitsGate,
-    busy: bool,
-    visible: bool,
-    needs_draw: bool,
-    failed: bool,
-}
-
 fn t_of(k: usize) -> f32 {
     k as f32 / TIMES as f32
 }
 
-impl<M: Measure> State<M> {
-    fn draw(&mut self) {
-        self.needs_draw = false;
-        for panel in &self.panels {
-            let result = draw_on(&panel.canvas, |area| {
-                M::draw(area, panel.title, &panel.rows)
-            });
-            if let Err(e) = result {
-                self.status.error(&format!("{e:?}"));
-            }
-        }
-    }
-}
-
 /// A figure measuring u* against the targets of the same pairs at each t, for both data sets.
 pub struct PairsByT<M: Measure> {
-    state: Rc<RefCell<State<M>>>,
-    _listeners: Listeners,
+    panels: [Panel<M>; 2],
+    gate: DigitsGate,
+    failed: bool,
 }
 
 pub type TargetAlignment = PairsByT<Cosines>;
 pub type ObjectiveGap = PairsByT<Spread>;
 
-impl<M: Measure> PairsByT<M> {
-    pub fn mount(root: &Element) -> JsResult<PairsByT<M>> {
-        let mut listeners = Listeners::default();
-        let TwoPanels {
-            controls,
-            left,
-            right,
-            status,
-        } = two_panels(root, M::LABELS[0], M::LABELS[1])?;
-        let gate = DigitsGate::new(&controls, &mut listeners)?;
-        let moons = Dataset::TwoMoons.sample(POINTS, 0);
-        let panel = |canvas, title| Panel {
-            canvas,
-            title,
-            data: None,
-            prepared: None,
-            rows: (0..TIMES).map(|_| None).collect(),
-        };
-        let mut panels = [
-            panel(left, "two moons, dim 2, n = 10,000"),
-            panel(right, "MNIST, dim 784, n = 10,000"),
-        ];
-        panels[0].data = Some((Rc::new(moons), 2));
-        let state = Rc::new(RefCell::new(State {
-            panels,
-            status,
-            gate,
-            busy: false,
-            visible: false,
-            needs_draw: true,
-            failed: false,
-        }));
-        Ok(PairsByT {
-            state,
-            _listeners: listeners,
-        })
-    }
-}
-
 /// The velocities u*(x_t, t) at the pairs of (panel, t) with the pairs' targets: both figures
 /// measure the same ones, so whichever asks first computes them and the other reads them here.
 enum Shared {
     Pending,
-    Done(Rc<(Vec<f32>, Vec<f32>)>),
+    Done(Velocities),
 }
+
+/// The velocities at a row's pairs, and the pairs' targets.
+type Velocities = Rc<(Vec<f32>, Vec<f32>)>;
 
 thread_local! {
     static VELOCITIES: RefCell<HashMap<(usize, usize), Shared>> = RefCell::new(HashMap::new());
 }
 
-/// Measures the next missing row (two moons first; MNIST once downloaded): from the shared
-/// velocities when another figure computed them, else computing them now unless a computation
-/// (this figure's or the other's) is under way.
-fn compute_next<M: Measure>(state: &Rc<RefCell<State<M>>>) {
-    let job = {
-        let mut s = state.borrow_mut();
-        let mut next = None;
-        'panels: for (p, panel) in s.panels.iter().enumerate() {
-            let Some(data) = panel.data.clone() else {
-                continue;
-            };
-            for (k, row) in panel.rows.iter().enumerate() {
-                if row.is_some() {
-                    continue;
-                }
-                let known = VELOCITIES.with(|v| match v.borrow().get(&(p, k)) {
-                    None => Some(None),
-                    Some(Shared::Pending) => None,
-                    Some(Shared::Done(uv)) => Some(Some(uv.clone())),
-                });
-                if let Some(known) = known {
-                    next = Some((p, k, data, panel.prepared.clone(), known));
-                    break 'panels;
-                }
-            }
-        }
-        let Some((p, k, data, prepared, known)) = next else {
-            return;
-        };
-        if let Some(uv) = known {
-            // Another figure's velocities: measured at once.
-            s.panels[p].rows[k] = Some(M::row(&uv.0, &uv.1, data.1));
-            s.needs_draw = true;
-            s.report(p, k, "shared with the figure beside");
-            return;
-        }
-        // One computation at a time across both figures: the other's rows come in as fast, and
-        // a page never queues twice the work on its device.
-        if VELOCITIES.with(|v| v.borrow().values().any(|e| matches!(e, Shared::Pending))) {
-            return;
-        }
-        VELOCITIES.with(|v| v.borrow_mut().insert((p, k), Shared::Pending));
-        s.busy = true;
-        (p, k, data, prepared)
-    };
-    let (p, k, (data, dim), prepared) = job;
-    let state = state.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        let backend = backend().await;
-        let start = js_sys::Date::now();
-        let result = async {
-            let prepared = Ready::cached(&backend, prepared, &data, dim).await?;
-            let q = alignment::alignment_queries(&data, dim, &[t_of(k)], PAIRS, SEED);
-            let u = prepared.velocity_at(&backend, &q.points, &q.times).await?;
-            Ok::<_, ComputeError>((prepared, Rc::new((u, q.targets))))
-        }
-        .await;
-        VELOCITIES.with(|v| match &result {
-            Ok((_, uv)) => v.borrow_mut().insert((p, k), Shared::Done(uv.clone())),
-            Err(_) => v.borrow_mut().remove(&(p, k)),
-        });
-        let mut s = state.borrow_mut();
-        s.busy = false;
-        match result {
-            Ok((prepared, uv)) => {
-                s.panels[p].prepared = Some(prepared);
-                s.panels[p].rows[k] = Some(M::row(&uv.0, &uv.1, dim));
-                let took = format!(
-                    "{} in {:.0} ms",
-                    backend.name(),
-                    js_sys::Date::now() - start
-                );
-                s.report(p, k, &took);
-                s.needs_draw = true;
-            }
-            Err(e) => {
-                s.failed = true;
-                s.status.error(&format!("The computation failed: {e}"));
-            }
-        }
-    });
+/// A computed row: its panel and t, the set prepared for it, the velocities and targets, where
+/// and in how long.
+pub struct Computed {
+    result: Result<(Rc<Ready>, Velocities), ComputeError>,
+    backend: &'static str,
+    ms: f64,
 }
 
-impl<M: Measure> State<M> {
+impl<M: Measure> PairsByT<M> {
+    /// The rows still missing (two moons first; MNIST once downloaded).
+    fn missing(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.panels.iter().enumerate().flat_map(|(p, panel)| {
+            let rows = if panel.data.is_some() { TIMES } else { 0 };
+            (0..rows)
+                .filter(move |&k| panel.rows[k].is_none())
+                .map(move |k| (p, k))
+        })
+    }
+
     /// The status line after row (p, k), and the GPU sets dropped once every row is in.
-    fn report(&mut self, p: usize, k: usize, how: &str) {
+    fn report(&mut self, p: usize, k: usize, how: &str, ctx: &Ctx<'_>) {
         let done: usize = self
             .panels
             .iter()
             .map(|p| p.rows.iter().filter(|r| r.is_some()).count())
             .sum();
-        self.status.set(&format!(
+        ctx.status.set(&format!(
             "{done} of {} measurements ({} at t = {:.1}: {how}).",
             2 * TIMES,
             if p == 0 { "two moons" } else { "MNIST" },
@@ -331,11 +216,126 @@ impl<M: Measure> State<M> {
     }
 }
 
-impl<M: Measure> Figure for PairsByT<M> {
-    fn csv(&self) -> Option<String> {
-        let s = self.state.borrow();
+impl<M: Measure> Sketch for PairsByT<M> {
+    const NAME: &'static str = M::NAME;
+    const ID: &'static str = M::ID;
+    /// The panel and the index of t.
+    type Key = (usize, usize);
+    type Output = Computed;
+
+    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+        let TwoCanvases { left, right } = two_canvases(ui.root, M::LABELS[0], M::LABELS[1])?;
+        let gate = DigitsGate::new(ui.panel, ui.listeners)?;
+        let panel = |canvas, title| Panel {
+            canvas,
+            title,
+            data: None,
+            prepared: None,
+            rows: (0..TIMES).map(|_| None).collect(),
+        };
+        let mut panels = [
+            panel(left, "two moons, dim 2, n = 10,000"),
+            panel(right, "MNIST, dim 784, n = 10,000"),
+        ];
+        panels[0].data = Some((Rc::new(Dataset::TwoMoons.sample(POINTS, 0)), 2));
+        Ok(PairsByT {
+            panels,
+            gate,
+            failed: false,
+        })
+    }
+
+    /// Brings in the digits once downloaded, and the rows the figure beside has computed.
+    fn animate(&mut self, _: f64, ctx: &mut Ctx<'_>) -> bool {
+        if self.panels[1].data.is_none() {
+            if let Some(d) = self.gate.poll(ctx.status) {
+                self.panels[1].data = Some((d.pooled(1), crate::flow::digits::PIXELS));
+            }
+        }
+        let shared: Vec<_> = self
+            .missing()
+            .filter_map(|(p, k)| {
+                VELOCITIES.with(|v| match v.borrow().get(&(p, k)) {
+                    Some(Shared::Done(uv)) => Some((p, k, uv.clone())),
+                    _ => None,
+                })
+            })
+            .collect();
+        for (p, k, uv) in &shared {
+            let dim = self.panels[*p].data.as_ref().map_or(2, |(_, d)| *d);
+            self.panels[*p].rows[*k] = Some(M::row(&uv.0, &uv.1, dim));
+            self.report(*p, *k, "shared with the figure beside", ctx);
+        }
+        !shared.is_empty()
+    }
+
+    /// The next missing row, unless a computation (this figure's or the other's) is under way:
+    /// one at a time across both figures, so a page never queues twice the work on its device.
+    fn wanted(&self, _: &Settings) -> Option<Self::Key> {
+        if self.failed
+            || VELOCITIES.with(|v| v.borrow().values().any(|e| matches!(e, Shared::Pending)))
+        {
+            return None;
+        }
+        self.missing()
+            .find(|key| VELOCITIES.with(|v| !v.borrow().contains_key(key)))
+    }
+
+    fn job(&mut self, &(p, k): &Self::Key, _: &mut Ctx<'_>) -> LocalBoxFuture<'static, Computed> {
+        VELOCITIES.with(|v| v.borrow_mut().insert((p, k), Shared::Pending));
+        let panel = &self.panels[p];
+        let (data, dim) = panel.data.clone().unwrap_or_default();
+        let prepared = panel.prepared.clone();
+        Box::pin(async move {
+            let backend = backend().await;
+            let start = js_sys::Date::now();
+            let result = async {
+                let prepared = Ready::cached(&backend, prepared, &data, dim).await?;
+                let q = alignment::alignment_queries(&data, dim, &[t_of(k)], PAIRS, SEED);
+                let u = prepared.velocity_at(&backend, &q.points, &q.times).await?;
+                Ok::<_, ComputeError>((prepared, Rc::new((u, q.targets))))
+            }
+            .await;
+            VELOCITIES.with(|v| match &result {
+                Ok((_, uv)) => v.borrow_mut().insert((p, k), Shared::Done(uv.clone())),
+                Err(_) => v.borrow_mut().remove(&(p, k)),
+            });
+            Computed {
+                result,
+                backend: backend.name(),
+                ms: js_sys::Date::now() - start,
+            }
+        })
+    }
+
+    fn done(&mut self, (p, k): Self::Key, computed: Computed, ctx: &mut Ctx<'_>) {
+        match computed.result {
+            Ok((prepared, uv)) => {
+                let dim = self.panels[p].data.as_ref().map_or(2, |(_, d)| *d);
+                self.panels[p].prepared = Some(prepared);
+                self.panels[p].rows[k] = Some(M::row(&uv.0, &uv.1, dim));
+                let took = format!("{} in {:.0} ms", computed.backend, computed.ms);
+                self.report(p, k, &took, ctx);
+            }
+            Err(e) => {
+                self.failed = true;
+                ctx.status.error(&format!("The computation failed: {e}"));
+            }
+        }
+    }
+
+    fn draw(&mut self, _: &mut Ctx<'_>) -> JsResult<()> {
+        for panel in &self.panels {
+            draw_on(&panel.canvas, |area| {
+                M::draw(area, panel.title, &panel.rows)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn csv(&self, _: &Settings) -> Option<String> {
         let mut rows = Vec::new();
-        for panel in &s.panels {
+        for panel in &self.panels {
             let data = panel.title.replace(',', "");
             for (k, row) in panel.rows.iter().enumerate() {
                 if let Some(row) = row {
@@ -344,30 +344,5 @@ impl<M: Measure> Figure for PairsByT<M> {
             }
         }
         (!rows.is_empty()).then(|| super::csv_rows(M::CSV_HEADER, rows.into_iter()))
-    }
-
-    fn frame(&mut self, _now: f64) {
-        let start = {
-            let mut s = self.state.borrow_mut();
-            if s.visible && s.panels[1].data.is_none() {
-                if let Some(d) = s.gate.poll(&s.status) {
-                    s.panels[1].data = Some((d.pooled(1), crate::flow::digits::PIXELS));
-                }
-            }
-            s.visible && !s.busy && !s.failed
-        };
-        if start {
-            compute_next(&self.state);
-        }
-        let mut s = self.state.borrow_mut();
-        if s.needs_draw {
-            s.draw();
-        }
-    }
-
-    fn set_visible(&mut self, visible: bool) {
-        let mut s = self.state.borrow_mut();
-        s.visible = visible;
-        s.needs_draw = true;
     }
 }

@@ -1,30 +1,25 @@
 //! The closed-form velocity field u*(., t) of a dataset as arrows, with a t slider; hovering a
 //! point colours the training points by lambda(x, t) and draws the n segments x_t lies on.
 
-use super::{draw_plane, grid, Figure, Later, Status};
+use super::driver::{Ctx, Settings, Sketch, Ui};
+use super::{draw_plane, grid};
 use crate::catalog::velocity_field as settings;
 use crate::charts::{plane::Plane, scenes};
 use crate::flow::{self, Dataset};
 use crate::gpu::backend::Prepared;
-use crate::schedule::Jobs;
-use crate::web::controls::{
-    self, button, canvas_point, element, select, JsResult, Listeners, Slider,
-};
+use crate::gpu::GpuError;
+use crate::web::controls::{self, canvas_point, JsResult};
 use crate::web::shared::backend;
-use std::cell::RefCell;
+use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
-use web_sys::{Element, HtmlCanvasElement};
+use wasm_bindgen::JsCast;
+use web_sys::HtmlCanvasElement;
 
 const GRID_SIDE: usize = 25;
 use crate::catalog::velocity_field::CUSTOM;
 
-struct State {
+pub struct VelocityField {
     canvas: HtmlCanvasElement,
-    status: Status,
-    n_slider: Slider,
-    dataset: String,
-    n: usize,
-    t: f32,
     custom: Vec<f32>,
     data: Vec<f32>,
     /// Bumped whenever `data` changes; keys the uploaded set and the computed field.
@@ -32,32 +27,196 @@ struct State {
     prepared: Option<(u64, Rc<Prepared>)>,
     /// The drawn arrows and the t they are for (the slider may have moved on since).
     velocities: Option<(Vec<f32>, f32)>,
-    /// The field's jobs, keyed by (data version, t's bits): one in flight, the newest next.
-    jobs: Jobs<(u64, u32)>,
     hover: Option<(f32, f32)>,
-    needs_draw: bool,
 }
 
-impl State {
-    fn regenerate(&mut self) {
-        self.data = match Dataset::from_id(&self.dataset) {
-            Some(d) => d.sample(self.n, 0),
+/// A computed field: its data version and t, the set prepared for it, the arrows, where and in
+/// how many milliseconds.
+pub struct Field {
+    version: u64,
+    t: f32,
+    result: Result<(Option<Rc<Prepared>>, Vec<f32>), GpuError>,
+    backend: &'static str,
+    ms: f64,
+    points: usize,
+}
+
+impl VelocityField {
+    fn regenerate(&mut self, ctx: &mut Ctx<'_>) {
+        let s = ctx.settings();
+        let dataset = s.choice(&settings::DATASET);
+        self.data = match Dataset::from_id(dataset) {
+            Some(d) => d.sample(s.number(&settings::N) as usize, 0),
             None => self.custom.clone(),
         };
-        self.n_slider.input.set_disabled(self.dataset == CUSTOM);
+        ctx.enable(&settings::N, dataset != CUSTOM);
         self.version += 1;
-        self.ask();
     }
 
-    /// The controls changed: the field for them is wanted (a drag replaces the values it
-    /// passed before their jobs could start).
-    fn ask(&mut self) {
-        self.jobs.ask((self.version, self.t.to_bits()));
-        self.needs_draw = true;
+    /// Adds a training point under "Your points" (at most 2,000 of them).
+    fn add_point(&mut self, at: (f32, f32), ctx: &mut Ctx<'_>) {
+        if ctx.settings().choice(&settings::DATASET) == CUSTOM && self.custom.len() < 2 * 2000 {
+            self.custom.extend([at.0, at.1]);
+            self.regenerate(ctx);
+        }
+    }
+}
+
+impl Sketch for VelocityField {
+    const NAME: &'static str = "velocity-field";
+    const ID: &'static str = "vf";
+    /// The data version and t's bits.
+    type Key = (u64, u32);
+    type Output = Field;
+
+    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+        let canvas = controls::canvas(
+            ui.root,
+            620,
+            620,
+            "Arrows of the closed-form velocity field over the plane, with the training points",
+        )?;
+        ui.button("Clear your points", |s, ctx| {
+            s.custom.clear();
+            if ctx.settings().choice(&settings::DATASET) == CUSTOM {
+                s.regenerate(ctx);
+            }
+        })?;
+        let cv = canvas.clone();
+        let at = move |e: &web_sys::Event| {
+            canvas_point(&cv, e)
+                .map(|(px, py)| Plane::DEFAULT.to_data((cv.width(), cv.height()), px, py))
+        };
+        let at2 = at.clone();
+        ui.on(&canvas, "pointermove", move |s, _, e| {
+            if let Some(x) = at(e) {
+                s.hover = Some(x);
+            }
+        })?;
+        ui.on(&canvas, "pointerleave", |s, _, _| s.hover = None)?;
+        ui.on(&canvas, "pointerdown", move |s, ctx, e| {
+            if let Some(x) = at2(e) {
+                s.add_point(x, ctx);
+            }
+        })?;
+        // From the keyboard: the canvas takes focus, arrows move the probe point whose weights
+        // are shown, Enter adds it as a training point under "Your points", Escape hides it.
+        canvas.set_attribute("tabindex", "0")?;
+        let label = canvas.get_attribute("aria-label").unwrap_or_default();
+        canvas.set_attribute(
+            "aria-label",
+            &format!("{label}. Arrow keys move a probe point that shows the weights; Enter adds it as a training point when the data set is Your points; Escape hides it."),
+        )?;
+        ui.on(&canvas, "keydown", |s, ctx, e| {
+            let Some(key) = e.dyn_ref::<web_sys::KeyboardEvent>().map(|k| k.key()) else {
+                return;
+            };
+            let at = s.hover.unwrap_or((0.0, 0.0));
+            let step = 0.1;
+            match key.as_str() {
+                "ArrowLeft" => s.hover = Some(((at.0 - step).max(-3.2), at.1)),
+                "ArrowRight" => s.hover = Some(((at.0 + step).min(3.2), at.1)),
+                "ArrowUp" => s.hover = Some((at.0, (at.1 + step).min(3.2))),
+                "ArrowDown" => s.hover = Some((at.0, (at.1 - step).max(-3.2))),
+                "Escape" => s.hover = None,
+                "Enter" => s.add_point(at, ctx),
+                _ => return,
+            }
+            e.prevent_default();
+        })?;
+        Ok(VelocityField {
+            canvas,
+            custom: vec![-1.0, -0.5, 1.2, 0.8, 0.3, 1.9],
+            data: Vec::new(),
+            version: 0,
+            prepared: None,
+            velocities: None,
+            hover: None,
+        })
     }
 
-    fn draw(&mut self) {
-        self.needs_draw = false;
+    fn begin(&mut self, ctx: &mut Ctx<'_>) {
+        self.regenerate(ctx);
+    }
+
+    fn changed(&mut self, key: &str, ctx: &mut Ctx<'_>) {
+        if key != settings::T.key {
+            self.regenerate(ctx);
+        }
+    }
+
+    fn wanted(&self, settings: &Settings) -> Option<Self::Key> {
+        Some((
+            self.version,
+            (settings.number(&settings::T) as f32).to_bits(),
+        ))
+    }
+
+    /// Computes the field for (data version, t) in the background.
+    fn job(
+        &mut self,
+        &(version, t): &Self::Key,
+        _: &mut Ctx<'_>,
+    ) -> LocalBoxFuture<'static, Field> {
+        let t = f32::from_bits(t);
+        let cached = self
+            .prepared
+            .as_ref()
+            .filter(|(v, _)| *v == version)
+            .map(|(_, p)| p.clone());
+        let data = self.data.clone();
+        Box::pin(async move {
+            let backend = backend().await;
+            let start = js_sys::Date::now();
+            let result = async {
+                if data.is_empty() {
+                    return Ok((None, Vec::new()));
+                }
+                let prepared = backend.prepared(cached, &data, 2)?;
+                let u = backend
+                    .velocity(&prepared, &grid(GRID_SIDE, 3.0), t)
+                    .await?;
+                Ok((Some(prepared), u))
+            }
+            .await;
+            Field {
+                version,
+                t,
+                result,
+                backend: backend.name(),
+                ms: js_sys::Date::now() - start,
+                points: data.len() / 2,
+            }
+        })
+    }
+
+    fn done(&mut self, _: Self::Key, field: Field, ctx: &mut Ctx<'_>) {
+        match field.result {
+            // A field of data the reader has since changed is not drawn over it.
+            Ok(_) if field.version != self.version => {}
+            Ok((prepared, u)) => {
+                if let Some(p) = prepared {
+                    self.prepared = Some((field.version, p));
+                }
+                self.velocities = Some((u, field.t));
+                let text = if field.points == 0 {
+                    "Click in the plane to add training points.".to_string()
+                } else {
+                    format!(
+                        "{} training points; field of {}×{} arrows computed on {} in {:.0} ms. Hover to see λ(x, t).",
+                        field.points, GRID_SIDE, GRID_SIDE, field.backend, field.ms
+                    )
+                };
+                ctx.status.set(&text);
+            }
+            Err(e) => ctx
+                .status
+                .error(&format!("Could not compute the field: {e}")),
+        }
+    }
+
+    fn draw(&mut self, ctx: &mut Ctx<'_>) -> JsResult<()> {
+        let t = ctx.settings().number(&settings::T) as f32;
         let empty = Vec::new();
         let velocities = self
             .velocities
@@ -72,243 +231,22 @@ impl State {
         };
         let weights = match self.hover {
             Some(x) if !self.data.is_empty() => {
-                Some(flow::posterior_weights(&self.data, 2, &[x.0, x.1], self.t))
+                Some(flow::posterior_weights(&self.data, 2, &[x.0, x.1], t))
             }
             _ => None,
         };
         let hover = self.hover.zip(weights.as_deref());
-        let scene = scenes::velocity_field(&self.data, &field_grid, velocities, hover, self.t);
-        if let Err(e) = draw_plane(&self.canvas, &scene) {
-            self.status.error(&format!("{e:?}"));
-        }
-        // What is on the canvas, for tests and tools: the arrows' t, and the jobs (started,
-        // dropped before they started, started since the drawn one).
+        let scene = scenes::velocity_field(&self.data, &field_grid, velocities, hover, t);
+        draw_plane(&self.canvas, &scene)?;
+        // What is on the canvas, for tests and tools: the arrows' t.
         if let Some((_, t)) = &self.velocities {
-            let _ = self.canvas.set_attribute("data-field-t", &t.to_string());
+            self.canvas.set_attribute("data-field-t", &t.to_string())?;
         }
-        let jobs = format!(
-            "{} {} {}",
-            self.jobs.started,
-            self.jobs.dropped,
-            self.jobs.lag()
-        );
-        let _ = self.canvas.set_attribute("data-jobs", &jobs);
+        Ok(())
     }
-}
 
-pub struct VelocityField {
-    state: Rc<RefCell<State>>,
-    _listeners: Listeners,
-}
-
-impl VelocityField {
-    pub fn mount(root: &Element) -> JsResult<VelocityField> {
-        let mut listeners = Listeners::default();
-        let panel = element("div", "figure-controls", root)?;
-        let canvas = controls::canvas(
-            root,
-            620,
-            620,
-            "Arrows of the closed-form velocity field over the plane, with the training points",
-        )?;
-        let status = Status::new(root)?;
-        let cell = Later::<State>::new();
-
-        let on = |f: fn(&mut State, f64)| {
-            let cell = cell.clone();
-            move |v: f64| cell.with(|s| f(s, v))
-        };
-        let c = cell.clone();
-        select(
-            &panel,
-            &mut listeners,
-            "vf-dataset",
-            &settings::DATASET,
-            move |v| {
-                c.with(|s| {
-                    s.dataset = v;
-                    s.regenerate();
-                })
-            },
-        )?;
-        let n_slider = Slider::new(
-            &panel,
-            &mut listeners,
-            "vf-n",
-            &settings::N,
-            on(|s, v| {
-                s.n = v as usize;
-                s.regenerate();
-            }),
-        )?;
-        Slider::new(
-            &panel,
-            &mut listeners,
-            "vf-t",
-            &settings::T,
-            on(|s, v| {
-                s.t = v as f32;
-                s.ask();
-            }),
-        )?;
-        let c = cell.clone();
-        button(&panel, &mut listeners, "Clear your points", move || {
-            c.with(|s| {
-                s.custom.clear();
-                if s.dataset == CUSTOM {
-                    s.regenerate();
-                }
-            })
-        })?;
-
-        let state = Rc::new(RefCell::new(State {
-            canvas: canvas.clone(),
-            status,
-            n_slider,
-            dataset: settings::DATASET.choice().into(),
-            n: settings::N.number() as usize,
-            t: settings::T.number() as f32,
-            custom: vec![-1.0, -0.5, 1.2, 0.8, 0.3, 1.9],
-            data: Vec::new(),
-            version: 0,
-            prepared: None,
-            velocities: None,
-            jobs: Jobs::default(),
-            hover: None,
-            needs_draw: true,
-        }));
-        state.borrow_mut().regenerate();
-        cell.set(&state);
-
-        let (s, cv) = (state.clone(), canvas.clone());
-        listeners.on(&canvas, "pointermove", move |e| {
-            if let Some((px, py)) = canvas_point(&cv, &e) {
-                let mut s = s.borrow_mut();
-                s.hover = Some(Plane::DEFAULT.to_data((cv.width(), cv.height()), px, py));
-                s.needs_draw = true;
-            }
-        })?;
-        let s = state.clone();
-        listeners.on(&canvas, "pointerleave", move |_| {
-            let mut s = s.borrow_mut();
-            s.hover = None;
-            s.needs_draw = true;
-        })?;
-        let (s, cv) = (state.clone(), canvas.clone());
-        listeners.on(&canvas, "pointerdown", move |e| {
-            let mut s = s.borrow_mut();
-            if s.dataset != CUSTOM {
-                return;
-            }
-            if let Some((px, py)) = canvas_point(&cv, &e) {
-                let (x, y) = Plane::DEFAULT.to_data((cv.width(), cv.height()), px, py);
-                if s.custom.len() < 2 * 2000 {
-                    s.custom.extend([x, y]);
-                    s.regenerate();
-                }
-            }
-        })?;
-        // From the keyboard: the canvas takes focus, arrows move the probe point whose weights
-        // are shown, Enter adds it as a training point under "Your points", Escape hides it.
-        canvas.set_attribute("tabindex", "0")?;
-        let label = canvas.get_attribute("aria-label").unwrap_or_default();
-        canvas.set_attribute(
-            "aria-label",
-            &format!("{label}. Arrow keys move a probe point that shows the weights; Enter adds it as a training point when the data set is Your points; Escape hides it."),
-        )?;
-        let s = state.clone();
-        listeners.on(&canvas, "keydown", move |e| {
-            let Some(key) =
-                wasm_bindgen::JsCast::dyn_ref::<web_sys::KeyboardEvent>(&e).map(|k| k.key())
-            else {
-                return;
-            };
-            let mut s = s.borrow_mut();
-            let at = s.hover.unwrap_or((0.0, 0.0));
-            let step = 0.1;
-            match key.as_str() {
-                "ArrowLeft" => s.hover = Some(((at.0 - step).max(-3.2), at.1)),
-                "ArrowRight" => s.hover = Some(((at.0 + step).min(3.2), at.1)),
-                "ArrowUp" => s.hover = Some((at.0, (at.1 + step).min(3.2))),
-                "ArrowDown" => s.hover = Some((at.0, (at.1 - step).max(-3.2))),
-                "Escape" => s.hover = None,
-                "Enter" if s.dataset == CUSTOM && s.custom.len() < 2 * 2000 => {
-                    s.custom.extend([at.0, at.1]);
-                    s.regenerate();
-                }
-                _ => return,
-            }
-            e.prevent_default();
-            s.needs_draw = true;
-        })?;
-        Ok(VelocityField {
-            state,
-            _listeners: listeners,
-        })
-    }
-}
-
-/// Computes the field for job `number`'s (data version, t) in the background.
-fn compute(state: &Rc<RefCell<State>>, number: u64, (version, t): (u64, u32)) {
-    let t = f32::from_bits(t);
-    let (data, cached) = {
-        let s = state.borrow();
-        let cached = s
-            .prepared
-            .as_ref()
-            .filter(|(v, _)| *v == version)
-            .map(|(_, p)| p.clone());
-        (s.data.clone(), cached)
-    };
-    let state = state.clone();
-    wasm_bindgen_futures::spawn_local(async move {
-        let backend = backend().await;
-        let start = js_sys::Date::now();
-        let result = async {
-            if data.is_empty() {
-                return Ok((None, Vec::new()));
-            }
-            let prepared = backend.prepared(cached, &data, 2)?;
-            let u = backend
-                .velocity(&prepared, &grid(GRID_SIDE, 3.0), t)
-                .await?;
-            Ok::<_, crate::gpu::GpuError>((Some(prepared), u))
-        }
-        .await;
-        let mut s = state.borrow_mut();
-        s.jobs.finish(number);
-        s.needs_draw = true;
-        match result {
-            // A field of data the reader has since changed is not drawn over it.
-            Ok(_) if version != s.version => {}
-            Ok((prepared, u)) => {
-                if let Some(p) = prepared {
-                    s.prepared = Some((version, p));
-                }
-                s.velocities = Some((u, t));
-                let text = if data.is_empty() {
-                    "Click in the plane to add training points.".to_string()
-                } else {
-                    format!(
-                        "{} training points; field of {}×{} arrows computed on {} in {:.0} ms. Hover to see λ(x, t).",
-                        data.len() / 2,
-                        GRID_SIDE,
-                        GRID_SIDE,
-                        backend.name(),
-                        js_sys::Date::now() - start
-                    )
-                };
-                s.status.set(&text);
-            }
-            Err(e) => s.status.error(&format!("Could not compute the field: {e}")),
-        }
-    });
-}
-
-impl Figure for VelocityField {
-    fn csv(&self) -> Option<String> {
-        let s = self.state.borrow();
-        let (u, t) = s.velocities.as_ref()?;
+    fn csv(&self, _: &Settings) -> Option<String> {
+        let (u, t) = self.velocities.as_ref()?;
         let grid = grid(GRID_SIDE, 3.0);
         Some(super::csv_rows(
             "t,x,y,u_x,u_y",
@@ -316,20 +254,5 @@ impl Figure for VelocityField {
                 .zip(u.chunks_exact(2))
                 .map(|(p, v)| format!("{t},{},{},{},{}", p[0], p[1], v[0], v[1])),
         ))
-    }
-
-    fn frame(&mut self, _now: f64) {
-        let next = self.state.borrow_mut().jobs.start();
-        if let Some((number, key)) = next {
-            compute(&self.state, number, key);
-        }
-        let mut s = self.state.borrow_mut();
-        if s.needs_draw {
-            s.draw();
-        }
-    }
-
-    fn set_visible(&mut self, _visible: bool) {
-        self.state.borrow_mut().needs_draw = true;
     }
 }
