@@ -192,11 +192,7 @@ impl Sketch for CfmEfm {
         })
     }
 
-    fn begin(&mut self, ctx: &mut Ctx<'_>) {
-        self.changed(settings::DATASET.key, ctx);
-    }
-
-    fn changed(&mut self, _: &str, ctx: &mut Ctx<'_>) {
+    fn changed(&mut self, _: Option<&str>, ctx: &mut Ctx<'_>) {
         if let Some(d) = Dataset::from_id(ctx.settings().choice(&settings::DATASET)) {
             self.load(d, ctx);
         }
@@ -279,9 +275,11 @@ impl Sketch for CfmEfm {
         let chunks = match (a, b) {
             (Ok(a), Ok(b)) => [a, b],
             (Err(e), _) | (_, Err(e)) => {
+                // Both networks start again together at the next chunk (Resume).
                 for run in &mut self.runs {
                     run.trainer.reset();
                 }
+                self.generation += 1;
                 self.pause.stop();
                 ctx.status.error(&e);
                 return;

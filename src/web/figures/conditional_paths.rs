@@ -66,12 +66,8 @@ impl Sketch for ConditionalPaths {
         })
     }
 
-    fn begin(&mut self, ctx: &mut Ctx<'_>) {
-        self.resample(ctx);
-    }
-
-    fn changed(&mut self, key: &str, ctx: &mut Ctx<'_>) {
-        if key == settings::T.key {
+    fn changed(&mut self, key: Option<&str>, ctx: &mut Ctx<'_>) {
+        if key == Some(settings::T.key) {
             self.play.set(false);
         } else {
             self.resample(ctx);

@@ -58,6 +58,11 @@ impl Settings {
         }
     }
 
+    /// The number setting's value as f32 bits, for a job's key (a key must compare exactly).
+    pub fn bits(&self, setting: &Setting) -> u32 {
+        (self.number(setting) as f32).to_bits()
+    }
+
     /// The choice setting's value (its default if the figure has no such setting).
     pub fn choice(&self, setting: &Setting) -> &str {
         match self.value(setting) {
@@ -127,11 +132,9 @@ pub trait Sketch: Sized + 'static {
     /// Builds the figure's canvases and its controls beyond the settings', in `ui`.
     fn mount(ui: &mut Ui<'_, Self>, settings: &Settings) -> JsResult<Self>;
 
-    /// Once mounted, with every setting at its default: derive what the settings make (data).
-    fn begin(&mut self, _ctx: &mut Ctx<'_>) {}
-
-    /// The setting `key` changed (the reader's hand, the address, an attribute, the JS API).
-    fn changed(&mut self, _key: &str, _ctx: &mut Ctx<'_>) {}
+    /// The setting `key` changed (the reader's hand, the address, an attribute, the JS API);
+    /// `None` once, when mounted, for every setting at its default.
+    fn changed(&mut self, _key: Option<&str>, _ctx: &mut Ctx<'_>) {}
 
     /// The job the drawing needs now; None when it needs none. Asked after every change and
     /// every frame: a job starts only while it is still wanted.
@@ -333,7 +336,7 @@ impl<S: Sketch> Driven<S> {
             clock: FrameClock::default(),
             needs_draw: true,
         };
-        inner.with(|s, ctx| s.begin(ctx));
+        inner.with(|s, ctx| s.changed(None, ctx));
         *cell.borrow_mut() = Some(inner);
         Ok(Driven {
             cell,
@@ -368,7 +371,7 @@ impl<S: Sketch> Driven<S> {
 fn changed<S: Sketch>(handle: &Handle<S>, key: &'static str, value: Value) {
     if let Some(inner) = handle.0.borrow_mut().as_mut() {
         inner.settings.set(key, value);
-        inner.with(|s, ctx| s.changed(key, ctx));
+        inner.with(|s, ctx| s.changed(Some(key), ctx));
     }
 }
 

@@ -100,7 +100,7 @@ impl Sketch for HybridTau {
         })
     }
 
-    fn changed(&mut self, _: &str, ctx: &mut Ctx<'_>) {
+    fn changed(&mut self, _: Option<&str>, ctx: &mut Ctx<'_>) {
         let tau = ctx.settings().number(&settings::TAU) as f32;
         if let Some(params) = &self.params {
             self.samples = Some((tau, self.sample(params, tau)));
@@ -117,14 +117,8 @@ impl Sketch for HybridTau {
     }
 
     fn done(&mut self, _: Self::Key, end: ChunkEnd, ctx: &mut Ctx<'_>) {
-        let chunk = match self.trainer.finish(end) {
-            None => return,
-            Some(Err(message)) => {
-                ctx.status.error(&message);
-                self.pause.stop();
-                return;
-            }
-            Some(Ok(chunk)) => chunk,
+        let Some(chunk) = self.trainer.take(end, &mut self.pause, ctx.status) else {
+            return;
         };
         self.steps += chunk.losses.len();
         let tau = ctx.settings().number(&settings::TAU) as f32;

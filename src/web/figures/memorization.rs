@@ -123,12 +123,8 @@ impl Sketch for Memorization {
         })
     }
 
-    fn begin(&mut self, ctx: &mut Ctx<'_>) {
-        self.restart(ctx);
-    }
-
-    fn changed(&mut self, key: &str, ctx: &mut Ctx<'_>) {
-        if key == settings::T.key {
+    fn changed(&mut self, key: Option<&str>, ctx: &mut Ctx<'_>) {
+        if key == Some(settings::T.key) {
             self.play.set(false);
         } else {
             self.restart(ctx);

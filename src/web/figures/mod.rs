@@ -366,6 +366,24 @@ impl TrainingRun {
         }
         Some(end.result.map_err(|e| format!("Training failed: {e}")))
     }
+
+    /// `finish` for a figure with one run: a failure is shown in the status line and pauses the
+    /// training (Resume starts a new run). The chunk, when there is one to take in.
+    pub fn take(
+        &mut self,
+        end: ChunkEnd,
+        pause: &mut PauseToggle,
+        status: &Status,
+    ) -> Option<Chunk> {
+        match self.finish(end)? {
+            Ok(chunk) => Some(chunk),
+            Err(message) => {
+                status.error(&message);
+                pause.stop();
+                None
+            }
+        }
+    }
 }
 
 /// A CSV document: the header, then one line per row.

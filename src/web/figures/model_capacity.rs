@@ -149,11 +149,7 @@ impl Sketch for ModelCapacity {
         })
     }
 
-    fn begin(&mut self, ctx: &mut Ctx<'_>) {
-        self.restart(ctx);
-    }
-
-    fn changed(&mut self, _: &str, ctx: &mut Ctx<'_>) {
+    fn changed(&mut self, _: Option<&str>, ctx: &mut Ctx<'_>) {
         self.restart(ctx);
     }
 
@@ -167,14 +163,8 @@ impl Sketch for ModelCapacity {
     }
 
     fn done(&mut self, _: Self::Key, end: ChunkEnd, ctx: &mut Ctx<'_>) {
-        let chunk = match self.trainer.finish(end) {
-            None => return,
-            Some(Err(message)) => {
-                ctx.status.error(&message);
-                self.pause.stop();
-                return;
-            }
-            Some(Ok(chunk)) => chunk,
+        let Some(chunk) = self.trainer.take(end, &mut self.pause, ctx.status) else {
+            return;
         };
         self.steps += chunk.losses.len();
         if self.steps >= MAX_STEPS {

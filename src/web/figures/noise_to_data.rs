@@ -96,14 +96,8 @@ impl Sketch for NoiseToData {
 
     /// A chunk ended: its losses, and the particles' paths under its parameters.
     fn done(&mut self, _: Self::Key, end: ChunkEnd, ctx: &mut Ctx<'_>) {
-        let chunk = match self.trainer.finish(end) {
-            None => return,
-            Some(Err(message)) => {
-                ctx.status.error(&message);
-                self.pause.stop();
-                return;
-            }
-            Some(Ok(chunk)) => chunk,
+        let Some(chunk) = self.trainer.take(end, &mut self.pause, ctx.status) else {
+            return;
         };
         let shape = self.shape;
         self.losses.extend(chunk.losses);

@@ -114,21 +114,14 @@ impl Sketch for StochasticTarget {
         })
     }
 
-    fn begin(&mut self, ctx: &mut Ctx<'_>) {
-        self.regenerate(ctx);
-    }
-
-    fn changed(&mut self, key: &str, ctx: &mut Ctx<'_>) {
-        if key != settings::T.key {
+    fn changed(&mut self, key: Option<&str>, ctx: &mut Ctx<'_>) {
+        if key != Some(settings::T.key) {
             self.regenerate(ctx);
         }
     }
 
     fn wanted(&self, settings: &Settings) -> Option<Self::Key> {
-        Some((
-            self.version,
-            (settings.number(&settings::T) as f32).to_bits(),
-        ))
+        Some((self.version, settings.bits(&settings::T)))
     }
 
     /// cos(u*(x_t, t), x1 - x0) for PAIRS random pairs, u* on the page's backend.

@@ -135,21 +135,14 @@ impl Sketch for VelocityField {
         })
     }
 
-    fn begin(&mut self, ctx: &mut Ctx<'_>) {
-        self.regenerate(ctx);
-    }
-
-    fn changed(&mut self, key: &str, ctx: &mut Ctx<'_>) {
-        if key != settings::T.key {
+    fn changed(&mut self, key: Option<&str>, ctx: &mut Ctx<'_>) {
+        if key != Some(settings::T.key) {
             self.regenerate(ctx);
         }
     }
 
     fn wanted(&self, settings: &Settings) -> Option<Self::Key> {
-        Some((
-            self.version,
-            (settings.number(&settings::T) as f32).to_bits(),
-        ))
+        Some((self.version, settings.bits(&settings::T)))
     }
 
     /// Computes the field for (data version, t) in the background.
