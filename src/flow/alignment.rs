@@ -26,12 +26,25 @@ pub struct AlignmentPairs {
 }
 
 pub fn alignment_pairs(data: &[f32], dim: usize, pairs: usize, seed: u32) -> AlignmentPairs {
-    let n = data.len() / dim;
+    alignment_pairs_of(data.len() / dim, dim, pairs, seed, |i, x1| {
+        x1.extend_from_slice(&data[i * dim..(i + 1) * dim])
+    })
+}
+
+/// `alignment_pairs` over n training points that `row(i, x1)` appends to x1 one at a time
+/// (only the drawn ones are read: the set may live elsewhere).
+pub fn alignment_pairs_of(
+    n: usize,
+    dim: usize,
+    pairs: usize,
+    seed: u32,
+    mut row: impl FnMut(usize, &mut Vec<f32>),
+) -> AlignmentPairs {
     let mut x0 = Vec::with_capacity(pairs * dim);
     let mut x1 = Vec::with_capacity(pairs * dim);
     for p in 0..pairs as u32 {
         let i = draw_pair(seed, 0, n, dim, p, &mut x0);
-        x1.extend_from_slice(&data[i * dim..(i + 1) * dim]);
+        row(i, &mut x1);
     }
     let targets = x1.iter().zip(&x0).map(|(a, b)| a - b).collect();
     AlignmentPairs {

@@ -62,6 +62,15 @@ pub fn closed_form_velocity(data: &[f32], dim: usize, points: &[f32], t: f32) ->
 /// streams through memory m / QUERY_BLOCK times instead of m times.
 const QUERY_BLOCK: usize = 4;
 
+/// Blocks of queries scored together against each tile of panels (at most), and the floats of
+/// their scores kept at once (about 1 MB, so the scores stay in cache beside the tile).
+const MAX_GROUP: usize = 16;
+const GROUP_SCORE_FLOATS: usize = 1 << 19;
+
+/// Floats of the packed training points in one tile (128 kB): read from memory once, then
+/// scored against every block of a group from cache.
+const TILE_FLOATS: usize = 1 << 15;
+
 /// Training points per panel of the packed copy the scores are computed from.
 const PANEL: usize = 8;
 
@@ -326,74 +335,114 @@ impl ClosedForm {
             return out;
         }
         let padded = n.div_ceil(PANEL) * PANEL;
-        let mut scores = vec![0.0f32; QUERY_BLOCK * padded];
-        let mut queries = vec![[0.0f32; QUERY_BLOCK]; dim];
-        let mut carrying: Vec<(u32, [f32; QUERY_BLOCK])> = Vec::with_capacity(n);
-        for (((xs, ts), acc), (maxes, sums)) in points
-            .chunks(QUERY_BLOCK * dim)
-            .zip(times.chunks(QUERY_BLOCK))
-            .zip(out.weighted.chunks_mut(QUERY_BLOCK * dim))
-            .zip(
-                out.max
-                    .chunks_mut(QUERY_BLOCK)
-                    .zip(out.sum.chunks_mut(QUERY_BLOCK)),
-            )
-        {
-            let q = ts.len();
-            if ts.iter().all(|&t| t < UNIFORM_BELOW) {
-                // Every training point equally likely (every weight e^0): the plain sum, without
-                // scoring.
-                for a in acc.chunks_exact_mut(dim) {
-                    a.copy_from_slice(&self.sum);
-                }
-                sums.fill(n as f32);
-                continue;
-            }
-            let mut scale = [0.0f32; QUERY_BLOCK];
-            for j in 0..QUERY_BLOCK {
-                let t = ts.get(j).copied().unwrap_or(0.0);
-                let uniform = t < UNIFORM_BELOW;
-                scale[j] = if uniform {
-                    0.0
-                } else {
-                    t * t * inverse_two_variance(t)
-                };
-                for (k, query) in queries.iter_mut().enumerate() {
-                    query[j] = if uniform { 0.0 } else { xs[j * dim + k] / t };
-                }
-            }
-            for (p, panel) in panels.chunks_exact(dim * PANEL).enumerate() {
-                let (panel, _) = panel.as_chunks::<PANEL>();
-                let d2 = panel_distances(panel, &queries);
+        // Blocks are scored in groups, a tile of panels at a time: a tile read from memory
+        // serves every block of the group from cache, so a large set streams through memory
+        // once per group rather than once per block. Each score is the same arithmetic as
+        // block by block.
+        let blocks = m.div_ceil(QUERY_BLOCK);
+        let group = (GROUP_SCORE_FLOATS / (QUERY_BLOCK * padded)).clamp(1, MAX_GROUP);
+        let tile_floats = (TILE_FLOATS / (dim * PANEL)).max(1) * dim * PANEL;
+        let mut scores = vec![0.0f32; group.min(blocks) * QUERY_BLOCK * padded];
+        let mut queries = vec![vec![[0.0f32; QUERY_BLOCK]; dim]; group.min(blocks)];
+        let mut scales = vec![[0.0f32; QUERY_BLOCK]; group.min(blocks)];
+        let mut uniform = vec![false; group.min(blocks)];
+        let mut carrying: Vec<Vec<(u32, [f32; QUERY_BLOCK])>> = vec![Vec::new(); group.min(blocks)];
+        for g0 in (0..blocks).step_by(group) {
+            let g = group.min(blocks - g0);
+            let block = |b: usize| (g0 + b) * QUERY_BLOCK..((g0 + b + 1) * QUERY_BLOCK).min(m);
+            for b in 0..g {
+                let ts = &times[block(b)];
+                let xs = &points[block(b).start * dim..block(b).end * dim];
+                // Every training point equally likely (every weight e^0): the plain sum,
+                // without scoring.
+                uniform[b] = ts.iter().all(|&t| t < UNIFORM_BELOW);
                 for j in 0..QUERY_BLOCK {
-                    for l in 0..PANEL {
-                        scores[j * padded + p * PANEL + l] = -d2[j][l] * scale[j];
+                    let t = ts.get(j).copied().unwrap_or(0.0);
+                    let flat = t < UNIFORM_BELOW;
+                    scales[b][j] = if flat {
+                        0.0
+                    } else {
+                        t * t * inverse_two_variance(t)
+                    };
+                    for (k, query) in queries[b].iter_mut().enumerate() {
+                        query[j] = if flat { 0.0 } else { xs[j * dim + k] / t };
                     }
                 }
             }
-            for j in 0..QUERY_BLOCK {
-                let row = &mut scores[j * padded..j * padded + n];
-                if j < q {
-                    (maxes[j], sums[j]) = softmax_unnormalised(row);
-                } else {
-                    row.fill(0.0);
+            for (t0, tile) in panels.chunks(tile_floats).enumerate() {
+                let first = t0 * tile_floats / (dim * PANEL);
+                for b in (0..g).filter(|&b| !uniform[b]) {
+                    let scores = &mut scores[b * QUERY_BLOCK * padded..];
+                    for (p, panel) in tile.chunks_exact(dim * PANEL).enumerate() {
+                        let (panel, _) = panel.as_chunks::<PANEL>();
+                        let d2 = panel_distances(panel, &queries[b]);
+                        let at = (first + p) * PANEL;
+                        for j in 0..QUERY_BLOCK {
+                            for l in 0..PANEL {
+                                scores[j * padded + at + l] = -d2[j][l] * scales[b][j];
+                            }
+                        }
+                    }
                 }
             }
-            // Only the points some query of the block still weighs are summed.
-            carrying.clear();
-            for i in 0..n {
-                let w: [f32; QUERY_BLOCK] = std::array::from_fn(|j| scores[j * padded + i]);
-                if w.iter().any(|&v| v != 0.0) {
-                    carrying.push((i as u32, w));
+            for b in 0..g {
+                let range = block(b);
+                let q = range.len();
+                let (maxes, sums) = (&mut out.max[range.clone()], &mut out.sum[range.clone()]);
+                if uniform[b] {
+                    let acc = &mut out.weighted[range.start * dim..range.end * dim];
+                    for a in acc.chunks_exact_mut(dim) {
+                        a.copy_from_slice(&self.sum);
+                    }
+                    sums.fill(n as f32);
+                    continue;
+                }
+                let scores = &mut scores[b * QUERY_BLOCK * padded..(b + 1) * QUERY_BLOCK * padded];
+                for j in 0..QUERY_BLOCK {
+                    let row = &mut scores[j * padded..j * padded + n];
+                    if j < q {
+                        (maxes[j], sums[j]) = softmax_unnormalised(row);
+                    } else {
+                        row.fill(0.0);
+                    }
+                }
+                // Only the points some query of the block still weighs are summed.
+                let carrying = &mut carrying[b];
+                carrying.clear();
+                for i in 0..n {
+                    let w: [f32; QUERY_BLOCK] = std::array::from_fn(|j| scores[j * padded + i]);
+                    if w.iter().any(|&v| v != 0.0) {
+                        carrying.push((i as u32, w));
+                    }
                 }
             }
-            if q == QUERY_BLOCK {
-                accumulate(data, dim, &carrying, acc);
+            // The weighted sums of the group's scored blocks. Above TILED_SUM_MAX_DIM each
+            // point is added straight into its block's sums, in the points' order, so the rows
+            // can go a tile at a time for every block (read from memory once per group) with
+            // the same arithmetic; below it a block's points are summed in one pass.
+            let scored: Vec<usize> = (0..g).filter(|&b| !uniform[b]).collect();
+            let rows = if dim > TILED_SUM_MAX_DIM {
+                (TILE_FLOATS / dim).max(1)
             } else {
-                // The last, short block: sums for a full block, of which the first q are kept.
-                let mut full = vec![0.0f32; QUERY_BLOCK * dim];
-                accumulate(data, dim, &carrying, &mut full);
-                acc.copy_from_slice(&full[..q * dim]);
+                n
+            };
+            let mut sums = vec![0.0f32; scored.len() * QUERY_BLOCK * dim];
+            let mut cursors = vec![0usize; scored.len()];
+            for r1 in (rows..n + rows).step_by(rows) {
+                for (c, &b) in scored.iter().enumerate() {
+                    let from = cursors[c];
+                    let list = &carrying[b][from..];
+                    let count = list.partition_point(|&(i, _)| (i as usize) < r1);
+                    let acc = &mut sums[c * QUERY_BLOCK * dim..(c + 1) * QUERY_BLOCK * dim];
+                    accumulate(data, dim, &list[..count], acc);
+                    cursors[c] = from + count;
+                }
+            }
+            for (c, &b) in scored.iter().enumerate() {
+                let range = block(b);
+                let q = range.len();
+                out.weighted[range.start * dim..range.end * dim]
+                    .copy_from_slice(&sums[c * QUERY_BLOCK * dim..][..q * dim]);
             }
         }
         out
@@ -696,6 +745,46 @@ mod tests {
                 set.velocity(row, t),
                 closed_form_velocity(&data, dim, row, t)
             );
+        }
+    }
+
+    #[test]
+    fn groups_of_blocks_over_tiles_answer_query_by_query() {
+        // Three tiles of panels (the last one short), three groups of blocks (the last one
+        // short, its last block short), uniform blocks among scored ones, weighted sums in one
+        // pass (dim 64) and a tile of rows at a time (dim 72): every query's partials are
+        // exactly those it gets asked alone (a weight of 0 adds exactly nothing), and its
+        // velocity is the float64 reference's.
+        for dim in [TILED_SUM_MAX_DIM, TILED_SUM_MAX_DIM + 8] {
+            let per_tile = TILE_FLOATS / (dim * PANEL) * PANEL;
+            let n = 2 * per_tile + 3 * PANEL + 5;
+            let data = random(n * dim, 31);
+            let m = QUERY_BLOCK * MAX_GROUP * 2 + 2 * QUERY_BLOCK + 3;
+            let pts = random(m * dim, 32);
+            let times: Vec<f32> = (0..m)
+                .map(|q| match (q / QUERY_BLOCK) % 5 {
+                    1 => 0.0,
+                    k => [0.2, 0.5, 0.8, 0.95, 0.99][(q + k) % 5],
+                })
+                .collect();
+            let set = ClosedForm::new(&data, dim);
+            assert!(QUERY_BLOCK * MAX_GROUP * n.div_ceil(PANEL) * PANEL <= GROUP_SCORE_FLOATS);
+            assert!(n > 2 * (TILE_FLOATS / dim));
+            let all = set.partials_at(&pts, &times);
+            for q in 0..m {
+                let one = set.partials_at(&pts[q * dim..(q + 1) * dim], &times[q..q + 1]);
+                assert_eq!(all.max[q], one.max[0], "dim {dim}, query {q} max");
+                assert_eq!(all.sum[q], one.sum[0], "dim {dim}, query {q} sum");
+                let row = &all.weighted[q * dim..(q + 1) * dim];
+                assert_eq!(row, &one.weighted[..], "dim {dim}, query {q}");
+            }
+            let u = Partials::merge(&[all]).velocity(&pts, &times);
+            for (q, &t) in times.iter().enumerate() {
+                let row = &pts[q * dim..(q + 1) * dim];
+                let r = closed_form_velocity_f64(&data, dim, row, t as f64);
+                let err = max_relative_error(&u[q * dim..(q + 1) * dim], &r, dim);
+                assert!(err < 1e-4, "dim {dim}, query {q}, t = {t}: {err}");
+            }
         }
     }
 

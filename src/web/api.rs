@@ -396,10 +396,17 @@ pub async fn cosine_alignment(
     for &t in &times {
         check::check_t("times", t as f64)?;
     }
-    let data = data.copy().await?;
     let backend = backend().await;
-    let q = flow::alignment::alignment_pairs(&data, dim, pairs, seed);
-    let set = Ready::owned(&backend, data, dim).await?;
+    // Only the drawn rows are read here; the set goes to the workers straight from the
+    // caller's array (or is copied for the backend).
+    let q = flow::alignment::alignment_pairs_of(n as usize, dim, pairs, seed, |i, x1| {
+        let start = x1.len();
+        x1.resize(start + dim, 0.0);
+        data.array()
+            .subarray((i * dim) as u32, ((i + 1) * dim) as u32)
+            .copy_to(&mut x1[start..]);
+    });
+    let set = Ready::from_js(&backend, &data, dim).await?;
     let mut cosines = Vec::with_capacity(times.len() * pairs);
     for block in times.chunks(per_block as usize) {
         let queries = q.queries(block);

@@ -37,20 +37,6 @@ pub enum Ready {
 }
 
 impl Ready {
-    /// `data` (n x dim) made ready, taken over by the backend where it keeps a copy.
-    pub async fn owned(
-        backend: &Backend,
-        data: Vec<f32>,
-        dim: usize,
-    ) -> Result<Ready, ComputeError> {
-        if matches!(backend, Backend::Cpu { .. }) {
-            if let Some(pool) = pool().await {
-                return Ok(Ready::Pool(pool.load(&data, dim).await));
-            }
-        }
-        Ok(Ready::Backend(backend.prepare_owned(data, dim)?))
-    }
-
     /// The caller's `data` (n x dim) made ready: split across the workers straight from the
     /// caller's array (checked there), else copied, checked and prepared on the backend.
     pub(super) async fn from_js(

@@ -79,6 +79,19 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
         const data = normals(n * dim, 5);
         const pts = normals(m * dim, 6);
         const here = await b.closedFormVelocity(data, dim, pts, 0.8);
+        // A repeated call answers bit for bit the same; the same array changed in place between
+        // calls answers for its new values (row 0 moved onto the first query, so that query's
+        // answer changes wholly): nothing of an earlier call's data is reused.
+        const again = await b.closedFormVelocity(data, dim, pts, 0.8);
+        const repeated = again.every((v, i) => Object.is(v, here[i]));
+        const moved = data.slice();
+        for (let c = 0; c < dim; c++) data[c] = pts[c] / 0.8;
+        const changed = await b.closedFormVelocity(data, dim, pts, 0.8);
+        const { closedForm, maxRelativeError } = window.fmRef;
+        const worstChanged = maxRelativeError(changed, closedForm(data, dim, pts, 0.8), dim);
+        let shift = 0;
+        for (let i = 0; i < dim; i++) shift = Math.max(shift, Math.abs(changed[i] - here[i]));
+        data.set(moved);
         // A non-finite value in the second worker's slice is reported at its index in the whole.
         const spoiled = data.slice();
         spoiled[2900 * dim + 5] = NaN;
@@ -104,8 +117,10 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
         // Differences relative to the largest component (float32 rounding of sums in another order).
         const apart = (a, b) => { let d = 0, s = 0; for (let i = 0; i < a.length; i++) { d = Math.max(d, Math.abs(a[i] - b[i])); s = Math.max(s, Math.abs(b[i])); } return d / s; };
         const worst = reply.u ? apart(here, reply.u) : Infinity;
-        return { workers, error: reply.error, backend: reply.backend, worst, length: reply.u?.length, u: Array.from(here), refused };
+        return { workers, error: reply.error, backend: reply.backend, worst, length: reply.u?.length, u: Array.from(here), refused, repeated, worstChanged, shift };
       });
+      assert(r.repeated, 'the same data again answered differently');
+      assert(r.worstChanged < 1e-3 && r.shift > 0.1, `after changing the array in place: ${r.worstChanged} from float64, first answer moved by ${r.shift}`);
       assert(!r.error, `in a worker: ${r.error}`);
       assert(r.length === 17 * 33 && r.worst < 1e-6, `the worker's answer differs from the page's by ${r.worst} (${r.length} values)`);
       assert(r.workers >= 1, `no compute workers started: ${r.workers}`);
