@@ -28,25 +28,70 @@ pub struct References {
 
 impl References {
     pub fn new(n: usize) -> References {
-        let data = Dataset::TwoMoons.sample(n, 0);
-        let x0 = Rng::new(31).normals(2 * SAMPLES);
-        let scale = metrics::data_scale(&data, 2);
-        let held = Dataset::TwoMoons.sample(SAMPLES, 7);
-        let held_out = metrics::mean_nearest_distance(&data, 2, &held) / scale;
-        let copies = sampler::euler_sample(&data, 2, &x0, FLOW_STEPS, 0.0);
-        let closed_form = metrics::mean_nearest_distance(&data, 2, &copies) / scale;
-        References {
-            data,
-            x0,
-            scale,
-            held_out,
-            closed_form,
-        }
+        let mut run = ReferenceRun::new(n);
+        while !run.step() {}
+        run.finish()
     }
 
     /// The mean distance of `samples` to the nearest training point, / the scale.
     pub fn distance(&self, samples: &[f32]) -> f32 {
         metrics::mean_nearest_distance(&self.data, 2, samples) / self.scale
+    }
+}
+
+/// `References::new` one Euler step of the closed form's samples at a time, for a page that
+/// spreads the work over its frames; the same arithmetic.
+pub struct ReferenceRun {
+    data: Vec<f32>,
+    x0: Vec<f32>,
+    scale: f32,
+    held_out: f32,
+    /// The closed form's samples after `step` Euler steps.
+    x: Vec<f32>,
+    step: usize,
+}
+
+impl ReferenceRun {
+    pub fn new(n: usize) -> ReferenceRun {
+        let data = Dataset::TwoMoons.sample(n, 0);
+        let x0 = Rng::new(31).normals(2 * SAMPLES);
+        let scale = metrics::data_scale(&data, 2);
+        let held = Dataset::TwoMoons.sample(SAMPLES, 7);
+        let held_out = metrics::mean_nearest_distance(&data, 2, &held) / scale;
+        ReferenceRun {
+            x: x0.clone(),
+            data,
+            x0,
+            scale,
+            held_out,
+            step: 0,
+        }
+    }
+
+    /// Takes the next Euler step; true once every step is taken.
+    pub fn step(&mut self) -> bool {
+        if self.step < FLOW_STEPS {
+            let dt = 1.0 / FLOW_STEPS as f32;
+            let t = sampler::step_time(0.0, dt, self.step);
+            let data = &self.data;
+            self.x = sampler::euler_range(&self.x, t, dt, 1, |x, t| {
+                super::closed_form::closed_form_velocity(data, 2, x, t)
+            });
+            self.step += 1;
+        }
+        self.step == FLOW_STEPS
+    }
+
+    /// The references, once every step is taken.
+    pub fn finish(self) -> References {
+        let closed_form = metrics::mean_nearest_distance(&self.data, 2, &self.x) / self.scale;
+        References {
+            data: self.data,
+            x0: self.x0,
+            scale: self.scale,
+            held_out: self.held_out,
+            closed_form,
+        }
     }
 }
 
@@ -60,6 +105,22 @@ pub fn network_distance(r: &References, width: usize, steps: usize) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_by_step_references_are_the_closed_form_sampler_s() {
+        for n in [10, 170] {
+            let r = References::new(n);
+            let copies = sampler::euler_sample(&r.data, 2, &r.x0, FLOW_STEPS, 0.0);
+            let want = metrics::mean_nearest_distance(&r.data, 2, &copies) / r.scale;
+            assert_eq!(r.closed_form, want, "n {n}");
+            assert!(
+                r.closed_form < 0.5 * r.held_out,
+                "n {n}: {} against {}",
+                r.closed_form,
+                r.held_out
+            );
+        }
+    }
 
     #[test]
     fn wider_networks_and_fewer_points_come_closer_to_the_training_set() {

@@ -91,6 +91,9 @@ pub struct Ctx<'a> {
     pub status: &'a Status,
     /// A job is in flight.
     pub busy: bool,
+    /// This drawing follows more than the animation (a setting, a result, visibility, the
+    /// theme, a download): what the animation leaves alone must be drawn too.
+    pub full: bool,
 }
 
 impl Ctx<'_> {
@@ -182,6 +185,8 @@ struct Inner<S: Sketch> {
     jobs: Jobs<S::Key>,
     clock: FrameClock,
     needs_draw: bool,
+    /// The next drawing is a full one (see `Ctx::full`).
+    full: bool,
 }
 
 impl<S: Sketch> Inner<S> {
@@ -193,6 +198,7 @@ impl<S: Sketch> Inner<S> {
             controls,
             status,
             jobs,
+            full,
             ..
         } = self;
         let ctx = Ctx {
@@ -200,6 +206,7 @@ impl<S: Sketch> Inner<S> {
             controls,
             status,
             busy: jobs.busy(),
+            full: *full,
         };
         (sketch, ctx)
     }
@@ -220,6 +227,7 @@ impl<S: Sketch> Inner<S> {
         let r = f(sketch, &mut ctx);
         self.ask();
         self.needs_draw = true;
+        self.full = true;
         r
     }
 }
@@ -335,6 +343,7 @@ impl<S: Sketch> Driven<S> {
             jobs: Jobs::default(),
             clock: FrameClock::default(),
             needs_draw: true,
+            full: true,
         };
         inner.with(|s, ctx| s.changed(None, ctx));
         *cell.borrow_mut() = Some(inner);
@@ -396,6 +405,7 @@ impl<S: Sketch> Figure for Driven<S> {
             if let Err(e) = sketch.draw(&mut ctx) {
                 ctx.status.error(&format!("{e:?}"));
             }
+            inner.full = false;
             // The jobs so far, for tests and tools: started, dropped before they started, and
             // started since the one whose result is drawn.
             let jobs = &inner.jobs;
@@ -408,6 +418,7 @@ impl<S: Sketch> Figure for Driven<S> {
         if let Some(inner) = self.cell.borrow_mut().as_mut() {
             inner.clock.reset();
             inner.needs_draw = true;
+            inner.full = true;
         }
     }
 

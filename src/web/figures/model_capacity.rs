@@ -13,7 +13,9 @@ use super::{
 use crate::catalog::model_capacity as settings;
 use crate::catalog::Kind;
 use crate::charts::{curves, scenes};
-use crate::flow::capacity::{self, References, FLOW_STEPS, SAMPLES as PARTICLES, WIDTHS};
+use crate::flow::capacity::{
+    self, ReferenceRun, References, FLOW_STEPS, SAMPLES as PARTICLES, WIDTHS,
+};
 use crate::flow::{self, mlp, rng::Rng};
 use crate::gpu::trainer::TrainOptions;
 use crate::web::controls::JsResult;
@@ -24,6 +26,8 @@ const MAX_STEPS: usize = capacity::STEPS;
 const STEPS_PER_CHUNK: usize = 50;
 const BINS: usize = 20;
 const PAIRS_PER_BIN: usize = 200;
+/// Milliseconds of a frame given to the reference curve's Euler steps.
+const REFERENCE_MS: f64 = 4.0;
 const OPTIONS: TrainOptions = TrainOptions {
     batch: 256,
     lr: capacity::LR,
@@ -39,8 +43,10 @@ pub struct ModelCapacity {
     n: usize,
     /// The training set, the shared noise and the two reference distances for n.
     refs: References,
-    /// (n, held-out, closed form) for every n of the slider, filled one per frame.
+    /// (n, held-out, closed form) for every n of the slider, filled in the frames.
     curve: Vec<(f32, f32, f32)>,
+    /// The next n's references, a few Euler steps a frame.
+    reference: Option<ReferenceRun>,
     /// Per width (WIDTHS order), (n, mean distance of the network's samples) measured so far.
     runs: Vec<(usize, Vec<(f32, f32)>)>,
     trainer: TrainingRun,
@@ -138,6 +144,7 @@ impl Sketch for ModelCapacity {
             n: 0,
             refs: References::new(100),
             curve: Vec::new(),
+            reference: None,
             runs: WIDTHS.iter().map(|&w| (w, Vec::new())).collect(),
             trainer: TrainingRun::default(),
             steps: 0,
@@ -181,15 +188,21 @@ impl Sketch for ModelCapacity {
         ));
     }
 
-    /// The reference curve, one n per frame; once trained, one bin of the error curve or one
-    /// Euler step of the samples per frame.
+    /// The reference curve, Euler steps for REFERENCE_MS a frame; once trained, one bin of the
+    /// error curve or one Euler step of the samples per frame.
     fn animate(&mut self, _: f64, ctx: &mut Ctx<'_>) -> bool {
         let mut moved = false;
-        if self.curve.len() < settings::N.steps() {
+        let start = js_sys::Date::now();
+        while self.curve.len() < settings::N.steps() && js_sys::Date::now() - start < REFERENCE_MS {
             let n = n_at(self.curve.len());
-            let r = References::new(n);
-            self.curve.push((n as f32, r.held_out, r.closed_form));
-            moved = true;
+            let run = self.reference.get_or_insert_with(|| ReferenceRun::new(n));
+            if run.step() {
+                let r = self.reference.take().map(ReferenceRun::finish);
+                if let Some(r) = r {
+                    self.curve.push((n as f32, r.held_out, r.closed_form));
+                    moved = true;
+                }
+            }
         }
         let Some(params) = self.params.clone() else {
             return moved;

@@ -156,11 +156,15 @@ impl Sketch for NoiseToData {
         };
         let caption = format!("network after {} steps", self.losses.len());
         let scene = scenes::particles(&self.data, &positions, t as f32, caption);
+        draw_plane(&self.plane, &scene)?;
+        // The loss chart changes with a chunk, not with the particles' animation.
+        if !ctx.full {
+            return Ok(());
+        }
         let title = match self.losses.last() {
             Some(l) => format!("step {} / {MAX_STEPS}, loss {l:.3}", self.losses.len()),
             None => "waiting to start".to_string(),
         };
-        draw_plane(&self.plane, &scene)?;
         draw_on(&self.loss_canvas, |area| {
             curves::draw_loss(area, &self.losses, MAX_STEPS, &title)
         })
