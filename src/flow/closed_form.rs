@@ -342,11 +342,16 @@ impl ClosedForm {
         let blocks = m.div_ceil(QUERY_BLOCK);
         let group = (GROUP_SCORE_FLOATS / (QUERY_BLOCK * padded)).clamp(1, MAX_GROUP);
         let tile_floats = (TILE_FLOATS / (dim * PANEL)).max(1) * dim * PANEL;
-        let mut scores = vec![0.0f32; group.min(blocks) * QUERY_BLOCK * padded];
-        let mut queries = vec![vec![[0.0f32; QUERY_BLOCK]; dim]; group.min(blocks)];
-        let mut scales = vec![[0.0f32; QUERY_BLOCK]; group.min(blocks)];
-        let mut uniform = vec![false; group.min(blocks)];
-        let mut carrying: Vec<Vec<(u32, [f32; QUERY_BLOCK])>> = vec![Vec::new(); group.min(blocks)];
+        // Per block of a group: its scores, queries, scales, whether it is uniform, the points
+        // it carries, and its weighted sums (allocated once, reused by every group).
+        let slots = group.min(blocks);
+        let mut scores = vec![0.0f32; slots * QUERY_BLOCK * padded];
+        let mut queries = vec![vec![[0.0f32; QUERY_BLOCK]; dim]; slots];
+        let mut scales = vec![[0.0f32; QUERY_BLOCK]; slots];
+        let mut uniform = vec![false; slots];
+        let mut carrying: Vec<Vec<(u32, [f32; QUERY_BLOCK])>> = vec![Vec::new(); slots];
+        let mut sums = vec![0.0f32; slots * QUERY_BLOCK * dim];
+        let mut cursors = vec![0usize; slots];
         for g0 in (0..blocks).step_by(group) {
             let g = group.min(blocks - g0);
             let block = |b: usize| (g0 + b) * QUERY_BLOCK..((g0 + b + 1) * QUERY_BLOCK).min(m);
@@ -426,8 +431,8 @@ impl ClosedForm {
             } else {
                 n
             };
-            let mut sums = vec![0.0f32; scored.len() * QUERY_BLOCK * dim];
-            let mut cursors = vec![0usize; scored.len()];
+            sums.fill(0.0);
+            cursors.fill(0);
             for r1 in (rows..n + rows).step_by(rows) {
                 for (c, &b) in scored.iter().enumerate() {
                     let from = cursors[c];

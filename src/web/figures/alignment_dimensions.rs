@@ -44,7 +44,7 @@ impl Sketch for AlignmentDimensions {
     type Key = (usize, usize);
     type Output = Measured;
 
-    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+    fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let canvas = super::row_canvas(
             ui.root,
             (960, 420),

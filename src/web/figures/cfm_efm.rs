@@ -161,7 +161,7 @@ impl Sketch for CfmEfm {
     type Key = (u64, usize);
     type Output = Pair;
 
-    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+    fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let TwoCanvases { left, right } = two_canvases(
             ui.root,
             "Samples of the network trained with the CFM target",

@@ -48,7 +48,7 @@ impl Sketch for ConditionalPaths {
     type Key = ();
     type Output = ();
 
-    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+    fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let TwoCanvases { left, right } = two_canvases(
             ui.root,
             "Pairs of source and target points joined by straight segments, with the particle x_t on each",

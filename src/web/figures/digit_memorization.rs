@@ -59,7 +59,7 @@ impl Sketch for DigitMemorization {
     type Key = u64;
     type Output = Paths;
 
-    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+    fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let canvas = super::row_canvas(
             ui.root,
             (960, 560),

@@ -105,19 +105,25 @@ impl Ctx<'_> {
     /// without firing its event.
     pub fn set_number(&mut self, setting: &Setting, value: f64) {
         self.settings.set(setting.key, Value::Number(value));
-        if let Some((_, Control::Slider(s))) = self.controls.iter().find(|(k, _)| *k == setting.key)
-        {
+        if let Some(Control::Slider(s)) = self.control(setting) {
             s.set(value);
         }
     }
 
     /// Enables or disables a setting's control (a setting that means nothing now).
     pub fn enable(&self, setting: &Setting, enabled: bool) {
-        match self.controls.iter().find(|(k, _)| *k == setting.key) {
-            Some((_, Control::Slider(s))) => s.input.set_disabled(!enabled),
-            Some((_, Control::Select(s))) => s.set_disabled(!enabled),
+        match self.control(setting) {
+            Some(Control::Slider(s)) => s.input.set_disabled(!enabled),
+            Some(Control::Select(s)) => s.set_disabled(!enabled),
             None => {}
         }
+    }
+
+    fn control(&self, setting: &Setting) -> Option<&Control> {
+        self.controls
+            .iter()
+            .find(|(k, _)| *k == setting.key)
+            .map(|(_, c)| c)
     }
 }
 
@@ -132,8 +138,9 @@ pub trait Sketch: Sized + 'static {
     /// What a job gives back.
     type Output: 'static;
 
-    /// Builds the figure's canvases and its controls beyond the settings', in `ui`.
-    fn mount(ui: &mut Ui<'_, Self>, settings: &Settings) -> JsResult<Self>;
+    /// Builds the figure's canvases and its controls beyond the settings', in `ui` (what the
+    /// settings make comes with `changed(None)`).
+    fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self>;
 
     /// The setting `key` changed (the reader's hand, the address, an attribute, the JS API);
     /// `None` once, when mounted, for every setting at its default.
@@ -151,7 +158,7 @@ pub trait Sketch: Sized + 'static {
         _key: &Self::Key,
         _ctx: &mut Ctx<'_>,
     ) -> LocalBoxFuture<'static, Self::Output> {
-        unreachable_job()
+        no_job()
     }
 
     /// The job for `key` ended with `output` (its key may be an old one: a drag moves on).
@@ -172,7 +179,8 @@ pub trait Sketch: Sized + 'static {
     }
 }
 
-fn unreachable_job<O: 'static>() -> LocalBoxFuture<'static, O> {
+/// The job of a figure that never wants one (`wanted` is always None): never started.
+fn no_job<O: 'static>() -> LocalBoxFuture<'static, O> {
     Box::pin(std::future::pending())
 }
 
@@ -333,7 +341,7 @@ impl<S: Sketch> Driven<S> {
             listeners: &mut listeners,
             handle,
         };
-        let sketch = S::mount(&mut ui, &settings)?;
+        let sketch = S::mount(&mut ui)?;
         let mut inner = Inner {
             root: root.clone(),
             sketch,

@@ -74,7 +74,7 @@ impl Sketch for HybridTau {
     type Key = (u64, usize);
     type Output = ChunkEnd;
 
-    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+    fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let TwoCanvases {
             left: plane,
             right: curves_canvas,

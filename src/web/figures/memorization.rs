@@ -82,7 +82,7 @@ impl Sketch for Memorization {
     type Key = (u64, usize);
     type Output = Batch;
 
-    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+    fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let TwoCanvases { left, right } = two_canvases(
             ui.root,
             "Particles flowing from the Gaussian source to the training points",

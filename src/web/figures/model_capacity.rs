@@ -120,7 +120,7 @@ impl Sketch for ModelCapacity {
     type Key = (u64, usize);
     type Output = ChunkEnd;
 
-    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+    fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let TwoCanvases {
             left: plane,
             right: chart,

@@ -54,7 +54,7 @@ impl Sketch for NoiseToData {
     type Key = (u64, usize);
     type Output = ChunkEnd;
 
-    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+    fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let TwoCanvases {
             left: plane,
             right: loss_canvas,

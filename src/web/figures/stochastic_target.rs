@@ -56,7 +56,7 @@ impl Sketch for StochasticTarget {
     type Key = (u64, u32);
     type Output = Cosines;
 
-    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+    fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let TwoCanvases {
             left: plane,
             right: histogram,

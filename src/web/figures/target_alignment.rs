@@ -223,7 +223,7 @@ impl<M: Measure> Sketch for PairsByT<M> {
     type Key = (usize, usize);
     type Output = Computed;
 
-    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+    fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let TwoCanvases { left, right } = two_canvases(ui.root, M::LABELS[0], M::LABELS[1])?;
         let gate = DigitsGate::new(ui.panel, ui.listeners)?;
         let panel = |canvas, title| Panel {

@@ -69,7 +69,7 @@ impl Sketch for VelocityField {
     type Key = (u64, u32);
     type Output = Field;
 
-    fn mount(ui: &mut Ui<'_, Self>, _: &Settings) -> JsResult<Self> {
+    fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let canvas = controls::canvas(
             ui.root,
             620,
