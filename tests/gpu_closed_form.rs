@@ -117,6 +117,42 @@ fn several_slices_match_one() {
 }
 
 #[test]
+fn paced_upload_in_pieces_is_the_same_set() {
+    // Pieces of 37 floats (not a whole number of rows of 6), a pause counted after each.
+    let Some(gpu) = common::gpu() else { return };
+    let pipeline = ClosedFormPipeline::new(&gpu);
+    let (n, dim) = (501, 6);
+    let data = Rng::new(13).normals(n * dim);
+    let points = Rng::new(14).normals(20 * dim);
+    let whole = TrainingSet::upload(&gpu, &data, dim).unwrap();
+    let mut pauses = 0;
+    let paced = block_on(TrainingSet::upload_paced(&gpu, &data, dim, 37, || {
+        pauses += 1;
+        std::future::ready(())
+    }))
+    .unwrap();
+    assert_eq!(pauses, (n * dim).div_ceil(37));
+    assert_eq!(paced.n, n);
+    // Slices of 100 rows written in pieces of 37 floats, which straddle the slices' ends.
+    let sliced = TrainingSet::upload_in_slices(&gpu, &data, dim, 100).unwrap();
+    let pieces = TrainingSet::empty_in_slices(&gpu, n, dim, 100).unwrap();
+    assert_eq!(pieces.slice_rows(), vec![100, 100, 100, 100, 100, 1]);
+    for (k, piece) in data.chunks(37).enumerate() {
+        pieces.write(&gpu, k * 37, piece);
+    }
+    for t in [0.0, 0.5, 0.9] {
+        let a = block_on(pipeline.velocity(&gpu, &whole, &points, t)).unwrap();
+        let b = block_on(pipeline.velocity(&gpu, &paced, &points, t)).unwrap();
+        assert_eq!(a, b, "t {t}");
+        let reference = flow::closed_form_velocity_f64(&data, dim, &points, t as f64);
+        assert!(max_relative_error(&b, &reference, dim) < 1e-3);
+        let c = block_on(pipeline.velocity(&gpu, &sliced, &points, t)).unwrap();
+        let d = block_on(pipeline.velocity(&gpu, &pieces, &points, t)).unwrap();
+        assert_eq!(c, d, "t {t}, in slices");
+    }
+}
+
+#[test]
 fn largest_training_set_in_six_bindings() {
     // 60,000 x 3,072 floats is 737 MB: six storage bindings of at most 128 MiB (the default).
     let (n, dim) = (60_000, 3072);

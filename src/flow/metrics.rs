@@ -23,27 +23,55 @@ pub fn data_scale(data: &[f32], dim: usize) -> f32 {
     (ss / n).sqrt() as f32
 }
 
-/// For each row of `points`, the Euclidean distance to its nearest row of `data`.
 /// For each point: the index of its nearest training point, the distance to it, and the
 /// distance to the second nearest (how far "another training point" is).
 pub fn nearest_two(data: &[f32], dim: usize, points: &[f32]) -> Vec<(usize, f32, f32)> {
-    points
-        .chunks_exact(dim)
-        .map(|x| {
-            let (mut best, mut d1, mut d2) = (0, f32::INFINITY, f32::INFINITY);
-            for (i, xi) in data.chunks_exact(dim).enumerate() {
-                let d = squared_distance_scaled(x, xi, 1.0);
-                if d < d1 {
-                    (best, d2, d1) = (i, d1, d);
-                } else if d < d2 {
-                    d2 = d;
-                }
-            }
-            (best, d1.sqrt(), d2.sqrt())
-        })
-        .collect()
+    let mut nearest = NearestTwo::new(dim, points);
+    nearest.scan(data, 0);
+    nearest.finish()
 }
 
+/// `nearest_two` over the training points a block at a time (a caller that gives the page a
+/// turn between blocks): the same comparisons in the same order, so the same answer.
+pub struct NearestTwo<'a> {
+    dim: usize,
+    points: &'a [f32],
+    /// Per point: the nearest index and the two smallest squared distances so far.
+    best: Vec<(usize, f32, f32)>,
+}
+
+impl<'a> NearestTwo<'a> {
+    pub fn new(dim: usize, points: &'a [f32]) -> NearestTwo<'a> {
+        NearestTwo {
+            dim,
+            points,
+            best: vec![(0, f32::INFINITY, f32::INFINITY); points.len() / dim],
+        }
+    }
+
+    /// The next block of training points, whose first row is training point `first`.
+    pub fn scan(&mut self, block: &[f32], first: usize) {
+        for (x, (best, d1, d2)) in self.points.chunks_exact(self.dim).zip(&mut self.best) {
+            for (i, xi) in block.chunks_exact(self.dim).enumerate() {
+                let d = squared_distance_scaled(x, xi, 1.0);
+                if d < *d1 {
+                    (*best, *d2, *d1) = (first + i, *d1, d);
+                } else if d < *d2 {
+                    *d2 = d;
+                }
+            }
+        }
+    }
+
+    pub fn finish(self) -> Vec<(usize, f32, f32)> {
+        self.best
+            .into_iter()
+            .map(|(i, d1, d2)| (i, d1.sqrt(), d2.sqrt()))
+            .collect()
+    }
+}
+
+/// For each row of `points`, the Euclidean distance to its nearest row of `data`.
 pub fn nearest_distances(data: &[f32], dim: usize, points: &[f32]) -> Vec<f32> {
     points
         .chunks_exact(dim)
@@ -153,6 +181,27 @@ mod tests {
         assert!((r[0].1 - 0.4).abs() < 1e-6 && (r[0].2 - 1.6).abs() < 1e-6);
         assert_eq!(r[1].0, 0);
         assert!((r[1].1 - 0.5).abs() < 1e-6 && (r[1].2 - 1.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn nearest_two_block_by_block_is_nearest_two() {
+        let mut rng = crate::flow::rng::Rng::new(3);
+        let (dim, n) = (5, 1003);
+        let data = rng.normals(n * dim);
+        // Points near training points, so ties and near-ties between blocks are exercised.
+        let mut points = data[..4 * dim].to_vec();
+        points.extend(data[700 * dim..701 * dim].iter().map(|v| v + 0.01));
+        points.extend(rng.normals(3 * dim));
+        let whole = nearest_two(&data, dim, &points);
+        for rows in [1, 7, 250, n] {
+            let mut blocks = NearestTwo::new(dim, &points);
+            for (b, block) in data.chunks(rows * dim).enumerate() {
+                blocks.scan(block, b * rows);
+            }
+            assert_eq!(blocks.finish(), whole, "blocks of {rows}");
+        }
+        assert_eq!(whole[4].0, 700);
+        assert_eq!(whole[1], (1, 0.0, whole[1].2));
     }
 
     #[test]

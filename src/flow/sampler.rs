@@ -83,24 +83,135 @@ pub fn hybrid_sample<F>(
     x0: &[f32],
     steps: usize,
     tau: f32,
-    mut network: F,
+    network: F,
 ) -> Vec<f32>
 where
     F: FnMut(&[f32], f32) -> Vec<f32>,
 {
-    euler(x0, steps, 0.0, |x, t| {
-        if t < tau {
-            closed_form_velocity(data, dim, x, t)
-        } else {
-            network(x, t)
+    HybridPath::new(data, dim, x0, steps, tau, false).run(network)
+}
+
+/// `hybrid_sample` a step at a time (for a caller that gives the page a turn between steps, or
+/// asks a worker for the network's velocity), optionally keeping every step's positions. With
+/// tau = 0 (and no data) it is the network's own flow.
+pub struct HybridPath<'a> {
+    data: &'a [f32],
+    dim: usize,
+    tau: f32,
+    dt: f32,
+    steps: usize,
+    k: usize,
+    x: Vec<f32>,
+    frames: Option<Vec<f32>>,
+}
+
+impl<'a> HybridPath<'a> {
+    pub fn new(
+        data: &'a [f32],
+        dim: usize,
+        x0: &[f32],
+        steps: usize,
+        tau: f32,
+        keep_frames: bool,
+    ) -> HybridPath<'a> {
+        HybridPath {
+            data,
+            dim,
+            tau,
+            dt: 1.0 / steps as f32,
+            steps,
+            k: 0,
+            x: x0.to_vec(),
+            frames: keep_frames.then(|| {
+                let mut frames = Vec::with_capacity((steps + 1) * x0.len());
+                frames.extend_from_slice(x0);
+                frames
+            }),
         }
-    })
+    }
+
+    /// Whether every step is taken.
+    pub fn done(&self) -> bool {
+        self.k >= self.steps
+    }
+
+    /// The positions now.
+    pub fn positions(&self) -> &[f32] {
+        &self.x
+    }
+
+    /// The time of the next step, and whether the network moves it (else the closed form).
+    pub fn next_time(&self) -> (f32, bool) {
+        let t = step_time(0.0, self.dt, self.k);
+        (t, t >= self.tau)
+    }
+
+    /// The next step, with `network`'s velocity at the positions and time when it is the
+    /// network's.
+    pub fn step(&mut self, network: impl FnOnce(&[f32], f32) -> Vec<f32>) {
+        let (t, by_network) = self.next_time();
+        let u = match by_network {
+            true => network(&self.x, t),
+            false => closed_form_velocity(self.data, self.dim, &self.x, t),
+        };
+        self.step_with(&u);
+    }
+
+    /// The next step with the velocity `u` at the positions (computed elsewhere).
+    pub fn step_with(&mut self, u: &[f32]) {
+        for (a, b) in self.x.iter_mut().zip(u) {
+            *a += self.dt * b;
+        }
+        self.k += 1;
+        if let Some(frames) = &mut self.frames {
+            frames.extend_from_slice(&self.x);
+        }
+    }
+
+    /// Every step at once.
+    pub fn run(mut self, mut network: impl FnMut(&[f32], f32) -> Vec<f32>) -> Vec<f32> {
+        while !self.done() {
+            self.step(&mut network);
+        }
+        self.finish()
+    }
+
+    /// The frames when kept (x0, then the positions after every step: steps + 1 frames), else
+    /// the last positions.
+    pub fn finish(self) -> Vec<f32> {
+        self.frames.unwrap_or(self.x)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::flow::{metrics, rng::Rng, Dataset};
+
+    #[test]
+    fn hybrid_path_is_euler_with_the_switch_and_keeps_its_frames() {
+        let data = Dataset::TwoMoons.sample(30, 2);
+        let x0 = Rng::new(5).normals(2 * 40);
+        let network = |x: &[f32], t: f32| x.iter().map(|v| -v * (1.0 + t)).collect::<Vec<_>>();
+        let tau = 0.4;
+        let reference = euler(&x0, 10, 0.0, |x, t| match t < tau {
+            true => closed_form_velocity(&data, 2, x, t),
+            false => network(x, t),
+        });
+        assert_eq!(hybrid_sample(&data, 2, &x0, 10, tau, network), reference);
+        let frames = HybridPath::new(&data, 2, &x0, 10, tau, true).run(network);
+        assert_eq!(frames.len(), 11 * x0.len());
+        assert_eq!(&frames[..x0.len()], &x0[..]);
+        assert_eq!(&frames[10 * x0.len()..], &reference[..]);
+        // Frame 4 is after four steps: t = 0, 0.1, 0.2, 0.3, all below tau (the closed form).
+        let four = euler_range(&x0, 0.0, 0.1, 4, |x, t| {
+            closed_form_velocity(&data, 2, x, t)
+        });
+        assert_eq!(&frames[4 * x0.len()..5 * x0.len()], &four[..]);
+        // tau = 0 and no data: the network's flow.
+        let own = HybridPath::new(&[], 2, &x0, 10, 0.0, false).run(network);
+        assert_eq!(own, euler(&x0, 10, 0.0, network));
+    }
 
     #[test]
     fn hybrid_switches_at_tau() {

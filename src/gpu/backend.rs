@@ -113,6 +113,43 @@ impl Backend {
         })
     }
 
+    /// `prepare` with the GPU's copy written UPLOAD_PIECE floats at a time, `pause` awaited
+    /// between pieces (the browser copies what the queue writes on the page's thread).
+    pub async fn prepare_paced<P, F>(
+        &self,
+        data: &[f32],
+        dim: usize,
+        pause: P,
+    ) -> Result<Prepared, GpuError>
+    where
+        P: FnMut() -> F,
+        F: std::future::Future<Output = ()>,
+    {
+        Ok(match self {
+            Backend::Gpu(b) => Prepared::Gpu(
+                TrainingSet::upload_paced(&b.gpu, data, dim, UPLOAD_PIECE, pause).await?,
+            ),
+            Backend::Cpu { .. } => Prepared::Cpu(flow::ClosedForm::new(data, dim)),
+        })
+    }
+
+    /// `prepare_owned`, paced as `prepare_paced` on the GPU.
+    pub async fn prepare_owned_paced<P, F>(
+        &self,
+        data: Vec<f32>,
+        dim: usize,
+        pause: P,
+    ) -> Result<Prepared, GpuError>
+    where
+        P: FnMut() -> F,
+        F: std::future::Future<Output = ()>,
+    {
+        match self {
+            Backend::Gpu(_) => self.prepare_paced(&data, dim, pause).await,
+            Backend::Cpu { .. } => self.prepare_owned(data, dim),
+        }
+    }
+
     pub async fn velocity(
         &self,
         set: &Prepared,
@@ -296,6 +333,10 @@ pub enum Training {
     Gpu(Box<crate::gpu::trainer::GpuTrainer>),
     Cpu(CpuTraining),
 }
+
+/// Floats of a training set written to the GPU at once by `prepare_paced` (1 MB: about a
+/// millisecond of the page's thread).
+pub const UPLOAD_PIECE: usize = 1 << 18;
 
 /// Rows of a network evaluation at once: bounds the activations kept in memory.
 pub const FORWARD_ROWS: usize = 1024;

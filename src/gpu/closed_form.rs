@@ -186,35 +186,92 @@ impl TrainingSet {
         dim: usize,
         rows: usize,
     ) -> Result<TrainingSet, GpuError> {
+        let set = Self::empty_in_slices(gpu, data.len() / dim, dim, rows)?;
+        set.write(gpu, 0, data);
+        Ok(set)
+    }
+
+    /// `upload` a piece of at most `piece_floats` at a time, awaiting `pause` after each: the
+    /// browser copies what the queue writes on the page's thread (25 ms for the 31 MB of the
+    /// digits in one write).
+    pub async fn upload_paced<P, F>(
+        gpu: &Gpu,
+        data: &[f32],
+        dim: usize,
+        piece_floats: usize,
+        mut pause: P,
+    ) -> Result<TrainingSet, GpuError>
+    where
+        P: FnMut() -> F,
+        F: std::future::Future<Output = ()>,
+    {
+        let set = Self::empty(gpu, data.len() / dim, dim)?;
+        let piece = piece_floats.max(1);
+        for (k, values) in data.chunks(piece).enumerate() {
+            set.write(gpu, k * piece, values);
+            pause().await;
+        }
+        Ok(set)
+    }
+
+    /// A set of n points whose values are still to be written (`write`): the caller may bring
+    /// them a piece at a time from wherever they are.
+    pub fn empty(gpu: &Gpu, n: usize, dim: usize) -> Result<TrainingSet, GpuError> {
+        Self::empty_in_slices(gpu, n, dim, max_rows_per_binding(gpu, dim))
+    }
+
+    /// `empty` in slices of at most `rows` points (as `upload_in_slices`).
+    pub fn empty_in_slices(
+        gpu: &Gpu,
+        n: usize,
+        dim: usize,
+        rows: usize,
+    ) -> Result<TrainingSet, GpuError> {
         if rows == 0 {
             return Err(GpuError::TooLarge(format!(
                 "one {dim}-dimensional point exceeds a binding"
             )));
         }
-        let slices = data
-            .chunks(rows * dim)
+        let slices = (0..n)
+            .step_by(rows)
             .enumerate()
-            .map(|(i, chunk)| {
-                // Written through the queue straight from wasm memory: one copy by the browser,
-                // where a buffer mapped at creation costs a second one in JS (tens of ms on the
-                // main thread for the 31 MB of the digits).
-                let bytes: &[u8] = bytemuck::cast_slice(chunk);
+            .map(|(i, first)| {
+                let count = rows.min(n - first);
                 let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("training set slice {i}")),
                     // Whole 16-byte words: the kernels also read it as vec4.
-                    size: (bytes.len() as u64).next_multiple_of(16).max(16),
+                    size: (count as u64 * dim as u64 * 4).next_multiple_of(16).max(16),
                     usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
-                gpu.queue.write_buffer(&buffer, 0, bytes);
-                (buffer, (chunk.len() / dim) as u32)
+                (buffer, count as u32)
             })
             .collect();
-        Ok(TrainingSet {
-            slices,
-            dim,
-            n: data.len() / dim,
-        })
+        Ok(TrainingSet { slices, dim, n })
+    }
+
+    /// Writes `values` from float `first` of the set (row-major, across slices) through the
+    /// queue, straight from wasm memory: one copy by the browser, where a buffer mapped at
+    /// creation costs a second one in JS. The queue runs writes in order, before any later
+    /// submission.
+    pub fn write(&self, gpu: &Gpu, first: usize, values: &[f32]) {
+        let mut at = first;
+        let mut values = values;
+        let mut start = 0;
+        for (buffer, rows) in &self.slices {
+            let len = *rows as usize * self.dim;
+            let end = start + len;
+            if at < end && !values.is_empty() {
+                let take = values.len().min(end - at);
+                let (here, rest) = values.split_at(take);
+                let offset = ((at - start) * 4) as u64;
+                gpu.queue
+                    .write_buffer(buffer, offset, bytemuck::cast_slice(here));
+                values = rest;
+                at += take;
+            }
+            start = end;
+        }
     }
 }
 

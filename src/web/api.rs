@@ -347,7 +347,9 @@ pub async fn sample_closed_form(
         out: m * dim as u64,
     };
     let (_held, backend) = closed_form_call(cost, "x0").await?;
-    let set = backend.prepare_owned(data.copy().await?, dim)?;
+    let set = backend
+        .prepare_owned_paced(data.copy().await?, dim, pace)
+        .await?;
     let x0 = x0.copy().await?;
     Ok(finite_result(
         "the samples",

@@ -119,13 +119,17 @@ impl Floats {
         let mut values = vec![0.0; len];
         for start in (0..len).step_by(COPY_FLOATS) {
             let end = len.min(start + COPY_FLOATS);
-            self.array
-                .subarray(start as u32, end as u32)
-                .copy_to(&mut values[start..end]);
-            self.check_finite(&values[start..end], start)?;
+            self.read(start, &mut values[start..end])?;
             pace().await;
         }
         Ok(values)
+    }
+
+    /// The values from index `start` into `out` (as many as it holds), checked to be finite.
+    pub fn read(&self, start: usize, out: &mut [f32]) -> Result<(), FlowError> {
+        let end = start + out.len();
+        self.array.subarray(start as u32, end as u32).copy_to(out);
+        self.check_finite(out, start)
     }
 
     fn check_finite(&self, values: &[f32], first: usize) -> Result<(), FlowError> {

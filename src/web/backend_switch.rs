@@ -24,9 +24,144 @@ impl std::fmt::Display for AnyError {
 impl std::error::Error for AnyError {}
 
 pub enum AnyBackend<'a> {
-    /// The canvas's backend, and the canvas (for the images it copies in one call).
-    Canvas(CanvasBackend, HtmlCanvasElement),
+    Canvas(Canvas),
     Svg(SVGBackend<'a>),
+}
+
+/// Plotters' canvas backend, with the canvas's context for what this module draws itself:
+/// images in one call, and dots and lines without setting the style for each. Plotters' backend
+/// formats the colour as a CSS string that the browser parses again for every shape, which is
+/// most of the cost of a scene of a few thousand dots; here a run of shapes in one style sets it
+/// once.
+pub struct Canvas {
+    backend: CanvasBackend,
+    context: web_sys::CanvasRenderingContext2d,
+    /// The fill colour, and the stroke colour and width, this module last set on the context;
+    /// None once plotters' backend drew (it sets its own).
+    fill: Option<Style>,
+    stroke: Option<(Style, u32)>,
+    /// The font, alignment and baseline this module last set.
+    text: Option<(String, &'static str, &'static str)>,
+}
+
+/// A colour as compared for reuse: (r, g, b) and the alpha's bits.
+type Style = ((u8, u8, u8), u64);
+
+fn style_of(color: BackendColor) -> Style {
+    (color.rgb, color.alpha.to_bits())
+}
+
+fn css(color: BackendColor) -> String {
+    let (r, g, b) = color.rgb;
+    format!("rgba({r},{g},{b},{})", color.alpha)
+}
+
+impl Canvas {
+    fn new(canvas: &HtmlCanvasElement) -> Option<Canvas> {
+        let context = canvas
+            .get_context("2d")
+            .ok()
+            .flatten()?
+            .dyn_into::<web_sys::CanvasRenderingContext2d>()
+            .ok()?;
+        Some(Canvas {
+            backend: CanvasBackend::with_canvas_object(canvas.clone())?,
+            context,
+            fill: None,
+            stroke: None,
+            text: None,
+        })
+    }
+
+    /// Plotters' backend, which sets the context's styles as it likes.
+    fn plotters(&mut self) -> &mut CanvasBackend {
+        self.forget();
+        &mut self.backend
+    }
+
+    /// After something else set the context's styles.
+    fn forget(&mut self) {
+        self.fill = None;
+        self.stroke = None;
+        self.text = None;
+    }
+
+    /// Plotters' canvas text (the same font string, anchor and rotation), with the font and
+    /// the anchor set only when they change: the browser parses a font string every time.
+    fn draw_text<S: BackendTextStyle>(
+        &mut self,
+        text: &str,
+        style: &S,
+        (x, y): BackendCoord,
+    ) -> Result<(), wasm_bindgen::JsValue> {
+        use plotters_backend::text_anchor::{HPos, VPos};
+        use plotters_backend::FontTransform;
+        let color = style.color();
+        if color.alpha == 0.0 {
+            return Ok(());
+        }
+        let turn = match style.transform() {
+            FontTransform::None => 0.0,
+            FontTransform::Rotate90 => 0.5,
+            FontTransform::Rotate180 => 1.0,
+            FontTransform::Rotate270 => 1.5,
+        };
+        let (x, y) = match turn != 0.0 {
+            true => {
+                self.context.save();
+                self.context.translate(x as f64, y as f64)?;
+                self.context.rotate(turn * std::f64::consts::PI)?;
+                (0.0, 0.0)
+            }
+            false => (x as f64, y as f64),
+        };
+        let baseline = match style.anchor().v_pos {
+            VPos::Top => "top",
+            VPos::Center => "middle",
+            VPos::Bottom => "bottom",
+        };
+        let align = match style.anchor().h_pos {
+            HPos::Left => "start",
+            HPos::Right => "end",
+            HPos::Center => "center",
+        };
+        let font = format!(
+            "{} {}px {}",
+            style.style().as_str(),
+            style.size(),
+            style.family().as_str()
+        );
+        let same = |(f, a, b): &(String, &str, &str)| *f == font && *a == align && *b == baseline;
+        if !self.text.as_ref().is_some_and(same) {
+            self.context.set_text_baseline(baseline);
+            self.context.set_text_align(align);
+            self.context.set_font(&font);
+            self.text = Some((font, align, baseline));
+        }
+        self.set_fill(color);
+        let drawn = self.context.fill_text(text, x, y);
+        if turn != 0.0 {
+            // Back to the styles from before the rotation, which this module no longer knows.
+            self.context.restore();
+            self.forget();
+        }
+        drawn
+    }
+
+    fn set_fill(&mut self, color: BackendColor) {
+        if self.fill != Some(style_of(color)) {
+            self.context.set_fill_style_str(&css(color));
+            self.fill = Some(style_of(color));
+        }
+    }
+
+    fn set_stroke(&mut self, color: BackendColor, width: u32) {
+        if self.stroke != Some((style_of(color), width)) {
+            self.context.set_stroke_style_str(&css(color));
+            self.context.set_line_width(width as f64);
+            self.stroke = Some((style_of(color), width));
+        }
+    }
 }
 
 fn conv<E: std::error::Error + Send + Sync>(e: DrawingErrorKind<E>) -> DrawingErrorKind<AnyError> {
@@ -41,7 +176,10 @@ fn conv<E: std::error::Error + Send + Sync>(e: DrawingErrorKind<E>) -> DrawingEr
 macro_rules! delegate {
     ($self:ident, $b:ident => $call:expr) => {
         match $self {
-            AnyBackend::Canvas($b, _) => $call.map_err(conv),
+            AnyBackend::Canvas(c) => {
+                let $b = c.plotters();
+                $call.map_err(conv)
+            }
             AnyBackend::Svg($b) => $call.map_err(conv),
         }
     };
@@ -52,17 +190,24 @@ impl DrawingBackend for AnyBackend<'_> {
 
     fn get_size(&self) -> (u32, u32) {
         match self {
-            AnyBackend::Canvas(b, _) => b.get_size(),
+            AnyBackend::Canvas(c) => c.backend.get_size(),
             AnyBackend::Svg(b) => b.get_size(),
         }
     }
 
+    // Before every shape: nothing to do on a canvas, whose styles stay as they are.
     fn ensure_prepared(&mut self) -> Result<(), DrawingErrorKind<AnyError>> {
-        delegate!(self, b => b.ensure_prepared())
+        match self {
+            AnyBackend::Canvas(c) => c.backend.ensure_prepared().map_err(conv),
+            AnyBackend::Svg(b) => b.ensure_prepared().map_err(conv),
+        }
     }
 
     fn present(&mut self) -> Result<(), DrawingErrorKind<AnyError>> {
-        delegate!(self, b => b.present())
+        match self {
+            AnyBackend::Canvas(c) => c.backend.present().map_err(conv),
+            AnyBackend::Svg(b) => b.present().map_err(conv),
+        }
     }
 
     fn draw_pixel(
@@ -79,7 +224,24 @@ impl DrawingBackend for AnyBackend<'_> {
         to: BackendCoord,
         style: &S,
     ) -> Result<(), DrawingErrorKind<AnyError>> {
-        delegate!(self, b => b.draw_line(from, to, style))
+        match self {
+            // Plotters' canvas arithmetic (a vertical or horizontal line on the pixel's
+            // centre), with the style set only when it changes.
+            AnyBackend::Canvas(c) => {
+                if style.color().alpha == 0.0 {
+                    return Ok(());
+                }
+                let half = |a: i32, b: i32| if a == b { 0.5 } else { 0.0 };
+                let (dx, dy) = (half(from.0, to.0), half(from.1, to.1));
+                c.set_stroke(style.color(), style.stroke_width());
+                c.context.begin_path();
+                c.context.move_to(from.0 as f64 - dx, from.1 as f64 - dy);
+                c.context.line_to(to.0 as f64 - dx, to.1 as f64 - dy);
+                c.context.stroke();
+                Ok(())
+            }
+            AnyBackend::Svg(b) => b.draw_line(from, to, style).map_err(conv),
+        }
     }
 
     fn draw_rect<S: BackendStyle>(
@@ -107,7 +269,29 @@ impl DrawingBackend for AnyBackend<'_> {
         style: &S,
         fill: bool,
     ) -> Result<(), DrawingErrorKind<AnyError>> {
-        delegate!(self, b => b.draw_circle(center, radius, style, fill))
+        match self {
+            // Plotters' canvas arithmetic, with the style set only when it changes.
+            AnyBackend::Canvas(c) => {
+                if style.color().alpha == 0.0 {
+                    return Ok(());
+                }
+                match fill {
+                    true => c.set_fill(style.color()),
+                    false => c.set_stroke(style.color(), style.stroke_width()),
+                }
+                c.context.begin_path();
+                let (x, y, r) = (center.0 as f64, center.1 as f64, radius as f64);
+                c.context
+                    .arc(x, y, r, 0.0, std::f64::consts::TAU)
+                    .map_err(|e| DrawingErrorKind::DrawingError(AnyError(format!("{e:?}"))))?;
+                match fill {
+                    true => c.context.fill(),
+                    false => c.context.stroke(),
+                }
+                Ok(())
+            }
+            AnyBackend::Svg(b) => b.draw_circle(center, radius, style, fill).map_err(conv),
+        }
     }
 
     fn fill_polygon<S: BackendStyle, I: IntoIterator<Item = BackendCoord>>(
@@ -124,7 +308,12 @@ impl DrawingBackend for AnyBackend<'_> {
         style: &TStyle,
         pos: BackendCoord,
     ) -> Result<(), DrawingErrorKind<AnyError>> {
-        delegate!(self, b => b.draw_text(text, style, pos))
+        match self {
+            AnyBackend::Canvas(c) => c
+                .draw_text(text, style, pos)
+                .map_err(|e| DrawingErrorKind::DrawingError(AnyError(format!("{e:?}")))),
+            AnyBackend::Svg(b) => b.draw_text(text, style, pos).map_err(conv),
+        }
     }
 
     /// An RGB image: on the canvas one `putImageData`; in an SVG one rectangle per run of equal
@@ -142,7 +331,7 @@ impl DrawingBackend for AnyBackend<'_> {
             )));
         }
         match self {
-            AnyBackend::Canvas(_, canvas) => {
+            AnyBackend::Canvas(c) => {
                 let mut rgba = Vec::with_capacity(w * h * 4);
                 for p in src[..w * h * 3].chunks_exact(3) {
                     rgba.extend([p[0], p[1], p[2], 255]);
@@ -150,19 +339,13 @@ impl DrawingBackend for AnyBackend<'_> {
                 let failed = |e: wasm_bindgen::JsValue| {
                     DrawingErrorKind::DrawingError(AnyError(format!("{e:?}")))
                 };
-                let context: web_sys::CanvasRenderingContext2d = canvas
-                    .get_context("2d")
-                    .map_err(failed)?
-                    .ok_or_else(|| failed("canvas has no 2-D context".into()))?
-                    .dyn_into::<web_sys::CanvasRenderingContext2d>()
-                    .map_err(|_| failed("not a 2-D context".into()))?;
                 let image = web_sys::ImageData::new_with_u8_clamped_array_and_sh(
                     wasm_bindgen::Clamped(&rgba),
                     w as u32,
                     h as u32,
                 )
                 .map_err(failed)?;
-                context
+                c.context
                     .put_image_data(&image, x as f64, y as f64)
                     .map_err(failed)
             }
@@ -225,7 +408,10 @@ impl DrawingBackend for AnyBackend<'_> {
         );
         let size = match measure_text(&font, text) {
             Some(size) => size,
-            None => delegate!(self, b => b.estimate_text_size(text, style))?,
+            None => match self {
+                AnyBackend::Canvas(c) => c.backend.estimate_text_size(text, style).map_err(conv),
+                AnyBackend::Svg(b) => b.estimate_text_size(text, style).map_err(conv),
+            }?,
         };
         TEXT_SIZES.with(|m| {
             let mut m = m.borrow_mut();
@@ -332,9 +518,9 @@ where
         });
         return Ok(());
     }
-    let backend = CanvasBackend::with_canvas_object(canvas.clone())
+    let backend = Canvas::new(canvas)
         .ok_or_else(|| wasm_bindgen::JsValue::from_str("canvas has no 2-D context"))?;
-    let area = AnyBackend::Canvas(backend, canvas.clone()).into_drawing_area();
+    let area = AnyBackend::Canvas(backend).into_drawing_area();
     chart(&area).map_err(plotting_error)?;
     area.present().map_err(plotting_error)
 }

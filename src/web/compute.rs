@@ -4,9 +4,10 @@
 use super::pool::{pool, Failure, PoolSet, PoolTrainer};
 use super::shared::pace;
 use crate::flow::mlp::MlpShape;
-use crate::gpu::backend::{Prepared, FORWARD_ROWS};
+use crate::flow::sampler::HybridPath;
+use crate::gpu::backend::{Prepared, FORWARD_ROWS, UPLOAD_PIECE};
 use crate::gpu::trainer::TrainOptions;
-use crate::gpu::{Backend, GpuError};
+use crate::gpu::{Backend, GpuError, TrainingSet};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
@@ -38,7 +39,8 @@ pub enum Ready {
 
 impl Ready {
     /// The caller's `data` (n x dim) made ready: split across the workers straight from the
-    /// caller's array (checked there), else copied, checked and prepared on the backend.
+    /// caller's array (checked there), or written to the GPU a piece at a time (checked on the
+    /// way), else copied, checked and prepared on the page.
     pub(super) async fn from_js(
         backend: &Backend,
         data: &super::args::Floats,
@@ -48,6 +50,21 @@ impl Ready {
             if let Some(pool) = pool().await {
                 return Ok(Ready::Pool(pool.load_js(data.array(), dim).await));
             }
+        }
+        if let Backend::Gpu(b) = backend {
+            // Straight from the caller's array to the GPU a piece at a time, through one
+            // piece of wasm memory (the 31 MB of a digits-sized set are never copied whole).
+            let len = data.array().length() as usize;
+            let set = TrainingSet::empty(&b.gpu, len / dim, dim)?;
+            let mut piece = vec![0.0; UPLOAD_PIECE.min(len)];
+            for start in (0..len).step_by(UPLOAD_PIECE) {
+                let values = &mut piece[..UPLOAD_PIECE.min(len - start)];
+                data.read(start, values)
+                    .map_err(|e| ComputeError::Input(e.to_string()))?;
+                set.write(&b.gpu, start, values);
+                pace().await;
+            }
+            return Ok(Ready::Backend(Prepared::Gpu(set)));
         }
         let values = data
             .copy()
@@ -90,7 +107,9 @@ impl Ready {
         let pool = if on_gpu { None } else { pool().await };
         let ready = match pool {
             Some(pool) => Rc::new(Ready::Pool(pool.load(data, dim).await)),
-            None => Rc::new(Ready::Backend(backend.prepare(data, dim)?)),
+            None => Rc::new(Ready::Backend(
+                backend.prepare_paced(data, dim, pace).await?,
+            )),
         };
         SHARED.with(|shared| {
             shared
@@ -229,6 +248,38 @@ impl Network<'_> {
                     pace().await;
                 }
                 Ok(out)
+            }
+        }
+    }
+}
+
+impl Network<'_> {
+    /// The network's samples from `x0` in `steps` Euler steps, along the closed form of the
+    /// small set `data` while t < tau (flow::sampler::HybridPath; tau = 0: the network's own
+    /// flow); every step's positions when `keep_frames`. In the network's worker in one round
+    /// trip, or here a step between turns for the page.
+    pub async fn path(
+        &self,
+        x0: &[f32],
+        steps: usize,
+        closed: (&[f32], f32),
+        keep_frames: bool,
+    ) -> Result<Vec<f32>, ComputeError> {
+        match self {
+            Network::Pool(trainer) => trainer
+                .path(x0, steps, closed, keep_frames)
+                .await
+                .map_err(failed),
+            Network::Here(shape, params) => {
+                let (data, tau) = closed;
+                let mut path = HybridPath::new(data, shape.dim, x0, steps, tau, keep_frames);
+                while !path.done() {
+                    path.step(|x, t| {
+                        crate::flow::mlp::forward(shape, params, x, &vec![t; x.len() / shape.dim]).0
+                    });
+                    pace().await;
+                }
+                Ok(path.finish())
             }
         }
     }

@@ -23,20 +23,39 @@ pub struct DigitSet {
 }
 
 impl DigitSet {
-    /// The digits pooled by `factor` (1, 2, 4, 7 or 14): n x (28 / factor)^2.
-    pub fn pooled(&self, factor: usize) -> Rc<Vec<f32>> {
-        if let Some((_, v)) = self.pooled.borrow().iter().find(|(f, _)| *f == factor) {
-            return v.clone();
-        }
-        let v = if factor == 1 {
-            self.full.clone()
-        } else {
-            Rc::new(digits::pool(&self.full, SIDE, factor))
+    /// The digits pooled by `factor` (1, 2, 4, 7 or 14): n x (28 / factor)^2, made the first
+    /// time a block of POOL_ROWS digits at a time, with turns for the page in between.
+    pub async fn pooled(&self, factor: usize) -> Rc<Vec<f32>> {
+        let cached = || {
+            let pooled = self.pooled.borrow();
+            pooled
+                .iter()
+                .find(|(f, _)| *f == factor)
+                .map(|(_, v)| v.clone())
         };
+        if let Some(v) = cached() {
+            return v;
+        }
+        if factor == 1 {
+            return self.full.clone();
+        }
+        let mut v = Vec::with_capacity(self.full.len() / (factor * factor));
+        for block in self.full.chunks(POOL_ROWS * PIXELS) {
+            v.extend(digits::pool(block, SIDE, factor));
+            crate::web::shared::pace().await;
+        }
+        // Another caller may have made them meanwhile: theirs is kept, so both share one.
+        if let Some(v) = cached() {
+            return v;
+        }
+        let v = Rc::new(v);
         self.pooled.borrow_mut().push((factor, v.clone()));
         v
     }
 }
+
+/// Digits pooled between two turns for the page (a few milliseconds).
+const POOL_ROWS: usize = 1000;
 
 type Pending = Shared<LocalBoxFuture<'static, Result<Rc<DigitSet>, String>>>;
 
@@ -181,9 +200,9 @@ async fn fetch_digits(url: &str) -> Result<Rc<DigitSet>, String> {
             bytes.len()
         ));
     }
-    // Inflated 256 kB at a time, with turns for the page in between.
+    // Inflated 64 kB at a time (a few milliseconds), with turns for the page in between.
     let mut unpacker = digits::Unpacker::new(&bytes);
-    while !unpacker.advance(1 << 18).map_err(|e| e.to_string())? {
+    while !unpacker.advance(1 << 16).map_err(|e| e.to_string())? {
         crate::web::shared::pace().await;
     }
     let set = unpacker.finish().map_err(|e| e.to_string())?;

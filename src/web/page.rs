@@ -25,10 +25,18 @@ struct Mounted {
 struct Page {
     figures: Vec<Mounted>,
     tab_visible: bool,
+    /// The figure that goes first in the next frame (they take turns, see FRAME_BUDGET_MS).
+    first: usize,
 }
 
+/// Main-thread time a frame gives the figures' drawing: once spent, the figures after wait for
+/// the next frame to draw (they still animate and start their jobs). Figures take turns going
+/// first, so one that draws slowly delays the others by a frame, never for good, and a frame in
+/// which several figures come into view at once does not draw them all in one task.
+const FRAME_BUDGET_MS: f64 = 8.0;
+
 thread_local! {
-    static PAGE: RefCell<Page> = const { RefCell::new(Page { figures: Vec::new(), tab_visible: true }) };
+    static PAGE: RefCell<Page> = const { RefCell::new(Page { figures: Vec::new(), tab_visible: true, first: 0 }) };
 }
 
 #[wasm_bindgen(start)]
@@ -276,7 +284,7 @@ pub(super) fn redraw_now(root: &Element) {
         let mut page = p.borrow_mut();
         for m in page.figures.iter_mut().filter(|m| &m.root == root) {
             m.figure.set_visible(true);
-            m.figure.frame(now);
+            m.figure.frame(now, true);
         }
         set_visibility(&mut page);
     });
@@ -432,9 +440,19 @@ fn start_animation_loop() -> JsResult<()> {
     *tick.borrow_mut() = Some(Closure::new(move |now: f64| {
         PAGE.with(|p| {
             let mut page = p.borrow_mut();
-            let tab = page.tab_visible;
-            for m in page.figures.iter_mut().filter(|m| m.on_screen && tab) {
-                m.figure.frame(now);
+            if !page.tab_visible || page.figures.is_empty() {
+                return;
+            }
+            let count = page.figures.len();
+            let first = page.first % count;
+            page.first = first + 1;
+            let start = crate::web::shared::now_ms();
+            for k in 0..count {
+                let m = &mut page.figures[(first + k) % count];
+                if m.on_screen {
+                    let may_draw = crate::web::shared::now_ms() - start < FRAME_BUDGET_MS;
+                    m.figure.frame(now, may_draw);
+                }
             }
         });
         if let Some(f) = again.borrow().as_ref() {

@@ -7,6 +7,7 @@
 //! from another origin), `pool()` is None and the CPU path runs on the page's thread as before.
 
 use crate::flow::mlp::{MlpShape, Target};
+use crate::flow::sampler::HybridPath;
 use crate::flow::{ClosedForm, FlowError, Partials};
 use crate::gpu::backend::CpuTraining;
 use crate::gpu::trainer::TrainOptions;
@@ -469,8 +470,9 @@ impl Pool {
     }
 }
 
-/// Floats copied between two turns of the page while a set is loaded (4 MB, a few ms).
-const COPY_FLOATS: usize = 1 << 20;
+/// Floats copied between two turns of the page while a set is loaded (1 MB, a millisecond or
+/// two).
+const COPY_FLOATS: usize = 1 << 18;
 
 /// A network trained in the pool's training worker (`CpuTraining` there, step for step the
 /// page's arithmetic); dropped, it is freed there.
@@ -584,6 +586,35 @@ impl PoolTrainer {
 }
 
 impl PoolTrainer {
+    /// The network's samples from `x0` (flow::sampler::HybridPath: the closed form of `data`
+    /// while t < tau), computed in the worker that holds the network; every step's positions
+    /// when `keep_frames`.
+    pub async fn path(
+        &self,
+        x0: &[f32],
+        steps: usize,
+        (data, tau): (&[f32], f32),
+        keep_frames: bool,
+    ) -> Result<Vec<f32>, Failure> {
+        self.sound()?;
+        let (points, data) = (Float32Array::from(x0), Float32Array::from(data));
+        let message = object(&[
+            ("op", "path".into()),
+            ("set", self.id.into()),
+            ("points", points.clone().into()),
+            ("data", data.clone().into()),
+            ("steps", (steps as f64).into()),
+            ("tau", tau.into()),
+            ("frames", keep_frames.into()),
+        ]);
+        let transfer = Array::of2(&points.buffer(), &data.buffer());
+        let reply = answer(self.worker.request(self.pool.ticket(), &message, &transfer)).await?;
+        let expected = x0.len() * if keep_frames { steps + 1 } else { 1 };
+        reply_floats(&reply, "path")
+            .filter(|p| p.len() == expected)
+            .ok_or_else(wrong_count)
+    }
+
     /// An error once its worker broke: the network it held is lost.
     fn sound(&self) -> Result<(), Failure> {
         match self.worker.broken.get() {
@@ -830,6 +861,24 @@ pub fn pool_worker_message(message: JsValue) -> Result<JsValue, JsError> {
             let velocity = Float32Array::from(&velocity[..]);
             let transfer = Array::of1(&velocity.buffer());
             done(&[("velocity", velocity.into())], transfer)
+        }
+        Some("path") => {
+            let (x0, data) = (floats("points")?, floats("data")?);
+            let number = |k: &str| field(k).as_f64().unwrap_or(0.0);
+            let (steps, tau) = (number("steps") as usize, number("tau") as f32);
+            let path = TRAINERS.with(|t| {
+                let trainers = t.borrow();
+                let training = trainers
+                    .get(&set)
+                    .ok_or_else(|| JsError::new("no such trainer"))?;
+                let dim = training.shape.dim;
+                let keep = field("frames").is_truthy();
+                let path = HybridPath::new(&data, dim, &x0, steps, tau, keep);
+                Ok::<_, JsError>(path.run(|x, t| training.velocity(x, &vec![t; x.len() / dim])))
+            })?;
+            let path = Float32Array::from(&path[..]);
+            let transfer = Array::of1(&path.buffer());
+            done(&[("path", path.into())], transfer)
         }
         Some("trap") => panic!("a trap asked for by a test"),
         Some("held") => {

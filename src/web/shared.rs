@@ -196,9 +196,9 @@ pub async fn yield_to_page() {
 
 /// Work between two turns that `pace` gives the page: well under one frame's budget of input
 /// latency, long enough that the turns themselves cost little.
-const PACE_MS: f64 = 25.0;
+const PACE_MS: f64 = 10.0;
 
-fn now_ms() -> f64 {
+pub fn now_ms() -> f64 {
     performance_now()
 }
 

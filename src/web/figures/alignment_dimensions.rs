@@ -93,7 +93,10 @@ impl Sketch for AlignmentDimensions {
             let (factor, dim) = POOLINGS[r];
             let t = k as f32 / TIMES as f32;
             let result = async {
-                let data = digits.map(|d| d.pooled(factor)).unwrap_or_default();
+                let data = match digits {
+                    Some(d) => d.pooled(factor).await,
+                    None => Rc::default(),
+                };
                 let prepared = Ready::cached(&backend, prepared, &data, dim).await?;
                 let q = alignment::alignment_queries(&data, dim, &[t], PAIRS, SEED);
                 let u = prepared.velocity_at(&backend, &q.points, &q.times).await?;

@@ -6,12 +6,12 @@
 
 use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{
-    draw_on, draw_plane, run_controls, two_canvases, ChunkEnd, PauseToggle, TrainingRun,
+    draw_on, draw_plane, run_controls, two_canvases, ChunkEnd, PauseToggle, Samples, TrainingRun,
     TwoCanvases,
 };
 use crate::catalog::cfm_efm as settings;
 use crate::charts::{curves, palette, scenes};
-use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
+use crate::flow::{metrics, mlp, rng::Rng, Dataset};
 use crate::gpu::trainer::TrainOptions;
 use crate::web::controls::{element, JsResult};
 use crate::web::shared::yield_to_page;
@@ -215,6 +215,8 @@ impl Sketch for CfmEfm {
             ctx.status.set("Training both networks: first steps…");
         }
         let shape = self.shape;
+        let sample =
+            (before + chunk) / SAMPLE_EVERY != before / SAMPLE_EVERY || before + chunk >= MAX_STEPS;
         let [a, b] = &mut self.runs;
         let chunks = [(a, TARGETS[0].1), (b, TARGETS[1].1)].map(|(run, target)| {
             let options = TrainOptions {
@@ -223,38 +225,30 @@ impl Sketch for CfmEfm {
                 seed: SEED,
                 target,
             };
-            run.trainer.chunk(&self.train, (shape, options, chunk))
+            // Both networks' samples, drawn where each network is (its worker, or paced here).
+            let samples = sample.then(|| Samples {
+                x0: Rng::new(7).normals(2 * PARTICLES),
+                steps: FLOW_STEPS,
+                data: Vec::new(),
+                tau: 0.0,
+                frames: false,
+            });
+            run.trainer
+                .chunk(&self.train, (shape, options, chunk), samples)
         });
-        let sample =
-            (before + chunk) / SAMPLE_EVERY != before / SAMPLE_EVERY || before + chunk >= MAX_STEPS;
         let (train, test) = (self.train.clone(), self.test.clone());
         Box::pin(async move {
             let backend = crate::web::shared::backend().await;
-            let start = js_sys::Date::now();
             let [a, b] = chunks;
             let ends = [a.await, b.await];
-            let ms = js_sys::Date::now() - start;
+            let ms = ends.iter().map(ChunkEnd::ms).sum();
             let mut samples = [None, None];
-            if sample {
-                // Sampling both networks is the longest CPU work here: a few Euler steps per
-                // task turn, so no task runs long while the reader scrolls.
-                for (k, end) in ends.iter().enumerate() {
-                    let Some(params) = end.params() else { continue };
-                    let dt = 1.0 / FLOW_STEPS as f32;
-                    let mut x = Rng::new(7).normals(2 * PARTICLES);
-                    for step in 0..FLOW_STEPS {
-                        if step % 5 == 0 {
-                            yield_to_page().await;
-                        }
-                        x = sampler::euler_range(&x, step as f32 * dt, dt, 1, |x, t| {
-                            mlp::forward(&shape, params, x, &vec![t; x.len() / 2]).0
-                        });
-                    }
-                    yield_to_page().await;
-                    let energy = metrics::energy_distance(&x, &test, 2);
-                    let mean_nearest = metrics::mean_nearest_distance(&train, 2, &x);
-                    samples[k] = Some((x, (energy, mean_nearest)));
-                }
+            for (k, end) in ends.iter().enumerate() {
+                let Some(x) = end.samples() else { continue };
+                yield_to_page().await;
+                let energy = metrics::energy_distance(x, &test, 2);
+                let mean_nearest = metrics::mean_nearest_distance(&train, 2, x);
+                samples[k] = Some((x.to_vec(), (energy, mean_nearest)));
             }
             Pair {
                 ends,

@@ -10,7 +10,7 @@ use crate::flow::{metrics, rng::Rng};
 use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::JsResult;
 use crate::web::digits::DigitSet;
-use crate::web::shared::backend;
+use crate::web::shared::{backend, pace};
 use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
 use web_sys::HtmlCanvasElement;
@@ -19,6 +19,8 @@ const SAMPLES: usize = 4;
 const STEPS: usize = 40;
 /// Frames shown: indices into the trajectory (frame k is at t = k / STEPS; 0 is the noise).
 const SHOWN: [usize; 7] = [0, 10, 20, 30, 36, 38, 40];
+/// Training digits compared with the samples between two turns for the page.
+const NEAREST_ROWS: usize = 1000;
 
 /// One generated digit: its path at the SHOWN times, its nearest training digit and distance.
 struct Sample {
@@ -43,10 +45,18 @@ pub struct DigitMemorization {
     failed: bool,
 }
 
-/// The paths from one noise: the set prepared for them, the noise and the trajectory, where and
-/// in how long.
+/// What the paths' job computed: the set it prepared, the trajectory (step-major), and for each
+/// generated digit its nearest training digit, the distance to it and to the second nearest.
+struct Computed {
+    prepared: Rc<Ready>,
+    path: Vec<f32>,
+    nearest: Vec<(usize, f32, f32)>,
+}
+
+/// The paths from one noise: the set prepared for them, the trajectory and each path's nearest
+/// two training digits, the noise, where and in how long.
 pub struct Paths {
-    result: Result<(Rc<Ready>, Vec<f32>), ComputeError>,
+    result: Result<Computed, ComputeError>,
     x0: Vec<f32>,
     backend: &'static str,
     seconds: f64,
@@ -109,19 +119,33 @@ impl Sketch for DigitMemorization {
         Box::pin(async move {
             let backend = backend().await;
             let start = js_sys::Date::now();
+            let mut seconds = 0.0;
             let result = async {
                 let data = digits.map(|d| d.full.clone()).unwrap_or_default();
                 let prepared = Ready::cached(&backend, prepared, &data, PIXELS).await?;
                 let dt = 1.0 / STEPS as f32;
                 let path = prepared.trajectory(&backend, &x0, 0.0, dt, STEPS).await?;
-                Ok::<_, ComputeError>((prepared, path))
+                seconds = (js_sys::Date::now() - start) / 1000.0;
+                // The last frame's nearest training digits, a block of digits between turns.
+                let last = &path[(STEPS - 1) * SAMPLES * PIXELS..];
+                let mut nearest = metrics::NearestTwo::new(PIXELS, last);
+                for (b, block) in data.chunks(NEAREST_ROWS * PIXELS).enumerate() {
+                    nearest.scan(block, b * NEAREST_ROWS);
+                    pace().await;
+                }
+                let nearest = nearest.finish();
+                Ok::<_, ComputeError>(Computed {
+                    prepared,
+                    path,
+                    nearest,
+                })
             }
             .await;
             Paths {
                 result,
                 x0,
                 backend: backend.name(),
-                seconds: (js_sys::Date::now() - start) / 1000.0,
+                seconds,
             }
         })
     }
@@ -134,7 +158,11 @@ impl Sketch for DigitMemorization {
             return;
         };
         match paths.result {
-            Ok((prepared, path)) => {
+            Ok(Computed {
+                prepared,
+                path,
+                nearest,
+            }) => {
                 self.prepared = Some(prepared);
                 let x0 = &paths.x0;
                 let frame = |k: usize, r: usize| -> Vec<f32> {
@@ -145,8 +173,6 @@ impl Sketch for DigitMemorization {
                         path[base..base + PIXELS].to_vec()
                     }
                 };
-                let last: Vec<f32> = (0..SAMPLES).flat_map(|r| frame(STEPS, r)).collect();
-                let nearest = metrics::nearest_two(&digits.full, PIXELS, &last);
                 self.samples = (0..SAMPLES)
                     .map(|r| Sample {
                         frames: SHOWN.iter().map(|&k| frame(k, r)).collect(),

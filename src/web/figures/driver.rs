@@ -393,7 +393,7 @@ fn changed<S: Sketch>(handle: &Handle<S>, key: &'static str, value: Value) {
 }
 
 impl<S: Sketch> Figure for Driven<S> {
-    fn frame(&mut self, now: f64) {
+    fn frame(&mut self, now: f64, may_draw: bool) {
         {
             let mut b = self.cell.borrow_mut();
             let Some(inner) = b.as_mut() else { return };
@@ -407,7 +407,7 @@ impl<S: Sketch> Figure for Driven<S> {
         Self::start_job(&self.cell);
         let mut b = self.cell.borrow_mut();
         let Some(inner) = b.as_mut() else { return };
-        if inner.needs_draw {
+        if inner.needs_draw && may_draw {
             inner.needs_draw = false;
             let (sketch, mut ctx) = inner.parts();
             if let Err(e) = sketch.draw(&mut ctx) {

@@ -1,16 +1,17 @@
 //! Which t matters: a network trained on a small training set, sampled with the hybrid model
 //! (the closed form u* on [0, tau), the network after). A tau slider shows the samples; curves
 //! of the energy distance to held-out data and of the distance to the nearest training point,
-//! over tau in {0, 0.1, ..., 1}, are computed in the background once training is done.
+//! over tau in {0, 0.1, ..., 1}, are computed once training is done. Every sampling is a job:
+//! in the worker that holds the network on the CPU path, a step between turns on the GPU path.
 
 use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{
-    draw_on, draw_plane, run_controls, two_canvases, ChunkEnd, PauseToggle, TrainingRun,
+    draw_on, draw_plane, run_controls, two_canvases, ChunkEnd, PauseToggle, Samples, TrainingRun,
     TwoCanvases,
 };
 use crate::catalog::hybrid_tau as settings;
 use crate::charts::{curves, scenes};
-use crate::flow::{metrics, mlp, rng::Rng, sampler, Dataset};
+use crate::flow::{metrics, mlp, rng::Rng, Dataset};
 use crate::gpu::trainer::TrainOptions;
 use crate::web::controls::JsResult;
 use futures_util::future::LocalBoxFuture;
@@ -23,8 +24,6 @@ const STEPS_PER_CHUNK: usize = 50;
 const PARTICLES: usize = 300;
 const FLOW_STEPS: usize = 40;
 const TAUS: usize = 11;
-/// Euler steps of the curve's samples computed per animation frame.
-const STEPS_PER_FRAME: usize = 8;
 const OPTIONS: TrainOptions = TrainOptions {
     batch: 256,
     lr: 2e-3,
@@ -44,10 +43,23 @@ pub struct HybridTau {
     samples: Option<(f32, Vec<f32>)>,
     /// (tau, energy distance to the test set, mean distance to the nearest training point).
     curve: Vec<(f32, f32, f32)>,
-    /// The curve's next point in progress: (tau, positions, Euler steps done).
-    curve_samples: Option<(f32, Vec<f32>, usize)>,
     pause: PauseToggle,
 }
+
+/// A job of the figure.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Work {
+    /// The run's chunk from these steps; it samples at the tau of the moment after it.
+    Chunk(u64, usize),
+    /// Samples at this tau (its bits) from the network after these steps (trained or paused).
+    Samples(u32, usize),
+    /// The curves' k-th point, tau = k / (TAUS - 1), once trained.
+    Curve(usize),
+}
+
+/// What a job gives back: a chunk's end (of no steps for samples alone), and the tau its
+/// samples are for.
+pub struct Done(ChunkEnd, f32);
 
 impl HybridTau {
     fn reset(&mut self, _: &mut Ctx<'_>) {
@@ -56,23 +68,25 @@ impl HybridTau {
         self.params = None;
         self.samples = None;
         self.curve.clear();
-        self.curve_samples = None;
     }
 
-    fn sample(&self, params: &[f32], tau: f32) -> Vec<f32> {
-        let x0 = Rng::new(21).normals(2 * PARTICLES);
-        sampler::hybrid_sample(&self.train, 2, &x0, FLOW_STEPS, tau, |x, t| {
-            mlp::forward(&self.shape, params, x, &vec![t; x.len() / 2]).0
-        })
+    /// The hybrid model's samples at `tau`, asked of the network.
+    fn samples(&self, tau: f32) -> Samples {
+        Samples {
+            x0: Rng::new(21).normals(2 * PARTICLES),
+            steps: FLOW_STEPS,
+            data: self.train.clone(),
+            tau,
+            frames: false,
+        }
     }
 }
 
 impl Sketch for HybridTau {
     const NAME: &'static str = "hybrid-tau";
     const ID: &'static str = "ht";
-    /// The run and the steps trained before the chunk.
-    type Key = (u64, usize);
-    type Output = ChunkEnd;
+    type Key = Work;
+    type Output = Done;
 
     fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let TwoCanvases {
@@ -95,84 +109,87 @@ impl Sketch for HybridTau {
             params: None,
             samples: None,
             curve: Vec::new(),
-            curve_samples: None,
             pause,
         })
     }
 
-    fn changed(&mut self, _: Option<&str>, ctx: &mut Ctx<'_>) {
-        let tau = ctx.settings().number(&settings::TAU) as f32;
-        if let Some(params) = &self.params {
-            self.samples = Some((tau, self.sample(params, tau)));
+    /// Training first; then (or while paused) the samples at the slider's tau; then the curves.
+    fn wanted(&self, chosen: &Settings) -> Option<Self::Key> {
+        if let Some((run, steps)) = self.trainer.next(self.steps, MAX_STEPS, &self.pause) {
+            return Some(Work::Chunk(run, steps));
         }
+        self.params.as_ref()?;
+        let tau = chosen.number(&settings::TAU) as f32;
+        if self.samples.as_ref().is_none_or(|(t, _)| *t != tau) {
+            return Some(Work::Samples(tau.to_bits(), self.steps));
+        }
+        (self.steps >= MAX_STEPS && self.curve.len() < TAUS)
+            .then_some(Work::Curve(self.curve.len()))
     }
 
-    fn wanted(&self, _: &Settings) -> Option<Self::Key> {
-        self.trainer.next(self.steps, MAX_STEPS, &self.pause)
+    fn job(&mut self, work: &Self::Key, ctx: &mut Ctx<'_>) -> LocalBoxFuture<'static, Done> {
+        let (tau, end) = match *work {
+            Work::Chunk(..) => {
+                let tau = ctx.settings().number(&settings::TAU) as f32;
+                let plan = (self.shape, OPTIONS, STEPS_PER_CHUNK);
+                let samples = Some(self.samples(tau));
+                (tau, self.trainer.chunk(&self.train, plan, samples))
+            }
+            Work::Samples(bits, _) => {
+                let tau = f32::from_bits(bits);
+                let params = self.params.clone().unwrap_or_default();
+                (
+                    tau,
+                    self.trainer.sample(self.shape, params, self.samples(tau)),
+                )
+            }
+            Work::Curve(k) => {
+                let tau = k as f32 / (TAUS - 1) as f32;
+                let params = self.params.clone().unwrap_or_default();
+                (
+                    tau,
+                    self.trainer.sample(self.shape, params, self.samples(tau)),
+                )
+            }
+        };
+        Box::pin(async move { Done(end.await, tau) })
     }
 
-    fn job(&mut self, _: &Self::Key, _: &mut Ctx<'_>) -> LocalBoxFuture<'static, ChunkEnd> {
-        self.trainer
-            .chunk(&self.train, (self.shape, OPTIONS, STEPS_PER_CHUNK))
-    }
-
-    fn done(&mut self, _: Self::Key, end: ChunkEnd, ctx: &mut Ctx<'_>) {
+    fn done(&mut self, work: Self::Key, Done(end, tau): Done, ctx: &mut Ctx<'_>) {
         let Some(chunk) = self.trainer.take(end, &mut self.pause, ctx.status) else {
-            return;
+            return; // reset meanwhile
         };
-        self.steps += chunk.losses.len();
-        let tau = ctx.settings().number(&settings::TAU) as f32;
-        self.samples = Some((tau, self.sample(&chunk.params, tau)));
-        self.params = Some(chunk.params);
-        ctx.status.set(&format!(
-            "Training on {} training points on {}: step {} of {MAX_STEPS}, loss {:.3}.",
-            TRAIN_POINTS,
-            chunk.backend.name(),
-            self.steps,
-            chunk.losses.last().copied().unwrap_or(f32::NAN)
-        ));
-        if self.steps >= MAX_STEPS {
-            self.trainer.release(); // the parameters are kept
-        }
-    }
-
-    /// Once trained, a few Euler steps of the next tau's samples per frame, so no frame runs
-    /// long while the curves fill in.
-    fn animate(&mut self, _: f64, ctx: &mut Ctx<'_>) -> bool {
-        if self.steps < MAX_STEPS || self.curve.len() >= TAUS {
-            return false;
-        }
-        let Some(params) = &self.params else {
-            return false;
-        };
-        let tau = self.curve.len() as f32 / (TAUS - 1) as f32;
-        let (mut x, done) = match self.curve_samples.take() {
-            Some((t, x, done)) if t == tau => (x, done),
-            _ => (Rng::new(21).normals(2 * PARTICLES), 0),
-        };
-        let dt = 1.0 / FLOW_STEPS as f32;
-        let end = (done + STEPS_PER_FRAME).min(FLOW_STEPS);
-        for step in done..end {
-            let t = step as f32 * dt;
-            x = sampler::euler_range(&x, t, dt, 1, |x, t| {
-                if t < tau {
-                    crate::flow::closed_form_velocity(&self.train, 2, x, t)
+        let samples = chunk.samples.unwrap_or_default();
+        match work {
+            Work::Chunk(..) => {
+                self.steps += chunk.losses.len();
+                self.params = Some(chunk.params);
+                self.samples = Some((tau, samples));
+                ctx.status.set(&format!(
+                    "Training on {} training points on {}: step {} of {MAX_STEPS}, loss {:.3}.",
+                    TRAIN_POINTS,
+                    chunk.backend.name(),
+                    self.steps,
+                    chunk.losses.last().copied().unwrap_or(f32::NAN)
+                ));
+            }
+            Work::Samples(..) => self.samples = Some((tau, samples)),
+            Work::Curve(_) => {
+                let energy = metrics::energy_distance(&samples, &self.test, 2);
+                let mean = metrics::mean_nearest_distance(&self.train, 2, &samples);
+                self.curve.push((tau, energy, mean));
+                if self.curve.len() == TAUS {
+                    // The network's worker lets it go; the figure keeps its parameters.
+                    self.trainer.release();
+                    ctx.status.set("Done: drag τ. Small τ keeps the network's novelty; large τ copies the training points.");
                 } else {
-                    mlp::forward(&self.shape, params, x, &vec![t; x.len() / 2]).0
+                    ctx.status.set(&format!(
+                        "Trained. Measuring the hybrid model's samples: {} of {TAUS} values of τ.",
+                        self.curve.len()
+                    ));
                 }
-            });
+            }
         }
-        if end < FLOW_STEPS {
-            self.curve_samples = Some((tau, x, end));
-            return false;
-        }
-        let energy = metrics::energy_distance(&x, &self.test, 2);
-        let mean = metrics::mean_nearest_distance(&self.train, 2, &x);
-        self.curve.push((tau, energy, mean));
-        if self.curve.len() == TAUS {
-            ctx.status.set("Done: drag τ. Small τ keeps the network's novelty; large τ copies the training points.");
-        }
-        true
     }
 
     fn draw(&mut self, ctx: &mut Ctx<'_>) -> JsResult<()> {

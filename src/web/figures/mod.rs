@@ -16,7 +16,7 @@ mod stochastic_target;
 mod target_alignment;
 mod velocity_field;
 
-use super::compute::{ComputeError, Training};
+use super::compute::{ComputeError, Network, Training};
 use super::controls::{element, JsResult};
 use crate::charts;
 use driver::Driven;
@@ -29,7 +29,9 @@ use web_sys::{Element, HtmlCanvasElement, HtmlElement};
 /// A live figure mounted in a page element.
 pub trait Figure {
     /// One animation frame, `now` in milliseconds; only called while the figure is visible.
-    fn frame(&mut self, now: f64);
+    /// When not `may_draw` (the frame's drawing budget is spent), a drawing it needs waits for
+    /// a later frame.
+    fn frame(&mut self, now: f64, may_draw: bool);
     /// Visible on screen (and the tab is shown); animations stop when false.
     fn set_visible(&mut self, visible: bool);
     /// What the figure shows, as CSV with a header row ("Download data"); None before any data.
@@ -243,22 +245,65 @@ pub fn draw_histogram(
 }
 
 /// One chunk of a figure's background training: continues `training` (or starts it from the
-/// seeded initialisation), runs `steps` steps, and returns it with their losses and the
-/// parameters after them.
-pub async fn train_chunk(
-    backend: &crate::gpu::Backend,
+/// seeded initialisation), runs `steps` steps, and returns it with their losses, the
+/// parameters after them, and the network's samples when asked for.
+async fn train_chunk(
+    backend: Rc<crate::gpu::Backend>,
     training: Option<Training>,
-    shape: crate::flow::mlp::MlpShape,
+    (shape, options, steps): ChunkPlan,
     data: &[f32],
-    options: crate::gpu::trainer::TrainOptions,
-    steps: usize,
-) -> Result<(Training, Vec<f32>, Vec<f32>), ComputeError> {
+    samples: Option<Samples>,
+) -> Result<(Training, Chunk), ComputeError> {
+    let start = js_sys::Date::now();
     let mut training = match training {
         Some(t) => t,
-        None => Training::start(backend, shape, data, options).await?,
+        None => Training::start(&backend, shape, data, options).await?,
     };
-    let (losses, params) = training.train(backend, steps, true).await?;
-    Ok((training, losses, params.unwrap_or_default()))
+    let (losses, params) = training.train(&backend, steps, true).await?;
+    let params = params.unwrap_or_default();
+    let ms = js_sys::Date::now() - start;
+    let samples = match samples {
+        Some(s) => Some(s.draw(Some(&training), shape, &params).await?),
+        None => None,
+    };
+    let chunk = Chunk {
+        losses,
+        params,
+        samples,
+        backend,
+        ms,
+    };
+    Ok((training, chunk))
+}
+
+/// Samples a figure draws from its network after a chunk (compute::Network::path): from `x0`
+/// in `steps` Euler steps, along the closed form of the small set `data` while t < tau, every
+/// step's positions when `frames`.
+pub struct Samples {
+    pub x0: Vec<f32>,
+    pub steps: usize,
+    pub data: Vec<f32>,
+    pub tau: f32,
+    pub frames: bool,
+}
+
+impl Samples {
+    /// Drawn in the worker that holds the network when it is there, else here from `params`.
+    async fn draw(
+        &self,
+        training: Option<&Training>,
+        shape: crate::flow::mlp::MlpShape,
+        params: &[f32],
+    ) -> Result<Vec<f32>, ComputeError> {
+        let network = match training {
+            Some(Training::Pool(t)) => Network::Pool(t),
+            _ => Network::Here(shape, params.to_vec()),
+        };
+        let closed = (&self.data[..], self.tau);
+        network
+            .path(&self.x0, self.steps, closed, self.frames)
+            .await
+    }
 }
 
 /// A figure's network in training, one chunk a job of the figure's driver: `next` is the key
@@ -270,10 +315,12 @@ pub struct TrainingRun {
     run: u64,
 }
 
-/// A chunk that ended: its losses, the parameters after it, where and in how long it ran.
+/// A chunk that ended: its losses, the parameters after it, the samples asked for, where and
+/// in how long it trained.
 pub struct Chunk {
     pub losses: Vec<f32>,
     pub params: Vec<f32>,
+    pub samples: Option<Vec<f32>>,
     pub backend: Rc<crate::gpu::Backend>,
     pub ms: f64,
 }
@@ -293,9 +340,14 @@ pub struct ChunkEnd {
 }
 
 impl ChunkEnd {
-    /// The parameters after the chunk, if it trained.
-    pub fn params(&self) -> Option<&[f32]> {
-        self.result.as_ref().ok().map(|c| &c.params[..])
+    /// The samples drawn after the chunk, if it trained and they were asked for.
+    pub fn samples(&self) -> Option<&[f32]> {
+        self.result.as_ref().ok()?.samples.as_deref()
+    }
+
+    /// How long it trained (0 when it failed).
+    pub fn ms(&self) -> f64 {
+        self.result.as_ref().map_or(0.0, |c| c.ms)
     }
 }
 
@@ -319,11 +371,13 @@ impl TrainingRun {
     }
 
     /// The next chunk as a job: continues the run's network (or starts it from the seeded
-    /// initialisation on `data`, copied only then) for `steps` steps.
+    /// initialisation on `data`, copied only then) for `steps` steps, then draws `samples`
+    /// from it when asked.
     pub fn chunk(
         &mut self,
         data: &[f32],
-        (shape, options, steps): ChunkPlan,
+        plan: ChunkPlan,
+        samples: Option<Samples>,
     ) -> LocalBoxFuture<'static, ChunkEnd> {
         let training = self.training.take();
         let data = match training {
@@ -333,23 +387,46 @@ impl TrainingRun {
         let run = self.run;
         Box::pin(async move {
             let backend = crate::web::shared::backend().await;
-            let start = js_sys::Date::now();
-            match train_chunk(&backend, training, shape, &data, options, steps).await {
-                Ok((training, losses, params)) => ChunkEnd {
+            match train_chunk(backend, training, plan, &data, samples).await {
+                Ok((training, chunk)) => ChunkEnd {
                     run,
                     training: Some(training),
-                    result: Ok(Chunk {
-                        losses,
-                        params,
-                        backend,
-                        ms: js_sys::Date::now() - start,
-                    }),
+                    result: Ok(chunk),
                 },
                 Err(e) => ChunkEnd {
                     run,
                     training: None,
                     result: Err(e),
                 },
+            }
+        })
+    }
+
+    /// Samples from the network with `params` as a job, without training it: in its worker
+    /// while the run holds it there (lent to the job, back with `finish`), else from the
+    /// parameters here. Its end is a chunk of no steps.
+    pub fn sample(
+        &mut self,
+        shape: crate::flow::mlp::MlpShape,
+        params: Vec<f32>,
+        samples: Samples,
+    ) -> LocalBoxFuture<'static, ChunkEnd> {
+        let training = self.training.take();
+        let run = self.run;
+        Box::pin(async move {
+            let backend = crate::web::shared::backend().await;
+            let result = samples.draw(training.as_ref(), shape, &params).await;
+            ChunkEnd {
+                run,
+                // A failure ends the run, as a chunk's does.
+                training: training.filter(|_| result.is_ok()),
+                result: result.map(|x| Chunk {
+                    losses: Vec::new(),
+                    params,
+                    samples: Some(x),
+                    backend,
+                    ms: 0.0,
+                }),
             }
         })
     }

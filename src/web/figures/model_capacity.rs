@@ -165,8 +165,11 @@ impl Sketch for ModelCapacity {
     }
 
     fn job(&mut self, _: &Self::Key, _: &mut Ctx<'_>) -> LocalBoxFuture<'static, ChunkEnd> {
-        self.trainer
-            .chunk(&self.refs.data, (self.shape(), OPTIONS, STEPS_PER_CHUNK))
+        self.trainer.chunk(
+            &self.refs.data,
+            (self.shape(), OPTIONS, STEPS_PER_CHUNK),
+            None,
+        )
     }
 
     fn done(&mut self, _: Self::Key, end: ChunkEnd, ctx: &mut Ctx<'_>) {

@@ -3,7 +3,7 @@
 
 use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{
-    draw_on, draw_plane, run_controls, two_canvases, ChunkEnd, PauseToggle, TrainingRun,
+    draw_on, draw_plane, run_controls, two_canvases, ChunkEnd, PauseToggle, Samples, TrainingRun,
     TwoCanvases,
 };
 use crate::charts::{curves, scenes};
@@ -90,8 +90,16 @@ impl Sketch for NoiseToData {
     }
 
     fn job(&mut self, _: &Self::Key, _: &mut Ctx<'_>) -> LocalBoxFuture<'static, ChunkEnd> {
-        self.trainer
-            .chunk(&self.data, (self.shape, OPTIONS, STEPS_PER_CHUNK))
+        // The particles' paths under the chunk's parameters, drawn where the network is.
+        let samples = Samples {
+            x0: Rng::new(11).normals(2 * PARTICLES),
+            steps: FLOW_STEPS,
+            data: Vec::new(),
+            tau: 0.0,
+            frames: true,
+        };
+        let plan = (self.shape, OPTIONS, STEPS_PER_CHUNK);
+        self.trainer.chunk(&self.data, plan, Some(samples))
     }
 
     /// A chunk ended: its losses, and the particles' paths under its parameters.
@@ -101,17 +109,9 @@ impl Sketch for NoiseToData {
         };
         let shape = self.shape;
         self.losses.extend(chunk.losses);
-        let dt = 1.0 / FLOW_STEPS as f32;
-        let mut x = Rng::new(11).normals(2 * PARTICLES);
-        let mut frames = vec![x.clone()];
-        for k in 0..FLOW_STEPS {
-            let u = mlp::forward(&shape, &chunk.params, &x, &vec![k as f32 * dt; PARTICLES]).0;
-            for (a, b) in x.iter_mut().zip(&u) {
-                *a += dt * b;
-            }
-            frames.push(x.clone());
+        if let Some(path) = chunk.samples {
+            self.frames = path.chunks(2 * PARTICLES).map(<[f32]>::to_vec).collect();
         }
-        self.frames = frames;
         let verb = if self.losses.len() >= MAX_STEPS {
             "Trained"
         } else {

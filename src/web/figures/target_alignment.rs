@@ -249,7 +249,7 @@ impl<M: Measure> Sketch for PairsByT<M> {
     fn animate(&mut self, _: f64, ctx: &mut Ctx<'_>) -> bool {
         if self.panels[1].data.is_none() {
             if let Some(d) = self.gate.poll(ctx.status) {
-                self.panels[1].data = Some((d.pooled(1), crate::flow::digits::PIXELS));
+                self.panels[1].data = Some((d.full.clone(), crate::flow::digits::PIXELS));
             }
         }
         let shared: Vec<_> = self
