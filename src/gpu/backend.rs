@@ -113,11 +113,12 @@ impl Backend {
         })
     }
 
-    /// `prepare` with the GPU's copy written UPLOAD_PIECE floats at a time, `pause` awaited
-    /// between pieces (the browser copies what the queue writes on the page's thread).
+    /// `prepare` (of `data` borrowed, or handed over as `prepare_owned`'s) with the GPU's copy
+    /// written UPLOAD_PIECE floats at a time, `pause` awaited between pieces (the browser copies
+    /// what the queue writes on the page's thread).
     pub async fn prepare_paced<P, F>(
         &self,
-        data: &[f32],
+        data: std::borrow::Cow<'_, [f32]>,
         dim: usize,
         pause: P,
     ) -> Result<Prepared, GpuError>
@@ -127,27 +128,12 @@ impl Backend {
     {
         Ok(match self {
             Backend::Gpu(b) => Prepared::Gpu(
-                TrainingSet::upload_paced(&b.gpu, data, dim, UPLOAD_PIECE, pause).await?,
+                TrainingSet::upload_paced(&b.gpu, &data, dim, UPLOAD_PIECE, pause).await?,
             ),
-            Backend::Cpu { .. } => Prepared::Cpu(flow::ClosedForm::new(data, dim)),
+            Backend::Cpu { .. } => {
+                Prepared::Cpu(flow::ClosedForm::from_rows(data.into_owned(), dim))
+            }
         })
-    }
-
-    /// `prepare_owned`, paced as `prepare_paced` on the GPU.
-    pub async fn prepare_owned_paced<P, F>(
-        &self,
-        data: Vec<f32>,
-        dim: usize,
-        pause: P,
-    ) -> Result<Prepared, GpuError>
-    where
-        P: FnMut() -> F,
-        F: std::future::Future<Output = ()>,
-    {
-        match self {
-            Backend::Gpu(_) => self.prepare_paced(&data, dim, pause).await,
-            Backend::Cpu { .. } => self.prepare_owned(data, dim),
-        }
     }
 
     pub async fn velocity(

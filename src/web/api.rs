@@ -348,7 +348,7 @@ pub async fn sample_closed_form(
     };
     let (_held, backend) = closed_form_call(cost, "x0").await?;
     let set = backend
-        .prepare_owned_paced(data.copy().await?, dim, pace)
+        .prepare_paced(data.copy().await?.into(), dim, pace)
         .await?;
     let x0 = x0.copy().await?;
     Ok(finite_result(

@@ -108,7 +108,7 @@ impl Ready {
         let ready = match pool {
             Some(pool) => Rc::new(Ready::Pool(pool.load(data, dim).await)),
             None => Rc::new(Ready::Backend(
-                backend.prepare_paced(data, dim, pace).await?,
+                backend.prepare_paced(data[..].into(), dim, pace).await?,
             )),
         };
         SHARED.with(|shared| {

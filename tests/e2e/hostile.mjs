@@ -1,7 +1,7 @@
 // Browser checks of hostile and careless use: crafted links and attributes stay data, a strict
 // Content-Security-Policy, and no leaks over many mount/remove and train/free cycles.
 import path from 'node:path';
-import { serve, assert, figuresInked } from './harness.mjs';
+import { serve, launch, assert, figuresInked } from './harness.mjs';
 
 // Classic payloads: each would call window.__xss() if it ever became markup or script.
 export const PAYLOADS = [
@@ -125,38 +125,46 @@ export async function cspChecks({ t, browser, dist, query, mode, out }) {
     const notes = [];
     try {
       for (const [file, selector] of [['index.html', '[data-figure]'], ['embed-example.html', 'fm-figure:not(#broken)']]) {
-        const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-        const errors = [];
-        page.on('pageerror', (e) => errors.push(String(e)));
-        page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-        await page.addInitScript(() => {
-          window.__violations = [];
-          document.addEventListener('securitypolicyviolation', (e) => {
-            window.__violations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber} ${e.sample}`);
+        // A browser of its own for each page: on a software WebGPU adapter one GPU process runs
+        // every page's kernels and composites them, and the work an earlier page queued (the
+        // digits figures: seconds of it) would otherwise hold this page's first frames back.
+        const own = mode === 'webgpu' ? await launch({ webgpu: true }) : browser;
+        try {
+          const page = await own.newPage({ viewport: { width: 1280, height: 900 } });
+          const errors = [];
+          page.on('pageerror', (e) => errors.push(String(e)));
+          page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+          await page.addInitScript(() => {
+            window.__violations = [];
+            document.addEventListener('securitypolicyviolation', (e) => {
+              window.__violations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber} ${e.sample}`);
+            });
           });
-        });
-        // Neither the load event nor a scroll waits for rendered frames: on a software WebGPU
-        // adapter the GPU process that composites the page also runs the figures' kernels, and
-        // a previous test's queued work can hold frames back for tens of seconds. What this
-        // test checks (every figure draws, no violation) is waited for below.
-        await page.goto(`${origin}/${file}${query}`, { waitUntil: 'domcontentloaded', timeout: 60000 });
-        const roots = await page.locator(selector).count();
-        assert(roots > 0, `${file}: no figures`);
-        // Scroll through, so every figure becomes visible and draws.
-        for (let i = 0; i < roots; i++) {
-          await page.locator(selector).nth(i).evaluate((el) => el.scrollIntoView({ block: 'center' }));
-          await page.waitForTimeout(1500);
+          // Neither the load event nor a scroll waits for rendered frames: on a software WebGPU
+          // adapter the GPU process that composites the page also runs the figures' kernels, and
+          // a previous test's queued work can hold frames back for tens of seconds. What this
+          // test checks (every figure draws, no violation) is waited for below.
+          await page.goto(`${origin}/${file}${query}`, { waitUntil: 'domcontentloaded', timeout: 60000 });
+          const roots = await page.locator(selector).count();
+          assert(roots > 0, `${file}: no figures`);
+          // Scroll through, so every figure becomes visible and draws.
+          for (let i = 0; i < roots; i++) {
+            await page.locator(selector).nth(i).evaluate((el) => el.scrollIntoView({ block: 'center' }));
+            await page.waitForTimeout(1500);
+          }
+          await page.waitForFunction(figuresInked, selector, { timeout: 180000 }).catch(async (e) => {
+            const blank = await page.$$eval(selector, (els) => els.map((el) => el.getAttribute('data-figure') ?? el.id));
+            throw new Error(`${file}: not every figure drew (${blank.join(', ')}): ${e.message}`);
+          });
+          const violations = await page.evaluate(() => window.__violations);
+          await page.screenshot({ path: path.join(out, `csp-${file.replace('.html', '')}-${mode}.png`) });
+          assert(violations.length === 0, `${file}: ${violations.length} violations: ${[...new Set(violations)].slice(0, 10).join('\n')}`);
+          assert(errors.length === 0, `${file}: page errors: ${errors.join('\n').slice(0, 2000)}`);
+          notes.push(`${file}: ${roots} figures drawn, 0 violations`);
+          await page.close();
+        } finally {
+          if (own !== browser) await own.close();
         }
-        await page.waitForFunction(figuresInked, selector, { timeout: 180000 }).catch(async (e) => {
-          const blank = await page.$$eval(selector, (els) => els.map((el) => el.getAttribute('data-figure') ?? el.id));
-          throw new Error(`${file}: not every figure drew (${blank.join(', ')}): ${e.message}`);
-        });
-        const violations = await page.evaluate(() => window.__violations);
-        await page.screenshot({ path: path.join(out, `csp-${file.replace('.html', '')}-${mode}.png`) });
-        assert(violations.length === 0, `${file}: ${violations.length} violations: ${[...new Set(violations)].slice(0, 10).join('\n')}`);
-        assert(errors.length === 0, `${file}: page errors: ${errors.join('\n').slice(0, 2000)}`);
-        notes.push(`${file}: ${roots} figures drawn, 0 violations`);
-        await page.close();
       }
     } finally {
       server.close();
