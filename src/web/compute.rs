@@ -251,9 +251,7 @@ impl Network<'_> {
             }
         }
     }
-}
 
-impl Network<'_> {
     /// The network's samples from `x0` in `steps` Euler steps, along the closed form of the
     /// small set `data` while t < tau (flow::sampler::HybridPath; tau = 0: the network's own
     /// flow); every step's positions when `keep_frames`. In the network's worker in one round

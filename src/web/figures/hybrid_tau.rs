@@ -128,28 +128,21 @@ impl Sketch for HybridTau {
     }
 
     fn job(&mut self, work: &Self::Key, ctx: &mut Ctx<'_>) -> LocalBoxFuture<'static, Done> {
-        let (tau, end) = match *work {
+        let tau = match *work {
+            Work::Chunk(..) => ctx.settings().number(&settings::TAU) as f32,
+            Work::Samples(bits, _) => f32::from_bits(bits),
+            Work::Curve(k) => k as f32 / (TAUS - 1) as f32,
+        };
+        let samples = self.samples(tau);
+        let end = match *work {
             Work::Chunk(..) => {
-                let tau = ctx.settings().number(&settings::TAU) as f32;
                 let plan = (self.shape, OPTIONS, STEPS_PER_CHUNK);
-                let samples = Some(self.samples(tau));
-                (tau, self.trainer.chunk(&self.train, plan, samples))
+                self.trainer.chunk(&self.train, plan, Some(samples))
             }
-            Work::Samples(bits, _) => {
-                let tau = f32::from_bits(bits);
+            // The network as the last chunk left it, in its worker while it is there.
+            Work::Samples(..) | Work::Curve(_) => {
                 let params = self.params.clone().unwrap_or_default();
-                (
-                    tau,
-                    self.trainer.sample(self.shape, params, self.samples(tau)),
-                )
-            }
-            Work::Curve(k) => {
-                let tau = k as f32 / (TAUS - 1) as f32;
-                let params = self.params.clone().unwrap_or_default();
-                (
-                    tau,
-                    self.trainer.sample(self.shape, params, self.samples(tau)),
-                )
+                self.trainer.sample(self.shape, params, samples)
             }
         };
         Box::pin(async move { Done(end.await, tau) })
