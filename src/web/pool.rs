@@ -97,6 +97,8 @@ impl Worker {
                     }
                     return;
                 }
+                // Answers computed after a trap come from a module whose state is lost: refused.
+                let after_trap = trapped.get();
                 // A trap, or a module that would not start: not to be used again.
                 if field("trap").is_truthy() || op == "failed" {
                     trapped.set(true);
@@ -114,6 +116,9 @@ impl Worker {
                         Err(Failure::Input(message()))
                     }
                     "failed" | "error" => Err(Failure::Broken(message())),
+                    _ if after_trap => Err(Failure::Broken(
+                        "the compute worker broke before it answered".into(),
+                    )),
                     _ => Ok(data),
                 };
                 if let Some(tx) = inbox.borrow_mut().remove(&ticket) {
@@ -308,6 +313,23 @@ pub async fn compute_worker_trap_for_testing() -> String {
     }
 }
 
+/// Makes the training worker trap (a Rust panic inside it), for the test that its networks are
+/// rebuilt; resolves to the error its call got.
+#[wasm_bindgen(js_name = trainingWorkerTrapForTesting, skip_typescript)]
+pub async fn training_worker_trap_for_testing() -> String {
+    let Some(pool) = pool().await else {
+        return "no compute workers".into();
+    };
+    let Some(worker) = pool.training_worker().await else {
+        return "no training worker".into();
+    };
+    let message = object(&[("op", "trap".into())]);
+    match answer(worker.request(pool.ticket(), &message, &Array::new())).await {
+        Ok(_) => "the worker answered".into(),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
 /// What the pool's workers hold now (training sets' slices and networks): for the leak test.
 #[wasm_bindgen(js_name = workersHoldingForTesting)]
 pub async fn workers_holding_for_testing() -> f64 {
@@ -374,8 +396,8 @@ impl Pool {
         workers[slot].clone()
     }
 
-    /// Asks `worker` for `op` ("partials" of a set's slice, "forward" of a network) on what it
-    /// holds under `id`, at the rows of `points` each at its time; the arrays are moved there.
+    /// Asks `worker` for `op` ("partials" of a set's slice) on what it holds under `id`, at the
+    /// rows of `points` each at its time; the arrays are moved there.
     fn query(
         &self,
         worker: &Worker,
@@ -384,14 +406,7 @@ impl Pool {
         points: &[f32],
         times: &[f32],
     ) -> oneshot::Receiver<Reply> {
-        let (p, t) = (Float32Array::from(points), Float32Array::from(times));
-        let message = object(&[
-            ("op", op.into()),
-            ("set", id.into()),
-            ("points", p.clone().into()),
-            ("times", t.clone().into()),
-        ]);
-        let transfer = Array::of2(&p.buffer(), &t.buffer());
+        let (message, transfer) = rows_message(op, id, points, times);
         worker.request(self.ticket(), &message, &transfer)
     }
 
@@ -476,23 +491,26 @@ const COPY_FLOATS: usize = 1 << 18;
 
 /// A network trained in the pool's training worker (`CpuTraining` there, step for step the
 /// page's arithmetic); dropped, it is freed there.
+///
+/// A trap in that worker (a Rust panic: the module's state is lost) does not lose the network:
+/// training is deterministic (seeded initialisation, seeded batches, Adam from zero), so the next
+/// call rebuilds it in a fresh training worker from its first message and the number of steps it
+/// had taken, then asks again. A call that traps twice fails.
 pub struct PoolTrainer {
     pool: Rc<Pool>,
-    worker: Rc<Worker>,
+    worker: RefCell<Rc<Worker>>,
     id: u32,
+    /// The message that made the network (its data a copy kept here, not moved): to make it
+    /// again in a fresh worker.
+    first: Object,
+    /// Optimisation steps answered so far: replayed after `first` in a fresh worker.
+    steps: Cell<usize>,
 }
 
 impl Pool {
-    /// Starts training `shape` on `data` (n x dim) in the training worker (started on first
-    /// use); None when that worker cannot start.
-    pub async fn trainer(
-        self: &Rc<Self>,
-        shape: MlpShape,
-        data: &[f32],
-        options: TrainOptions,
-    ) -> Option<PoolTrainer> {
-        // A training worker that broke is replaced for the trainers to come (those it held are
-        // lost with it).
+    /// The training worker (started on first use; one that broke is replaced for the calls to
+    /// come, and the trainers rebuild what it held); None when it cannot start.
+    async fn training_worker(&self) -> Option<Rc<Worker>> {
         let broken = self
             .trainers
             .borrow()
@@ -500,6 +518,7 @@ impl Pool {
             .and_then(|t| t.peek().cloned().flatten())
             .is_some_and(|w| w.broken.get());
         if broken {
+            web_sys::console::info_1(&"the training worker broke and was replaced".into());
             self.trainers.borrow_mut().take();
         }
         let pending = self
@@ -511,16 +530,26 @@ impl Pool {
                     .shared()
             })
             .clone();
-        let worker = pending.await?;
+        pending.await
+    }
+
+    /// Starts training `shape` on `data` (n x dim) in the training worker (started on first
+    /// use); None when that worker cannot start.
+    pub async fn trainer(
+        self: &Rc<Self>,
+        shape: MlpShape,
+        data: &[f32],
+        options: TrainOptions,
+    ) -> Option<PoolTrainer> {
+        let worker = self.training_worker().await?;
         let id = self.next_set.get();
         self.next_set.set(id.wrapping_add(1));
-        let data = Float32Array::from(data);
         let (samples, efm) = match options.target {
             Target::Cfm => (0, false),
             Target::Efm { samples } => (samples, true),
         };
         let number = |v: usize| JsValue::from(v as f64);
-        let message = object(&[
+        let first = object(&[
             ("op", "trainer".into()),
             ("set", id.into()),
             ("dim", number(shape.dim)),
@@ -532,18 +561,69 @@ impl Pool {
             ("seed", options.seed.into()),
             ("efm", efm.into()),
             ("samples", number(samples)),
-            ("data", data.clone().into()),
+            ("data", Float32Array::from(data).into()),
         ]);
-        worker.post(&message, &Array::of1(&data.buffer()));
+        // Copied (structured clone), not moved: `first` keeps its data to rebuild the network.
+        worker.post(&first, &Array::new());
         Some(PoolTrainer {
             pool: self.clone(),
-            worker,
+            worker: RefCell::new(worker),
             id,
+            first,
+            steps: Cell::new(0),
         })
     }
 }
 
 impl PoolTrainer {
+    /// The worker that holds the network: after a trap, a fresh training worker into which the
+    /// network is made again (its first message, then as many steps as it had taken, queued
+    /// there before anything asked of it after).
+    async fn worker(&self) -> Result<Rc<Worker>, Failure> {
+        let current = self.worker.borrow().clone();
+        if !current.broken.get() {
+            return Ok(current);
+        }
+        let fresh = self.pool.training_worker().await.ok_or_else(|| {
+            Failure::Broken("the training worker broke and could not start again".into())
+        })?;
+        // Another call rebuilt it while this one waited for the worker.
+        let now = self.worker.borrow().clone();
+        if !now.broken.get() {
+            return Ok(now);
+        }
+        fresh.post(&self.first, &Array::new());
+        let steps = self.steps.get();
+        let replay = (steps > 0).then(|| {
+            let message = object(&[
+                ("op", "train".into()),
+                ("set", self.id.into()),
+                ("steps", (steps as f64).into()),
+                ("params", false.into()),
+            ]);
+            fresh.request(self.pool.ticket(), &message, &Array::new())
+        });
+        *self.worker.borrow_mut() = fresh.clone();
+        if let Some(replay) = replay {
+            answer(replay).await?;
+        }
+        Ok(fresh)
+    }
+
+    /// Asks the network's worker for what `message` builds (with the buffers to move); once
+    /// more, in a rebuilt worker, when that worker trapped before answering.
+    async fn ask(&self, message: impl Fn() -> (Object, Array)) -> Reply {
+        let mut retried = false;
+        loop {
+            let worker = self.worker().await?;
+            let (m, transfer) = message();
+            match answer(worker.request(self.pool.ticket(), &m, &transfer)).await {
+                Err(Failure::Broken(_)) if worker.broken.get() && !retried => retried = true,
+                reply => return reply,
+            }
+        }
+    }
+
     /// `steps` steps in the worker (one message, one answer); their losses, and the parameters
     /// after them when `with_params`.
     pub async fn train(
@@ -551,41 +631,35 @@ impl PoolTrainer {
         steps: usize,
         with_params: bool,
     ) -> Result<(Vec<f32>, Option<Vec<f32>>), Failure> {
-        self.sound()?;
-        let message = object(&[
-            ("op", "train".into()),
-            ("set", self.id.into()),
-            ("steps", (steps as f64).into()),
-            ("params", with_params.into()),
-        ]);
-        let reply = answer(
-            self.worker
-                .request(self.pool.ticket(), &message, &Array::new()),
-        )
-        .await?;
+        let message = || {
+            let m = object(&[
+                ("op", "train".into()),
+                ("set", self.id.into()),
+                ("steps", (steps as f64).into()),
+                ("params", with_params.into()),
+            ]);
+            (m, Array::new())
+        };
+        let reply = self.ask(message).await?;
         let losses = reply_floats(&reply, "losses");
         if losses.as_ref().map(Vec::len) != Some(steps) {
             return Err(wrong_count());
         }
+        self.steps.set(self.steps.get() + steps);
         Ok((losses.unwrap_or_default(), reply_floats(&reply, "params")))
     }
 
     /// The network's velocity u_theta(x, t) for every row of `points` at its time, evaluated in
     /// the worker that holds the network.
     pub async fn velocity(&self, points: &[f32], times: &[f32]) -> Result<Vec<f32>, Failure> {
-        self.sound()?;
-        let reply = answer(
-            self.pool
-                .query(&self.worker, "forward", self.id, points, times),
-        )
-        .await?;
+        let reply = self
+            .ask(|| rows_message("forward", self.id, points, times))
+            .await?;
         reply_floats(&reply, "velocity")
             .filter(|u| u.len() == points.len())
             .ok_or_else(wrong_count)
     }
-}
 
-impl PoolTrainer {
     /// The network's samples from `x0` (flow::sampler::HybridPath: the closed form of `data`
     /// while t < tau), computed in the worker that holds the network; every step's positions
     /// when `keep_frames`.
@@ -596,41 +670,46 @@ impl PoolTrainer {
         (data, tau): (&[f32], f32),
         keep_frames: bool,
     ) -> Result<Vec<f32>, Failure> {
-        self.sound()?;
-        let (points, data) = (Float32Array::from(x0), Float32Array::from(data));
-        let message = object(&[
-            ("op", "path".into()),
-            ("set", self.id.into()),
-            ("points", points.clone().into()),
-            ("data", data.clone().into()),
-            ("steps", (steps as f64).into()),
-            ("tau", tau.into()),
-            ("frames", keep_frames.into()),
-        ]);
-        let transfer = Array::of2(&points.buffer(), &data.buffer());
-        let reply = answer(self.worker.request(self.pool.ticket(), &message, &transfer)).await?;
+        let message = || {
+            let (points, data) = (Float32Array::from(x0), Float32Array::from(data));
+            let m = object(&[
+                ("op", "path".into()),
+                ("set", self.id.into()),
+                ("points", points.clone().into()),
+                ("data", data.clone().into()),
+                ("steps", (steps as f64).into()),
+                ("tau", tau.into()),
+                ("frames", keep_frames.into()),
+            ]);
+            (m, Array::of2(&points.buffer(), &data.buffer()))
+        };
+        let reply = self.ask(message).await?;
         let expected = x0.len() * if keep_frames { steps + 1 } else { 1 };
         reply_floats(&reply, "path")
             .filter(|p| p.len() == expected)
             .ok_or_else(wrong_count)
-    }
-
-    /// An error once its worker broke: the network it held is lost.
-    fn sound(&self) -> Result<(), Failure> {
-        match self.worker.broken.get() {
-            true => Err(Failure::Broken(
-                "the training worker broke, and this network with it; train a new one".into(),
-            )),
-            false => Ok(()),
-        }
     }
 }
 
 impl Drop for PoolTrainer {
     fn drop(&mut self) {
         let message = object(&[("op", "drop".into()), ("set", self.id.into())]);
-        self.worker.post(&message, &Array::new());
+        self.worker.borrow().post(&message, &Array::new());
     }
+}
+
+/// A message asking for `op` on what a worker holds under `id`, at the rows of `points` each at
+/// its time, with the arrays to move.
+fn rows_message(op: &str, id: u32, points: &[f32], times: &[f32]) -> (Object, Array) {
+    let (p, t) = (Float32Array::from(points), Float32Array::from(times));
+    let message = object(&[
+        ("op", op.into()),
+        ("set", id.into()),
+        ("points", p.clone().into()),
+        ("times", t.clone().into()),
+    ]);
+    let transfer = Array::of2(&p.buffer(), &t.buffer());
+    (message, transfer)
 }
 
 fn reply_floats(reply: &JsValue, key: &str) -> Option<Vec<f32>> {

@@ -462,6 +462,46 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     return `loss ${r.early.toFixed(3)} -> ${r.late.toFixed(3)} over 120 steps (EFM ${r.efmLate.toFixed(3)}); hybridTau = 1 within ${r.hybridGap.toExponential(1)} of sampleClosedForm`;
   });
 
+  if (!webgpu) {
+    await t.check('training worker trap: the network is rebuilt in a fresh worker, bit for bit where it was', async () => {
+      const r = await page.evaluate(async () => {
+        const b = window.wasmBindings;
+        const { moons, normals } = window.fmRef;
+        const options = { data: moons(300, 5), dim: 2, hidden: 32, depth: 2, batch: 128, lr: 3e-3, seed: 9 };
+        const points = normals(64, 8);
+        const x0 = normals(200, 9);
+        // The same run, never interrupted.
+        const reference = await b.createTrainer(options);
+        const want = [...await reference.train(40), ...await reference.train(40)];
+        const wantU = await reference.velocity(points, 0.5);
+        want.push(...await reference.train(20));
+        const wantX = await reference.sample(x0, 20, 0.3);
+        await reference.free();
+        const trainer = await b.createTrainer(options);
+        const got = [...await trainer.train(40)];
+        // A trap asked for while a chunk is queued behind it: that chunk's answer (if it comes
+        // after the trap) is refused, the network rebuilt, the chunk asked again.
+        const trap = b.trainingWorkerTrapForTesting();
+        got.push(...await trainer.train(40));
+        const first = await trap;
+        // A trap while idle: the next call finds the worker broken and rebuilds first.
+        const second = await b.trainingWorkerTrapForTesting();
+        const u = await trainer.velocity(points, 0.5);
+        got.push(...await trainer.train(20));
+        const x = await trainer.sample(x0, 20, 0.3);
+        await trainer.free();
+        const same = (a, c) => a.length === c.length && a.every((v, i) => Object.is(v, c[i]));
+        return { first, second, losses: same(got, want), u: same(u, wantU), x: same(x, wantX),
+          count: got.length, held: await b.workersHoldingForTesting() };
+      });
+      assert(/^Broken\(.*unreachable/i.test(r.first) && /^Broken\(.*unreachable/i.test(r.second), `the traps: ${r.first} / ${r.second}`);
+      assert(r.losses && r.count === 100, `losses after the traps differ from an uninterrupted run (${r.count} values)`);
+      assert(r.u && r.x, `velocity same: ${r.u}, samples same: ${r.x}`);
+      assert(r.held === 0, `workers still hold ${r.held} things after free`);
+      return '2 traps (one with a chunk queued behind it): 100 losses, 32 velocities and 100 samples bit for bit those of an uninterrupted run';
+    });
+  }
+
   await t.check('the article: every figure drawn, no console errors', async () => {
     await page.evaluate(() => document.querySelectorAll('[data-figure]').forEach((e) => { e.style.display = ''; }));
     const figures = await page.$$('[data-figure]');
