@@ -306,7 +306,7 @@ where
 }
 
 /// Work prepared on a GPU reached the CPU backend: the page dropped that GPU (its device was lost).
-fn unreachable_mix() -> Result<Vec<f32>, GpuError> {
+pub fn unreachable_mix() -> Result<Vec<f32>, GpuError> {
     Err(GpuError::DeviceLost(
         "this was prepared on a GPU device that is gone; the page now computes on the CPU, so \
          create it again (a new trainer or training set)"
@@ -428,6 +428,26 @@ impl Backend {
                 Ok(losses)
             }
             (Backend::Cpu { .. }, Training::Gpu(_)) => unreachable_mix(),
+        }
+    }
+
+    /// The network's samples from `x0` (flow::sampler::HybridPath: the closed form of `data`
+    /// while t < tau, then the network), on the GPU that trains it: one submission, one readback.
+    pub async fn network_path(
+        &self,
+        trainer: &crate::gpu::trainer::GpuTrainer,
+        x0: &[f32],
+        steps: usize,
+        closed: (&[f32], f32),
+        keep_frames: bool,
+    ) -> Result<Vec<f32>, GpuError> {
+        match self {
+            Backend::Gpu(b) => {
+                trainer
+                    .path(&b.gpu, &b.closed_form, x0, steps, closed, keep_frames)
+                    .await
+            }
+            Backend::Cpu { .. } => unreachable_mix(),
         }
     }
 

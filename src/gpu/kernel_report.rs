@@ -352,5 +352,54 @@ pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
             .await,
         );
     }
+
+    // The network's samples where it trains: forward passes (or, while t < tau, the closed form
+    // of a small set) and Euler steps in one submission, against flow::sampler::HybridPath.
+    for (kernel, dim, hidden, m, steps, tau, frames) in [
+        ("network samples, hybrid", 2, 64, 300, 20, 0.4f32, true),
+        ("network samples", 5, 96, 1000, 30, 0.0, false),
+    ] {
+        let shape = mlp::MlpShape::new(dim, hidden, 3);
+        let data = match dim {
+            2 => Dataset::TwoMoons.sample(50, 11),
+            _ => Rng::new(11).normals(50 * dim),
+        };
+        let options = TrainOptions {
+            batch: 64,
+            lr: 1e-3,
+            seed: 5,
+            target: mlp::Target::Cfm,
+        };
+        let params = shape.init(12);
+        let x0 = Rng::new(13).normals(m * dim);
+        let case = Case {
+            kernel,
+            sizes: format!(
+                "MLP 3 x {hidden}, dim {dim}, m {m}, {steps} steps, tau {tau}{}",
+                if frames { ", every frame" } else { "" }
+            ),
+            tolerance: 1e-4,
+            unit: "absolute",
+        };
+        let trainer = GpuTrainer::new(gpu, &closed_form, &training, shape, &params, &data, options);
+        rows.push(
+            row(
+                now,
+                case,
+                async || {
+                    let trainer = trainer.as_ref().map_err(Clone::clone)?;
+                    trainer
+                        .path(gpu, &closed_form, &x0, steps, (&data, tau), frames)
+                        .await
+                },
+                || {
+                    let path = sampler::HybridPath::new(&data, dim, &x0, steps, tau, frames);
+                    path.run(|x, t| mlp::forward(&shape, &params, x, &vec![t; x.len() / dim]).0)
+                },
+                worst_abs,
+            )
+            .await,
+        );
+    }
     rows
 }

@@ -26,6 +26,8 @@ pub const MLP_BATCH: &str = include_str!("../../shaders/mlp_batch.wgsl");
 pub const MLP_GEMM: &str = include_str!("../../shaders/mlp_gemm.wgsl");
 pub const MLP_LOSS: &str = include_str!("../../shaders/mlp_loss.wgsl");
 pub const MLP_ADAM: &str = include_str!("../../shaders/mlp_adam.wgsl");
+/// The network's samples: an Euler step and the next step's inputs.
+pub const MLP_PATH: &str = include_str!("../../shaders/mlp_path.wgsl");
 
 /// (file name, source) of every kernel, for validation in tests.
 pub const ALL: &[(&str, &str)] = &[
@@ -37,4 +39,5 @@ pub const ALL: &[(&str, &str)] = &[
     ("mlp_gemm.wgsl", MLP_GEMM),
     ("mlp_loss.wgsl", MLP_LOSS),
     ("mlp_adam.wgsl", MLP_ADAM),
+    ("mlp_path.wgsl", MLP_PATH),
 ];

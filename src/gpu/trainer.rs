@@ -12,7 +12,10 @@ use wgpu::util::DeviceExt;
 /// Steps encoded per submission (the losses buffer holds one value per step).
 const STEPS_PER_SUBMISSION: usize = 256;
 /// Output rows and columns of one GEMM workgroup (shaders/mlp_gemm.wgsl).
-const GEMM_TILE: u32 = 64;
+pub(super) const GEMM_TILE: u32 = 64;
+/// The index of the GEMM and the path step pipelines in `TrainingPipelines`.
+pub(super) const P_GEMM: usize = 1;
+pub(super) const P_PATH: usize = 6;
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -28,15 +31,15 @@ struct BatchConfig {
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Gemm {
-    mode: u32,
-    rows: u32,
-    cols: u32,
-    inner: u32,
-    w_off: u32,
-    b_off: u32,
-    fan_in: u32,
-    silu: u32,
+pub(super) struct Gemm {
+    pub(super) mode: u32,
+    pub(super) rows: u32,
+    pub(super) cols: u32,
+    pub(super) inner: u32,
+    pub(super) w_off: u32,
+    pub(super) b_off: u32,
+    pub(super) fan_in: u32,
+    pub(super) silu: u32,
 }
 
 #[repr(C)]
@@ -93,6 +96,11 @@ impl TrainingPipelines {
                 compute("mlp loss total", &loss, "finish"),
                 compute("mlp adam", &adam, "main"),
                 compute("mlp step counter", &adam, "advance"),
+                compute(
+                    "mlp path step",
+                    &module("mlp_path.wgsl", shaders::MLP_PATH),
+                    "main",
+                ),
             ],
         }
     }
@@ -109,7 +117,7 @@ struct AdamConfig {
     _pad: [u32; 3],
 }
 
-const FORWARD: u32 = 0;
+pub(super) const FORWARD: u32 = 0;
 const BACK_INPUT: u32 = 1;
 const WEIGHT_GRAD: u32 = 2;
 
@@ -168,10 +176,10 @@ struct Dispatch {
 pub struct GpuTrainer {
     pub shape: MlpShape,
     pub options: TrainOptions,
-    params: wgpu::Buffer,
+    pub(super) params: wgpu::Buffer,
     losses: wgpu::Buffer,
     counter: wgpu::Buffer,
-    pipelines: Vec<wgpu::ComputePipeline>,
+    pub(super) pipelines: Vec<wgpu::ComputePipeline>,
     step_dispatches: Vec<Dispatch>,
     /// The EFM target, evaluated between the batch draw (dispatch 0) and the forward pass.
     efm: Option<RecordedVelocity>,
@@ -180,7 +188,7 @@ pub struct GpuTrainer {
     pub step: u32,
 }
 
-fn storage(device: &wgpu::Device, label: &str, floats: usize) -> wgpu::Buffer {
+pub(super) fn storage(device: &wgpu::Device, label: &str, floats: usize) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         // Whole 16-byte words: the closed-form kernels read the EFM reference set as vec4.
@@ -192,7 +200,11 @@ fn storage(device: &wgpu::Device, label: &str, floats: usize) -> wgpu::Buffer {
     })
 }
 
-fn uniform<T: bytemuck::Pod>(device: &wgpu::Device, label: &str, value: &T) -> wgpu::Buffer {
+pub(super) fn uniform<T: bytemuck::Pod>(
+    device: &wgpu::Device,
+    label: &str,
+    value: &T,
+) -> wgpu::Buffer {
     device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some(label),
         contents: bytemuck::bytes_of(value),

@@ -6,7 +6,7 @@ use super::shared::pace;
 use crate::flow::mlp::MlpShape;
 use crate::flow::sampler::HybridPath;
 use crate::gpu::backend::{Prepared, FORWARD_ROWS, UPLOAD_PIECE};
-use crate::gpu::trainer::TrainOptions;
+use crate::gpu::trainer::{GpuTrainer, TrainOptions};
 use crate::gpu::{Backend, GpuError, TrainingSet};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -212,50 +212,50 @@ impl Training {
         }
     }
 
-    /// The network as it is now, to evaluate: in the worker that trains it, or its parameters
-    /// read back here.
-    pub async fn network(
-        &self,
-        backend: &Backend,
+    /// The network as it is now, to evaluate: in the worker that trains it, on the GPU that
+    /// trains it, or from its parameters here.
+    pub async fn network<'a>(
+        &'a self,
+        backend: &'a Backend,
         shape: MlpShape,
-    ) -> Result<Network<'_>, ComputeError> {
+    ) -> Result<Network<'a>, ComputeError> {
         Ok(match self {
             Training::Pool(t) => Network::Pool(t),
+            Training::Backend(crate::gpu::backend::Training::Gpu(t)) => Network::Gpu(backend, t),
             Training::Backend(t) => Network::Here(shape, backend.parameters(t).await?),
         })
     }
 }
 
-/// A trained network to evaluate: in its worker, or from its parameters on the page's thread.
+/// A trained network to evaluate: in its worker, on its GPU, or from its parameters on the
+/// page's thread.
 pub enum Network<'a> {
     Pool(&'a PoolTrainer),
+    Gpu(&'a Backend, &'a GpuTrainer),
     Here(MlpShape, Vec<f32>),
 }
 
 impl Network<'_> {
-    /// u_theta(x, t) for every row of `x` at its time; on the page's thread a block of
-    /// FORWARD_ROWS rows between turns for the page.
+    /// u_theta(x, t) for every row of `x` at its time; on the page's thread (the GPU's
+    /// network's parameters read back first) a block of FORWARD_ROWS rows between turns.
     pub async fn velocity(&self, x: &[f32], t: &[f32]) -> Result<Vec<f32>, ComputeError> {
         match self {
             Network::Pool(trainer) => trainer.velocity(x, t).await.map_err(failed),
-            Network::Here(shape, params) => {
-                let mut out = Vec::with_capacity(x.len());
-                for (xs, ts) in x
-                    .chunks(FORWARD_ROWS * shape.dim)
-                    .zip(t.chunks(FORWARD_ROWS))
-                {
-                    out.extend(crate::flow::mlp::forward(shape, params, xs, ts).0);
-                    pace().await;
-                }
-                Ok(out)
+            Network::Gpu(backend, trainer) => {
+                let params = match backend {
+                    Backend::Gpu(b) => trainer.parameters(&b.gpu).await?,
+                    Backend::Cpu { .. } => crate::gpu::backend::unreachable_mix()?,
+                };
+                Ok(forward_here(&trainer.shape, &params, x, t).await)
             }
+            Network::Here(shape, params) => Ok(forward_here(shape, params, x, t).await),
         }
     }
 
     /// The network's samples from `x0` in `steps` Euler steps, along the closed form of the
     /// small set `data` while t < tau (flow::sampler::HybridPath; tau = 0: the network's own
     /// flow); every step's positions when `keep_frames`. In the network's worker in one round
-    /// trip, or here a step between turns for the page.
+    /// trip, on its GPU in one submission, or here a step between turns for the page.
     pub async fn path(
         &self,
         x0: &[f32],
@@ -268,6 +268,9 @@ impl Network<'_> {
                 .path(x0, steps, closed, keep_frames)
                 .await
                 .map_err(failed),
+            Network::Gpu(backend, trainer) => Ok(backend
+                .network_path(trainer, x0, steps, closed, keep_frames)
+                .await?),
             Network::Here(shape, params) => {
                 let (data, tau) = closed;
                 let mut path = HybridPath::new(data, shape.dim, x0, steps, tau, keep_frames);
@@ -281,6 +284,19 @@ impl Network<'_> {
             }
         }
     }
+}
+
+/// u_theta(x, t) from `params` on the page's thread, a block of FORWARD_ROWS rows between turns.
+async fn forward_here(shape: &MlpShape, params: &[f32], x: &[f32], t: &[f32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    for (xs, ts) in x
+        .chunks(FORWARD_ROWS * shape.dim)
+        .zip(t.chunks(FORWARD_ROWS))
+    {
+        out.extend(crate::flow::mlp::forward(shape, params, xs, ts).0);
+        pace().await;
+    }
+    out
 }
 
 fn failed(f: Failure) -> ComputeError {

@@ -337,9 +337,10 @@ impl Inner {
 }
 
 /// The paper's hybrid model (flow::sampler::hybrid_sample's steps): Euler from 0 to 1, along the
-/// closed form of the trainer's data while t < tau and along the network after; both where the
-/// page computes (the closed form on the GPU or split over the workers, the network in its
-/// worker), so that the page's thread only adds dt u.
+/// closed form of the trainer's data while t < tau and along the network after. A network on the
+/// GPU samples there in one submission; otherwise both where the page computes (the closed form
+/// on the GPU or split over the workers, the network in its worker), so that the page's thread
+/// only adds dt u.
 async fn hybrid_sample(
     inner: &Inner,
     network: &Network<'_>,
@@ -347,6 +348,10 @@ async fn hybrid_sample(
     steps: usize,
     tau: f32,
 ) -> Result<Vec<f32>, ComputeError> {
+    if let Network::Gpu(..) = network {
+        let data = inner.data.borrow().clone();
+        return network.path(&x0, steps, (&data, tau), false).await;
+    }
     let dim = inner.shape.dim;
     let m = x0.len() / dim;
     let dt = 1.0 / steps as f32;
@@ -426,7 +431,8 @@ impl Trainer {
                 let shape = inner.shape;
                 let u = inner
                     .with_engine(async |engine: &mut Training| {
-                        let network = engine.network(&*backend().await, shape).await?;
+                        let backend = backend().await;
+                        let network = engine.network(&backend, shape).await?;
                         Ok(network.velocity(&points, &times).await?)
                     })
                     .await?;
@@ -467,7 +473,8 @@ impl Trainer {
                 let shape = inner.shape;
                 let x = inner
                     .with_engine(async |engine: &mut Training| {
-                        let network = engine.network(&*backend().await, shape).await?;
+                        let backend = backend().await;
+                        let network = engine.network(&backend, shape).await?;
                         Ok(hybrid_sample(&inner, &network, x0, steps, tau).await?)
                     })
                     .await?;

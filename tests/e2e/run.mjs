@@ -712,8 +712,9 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     return `CFM ${rows[0].slice(1, 3).join(' / ')}; EFM ${rows[1].slice(1, 3).join(' / ')} (loss mean / s.d.)`;
   });
 
-  if (!webgpu) {
-    await t.check('hybrid-tau: trains to the end, its curves fill in from the network\'s worker, and tau is a job that moves the samples', async () => {
+  {
+    // On both paths: the samples are drawn where the network trains (its worker; the GPU).
+    await t.check('hybrid-tau: trains to the end, its curves fill in from where the network trains, and tau is a job that moves the samples', async () => {
       const fig = page.locator('[data-figure="hybrid-tau"]');
       await fig.scrollIntoViewIfNeeded();
       const status = () => fig.locator('.figure-status').textContent();

@@ -263,7 +263,7 @@ async fn train_chunk(
     let params = params.unwrap_or_default();
     let ms = js_sys::Date::now() - start;
     let samples = match samples {
-        Some(s) => Some(s.draw(Some(&training), shape, &params).await?),
+        Some(s) => Some(s.draw(Some(&training), &backend, shape, &params).await?),
         None => None,
     };
     let chunk = Chunk {
@@ -288,15 +288,21 @@ pub struct Samples {
 }
 
 impl Samples {
-    /// Drawn in the worker that holds the network when it is there, else here from `params`.
+    /// Drawn where the network is (its worker, or the GPU that trains it), else here from
+    /// `params`.
     async fn draw(
         &self,
         training: Option<&Training>,
+        backend: &crate::gpu::Backend,
         shape: crate::flow::mlp::MlpShape,
         params: &[f32],
     ) -> Result<Vec<f32>, ComputeError> {
-        let network = match training {
-            Some(Training::Pool(t)) => Network::Pool(t),
+        use crate::gpu::{backend::Training as OnBackend, Backend};
+        let network = match (training, backend) {
+            (Some(Training::Pool(t)), _) => Network::Pool(t),
+            (Some(Training::Backend(OnBackend::Gpu(t))), Backend::Gpu(_)) => {
+                Network::Gpu(backend, t)
+            }
             _ => Network::Here(shape, params.to_vec()),
         };
         let closed = (&self.data[..], self.tau);
@@ -415,7 +421,9 @@ impl TrainingRun {
         let run = self.run;
         Box::pin(async move {
             let backend = crate::web::shared::backend().await;
-            let result = samples.draw(training.as_ref(), shape, &params).await;
+            let result = samples
+                .draw(training.as_ref(), &backend, shape, &params)
+                .await;
             ChunkEnd {
                 run,
                 // A failure ends the run, as a chunk's does.

@@ -1,0 +1,301 @@
+//! The network's samples on the GPU where it trains: `flow::sampler::HybridPath`'s twin. Each
+//! Euler step is the network's forward pass (shaders/mlp_gemm.wgsl, on the trainer's own
+//! parameter buffer: nothing is read back first) or, while t < tau, the closed form of a small
+//! set (the fused closed-form kernel, a time per query); then shaders/mlp_path.wgsl adds dt u,
+//! keeps the frame, and writes the next step's network input. Every step in one submission,
+//! one readback.
+
+use super::closed_form::{ClosedFormPipeline, VelocityBuffers};
+use super::readback::read_f32;
+use super::trainer::{storage, uniform, Gemm, GpuTrainer, FORWARD, GEMM_TILE, P_GEMM, P_PATH};
+use super::{Gpu, GpuError};
+use crate::flow::sampler::step_time;
+
+/// One dispatch of shaders/mlp_path.wgsl (its `Step`).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct PathStep {
+    rows: u32,
+    dim: u32,
+    time_features: u32,
+    apply: u32,
+    dt: f32,
+    t_next: f32,
+    frame: u32,
+    feature_row: u32,
+}
+
+const NO_FRAME: u32 = u32::MAX;
+
+impl GpuTrainer {
+    /// The network's samples from `x0` in `steps` Euler steps from t = 0, along the closed form
+    /// of `data` (n x dim) while t < tau and along the network after (tau = 0: the network's own
+    /// flow, `data` unused); every step's positions (steps + 1 frames, x0 first) when
+    /// `keep_frames`, else the last positions.
+    pub async fn path(
+        &self,
+        gpu: &Gpu,
+        closed_form: &ClosedFormPipeline,
+        x0: &[f32],
+        steps: usize,
+        (data, tau): (&[f32], f32),
+        keep_frames: bool,
+    ) -> Result<Vec<f32>, GpuError> {
+        let device = &gpu.device;
+        let shape = self.shape;
+        let dim = shape.dim;
+        let m = x0.len() / dim;
+        let dt = 1.0 / steps as f32;
+        let times: Vec<f32> = (0..=steps).map(|k| step_time(0.0, dt, k)).collect();
+        let by_network: Vec<bool> = times[..steps].iter().map(|&t| t >= tau).collect();
+        if m == 0 || steps == 0 {
+            return Ok(match keep_frames {
+                true => x0.repeat(steps + 1),
+                false => x0.to_vec(),
+            });
+        }
+        let n = data.len() / dim;
+        if n == 0 && by_network.contains(&false) {
+            return Err(GpuError::TooLarge(
+                "the closed-form steps (t < tau) need a training set; it is empty".into(),
+            ));
+        }
+        let layers = shape.layers();
+        let offsets = shape.offsets();
+        let frame = m * dim;
+        let frames_len = if keep_frames { (steps + 1) * frame } else { 1 };
+        let widest = layers
+            .iter()
+            .map(|&(_, o)| o)
+            .fold(shape.input_size(), usize::max);
+        let biggest = (m * widest).max(frames_len).max(data.len()) as u64 * 4;
+        let limit = device.limits().max_storage_buffer_binding_size;
+        if biggest > limit {
+            return Err(GpuError::TooLarge(format!(
+                "sampling {m} rows of width {widest} in {steps} steps needs {biggest} bytes in one \
+                 binding (it holds {limit})"
+            )));
+        }
+
+        // The time features of every step's time, computed as the CPU computes them.
+        let features: Vec<f32> = times
+            .iter()
+            .flat_map(|&t| {
+                let mut row = vec![0.0; shape.input_size()];
+                shape.input_row(&vec![0.0; dim], t, &mut row);
+                row.split_off(dim)
+            })
+            .collect();
+
+        let x = storage(device, "path positions", frame);
+        gpu.queue.write_buffer(&x, 0, bytemuck::cast_slice(x0));
+        let features_buf = storage(device, "path time features", features.len());
+        gpu.queue
+            .write_buffer(&features_buf, 0, bytemuck::cast_slice(&features));
+        let frames = storage(device, "path frames", frames_len);
+        let query_times = storage(device, "path times", m);
+        let dummy_read = storage(device, "unused (read)", 1);
+        let mut a = vec![storage(device, "path input", m * shape.input_size())];
+        let mut z = Vec::new();
+        for (l, &(_, n_out)) in layers.iter().enumerate() {
+            z.push(storage(device, &format!("path z{l}"), m * n_out));
+            a.push(storage(device, &format!("path a{}", l + 1), m * n_out));
+        }
+        let last = layers.len() - 1;
+        // The closed form of `data` at the positions, each at its time, when a step needs it.
+        let closed = match by_network.contains(&false) {
+            true => {
+                let reference = storage(device, "path closed-form set", data.len());
+                gpu.queue
+                    .write_buffer(&reference, 0, bytemuck::cast_slice(data));
+                let out = storage(device, "path closed-form velocity", frame);
+                let recorded = closed_form.record_velocity(
+                    gpu,
+                    VelocityBuffers {
+                        reference: &reference,
+                        n,
+                        dim,
+                        queries: &x,
+                        times: &query_times,
+                        out: &out,
+                        m,
+                    },
+                );
+                Some((recorded, reference, out))
+            }
+            false => None,
+        };
+
+        let bind = |pipeline: usize, entries: &[(u32, wgpu::BindingResource)]| {
+            let entries: Vec<wgpu::BindGroupEntry> = entries
+                .iter()
+                .map(|(binding, resource)| wgpu::BindGroupEntry {
+                    binding: *binding,
+                    resource: resource.clone(),
+                })
+                .collect();
+            device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("network path"),
+                layout: &self.pipelines[pipeline].get_bind_group_layout(0),
+                entries: &entries,
+            })
+        };
+        fn whole(b: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
+            b.as_entire_binding()
+        }
+
+        // The forward pass over the m rows of `a[0]`.
+        let mut gemm_uniforms = Vec::new();
+        let mut forward = Vec::new();
+        for (l, &(n_in, n_out)) in layers.iter().enumerate() {
+            let g = Gemm {
+                mode: FORWARD,
+                rows: m as u32,
+                cols: n_out as u32,
+                inner: n_in as u32,
+                w_off: offsets[l] as u32,
+                b_off: (offsets[l] + n_in * n_out) as u32,
+                fan_in: n_in as u32,
+                silu: (l < last) as u32,
+            };
+            let cfg = uniform(device, "path gemm config", &g);
+            let group = bind(
+                P_GEMM,
+                &[
+                    (0, whole(&cfg)),
+                    (1, whole(&self.params)),
+                    (2, whole(&a[l])),
+                    (3, whole(&dummy_read)),
+                    (4, whole(&z[l])),
+                    (5, whole(&a[l + 1])),
+                ],
+            );
+            forward.push((
+                group,
+                (g.cols.div_ceil(GEMM_TILE), g.rows.div_ceil(GEMM_TILE)),
+            ));
+            gemm_uniforms.push(cfg);
+        }
+
+        // The path kernel's parameters, one aligned entry per dispatch: the first inputs (and
+        // frame 0), then each step.
+        let stride = device.limits().min_uniform_buffer_offset_alignment.max(32) as usize;
+        let step_params: Vec<PathStep> = (0..=steps)
+            .map(|k| PathStep {
+                rows: m as u32,
+                dim: dim as u32,
+                time_features: shape.time_features as u32,
+                apply: (k > 0) as u32,
+                dt,
+                t_next: times[k],
+                frame: match keep_frames {
+                    true => (k * frame) as u32,
+                    false => NO_FRAME,
+                },
+                feature_row: k as u32,
+            })
+            .collect();
+        let mut bytes = vec![0u8; stride * step_params.len()];
+        for (k, p) in step_params.iter().enumerate() {
+            bytes[k * stride..k * stride + std::mem::size_of::<PathStep>()]
+                .copy_from_slice(bytemuck::bytes_of(p));
+        }
+        let step_uniforms = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("path steps"),
+            size: bytes.len() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        gpu.queue.write_buffer(&step_uniforms, 0, &bytes);
+        let path_group = |k: usize, velocity: &wgpu::Buffer| {
+            bind(
+                P_PATH,
+                &[
+                    (
+                        0,
+                        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &step_uniforms,
+                            offset: (k * stride) as u64,
+                            size: wgpu::BufferSize::new(std::mem::size_of::<PathStep>() as u64),
+                        }),
+                    ),
+                    (1, whole(velocity)),
+                    (2, whole(&features_buf)),
+                    (3, whole(&x)),
+                    (4, whole(&a[0])),
+                    (5, whole(&query_times)),
+                    (6, whole(&frames)),
+                ],
+            )
+        };
+        let groups = (m as u32).div_ceil(64);
+        let path_workgroups = (groups.min(65_535), groups.div_ceil(65_535));
+        let path_groups: Vec<wgpu::BindGroup> = (0..=steps)
+            .map(|k| match k > 0 && !by_network[k - 1] {
+                true => path_group(k, &closed.as_ref().expect("recorded above").2),
+                false => path_group(k, &z[last]),
+            })
+            .collect();
+
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("network path"),
+        });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("network path"),
+                timestamp_writes: None,
+            });
+            let path_step = |pass: &mut wgpu::ComputePass, k: usize| {
+                pass.set_pipeline(&self.pipelines[P_PATH]);
+                pass.set_bind_group(0, &path_groups[k], &[]);
+                pass.dispatch_workgroups(path_workgroups.0, path_workgroups.1, 1);
+            };
+            path_step(&mut pass, 0);
+            for (k, &network) in by_network.iter().enumerate() {
+                match (network, &closed) {
+                    (true, _) | (false, None) => {
+                        pass.set_pipeline(&self.pipelines[P_GEMM]);
+                        for (group, (wx, wy)) in &forward {
+                            pass.set_bind_group(0, group, &[]);
+                            pass.dispatch_workgroups(*wx, *wy, 1);
+                        }
+                    }
+                    (false, Some((recorded, _, _))) => recorded.record(&mut pass),
+                }
+                path_step(&mut pass, k + 1);
+            }
+        }
+        gpu.queue.submit([encoder.finish()]);
+        // Popped now, in the order pushed back: other work may push scopes during the awaits.
+        let (validation, out_of_memory) = (scope.pop(), oom.pop());
+        let result = match keep_frames {
+            true => read_f32(gpu, &frames, (steps + 1) * frame).await,
+            false => read_f32(gpu, &x, frame).await,
+        };
+        let (validation, out_of_memory) = (validation.await, out_of_memory.await);
+        drop(closed.map(|(recorded, reference, out)| {
+            reference.destroy();
+            out.destroy();
+            recorded
+        }));
+        for b in a.iter().chain(&z).chain(&gemm_uniforms).chain([
+            &x,
+            &features_buf,
+            &frames,
+            &query_times,
+            &dummy_read,
+            &step_uniforms,
+        ]) {
+            b.destroy();
+        }
+        if let Some(error) = validation {
+            return Err(GpuError::Validation(error.to_string()));
+        }
+        if let Some(error) = out_of_memory {
+            return Err(GpuError::OutOfMemory(error.to_string()));
+        }
+        result
+    }
+}
