@@ -306,7 +306,7 @@ where
 }
 
 /// Work prepared on a GPU reached the CPU backend: the page dropped that GPU (its device was lost).
-pub fn unreachable_mix() -> Result<Vec<f32>, GpuError> {
+fn unreachable_mix() -> Result<Vec<f32>, GpuError> {
     Err(GpuError::DeviceLost(
         "this was prepared on a GPU device that is gone; the page now computes on the CPU, so \
          create it again (a new trainer or training set)"
@@ -428,6 +428,19 @@ impl Backend {
                 Ok(losses)
             }
             (Backend::Cpu { .. }, Training::Gpu(_)) => unreachable_mix(),
+        }
+    }
+
+    /// u_theta(x, t) for every row of `x` at its time in `t`, on the GPU that trains it.
+    pub async fn network_velocity(
+        &self,
+        trainer: &crate::gpu::trainer::GpuTrainer,
+        x: &[f32],
+        t: &[f32],
+    ) -> Result<Vec<f32>, GpuError> {
+        match self {
+            Backend::Gpu(b) => trainer.velocity(&b.gpu, x, t).await,
+            Backend::Cpu { .. } => unreachable_mix(),
         }
     }
 

@@ -401,5 +401,40 @@ pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
             .await,
         );
     }
+    // The network's velocity at rows each at its own time (trainer.velocity on the GPU).
+    {
+        let (dim, hidden, m) = (3, 128, 700);
+        let shape = mlp::MlpShape::new(dim, hidden, 3);
+        let data = Rng::new(14).normals(40 * dim);
+        let options = TrainOptions {
+            batch: 64,
+            lr: 1e-3,
+            seed: 5,
+            target: mlp::Target::Cfm,
+        };
+        let params = shape.init(15);
+        let x = Rng::new(16).normals(m * dim);
+        let t: Vec<f32> = (0..m).map(|q| (q as f32 * 0.37).fract()).collect();
+        let case = Case {
+            kernel: "network velocity",
+            sizes: format!("MLP 3 x {hidden}, dim {dim}, {m} rows, a t per row"),
+            tolerance: 1e-4,
+            unit: "absolute",
+        };
+        let trainer = GpuTrainer::new(gpu, &closed_form, &training, shape, &params, &data, options);
+        rows.push(
+            row(
+                now,
+                case,
+                async || {
+                    let trainer = trainer.as_ref().map_err(Clone::clone)?;
+                    trainer.velocity(gpu, &x, &t).await
+                },
+                || mlp::forward(&shape, &params, &x, &t).0,
+                worst_abs,
+            )
+            .await,
+        );
+    }
     rows
 }

@@ -27,7 +27,68 @@ struct PathStep {
 
 const NO_FRAME: u32 = u32::MAX;
 
+/// Rows of one forward pass of `velocity`: bounds its activations on the device.
+const VELOCITY_ROWS: usize = 1 << 16;
+
 impl GpuTrainer {
+    /// u_theta(x, t) for every row of `x` at its time in `t`: the rows' inputs (time features
+    /// computed here, as the CPU computes them) uploaded, the forward pass on the trainer's own
+    /// parameters, one readback.
+    /// Rows go a block at a time (at most VELOCITY_ROWS, and what one binding holds).
+    pub async fn velocity(&self, gpu: &Gpu, x: &[f32], t: &[f32]) -> Result<Vec<f32>, GpuError> {
+        let shape = self.shape;
+        let widest = shape
+            .layers()
+            .iter()
+            .map(|&(_, o)| o)
+            .fold(shape.input_size(), usize::max);
+        let fits = gpu.device.limits().max_storage_buffer_binding_size / (4 * widest as u64);
+        let rows = VELOCITY_ROWS.min(fits as usize).max(1);
+        let mut out = Vec::with_capacity(x.len());
+        for (xs, ts) in x.chunks(rows * shape.dim).zip(t.chunks(rows)) {
+            out.extend(self.velocity_block(gpu, xs, ts).await?);
+        }
+        Ok(out)
+    }
+
+    async fn velocity_block(&self, gpu: &Gpu, x: &[f32], t: &[f32]) -> Result<Vec<f32>, GpuError> {
+        let shape = self.shape;
+        let m = t.len();
+        let mut input = vec![0.0; m * shape.input_size()];
+        for (b, row) in input.chunks_exact_mut(shape.input_size()).enumerate() {
+            shape.input_row(&x[b * shape.dim..(b + 1) * shape.dim], t[b], row);
+        }
+        let forward = Forward::new(self, gpu, m)?;
+        gpu.queue
+            .write_buffer(&forward.a[0], 0, bytemuck::cast_slice(&input));
+        let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("network velocity"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("network velocity"),
+                timestamp_writes: None,
+            });
+            forward.record(self, &mut pass);
+        }
+        gpu.queue.submit([encoder.finish()]);
+        let (validation, out_of_memory) = (scope.pop(), oom.pop());
+        let result = read_f32(gpu, forward.output(), m * shape.dim).await;
+        let (validation, out_of_memory) = (validation.await, out_of_memory.await);
+        drop(forward);
+        if let Some(error) = validation {
+            return Err(GpuError::Validation(error.to_string()));
+        }
+        if let Some(error) = out_of_memory {
+            return Err(GpuError::OutOfMemory(error.to_string()));
+        }
+        result
+    }
+
     /// The network's samples from `x0` in `steps` Euler steps from t = 0, along the closed form
     /// of `data` (n x dim) while t < tau and along the network after (tau = 0: the network's own
     /// flow, `data` unused); every step's positions (steps + 1 frames, x0 first) when
@@ -60,20 +121,15 @@ impl GpuTrainer {
                 "the closed-form steps (t < tau) need a training set; it is empty".into(),
             ));
         }
-        let layers = shape.layers();
-        let offsets = shape.offsets();
         let frame = m * dim;
         let frames_len = if keep_frames { (steps + 1) * frame } else { 1 };
-        let widest = layers
-            .iter()
-            .map(|&(_, o)| o)
-            .fold(shape.input_size(), usize::max);
-        let biggest = (m * widest).max(frames_len).max(data.len()) as u64 * 4;
+        let biggest = frames_len.max(data.len()) as u64 * 4;
         let limit = device.limits().max_storage_buffer_binding_size;
         if biggest > limit {
             return Err(GpuError::TooLarge(format!(
-                "sampling {m} rows of width {widest} in {steps} steps needs {biggest} bytes in one \
-                 binding (it holds {limit})"
+                "{steps} steps of {m} rows kept, or a set of {} floats, need {biggest} bytes in \
+                 one binding (it holds {limit})",
+                data.len()
             )));
         }
 
@@ -94,14 +150,7 @@ impl GpuTrainer {
             .write_buffer(&features_buf, 0, bytemuck::cast_slice(&features));
         let frames = storage(device, "path frames", frames_len);
         let query_times = storage(device, "path times", m);
-        let dummy_read = storage(device, "unused (read)", 1);
-        let mut a = vec![storage(device, "path input", m * shape.input_size())];
-        let mut z = Vec::new();
-        for (l, &(_, n_out)) in layers.iter().enumerate() {
-            z.push(storage(device, &format!("path z{l}"), m * n_out));
-            a.push(storage(device, &format!("path a{}", l + 1), m * n_out));
-        }
-        let last = layers.len() - 1;
+        let forward = Forward::new(self, gpu, m)?;
         // The closed form of `data` at the positions, each at its time, when a step needs it.
         let closed = match by_network.contains(&false) {
             true => {
@@ -142,39 +191,6 @@ impl GpuTrainer {
         };
         fn whole(b: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
             b.as_entire_binding()
-        }
-
-        // The forward pass over the m rows of `a[0]`.
-        let mut gemm_uniforms = Vec::new();
-        let mut forward = Vec::new();
-        for (l, &(n_in, n_out)) in layers.iter().enumerate() {
-            let g = Gemm {
-                mode: FORWARD,
-                rows: m as u32,
-                cols: n_out as u32,
-                inner: n_in as u32,
-                w_off: offsets[l] as u32,
-                b_off: (offsets[l] + n_in * n_out) as u32,
-                fan_in: n_in as u32,
-                silu: (l < last) as u32,
-            };
-            let cfg = uniform(device, "path gemm config", &g);
-            let group = bind(
-                P_GEMM,
-                &[
-                    (0, whole(&cfg)),
-                    (1, whole(&self.params)),
-                    (2, whole(&a[l])),
-                    (3, whole(&dummy_read)),
-                    (4, whole(&z[l])),
-                    (5, whole(&a[l + 1])),
-                ],
-            );
-            forward.push((
-                group,
-                (g.cols.div_ceil(GEMM_TILE), g.rows.div_ceil(GEMM_TILE)),
-            ));
-            gemm_uniforms.push(cfg);
         }
 
         // The path kernel's parameters, one aligned entry per dispatch: the first inputs (and
@@ -222,7 +238,7 @@ impl GpuTrainer {
                     (1, whole(velocity)),
                     (2, whole(&features_buf)),
                     (3, whole(&x)),
-                    (4, whole(&a[0])),
+                    (4, whole(&forward.a[0])),
                     (5, whole(&query_times)),
                     (6, whole(&frames)),
                 ],
@@ -233,7 +249,7 @@ impl GpuTrainer {
         let path_groups: Vec<wgpu::BindGroup> = (0..=steps)
             .map(|k| match k > 0 && !by_network[k - 1] {
                 true => path_group(k, &closed.as_ref().expect("recorded above").2),
-                false => path_group(k, &z[last]),
+                false => path_group(k, forward.output()),
             })
             .collect();
 
@@ -255,13 +271,7 @@ impl GpuTrainer {
             path_step(&mut pass, 0);
             for (k, &network) in by_network.iter().enumerate() {
                 match (network, &closed) {
-                    (true, _) | (false, None) => {
-                        pass.set_pipeline(&self.pipelines[P_GEMM]);
-                        for (group, (wx, wy)) in &forward {
-                            pass.set_bind_group(0, group, &[]);
-                            pass.dispatch_workgroups(*wx, *wy, 1);
-                        }
-                    }
+                    (true, _) | (false, None) => forward.record(self, &mut pass),
                     (false, Some((recorded, _, _))) => recorded.record(&mut pass),
                 }
                 path_step(&mut pass, k + 1);
@@ -280,14 +290,8 @@ impl GpuTrainer {
             out.destroy();
             recorded
         }));
-        for b in a.iter().chain(&z).chain(&gemm_uniforms).chain([
-            &x,
-            &features_buf,
-            &frames,
-            &query_times,
-            &dummy_read,
-            &step_uniforms,
-        ]) {
+        drop(forward);
+        for b in [&x, &features_buf, &frames, &query_times, &step_uniforms] {
             b.destroy();
         }
         if let Some(error) = validation {
@@ -297,5 +301,105 @@ impl GpuTrainer {
             return Err(GpuError::OutOfMemory(error.to_string()));
         }
         result
+    }
+}
+
+/// The forward pass over m rows: its activations and its bound GEMM dispatches
+/// (shaders/mlp_gemm.wgsl), the input in `a[0]`, the velocity in `output()`.
+struct Forward {
+    a: Vec<wgpu::Buffer>,
+    z: Vec<wgpu::Buffer>,
+    others: Vec<wgpu::Buffer>,
+    dispatches: Vec<(wgpu::BindGroup, (u32, u32))>,
+}
+
+impl Forward {
+    fn new(trainer: &GpuTrainer, gpu: &Gpu, m: usize) -> Result<Forward, GpuError> {
+        let device = &gpu.device;
+        let shape = trainer.shape;
+        let layers = shape.layers();
+        let offsets = shape.offsets();
+        let widest = layers
+            .iter()
+            .map(|&(_, o)| o)
+            .fold(shape.input_size(), usize::max);
+        let limit = device.limits().max_storage_buffer_binding_size;
+        if (m * widest) as u64 * 4 > limit {
+            return Err(GpuError::TooLarge(format!(
+                "{m} rows of width {widest} exceed one binding ({limit} bytes)"
+            )));
+        }
+        let dummy_read = storage(device, "unused (read)", 1);
+        let mut a = vec![storage(device, "network input", m * shape.input_size())];
+        let mut z = Vec::new();
+        for (l, &(_, n_out)) in layers.iter().enumerate() {
+            z.push(storage(device, &format!("network z{l}"), m * n_out));
+            a.push(storage(device, &format!("network a{}", l + 1), m * n_out));
+        }
+        let last = layers.len() - 1;
+        let mut others = vec![dummy_read];
+        let mut dispatches = Vec::new();
+        for (l, &(n_in, n_out)) in layers.iter().enumerate() {
+            let g = Gemm {
+                mode: FORWARD,
+                rows: m as u32,
+                cols: n_out as u32,
+                inner: n_in as u32,
+                w_off: offsets[l] as u32,
+                b_off: (offsets[l] + n_in * n_out) as u32,
+                fan_in: n_in as u32,
+                silu: (l < last) as u32,
+            };
+            let cfg = uniform(device, "network gemm config", &g);
+            let entries = [
+                (0, &cfg),
+                (1, &trainer.params),
+                (2, &a[l]),
+                (3, &others[0]),
+                (4, &z[l]),
+                (5, &a[l + 1]),
+            ]
+            .map(|(binding, buffer)| wgpu::BindGroupEntry {
+                binding,
+                resource: buffer.as_entire_binding(),
+            });
+            let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("network gemm"),
+                layout: &trainer.pipelines[P_GEMM].get_bind_group_layout(0),
+                entries: &entries,
+            });
+            dispatches.push((
+                group,
+                (g.cols.div_ceil(GEMM_TILE), g.rows.div_ceil(GEMM_TILE)),
+            ));
+            others.push(cfg);
+        }
+        Ok(Forward {
+            a,
+            z,
+            others,
+            dispatches,
+        })
+    }
+
+    fn record(&self, trainer: &GpuTrainer, pass: &mut wgpu::ComputePass) {
+        pass.set_pipeline(&trainer.pipelines[P_GEMM]);
+        for (group, (wx, wy)) in &self.dispatches {
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(*wx, *wy, 1);
+        }
+    }
+
+    /// The last layer's output: the velocity.
+    fn output(&self) -> &wgpu::Buffer {
+        self.z.last().expect("an MLP has an output layer")
+    }
+}
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        for b in self.a.iter().chain(&self.z).chain(&self.others) {
+            b.destroy();
+        }
     }
 }

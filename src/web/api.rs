@@ -6,7 +6,7 @@
 
 use super::args::{floats, number, optional_number, Floats};
 use super::compute::Ready;
-use super::shared::{backend, pace};
+use super::shared::backend;
 use crate::flow::{self, budget, error as check, FlowError};
 use js_sys::Float32Array;
 use std::cell::Cell;
@@ -347,13 +347,11 @@ pub async fn sample_closed_form(
         out: m * dim as u64,
     };
     let (_held, backend) = closed_form_call(cost, "x0").await?;
-    let set = backend
-        .prepare_paced(data.copy().await?.into(), dim, pace)
-        .await?;
     let x0 = x0.copy().await?;
+    let set = Ready::from_js(&backend, &data, dim).await?;
     Ok(finite_result(
         "the samples",
-        &backend.sample(&set, &x0, steps, t0, pace).await?,
+        &set.sample(&backend, &x0, steps, t0).await?,
     )?)
 }
 

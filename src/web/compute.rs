@@ -147,23 +147,53 @@ impl Ready {
             Ready::Backend(set) => Ok(backend
                 .trajectory(set, x0, t_start, dt, steps, super::shared::yield_to_page)
                 .await?),
+            Ready::Pool(set) => pool_euler(set, x0, t_start, dt, steps, true).await,
+        }
+    }
+
+    /// The closed form's samples from `x0`: Euler in `steps` steps from `t0` to 1 (as
+    /// `Backend::sample`): one submission on the GPU, one round trip a step on the workers, a
+    /// turn for the page after each step on its own thread.
+    pub async fn sample(
+        &self,
+        backend: &Backend,
+        x0: &[f32],
+        steps: usize,
+        t0: f32,
+    ) -> Result<Vec<f32>, ComputeError> {
+        match self {
+            Ready::Backend(set) => Ok(backend.sample(set, x0, steps, t0, pace).await?),
             Ready::Pool(set) => {
-                // flow::sampler::euler_range's steps, with the velocity from the workers.
-                let m = x0.len() / set.dim();
-                let mut x = x0.to_vec();
-                let mut frames = Vec::with_capacity(steps * x0.len());
-                for k in 0..steps {
-                    let t = crate::flow::sampler::step_time(t_start, dt, k);
-                    let u = set.velocity_at(&x, &vec![t; m]).await.map_err(failed)?;
-                    for (a, b) in x.iter_mut().zip(&u) {
-                        *a += dt * b;
-                    }
-                    frames.extend_from_slice(&x);
-                }
-                Ok(frames)
+                pool_euler(set, x0, t0, (1.0 - t0) / steps as f32, steps, false).await
             }
         }
     }
+}
+
+/// flow::sampler::euler_range's steps with the velocity from the workers (the page's thread only
+/// adds dt u): every step's positions (steps x m x dim) when `keep_frames`, else the last.
+async fn pool_euler(
+    set: &PoolSet,
+    x0: &[f32],
+    t_start: f32,
+    dt: f32,
+    steps: usize,
+    keep_frames: bool,
+) -> Result<Vec<f32>, ComputeError> {
+    let m = x0.len() / set.dim();
+    let mut x = x0.to_vec();
+    let mut frames = Vec::with_capacity(if keep_frames { steps * x0.len() } else { 0 });
+    for k in 0..steps {
+        let t = crate::flow::sampler::step_time(t_start, dt, k);
+        let u = set.velocity_at(&x, &vec![t; m]).await.map_err(failed)?;
+        for (a, b) in x.iter_mut().zip(&u) {
+            *a += dt * b;
+        }
+        if keep_frames {
+            frames.extend_from_slice(&x);
+        }
+    }
+    Ok(if keep_frames { frames } else { x })
 }
 
 /// A velocity network being trained: on the GPU, in the pool's training worker (the CPU path),
@@ -236,18 +266,12 @@ pub enum Network<'a> {
 }
 
 impl Network<'_> {
-    /// u_theta(x, t) for every row of `x` at its time; on the page's thread (the GPU's
-    /// network's parameters read back first) a block of FORWARD_ROWS rows between turns.
+    /// u_theta(x, t) for every row of `x` at its time: in the network's worker, on its GPU, or on
+    /// the page's thread a block of FORWARD_ROWS rows between turns.
     pub async fn velocity(&self, x: &[f32], t: &[f32]) -> Result<Vec<f32>, ComputeError> {
         match self {
             Network::Pool(trainer) => trainer.velocity(x, t).await.map_err(failed),
-            Network::Gpu(backend, trainer) => {
-                let params = match backend {
-                    Backend::Gpu(b) => trainer.parameters(&b.gpu).await?,
-                    Backend::Cpu { .. } => crate::gpu::backend::unreachable_mix()?,
-                };
-                Ok(forward_here(&trainer.shape, &params, x, t).await)
-            }
+            Network::Gpu(backend, trainer) => Ok(backend.network_velocity(trainer, x, t).await?),
             Network::Here(shape, params) => Ok(forward_here(shape, params, x, t).await),
         }
     }

@@ -464,7 +464,13 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
 
   if (!webgpu) {
     await t.check('training worker trap: the network is rebuilt in a fresh worker, bit for bit where it was', async () => {
-      const r = await page.evaluate(async () => {
+      // A page of its own: the trap's panic message goes to that page's console.
+      const own = await browser.newPage();
+      await own.goto(`${origin}/index.html`);
+      await own.addScriptTag({ path: reference });
+      const r = await own.evaluate(async () => {
+        await new Promise((r) => { const go = () => (window.wasmBindings ? r() : setTimeout(go, 50)); go(); });
+        document.querySelectorAll('[data-figure]').forEach((e) => { e.style.display = 'none'; });
         const b = window.wasmBindings;
         const { moons, normals } = window.fmRef;
         const options = { data: moons(300, 5), dim: 2, hidden: 32, depth: 2, batch: 128, lr: 3e-3, seed: 9 };
@@ -494,6 +500,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
         return { first, second, losses: same(got, want), u: same(u, wantU), x: same(x, wantX),
           count: got.length, held: await b.workersHoldingForTesting() };
       });
+      await own.close();
       assert(/^Broken\(.*unreachable/i.test(r.first) && /^Broken\(.*unreachable/i.test(r.second), `the traps: ${r.first} / ${r.second}`);
       assert(r.losses && r.count === 100, `losses after the traps differ from an uninterrupted run (${r.count} values)`);
       assert(r.u && r.x, `velocity same: ${r.u}, samples same: ${r.x}`);
