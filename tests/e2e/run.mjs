@@ -750,6 +750,38 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     });
   }
 
+  await t.check('model-capacity: trains, is measured where the network is, its reference curve fills in from jobs', async () => {
+    const fig = page.locator('[data-figure="model-capacity"]');
+    await fig.scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => /^Done: width/.test(document.querySelector('[data-figure="model-capacity"] .figure-status').textContent), null, { timeout: 300000 });
+    const stops = 50;
+    const n = (k) => 10 + 10 * k;
+    let rows = [];
+    for (let tries = 0; tries < 120; tries++) {
+      const [download] = await Promise.all([page.waitForEvent('download'), fig.getByRole('button', { name: 'Download data (CSV)' }).click()]);
+      rows = fs.readFileSync(await download.path(), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+      if (rows.filter((r) => r[0] === 'closed_form_distance').length === stops) break;
+      await page.waitForTimeout(1000);
+    }
+    const of = (name) => rows.filter((r) => r[0] === name).map((r) => r.slice(1).map(Number));
+    const errors = of('squared_error_vs_u_star').map((r) => r[3]);
+    const held = of('held_out_distance').map((r) => r[3]);
+    const closed = of('closed_form_distance').map((r) => r[3]);
+    const network = of('network_distance');
+    assert(errors.length === 20 && errors.every((e) => Number.isFinite(e) && e >= 0), `error bins: ${errors}`);
+    assert(held.length === stops && closed.length === stops, `reference curve: ${held.length} and ${closed.length} of ${stops} points`);
+    // The closed form copies its training points (flow::capacity's test: under half the
+    // held-out distance up to n = 170, under it at every n); held-out points do not.
+    const copies = closed.every((c, k) => c < (n(k) <= 170 ? 0.5 : 1) * held[k]);
+    assert(copies, `closed form against held-out: ${closed.map((c, k) => `${c.toFixed(3)}/${held[k].toFixed(3)}`).join(' ')}`);
+    assert(network.length === 1 && network[0][0] === 64 && network[0][1] === 100 && network[0][3] > closed[9], `network point: ${JSON.stringify(network)}`);
+    // Where the network fails to learn u*: the error is largest at the ends of [0, 1).
+    const middle = Math.min(...errors.slice(4, 16));
+    assert(Math.max(errors[0], errors[19]) > 2 * middle, `error bins: ${errors.map((e) => e.toFixed(3)).join(' ')}`);
+    assert(errors.length && (await fig.locator('.figure-error').count()) === 0, 'a figure error');
+    return `error ${errors[0].toFixed(3)} at t ~ 0, ${middle.toFixed(3)} at least in the middle, ${errors[19].toFixed(3)} at t ~ 1; network (width 64, n 100) ${network[0][3].toFixed(3)} from the training points, closed form ${closed[9].toFixed(3)}, held-out ${held[9].toFixed(3)}`;
+  });
+
   await t.check('figures(): every figure and setting, as its mounted controls and embed.js have them', async () => {
     const r = await page.evaluate(async () => {
       const b = window.wasmBindings;

@@ -2,7 +2,8 @@
 //! (the closed form u* on [0, tau), the network after). A tau slider shows the samples; curves
 //! of the energy distance to held-out data and of the distance to the nearest training point,
 //! over tau in {0, 0.1, ..., 1}, are computed once training is done. Every sampling is a job:
-//! in the worker that holds the network on the CPU path, a step between turns on the GPU path.
+//! in the worker that holds the network on the CPU path, on the GPU that trains it on the GPU
+//! path.
 
 use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{

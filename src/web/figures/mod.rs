@@ -297,19 +297,34 @@ impl Samples {
         shape: crate::flow::mlp::MlpShape,
         params: &[f32],
     ) -> Result<Vec<f32>, ComputeError> {
-        use crate::gpu::{backend::Training as OnBackend, Backend};
-        let network = match (training, backend) {
-            (Some(Training::Pool(t)), _) => Network::Pool(t),
-            (Some(Training::Backend(OnBackend::Gpu(t))), Backend::Gpu(_)) => {
-                Network::Gpu(backend, t)
-            }
-            _ => Network::Here(shape, params.to_vec()),
-        };
+        let network = network_of(training, backend, shape, params);
         let closed = (&self.data[..], self.tau);
         network
             .path(&self.x0, self.steps, closed, self.frames)
             .await
     }
+}
+
+/// The network where it is (its worker, or the GPU that trains it), else from `params` here.
+fn network_of<'a>(
+    training: Option<&'a Training>,
+    backend: &'a crate::gpu::Backend,
+    shape: crate::flow::mlp::MlpShape,
+    params: &[f32],
+) -> Network<'a> {
+    use crate::gpu::{backend::Training as OnBackend, Backend};
+    match (training, backend) {
+        (Some(Training::Pool(t)), _) => Network::Pool(t),
+        (Some(Training::Backend(OnBackend::Gpu(t))), Backend::Gpu(_)) => Network::Gpu(backend, t),
+        _ => Network::Here(shape, params.to_vec()),
+    }
+}
+
+/// A job's end that had the run's network lent: the run, the network to give back, the result.
+pub struct Lent<T> {
+    run: u64,
+    training: Option<Training>,
+    result: Result<T, ComputeError>,
 }
 
 /// A figure's network in training, one chunk a job of the figure's driver: `next` is the key
@@ -358,6 +373,11 @@ impl ChunkEnd {
 }
 
 impl TrainingRun {
+    /// The run's number (bumped by `reset` and failures): part of a job's key.
+    pub fn run(&self) -> u64 {
+        self.run
+    }
+
     /// Starts over from the seeded initialisation at the next chunk.
     pub fn reset(&mut self) {
         self.training = None;
@@ -437,6 +457,45 @@ impl TrainingRun {
                 }),
             }
         })
+    }
+
+    /// `work` on the network with `params` as a job, without training it: on the network where
+    /// the run holds it (lent to the job, back with `give_back`), else from the parameters here.
+    pub fn lend<T, W>(
+        &mut self,
+        shape: crate::flow::mlp::MlpShape,
+        params: Vec<f32>,
+        work: W,
+    ) -> LocalBoxFuture<'static, Lent<T>>
+    where
+        T: 'static,
+        W: AsyncFnOnce(&Network<'_>) -> Result<T, ComputeError> + 'static,
+    {
+        let training = self.training.take();
+        let run = self.run;
+        Box::pin(async move {
+            let backend = crate::web::shared::backend().await;
+            let result = work(&network_of(training.as_ref(), &backend, shape, &params)).await;
+            Lent {
+                run,
+                // A failure ends the run, as a chunk's does.
+                training: training.filter(|_| result.is_ok()),
+                result,
+            }
+        })
+    }
+
+    /// A lent network's job ended: its result, unless the run was reset meanwhile (None); a
+    /// failure ends the run.
+    pub fn give_back<T>(&mut self, lent: Lent<T>) -> Option<Result<T, String>> {
+        if lent.run != self.run {
+            return None;
+        }
+        self.training = lent.training;
+        if lent.result.is_err() {
+            self.run += 1;
+        }
+        Some(lent.result.map_err(|e| format!("Failed: {e}")))
     }
 
     /// A chunk ended: what it trained, unless the run was reset meanwhile (None). A failure
