@@ -133,6 +133,14 @@ pub fn worst_abs(a: &[f32], b: &[f32]) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The options of the trainers that only evaluate their network (the sampling rows).
+const EVAL: TrainOptions = TrainOptions {
+    batch: 64,
+    lr: 1e-3,
+    seed: 5,
+    target: mlp::Target::Cfm,
+};
+
 /// Every kernel, small and large, on `gpu`.
 pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
     let closed_form = ClosedFormPipeline::new(gpu);
@@ -364,12 +372,6 @@ pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
             2 => Dataset::TwoMoons.sample(50, 11),
             _ => Rng::new(11).normals(50 * dim),
         };
-        let options = TrainOptions {
-            batch: 64,
-            lr: 1e-3,
-            seed: 5,
-            target: mlp::Target::Cfm,
-        };
         let params = shape.init(12);
         let x0 = Rng::new(13).normals(m * dim);
         let case = Case {
@@ -381,7 +383,7 @@ pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
             tolerance: 1e-4,
             unit: "absolute",
         };
-        let trainer = GpuTrainer::new(gpu, &closed_form, &training, shape, &params, &data, options);
+        let trainer = GpuTrainer::new(gpu, &closed_form, &training, shape, &params, &data, EVAL);
         rows.push(
             row(
                 now,
@@ -406,12 +408,6 @@ pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
         let (dim, hidden, m) = (3, 128, 700);
         let shape = mlp::MlpShape::new(dim, hidden, 3);
         let data = Rng::new(14).normals(40 * dim);
-        let options = TrainOptions {
-            batch: 64,
-            lr: 1e-3,
-            seed: 5,
-            target: mlp::Target::Cfm,
-        };
         let params = shape.init(15);
         let x = Rng::new(16).normals(m * dim);
         let t: Vec<f32> = (0..m).map(|q| (q as f32 * 0.37).fract()).collect();
@@ -421,7 +417,7 @@ pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
             tolerance: 1e-4,
             unit: "absolute",
         };
-        let trainer = GpuTrainer::new(gpu, &closed_form, &training, shape, &params, &data, options);
+        let trainer = GpuTrainer::new(gpu, &closed_form, &training, shape, &params, &data, EVAL);
         rows.push(
             row(
                 now,

@@ -7,7 +7,7 @@
 
 use super::closed_form::{ClosedFormPipeline, VelocityBuffers};
 use super::readback::read_f32;
-use super::trainer::{storage, uniform, Gemm, GpuTrainer, FORWARD, GEMM_TILE, P_GEMM, P_PATH};
+use super::trainer::{storage, uniform, Gemm, GpuTrainer, GEMM_TILE, P_GEMM, P_PATH};
 use super::{Gpu, GpuError};
 use crate::flow::sampler::step_time;
 
@@ -318,7 +318,6 @@ impl Forward {
         let device = &gpu.device;
         let shape = trainer.shape;
         let layers = shape.layers();
-        let offsets = shape.offsets();
         let widest = layers
             .iter()
             .map(|&(_, o)| o)
@@ -336,20 +335,10 @@ impl Forward {
             z.push(storage(device, &format!("network z{l}"), m * n_out));
             a.push(storage(device, &format!("network a{}", l + 1), m * n_out));
         }
-        let last = layers.len() - 1;
         let mut others = vec![dummy_read];
         let mut dispatches = Vec::new();
-        for (l, &(n_in, n_out)) in layers.iter().enumerate() {
-            let g = Gemm {
-                mode: FORWARD,
-                rows: m as u32,
-                cols: n_out as u32,
-                inner: n_in as u32,
-                w_off: offsets[l] as u32,
-                b_off: (offsets[l] + n_in * n_out) as u32,
-                fan_in: n_in as u32,
-                silu: (l < last) as u32,
-            };
+        for l in 0..layers.len() {
+            let g = Gemm::forward(&shape, l, m);
             let cfg = uniform(device, "network gemm config", &g);
             let entries = [
                 (0, &cfg),

@@ -42,6 +42,25 @@ pub(super) struct Gemm {
     pub(super) silu: u32,
 }
 
+impl Gemm {
+    /// Layer `l`'s forward product over `rows` rows: Z = A W^T + b, SiLU but at the output.
+    pub(super) fn forward(shape: &MlpShape, l: usize, rows: usize) -> Gemm {
+        let layers = shape.layers();
+        let (n_in, n_out) = layers[l];
+        let w_off = shape.offsets()[l];
+        Gemm {
+            mode: FORWARD,
+            rows: rows as u32,
+            cols: n_out as u32,
+            inner: n_in as u32,
+            w_off: w_off as u32,
+            b_off: (w_off + n_in * n_out) as u32,
+            fan_in: n_in as u32,
+            silu: (l + 1 < layers.len()) as u32,
+        }
+    }
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct LossConfig {
@@ -117,7 +136,7 @@ struct AdamConfig {
     _pad: [u32; 3],
 }
 
-pub(super) const FORWARD: u32 = 0;
+const FORWARD: u32 = 0;
 const BACK_INPUT: u32 = 1;
 const WEIGHT_GRAD: u32 = 2;
 
@@ -382,17 +401,8 @@ impl GpuTrainer {
             d
         };
         let last = layers.len() - 1;
-        for (l, &(n_in, n_out)) in layers.iter().enumerate() {
-            let g = Gemm {
-                mode: FORWARD,
-                rows: batch as u32,
-                cols: n_out as u32,
-                inner: n_in as u32,
-                w_off: offsets[l] as u32,
-                b_off: (offsets[l] + n_in * n_out) as u32,
-                fan_in: n_in as u32,
-                silu: (l < last) as u32,
-            };
+        for l in 0..layers.len() {
+            let g = Gemm::forward(&shape, l, batch);
             dispatches.push(gemm(g, &a[l], &dummy_read, &z[l], &a[l + 1]));
         }
         let loss_count = batch * shape.dim;

@@ -354,13 +354,9 @@ pub type ChunkPlan = (
 );
 
 /// The end of a chunk's job: its run, the network to continue, what it trained.
-pub struct ChunkEnd {
-    run: u64,
-    training: Option<Training>,
-    result: Result<Chunk, ComputeError>,
-}
+pub type ChunkEnd = Lent<Chunk>;
 
-impl ChunkEnd {
+impl Lent<Chunk> {
     /// The samples drawn after the chunk, if it trained and they were asked for.
     pub fn samples(&self) -> Option<&[f32]> {
         self.result.as_ref().ok()?.samples.as_deref()
@@ -485,9 +481,9 @@ impl TrainingRun {
         })
     }
 
-    /// A lent network's job ended: its result, unless the run was reset meanwhile (None); a
-    /// failure ends the run.
-    pub fn give_back<T>(&mut self, lent: Lent<T>) -> Option<Result<T, String>> {
+    /// A lent network's job ended (a chunk's too): its result, unless the run was reset
+    /// meanwhile (None). A failure ends the run: the next chunk starts a new one.
+    pub fn give_back<T>(&mut self, lent: Lent<T>) -> Option<Result<T, ComputeError>> {
         if lent.run != self.run {
             return None;
         }
@@ -495,20 +491,16 @@ impl TrainingRun {
         if lent.result.is_err() {
             self.run += 1;
         }
-        Some(lent.result.map_err(|e| format!("Failed: {e}")))
+        Some(lent.result)
     }
 
-    /// A chunk ended: what it trained, unless the run was reset meanwhile (None). A failure
-    /// ("Training failed: …") ends the run: the next chunk starts a new one.
+    /// A chunk ended: what it trained, unless the run was reset meanwhile (None); a failure
+    /// ("Training failed: …") ends the run.
     pub fn finish(&mut self, end: ChunkEnd) -> Option<Result<Chunk, String>> {
-        if end.run != self.run {
-            return None;
-        }
-        self.training = end.training;
-        if end.result.is_err() {
-            self.run += 1;
-        }
-        Some(end.result.map_err(|e| format!("Training failed: {e}")))
+        Some(
+            self.give_back(end)?
+                .map_err(|e| format!("Training failed: {e}")),
+        )
     }
 
     /// `finish` for a figure with one run: a failure is shown in the status line and pauses the

@@ -244,7 +244,8 @@ impl Sketch for ModelCapacity {
         if let Some((run, steps)) = self.trainer.next(self.steps, MAX_STEPS, &self.pause) {
             return Some(Work::Chunk(run, steps));
         }
-        if self.steps >= MAX_STEPS && self.measured.is_none() {
+        // Paused (also after a failure, until Resume or Reset): not measured.
+        if self.steps >= MAX_STEPS && self.measured.is_none() && !self.pause.paused {
             return Some(Work::Measure(self.trainer.run()));
         }
         (!self.curve_failed && self.curve.len() < settings::N.steps())
@@ -298,8 +299,9 @@ impl Sketch for ModelCapacity {
             }
             Done::Measured(lent) => match self.trainer.give_back(lent) {
                 None => {}
-                Some(Err(message)) => {
-                    ctx.status.error(&message);
+                Some(Err(e)) => {
+                    ctx.status
+                        .error(&format!("Measuring the network failed: {e}"));
                     self.pause.stop();
                 }
                 Some(Ok(measured)) => {
