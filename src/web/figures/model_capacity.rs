@@ -62,6 +62,9 @@ pub struct ModelCapacity {
     measured: Option<Measured>,
     /// The frame of the samples' path shown (one more each animation frame).
     flow_step: usize,
+    /// The charts beside the plane changed in an animation frame (the path's end adds a run's
+    /// point): drawn with the plane then; other animation frames draw the plane alone.
+    charts_stale: bool,
     pause: PauseToggle,
 }
 
@@ -231,6 +234,7 @@ impl Sketch for ModelCapacity {
             params: None,
             measured: None,
             flow_step: 0,
+            charts_stale: false,
             pause,
         })
     }
@@ -346,6 +350,7 @@ impl Sketch for ModelCapacity {
                 points.push((n, d));
                 points.sort_by(|a, b| a.0.total_cmp(&b.0));
             }
+            self.charts_stale = true;
             ctx.status.set(&format!(
                 "Done: width {width}, n = {n}: samples {d:.3} from the training set (closed form {:.3}, held-out points {:.3}). Move a slider to add a point.",
                 self.refs.closed_form, self.refs.held_out
@@ -374,6 +379,10 @@ impl Sketch for ModelCapacity {
         let t = self.flow_step as f32 / FLOW_STEPS as f32;
         let scene = scenes::particles(&self.refs.data, self.particles(), t, caption);
         draw_plane(&self.plane, &scene)?;
+        if !(ctx.full || self.charts_stale) {
+            return Ok(());
+        }
+        self.charts_stale = false;
         let errors = self.measured.as_ref().map_or(&[][..], |m| &m.errors);
         draw_on(&self.chart, |area| {
             curves::draw_binned_error(area, errors, BINS)
