@@ -28,14 +28,15 @@ pub struct References {
 
 impl References {
     pub fn new(n: usize) -> References {
-        let r = References::without_closed_form(n);
+        let mut r = References::without_closed_form(n);
         let samples = sampler::euler_sample(&r.data, 2, &r.x0, FLOW_STEPS, 0.0);
-        r.with_closed_form(&samples)
+        r.measure_closed_form(&samples);
+        r
     }
 
     /// The training set, the noise and the held-out distance for n (cheap); `closed_form` is NaN
     /// until the closed form's samples from `x0` (Euler, FLOW_STEPS), computed wherever the
-    /// caller computes, are given to `with_closed_form`.
+    /// caller computes, are given to `measure_closed_form`.
     pub fn without_closed_form(n: usize) -> References {
         let data = Dataset::TwoMoons.sample(n, 0);
         let scale = metrics::data_scale(&data, 2);
@@ -49,12 +50,9 @@ impl References {
         }
     }
 
-    /// The references with the closed form's distance measured on its `samples`.
-    pub fn with_closed_form(self, samples: &[f32]) -> References {
-        References {
-            closed_form: self.distance(samples),
-            ..self
-        }
+    /// The closed form's distance, measured on its `samples`.
+    pub fn measure_closed_form(&mut self, samples: &[f32]) {
+        self.closed_form = self.distance(samples);
     }
 
     /// The mean distance of `samples` to the nearest training point, / the scale.

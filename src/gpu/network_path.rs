@@ -9,6 +9,7 @@ use super::closed_form::{ClosedFormPipeline, VelocityBuffers};
 use super::readback::read_f32;
 use super::trainer::{storage, uniform, Gemm, GpuTrainer, GEMM_TILE, P_GEMM, P_PATH};
 use super::{Gpu, GpuError};
+use crate::flow::mlp::MlpShape;
 use crate::flow::sampler::step_time;
 
 /// One dispatch of shaders/mlp_path.wgsl (its `Step`).
@@ -37,13 +38,9 @@ impl GpuTrainer {
     /// Rows go a block at a time (at most VELOCITY_ROWS, and what one binding holds).
     pub async fn velocity(&self, gpu: &Gpu, x: &[f32], t: &[f32]) -> Result<Vec<f32>, GpuError> {
         let shape = self.shape;
-        let widest = shape
-            .layers()
-            .iter()
-            .map(|&(_, o)| o)
-            .fold(shape.input_size(), usize::max);
-        let fits = gpu.device.limits().max_storage_buffer_binding_size / (4 * widest as u64);
-        let rows = VELOCITY_ROWS.min(fits as usize).max(1);
+        let rows = VELOCITY_ROWS
+            .min(Forward::rows_that_fit(&shape, gpu))
+            .max(1);
         let mut out = Vec::with_capacity(x.len());
         for (xs, ts) in x.chunks(rows * shape.dim).zip(t.chunks(rows)) {
             out.extend(self.velocity_block(gpu, xs, ts).await?);
@@ -61,31 +58,15 @@ impl GpuTrainer {
         let forward = Forward::new(self, gpu, m)?;
         gpu.queue
             .write_buffer(&forward.a[0], 0, bytemuck::cast_slice(&input));
-        let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut encoder = gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("network velocity"),
-            });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("network velocity"),
-                timestamp_writes: None,
-            });
-            forward.record(self, &mut pass);
-        }
-        gpu.queue.submit([encoder.finish()]);
-        let (validation, out_of_memory) = (scope.pop(), oom.pop());
-        let result = read_f32(gpu, forward.output(), m * shape.dim).await;
-        let (validation, out_of_memory) = (validation.await, out_of_memory.await);
+        let result = submit_and_read(
+            gpu,
+            "network velocity",
+            |pass| forward.record(self, pass),
+            forward.output(),
+            m * shape.dim,
+        )
+        .await;
         drop(forward);
-        if let Some(error) = validation {
-            return Err(GpuError::Validation(error.to_string()));
-        }
-        if let Some(error) = out_of_memory {
-            return Err(GpuError::OutOfMemory(error.to_string()));
-        }
         result
     }
 
@@ -253,38 +234,26 @@ impl GpuTrainer {
             })
             .collect();
 
-        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("network path"),
-        });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("network path"),
-                timestamp_writes: None,
-            });
-            let path_step = |pass: &mut wgpu::ComputePass, k: usize| {
-                pass.set_pipeline(&self.pipelines[P_PATH]);
-                pass.set_bind_group(0, &path_groups[k], &[]);
-                pass.dispatch_workgroups(path_workgroups.0, path_workgroups.1, 1);
-            };
-            path_step(&mut pass, 0);
+        let path_step = |pass: &mut wgpu::ComputePass, k: usize| {
+            pass.set_pipeline(&self.pipelines[P_PATH]);
+            pass.set_bind_group(0, &path_groups[k], &[]);
+            pass.dispatch_workgroups(path_workgroups.0, path_workgroups.1, 1);
+        };
+        let record = |pass: &mut wgpu::ComputePass| {
+            path_step(pass, 0);
             for (k, &network) in by_network.iter().enumerate() {
                 match (network, &closed) {
-                    (true, _) | (false, None) => forward.record(self, &mut pass),
-                    (false, Some((recorded, _, _))) => recorded.record(&mut pass),
+                    (true, _) | (false, None) => forward.record(self, pass),
+                    (false, Some((recorded, _, _))) => recorded.record(pass),
                 }
-                path_step(&mut pass, k + 1);
+                path_step(pass, k + 1);
             }
-        }
-        gpu.queue.submit([encoder.finish()]);
-        // Popped now, in the order pushed back: other work may push scopes during the awaits.
-        let (validation, out_of_memory) = (scope.pop(), oom.pop());
-        let result = match keep_frames {
-            true => read_f32(gpu, &frames, (steps + 1) * frame).await,
-            false => read_f32(gpu, &x, frame).await,
         };
-        let (validation, out_of_memory) = (validation.await, out_of_memory.await);
+        let result = match keep_frames {
+            true => submit_and_read(gpu, "network path", record, &frames, (steps + 1) * frame),
+            false => submit_and_read(gpu, "network path", record, &x, frame),
+        }
+        .await;
         drop(closed.map(|(recorded, reference, out)| {
             reference.destroy();
             out.destroy();
@@ -294,14 +263,42 @@ impl GpuTrainer {
         for b in [&x, &features_buf, &frames, &query_times, &step_uniforms] {
             b.destroy();
         }
-        if let Some(error) = validation {
-            return Err(GpuError::Validation(error.to_string()));
-        }
-        if let Some(error) = out_of_memory {
-            return Err(GpuError::OutOfMemory(error.to_string()));
-        }
         result
     }
+}
+
+/// What `record` puts in one compute pass, submitted; then `len` floats of `out` read back, or
+/// the submission's validation or out-of-memory error.
+async fn submit_and_read(
+    gpu: &Gpu,
+    label: &str,
+    record: impl FnOnce(&mut wgpu::ComputePass),
+    out: &wgpu::Buffer,
+    len: usize,
+) -> Result<Vec<f32>, GpuError> {
+    let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let mut encoder = gpu
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+    {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        record(&mut pass);
+    }
+    gpu.queue.submit([encoder.finish()]);
+    // Popped now, in the order pushed back: other work may push scopes during the awaits.
+    let (validation, out_of_memory) = (scope.pop(), oom.pop());
+    let result = read_f32(gpu, out, len).await;
+    if let Some(error) = validation.await {
+        return Err(GpuError::Validation(error.to_string()));
+    }
+    if let Some(error) = out_of_memory.await {
+        return Err(GpuError::OutOfMemory(error.to_string()));
+    }
+    result
 }
 
 /// The forward pass over m rows: its activations and its bound GEMM dispatches
@@ -314,18 +311,26 @@ struct Forward {
 }
 
 impl Forward {
+    /// The most rows whose widest activations (or inputs) one storage binding holds.
+    fn rows_that_fit(shape: &MlpShape, gpu: &Gpu) -> usize {
+        let widest = shape
+            .layers()
+            .iter()
+            .map(|&(_, o)| o)
+            .fold(shape.input_size(), usize::max);
+        let limit = gpu.device.limits().max_storage_buffer_binding_size;
+        (limit / (4 * widest as u64)) as usize
+    }
+
     fn new(trainer: &GpuTrainer, gpu: &Gpu, m: usize) -> Result<Forward, GpuError> {
         let device = &gpu.device;
         let shape = trainer.shape;
         let layers = shape.layers();
-        let widest = layers
-            .iter()
-            .map(|&(_, o)| o)
-            .fold(shape.input_size(), usize::max);
-        let limit = device.limits().max_storage_buffer_binding_size;
-        if (m * widest) as u64 * 4 > limit {
+        if m > Self::rows_that_fit(&shape, gpu) {
             return Err(GpuError::TooLarge(format!(
-                "{m} rows of width {widest} exceed one binding ({limit} bytes)"
+                "{m} rows of a network with {} inputs and width {} exceed one binding",
+                shape.input_size(),
+                shape.hidden
             )));
         }
         let dummy_read = storage(device, "unused (read)", 1);

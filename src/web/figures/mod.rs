@@ -263,7 +263,10 @@ async fn train_chunk(
     let params = params.unwrap_or_default();
     let ms = js_sys::Date::now() - start;
     let samples = match samples {
-        Some(s) => Some(s.draw(Some(&training), &backend, shape, &params).await?),
+        Some(s) => {
+            let network = network_of(Some(&training), &backend, shape, &params);
+            Some(s.draw(&network).await?)
+        }
         None => None,
     };
     let chunk = Chunk {
@@ -288,16 +291,8 @@ pub struct Samples {
 }
 
 impl Samples {
-    /// Drawn where the network is (its worker, or the GPU that trains it), else here from
-    /// `params`.
-    async fn draw(
-        &self,
-        training: Option<&Training>,
-        backend: &crate::gpu::Backend,
-        shape: crate::flow::mlp::MlpShape,
-        params: &[f32],
-    ) -> Result<Vec<f32>, ComputeError> {
-        let network = network_of(training, backend, shape, params);
+    /// Drawn from `network`, where it is (`network_of`).
+    async fn draw(&self, network: &Network<'_>) -> Result<Vec<f32>, ComputeError> {
         let closed = (&self.data[..], self.tau);
         network
             .path(&self.x0, self.steps, closed, self.frames)
@@ -424,34 +419,25 @@ impl TrainingRun {
         })
     }
 
-    /// Samples from the network with `params` as a job, without training it: in its worker
-    /// while the run holds it there (lent to the job, back with `finish`), else from the
-    /// parameters here. Its end is a chunk of no steps.
+    /// Samples from the network with `params` as a job, without training it (`lend`: where
+    /// the run holds the network, else from the parameters here). Its end is a chunk of no
+    /// steps.
     pub fn sample(
         &mut self,
         shape: crate::flow::mlp::MlpShape,
         params: Vec<f32>,
         samples: Samples,
     ) -> LocalBoxFuture<'static, ChunkEnd> {
-        let training = self.training.take();
-        let run = self.run;
-        Box::pin(async move {
-            let backend = crate::web::shared::backend().await;
-            let result = samples
-                .draw(training.as_ref(), &backend, shape, &params)
-                .await;
-            ChunkEnd {
-                run,
-                // A failure ends the run, as a chunk's does.
-                training: training.filter(|_| result.is_ok()),
-                result: result.map(|x| Chunk {
-                    losses: Vec::new(),
-                    params,
-                    samples: Some(x),
-                    backend,
-                    ms: 0.0,
-                }),
-            }
+        let kept = params.clone();
+        self.lend(shape, params, async move |network| {
+            let x = samples.draw(network).await?;
+            Ok(Chunk {
+                losses: Vec::new(),
+                params: kept,
+                samples: Some(x),
+                backend: crate::web::shared::backend().await,
+                ms: 0.0,
+            })
         })
     }
 

@@ -151,12 +151,12 @@ async fn measure(
 /// The reference distances at n: held-out points' (here, cheap) and the closed form's samples'
 /// (sampled where closed forms are computed).
 async fn reference(n: usize) -> Result<(f32, f32), ComputeError> {
-    let refs = References::without_closed_form(n);
+    let mut refs = References::without_closed_form(n);
     let data = Rc::new(refs.data.clone());
     let backend = crate::web::shared::backend().await;
     let set = Ready::cached(&backend, None, &data, 2).await?;
     let samples = set.sample(&backend, &refs.x0, FLOW_STEPS, 0.0).await?;
-    let refs = refs.with_closed_form(&samples);
+    refs.measure_closed_form(&samples);
     Ok((refs.held_out, refs.closed_form))
 }
 
@@ -312,9 +312,7 @@ impl Sketch for ModelCapacity {
                     // The network's worker (or GPU buffers) let go; the figure keeps what it
                     // measured.
                     self.trainer.release();
-                    let refs =
-                        std::mem::replace(&mut self.refs, References::without_closed_form(1));
-                    self.refs = refs.with_closed_form(&measured.closed_form);
+                    self.refs.measure_closed_form(&measured.closed_form);
                     self.measured = Some(measured);
                     self.flow_step = 0;
                 }
