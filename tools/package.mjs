@@ -15,7 +15,8 @@ const dir = path.join(out, 'fm-explainer');
 fs.rmSync(dir, { recursive: true, force: true });
 fs.mkdirSync(path.join(dir, 'assets'), { recursive: true });
 
-// What a page needs: the element, its stylesheet, the module and its wasm, the digits, the types.
+// What a page needs: the element, its stylesheet, the module and its wasm, the module's snippets
+// (the JS that names its worker and the digits), the compute worker, the digits, the types.
 const files = ['embed.js', 'worker.js', 'figures.css', 'fm-explainer.js', 'fm-explainer_bg.wasm', 'fm-explainer.d.ts', 'assets/digits.bin'];
 for (const f of files) {
   if (!fs.existsSync(path.join(dist, f))) {
@@ -23,6 +24,15 @@ for (const f of files) {
     process.exit(1);
   }
   fs.copyFileSync(path.join(dist, f), path.join(dir, f));
+}
+// wasm-bindgen's snippets (snippets/<crate>/inline0.js), which the module imports.
+fs.cpSync(path.join(dist, 'snippets'), path.join(dir, 'snippets'), { recursive: true });
+const glue = fs.readFileSync(path.join(dir, 'fm-explainer.js'), 'utf8');
+for (const [, spec] of glue.matchAll(/from\s*['"](\.[^'"]+)['"]/g)) {
+  if (!fs.existsSync(path.join(dir, spec))) {
+    console.error(`package: fm-explainer.js imports ${spec}, which the build lacks`);
+    process.exit(1);
+  }
 }
 const manifest = {
   name: 'fm-explainer',
@@ -38,7 +48,7 @@ const manifest = {
     './assets/digits.bin': './assets/digits.bin',
   },
   types: './fm-explainer.d.ts',
-  files: [...files, 'README.md', 'LICENSE'],
+  files: [...files, 'snippets', 'README.md', 'LICENSE'],
   sideEffects: ['./embed.js'],
 };
 fs.writeFileSync(path.join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
@@ -52,12 +62,15 @@ where there is a GPU, WebAssembly otherwise).
 <fm-figure name="velocity-field" dataset="spirals" t="0.8"></fm-figure>
 \`\`\`
 
-With a bundler, \`import 'fm-explainer'\` is enough; in a plain page, map the name to the file
-(\`<script type="importmap">{"imports": {"fm-explainer": "/node_modules/fm-explainer/embed.js"}}</script>\`)
-or load \`node_modules/fm-explainer/embed.js\` directly. The element loads the module, its wasm, its
-stylesheet and (for the MNIST figures) \`assets/digits.bin\` from beside \`embed.js\`. The functions
-behind the figures are \`import init, * as api from 'fm-explainer/api'\` (typed in
-\`fm-explainer.d.ts\`). Figures, settings and the API: the project's README.
+With a bundler (Vite, webpack 5), \`import 'fm-explainer'\` is enough: the element, its module,
+wasm, stylesheet, compute worker and digits are named by the literal \`import()\` and
+\`new URL('./…', import.meta.url)\` forms that bundlers follow, so they are copied into the build
+and found there, and in the Vite dev server too, with no configuration. In a plain page, map the
+name to the file (\`<script type="importmap">{"imports": {"fm-explainer": "/node_modules/fm-explainer/embed.js"}}</script>\`)
+or load \`node_modules/fm-explainer/embed.js\` directly; the files are found beside it. The
+functions behind the figures are \`import init, * as api from 'fm-explainer/api'\` (typed in
+\`fm-explainer.d.ts\`); they too find their worker and the digits in a bundled app.
+Figures, settings and the API: the project's README.
 `);
 fs.writeFileSync(path.join(dir, 'LICENSE'), `MIT License
 

@@ -1,12 +1,15 @@
 // <fm-figure name="..."> for any page: copy embed.js, worker.js (the CPU path's workers),
-// figures.css, fm-explainer.js, fm-explainer_bg.wasm and assets/ (the digits) from the build, then
+// figures.css, fm-explainer.js, fm-explainer_bg.wasm, snippets/ and assets/ (the digits) from the
+// build, then
 //   <script type="module" src="/path/to/embed.js"></script>
 //   <fm-figure name="velocity-field" dataset="spirals" t="0.8"></fm-figure>
+// or, from the npm package, `import 'fm-explainer'` in a bundled app (Vite, webpack): every file
+// is named by a literal import() or `new URL('./…', import.meta.url)`, the forms bundlers follow
+// and copy into their output, and that a plain page resolves beside this file.
 // Every other attribute is a setting of the figure (the same as its controls), readable and
 // writable as a property too (el.t = 0.5). All figures on a page share one GPU device. The
 // reader's changes are kept in the page's address (share="off" opts out); give the element an
 // id when two figures of the same name should be linked apart.
-const base = new URL('.', import.meta.url);
 
 // Settings by figure (attribute = setting name). Generated from src/catalog.rs by
 // `cargo test --test generated`: edit there.
@@ -30,19 +33,23 @@ const SETTINGS = [...new Set(Object.values(FIGURES).flat())];
 // theme="light" or "dark" pins the figure's colours; without it they follow the reader.
 const THEMES = ['light', 'dark'];
 
+// Fetched when the first figure connects, not before: a page that defines the element pays for
+// the module only where it shows a figure.
 let module;
 function load() {
   module ??= (async () => {
     if (!document.querySelector('link[data-fm-figures]')) {
       const css = document.createElement('link');
       css.rel = 'stylesheet';
-      css.href = new URL('figures.css', base).href;
+      // ?no-inline: Vite inlines a file under 4 kB as a data: URL, which a page's strict
+      // style-src refuses; the query keeps it a file there, and elsewhere it is ignored.
+      css.href = new URL('./figures.css?no-inline', import.meta.url).href;
       css.dataset.fmFigures = '';
       document.head.append(css);
     }
-    const m = await import(new URL('fm-explainer.js', base).href);
-    await m.default({ module_or_path: new URL('fm-explainer_bg.wasm', base) });
-    m.setAssetBase(base.href);
+    const m = await import('./fm-explainer.js');
+    // The module finds its wasm, its compute worker and the digits beside itself.
+    await m.default();
     return m;
   })();
   return module;

@@ -7,13 +7,13 @@
 //! a max-subtracted softmax. Memory is O(n) per query: never an n-by-m matrix.
 
 /// The softmax exponent for one training point.
-#[inline]
+#[inline(always)]
 fn score(x: &[f32], xi: &[f32], t: f32, inv_two_var: f32) -> f32 {
     -squared_distance_scaled(x, xi, t) * inv_two_var
 }
 
 /// ||x - t y||^2 with eight independent partial sums, so LLVM vectorises it (SIMD128 on wasm).
-#[inline]
+#[inline(always)]
 pub fn squared_distance_scaled(x: &[f32], y: &[f32], t: f32) -> f32 {
     let mut acc = [0.0f32; 8];
     let xc = x.chunks_exact(8);
@@ -100,7 +100,7 @@ fn pack_panels(data: &[f32], dim: usize) -> Vec<f32> {
 
 /// ||q_j - p_l||^2 for the QUERY_BLOCK queries (interleaved: `queries[k][j]`) and the PANEL
 /// points of one panel: a 4 x 8 tile of accumulators that stays in registers.
-#[inline]
+#[inline(always)]
 fn panel_distances(
     panel: &[[f32; PANEL]],
     queries: &[[f32; QUERY_BLOCK]],
@@ -119,7 +119,7 @@ fn panel_distances(
 
 /// acc[j * dim + k] += sum over the listed points of w[j] x_i[k], for coordinates
 /// k0 .. k0 + W: a QUERY_BLOCK x W tile of sums kept in registers across the points.
-#[inline]
+#[inline(always)]
 fn accumulate_slice<const W: usize>(
     data: &[f32],
     dim: usize,
@@ -519,7 +519,7 @@ fn softmax_in_place(row: &mut [f32]) {
 /// only, so a loop of it vectorises (the library exp is a scalar call on wasm).
 /// e^d = 2^k e^f with k = round(d log2 e), f = d - k ln 2 (Cody-Waite: ln 2 in two parts, so f
 /// is exact), |f| <= ln2 / 2, e^f by its Taylor polynomial of degree 7.
-#[inline]
+#[inline(always)]
 pub(crate) fn exp_small(d: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     const LN2_HI: f32 = 0.693_145_75; // 16 significant bits: k LN2_HI is exact

@@ -128,7 +128,7 @@ impl Digits {
 }
 
 /// A pixel byte (0 black .. 255 white) in [-1, 1].
-#[inline]
+#[inline(always)]
 pub fn signed(p: u8) -> f32 {
     p as f32 * (2.0 / 255.0) - 1.0
 }

@@ -41,6 +41,8 @@ pub enum CpuWhy {
     CheckFailed,
     /// The GPU device was lost while the page used it.
     DeviceLost,
+    /// The page's figures, while the start-up GPU check runs: they move to the GPU if it passes.
+    Checking,
 }
 
 /// A training set prepared for a backend (uploaded once, reused across calls).

@@ -1,33 +1,34 @@
 //! Every WGSL kernel, loaded in one place.
 
 /// The flags, parameters and bindings the closed-form kernels share, put in front of each.
-pub const CLOSED_FORM_BINDINGS: &str = include_str!("../../shaders/closed_form_bindings.wgsl");
+pub const CLOSED_FORM_BINDINGS: &str =
+    include_str!(concat!(env!("OUT_DIR"), "/closed_form_bindings.wgsl"));
 
 /// Fused closed-form velocity (online softmax over training-set chunks, split over the points).
 pub const CLOSED_FORM: &str = concat!(
-    include_str!("../../shaders/closed_form_bindings.wgsl"),
-    include_str!("../../shaders/closed_form.wgsl")
+    include_str!(concat!(env!("OUT_DIR"), "/closed_form_bindings.wgsl")),
+    include_str!(concat!(env!("OUT_DIR"), "/closed_form.wgsl"))
 );
 
 /// The same for dim <= 4: one invocation per query, no workgroup memory.
 pub const CLOSED_FORM_SMALL: &str = concat!(
-    include_str!("../../shaders/closed_form_bindings.wgsl"),
-    include_str!("../../shaders/closed_form_small.wgsl")
+    include_str!(concat!(env!("OUT_DIR"), "/closed_form_bindings.wgsl")),
+    include_str!(concat!(env!("OUT_DIR"), "/closed_form_small.wgsl"))
 );
 
 /// The merge of the first passes' slots (log-sum-exp weights) into velocities or Euler steps.
 pub const CLOSED_FORM_MERGE: &str = concat!(
-    include_str!("../../shaders/closed_form_bindings.wgsl"),
-    include_str!("../../shaders/closed_form_merge.wgsl")
+    include_str!(concat!(env!("OUT_DIR"), "/closed_form_bindings.wgsl")),
+    include_str!(concat!(env!("OUT_DIR"), "/closed_form_merge.wgsl"))
 );
 
 /// MLP training: batch drawing, the fused matrix products, the loss, and Adam.
-pub const MLP_BATCH: &str = include_str!("../../shaders/mlp_batch.wgsl");
-pub const MLP_GEMM: &str = include_str!("../../shaders/mlp_gemm.wgsl");
-pub const MLP_LOSS: &str = include_str!("../../shaders/mlp_loss.wgsl");
-pub const MLP_ADAM: &str = include_str!("../../shaders/mlp_adam.wgsl");
+pub const MLP_BATCH: &str = include_str!(concat!(env!("OUT_DIR"), "/mlp_batch.wgsl"));
+pub const MLP_GEMM: &str = include_str!(concat!(env!("OUT_DIR"), "/mlp_gemm.wgsl"));
+pub const MLP_LOSS: &str = include_str!(concat!(env!("OUT_DIR"), "/mlp_loss.wgsl"));
+pub const MLP_ADAM: &str = include_str!(concat!(env!("OUT_DIR"), "/mlp_adam.wgsl"));
 /// The network's samples: an Euler step and the next step's inputs.
-pub const MLP_PATH: &str = include_str!("../../shaders/mlp_path.wgsl");
+pub const MLP_PATH: &str = include_str!(concat!(env!("OUT_DIR"), "/mlp_path.wgsl"));
 
 /// (file name, source) of every kernel, for validation in tests.
 pub const ALL: &[(&str, &str)] = &[

@@ -6,7 +6,7 @@
 
 use super::args::{floats, number, optional_number, Floats};
 use super::compute::Ready;
-use super::shared::backend;
+use super::shared::{backend, backend_now};
 use crate::flow::{self, budget, error as check, FlowError};
 use js_sys::Float32Array;
 use std::cell::Cell;
@@ -258,13 +258,24 @@ pub async fn gpu_kernel_report() -> Result<JsValue, JsError> {
     Ok(out.into())
 }
 
-/// A closed-form call's sizes checked and its memory held.
+/// A closed-form call's sizes checked and its memory held, then the page's backend.
+///
+/// While the backend is still being chosen (the start-up GPU check takes seconds), `arrays` are
+/// read through once for a NaN or an infinity first, so that what the arguments alone decide is
+/// rejected at once rather than after the check. Once the backend is chosen they are checked on
+/// their way to it, as every array is, and are not read twice.
 async fn closed_form_call(
     cost: budget::ClosedFormCost,
     queries: &'static str,
+    arrays: &[&Floats],
 ) -> Result<(Held, std::rc::Rc<crate::gpu::Backend>), JsError> {
     cost.check("data", queries)?;
     let held = hold(queries, cost.floats())?;
+    if backend_now().is_none() {
+        for array in arrays {
+            array.check_finite_all().await?;
+        }
+    }
     Ok((held, backend().await))
 }
 
@@ -287,7 +298,7 @@ pub async fn closed_form_velocity(
         evaluations: 1,
         out: m * dim as u64,
     };
-    let (_held, backend) = closed_form_call(cost, "points").await?;
+    let (_held, backend) = closed_form_call(cost, "points", &[&data, &points]).await?;
     let set = Ready::from_js(&backend, &data, dim).await?;
     let points = points.copy().await?;
     let times = vec![t; m as usize];
@@ -346,7 +357,7 @@ pub async fn sample_closed_form(
         evaluations: steps as u64,
         out: m * dim as u64,
     };
-    let (_held, backend) = closed_form_call(cost, "x0").await?;
+    let (_held, backend) = closed_form_call(cost, "x0", &[&x0, &data]).await?;
     let x0 = x0.copy().await?;
     let set = Ready::from_js(&backend, &data, dim).await?;
     Ok(finite_result(
@@ -395,6 +406,10 @@ pub async fn cosine_alignment(
     let times = times.copy().await?;
     for &t in &times {
         check::check_t("times", t as f64)?;
+    }
+    if backend_now().is_none() {
+        // As in closed_form_call: a NaN in the data is rejected before the GPU check ends.
+        data.check_finite_all().await?;
     }
     let backend = backend().await;
     // Only the drawn rows are read here; the set goes to the workers straight from the

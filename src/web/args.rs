@@ -125,6 +125,21 @@ impl Floats {
         Ok(values)
     }
 
+    /// Every value checked to be finite, read in pieces of COPY_FLOATS through one piece of
+    /// wasm memory with turns for the page between them; nothing is kept.
+    pub async fn check_finite_all(&self) -> Result<(), FlowError> {
+        let len = self.len as usize;
+        let mut piece = vec![0.0; COPY_FLOATS.min(len)];
+        for start in (0..len).step_by(COPY_FLOATS) {
+            let values = &mut piece[..COPY_FLOATS.min(len - start)];
+            self.read(start, values)?;
+            if len > COPY_FLOATS {
+                pace().await;
+            }
+        }
+        Ok(())
+    }
+
     /// The values from index `start` into `out` (as many as it holds), checked to be finite.
     pub fn read(&self, start: usize, out: &mut [f32]) -> Result<(), FlowError> {
         let end = start + out.len();

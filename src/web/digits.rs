@@ -1,6 +1,7 @@
 //! The MNIST digits, fetched once per page when a figure (or `loadDigits`) first asks for them:
 //! the download's progress is readable while it runs, concurrent callers share it, and a failed
-//! or truncated download can be retried.
+//! or truncated download can be retried. Also where the files shipped beside the module lie
+//! (the digits, the compute worker), in a plain page's copy or a bundler's output alike.
 
 use crate::flow::digits::{self, PIXELS, SIDE};
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
@@ -9,7 +10,8 @@ use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-/// Where the asset lies, relative to the base (Trunk copies www/assets to dist/assets).
+/// Where the asset lies under a base that `setAssetBase` named (Trunk copies www/assets to
+/// dist/assets).
 const ASSET: &str = "assets/digits.bin";
 /// The most bytes a digits download may bring (the asset is under 2 MB).
 const MAX_ASSET_BYTES: usize = 16 << 20;
@@ -62,20 +64,54 @@ type Pending = Shared<LocalBoxFuture<'static, Result<Rc<DigitSet>, String>>>;
 thread_local! {
     static DIGITS: RefCell<Option<Pending>> = const { RefCell::new(None) };
     static READY: RefCell<Option<Rc<DigitSet>>> = const { RefCell::new(None) };
-    /// Where the built files lie: empty for the article (the page's own directory); embed.js
-    /// sets its own location so a blog page finds the digits beside it.
-    static BASE: RefCell<String> = const { RefCell::new(String::new()) };
+    /// Where `setAssetBase` said the built files lie; None (the default): beside the module.
+    static BASE: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Bytes received and expected (0 when unknown) of the download in progress.
     static PROGRESS: Cell<(f64, f64)> = const { Cell::new((0.0, 0.0)) };
 }
 
-/// The address of a file shipped beside the module (the digits, the pool's worker): relative to
-/// the page unless `setAssetBase` named where the files are.
-pub fn asset_url(name: &str) -> String {
-    BASE.with(|b| format!("{}{name}", b.borrow()))
+// The files shipped beside the module, each named by a literal `new URL('…', import.meta.url)`:
+// the form bundlers (Vite, webpack) follow, copying the file into their output and writing its
+// new address here, and that a plain page resolves beside this file. wasm-bindgen emits this
+// snippet as snippets/<crate>/inline0.js, two levels below the module and its files.
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function ownDigitsUrl() {
+  return new URL('../../assets/digits.bin', import.meta.url).href;
+}
+export function ownWorker() {
+  return new Worker(new URL('../../worker.js', import.meta.url), { type: 'module' });
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen::prelude::wasm_bindgen(js_name = ownDigitsUrl)]
+    fn own_digits_url() -> String;
+    #[wasm_bindgen::prelude::wasm_bindgen(catch, js_name = ownWorker)]
+    fn own_worker() -> Result<web_sys::Worker, JsValue>;
 }
 
-/// The URL of the directory holding the built files (embed.js passes its own).
+/// The digits' address: under the base `setAssetBase` named, else the module's own copy.
+fn digits_url() -> String {
+    BASE.with(|b| b.borrow().as_ref().map(|base| format!("{base}{ASSET}")))
+        .unwrap_or_else(own_digits_url)
+}
+
+/// A new compute worker (www/worker.js, a module worker): the one under the base
+/// `setAssetBase` named, else the module's own. Fails where the page may not start it (a
+/// policy without `worker-src`, a module from another origin).
+pub fn new_worker() -> Result<web_sys::Worker, JsValue> {
+    match BASE.with(|b| b.borrow().clone()) {
+        Some(base) => {
+            let options = web_sys::WorkerOptions::new();
+            options.set_type(web_sys::WorkerType::Module);
+            web_sys::Worker::new_with_options(&format!("{base}worker.js"), &options)
+        }
+        None => own_worker(),
+    }
+}
+
+/// Where the built files lie (`worker.js`, `assets/digits.bin`), a URL ending in "/", for a page
+/// that keeps them somewhere other than beside the module; "" restores the default: the copies
+/// beside the module, or wherever a bundler put them.
 #[wasm_bindgen::prelude::wasm_bindgen(js_name = setAssetBase)]
 pub fn set_asset_base(
     #[wasm_bindgen(unchecked_param_type = "string")] url: JsValue,
@@ -87,6 +123,10 @@ pub fn set_asset_base(
             wasm_bindgen::JsError::new("url must be a string of at most 2048 characters")
         })?;
     let url = String::from(url);
+    if url.is_empty() {
+        BASE.with(|b| *b.borrow_mut() = None);
+        return Ok(());
+    }
     // Only a web address: a base of another scheme (javascript:, data:) is refused here rather
     // than by fetch later.
     let base = web_sys::window()
@@ -100,7 +140,7 @@ pub fn set_asset_base(
             parsed.protocol()
         )));
     }
-    BASE.with(|b| *b.borrow_mut() = url);
+    BASE.with(|b| *b.borrow_mut() = Some(url));
     Ok(())
 }
 
@@ -120,7 +160,7 @@ pub async fn load() -> Result<Rc<DigitSet>, String> {
     let pending = DIGITS.with(|cell| {
         cell.borrow_mut()
             .get_or_insert_with(|| {
-                let url = asset_url(ASSET);
+                let url = digits_url();
                 async move { fetch_digits(&url).await }
                     .boxed_local()
                     .shared()

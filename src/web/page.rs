@@ -47,22 +47,45 @@ pub fn start() -> Result<(), JsValue> {
         return Ok(());
     };
     let roots = document.query_selector_all("[data-figure]")?;
-    for i in 0..roots.length() {
-        let Some(root) = roots.item(i).and_then(|n| n.dyn_into::<Element>().ok()) else {
-            continue;
-        };
-        let name = root.get_attribute("data-figure").unwrap_or_default();
-        root.set_inner_html("");
-        match figures::create(&name, &root) {
-            Ok(figure) => {
-                register(root.clone(), &name, figure)?;
-                super::share::add(&name, &root, DRAWING)?;
-                super::share::link(&name, &root)?;
+    let roots: Vec<Element> = (0..roots.length())
+        .filter_map(|i| roots.item(i).and_then(|n| n.dyn_into::<Element>().ok()))
+        .collect();
+    // The figures within a screen of the viewport first (a reader who followed a link to a
+    // section sees its figure first), then the others in the article's order.
+    let screen = web_sys::window()
+        .and_then(|w| w.inner_height().ok())
+        .and_then(|h| h.as_f64())
+        .unwrap_or(800.0);
+    let (near, far): (Vec<Element>, Vec<Element>) = roots.into_iter().partition(|root| {
+        let rect = root.get_bounding_client_rect();
+        rect.bottom() > -screen && rect.top() < 2.0 * screen
+    });
+    // One figure a task, the page taking a turn between two: mounting the twelve in one task
+    // (controls, canvases, first settings) was a 500 ms task on a phone-class CPU, during which
+    // the page could not answer the reader.
+    wasm_bindgen_futures::spawn_local(async move {
+        for (i, root) in near.into_iter().chain(far).enumerate() {
+            if i > 0 {
+                super::shared::yield_to_page().await;
             }
-            Err(e) => show_error(&root, &e),
+            mount_one(root);
         }
-    }
+    });
     Ok(())
+}
+
+/// Builds the figure that `root` names in it, or shows why it cannot.
+fn mount_one(root: Element) {
+    let name = root.get_attribute("data-figure").unwrap_or_default();
+    root.set_inner_html("");
+    let mounted = figures::create(&name, &root).and_then(|figure| {
+        register(root.clone(), &name, figure)?;
+        super::share::add(&name, &root, DRAWING)?;
+        super::share::link(&name, &root)
+    });
+    if let Err(e) = mounted {
+        show_error(&root, &e);
+    }
 }
 
 thread_local! {
@@ -379,6 +402,14 @@ fn observe_visibility() -> JsResult<IntersectionObserver> {
 
 /// Fills `#backend-note` with what the figures run on; without WebGPU the note says why.
 fn show_backend_note() {
+    if super::shared::backend_now().is_none() {
+        if let Some(note) = document().get_element_by_id("backend-note") {
+            note.set_class_name("backend-note backend-checking");
+            note.set_text_content(Some(
+                "The figures start on the CPU while a quick check of your GPU runs.",
+            ));
+        }
+    }
     wasm_bindgen_futures::spawn_local(async {
         let backend = backend().await;
         let Some(note) = document().get_element_by_id("backend-note") else {
@@ -420,6 +451,10 @@ fn show_backend_note() {
                     CpuWhy::DeviceLost => {
                         "The browser lost the GPU device the figures were using, so they now \
                          compute on the CPU in WebAssembly: the same results, more slowly."
+                    }
+                    // Never the page's chosen backend (only what figures use meanwhile).
+                    CpuWhy::Checking => {
+                        "The figures compute on the CPU while a quick check of your GPU runs."
                     }
                 };
                 note.set_text_content(Some(text));

@@ -75,13 +75,12 @@ thread_local! {
 }
 
 impl Worker {
-    fn spawn(url: &str) -> Result<Worker, JsValue> {
+    /// A new worker running www/worker.js, wherever the page's bundler or copy put it.
+    fn spawn() -> Result<Worker, JsValue> {
         let serial = NEXT_SERIAL.with(|n| n.replace(n.get() + 1));
         let broken = Rc::new(Cell::new(false));
         let trapped = broken.clone();
-        let options = web_sys::WorkerOptions::new();
-        options.set_type(web_sys::WorkerType::Module);
-        let worker = web_sys::Worker::new_with_options(url, &options)?;
+        let worker = super::digits::new_worker()?;
         let pending: Rc<RefCell<HashMap<u32, oneshot::Sender<Reply>>>> = Rc::default();
         let inbox = pending.clone();
         let spare: Rc<RefCell<Option<Float32Array>>> = Rc::default();
@@ -229,10 +228,9 @@ async fn start() -> Option<Rc<Pool>> {
 /// `count` workers, each running the module the page compiled (no second download or compile);
 /// None (said on the console) when one cannot start within START_TIMEOUT_MS.
 async fn started(count: usize) -> Option<Vec<Worker>> {
-    let url = super::digits::asset_url("worker.js");
     let mut workers = Vec::with_capacity(count);
     for _ in 0..count {
-        match Worker::spawn(&url) {
+        match Worker::spawn() {
             Ok(w) => workers.push(w),
             Err(e) => {
                 web_sys::console::info_1(
@@ -375,7 +373,7 @@ fn init_message(module: &JsValue) -> Object {
 /// A worker started in place of one that broke: it takes the module like the first ones did, and
 /// queries posted to it wait in its queue behind its start.
 fn replacement() -> Option<Worker> {
-    let worker = Worker::spawn(&super::digits::asset_url("worker.js")).ok()?;
+    let worker = Worker::spawn().ok()?;
     let message = init_message(&wasm_bindgen::module());
     worker.post(&message, &Array::new());
     Some(worker)

@@ -15,7 +15,10 @@ thread_local! {
     static LAST_TURN: Cell<f64> = const { Cell::new(f64::NEG_INFINITY) };
     /// What the GPU check found at start: its time in ms and its verdict.
     static CHECK: RefCell<Option<(f64, String)>> = const { RefCell::new(None) };
-    /// Called when the page's backend changes after start (a lost device).
+    /// What the figures used while the GPU check ran, once they needed one.
+    static PROVISIONAL: RefCell<Option<Rc<Backend>>> = const { RefCell::new(None) };
+    /// Called when the page's backend changes after start (the GPU check passed after the
+    /// figures started on the CPU, or a lost device).
     static ON_CHANGE: RefCell<Vec<fn()>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -31,6 +34,42 @@ pub async fn backend() -> Rc<Backend> {
             .clone()
     });
     pending.await
+}
+
+/// What the figures compute on now: the page's backend once it is chosen and, until then, the
+/// CPU path. The start-up GPU check takes seconds (4-6 s on a software adapter, pipelines
+/// compiling on a hardware one), and a reader with a GPU should see the figures as soon as a
+/// reader without one: the figures start on the CPU, and when the check passes the page moves
+/// them to the GPU (`on_backend_change`, as after a device loss but the other way). The JS API
+/// waits for the choice instead (`backend`): its answers say where they were computed.
+pub async fn figure_backend() -> Rc<Backend> {
+    if let Some(chosen) = backend_now() {
+        return chosen;
+    }
+    PROVISIONAL.with(|p| {
+        if let Some(cpu) = p.borrow().as_ref() {
+            return cpu.clone();
+        }
+        let cpu = Rc::new(Backend::Cpu {
+            why: CpuWhy::Checking,
+            reason: "the figures start on the CPU while the GPU is checked".into(),
+        });
+        *p.borrow_mut() = Some(cpu.clone());
+        // Once the choice is made: figures that started on the CPU move to a GPU.
+        wasm_bindgen_futures::spawn_local(async {
+            if let Backend::Gpu(_) = &*backend().await {
+                for f in ON_CHANGE.with(|c| c.borrow().clone()) {
+                    f();
+                }
+            }
+        });
+        cpu
+    })
+}
+
+/// The page's backend if it is already chosen, without waiting (None while the GPU check runs).
+pub fn backend_now() -> Option<Rc<Backend>> {
+    BACKEND.with(|cell| cell.borrow().as_ref().and_then(|p| p.peek().cloned()))
 }
 
 async fn acquire() -> Rc<Backend> {
@@ -103,7 +142,7 @@ async fn acquire() -> Rc<Backend> {
 /// The GPU device is gone: the page computes on the CPU from now on, its note says so, and
 /// whoever registered with `on_backend_change` (the page, which remounts its figures) carries on.
 fn device_lost(detail: String) {
-    let current = BACKEND.with(|cell| cell.borrow().as_ref().and_then(|p| p.peek().cloned()));
+    let current = backend_now();
     // A GPU backend the page already replaced or declined may report its loss too.
     if !matches!(current.as_deref(), Some(Backend::Gpu(_))) {
         return;

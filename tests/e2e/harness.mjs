@@ -3,6 +3,7 @@
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 const TYPES = {
@@ -13,8 +14,9 @@ const TYPES = {
 
 /// Serves `routes` ({ urlPrefix: directory }) on an ephemeral port of 127.0.0.1, with `headers`
 /// on every file served (a Content-Security-Policy, say); `rewrite(html)` edits the HTML pages
-/// served (the other engines' tests add their error recorder).
-export async function serve(routes, headers = {}, rewrite = null) {
+/// served (the other engines' tests add their error recorder). `gzip: true` compresses every
+/// response for a client that accepts it, as a host in front of the static files would.
+export async function serve(routes, headers = {}, rewrite = null, { gzip = false } = {}) {
   const server = http.createServer((req, res) => {
     const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
     for (const [prefix, dir] of Object.entries(routes)) {
@@ -23,9 +25,16 @@ export async function serve(routes, headers = {}, rewrite = null) {
       if (!file.startsWith(path.resolve(dir))) break;
       if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
       if (!fs.existsSync(file)) break;
-      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', ...headers });
-      if (rewrite && file.endsWith('.html')) res.end(rewrite(fs.readFileSync(file, 'utf8')));
-      else fs.createReadStream(file).pipe(res);
+      const zip = gzip && /\bgzip\b/.test(req.headers['accept-encoding'] ?? '');
+      res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', ...(zip ? { 'content-encoding': 'gzip', vary: 'accept-encoding' } : {}), ...headers });
+      if (rewrite && file.endsWith('.html')) {
+        const html = rewrite(fs.readFileSync(file, 'utf8'));
+        res.end(zip ? zlib.gzipSync(html) : html);
+      } else if (zip) {
+        fs.createReadStream(file).pipe(zlib.createGzip()).pipe(res);
+      } else {
+        fs.createReadStream(file).pipe(res);
+      }
       return;
     }
     res.writeHead(404).end('not found');

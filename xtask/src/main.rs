@@ -124,7 +124,7 @@ fn test() -> Result<(), String> {
             Command::new("node").args(["tests/e2e/run.mjs"]),
         );
         step(
-            "npm package: packed, installed into a scratch project, a figure drawn",
+            "npm package: packed, installed offline; a post drawn in a plain page, vite build, the Vite dev server and webpack",
             Command::new("sh").args(["-c", "node tools/package.mjs && node tests/e2e/package.mjs"]),
         );
         step(
@@ -172,7 +172,9 @@ fn bench(args: &[String]) -> Result<(), String> {
         Command::new("node")
             .args(["tests/e2e/bench.mjs"])
             .env("BENCH_PYTHON", python),
-    )
+    )?;
+    // Lighthouse's mobile and desktop presets on the built page, median of three runs each.
+    check(Command::new("node").args(["tests/e2e/lighthouse.mjs"]))
 }
 
 /// numpy, the native limit the CPU path is measured against: pinned, in a virtual environment

@@ -10,7 +10,7 @@ use crate::flow::{alignment, digits::POOLINGS};
 use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::JsResult;
 use crate::web::digits::DigitSet;
-use crate::web::shared::backend;
+use crate::web::shared::figure_backend;
 use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
 use web_sys::HtmlCanvasElement;
@@ -89,7 +89,7 @@ impl Sketch for AlignmentDimensions {
             .map(|(_, p)| p);
         let digits = self.digits.clone();
         Box::pin(async move {
-            let backend = backend().await;
+            let backend = figure_backend().await;
             let (factor, dim) = POOLINGS[r];
             let t = k as f32 / TIMES as f32;
             let result = async {

@@ -10,7 +10,7 @@ use crate::flow::{metrics, rng::Rng};
 use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::JsResult;
 use crate::web::digits::DigitSet;
-use crate::web::shared::{backend, pace};
+use crate::web::shared::{figure_backend, pace};
 use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
 use web_sys::HtmlCanvasElement;
@@ -117,7 +117,7 @@ impl Sketch for DigitMemorization {
         let prepared = self.prepared.clone();
         let digits = self.digits.clone();
         Box::pin(async move {
-            let backend = backend().await;
+            let backend = figure_backend().await;
             let start = js_sys::Date::now();
             let mut seconds = 0.0;
             let result = async {

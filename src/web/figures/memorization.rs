@@ -10,7 +10,7 @@ use crate::flow::{metrics, rng::Rng, Dataset};
 use crate::gpu::backend::Prepared;
 use crate::gpu::GpuError;
 use crate::web::controls::JsResult;
-use crate::web::shared::backend;
+use crate::web::shared::figure_backend;
 use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
 use web_sys::HtmlCanvasElement;
@@ -151,7 +151,7 @@ impl Sketch for Memorization {
         let data = self.data.clone();
         let x = self.frames[k0].clone();
         Box::pin(async move {
-            let backend = backend().await;
+            let backend = figure_backend().await;
             let start = js_sys::Date::now();
             let result = async {
                 let prepared = backend.prepared(cached, &data, 2)?;

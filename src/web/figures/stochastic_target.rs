@@ -9,7 +9,7 @@ use crate::charts::{histogram::HistogramView, plane::Plane, scenes};
 use crate::flow::{self, metrics, rng::Rng, Dataset};
 use crate::gpu::GpuError;
 use crate::web::controls::{canvas_point, JsResult};
-use crate::web::shared::backend;
+use crate::web::shared::figure_backend;
 use futures_util::future::LocalBoxFuture;
 use wasm_bindgen::JsCast;
 use web_sys::HtmlCanvasElement;
@@ -133,7 +133,7 @@ impl Sketch for StochasticTarget {
         let t = f32::from_bits(t);
         let data = self.data.clone();
         Box::pin(async move {
-            let backend = backend().await;
+            let backend = figure_backend().await;
             let n = data.len() / 2;
             let mut rng = Rng::new(7);
             let x0 = rng.normals(2 * PAIRS);

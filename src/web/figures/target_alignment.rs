@@ -15,7 +15,7 @@ use crate::flow::{metrics::Histogram, Dataset};
 use crate::web::backend_switch::AnyBackend;
 use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::JsResult;
-use crate::web::shared::backend;
+use crate::web::shared::figure_backend;
 use futures_util::future::LocalBoxFuture;
 use plotters::coord::Shift;
 use plotters::prelude::DrawingArea;
@@ -287,7 +287,7 @@ impl<M: Measure> Sketch for PairsByT<M> {
         let (data, dim) = panel.data.clone().unwrap_or_default();
         let prepared = panel.prepared.clone();
         Box::pin(async move {
-            let backend = backend().await;
+            let backend = figure_backend().await;
             let start = js_sys::Date::now();
             let result = async {
                 let prepared = Ready::cached(&backend, prepared, &data, dim).await?;

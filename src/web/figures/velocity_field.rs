@@ -9,7 +9,7 @@ use crate::flow::{self, Dataset};
 use crate::gpu::backend::Prepared;
 use crate::gpu::GpuError;
 use crate::web::controls::{self, canvas_point, JsResult};
-use crate::web::shared::backend;
+use crate::web::shared::figure_backend;
 use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
@@ -159,7 +159,7 @@ impl Sketch for VelocityField {
             .map(|(_, p)| p.clone());
         let data = self.data.clone();
         Box::pin(async move {
-            let backend = backend().await;
+            let backend = figure_backend().await;
             let start = js_sys::Date::now();
             let result = async {
                 if data.is_empty() {
