@@ -60,18 +60,22 @@ pub fn start() -> Result<(), JsValue> {
         let rect = root.get_bounding_client_rect();
         rect.bottom() > -screen && rect.top() < 2.0 * screen
     });
-    // One figure a task, the page taking a turn between two: mounting the twelve in one task
-    // (controls, canvases, first settings) was a 500 ms task on a phone-class CPU, during which
-    // the page could not answer the reader.
+    // One figure a task: mounting the twelve in one task (controls, canvases, first settings)
+    // was a 500 ms task on a phone-class CPU, during which the page could not answer the reader.
+    in_turn(near.into_iter().chain(far).collect(), mount_one);
+    Ok(())
+}
+
+/// Runs `each` on `roots` one a task, the page taking a turn between two.
+fn in_turn(roots: Vec<Element>, each: fn(Element)) {
     wasm_bindgen_futures::spawn_local(async move {
-        for (i, root) in near.into_iter().chain(far).enumerate() {
+        for (i, root) in roots.into_iter().enumerate() {
             if i > 0 {
                 super::shared::yield_to_page().await;
             }
-            mount_one(root);
+            each(root);
         }
     });
-    Ok(())
 }
 
 /// Builds the figure that `root` names in it, or shows why it cannot.
@@ -102,7 +106,14 @@ fn register(root: Element, name: &str, figure: Box<dyn Figure>) -> JsResult<()> 
         show_backend_note();
         super::shared::on_backend_change(|| {
             show_backend_note();
-            remount_all();
+            if matches!(
+                super::shared::backend_now().as_deref(),
+                Some(Backend::Gpu(_))
+            ) {
+                remount_each_in_turn();
+            } else {
+                remount_all();
+            }
         });
         start_animation_loop()?;
     }
@@ -246,48 +257,80 @@ impl FigureHandle {
 /// training figure starts its run again. The download bar and the address links, which live on
 /// the figure's root, stay.
 fn remount_all() {
-    let mounted: Vec<(Element, String)> = PAGE.with(|p| {
+    for root in mounted_roots() {
+        remount(root);
+    }
+}
+
+/// The same, one figure a task (`in_turn`), those on screen first: for the move to the GPU once
+/// its check passed, when what the figures prepared on the CPU path stays valid meanwhile (after a
+/// device loss, what they prepared on the lost device is not, and every figure is rebuilt at
+/// once).
+fn remount_each_in_turn() {
+    let mut roots = mounted_roots();
+    let on_screen = |root: &Element| {
+        PAGE.with(|p| {
+            p.borrow()
+                .figures
+                .iter()
+                .any(|m| &m.root == root && m.on_screen)
+        })
+    };
+    roots.sort_by_key(|root| !on_screen(root));
+    in_turn(roots, remount);
+}
+
+fn mounted_roots() -> Vec<Element> {
+    PAGE.with(|p| p.borrow().figures.iter().map(|m| m.root.clone()).collect())
+}
+
+/// Builds the figure in `root` again, with the settings it showed (nothing when it was removed
+/// from the page meanwhile).
+fn remount(root: Element) {
+    let root = &root;
+    let Some(name) = PAGE.with(|p| {
         p.borrow()
             .figures
             .iter()
-            .map(|m| (m.root.clone(), m.name.clone()))
-            .collect()
+            .find(|m| &m.root == root)
+            .map(|m| m.name.clone())
+    }) else {
+        return;
+    };
+    let name = name.as_str();
+    let values = super::settings::setting_values(root);
+    let tools = root.query_selector(":scope > .figure-tools").ok().flatten();
+    let mut next = root.first_element_child();
+    while let Some(child) = next {
+        next = child.next_element_sibling();
+        if Some(&child) != tools.as_ref() {
+            child.remove();
+        }
+    }
+    let figure = match figures::create(name, root) {
+        Ok(f) => f,
+        Err(e) => {
+            show_error(root, &e);
+            return;
+        }
+    };
+    let old = PAGE.with(|p| {
+        let mut page = p.borrow_mut();
+        let tab_visible = page.tab_visible;
+        let m = page.figures.iter_mut().find(|m| &m.root == root)?;
+        let mut figure = figure;
+        figure.set_visible(m.on_screen && tab_visible);
+        Some(std::mem::replace(&mut m.figure, figure))
     });
-    for (root, name) in mounted {
-        let values = super::settings::setting_values(&root);
-        let tools = root.query_selector(":scope > .figure-tools").ok().flatten();
-        let mut next = root.first_element_child();
-        while let Some(child) = next {
-            next = child.next_element_sibling();
-            if Some(&child) != tools.as_ref() {
-                child.remove();
-            }
+    // Dropped outside the page's borrow: a figure detaches its listeners when dropped.
+    drop(old);
+    for (key, value) in values {
+        if let Err(e) = apply_setting(root, &key, &value) {
+            web_sys::console::warn_1(&format!("{name}: {e}").into());
         }
-        let figure = match figures::create(&name, &root) {
-            Ok(f) => f,
-            Err(e) => {
-                show_error(&root, &e);
-                continue;
-            }
-        };
-        let old = PAGE.with(|p| {
-            let mut page = p.borrow_mut();
-            let tab_visible = page.tab_visible;
-            let m = page.figures.iter_mut().find(|m| m.root == root)?;
-            let mut figure = figure;
-            figure.set_visible(m.on_screen && tab_visible);
-            Some(std::mem::replace(&mut m.figure, figure))
-        });
-        // Dropped outside the page's borrow: a figure detaches its listeners when dropped.
-        drop(old);
-        for (key, value) in values {
-            if let Err(e) = apply_setting(&root, &key, &value) {
-                web_sys::console::warn_1(&format!("{name}: {e}").into());
-            }
-        }
-        if let Some(tools) = tools {
-            let _ = root.append_child(&tools);
-        }
+    }
+    if let Some(tools) = tools {
+        let _ = root.append_child(&tools);
     }
 }
 

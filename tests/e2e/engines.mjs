@@ -24,7 +24,12 @@ const RECORDER = `<script>window.__errors = [];
 addEventListener('error', (e) => __errors.push(String(e.message || e)));
 addEventListener('unhandledrejection', (e) => __errors.push('unhandled: ' + String(e.reason && e.reason.message || e.reason)));
 { const ce = console.error; console.error = (...a) => { __errors.push(a.map(String).join(' ')); ce.apply(console, a); }; }</script>`;
-const { server, origin } = await serve({ '/': dist }, {}, (html) => html.replace('<head>', `<head>${RECORDER}`));
+// Right after the charset declaration, before any other script: a minified page has no <head> tag.
+const { server, origin } = await serve({ '/': dist }, {}, (html) => {
+  const recorded = html.replace(/<meta charset=[^>]*>/i, (meta) => `${meta}${RECORDER}`);
+  if (recorded === html) throw new Error('engines: no <meta charset> to put the error recorder after');
+  return recorded;
+});
 
 /// The formulas photographed in every engine: a displayed system, the closed form, running text.
 const FORMULAS = [

@@ -1089,9 +1089,10 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       assert(foreign.length === 0, `requests to other origins: ${foreign}`);
       assert(fcp !== undefined && moduleStart !== undefined && moduleStart > fcp, `the module was fetched at ${moduleStart} ms, the first paint at ${fcp} ms`);
       // wasm-opt -Oz in the release build (tools/optimize-wasm.mjs), LLVM's inliner at threshold 20
-      // (.cargo/config.toml) and the kernels without their comments (build.rs): 403 KB here, 548 KB
-      // without them (zlib at level 9; GNU gzip -9: 398 and 548 KB; Brotli: 318 and 405 KB).
-      assert(gz < 410_000, `wasm gzip ${gz} bytes`);
+      // (.cargo/config.toml) and the kernels without their comments (build.rs): 407 KB here, 548 KB
+      // without them (zlib at level 9; GNU gzip -9: 402 and 548 KB; Brotli: 321 and 405 KB). The
+      // bound leaves 3% for growth: a larger module is a decision, not an accident.
+      assert(gz < 420_000, `wasm gzip ${gz} bytes`);
       return `wasm ${wasm.length} B raw, ${gz} B gzip; first screen ${transferred} B in ${files.length} files (uncompressed); first paint ${fcp.toFixed(0)} ms, module fetched from ${moduleStart.toFixed(0)} ms; first figure drawn after ${firstFigure} ms`;
     });
   }
@@ -1115,6 +1116,10 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     });
     await p7.goto(`${origin}/index.html${query}`);
     await p7.waitForFunction(() => window.wasmBindings, null, { timeout: 60000 });
+    // With WebGPU the figures start on the CPU path and move to the GPU when the start-up check
+    // passes: on SwiftShader that check runs on the same two cores as the figures' workers (on a
+    // hardware GPU it does not), so the scroll is measured once the page has settled on the GPU.
+    if (webgpu) await p7.evaluate(() => window.wasmBindings.backendName());
     await p7.waitForTimeout(1500);
     const start = await p7.evaluate(() => performance.now());
     const height = await p7.evaluate(() => document.documentElement.scrollHeight);
