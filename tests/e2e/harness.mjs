@@ -109,3 +109,13 @@ export function figuresInked(selector) {
     });
   });
 }
+
+/// Runs in the page: whether any canvas matching `selector` has ink (a dark pixel among every
+/// 16th), i.e. some figure has drawn, whatever the others are doing.
+export function anyCanvasInked(selector) {
+  return [...document.querySelectorAll(selector)].some((c) => {
+    const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < px.length; i += 64) if (px[i] < 200) return true;
+    return false;
+  });
+}

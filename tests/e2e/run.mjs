@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, launch, open, suite, assert, figuresInked } from './harness.mjs';
+import { serve, launch, open, suite, assert, figuresInked, anyCanvasInked } from './harness.mjs';
 import { xssChecks, cspChecks, soakChecks } from './hostile.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -914,21 +914,13 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       p15.on('pageerror', (e) => errors15.push(String(e)));
       const t0 = Date.now();
       await p15.goto(`${origin}/index.html?backend=webgpu`);
-      await p15.waitForFunction(() => [...document.querySelectorAll('[data-figure] canvas')].some((c) => {
-        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        for (let i = 0; i < px.length; i += 64) if (px[i] < 200) return true;
-        return false;
-      }), null, { timeout: 60000, polling: 50 });
+      await p15.waitForFunction(anyCanvasInked, '[data-figure] canvas', { timeout: 60000, polling: 50 });
       const firstFigure = Date.now() - t0;
       const noteAtFirst = await p15.getAttribute('#backend-note', 'class');
       const [name, check] = await p15.evaluate(async () => [await window.wasmBindings.backendName(), await window.wasmBindings.gpuCheck()]);
       await p15.waitForFunction(() => /backend-gpu/.test(document.getElementById('backend-note').className), null, { timeout: 60000 });
       // The figures were rebuilt when the note turned (the same callback): one draws again, on the GPU.
-      await p15.waitForFunction(() => [...document.querySelectorAll('[data-figure] canvas')].some((c) => {
-        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        for (let i = 0; i < px.length; i += 64) if (px[i] < 200) return true;
-        return false;
-      }), null, { timeout: 60000, polling: 50 });
+      await p15.waitForFunction(anyCanvasInked, '[data-figure] canvas', { timeout: 60000, polling: 50 });
       const statusErrors = await p15.$$eval('.figure-error', (els) => els.map((e) => e.textContent));
       await p15.close();
       assert(name === 'webgpu' && /^passed/.test(check.verdict), `backend ${name}, check ${JSON.stringify(check)}`);
@@ -1071,11 +1063,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       });
       const t0 = Date.now();
       await p6.goto(`${origin}/index.html`);
-      await p6.waitForFunction(() => [...document.querySelectorAll('canvas')].some((c) => {
-        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        for (let i = 0; i < px.length; i += 64) if (px[i] < 200) return true;
-        return false;
-      }), null, { timeout: 60000, polling: 50 });
+      await p6.waitForFunction(anyCanvasInked, 'canvas', { timeout: 60000, polling: 50 });
       const firstFigure = Date.now() - t0;
       await p6.waitForTimeout(500);
       const digits = files.some((f) => f.includes('digits.bin'));
