@@ -1,7 +1,7 @@
 //! Charts of the high-dimension section: cosine histograms as ridgelines (one row per t), the
 //! fraction of aligned pairs against t (one curve per resolution), and grids of digit images.
 
-use super::{draw_legend, palette, ramp, Corner, DrawResult};
+use super::{draw_legend, palette, ramp, sans, Corner, DrawResult};
 use crate::flow::metrics::Histogram;
 use plotters::coord::Shift;
 use plotters::element::{Drawable, PointCollection};
@@ -184,8 +184,8 @@ pub fn draw_digit_grid<DB: DrawingBackend>(
     let size = (cell_w - 6).min(cell_h - caption_h - 6).max(side as i32);
     let px = (size / side as i32).max(1);
     let image = px * side as i32;
-    let font = ("sans-serif", 12).into_font().color(&palette::ink());
-    let muted = ("sans-serif", 11).into_font().color(&palette::muted());
+    let font = sans(12.0).color(&palette::ink());
+    let muted = sans(11.0).color(&palette::muted());
     for (c, header) in headers.iter().enumerate() {
         let x = 4 + c as i32 * cell_w + (cell_w - image) / 2;
         area.draw(&Text::new(header.clone(), (x, 4), font.clone()))?;

@@ -1,6 +1,6 @@
 //! Histograms with labelled axes and an optional marked value.
 
-use super::{palette, DrawResult};
+use super::{palette, sans, DrawResult};
 use crate::flow::metrics::Histogram;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -50,7 +50,7 @@ pub fn draw<DB: DrawingBackend>(
         chart.draw_series(std::iter::once(Text::new(
             label.to_string(),
             (v, top * 0.97),
-            ("sans-serif", 13).into_font().color(&palette::ACCENT),
+            sans(13.0).color(&palette::ACCENT),
         )))?;
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! The 2-D data plane: a square view [-extent, extent]^2 holding dots, segments and arrows.
 
-use super::{palette, DrawResult};
+use super::{palette, sans, DrawResult};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -117,7 +117,7 @@ pub fn draw<DB: DrawingBackend>(
     }
     chart.draw_series(dots(&scene.dots))?;
     chart.draw_series(dots(&scene.top_dots))?;
-    let font = ("sans-serif", 15).into_font().color(&palette::ink());
+    let font = sans(15.0).color(&palette::ink());
     if !scene.caption.is_empty() {
         // A light box keeps the caption readable over arrows and points.
         let widest = scene
