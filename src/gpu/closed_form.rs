@@ -1067,3 +1067,10 @@ mod tests {
         assert_eq!(plan.slots, 1);
     }
 }
+
+#[cfg(test)]
+#[test]
+fn params_match_the_kernels_struct() {
+    super::wgsl_layout::wgsl_layout!(Params, super::shaders::CLOSED_FORM_BINDINGS, "Params",
+        [k_begin: u32, k_end: u32, span: u32, dim: u32, m: u32, flags: u32, t: f32, dt: f32, slots: u32]);
+}

@@ -397,3 +397,10 @@ impl Drop for Forward {
         }
     }
 }
+
+#[cfg(test)]
+#[test]
+fn path_step_matches_the_kernels_struct() {
+    super::wgsl_layout::wgsl_layout!(PathStep, super::shaders::MLP_PATH, "Step",
+        [rows: u32, dim: u32, time_features: u32, apply: u32, dt: f32, t_next: f32, frame: u32, feature_row: u32]);
+}

@@ -641,3 +641,16 @@ impl Drop for GpuTrainer {
         }
     }
 }
+
+#[cfg(test)]
+#[test]
+fn configs_match_the_kernels_structs() {
+    use super::shaders::{MLP_ADAM, MLP_BATCH, MLP_GEMM, MLP_LOSS};
+    use super::wgsl_layout::wgsl_layout;
+    wgsl_layout!(BatchConfig, MLP_BATCH, "Config",
+        [seed: u32, n: u32, dim: u32, rows: u32, time_features: u32, efm_rows: u32]);
+    wgsl_layout!(Gemm, MLP_GEMM, "Gemm",
+        [mode: u32, rows: u32, cols: u32, inner: u32, w_off: u32, b_off: u32, fan_in: u32, silu: u32]);
+    wgsl_layout!(LossConfig, MLP_LOSS, "Loss", [count: u32, batch: u32, groups: u32]);
+    wgsl_layout!(AdamConfig, MLP_ADAM, "Adam", [count: u32, lr: f32, beta1: f32, beta2: f32, eps: f32]);
+}
