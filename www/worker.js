@@ -1,4 +1,4 @@
-// A compute worker of the page's pool (src/web/pool.rs): the page sends the module it already
+// A compute worker of the page's pool (src/web/pool/): the page sends the module it already
 // compiled, then training sets, networks and queries; the answers go back with their buffers
 // transferred. No SharedArrayBuffer, so host pages need no cross-origin isolation.
 import init, { poolWorkerMessage } from './fm-explainer.js';

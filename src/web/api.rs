@@ -259,11 +259,6 @@ pub async fn gpu_kernel_report() -> Result<JsValue, JsError> {
 }
 
 /// A closed-form call's sizes checked and its memory held, then the page's backend.
-///
-/// While the backend is still being chosen (the start-up GPU check takes seconds), `arrays` are
-/// read through once for a NaN or an infinity first, so that what the arguments alone decide is
-/// rejected at once rather than after the check. Once the backend is chosen they are checked on
-/// their way to it, as every array is, and are not read twice.
 async fn closed_form_call(
     cost: budget::ClosedFormCost,
     queries: &'static str,
@@ -271,12 +266,21 @@ async fn closed_form_call(
 ) -> Result<(Held, std::rc::Rc<crate::gpu::Backend>), JsError> {
     cost.check("data", queries)?;
     let held = hold(queries, cost.floats())?;
+    Ok((held, backend_for(arrays).await?))
+}
+
+/// The page's backend for a call on `arrays`. While it is still being chosen (the start-up GPU
+/// check takes seconds), the arrays are read through once for a NaN or an infinity first, so
+/// that what the arguments alone decide is rejected at once rather than after the check. Once
+/// the backend is chosen they are checked on their way to it, as every array is, and are not
+/// read twice.
+async fn backend_for(arrays: &[&Floats]) -> Result<std::rc::Rc<crate::gpu::Backend>, JsError> {
     if backend_now().is_none() {
         for array in arrays {
             array.check_finite_all().await?;
         }
     }
-    Ok((held, backend().await))
+    Ok(backend().await)
 }
 
 /// u*(x, t) for every row of `points` (m x dim); returns m x dim.
@@ -407,11 +411,7 @@ pub async fn cosine_alignment(
     for &t in &times {
         check::check_t("times", t as f64)?;
     }
-    if backend_now().is_none() {
-        // As in closed_form_call: a NaN in the data is rejected before the GPU check ends.
-        data.check_finite_all().await?;
-    }
-    let backend = backend().await;
+    let backend = backend_for(&[&data]).await?;
     // Only the drawn rows are read here; the set goes to the workers straight from the
     // caller's array (or is copied for the backend).
     let q = flow::alignment::alignment_pairs_of(n as usize, dim, pairs, seed, |i, x1| {

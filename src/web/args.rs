@@ -112,28 +112,35 @@ impl Floats {
     /// of the caller's later changes, was itself a 40 ms task for 31 MB). The README asks
     /// callers not to change an array until the call settles.
     pub async fn copy(&self) -> Result<Vec<f32>, FlowError> {
-        let len = self.len as usize;
-        if len <= COPY_FLOATS {
+        if self.len as usize <= COPY_FLOATS {
             return self.copy_now();
         }
-        let mut values = vec![0.0; len];
-        for start in (0..len).step_by(COPY_FLOATS) {
-            let end = len.min(start + COPY_FLOATS);
-            self.read(start, &mut values[start..end])?;
-            pace().await;
-        }
+        let mut values = Vec::with_capacity(self.len as usize);
+        self.pieces(COPY_FLOATS, |_, piece| values.extend_from_slice(piece))
+            .await?;
         Ok(values)
     }
 
-    /// Every value checked to be finite, read in pieces of COPY_FLOATS through one piece of
-    /// wasm memory with turns for the page between them; nothing is kept.
+    /// Every value checked to be finite, read in pieces of COPY_FLOATS; nothing is kept.
     pub async fn check_finite_all(&self) -> Result<(), FlowError> {
+        self.pieces(COPY_FLOATS, |_, _| {}).await
+    }
+
+    /// The values `piece` floats at a time, each piece read through one buffer of wasm memory,
+    /// checked to be finite and handed to `take` with the index of its first value; a turn for
+    /// the page after each piece when there are several. Stops at the first non-finite value.
+    pub async fn pieces(
+        &self,
+        piece: usize,
+        mut take: impl FnMut(usize, &[f32]),
+    ) -> Result<(), FlowError> {
         let len = self.len as usize;
-        let mut piece = vec![0.0; COPY_FLOATS.min(len)];
-        for start in (0..len).step_by(COPY_FLOATS) {
-            let values = &mut piece[..COPY_FLOATS.min(len - start)];
+        let mut buffer = vec![0.0; piece.min(len)];
+        for start in (0..len).step_by(piece) {
+            let values = &mut buffer[..piece.min(len - start)];
             self.read(start, values)?;
-            if len > COPY_FLOATS {
+            take(start, values);
+            if len > piece {
                 pace().await;
             }
         }

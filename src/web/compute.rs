@@ -54,16 +54,12 @@ impl Ready {
         if let Backend::Gpu(b) = backend {
             // Straight from the caller's array to the GPU a piece at a time, through one
             // piece of wasm memory (the 31 MB of a digits-sized set are never copied whole).
-            let len = data.array().length() as usize;
-            let set = TrainingSet::empty(&b.gpu, len / dim, dim)?;
-            let mut piece = vec![0.0; UPLOAD_PIECE.min(len)];
-            for start in (0..len).step_by(UPLOAD_PIECE) {
-                let values = &mut piece[..UPLOAD_PIECE.min(len - start)];
-                data.read(start, values)
-                    .map_err(|e| ComputeError::Input(e.to_string()))?;
-                set.write(&b.gpu, start, values);
-                pace().await;
-            }
+            let set = TrainingSet::empty(&b.gpu, data.len as usize / dim, dim)?;
+            data.pieces(UPLOAD_PIECE, |start, values| {
+                set.write(&b.gpu, start, values)
+            })
+            .await
+            .map_err(|e| ComputeError::Input(e.to_string()))?;
             return Ok(Ready::Backend(Prepared::Gpu(set)));
         }
         let values = data

@@ -42,7 +42,7 @@ pub async fn backend() -> Rc<Backend> {
 /// reader without one: the figures start on the CPU, and when the check passes the page moves
 /// them to the GPU (`on_backend_change`, as after a device loss but the other way). The JS API
 /// waits for the choice instead (`backend`): its answers say where they were computed.
-pub async fn figure_backend() -> Rc<Backend> {
+pub fn figure_backend() -> Rc<Backend> {
     if let Some(chosen) = backend_now() {
         return chosen;
     }

@@ -89,7 +89,7 @@ impl Sketch for AlignmentDimensions {
             .map(|(_, p)| p);
         let digits = self.digits.clone();
         Box::pin(async move {
-            let backend = figure_backend().await;
+            let backend = figure_backend();
             let (factor, dim) = POOLINGS[r];
             let t = k as f32 / TIMES as f32;
             let result = async {

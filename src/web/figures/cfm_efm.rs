@@ -238,7 +238,7 @@ impl Sketch for CfmEfm {
         });
         let (train, test) = (self.train.clone(), self.test.clone());
         Box::pin(async move {
-            let backend = crate::web::shared::figure_backend().await;
+            let backend = crate::web::shared::figure_backend();
             let [a, b] = chunks;
             let ends = [a.await, b.await];
             let ms = ends.iter().map(ChunkEnd::ms).sum();

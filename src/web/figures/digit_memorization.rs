@@ -117,7 +117,7 @@ impl Sketch for DigitMemorization {
         let prepared = self.prepared.clone();
         let digits = self.digits.clone();
         Box::pin(async move {
-            let backend = figure_backend().await;
+            let backend = figure_backend();
             let start = js_sys::Date::now();
             let mut seconds = 0.0;
             let result = async {

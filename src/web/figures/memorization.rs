@@ -7,8 +7,7 @@ use super::{draw_histogram, draw_plane, two_canvases, PlayButton, TwoCanvases};
 use crate::catalog::memorization as settings;
 use crate::charts::{histogram::HistogramView, scenes};
 use crate::flow::{metrics, rng::Rng, Dataset};
-use crate::gpu::backend::Prepared;
-use crate::gpu::GpuError;
+use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::JsResult;
 use crate::web::shared::figure_backend;
 use futures_util::future::LocalBoxFuture;
@@ -27,8 +26,9 @@ pub struct Memorization {
     histogram: HtmlCanvasElement,
     play: PlayButton,
     seed: u64,
-    data: Vec<f32>,
-    prepared: Option<(u64, Rc<Prepared>)>,
+    /// Shared with the jobs (and with the compute layer's cache of ready sets).
+    data: Rc<Vec<f32>>,
+    prepared: Option<(u64, Rc<Ready>)>,
     /// Positions after each Euler step: frames[k] is at t = k / STEPS.
     frames: Vec<Vec<f32>>,
     /// Bumped on every setting change: a batch for an older one is dropped.
@@ -45,7 +45,7 @@ pub struct Memorization {
 /// step, where it ran and in how long.
 pub struct Batch {
     version: u64,
-    result: Result<(Rc<Prepared>, Vec<f32>), GpuError>,
+    result: Result<(Rc<Ready>, Vec<f32>), ComputeError>,
     backend: &'static str,
     ms: f64,
 }
@@ -53,9 +53,11 @@ pub struct Batch {
 impl Memorization {
     fn restart(&mut self, ctx: &mut Ctx<'_>) {
         let s = ctx.settings();
-        self.data = Dataset::from_id(s.choice(&settings::DATASET))
-            .unwrap_or(Dataset::TwoMoons)
-            .sample(s.number(&settings::N) as usize, self.seed);
+        self.data = Rc::new(
+            Dataset::from_id(s.choice(&settings::DATASET))
+                .unwrap_or(Dataset::TwoMoons)
+                .sample(s.number(&settings::N) as usize, self.seed),
+        );
         self.frames = vec![Rng::new(1000 + self.seed).normals(2 * PARTICLES)];
         self.version += 1;
         self.failed = false;
@@ -113,7 +115,7 @@ impl Sketch for Memorization {
             histogram: right,
             play,
             seed: 0,
-            data: Vec::new(),
+            data: Rc::default(),
             prepared: None,
             frames: Vec::new(),
             version: 0,
@@ -151,21 +153,15 @@ impl Sketch for Memorization {
         let data = self.data.clone();
         let x = self.frames[k0].clone();
         Box::pin(async move {
-            let backend = figure_backend().await;
+            let backend = figure_backend();
             let start = js_sys::Date::now();
             let result = async {
-                let prepared = backend.prepared(cached, &data, 2)?;
+                // In the compute workers on the CPU path, one round trip a step.
+                let prepared = Ready::cached(&backend, cached, &data, 2).await?;
                 let dt = 1.0 / STEPS as f32;
                 let steps = STEPS_PER_BATCH.min(STEPS - k0);
-                let frames = backend
-                    .trajectory(
-                        &prepared,
-                        &x,
-                        k0 as f32 * dt,
-                        dt,
-                        steps,
-                        crate::web::shared::pace,
-                    )
+                let frames = prepared
+                    .trajectory(&backend, &x, k0 as f32 * dt, dt, steps)
                     .await?;
                 Ok((prepared, frames))
             }

@@ -403,7 +403,7 @@ impl TrainingRun {
         };
         let run = self.run;
         Box::pin(async move {
-            let backend = crate::web::shared::figure_backend().await;
+            let backend = crate::web::shared::figure_backend();
             match train_chunk(backend, training, plan, &data, samples).await {
                 Ok((training, chunk)) => ChunkEnd {
                     run,
@@ -435,7 +435,7 @@ impl TrainingRun {
                 losses: Vec::new(),
                 params: kept,
                 samples: Some(x),
-                backend: crate::web::shared::figure_backend().await,
+                backend: crate::web::shared::figure_backend(),
                 ms: 0.0,
             })
         })
@@ -456,7 +456,7 @@ impl TrainingRun {
         let training = self.training.take();
         let run = self.run;
         Box::pin(async move {
-            let backend = crate::web::shared::figure_backend().await;
+            let backend = crate::web::shared::figure_backend();
             let result = work(&network_of(training.as_ref(), &backend, shape, &params)).await;
             Lent {
                 run,

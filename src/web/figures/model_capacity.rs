@@ -125,7 +125,7 @@ async fn measure(
     let frames = network.path(&x0, FLOW_STEPS, (&[], 0.0), true).await?;
     let (xt, ts) = error_pairs(&data);
     let u = network.velocity(&xt, &ts).await?;
-    let backend = crate::web::shared::figure_backend().await;
+    let backend = crate::web::shared::figure_backend();
     let set = Ready::cached(&backend, None, &data, 2).await?;
     let star = set.velocity_at(&backend, &xt, &ts).await?;
     let closed_form = set.sample(&backend, &x0, FLOW_STEPS, 0.0).await?;
@@ -153,7 +153,7 @@ async fn measure(
 async fn reference(n: usize) -> Result<(f32, f32), ComputeError> {
     let mut refs = References::without_closed_form(n);
     let data = Rc::new(refs.data.clone());
-    let backend = crate::web::shared::figure_backend().await;
+    let backend = crate::web::shared::figure_backend();
     let set = Ready::cached(&backend, None, &data, 2).await?;
     let samples = set.sample(&backend, &refs.x0, FLOW_STEPS, 0.0).await?;
     refs.measure_closed_form(&samples);

@@ -7,10 +7,11 @@ use super::{draw_histogram, draw_plane, two_canvases, TwoCanvases};
 use crate::catalog::stochastic_target as settings;
 use crate::charts::{histogram::HistogramView, plane::Plane, scenes};
 use crate::flow::{self, metrics, rng::Rng, Dataset};
-use crate::gpu::GpuError;
+use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::{canvas_point, JsResult};
 use crate::web::shared::figure_backend;
 use futures_util::future::LocalBoxFuture;
+use std::rc::Rc;
 use wasm_bindgen::JsCast;
 use web_sys::HtmlCanvasElement;
 
@@ -23,16 +24,19 @@ pub struct StochasticTarget {
     histogram: HtmlCanvasElement,
     x: (f32, f32),
     dragging: bool,
-    data: Vec<f32>,
+    /// Shared with the jobs (and with the compute layer's cache of ready sets).
+    data: Rc<Vec<f32>>,
     /// Bumped whenever `data` changes.
     version: u64,
+    /// The set made ready for `data`'s version, kept across jobs (a drag of t reuses it).
+    prepared: Option<(u64, Rc<Ready>)>,
     cosines: Option<Vec<f32>>,
 }
 
 /// The cosines for a data version and t, and where they were computed.
 pub struct Cosines {
     version: u64,
-    result: Result<Vec<f32>, GpuError>,
+    result: Result<(Rc<Ready>, Vec<f32>), ComputeError>,
     backend: &'static str,
 }
 
@@ -40,10 +44,10 @@ impl StochasticTarget {
     fn regenerate(&mut self, ctx: &mut Ctx<'_>) {
         let s = ctx.settings();
         let dataset = s.choice(&settings::DATASET);
-        self.data = match Dataset::from_id(dataset) {
+        self.data = Rc::new(match Dataset::from_id(dataset) {
             Some(d) => d.sample(s.number(&settings::N) as usize, 0),
             None => THREE_POINTS.to_vec(),
-        };
+        });
         ctx.enable(&settings::N, dataset != THREE);
         self.version += 1;
     }
@@ -108,8 +112,9 @@ impl Sketch for StochasticTarget {
             histogram,
             x: (0.2, -0.1),
             dragging: false,
-            data: Vec::new(),
+            data: Rc::default(),
             version: 0,
+            prepared: None,
             cosines: None,
         })
     }
@@ -132,8 +137,13 @@ impl Sketch for StochasticTarget {
     ) -> LocalBoxFuture<'static, Cosines> {
         let t = f32::from_bits(t);
         let data = self.data.clone();
+        let cached = self
+            .prepared
+            .as_ref()
+            .filter(|(v, _)| *v == version)
+            .map(|(_, p)| p.clone());
         Box::pin(async move {
-            let backend = figure_backend().await;
+            let backend = figure_backend();
             let n = data.len() / 2;
             let mut rng = Rng::new(7);
             let x0 = rng.normals(2 * PAIRS);
@@ -149,17 +159,20 @@ impl Sketch for StochasticTarget {
                 .map(|(a, b)| (1.0 - t) * a + t * b)
                 .collect();
             let result = async {
-                let prepared = backend.prepare(&data, 2)?;
-                backend.velocity(&prepared, &xt, t).await
+                // In the compute workers on the CPU path; the set is made ready once per data.
+                let prepared = Ready::cached(&backend, cached, &data, 2).await?;
+                let u = prepared.velocity_at(&backend, &xt, &vec![t; PAIRS]).await?;
+                Ok((prepared, u))
             }
             .await
-            .map(|u| {
-                (0..PAIRS)
+            .map(|(prepared, u): (Rc<Ready>, Vec<f32>)| {
+                let cosines = (0..PAIRS)
                     .map(|p| {
                         let target = [x1[2 * p] - x0[2 * p], x1[2 * p + 1] - x0[2 * p + 1]];
                         metrics::cosine(&u[2 * p..2 * p + 2], &target)
                     })
-                    .collect()
+                    .collect();
+                (prepared, cosines)
             });
             Cosines {
                 version,
@@ -172,7 +185,8 @@ impl Sketch for StochasticTarget {
     fn done(&mut self, _: Self::Key, cosines: Cosines, ctx: &mut Ctx<'_>) {
         match cosines.result {
             Ok(_) if cosines.version != self.version => {}
-            Ok(c) => {
+            Ok((prepared, c)) => {
+                self.prepared = Some((cosines.version, prepared));
                 self.cosines = Some(c);
                 ctx.status.set(&format!(
                     "Drag the blue point (or focus the plot and use the arrow keys). Histogram: {PAIRS} pairs, û* on {}.",

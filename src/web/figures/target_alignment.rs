@@ -287,7 +287,7 @@ impl<M: Measure> Sketch for PairsByT<M> {
         let (data, dim) = panel.data.clone().unwrap_or_default();
         let prepared = panel.prepared.clone();
         Box::pin(async move {
-            let backend = figure_backend().await;
+            let backend = figure_backend();
             let start = js_sys::Date::now();
             let result = async {
                 let prepared = Ready::cached(&backend, prepared, &data, dim).await?;

@@ -6,8 +6,7 @@ use super::{draw_plane, grid};
 use crate::catalog::velocity_field as settings;
 use crate::charts::{plane::Plane, scenes};
 use crate::flow::{self, Dataset};
-use crate::gpu::backend::Prepared;
-use crate::gpu::GpuError;
+use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::{self, canvas_point, JsResult};
 use crate::web::shared::figure_backend;
 use futures_util::future::LocalBoxFuture;
@@ -21,10 +20,11 @@ use crate::catalog::velocity_field::CUSTOM;
 pub struct VelocityField {
     canvas: HtmlCanvasElement,
     custom: Vec<f32>,
-    data: Vec<f32>,
+    /// Shared with the job (and with the compute layer's cache of ready sets).
+    data: Rc<Vec<f32>>,
     /// Bumped whenever `data` changes; keys the uploaded set and the computed field.
     version: u64,
-    prepared: Option<(u64, Rc<Prepared>)>,
+    prepared: Option<(u64, Rc<Ready>)>,
     /// The drawn arrows and the t they are for (the slider may have moved on since).
     velocities: Option<(Vec<f32>, f32)>,
     hover: Option<(f32, f32)>,
@@ -35,7 +35,7 @@ pub struct VelocityField {
 pub struct Field {
     version: u64,
     t: f32,
-    result: Result<(Option<Rc<Prepared>>, Vec<f32>), GpuError>,
+    result: Result<(Option<Rc<Ready>>, Vec<f32>), ComputeError>,
     backend: &'static str,
     ms: f64,
     points: usize,
@@ -45,10 +45,10 @@ impl VelocityField {
     fn regenerate(&mut self, ctx: &mut Ctx<'_>) {
         let s = ctx.settings();
         let dataset = s.choice(&settings::DATASET);
-        self.data = match Dataset::from_id(dataset) {
+        self.data = Rc::new(match Dataset::from_id(dataset) {
             Some(d) => d.sample(s.number(&settings::N) as usize, 0),
             None => self.custom.clone(),
-        };
+        });
         ctx.enable(&settings::N, dataset != CUSTOM);
         self.version += 1;
     }
@@ -127,7 +127,7 @@ impl Sketch for VelocityField {
         Ok(VelocityField {
             canvas,
             custom: vec![-1.0, -0.5, 1.2, 0.8, 0.3, 1.9],
-            data: Vec::new(),
+            data: Rc::default(),
             version: 0,
             prepared: None,
             velocities: None,
@@ -159,16 +159,17 @@ impl Sketch for VelocityField {
             .map(|(_, p)| p.clone());
         let data = self.data.clone();
         Box::pin(async move {
-            let backend = figure_backend().await;
+            let backend = figure_backend();
             let start = js_sys::Date::now();
             let result = async {
                 if data.is_empty() {
                     return Ok((None, Vec::new()));
                 }
-                let prepared = backend.prepared(cached, &data, 2)?;
-                let u = backend
-                    .velocity(&prepared, &grid(GRID_SIDE, 3.0), t)
-                    .await?;
+                // In the compute workers on the CPU path: a drag of t leaves the page's thread free.
+                let prepared = Ready::cached(&backend, cached, &data, 2).await?;
+                let points = grid(GRID_SIDE, 3.0);
+                let times = vec![t; points.len() / 2];
+                let u = prepared.velocity_at(&backend, &points, &times).await?;
                 Ok((Some(prepared), u))
             }
             .await;

@@ -6,14 +6,16 @@
 //! need no cross-origin isolation. Where workers cannot start (a page's policy, a module served
 //! from another origin), `pool()` is None and the CPU path runs on the page's thread as before.
 
-use crate::flow::mlp::{MlpShape, Target};
-use crate::flow::sampler::HybridPath;
-use crate::flow::{ClosedForm, FlowError, Partials};
-use crate::gpu::backend::CpuTraining;
+mod protocol;
+mod worker;
+
+use crate::flow::mlp::MlpShape;
+use crate::flow::Partials;
 use crate::gpu::trainer::TrainOptions;
 use futures_channel::oneshot;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use js_sys::{Array, Float32Array, Object, Reflect};
+use protocol::Request;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -304,7 +306,7 @@ pub async fn compute_worker_trap_for_testing() -> String {
         return "no compute workers".into();
     };
     let worker = pool.worker(0);
-    let message = object(&[("op", "trap".into())]);
+    let (message, _) = Request::Trap.encode();
     match answer(worker.request(pool.ticket(), &message, &Array::new())).await {
         Ok(_) => "the worker answered".into(),
         Err(e) => format!("{e:?}"),
@@ -321,7 +323,7 @@ pub async fn training_worker_trap_for_testing() -> String {
     let Some(worker) = pool.training_worker().await else {
         return "no training worker".into();
     };
-    let message = object(&[("op", "trap".into())]);
+    let (message, _) = Request::Trap.encode();
     match answer(worker.request(pool.ticket(), &message, &Array::new())).await {
         Ok(_) => "the worker answered".into(),
         Err(e) => format!("{e:?}"),
@@ -347,11 +349,8 @@ pub async fn workers_holding_for_testing() -> f64 {
     let asks: Vec<_> = workers
         .iter()
         .map(|w| {
-            answer(w.request(
-                pool.ticket(),
-                &object(&[("op", "held".into())]),
-                &Array::new(),
-            ))
+            let (message, _) = Request::Held.encode();
+            answer(w.request(pool.ticket(), &message, &Array::new()))
         })
         .collect();
     let mut held = 0.0;
@@ -394,17 +393,21 @@ impl Pool {
         workers[slot].clone()
     }
 
-    /// Asks `worker` for `op` ("partials" of a set's slice) on what it holds under `id`, at the
-    /// rows of `points` each at its time; the arrays are moved there.
+    /// Asks `worker` for the softmax state of the slice it holds under `id`, at the rows of
+    /// `points` each at its time; the arrays are moved there.
     fn query(
         &self,
         worker: &Worker,
-        op: &str,
         id: u32,
         points: &[f32],
         times: &[f32],
     ) -> oneshot::Receiver<Reply> {
-        let (message, transfer) = rows_message(op, id, points, times);
+        let (message, transfer) = Request::Partials {
+            set: id,
+            points: points.into(),
+            times: times.into(),
+        }
+        .encode();
         worker.request(self.ticket(), &message, &transfer)
     }
 
@@ -463,15 +466,15 @@ impl Pool {
                     super::shared::pace().await;
                 }
             }
-            let message = object(&[
-                ("op", "load".into()),
-                ("set", id.into()),
-                ("dim", (dim as u32).into()),
-                ("first", (a as f64).into()),
-                ("data", part.clone().into()),
-            ]);
+            let (message, transfer) = Request::Load {
+                set: id,
+                dim: dim as u32,
+                first: a as u32,
+                data: part,
+            }
+            .encode();
             // Acknowledged by the first query's answer (a worker handles messages in order).
-            worker.post(&message, &Array::of1(&part.buffer()));
+            worker.post(&message, &transfer);
             holders.push((w, worker.serial));
         }
         PoolSet {
@@ -542,25 +545,13 @@ impl Pool {
         let worker = self.training_worker().await?;
         let id = self.next_set.get();
         self.next_set.set(id.wrapping_add(1));
-        let (samples, efm) = match options.target {
-            Target::Cfm => (0, false),
-            Target::Efm { samples } => (samples, true),
-        };
-        let number = |v: usize| JsValue::from(v as f64);
-        let first = object(&[
-            ("op", "trainer".into()),
-            ("set", id.into()),
-            ("dim", number(shape.dim)),
-            ("hidden", number(shape.hidden)),
-            ("depth", number(shape.depth)),
-            ("timeFeatures", number(shape.time_features)),
-            ("batch", number(options.batch)),
-            ("lr", options.lr.into()),
-            ("seed", options.seed.into()),
-            ("efm", efm.into()),
-            ("samples", number(samples)),
-            ("data", Float32Array::from(data).into()),
-        ]);
+        let (first, _) = Request::Trainer {
+            set: id,
+            shape,
+            options,
+            data: data.into(),
+        }
+        .encode();
         // Copied (structured clone), not moved: `first` keeps its data to rebuild the network.
         worker.post(&first, &Array::new());
         Some(PoolTrainer {
@@ -593,12 +584,12 @@ impl PoolTrainer {
         fresh.post(&self.first, &Array::new());
         let steps = self.steps.get();
         let replay = (steps > 0).then(|| {
-            let message = object(&[
-                ("op", "train".into()),
-                ("set", self.id.into()),
-                ("steps", (steps as f64).into()),
-                ("params", false.into()),
-            ]);
+            let (message, _) = Request::Train {
+                set: self.id,
+                steps: steps as u32,
+                params: false,
+            }
+            .encode();
             fresh.request(self.pool.ticket(), &message, &Array::new())
         });
         *self.worker.borrow_mut() = fresh.clone();
@@ -630,13 +621,12 @@ impl PoolTrainer {
         with_params: bool,
     ) -> Result<(Vec<f32>, Option<Vec<f32>>), Failure> {
         let message = || {
-            let m = object(&[
-                ("op", "train".into()),
-                ("set", self.id.into()),
-                ("steps", (steps as f64).into()),
-                ("params", with_params.into()),
-            ]);
-            (m, Array::new())
+            Request::Train {
+                set: self.id,
+                steps: steps as u32,
+                params: with_params,
+            }
+            .encode()
         };
         let reply = self.ask(message).await?;
         let losses = reply_floats(&reply, "losses");
@@ -651,7 +641,14 @@ impl PoolTrainer {
     /// the worker that holds the network.
     pub async fn velocity(&self, points: &[f32], times: &[f32]) -> Result<Vec<f32>, Failure> {
         let reply = self
-            .ask(|| rows_message("forward", self.id, points, times))
+            .ask(|| {
+                Request::Forward {
+                    set: self.id,
+                    points: points.into(),
+                    times: times.into(),
+                }
+                .encode()
+            })
             .await?;
         reply_floats(&reply, "velocity")
             .filter(|u| u.len() == points.len())
@@ -669,17 +666,15 @@ impl PoolTrainer {
         keep_frames: bool,
     ) -> Result<Vec<f32>, Failure> {
         let message = || {
-            let (points, data) = (Float32Array::from(x0), Float32Array::from(data));
-            let m = object(&[
-                ("op", "path".into()),
-                ("set", self.id.into()),
-                ("points", points.clone().into()),
-                ("data", data.clone().into()),
-                ("steps", (steps as f64).into()),
-                ("tau", tau.into()),
-                ("frames", keep_frames.into()),
-            ]);
-            (m, Array::of2(&points.buffer(), &data.buffer()))
+            Request::Path {
+                set: self.id,
+                points: x0.into(),
+                data: data.into(),
+                steps: steps as u32,
+                tau,
+                frames: keep_frames,
+            }
+            .encode()
         };
         let reply = self.ask(message).await?;
         let expected = x0.len() * if keep_frames { steps + 1 } else { 1 };
@@ -691,23 +686,9 @@ impl PoolTrainer {
 
 impl Drop for PoolTrainer {
     fn drop(&mut self) {
-        let message = object(&[("op", "drop".into()), ("set", self.id.into())]);
+        let (message, _) = Request::Drop { set: self.id }.encode();
         self.worker.borrow().post(&message, &Array::new());
     }
-}
-
-/// A message asking for `op` on what a worker holds under `id`, at the rows of `points` each at
-/// its time, with the arrays to move.
-fn rows_message(op: &str, id: u32, points: &[f32], times: &[f32]) -> (Object, Array) {
-    let (p, t) = (Float32Array::from(points), Float32Array::from(times));
-    let message = object(&[
-        ("op", op.into()),
-        ("set", id.into()),
-        ("points", p.clone().into()),
-        ("times", t.clone().into()),
-    ]);
-    let transfer = Array::of2(&p.buffer(), &t.buffer());
-    (message, transfer)
 }
 
 fn reply_floats(reply: &JsValue, key: &str) -> Option<Vec<f32>> {
@@ -759,7 +740,7 @@ impl PoolSet {
                     )))
                     .boxed_local();
                 }
-                answer(self.pool.query(&worker, "partials", self.id, points, times)).boxed_local()
+                answer(self.pool.query(&worker, self.id, points, times)).boxed_local()
             })
             .collect();
         let mut parts = Vec::with_capacity(answers.len());
@@ -789,184 +770,9 @@ impl Drop for PoolSet {
         let workers = self.pool.workers.borrow();
         for &(w, serial) in &self.holders {
             if workers[w].serial == serial {
-                let message = object(&[("op", "drop".into()), ("set", self.id.into())]);
+                let (message, _) = Request::Drop { set: self.id }.encode();
                 workers[w].post(&message, &Array::new());
             }
         }
-    }
-}
-
-thread_local! {
-    /// In a worker: the slices it holds by set id, or why one was refused.
-    static SLICES: RefCell<HashMap<u32, Result<ClosedForm, FlowError>>> = RefCell::new(HashMap::new());
-    /// In the training worker: its networks by id.
-    static TRAINERS: RefCell<HashMap<u32, CpuTraining>> = RefCell::new(HashMap::new());
-}
-
-/// In a worker (www/worker.js): one message of the page's pool, answered with its buffers to
-/// transfer in `transfer`.
-#[wasm_bindgen(js_name = poolWorkerMessage, skip_typescript)]
-pub fn pool_worker_message(message: JsValue) -> Result<JsValue, JsError> {
-    let field = |k: &str| Reflect::get(&message, &k.into()).unwrap_or_default();
-    let floats = |k: &str| -> Result<Vec<f32>, JsError> {
-        field(k)
-            .dyn_into::<Float32Array>()
-            .map(|a| a.to_vec())
-            .map_err(|_| JsError::new(&format!("{k} must be a Float32Array")))
-    };
-    let ticket = field("ticket");
-    let set = field("set").as_f64().unwrap_or(-1.0) as u32;
-    let done = |fields: &[(&str, JsValue)], transfer: Array| {
-        let mut all = vec![
-            ("op", JsValue::from("done")),
-            ("ticket", ticket.clone()),
-            ("transfer", transfer.into()),
-        ];
-        all.extend(fields.iter().cloned());
-        Ok(object(&all).into())
-    };
-    match field("op").as_string().as_deref() {
-        Some("load") => {
-            let dim = (field("dim").as_f64().unwrap_or(0.0) as usize).max(1);
-            let first = field("first").as_f64().unwrap_or(0.0) as usize;
-            let data = floats("data")?;
-            let slice = match data.iter().position(|v| !v.is_finite()) {
-                Some(i) => Err(FlowError::NonFinite {
-                    name: "data",
-                    index: first + i,
-                }),
-                None => Ok(ClosedForm::from_rows(data, dim)),
-            };
-            SLICES.with(|s| s.borrow_mut().insert(set, slice));
-            done(&[], Array::new())
-        }
-        Some("partials") => {
-            let points = floats("points")?;
-            let times = floats("times")?;
-            let partials = SLICES.with(|s| match s.borrow().get(&set) {
-                Some(Ok(slice)) => Ok(slice.partials_at(&points, &times)),
-                Some(Err(refused)) => Err(Err(refused.to_string())),
-                None => Err(Ok("no such training set")),
-            });
-            let partials = match partials {
-                Ok(p) => p,
-                // The caller's input: said as is, and marked so the page does not blame the pool.
-                Err(Err(refused)) => {
-                    return Ok(object(&[
-                        ("op", "error".into()),
-                        ("ticket", ticket),
-                        ("input", true.into()),
-                        ("error", refused.into()),
-                    ])
-                    .into())
-                }
-                Err(Ok(missing)) => return Err(JsError::new(missing)),
-            };
-            let arrays = [
-                Float32Array::from(&partials.max[..]),
-                Float32Array::from(&partials.sum[..]),
-                Float32Array::from(&partials.weighted[..]),
-            ];
-            let transfer = Array::new();
-            for a in &arrays {
-                transfer.push(&a.buffer());
-            }
-            let [max, sum, weighted] = arrays;
-            done(
-                &[
-                    ("max", max.into()),
-                    ("sum", sum.into()),
-                    ("weighted", weighted.into()),
-                ],
-                transfer,
-            )
-        }
-        Some("trainer") => {
-            let number = |k: &str| field(k).as_f64().unwrap_or(0.0);
-            let shape = MlpShape {
-                dim: number("dim") as usize,
-                hidden: number("hidden") as usize,
-                depth: number("depth") as usize,
-                time_features: number("timeFeatures") as usize,
-            };
-            let options = TrainOptions {
-                batch: number("batch") as usize,
-                lr: number("lr") as f32,
-                seed: number("seed") as u32,
-                target: if field("efm").is_truthy() {
-                    Target::Efm {
-                        samples: number("samples") as usize,
-                    }
-                } else {
-                    Target::Cfm
-                },
-            };
-            let training = CpuTraining::new(shape, floats("data")?, options);
-            TRAINERS.with(|t| t.borrow_mut().insert(set, training));
-            done(&[], Array::new())
-        }
-        Some("train") => {
-            let steps = field("steps").as_f64().unwrap_or(0.0) as usize;
-            let (losses, params) = TRAINERS.with(|t| {
-                let mut trainers = t.borrow_mut();
-                let training = trainers
-                    .get_mut(&set)
-                    .ok_or_else(|| JsError::new("no such trainer"))?;
-                let losses: Vec<f32> = (0..steps).map(|_| training.step()).collect();
-                let params = field("params")
-                    .is_truthy()
-                    .then(|| Float32Array::from(&training.params[..]));
-                Ok::<_, JsError>((Float32Array::from(&losses[..]), params))
-            })?;
-            let transfer = Array::of1(&losses.buffer());
-            let mut fields = vec![("losses", JsValue::from(losses))];
-            if let Some(p) = params {
-                transfer.push(&p.buffer());
-                fields.push(("params", p.into()));
-            }
-            done(&fields, transfer)
-        }
-        Some("forward") => {
-            let (points, times) = (floats("points")?, floats("times")?);
-            let velocity = TRAINERS.with(|t| {
-                let trainers = t.borrow();
-                let training = trainers
-                    .get(&set)
-                    .ok_or_else(|| JsError::new("no such trainer"))?;
-                Ok::<_, JsError>(training.velocity(&points, &times))
-            })?;
-            let velocity = Float32Array::from(&velocity[..]);
-            let transfer = Array::of1(&velocity.buffer());
-            done(&[("velocity", velocity.into())], transfer)
-        }
-        Some("path") => {
-            let (x0, data) = (floats("points")?, floats("data")?);
-            let number = |k: &str| field(k).as_f64().unwrap_or(0.0);
-            let (steps, tau) = (number("steps") as usize, number("tau") as f32);
-            let path = TRAINERS.with(|t| {
-                let trainers = t.borrow();
-                let training = trainers
-                    .get(&set)
-                    .ok_or_else(|| JsError::new("no such trainer"))?;
-                let dim = training.shape.dim;
-                let keep = field("frames").is_truthy();
-                let path = HybridPath::new(&data, dim, &x0, steps, tau, keep);
-                Ok::<_, JsError>(path.run(|x, t| training.velocity(x, &vec![t; x.len() / dim])))
-            })?;
-            let path = Float32Array::from(&path[..]);
-            let transfer = Array::of1(&path.buffer());
-            done(&[("path", path.into())], transfer)
-        }
-        Some("trap") => panic!("a trap asked for by a test"),
-        Some("held") => {
-            let held = SLICES.with(|s| s.borrow().len()) + TRAINERS.with(|t| t.borrow().len());
-            done(&[("held", (held as f64).into())], Array::new())
-        }
-        Some("drop") => {
-            SLICES.with(|s| s.borrow_mut().remove(&set));
-            TRAINERS.with(|t| t.borrow_mut().remove(&set));
-            done(&[], Array::new())
-        }
-        _ => Err(JsError::new("unknown message")),
     }
 }
