@@ -41,6 +41,32 @@ where
     x
 }
 
+/// `euler_range` with a velocity that is awaited: computed in a worker, on a GPU, or with a turn
+/// for the page after it. The positions at the end, or every step's positions (steps x len,
+/// step-major) when `record`. Every place that integrates step by step takes its steps from
+/// here, so the arithmetic is `euler_range`'s wherever the velocity comes from.
+pub async fn euler_awaiting<E>(
+    x0: &[f32],
+    t_start: f32,
+    dt: f32,
+    steps: usize,
+    record: bool,
+    mut velocity: impl AsyncFnMut(&[f32], f32) -> Result<Vec<f32>, E>,
+) -> Result<Vec<f32>, E> {
+    let mut x = x0.to_vec();
+    let mut frames = Vec::with_capacity(if record { steps * x0.len() } else { 0 });
+    for k in 0..steps {
+        let u = velocity(&x, step_time(t_start, dt, k)).await?;
+        for (a, b) in x.iter_mut().zip(&u) {
+            *a += dt * b;
+        }
+        if record {
+            frames.extend_from_slice(&x);
+        }
+    }
+    Ok(if record { frames } else { x })
+}
+
 /// Heun (explicit trapezoid). The last step would evaluate t = 1, so it is an Euler step.
 pub fn heun<F>(x0: &[f32], steps: usize, t0: f32, mut velocity: F) -> Vec<f32>
 where
@@ -187,6 +213,60 @@ impl<'a> HybridPath<'a> {
 mod tests {
     use super::*;
     use crate::flow::{metrics, rng::Rng, Dataset};
+
+    #[test]
+    fn euler_awaiting_takes_euler_ranges_steps_bit_for_bit() {
+        let data = Dataset::TwoMoons.sample(40, 3);
+        let x0 = Rng::new(4).normals(2 * 25);
+        let u = |x: &[f32], t: f32| closed_form_velocity(&data, 2, x, t);
+        let (t_start, dt, steps) = (0.1, 0.9 / 30.0, 30);
+        let end = pollster::block_on(euler_awaiting(
+            x0.as_slice(),
+            t_start,
+            dt,
+            steps,
+            false,
+            async |x, t| Ok::<_, ()>(u(x, t)),
+        ))
+        .unwrap();
+        assert_eq!(end, euler_range(&x0, t_start, dt, steps, u));
+        let frames = pollster::block_on(euler_awaiting(
+            &x0,
+            t_start,
+            dt,
+            steps,
+            true,
+            async |x, t| Ok::<_, ()>(u(x, t)),
+        ))
+        .unwrap();
+        assert_eq!(frames.len(), steps * x0.len());
+        for k in [0, 7, steps - 1] {
+            let row = &frames[k * x0.len()..(k + 1) * x0.len()];
+            assert_eq!(
+                row,
+                euler_range(&x0, t_start, dt, k + 1, u).as_slice(),
+                "step {k}"
+            );
+        }
+        // A failed velocity ends the integration with its error.
+        let mut calls = 0;
+        let failed = pollster::block_on(euler_awaiting(
+            &x0,
+            t_start,
+            dt,
+            steps,
+            false,
+            async |x, t| {
+                calls += 1;
+                if calls == 3 {
+                    Err("third")
+                } else {
+                    Ok(u(x, t))
+                }
+            },
+        ));
+        assert_eq!((failed, calls), (Err("third"), 3));
+    }
 
     #[test]
     fn hybrid_path_is_euler_with_the_switch_and_keeps_its_frames() {

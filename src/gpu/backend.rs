@@ -290,21 +290,13 @@ where
     P: FnMut() -> F,
     F: std::future::Future<Output = ()>,
 {
-    let mut x = x0.to_vec();
-    let mut frames = Vec::with_capacity(if record { steps * x0.len() } else { 0 });
-    for k in 0..steps {
-        let t = flow::sampler::step_time(t_start, dt, k);
-        x = flow::sampler::euler_range(&x, t, dt, 1, |x, t| set.velocity(x, t));
-        if record {
-            frames.extend_from_slice(&x);
-        }
+    let integrated = flow::sampler::euler_awaiting(x0, t_start, dt, steps, record, async |x, t| {
+        let u = set.velocity(x, t);
         pause().await;
-    }
-    if record {
-        frames
-    } else {
-        x
-    }
+        Ok::<_, std::convert::Infallible>(u)
+    });
+    let Ok(x) = integrated.await;
+    x
 }
 
 /// Work prepared on a GPU reached the CPU backend: the page dropped that GPU (its device was lost).

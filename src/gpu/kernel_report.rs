@@ -252,18 +252,15 @@ pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
                     }
                 },
                 || {
-                    let mut x = x0.clone();
-                    let mut frames = Vec::new();
-                    for k in 0..steps {
-                        let t = sampler::step_time(0.0, dt, k);
-                        x = sampler::euler_range(&x, t, dt, 1, |x, t| cpu.velocity(x, t));
-                        frames.extend_from_slice(&x);
-                    }
-                    if record {
-                        frames
-                    } else {
-                        x
-                    }
+                    // The pages' own driver, with a velocity that never waits: ready at once.
+                    let steps =
+                        sampler::euler_awaiting(&x0, 0.0, dt, steps, record, async |x, t| {
+                            Ok::<_, std::convert::Infallible>(cpu.velocity(x, t))
+                        });
+                    let Some(Ok(x)) = futures_util::FutureExt::now_or_never(steps) else {
+                        unreachable!("a velocity that never waits is ready at once")
+                    };
+                    x
                 },
                 worst_abs,
             )

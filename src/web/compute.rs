@@ -3,6 +3,7 @@
 
 use super::pool::{pool, Failure, PoolSet, PoolTrainer};
 use super::shared::pace;
+use crate::flow;
 use crate::flow::mlp::MlpShape;
 use crate::flow::sampler::HybridPath;
 use crate::gpu::backend::{Prepared, FORWARD_ROWS, UPLOAD_PIECE};
@@ -166,7 +167,7 @@ impl Ready {
     }
 }
 
-/// flow::sampler::euler_range's steps with the velocity from the workers (the page's thread only
+/// flow::sampler::euler_awaiting with the velocity from the workers (the page's thread only
 /// adds dt u): every step's positions (steps x m x dim) when `keep_frames`, else the last.
 async fn pool_euler(
     set: &PoolSet,
@@ -177,19 +178,10 @@ async fn pool_euler(
     keep_frames: bool,
 ) -> Result<Vec<f32>, ComputeError> {
     let m = x0.len() / set.dim();
-    let mut x = x0.to_vec();
-    let mut frames = Vec::with_capacity(if keep_frames { steps * x0.len() } else { 0 });
-    for k in 0..steps {
-        let t = crate::flow::sampler::step_time(t_start, dt, k);
-        let u = set.velocity_at(&x, &vec![t; m]).await.map_err(failed)?;
-        for (a, b) in x.iter_mut().zip(&u) {
-            *a += dt * b;
-        }
-        if keep_frames {
-            frames.extend_from_slice(&x);
-        }
-    }
-    Ok(if keep_frames { frames } else { x })
+    flow::sampler::euler_awaiting(x0, t_start, dt, steps, keep_frames, async |x, t| {
+        set.velocity_at(x, &vec![t; m]).await.map_err(failed)
+    })
+    .await
 }
 
 /// A velocity network being trained: on the GPU, in the pool's training worker (the CPU path),

@@ -354,27 +354,23 @@ async fn hybrid_sample(
     }
     let dim = inner.shape.dim;
     let m = x0.len() / dim;
-    let dt = 1.0 / steps as f32;
     let backend = backend().await;
-    let mut x = x0;
-    for k in 0..steps {
-        let t = flow::sampler::step_time(0.0, dt, k);
+    let dt = 1.0 / steps as f32;
+    flow::sampler::euler_awaiting(&x0, 0.0, dt, steps, false, async |x, t| {
         let times = vec![t; m];
         let u = if t < tau {
             let cached = inner.ready.borrow().clone();
             let data = inner.data.borrow().clone();
             let ready = Ready::cached(&backend, cached, &data, dim).await?;
             *inner.ready.borrow_mut() = Some(ready.clone());
-            ready.velocity_at(&backend, &x, &times).await?
+            ready.velocity_at(&backend, x, &times).await?
         } else {
-            network.velocity(&x, &times).await?
+            network.velocity(x, &times).await?
         };
-        for (a, b) in x.iter_mut().zip(&u) {
-            *a += dt * b;
-        }
         pace().await;
-    }
-    Ok(x)
+        Ok(u)
+    })
+    .await
 }
 
 #[wasm_bindgen]
