@@ -849,6 +849,12 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     await inked('#field');
     await p3.locator('#hybrid').scrollIntoViewIfNeeded();
     await inked('#hybrid');
+    if (webgpu) {
+      // The figures start on the CPU path and are rebuilt on the GPU once its check passes (a
+      // task each): what follows handles them as they stay, never a canvas about to be replaced.
+      await p3.waitForFunction(() => /computed on webgpu/.test(document.querySelector('#field .figure-status')?.textContent ?? ''), null, { timeout: 120000, polling: 50 });
+      await inked('#field');
+    }
     const broken = await p3.locator('#broken .figure-error').textContent();
     assert(/unknown figure "no-such-figure"; valid names: noise-to-data, .*velocity-field, .*hybrid-tau/.test(broken), `broken: ${broken}`);
     assert(await p3.evaluate(() => document.querySelector('#field').t) === '0.8', 'the t attribute did not reach the figure');
