@@ -188,13 +188,28 @@ fn integer(
 }
 
 fn parse(options: &JsValue) -> Result<Parsed, FlowError> {
-    if !options.is_object() {
+    // An array is no options object, and listing a large typed array's keys (before refusing
+    // them one by one) would hold the page's thread for seconds.
+    if !options.is_object()
+        || js_sys::Array::is_array(options)
+        || js_sys::ArrayBuffer::is_view(options)
+    {
         return Err(FlowError::WrongType {
             name: "options",
             expected: "an object such as { data, dim }",
         });
     }
     let plain = plain_options(options)?;
+    // serde_wasm_bindgen reads an array-like value as an enum's contents and converts all of its
+    // elements first: a large typed array as `target` held the page's thread for minutes. Only a
+    // string can name a target, so anything else is refused before serde sees it.
+    let target = Reflect::get(&plain, &JsValue::from_str("target")).unwrap_or_default();
+    if !(target.is_undefined() || target.is_null() || target.is_string()) {
+        return Err(FlowError::Corrupt(format!(
+            "target: invalid type: {}, expected \"cfm\" or \"efm\"",
+            target.js_typeof().as_string().unwrap_or_default()
+        )));
+    }
     let options: OptionsIn = serde_path_to_error::deserialize(
         serde_wasm_bindgen::Deserializer::from(JsValue::from(plain)),
     )

@@ -4,6 +4,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 const TYPES = {
@@ -71,24 +72,124 @@ export function suite(name) {
   const results = [];
   const only = process.env.E2E_ONLY ? new RegExp(process.env.E2E_ONLY) : null;
   return {
+    name,
     async check(label, fn) {
       if (only && !only.test(label)) return;
       const start = Date.now();
       try {
         const detail = await fn();
         results.push({ label, ok: true, ms: Date.now() - start });
-        console.log(`  ok    ${label}${detail ? `: ${detail}` : ''}`);
+        console.log(`  ok    ${label}${detail ? `: ${detail}` : ''} [${seconds(Date.now() - start)}]`);
       } catch (e) {
         results.push({ label, ok: false, ms: Date.now() - start });
-        console.log(`  FAIL  ${label}: ${e?.stack ?? e}`);
+        console.log(`  FAIL  ${label}: ${e?.stack ?? e} [${seconds(Date.now() - start)}]`);
       }
     },
+    /// The checks with their times (ms), for the suite's list of its slowest checks.
+    results,
     finish() {
       const failed = results.filter((r) => !r.ok);
-      console.log(`${name}: ${results.length - failed.length} passed, ${failed.length} failed`);
+      const total = results.reduce((s, r) => s + r.ms, 0);
+      console.log(`${name}: ${results.length - failed.length} passed, ${failed.length} failed, in ${(total / 1000).toFixed(0)} s`);
+      // For `cargo xtask test`'s list of the slowest checks of all suites (tests/e2e/slowest.mjs).
+      fs.mkdirSync(TIMES, { recursive: true });
+      fs.writeFileSync(path.join(TIMES, `${name.replace(/[^a-z0-9]+/gi, '-')}.json`), JSON.stringify({ name, results }));
       return failed.length === 0;
     },
   };
+}
+
+/// One reader's scroll through the page at `url`, freshly opened: the durations (ms) of the main
+/// thread's long tasks (over 50 ms) meanwhile, 400 px every 500 ms. `block` injects a busy loop
+/// of that many ms into the page's first scroll event (a control: what a page that blocks looks
+/// like to this measure); `steps` cuts the scroll short.
+export async function scrollLongTasks(browser, url, { webgpu = false, block = 0, steps = Infinity } = {}) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  try {
+    await page.addInitScript((block) => {
+      window.longTasks = [];
+      new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) window.longTasks.push([e.startTime, e.duration]);
+      }).observe({ type: 'longtask', buffered: true });
+      if (block > 0) {
+        addEventListener('scroll', () => {
+          const end = performance.now() + block;
+          while (performance.now() < end);
+        }, { once: true });
+      }
+    }, block);
+    await page.goto(url);
+    await page.waitForFunction(() => window.wasmBindings, null, { timeout: 60000 });
+    // With WebGPU the figures start on the CPU path and move to the GPU when the start-up check
+    // passes: on SwiftShader that check runs on the same two cores as the figures' workers (on a
+    // hardware GPU it does not), so the scroll is measured once the page has settled on the GPU.
+    if (webgpu) await page.evaluate(() => window.wasmBindings.backendName());
+    await page.waitForTimeout(1500);
+    const start = await page.evaluate(() => performance.now());
+    const height = await page.evaluate(() => document.documentElement.scrollHeight);
+    for (let y = 400, k = 0; y < height && k < steps; y += 400, k++) {
+      await page.evaluate((y) => window.scrollTo(0, y), y);
+      await page.waitForTimeout(500);
+    }
+    return await page.evaluate((start) => window.longTasks.filter(([t]) => t >= start).map(([, d]) => d), start);
+  } finally {
+    await page.close();
+  }
+}
+
+/// Over several scrolls (each a list of long tasks' durations), the median of each scroll's longest.
+export function medianOfWorst(runs) {
+  return runs.map((tasks) => Math.max(0, ...tasks)).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+}
+
+export function describeLongTasks(runs) {
+  return runs.map((tasks) => `${tasks.length} over 50 ms, longest ${Math.max(0, ...tasks).toFixed(0)} ms`).join('; ');
+}
+
+/// Where each suite leaves its checks' times.
+export const TIMES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'out', 'times');
+
+const seconds = (ms) => `${(ms / 1000).toFixed(1)} s`;
+
+/// Prints the `count` slowest checks of the given suites, slowest first, with their times.
+export function slowest(suites, count = 10) {
+  const all = suites.flatMap((s) => s.results.map((r) => ({ ...r, suite: s.name })));
+  all.sort((a, b) => b.ms - a.ms);
+  console.log(`the ${Math.min(count, all.length)} slowest checks:`);
+  for (const r of all.slice(0, count)) console.log(`  ${seconds(r.ms).padStart(8)}  ${r.suite}: ${r.label}`);
+}
+
+/// Waits until the status line of the figure `name` on `page` matches `pattern`. A hang detector,
+/// not a speed test: it fails when the status has not changed for `stallMs` (no measurement, no
+/// step: the figure stopped), or after `capMs` in all. A fixed deadline for the whole would be a
+/// timing check in disguise, since the same work takes 2 minutes on a quiet software GPU and 4
+/// on a busy one. Returns the seconds it took.
+export async function waitForStatus(page, name, pattern, { stallMs = 120000, capMs = 900000 } = {}) {
+  const start = Date.now();
+  let last = null;
+  let changed = start;
+  for (;;) {
+    const text = await page.evaluate((name) => document.querySelector(`[data-figure="${name}"] .figure-status`)?.textContent ?? '', name);
+    if (pattern.test(text)) return (Date.now() - start) / 1000;
+    const now = Date.now();
+    if (text !== last) [last, changed] = [text, now];
+    if (now - changed > stallMs) throw new Error(`${name}: its status stayed "${text}" for ${stallMs / 1000} s, waiting for ${pattern}`);
+    if (now - start > capMs) throw new Error(`${name}: not ${pattern} after ${capMs / 1000} s; its status: "${text}"`);
+    await page.waitForTimeout(250);
+  }
+}
+
+/// Hides every figure of `page` but `name` (hidden figures start no work), so that a check
+/// waiting on one figure's computation does not share the device with the others'. Returns the
+/// function that shows them again.
+export async function focusOn(page, name) {
+  await page.evaluate((name) => document.querySelectorAll('[data-figure]').forEach((e) => {
+    if (e.dataset.figure !== name && e.style.display !== 'none') { e.style.display = 'none'; e.dataset.focusHidden = ''; }
+  }), name);
+  return () => page.evaluate(() => document.querySelectorAll('[data-focus-hidden]').forEach((e) => {
+    e.style.display = '';
+    delete e.dataset.focusHidden;
+  }));
 }
 
 export function assert(cond, message) {

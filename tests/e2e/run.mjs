@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, launch, open, suite, assert, figuresInked, anyCanvasInked } from './harness.mjs';
+import { serve, launch, open, suite, slowest, assert, figuresInked, anyCanvasInked, scrollLongTasks, medianOfWorst, describeLongTasks, waitForStatus, focusOn } from './harness.mjs';
 import { xssChecks, cspChecks, soakChecks } from './hostile.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -17,6 +17,7 @@ const FUZZ_SEEDS = [1, 2];
 
 const { server, origin } = await serve({ '/': dist });
 let allOk = true;
+const suites = [];
 const firstLosses = {};
 const alignmentSamples = {};
 const objectiveGap = {};
@@ -24,6 +25,7 @@ const objectiveGap = {};
 for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || process.env.E2E_MODE === (w ? 'webgpu' : 'cpu'))) {
   const mode = webgpu ? 'webgpu' : 'cpu';
   const t = suite(`browser tests (${mode})`);
+  suites.push(t);
   const browser = await launch({ webgpu });
   // SwiftShader is a software adapter, which the page declines by default (its own CPU path is
   // faster); the WebGPU runs ask for it explicitly.
@@ -206,7 +208,9 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       const { normals, moons } = window.fmRef;
       const out = [];
       for (const [dim, data] of [[2, moons(40, 5)], [9, normals(40 * 9, 6)]]) {
-        for (const [tStart, steps] of [[0.9999, 10000], [0.999999, 100], [0.9999999, 7]]) {
+        // Steps of about 1e-8, 1e-8 and 1.4e-8, below float32's spacing just under 1 (6e-8):
+        // the last times of each grid round onto 1.
+        for (const [tStart, steps] of [[0.99999, 1000], [0.999999, 100], [0.9999999, 7]]) {
           const x = await window.wasmBindings.sampleClosedForm(data, dim, normals(6 * dim, 7), steps, tStart);
           out.push([dim, tStart, steps, x.every(Number.isFinite)]);
         }
@@ -318,7 +322,10 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       r.messages.forEach(([m]) => messages.add(m));
       assert(r.failures.length === 0, `seed ${seed}: ${r.failures.join('\n')}`);
       assert(r.healthy, `seed ${seed}: afterwards closedFormVelocity gave ${r.after}`);
-      lines.push(`seed ${seed}: ${r.calls} calls, ${r.resolved} resolved, ${r.rejected} rejected`);
+      // A hang detector, not a speed test: the largest call the budgets allow on the page's
+      // thread takes 2 s here; a task of 10 s is a frozen page.
+      assert(r.longestTask < 10000, `seed ${seed}: the page's thread was held for ${r.longestTask.toFixed(0)} ms at once`);
+      lines.push(`seed ${seed}: ${r.calls} calls, ${r.resolved} resolved, ${r.rejected} rejected, longest task ${r.longestTask.toFixed(0)} ms`);
     }
     assert(calls >= 5000, `only ${calls} calls`);
     assert(errors.length === 0, `page errors: ${errors.join('\n')}`);
@@ -445,11 +452,23 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
         [{ data: [1, 2], dim: 2 }, /^data must be a Float32Array/],
         [{ data }, /^dim must be an integer in 1\.\.=3072/],
         [42, /^options must be an object/],
+        // A large array where a name or a number belongs is refused without reading it (serde
+        // once converted all 70 million elements of a `target` first: 150 s on the page's thread).
+        [{ data, dim: 2, target: new Float32Array(70_000_000) }, /^target: invalid type: object, expected "cfm" or "efm"/],
+        [{ data, dim: 2, hidden: new Float32Array(70_000_000) }, /^hidden: invalid type: .*, expected a number/],
+        // (Object.keys of one took 10 s.)
+        [new Float32Array(70_000_000), /^options must be an object such as \{ data, dim \}/],
+        [[1, 2], /^options must be an object such as \{ data, dim \}/],
       ];
+      let slowest = 0;
       for (const [options, pattern] of cases) {
+        const start = performance.now();
         try { await b.createTrainer(options); bad.push(`accepted ${JSON.stringify(options)}`); }
         catch (e) { if (!(e instanceof Error) || !pattern.test(e.message)) bad.push(`${e.message} !~ ${pattern}`); }
+        slowest = Math.max(slowest, performance.now() - start);
       }
+      // A hang detector, not a speed test: a refusal takes microseconds; 5 s is a frozen page.
+      if (slowest > 5000) bad.push(`a refusal took ${slowest.toFixed(0)} ms`);
       const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
       // The same run with the EFM target: same batches, a far lower loss.
       const efm = await b.createTrainer({ data, dim: 2, hidden: 32, depth: 2, batch: 128, lr: 3e-3, seed: 9, target: 'efm', efmSamples: 64 });
@@ -562,7 +581,15 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     // twin's arithmetic); here the figure's values on each backend are checked against each other.
     const fig = page.locator('[data-figure="objective-gap"]');
     await fig.scrollIntoViewIfNeeded();
-    await page.waitForFunction(() => /^20 of 20 /.test(document.querySelector('[data-figure="objective-gap"] .figure-status').textContent), null, { timeout: 180000 });
+    // 256 pairs by 10,000 digits at each of 10 times: 12 s a row on SwiftShader when nothing else
+    // runs, minutes when the article's other figures train beside it.
+    const showAll = await focusOn(page, 'objective-gap');
+    let waited;
+    try {
+      waited = await waitForStatus(page, 'objective-gap', /^20 of 20 /);
+    } finally {
+      await showAll();
+    }
     const [download] = await Promise.all([page.waitForEvent('download'), fig.getByRole('button', { name: 'Download data (CSV)' }).click()]);
     const lines = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
     assert(lines[0] === 'data,t,mean_sq_target_minus_u_star,mean_sq_target' && lines.length === 21, `CSV: ${lines.length} lines, ${lines[0]}`);
@@ -585,7 +612,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
         });
       }
     }
-    return ['two moons', 'MNIST'].map((d) => `${d}: ${values[d].map(([r]) => r.toPrecision(3)).join(' ')}`).join('; ');
+    return ['two moons', 'MNIST'].map((d) => `${d}: ${values[d].map(([r]) => r.toPrecision(3)).join(' ')}`).join('; ') + `; all 20 in after ${waited.toFixed(0)} s`;
   });
 
   await t.check('the appendix measures its speed figures on this device', async () => {
@@ -732,7 +759,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     await fig.getByRole('button', { name: 'Pause training' }).click();
     // A chunk already running finishes (seconds on SwiftShader); then the status says so.
     const pausedAt = async () => Number((/^Paused at step (\d+)/.exec(await fig.locator('.figure-status').textContent()) ?? [0, -1])[1]);
-    await page.waitForFunction(() => /^Paused at step/.test(document.querySelector('[data-figure="cfm-vs-efm"] .figure-status').textContent), null, { timeout: 180000 });
+    await waitForStatus(page, 'cfm-vs-efm', /^Paused at step/);
     const paused = await pausedAt();
     await page.waitForTimeout(webgpu ? 8000 : 2000);
     assert(await pausedAt() === paused && paused > 0, 'training went on while paused');
@@ -752,7 +779,12 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       const fig = page.locator('[data-figure="hybrid-tau"]');
       await fig.scrollIntoViewIfNeeded();
       const status = () => fig.locator('.figure-status').textContent();
-      await page.waitForFunction(() => /^Done: drag τ/.test(document.querySelector('[data-figure="hybrid-tau"] .figure-status').textContent), null, { timeout: 180000 });
+      const showAll = await focusOn(page, 'hybrid-tau');
+      try {
+        await waitForStatus(page, 'hybrid-tau', /^Done: drag τ/);
+      } finally {
+        await showAll();
+      }
       const [download] = await Promise.all([page.waitForEvent('download'), fig.getByRole('button', { name: 'Download data (CSV)' }).click()]);
       const lines = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
       assert(lines[0] === 'tau,energy_distance_to_held_out,mean_distance_to_nearest_training_point' && lines.length === 12, `CSV: ${lines.length} lines, ${lines[0]}`);
@@ -780,7 +812,12 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
   await t.check('model-capacity: trains, is measured where the network is, its reference curve fills in from jobs', async () => {
     const fig = page.locator('[data-figure="model-capacity"]');
     await fig.scrollIntoViewIfNeeded();
-    await page.waitForFunction(() => /^Done: width/.test(document.querySelector('[data-figure="model-capacity"] .figure-status').textContent), null, { timeout: 300000 });
+    const showAll = await focusOn(page, 'model-capacity');
+    try {
+      await waitForStatus(page, 'model-capacity', /^Done: width/);
+    } finally {
+      await showAll();
+    }
     const stops = 50;
     const n = (k) => 10 + 10 * k;
     let rows = [];
@@ -1119,43 +1156,35 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     });
   }
 
-  await t.check('no long task over 100 ms on the main thread while scrolling the article', async () => {
-    // The suite's first page pauses its figures from here on (hidden figures start no work; the
-    // checks after this one open pages of their own): what is measured is one reader's page, not
-    // two copies of the article computing at once on this machine's two cores (and, on WebGPU,
-    // in the one GPU process that also composites every page).
+  // The statistic asserted: the median over three scrolls of each scroll's longest task. One
+  // scroll that this shared two-core machine interrupts cannot fail it; a page that blocks on
+  // every scroll does. The goal is 50 ms (compute in workers or on the GPU, copies and drawing in
+  // pieces), reported by `cargo xtask bench`; the bound, 100 ms, leaves room for this machine.
+  const SCROLLS = 3;
+  const BOUND = 100;
+  const article = `${origin}/index.html${query}`;
+
+  await t.check('no long task over 100 ms on the main thread while scrolling the article (median of 3 scrolls), and the check fails on a page that blocks', async () => {
+    // The suite's first page is done from here on (the checks after this one open pages of their
+    // own): what is measured is one reader's page, not two copies of the article computing at
+    // once on this machine's two cores (and, on WebGPU, in the one GPU process that also
+    // composites every page). Its figures are hidden (they start no work), a call queued behind
+    // the work it already submitted is the fence (its kernels, seconds of them on SwiftShader, are
+    // done), and it is closed, so that nothing the API checks left behind (the fuzzer holds a
+    // 280 MB array) shares this machine with the measured page.
     await page.evaluate(() => document.querySelectorAll('[data-figure]').forEach((e) => { e.style.display = 'none'; }));
-    await page.waitForTimeout(1000);
-    // A call queued behind the work that page already submitted is the fence: its figures'
-    // kernels (seconds of them on SwiftShader) are done before the measured page opens.
     await page.evaluate(() => window.wasmBindings.closedFormVelocity(new Float32Array([0, 0]), 2, new Float32Array([0, 0]), 0.5));
-    const p7 = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    await p7.addInitScript(() => {
-      window.longTasks = [];
-      new PerformanceObserver((list) => {
-        for (const e of list.getEntries()) window.longTasks.push([e.startTime, e.duration]);
-      }).observe({ type: 'longtask', buffered: true });
-    });
-    await p7.goto(`${origin}/index.html${query}`);
-    await p7.waitForFunction(() => window.wasmBindings, null, { timeout: 60000 });
-    // With WebGPU the figures start on the CPU path and move to the GPU when the start-up check
-    // passes: on SwiftShader that check runs on the same two cores as the figures' workers (on a
-    // hardware GPU it does not), so the scroll is measured once the page has settled on the GPU.
-    if (webgpu) await p7.evaluate(() => window.wasmBindings.backendName());
-    await p7.waitForTimeout(1500);
-    const start = await p7.evaluate(() => performance.now());
-    const height = await p7.evaluate(() => document.documentElement.scrollHeight);
-    for (let y = 0; y < height; y += 400) {
-      await p7.evaluate((y) => window.scrollTo(0, y), y);
-      await p7.waitForTimeout(500);
-    }
-    const tasks = await p7.evaluate((start) => window.longTasks.filter(([t]) => t >= start).map(([, d]) => d), start);
-    await p7.close();
-    const worst = Math.max(0, ...tasks);
-    // The goal is 50 ms (compute in workers or on the GPU, copies and drawing in pieces); the
-    // bound leaves room for this machine's noise.
-    assert(worst <= 100, `a ${worst.toFixed(0)} ms task while scrolling`);
-    return `${tasks.length} tasks over 50 ms, the longest ${worst.toFixed(0)} ms`;
+    await page.close();
+    // The control first: the same measure on a page that blocks for 300 ms when scrolled must
+    // fail, or the check below could not.
+    const blocked = [];
+    for (let k = 0; k < SCROLLS; k++) blocked.push(await scrollLongTasks(browser, article, { webgpu, block: 300, steps: 2 }));
+    assert(medianOfWorst(blocked) > BOUND, `a page blocking 300 ms was not caught: ${describeLongTasks(blocked)}`);
+    const runs = [];
+    for (let k = 0; k < SCROLLS; k++) runs.push(await scrollLongTasks(browser, article, { webgpu }));
+    const median = medianOfWorst(runs);
+    assert(median <= BOUND, `the median scroll had a ${median.toFixed(0)} ms task: ${describeLongTasks(runs)}`);
+    return `median of the longest tasks ${median.toFixed(0)} ms (${describeLongTasks(runs)}); with a 300 ms block injected: ${medianOfWorst(blocked).toFixed(0)} ms`;
   });
 
   if (!webgpu) {
@@ -1299,4 +1328,5 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
 }
 
 server.close();
+slowest(suites);
 process.exit(allOk ? 0 : 1);

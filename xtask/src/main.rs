@@ -70,6 +70,11 @@ fn test() -> Result<(), String> {
     ensure_browser_and_vulkan()?;
     ensure_npm_packages(BUILD_INPUTS)?;
     ensure_npm_packages("tests/e2e")?;
+    // Each browser suite leaves its checks' times here; the summary lists the slowest.
+    let times = std::path::Path::new("tests/e2e/out/times");
+    if times.exists() {
+        std::fs::remove_dir_all(times).map_err(|e| format!("{}: {e}", times.display()))?;
+    }
     let mut suites: Vec<(&str, bool, f64)> = Vec::new();
     let mut step = |name: &'static str, cmd: &mut Command| {
         eprintln!("\n==> {name}: {cmd:?}");
@@ -144,6 +149,12 @@ fn test() -> Result<(), String> {
             if *ok { "ok" } else { "FAIL" }
         );
     }
+    let total: f64 = suites.iter().map(|(_, _, secs)| secs).sum();
+    eprintln!("      all ({total:.0} s)");
+    // Informational: a failure to list them fails nothing.
+    let _ = Command::new("node")
+        .args(["tests/e2e/slowest.mjs", "10"])
+        .status();
     if suites.iter().all(|(_, ok, _)| *ok) {
         Ok(())
     } else {
