@@ -617,7 +617,8 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
 
   await t.check('the appendix measures its speed figures on this device', async () => {
     await page.locator('#speed').scrollIntoViewIfNeeded();
-    await page.waitForFunction(() => /^Measured just now|failed/.test(document.getElementById('speed').textContent), null, { timeout: 120000 });
+    // A hang detector: 75 s on SwiftShader with the article's figures running beside it.
+    await page.waitForFunction(() => /^Measured just now|failed/.test(document.getElementById('speed').textContent), null, { timeout: 300000 });
     const text = await page.textContent('#speed');
     const m = /on your (GPU|CPU)[^:]*: 64 closed-form velocities .* in ([\d.]+) ms .* at (\d+) per second\.$/.exec(text);
     assert(m && m[1] === (webgpu ? 'GPU' : 'CPU') && Number(m[2]) > 0 && Number(m[3]) > 0, `#speed: ${text}`);
@@ -844,6 +845,21 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     assert(Math.max(errors[0], errors[19]) > 2 * middle, `error bins: ${errors.map((e) => e.toFixed(3)).join(' ')}`);
     assert(errors.length && (await fig.locator('.figure-error').count()) === 0, 'a figure error');
     return `error ${errors[0].toFixed(3)} at t ~ 0, ${middle.toFixed(3)} at least in the middle, ${errors[19].toFixed(3)} at t ~ 1; network (width 64, n 100) ${network[0][3].toFixed(3)} from the training points, closed form ${closed[9].toFixed(3)}, held-out ${held[9].toFixed(3)}`;
+  });
+
+  await t.check('the figures\' stall detector (waitForStatus) fails on a figure that stops', async () => {
+    // The control of the long waits above: a hidden figure starts no work, so its status stays.
+    const showAll = await focusOn(page, 'velocity-field');
+    let caught = '';
+    try {
+      await waitForStatus(page, 'memorization', /a status no figure writes/, { stallMs: 2000 });
+    } catch (e) {
+      caught = e.message;
+    } finally {
+      await showAll();
+    }
+    assert(/stayed .* for 2 s/.test(caught), `not caught: "${caught}"`);
+    return caught.slice(0, 100);
   });
 
   await t.check('figures(): every figure and setting, as its mounted controls and embed.js have them', async () => {
