@@ -36,6 +36,25 @@ fs.writeFileSync(path.join(benchDir, 'bench.html'), `<!doctype html><meta charse
 </script>`);
 
 const { server, origin } = await serve({ '/tfjs/': tfjs, '/bench.html': path.join(benchDir, 'bench.html'), '/': dist });
+// The article scrolled on a fresh page, on each path: its main thread's long tasks, against the
+// page's goal of none over 50 ms (the browser test asserts a looser bound, 100 ms, which a shared
+// machine's noise cannot reach in the median of three).
+const GOAL = 50;
+const scrollRows = [];
+// First, while nothing else is open (a browser of its own for each path; its first scroll is the
+// one that compiles the GPU kernels).
+for (const [label, query, webgpu] of part('scroll', [
+  ['article, CPU path (workers)', '', false],
+  ['article, webgpu (SwiftShader)', '?backend=webgpu', true],
+])) {
+  const own = await launch({ webgpu });
+  const runs = [];
+  for (let r = 0; r < Math.min(RUNS, 3); r++) runs.push(await scrollLongTasks(own, `${origin}/index.html${query}`, { webgpu }));
+  await own.close();
+  const median = medianOfWorst(runs);
+  scrollRows.push({ label, median, runs });
+  console.log(`scroll ${label.padEnd(32)} longest task ${median.toFixed(0).padStart(4)} ms (median of ${runs.length}; goal ${GOAL} ms: ${median <= GOAL ? 'met' : 'NOT met'}); ${describeLongTasks(runs)}`);
+}
 const browser = await launch({ webgpu: true });
 
 async function benchPage(query) {
@@ -320,23 +339,6 @@ const oursCf = like(rows, 'fm-explainer webgpu (SwiftShader)'), tfCf = like(rows
 if (oursCf?.ms && tfCf?.ms) console.log(`closed form, webgpu against tf.js webgpu on the same adapter: ${(tfCf.ms / oursCf.ms).toFixed(2)}x`);
 const oursTr = like(trainRows, 'fm-explainer webgpu (SwiftShader)'), tfTr = like(trainRows, 'tf.js 4.22 webgpu');
 if (oursTr?.stepsPerSecond && tfTr?.stepsPerSecond) console.log(`training, webgpu against tf.js webgpu on the same adapter: ${(oursTr.stepsPerSecond / tfTr.stepsPerSecond).toFixed(2)}x`);
-// The article scrolled on a fresh page, on each path: its main thread's long tasks, against the
-// page's goal of none over 50 ms (the browser test asserts a looser bound, 100 ms, which a shared
-// machine's noise cannot reach in the median of three).
-const GOAL = 50;
-const scrollRows = [];
-const cpuBrowser = only && only !== 'scroll' ? null : await launch({ webgpu: false });
-for (const [label, b, query, webgpu] of part('scroll', [
-  ['article, CPU path (workers)', cpuBrowser, '', false],
-  ['article, webgpu (SwiftShader)', browser, '?backend=webgpu', true],
-])) {
-  const runs = [];
-  for (let r = 0; r < Math.min(RUNS, 3); r++) runs.push(await scrollLongTasks(b, `${origin}/index.html${query}`, { webgpu }));
-  const median = medianOfWorst(runs);
-  scrollRows.push({ label, median, runs });
-  console.log(`scroll ${label.padEnd(32)} longest task ${median.toFixed(0).padStart(4)} ms (median of ${runs.length}; goal ${GOAL} ms: ${median <= GOAL ? 'met' : 'NOT met'}); ${describeLongTasks(runs)}`);
-}
-await cpuBrowser?.close();
 fs.writeFileSync(path.resolve(here, '../../bench-results.json'), JSON.stringify({ closedForm: { n: N, dim: DIM, m: M, t: T, runs: RUNS, rows }, training: { steps: STEPS, runs: TRAIN_RUNS, rows: trainRows }, alignment: { runs: ALIGN_RUNS, rows: alignRows }, scroll: { goalMs: GOAL, rows: scrollRows } }, null, 2));
 await browser.close();
 server.close();

@@ -99,10 +99,14 @@ export function suite(name) {
   };
 }
 
-/// One reader's scroll through the page at `url`, freshly opened: the durations (ms) of the main
-/// thread's long tasks (over 50 ms) meanwhile, 400 px every 500 ms. `block` injects a busy loop
-/// of that many ms into the page's first scroll event (a control: what a page that blocks looks
-/// like to this measure); `steps` cuts the scroll short.
+/// One reader's scroll through the page at `url`, freshly opened in `browser`: the durations (ms)
+/// of the main thread's long tasks (over 50 ms) meanwhile, 400 px every 500 ms. `block` injects a
+/// busy loop of that many ms into the page's first scroll event (a control: what a page that
+/// blocks looks like to this measure); `steps` cuts the scroll short.
+///
+/// Before the page closes, a call queued behind the work it submitted is awaited: on a software
+/// WebGPU adapter one GPU process runs every page's kernels and composites them, and the kernels
+/// a closed page had queued (tens of seconds of them) would hold back the next page's frames.
 export async function scrollLongTasks(browser, url, { webgpu = false, block = 0, steps = Infinity } = {}) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   try {
@@ -119,7 +123,7 @@ export async function scrollLongTasks(browser, url, { webgpu = false, block = 0,
       }
     }, block);
     await page.goto(url);
-    await page.waitForFunction(() => window.wasmBindings, null, { timeout: 60000 });
+    await page.waitForFunction(() => window.wasmBindings, null, { timeout: 60000, polling: 100 });
     // With WebGPU the figures start on the CPU path and move to the GPU when the start-up check
     // passes: on SwiftShader that check runs on the same two cores as the figures' workers (on a
     // hardware GPU it does not), so the scroll is measured once the page has settled on the GPU.
@@ -131,7 +135,9 @@ export async function scrollLongTasks(browser, url, { webgpu = false, block = 0,
       await page.evaluate((y) => window.scrollTo(0, y), y);
       await page.waitForTimeout(500);
     }
-    return await page.evaluate((start) => window.longTasks.filter(([t]) => t >= start).map(([, d]) => d), start);
+    const tasks = await page.evaluate((start) => window.longTasks.filter(([t]) => t >= start).map(([, d]) => d), start);
+    await page.evaluate(() => window.wasmBindings.closedFormVelocity(new Float32Array([0, 0]), 2, new Float32Array([0, 0]), 0.5));
+    return tasks;
   } finally {
     await page.close();
   }
