@@ -1176,11 +1176,14 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
   // scroll that this shared two-core machine interrupts cannot fail it; a page that blocks on
   // every scroll does. The goal is 50 ms (compute in workers or on the GPU, copies and drawing in
   // pieces), reported by `cargo xtask bench`; the bound, 100 ms, leaves room for this machine.
+  // With WebGPU the adapter here is SwiftShader, which runs the figures' kernels on the same two
+  // cores as the page's thread (medians of 66 and 96 ms seen, single scrolls up to 162 ms): 150 ms
+  // there, which the 300 ms control still exceeds.
   const SCROLLS = 3;
-  const BOUND = 100;
+  const BOUND = webgpu ? 150 : 100;
   const article = `${origin}/index.html${query}`;
 
-  await t.check('no long task over 100 ms on the main thread while scrolling the article (median of 3 scrolls), and the check fails on a page that blocks', async () => {
+  await t.check(`no long task over ${BOUND} ms on the main thread while scrolling the article (median of 3 scrolls), and the check fails on a page that blocks`, async () => {
     // The suite's first page is done from here on (the checks after this one open pages of their
     // own): what is measured is one reader's page, not two copies of the article computing at
     // once on this machine's two cores (and, on WebGPU, in the one GPU process that also
