@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, launch, open, suite, slowest, assert, figuresInked, anyCanvasInked, scrollLongTasks, medianOfWorst, describeLongTasks, waitForStatus, focusOn } from './harness.mjs';
+import { serve, launch, open, suite, assert, figuresInked, anyCanvasInked, scrollLongTasks, medianOfWorst, describeLongTasks, waitForStatus, focusOn } from './harness.mjs';
 import { xssChecks, cspChecks, soakChecks } from './hostile.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -17,7 +17,6 @@ const FUZZ_SEEDS = [1, 2];
 
 const { server, origin } = await serve({ '/': dist });
 let allOk = true;
-const suites = [];
 const firstLosses = {};
 const alignmentSamples = {};
 const objectiveGap = {};
@@ -25,7 +24,6 @@ const objectiveGap = {};
 for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || process.env.E2E_MODE === (w ? 'webgpu' : 'cpu'))) {
   const mode = webgpu ? 'webgpu' : 'cpu';
   const t = suite(`browser tests (${mode})`);
-  suites.push(t);
   const browser = await launch({ webgpu });
   // SwiftShader is a software adapter, which the page declines by default (its own CPU path is
   // faster); the WebGPU runs ask for it explicitly.
@@ -1350,5 +1348,4 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
 }
 
 server.close();
-slowest(suites);
 process.exit(allOk ? 0 : 1);
