@@ -99,14 +99,23 @@ export function suite(name) {
   };
 }
 
+/// Waits until the work a page has already submitted is done: a closed-form call queued behind it
+/// on the page's device (or, on the CPU path, its compute) answers only after that work. `module`
+/// names the page's global that holds the module's exports. On a software WebGPU adapter one GPU
+/// process runs every page's kernels, so a page's queued work (seconds of it on SwiftShader) would
+/// otherwise be measured as the next page's, or mistaken for a leak.
+export async function fence(page, module = 'wasmBindings') {
+  await page.evaluate((module) => window[module].closedFormVelocity(new Float32Array([0, 0]), 2, new Float32Array([0, 0]), 0.5), module);
+}
+
 /// One reader's scroll through the page at `url`, freshly opened in `browser`: the durations (ms)
 /// of the main thread's long tasks (over 50 ms) meanwhile, 400 px every 500 ms. `block` injects a
 /// busy loop of that many ms into the page's first scroll event (a control: what a page that
 /// blocks looks like to this measure); `steps` cuts the scroll short.
 ///
-/// Before the page closes, a call queued behind the work it submitted is awaited: on a software
-/// WebGPU adapter one GPU process runs every page's kernels and composites them, and the kernels
-/// a closed page had queued (tens of seconds of them) would hold back the next page's frames.
+/// Before the page closes it is fenced (`fence`): on a software WebGPU adapter one GPU process runs
+/// every page's kernels and composites them, and the kernels a closed page had queued (tens of
+/// seconds of them) would hold back the next page's frames.
 export async function scrollLongTasks(browser, url, { webgpu = false, block = 0, steps = Infinity } = {}) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   try {
@@ -136,7 +145,7 @@ export async function scrollLongTasks(browser, url, { webgpu = false, block = 0,
       await page.waitForTimeout(500);
     }
     const tasks = await page.evaluate((start) => window.longTasks.filter(([t]) => t >= start).map(([, d]) => d), start);
-    await page.evaluate(() => window.wasmBindings.closedFormVelocity(new Float32Array([0, 0]), 2, new Float32Array([0, 0]), 0.5));
+    await fence(page);
     return tasks;
   } finally {
     await page.close();

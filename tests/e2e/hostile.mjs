@@ -1,7 +1,7 @@
 // Browser checks of hostile and careless use: crafted links and attributes stay data, a strict
 // Content-Security-Policy, and no leaks over many mount/remove and train/free cycles.
 import path from 'node:path';
-import { serve, launch, assert, figuresInked } from './harness.mjs';
+import { serve, launch, assert, figuresInked, fence } from './harness.mjs';
 
 // Classic payloads: each would call window.__xss() if it ever became markup or script.
 export const PAYLOADS = [
@@ -265,28 +265,31 @@ export async function soakChecks({ t, browser, origin, query, mode }) {
       const dom = await cdp.send('Memory.getDOMCounters');
       return { ...inPage, heap: heap.usedSize, listeners: dom.jsEventListeners, nodes: dom.nodes };
     };
-    const figureCycle = (names) => page.evaluate(async (names) => {
-      const main = document.querySelector('main');
-      const els = names.map((name) => {
-        const el = document.createElement('fm-figure');
-        el.setAttribute('name', name);
-        el.setAttribute('share', 'off');
-        main.prepend(el);
-        return el;
-      });
-      // Two frames of life (visible ones start their work), then gone.
-      await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-      await new Promise((r) => setTimeout(r, 100));
-      for (const el of els) el.remove();
-      // Work already submitted finishes (a removed figure starts no more): a call queued behind
-      // it on the page's device (or CPU) is the fence, so that a slow adapter cannot pile up
-      // cycles that are still running, which would be mistaken for a leak.
-      await window.__m.closedFormVelocity(new Float32Array([0, 0]), 2, new Float32Array([0, 0]), 0.5);
+    const figureCycle = async (names) => {
+      await page.evaluate(async (names) => {
+        const main = document.querySelector('main');
+        const els = names.map((name) => {
+          const el = document.createElement('fm-figure');
+          el.setAttribute('name', name);
+          el.setAttribute('share', 'off');
+          main.prepend(el);
+          return el;
+        });
+        // Two frames of life (visible ones start their work), then gone.
+        await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+        await new Promise((r) => setTimeout(r, 100));
+        for (const el of els) el.remove();
+      }, names);
+      // Work already submitted finishes (a removed figure starts no more), so that a slow adapter
+      // cannot pile up cycles that are still running, which would be mistaken for a leak.
+      await fence(page, '__m');
       // The same for the compute workers (the training worker included): each answers after
       // the messages before, training chunks among them.
-      await window.__m.workersHoldingForTesting();
-      await new Promise((r) => setTimeout(r, 50));
-    }, names);
+      await page.evaluate(async () => {
+        await window.__m.workersHoldingForTesting();
+        await new Promise((r) => setTimeout(r, 50));
+      });
+    };
     const trainerCycle = () => page.evaluate(async () => {
       const tr = await window.__m.createTrainer({ data: window.__moons, dim: 2, hidden: 32, depth: 2, batch: 64 });
       const losses = await tr.train(50);

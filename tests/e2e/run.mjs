@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, launch, open, suite, assert, figuresInked, anyCanvasInked, scrollLongTasks, medianOfWorst, describeLongTasks, waitForStatus, focusOn } from './harness.mjs';
+import { serve, launch, open, suite, assert, figuresInked, anyCanvasInked, scrollLongTasks, medianOfWorst, describeLongTasks, waitForStatus, focusOn, fence } from './harness.mjs';
 import { xssChecks, cspChecks, soakChecks } from './hostile.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -1186,11 +1186,11 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     // own): what is measured is one reader's page, not two copies of the article computing at
     // once on this machine's two cores (and, on WebGPU, in the one GPU process that also
     // composites every page). Its figures are hidden (they start no work), a call queued behind
-    // the work it already submitted is the fence (its kernels, seconds of them on SwiftShader, are
+    // the work it already submitted is awaited (`fence`: its kernels, seconds of them on SwiftShader, are
     // done), and it is closed, so that nothing the API checks left behind (the fuzzer holds a
     // 280 MB array) shares this machine with the measured page.
     await page.evaluate(() => document.querySelectorAll('[data-figure]').forEach((e) => { e.style.display = 'none'; }));
-    await page.evaluate(() => window.wasmBindings.closedFormVelocity(new Float32Array([0, 0]), 2, new Float32Array([0, 0]), 0.5));
+    await fence(page);
     await page.close();
     // In the suite's browser, whose GPU process has compiled every figure's kernels by now: a
     // fresh one compiles them during the scroll, and SwiftShader compiles on this machine's two
