@@ -7,9 +7,10 @@
 //! `--plan` prints only the workgroup table (no adapter needed).
 
 use fm_explainer::flow::mlp::{self, MlpShape, Target};
+use fm_explainer::flow::training::TrainOptions;
 use fm_explainer::flow::{rng::Rng, ClosedForm};
 use fm_explainer::gpu::closed_form::{Plan, TARGET_WORKGROUPS};
-use fm_explainer::gpu::trainer::{GpuTrainer, TrainOptions, TrainingPipelines};
+use fm_explainer::gpu::trainer::{GpuTrainer, TrainingPipelines};
 use fm_explainer::gpu::{ClosedFormPipeline, Gpu, TrainingSet};
 use pollster::block_on;
 use std::time::Instant;

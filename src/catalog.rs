@@ -82,6 +82,70 @@ impl Setting {
     }
 }
 
+impl Setting {
+    /// The setting as the figure handles describe it: "t: a number in [0, 0.999] (step 0.001)",
+    /// "dataset: one of moons, ...".
+    pub fn describe(&self) -> String {
+        match self.kind {
+            Kind::Number { min, max, step, .. } => {
+                format!("{}: a number in [{min}, {max}] (step {step})", self.key)
+            }
+            Kind::Choice { .. } => format!("{}: one of {}", self.key, self.values().join(", ")),
+        }
+    }
+
+    /// A choice's values in the order of its drop-down (empty for a number).
+    fn values(&self) -> Vec<&'static str> {
+        self.options().into_iter().map(|(value, _)| value).collect()
+    }
+
+    /// `value`, as a page hands it in (an attribute, a link, `FigureHandle.set`), checked against
+    /// the setting: the value for its control, or why it is refused (saying what is valid).
+    pub fn check(&self, value: &str) -> Result<String, String> {
+        match self.kind {
+            Kind::Number { min, max, .. } => {
+                match value.trim().parse::<f64>().ok().filter(|v| v.is_finite()) {
+                    Some(v) if v >= min && v <= max => Ok(v.to_string()),
+                    _ => Err(format!(
+                        "{} must be {}, got \"{value}\"",
+                        self.key,
+                        &self.describe()[self.key.len() + 2..]
+                    )),
+                }
+            }
+            Kind::Choice { .. } => match self.values().contains(&value) {
+                true => Ok(value.to_string()),
+                false => Err(format!(
+                    "{} must be one of {}, got \"{value}\"",
+                    self.key,
+                    self.values().join(", ")
+                )),
+            },
+        }
+    }
+}
+
+impl FigureSpec {
+    /// Setting `key` checked with `Setting::check`; an unknown key is refused with the figure's
+    /// settings.
+    pub fn check(&self, key: &str, value: &str) -> Result<(&'static Setting, String), String> {
+        let Some(setting) = self.settings.iter().find(|s| s.key == key) else {
+            return Err(match self.settings.is_empty() {
+                true => format!("this figure has no setting \"{key}\" (it has none)"),
+                false => format!(
+                    "this figure has no setting \"{key}\"; its settings: {}",
+                    self.settings
+                        .iter()
+                        .map(Setting::describe)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            });
+        };
+        Ok((setting, setting.check(value)?))
+    }
+}
+
 /// What the JS API exports for a figure (`figures()`): `{ name, settings }`.
 #[derive(Serialize)]
 pub struct FigureView {
@@ -467,5 +531,41 @@ mod tests {
         );
         assert_eq!(model_capacity::N.steps(), 50);
         assert!(embed_list().contains("  'hybrid-tau': ['tau'],\n"));
+    }
+
+    #[test]
+    fn settings_from_a_page_are_checked_against_the_catalogue() {
+        let field = figure("velocity-field").unwrap();
+        assert_eq!(field.check("t", " 0.25 ").unwrap().1, "0.25");
+        assert_eq!(field.check("t", "0").unwrap().1, "0");
+        assert_eq!(field.check("dataset", "rings").unwrap().1, "rings");
+        for bad in ["1", "-0.1", "NaN", "Infinity", "", "0.5x"] {
+            assert_eq!(
+                field.check("t", bad).unwrap_err(),
+                format!("t must be a number in [0, 0.999] (step 0.001), got \"{bad}\"")
+            );
+        }
+        assert!(field
+            .check("dataset", "Moons")
+            .unwrap_err()
+            .starts_with("dataset must be one of moons, 8gaussians,"));
+        let unknown = field.check("tau", "0.5").unwrap_err();
+        assert!(
+            unknown.starts_with(
+                "this figure has no setting \"tau\"; its settings: dataset: one of moons,"
+            ),
+            "{unknown}"
+        );
+        assert!(
+            unknown.contains("; t: a number in [0, 0.999] (step 0.001)"),
+            "{unknown}"
+        );
+        assert_eq!(
+            figure("noise-to-data")
+                .unwrap()
+                .check("t", "0")
+                .unwrap_err(),
+            "this figure has no setting \"t\" (it has none)"
+        );
     }
 }

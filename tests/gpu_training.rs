@@ -3,8 +3,9 @@
 mod common;
 
 use fm_explainer::flow::mlp::{MlpShape, Target};
+use fm_explainer::flow::training::TrainOptions;
 use fm_explainer::flow::Dataset;
-use fm_explainer::gpu::trainer::{cpu_twin, GpuTrainer, TrainOptions, TrainingPipelines};
+use fm_explainer::gpu::trainer::{cpu_twin, GpuTrainer, TrainingPipelines};
 use fm_explainer::gpu::ClosedFormPipeline;
 use pollster::block_on;
 

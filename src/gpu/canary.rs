@@ -3,8 +3,9 @@
 //! races where the specification says it may is declined like a missing GPU.
 
 use super::kernel_report::{training_error, TRAINING_TOLERANCE};
-use super::trainer::{cpu_twin, GpuTrainer, TrainOptions, TrainingPipelines};
+use super::trainer::{cpu_twin, GpuTrainer, TrainingPipelines};
 use super::{ClosedFormPipeline, Gpu, GpuError, TrainingSet};
+use crate::flow::training::TrainOptions;
 use crate::flow::{self, mlp, rng::Rng};
 
 /// Largest relative error of a closed-form row accepted (the native kernel tests hold 1e-3 on

@@ -1,8 +1,9 @@
 //! Every kernel on the device at hand against its CPU twin, with times: what `/gpu-check.html`
 //! shows a maintainer on new hardware, and what the native tests require on lavapipe.
 
-use super::trainer::{cpu_twin, GpuTrainer, TrainOptions, TrainingPipelines};
+use super::trainer::{cpu_twin, GpuTrainer, TrainingPipelines};
 use super::{ClosedFormPipeline, Gpu, GpuError, TrainingSet};
+use crate::flow::training::TrainOptions;
 use crate::flow::{self, alignment, closed_form, mlp, rng::Rng, sampler, Dataset};
 
 /// One line of the report.

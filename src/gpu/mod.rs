@@ -1,5 +1,6 @@
 //! The same closed form on WebGPU through wgpu: device acquisition, one struct per pipeline, a
-//! readback helper, and the `Backend` that answers on the GPU or falls back to `flow` on the CPU.
+//! readback helper, and `GpuBackend` (a device and its pipelines). Which of the GPU, the compute
+//! workers or the page's thread runs a computation is `web::compute`'s to say.
 
 pub mod backend;
 pub mod canary;

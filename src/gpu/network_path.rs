@@ -7,7 +7,7 @@
 
 use super::closed_form::{ClosedFormPipeline, VelocityBuffers};
 use super::readback::read_f32;
-use super::trainer::{storage, uniform, Gemm, GpuTrainer, GEMM_TILE, P_GEMM, P_PATH};
+use super::trainer::{storage, uniform, Gemm, GpuTrainer, Kernel, GEMM_TILE};
 use super::{Gpu, GpuError};
 use crate::flow::mlp::MlpShape;
 use crate::flow::sampler::step_time;
@@ -156,7 +156,7 @@ impl GpuTrainer {
             false => None,
         };
 
-        let bind = |pipeline: usize, entries: &[(u32, wgpu::BindingResource)]| {
+        let bind = |pipeline: Kernel, entries: &[(u32, wgpu::BindingResource)]| {
             let entries: Vec<wgpu::BindGroupEntry> = entries
                 .iter()
                 .map(|(binding, resource)| wgpu::BindGroupEntry {
@@ -206,7 +206,7 @@ impl GpuTrainer {
         gpu.queue.write_buffer(&step_uniforms, 0, &bytes);
         let path_group = |k: usize, velocity: &wgpu::Buffer| {
             bind(
-                P_PATH,
+                Kernel::PathStep,
                 &[
                     (
                         0,
@@ -235,7 +235,7 @@ impl GpuTrainer {
             .collect();
 
         let path_step = |pass: &mut wgpu::ComputePass, k: usize| {
-            pass.set_pipeline(&self.pipelines[P_PATH]);
+            pass.set_pipeline(&self.pipelines[Kernel::PathStep]);
             pass.set_bind_group(0, &path_groups[k], &[]);
             pass.dispatch_workgroups(path_workgroups.0, path_workgroups.1, 1);
         };
@@ -359,7 +359,7 @@ impl Forward {
             });
             let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("network gemm"),
-                layout: &trainer.pipelines[P_GEMM].get_bind_group_layout(0),
+                layout: &trainer.pipelines[Kernel::Gemm].get_bind_group_layout(0),
                 entries: &entries,
             });
             dispatches.push((
@@ -377,7 +377,7 @@ impl Forward {
     }
 
     fn record(&self, trainer: &GpuTrainer, pass: &mut wgpu::ComputePass) {
-        pass.set_pipeline(&trainer.pipelines[P_GEMM]);
+        pass.set_pipeline(&trainer.pipelines[Kernel::Gemm]);
         for (group, (wx, wy)) in &self.dispatches {
             pass.set_bind_group(0, group, &[]);
             pass.dispatch_workgroups(*wx, *wy, 1);

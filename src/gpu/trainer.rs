@@ -7,15 +7,42 @@ use super::closed_form::{ClosedFormPipeline, RecordedVelocity, VelocityBuffers};
 use super::readback::{read_f32, start_read, PendingRead};
 use super::{shaders, Gpu, GpuError};
 use crate::flow::mlp::{MlpShape, Target};
+use crate::flow::training::TrainOptions;
 use wgpu::util::DeviceExt;
 
 /// Steps encoded per submission (the losses buffer holds one value per step).
 const STEPS_PER_SUBMISSION: usize = 256;
-/// Output rows and columns of one GEMM workgroup (shaders/mlp_gemm.wgsl).
+/// Output rows and columns of one GEMM workgroup (shaders/mlKernel::Gemm.wgsl).
 pub(super) const GEMM_TILE: u32 = 64;
-/// The index of the GEMM and the path step pipelines in `TrainingPipelines`.
-pub(super) const P_GEMM: usize = 1;
-pub(super) const P_PATH: usize = 6;
+/// The training kernels by name: each is one pipeline of `TrainingPipelines`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kernel {
+    /// Draws the batch (x0, x1, t) and builds x_t, the inputs and the CFM target.
+    Batch,
+    /// The register-blocked GEMM of the forward and backward passes.
+    Gemm,
+    /// The loss's partial sums, then their total.
+    Loss,
+    LossTotal,
+    /// The Adam update, then the step counter.
+    Adam,
+    Advance,
+    /// One Euler step of a network's (or the hybrid model's) path.
+    PathStep,
+}
+
+impl Kernel {
+    /// Every kernel, in the order `TrainingPipelines` holds them.
+    const ALL: [Kernel; 7] = [
+        Kernel::Batch,
+        Kernel::Gemm,
+        Kernel::Loss,
+        Kernel::LossTotal,
+        Kernel::Adam,
+        Kernel::Advance,
+        Kernel::PathStep,
+    ];
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -70,12 +97,21 @@ struct LossConfig {
     _pad: u32,
 }
 
-/// Values of the loss per workgroup of its first pass (shaders/mlp_loss.wgsl).
+/// Values of the loss per workgroup of its first pass (shaders/mlKernel::Loss.wgsl).
 const LOSS_PER_GROUP: usize = 1024;
 
-/// The training kernels, compiled once per device and shared by every trainer on it.
+/// The training kernels, compiled once per device and shared by every trainer on it (a clone
+/// shares the pipelines), looked up by `Kernel`.
+#[derive(Clone)]
 pub struct TrainingPipelines {
     pipelines: Vec<wgpu::ComputePipeline>,
+}
+
+impl std::ops::Index<Kernel> for TrainingPipelines {
+    type Output = wgpu::ComputePipeline;
+    fn index(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
+        &self.pipelines[kernel as usize]
+    }
 }
 
 impl TrainingPipelines {
@@ -87,41 +123,34 @@ impl TrainingPipelines {
                 source: wgpu::ShaderSource::Wgsl(source.into()),
             })
         };
-        let compute = |label: &str, module: &wgpu::ShaderModule, entry: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(label),
-                layout: None,
-                module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
+        let batch = module("mlKernel::Batch.wgsl", shaders::MLP_BATCH);
+        let gemm = module("mlKernel::Gemm.wgsl", shaders::MLP_GEMM);
+        let loss = module("mlKernel::Loss.wgsl", shaders::MLP_LOSS);
+        let adam = module("mlKernel::Adam.wgsl", shaders::MLP_ADAM);
+        let path = module("mlp_path.wgsl", shaders::MLP_PATH);
+        let pipelines = Kernel::ALL
+            .iter()
+            .map(|&kernel| {
+                let (label, module, entry) = match kernel {
+                    Kernel::Batch => ("mlp batch", &batch, "main"),
+                    Kernel::Gemm => ("mlp gemm", &gemm, "main"),
+                    Kernel::Loss => ("mlp loss", &loss, "partial"),
+                    Kernel::LossTotal => ("mlp loss total", &loss, "finish"),
+                    Kernel::Adam => ("mlp adam", &adam, "main"),
+                    Kernel::Advance => ("mlp step counter", &adam, "advance"),
+                    Kernel::PathStep => ("mlp path step", &path, "main"),
+                };
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(label),
+                    layout: None,
+                    module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
             })
-        };
-        let loss = module("mlp_loss.wgsl", shaders::MLP_LOSS);
-        let adam = module("mlp_adam.wgsl", shaders::MLP_ADAM);
-        TrainingPipelines {
-            pipelines: vec![
-                compute(
-                    "mlp batch",
-                    &module("mlp_batch.wgsl", shaders::MLP_BATCH),
-                    "main",
-                ),
-                compute(
-                    "mlp gemm",
-                    &module("mlp_gemm.wgsl", shaders::MLP_GEMM),
-                    "main",
-                ),
-                compute("mlp loss", &loss, "partial"),
-                compute("mlp loss total", &loss, "finish"),
-                compute("mlp adam", &adam, "main"),
-                compute("mlp step counter", &adam, "advance"),
-                compute(
-                    "mlp path step",
-                    &module("mlp_path.wgsl", shaders::MLP_PATH),
-                    "main",
-                ),
-            ],
-        }
+            .collect();
+        TrainingPipelines { pipelines }
     }
 }
 
@@ -139,15 +168,6 @@ struct AdamConfig {
 const FORWARD: u32 = 0;
 const BACK_INPUT: u32 = 1;
 const WEIGHT_GRAD: u32 = 2;
-
-/// Options of a training run.
-#[derive(Debug, Clone, Copy)]
-pub struct TrainOptions {
-    pub batch: usize,
-    pub lr: f32,
-    pub seed: u32,
-    pub target: Target,
-}
 
 type ErrorVerdict = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
 
@@ -187,7 +207,7 @@ pub fn cpu_twin(
 
 /// One dispatch of a training step, with everything bound.
 struct Dispatch {
-    pipeline: usize,
+    pipeline: Kernel,
     bind_group: wgpu::BindGroup,
     workgroups: (u32, u32),
 }
@@ -198,7 +218,7 @@ pub struct GpuTrainer {
     pub(super) params: wgpu::Buffer,
     losses: wgpu::Buffer,
     counter: wgpu::Buffer,
-    pub(super) pipelines: Vec<wgpu::ComputePipeline>,
+    pub(super) pipelines: TrainingPipelines,
     step_dispatches: Vec<Dispatch>,
     /// The EFM target, evaluated between the batch draw (dispatch 0) and the forward pass.
     efm: Option<RecordedVelocity>,
@@ -268,8 +288,7 @@ impl GpuTrainer {
         }
         let offsets = shape.offsets();
 
-        let pipelines = kernels.pipelines.clone();
-        let [p_batch, p_gemm, p_loss, p_finish, p_adam, p_advance] = [0, 1, 2, 3, 4, 5];
+        let pipelines = kernels.clone();
 
         let params_buf = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("mlp parameters"),
@@ -311,7 +330,7 @@ impl GpuTrainer {
             delta.push(storage(device, &format!("delta{l}"), batch * n_out));
         }
 
-        let bind = |pipeline: usize, label: &str, entries: &[(u32, &wgpu::Buffer)]| {
+        let bind = |pipeline: Kernel, label: &str, entries: &[(u32, &wgpu::Buffer)]| {
             let entries: Vec<wgpu::BindGroupEntry> = entries
                 .iter()
                 .map(|&(binding, buffer)| wgpu::BindGroupEntry {
@@ -342,9 +361,9 @@ impl GpuTrainer {
             },
         );
         dispatches.push(Dispatch {
-            pipeline: p_batch,
+            pipeline: Kernel::Batch,
             bind_group: bind(
-                p_batch,
+                Kernel::Batch,
                 "batch",
                 &[
                     (0, &cfg),
@@ -382,9 +401,9 @@ impl GpuTrainer {
                         out2: &wgpu::Buffer| {
             let cfg = uniform(device, "gemm config", &g);
             let d = Dispatch {
-                pipeline: p_gemm,
+                pipeline: Kernel::Gemm,
                 bind_group: bind(
-                    p_gemm,
+                    Kernel::Gemm,
                     "gemm",
                     &[
                         (0, &cfg),
@@ -420,9 +439,9 @@ impl GpuTrainer {
         );
         let loss_dispatches = [
             Dispatch {
-                pipeline: p_loss,
+                pipeline: Kernel::Loss,
                 bind_group: bind(
-                    p_loss,
+                    Kernel::Loss,
                     "loss",
                     &[
                         (0, &loss_cfg),
@@ -435,9 +454,9 @@ impl GpuTrainer {
                 workgroups: (loss_groups, 1),
             },
             Dispatch {
-                pipeline: p_finish,
+                pipeline: Kernel::LossTotal,
                 bind_group: bind(
-                    p_finish,
+                    Kernel::LossTotal,
                     "loss total",
                     &[
                         (0, &loss_cfg),
@@ -497,9 +516,9 @@ impl GpuTrainer {
         );
         let groups = (count as u32).div_ceil(256);
         dispatches.push(Dispatch {
-            pipeline: p_adam,
+            pipeline: Kernel::Adam,
             bind_group: bind(
-                p_adam,
+                Kernel::Adam,
                 "adam",
                 &[
                     (0, &adam_cfg),
@@ -514,8 +533,8 @@ impl GpuTrainer {
         });
         uniforms.push(adam_cfg);
         dispatches.push(Dispatch {
-            pipeline: p_advance,
-            bind_group: bind(p_advance, "advance", &[(6, &counter)]),
+            pipeline: Kernel::Advance,
+            bind_group: bind(Kernel::Advance, "advance", &[(6, &counter)]),
             workgroups: (1, 1),
         });
 

@@ -5,8 +5,8 @@
 //! anything is copied into wasm memory.
 
 use super::args::{floats, number, optional_number, Floats};
+use super::backend::{backend, backend_now};
 use super::compute::Ready;
-use super::shared::{backend, backend_now};
 use crate::flow::{self, budget, error as check, FlowError};
 use js_sys::Float32Array;
 use std::cell::Cell;
@@ -146,15 +146,9 @@ export interface KernelReport {
 }
 "#;
 
-#[wasm_bindgen(js_name = heldFloatsForTesting)]
-pub fn held_floats_for_testing() -> f64 {
-    HELD.with(Cell::get) as f64
-}
-
-/// The module's linear memory in bytes (it grows, never shrinks; for the leak tests).
-#[wasm_bindgen(js_name = wasmMemoryBytesForTesting)]
-pub fn wasm_memory_bytes_for_testing() -> f64 {
-    (core::arch::wasm32::memory_size(0) * 65_536) as f64
+/// Floats the calls in flight hold under the memory budget now.
+pub(super) fn held_floats() -> u64 {
+    HELD.with(Cell::get)
 }
 
 /// A training set argument: n x dim, checked for size only (copied later, under a budget).
@@ -199,7 +193,7 @@ pub async fn backend_note() -> String {
 #[wasm_bindgen(js_name = gpuCheck, unchecked_return_type = "GpuCheck | null")]
 pub async fn gpu_check() -> JsValue {
     let _ = backend().await;
-    match super::shared::gpu_check() {
+    match super::backend::gpu_check() {
         Some((ms, verdict)) => {
             let out = js_sys::Object::new();
             let _ = js_sys::Reflect::set(&out, &"ms".into(), &ms.into());
@@ -208,13 +202,6 @@ pub async fn gpu_check() -> JsValue {
         }
         None => JsValue::NULL,
     }
-}
-
-/// Destroys the page's GPU device, as a driver reset or a GPU process crash would, so that tests
-/// can check that the page carries on on the CPU. Resolves to false when there is no GPU device.
-#[wasm_bindgen(js_name = loseGpuDeviceForTesting)]
-pub async fn lose_gpu_device_for_testing() -> bool {
-    super::shared::lose_device().await
 }
 
 /// Runs every WGSL kernel on a WebGPU device of its own (software adapters included) against
@@ -308,7 +295,7 @@ pub async fn closed_form_velocity(
     let times = vec![t; m as usize];
     Ok(finite_result(
         "the velocity",
-        &set.velocity_at(&backend, &points, &times).await?,
+        &set.velocity_at(&points, &times).await?,
     )?)
 }
 
@@ -366,7 +353,7 @@ pub async fn sample_closed_form(
     let set = Ready::from_js(&backend, &data, dim).await?;
     Ok(finite_result(
         "the samples",
-        &set.sample(&backend, &x0, steps, t0).await?,
+        &set.sample(&x0, steps, t0).await?,
     )?)
 }
 
@@ -425,9 +412,7 @@ pub async fn cosine_alignment(
     let mut cosines = Vec::with_capacity(times.len() * pairs);
     for block in times.chunks(per_block as usize) {
         let queries = q.queries(block);
-        let u = set
-            .velocity_at(&backend, &queries.points, &queries.times)
-            .await?;
+        let u = set.velocity_at(&queries.points, &queries.times).await?;
         cosines.extend(flow::alignment::row_cosines(&u, &queries.targets, dim));
     }
     Ok(finite_result("the cosines", &cosines)?)

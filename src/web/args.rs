@@ -1,7 +1,7 @@
 //! Arguments from JS, read without running the caller's code: Float32Arrays recognised by the
 //! engine's own getters and brought into the module in pieces, numbers.
 
-use super::shared::{intrinsic_getter, pace};
+use super::turns::pace;
 use crate::flow::FlowError;
 use js_sys::Float32Array;
 use wasm_bindgen::prelude::*;
@@ -185,4 +185,21 @@ pub fn optional_number(
     } else {
         number(name, value)
     }
+}
+
+/// The getter the engine defines for `key` on the prototype `proto`, to call on values a page
+/// hands in: it reads an internal slot, so neither a Proxy nor an own property nor a subclass can
+/// change its answer, and on a value without that slot it throws (which `Function::call0`
+/// catches) instead of running the page's code inside the module.
+pub(super) fn intrinsic_getter(
+    proto: &wasm_bindgen::JsValue,
+    key: &wasm_bindgen::JsValue,
+) -> Option<js_sys::Function> {
+    use wasm_bindgen::JsCast;
+    let descriptor =
+        js_sys::Object::get_own_property_descriptor(proto.dyn_ref::<js_sys::Object>()?, key);
+    js_sys::Reflect::get(&descriptor, &"get".into())
+        .ok()?
+        .dyn_into()
+        .ok()
 }

@@ -1,13 +1,17 @@
-//! Where a closed-form computation runs: on the GPU when the page has one, else split across the
-//! compute workers (`pool`), else on the page's own thread in paced slices.
+//! Where a computation runs, decided here alone: on the page's GPU when it has one, else split
+//! across the compute workers (`pool`), else on the page's own thread in paced slices. A set or
+//! a trainer is made in one of the three places and keeps what it needs to compute there (a GPU
+//! set holds its device), so the figures and the API call the same methods whatever the place,
+//! and no set can meet another place's work.
 
 use super::pool::{pool, Failure, PoolSet, PoolTrainer};
-use super::shared::pace;
+use super::turns::pace;
 use crate::flow;
 use crate::flow::mlp::MlpShape;
 use crate::flow::sampler::HybridPath;
-use crate::gpu::backend::{Prepared, FORWARD_ROWS, UPLOAD_PIECE};
-use crate::gpu::trainer::{GpuTrainer, TrainOptions};
+use crate::flow::training::{row_blocks, CpuTraining, TrainOptions};
+use crate::gpu::backend::{GpuBackend, UPLOAD_PIECE};
+use crate::gpu::trainer::GpuTrainer;
 use crate::gpu::{Backend, GpuError, TrainingSet};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -32,10 +36,11 @@ thread_local! {
     static SHARED: RefCell<Vec<SharedSet>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A training set ready for closed-form queries on one of the three.
+/// A training set ready for closed-form queries, in one of the three places.
 pub enum Ready {
-    Pool(PoolSet),
-    Backend(Prepared),
+    Gpu(Rc<GpuBackend>, TrainingSet),
+    Workers(PoolSet),
+    Here(flow::ClosedForm),
 }
 
 impl Ready {
@@ -47,27 +52,40 @@ impl Ready {
         data: &super::args::Floats,
         dim: usize,
     ) -> Result<Ready, ComputeError> {
-        if matches!(backend, Backend::Cpu { .. }) {
-            if let Some(pool) = pool().await {
-                return Ok(Ready::Pool(pool.load_js(data.array(), dim).await));
+        match backend {
+            Backend::Gpu(b) => {
+                // Straight from the caller's array to the GPU a piece at a time, through one
+                // piece of wasm memory (the 31 MB of a digits-sized set are never copied whole).
+                let set = TrainingSet::empty(&b.gpu, data.len as usize / dim, dim)?;
+                data.pieces(UPLOAD_PIECE, |start, values| {
+                    set.write(&b.gpu, start, values)
+                })
+                .await
+                .map_err(|e| ComputeError::Input(e.to_string()))?;
+                Ok(Ready::Gpu(b.clone(), set))
             }
+            Backend::Cpu { .. } => match pool().await {
+                Some(pool) => Ok(Ready::Workers(pool.load_js(data.array(), dim).await)),
+                None => {
+                    let values = data
+                        .copy()
+                        .await
+                        .map_err(|e| ComputeError::Input(e.to_string()))?;
+                    Ok(Ready::Here(flow::ClosedForm::from_rows(values, dim)))
+                }
+            },
         }
-        if let Backend::Gpu(b) = backend {
-            // Straight from the caller's array to the GPU a piece at a time, through one
-            // piece of wasm memory (the 31 MB of a digits-sized set are never copied whole).
-            let set = TrainingSet::empty(&b.gpu, data.len as usize / dim, dim)?;
-            data.pieces(UPLOAD_PIECE, |start, values| {
-                set.write(&b.gpu, start, values)
-            })
-            .await
-            .map_err(|e| ComputeError::Input(e.to_string()))?;
-            return Ok(Ready::Backend(Prepared::Gpu(set)));
+    }
+
+    /// Whether this set computes where `backend` says the page computes now: on that very GPU,
+    /// or (on the CPU path) in live workers or here.
+    fn fits(&self, backend: &Backend) -> bool {
+        match (self, backend) {
+            (Ready::Gpu(set_gpu, _), Backend::Gpu(page_gpu)) => Rc::ptr_eq(set_gpu, page_gpu),
+            (Ready::Workers(set), Backend::Cpu { .. }) => set.is_live(),
+            (Ready::Here(_), Backend::Cpu { .. }) => true,
+            _ => false,
         }
-        let values = data
-            .copy()
-            .await
-            .map_err(|e| ComputeError::Input(e.to_string()))?;
-        Ok(Ready::Backend(backend.prepare_owned(values, dim)?))
     }
 
     /// `cached` when a figure already holds its set where the page now computes, else the set
@@ -80,34 +98,28 @@ impl Ready {
         data: &Rc<Vec<f32>>,
         dim: usize,
     ) -> Result<Rc<Ready>, ComputeError> {
-        let on_gpu = matches!(backend, Backend::Gpu(_));
-        let fits = |c: &Ready| match c {
-            Ready::Pool(set) => !on_gpu && set.is_live(),
-            Ready::Backend(Prepared::Gpu(_)) => on_gpu,
-            Ready::Backend(Prepared::Cpu(_)) => !on_gpu,
-        };
-        if let Some(c) = cached.filter(|c| fits(c)) {
+        if let Some(c) = cached.filter(|c| c.fits(backend)) {
             return Ok(c);
         }
         let shared = SHARED.with(|shared| {
             let mut shared = shared.borrow_mut();
             shared.retain(|(d, _, r)| d.strong_count() > 0 && r.strong_count() > 0);
             shared.iter().find_map(|(d, k, r)| {
-                let r = r.upgrade().filter(|r| fits(r))?;
+                let r = r.upgrade().filter(|r| r.fits(backend))?;
                 (*k == dim && d.upgrade().is_some_and(|d| Rc::ptr_eq(&d, data))).then_some(r)
             })
         });
         if let Some(r) = shared {
             return Ok(r);
         }
-        // The workers only serve the CPU path: the GPU path never starts them.
-        let pool = if on_gpu { None } else { pool().await };
-        let ready = match pool {
-            Some(pool) => Rc::new(Ready::Pool(pool.load(data, dim).await)),
-            None => Rc::new(Ready::Backend(
-                backend.prepare_paced(data[..].into(), dim, pace).await?,
-            )),
-        };
+        let ready = Rc::new(match backend {
+            Backend::Gpu(b) => Ready::Gpu(b.clone(), b.upload_paced(data, dim, pace).await?),
+            // The workers only serve the CPU path: the GPU path never starts them.
+            Backend::Cpu { .. } => match pool().await {
+                Some(pool) => Ready::Workers(pool.load(data, dim).await),
+                None => Ready::Here(flow::ClosedForm::from_rows(data[..].to_vec(), dim)),
+            },
+        });
         SHARED.with(|shared| {
             shared
                 .borrow_mut()
@@ -116,141 +128,189 @@ impl Ready {
         Ok(ready)
     }
 
-    /// u*(x_q, t_q) for every row of `points`, each at its own time.
+    /// u*(x_q, t_q) for every row of `points`, each at its own time: one submission on the GPU,
+    /// one request to each worker, or here blocks of about 2^25 multiply-adds between turns.
     pub async fn velocity_at(
         &self,
-        backend: &Backend,
         points: &[f32],
         times: &[f32],
     ) -> Result<Vec<f32>, ComputeError> {
         match self {
-            Ready::Pool(set) => set.velocity_at(points, times).await.map_err(failed),
-            Ready::Backend(set) => Ok(backend.velocity_at(set, points, times, pace).await?),
+            Ready::Gpu(gpu, set) => Ok(gpu.velocity_at(set, points, times).await?),
+            Ready::Workers(set) => set.velocity_at(points, times).await.map_err(failed),
+            Ready::Here(set) => {
+                let per_block = ((1usize << 25) / set.data().len().max(1)).max(4) / 4 * 4;
+                let mut out = Vec::with_capacity(points.len());
+                for (x, t) in points
+                    .chunks(per_block * set.dim())
+                    .zip(times.chunks(per_block))
+                {
+                    out.extend(set.velocity_at(x, t));
+                    pace().await;
+                }
+                Ok(out)
+            }
         }
     }
 
     /// The positions after each of `steps` Euler steps of size `dt` from `t_start` (steps x m x
-    /// dim, step-major): one submission on the GPU; on the workers one round trip a step (the
-    /// page's thread only adds dt u); on the page's thread a turn for the page after each step.
+    /// dim, step-major): one submission on the GPU; elsewhere flow::sampler::euler_awaiting, the
+    /// velocity from the workers or from here.
     pub async fn trajectory(
         &self,
-        backend: &Backend,
         x0: &[f32],
         t_start: f32,
         dt: f32,
         steps: usize,
     ) -> Result<Vec<f32>, ComputeError> {
         match self {
-            Ready::Backend(set) => Ok(backend
-                .trajectory(set, x0, t_start, dt, steps, super::shared::yield_to_page)
-                .await?),
-            Ready::Pool(set) => pool_euler(set, x0, t_start, dt, steps, true).await,
+            Ready::Gpu(gpu, set) => Ok(gpu.trajectory(set, x0, t_start, dt, steps).await?),
+            _ => self.euler(x0, t_start, dt, steps, true).await,
         }
     }
 
-    /// The closed form's samples from `x0`: Euler in `steps` steps from `t0` to 1 (as
-    /// `Backend::sample`): one submission on the GPU, one round trip a step on the workers, a
-    /// turn for the page after each step on its own thread.
+    /// The closed form's samples from `x0`: Euler in `steps` steps from `t0` to 1: one
+    /// submission on the GPU, one round trip a step on the workers, a turn for the page after
+    /// each step here.
     pub async fn sample(
         &self,
-        backend: &Backend,
         x0: &[f32],
         steps: usize,
         t0: f32,
     ) -> Result<Vec<f32>, ComputeError> {
+        let dt = (1.0 - t0) / steps as f32;
         match self {
-            Ready::Backend(set) => Ok(backend.sample(set, x0, steps, t0, pace).await?),
-            Ready::Pool(set) => {
-                pool_euler(set, x0, t0, (1.0 - t0) / steps as f32, steps, false).await
-            }
+            Ready::Gpu(gpu, set) => Ok(gpu.euler(set, x0, t0, dt, steps).await?),
+            _ => self.euler(x0, t0, dt, steps, false).await,
         }
     }
-}
 
-/// flow::sampler::euler_awaiting with the velocity from the workers (the page's thread only
-/// adds dt u): every step's positions (steps x m x dim) when `keep_frames`, else the last.
-async fn pool_euler(
-    set: &PoolSet,
-    x0: &[f32],
-    t_start: f32,
-    dt: f32,
-    steps: usize,
-    keep_frames: bool,
-) -> Result<Vec<f32>, ComputeError> {
-    let m = x0.len() / set.dim();
-    flow::sampler::euler_awaiting(x0, t_start, dt, steps, keep_frames, async |x, t| {
-        set.velocity_at(x, &vec![t; m]).await.map_err(failed)
-    })
-    .await
+    /// flow::sampler::euler_awaiting off the GPU (the page's thread only adds dt u, or also
+    /// computes u here with a turn for the page after each step): every step's positions
+    /// (steps x m x dim) when `keep_frames`, else the last.
+    async fn euler(
+        &self,
+        x0: &[f32],
+        t_start: f32,
+        dt: f32,
+        steps: usize,
+        keep_frames: bool,
+    ) -> Result<Vec<f32>, ComputeError> {
+        flow::sampler::euler_awaiting(
+            x0,
+            t_start,
+            dt,
+            steps,
+            keep_frames,
+            async |x, t| match self {
+                Ready::Here(set) => {
+                    let u = set.velocity(x, t);
+                    pace().await;
+                    Ok(u)
+                }
+                _ => self.velocity_at(x, &vec![t; x.len() / self.dim()]).await,
+            },
+        )
+        .await
+    }
+
+    fn dim(&self) -> usize {
+        match self {
+            Ready::Gpu(_, set) => set.dim,
+            Ready::Workers(set) => set.dim(),
+            Ready::Here(set) => set.dim(),
+        }
+    }
 }
 
 /// A velocity network being trained: on the GPU, in the pool's training worker (the CPU path),
 /// or on the page's thread in paced steps where workers cannot run.
 pub enum Training {
-    Backend(crate::gpu::backend::Training),
-    Pool(PoolTrainer),
+    Gpu(Rc<GpuBackend>, Box<GpuTrainer>),
+    Workers(PoolTrainer),
+    Here(CpuTraining),
 }
 
 impl Training {
-    /// `shape` from its seeded initialisation, to be trained on `data` (n x dim).
+    /// `shape` from its seeded initialisation, to be trained on `data` (n x dim), where
+    /// `backend` says the page computes.
     pub async fn start(
         backend: &Backend,
         shape: MlpShape,
         data: &[f32],
         options: TrainOptions,
     ) -> Result<Training, ComputeError> {
-        if matches!(backend, Backend::Cpu { .. }) {
-            if let Some(pool) = pool().await {
-                if let Some(trainer) = pool.trainer(shape, data, options).await {
-                    return Ok(Training::Pool(trainer));
-                }
+        if let Backend::Gpu(b) = backend {
+            return Ok(Training::Gpu(
+                b.clone(),
+                Box::new(b.trainer(shape, data, options)?),
+            ));
+        }
+        if let Some(pool) = pool().await {
+            if let Some(trainer) = pool.trainer(shape, data, options).await {
+                return Ok(Training::Workers(trainer));
             }
         }
-        Ok(Training::Backend(backend.training(shape, data, options)?))
+        Ok(Training::Here(CpuTraining::new(
+            shape,
+            data.to_vec(),
+            options,
+        )))
     }
 
     /// `steps` optimisation steps: their losses, and the parameters after them when
-    /// `with_params` (in the same round trip to a worker).
+    /// `with_params` (in the same round trip to a worker). Here, a turn for the page between
+    /// steps.
     pub async fn train(
         &mut self,
-        backend: &Backend,
         steps: usize,
         with_params: bool,
     ) -> Result<(Vec<f32>, Option<Vec<f32>>), ComputeError> {
         match self {
-            Training::Pool(t) => t.train(steps, with_params).await.map_err(failed),
-            Training::Backend(t) => {
-                let losses = backend.train(t, steps, pace).await?;
+            Training::Workers(t) => t.train(steps, with_params).await.map_err(failed),
+            Training::Gpu(gpu, t) => {
+                let losses = gpu.train(t, steps).await?;
                 let params = match with_params {
-                    true => Some(backend.parameters(t).await?),
+                    true => Some(gpu.parameters(t).await?),
                     false => None,
                 };
                 Ok((losses, params))
             }
+            Training::Here(t) => {
+                let mut losses = Vec::with_capacity(steps);
+                for k in 0..steps {
+                    losses.push(t.step());
+                    if k + 1 < steps {
+                        pace().await;
+                    }
+                }
+                Ok((losses, with_params.then(|| t.params.clone())))
+            }
         }
+    }
+
+    /// Whether this trainer's GPU device is gone (it can no longer compute).
+    pub fn on_lost_gpu(&self) -> bool {
+        matches!(self, Training::Gpu(gpu, _) if gpu.is_lost())
     }
 
     /// The network as it is now, to evaluate: in the worker that trains it, on the GPU that
     /// trains it, or from its parameters here.
-    pub async fn network<'a>(
-        &'a self,
-        backend: &'a Backend,
-        shape: MlpShape,
-    ) -> Result<Network<'a>, ComputeError> {
-        Ok(match self {
-            Training::Pool(t) => Network::Pool(t),
-            Training::Backend(crate::gpu::backend::Training::Gpu(t)) => Network::Gpu(backend, t),
-            Training::Backend(t) => Network::Here(shape, backend.parameters(t).await?),
-        })
+    pub fn network(&self) -> Network<'_> {
+        match self {
+            Training::Workers(t) => Network::Workers(t),
+            Training::Gpu(gpu, t) => Network::Gpu(gpu, t),
+            Training::Here(t) => Network::Here(t.shape, &t.params),
+        }
     }
 }
 
 /// A trained network to evaluate: in its worker, on its GPU, or from its parameters on the
 /// page's thread.
 pub enum Network<'a> {
-    Pool(&'a PoolTrainer),
-    Gpu(&'a Backend, &'a GpuTrainer),
-    Here(MlpShape, Vec<f32>),
+    Workers(&'a PoolTrainer),
+    Gpu(&'a GpuBackend, &'a GpuTrainer),
+    Here(MlpShape, &'a [f32]),
 }
 
 impl Network<'_> {
@@ -258,9 +318,16 @@ impl Network<'_> {
     /// the page's thread a block of FORWARD_ROWS rows between turns.
     pub async fn velocity(&self, x: &[f32], t: &[f32]) -> Result<Vec<f32>, ComputeError> {
         match self {
-            Network::Pool(trainer) => trainer.velocity(x, t).await.map_err(failed),
-            Network::Gpu(backend, trainer) => Ok(backend.network_velocity(trainer, x, t).await?),
-            Network::Here(shape, params) => Ok(forward_here(shape, params, x, t).await),
+            Network::Workers(trainer) => trainer.velocity(x, t).await.map_err(failed),
+            Network::Gpu(gpu, trainer) => Ok(gpu.network_velocity(trainer, x, t).await?),
+            Network::Here(shape, params) => {
+                let mut out = Vec::with_capacity(x.len());
+                for (xs, ts) in row_blocks(shape.dim, x, t) {
+                    out.extend(flow::mlp::forward(shape, params, xs, ts).0);
+                    pace().await;
+                }
+                Ok(out)
+            }
         }
     }
 
@@ -276,11 +343,11 @@ impl Network<'_> {
         keep_frames: bool,
     ) -> Result<Vec<f32>, ComputeError> {
         match self {
-            Network::Pool(trainer) => trainer
+            Network::Workers(trainer) => trainer
                 .path(x0, steps, closed, keep_frames)
                 .await
                 .map_err(failed),
-            Network::Gpu(backend, trainer) => Ok(backend
+            Network::Gpu(gpu, trainer) => Ok(gpu
                 .network_path(trainer, x0, steps, closed, keep_frames)
                 .await?),
             Network::Here(shape, params) => {
@@ -288,7 +355,7 @@ impl Network<'_> {
                 let mut path = HybridPath::new(data, shape.dim, x0, steps, tau, keep_frames);
                 while !path.done() {
                     path.step(|x, t| {
-                        crate::flow::mlp::forward(shape, params, x, &vec![t; x.len() / shape.dim]).0
+                        flow::mlp::forward(shape, params, x, &vec![t; x.len() / shape.dim]).0
                     });
                     pace().await;
                 }
@@ -296,19 +363,6 @@ impl Network<'_> {
             }
         }
     }
-}
-
-/// u_theta(x, t) from `params` on the page's thread, a block of FORWARD_ROWS rows between turns.
-async fn forward_here(shape: &MlpShape, params: &[f32], x: &[f32], t: &[f32]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(x.len());
-    for (xs, ts) in x
-        .chunks(FORWARD_ROWS * shape.dim)
-        .zip(t.chunks(FORWARD_ROWS))
-    {
-        out.extend(crate::flow::mlp::forward(shape, params, xs, ts).0);
-        pace().await;
-    }
-    out
 }
 
 fn failed(f: Failure) -> ComputeError {

@@ -44,7 +44,7 @@ impl DigitSet {
         let mut v = Vec::with_capacity(self.full.len() / (factor * factor));
         for block in self.full.chunks(POOL_ROWS * PIXELS) {
             v.extend(digits::pool(block, SIDE, factor));
-            crate::web::shared::pace().await;
+            crate::web::turns::pace().await;
         }
         // Another caller may have made them meanwhile: theirs is kept, so both share one.
         if let Some(v) = cached() {
@@ -243,14 +243,14 @@ async fn fetch_digits(url: &str) -> Result<Rc<DigitSet>, String> {
     // Inflated 64 kB at a time (a few milliseconds), with turns for the page in between.
     let mut unpacker = digits::Unpacker::new(&bytes);
     while !unpacker.advance(1 << 16).map_err(|e| e.to_string())? {
-        crate::web::shared::pace().await;
+        crate::web::turns::pace().await;
     }
     let set = unpacker.finish().map_err(|e| e.to_string())?;
     debug_assert_eq!(set.pixels.len(), set.n * PIXELS);
     let mut full = Vec::with_capacity(set.pixels.len());
     for chunk in set.pixels.chunks(1 << 20) {
         full.extend(chunk.iter().map(|&p| digits::signed(p)));
-        crate::web::shared::pace().await;
+        crate::web::turns::pace().await;
     }
     Ok(Rc::new(DigitSet {
         n: set.n,

@@ -2,25 +2,20 @@
 
 pub mod api;
 mod args;
-mod backend_switch;
+pub mod backend;
 pub(crate) mod compute;
 mod controls;
 pub mod digits;
+mod drawing;
 mod figures;
 mod page;
 mod pool;
 mod settings;
 mod share;
-pub mod shared;
+mod testing;
 pub mod training_api;
+mod turns;
 
 /// The system allocator, counting the bytes it has handed out and not had back.
 #[global_allocator]
 static ALLOCATOR: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
-
-/// Bytes allocated by the module and not yet freed (for the leak tests; the linear memory itself
-/// only grows, so it shows the high-water mark, not what is live).
-#[wasm_bindgen::prelude::wasm_bindgen(js_name = wasmHeapBytesForTesting)]
-pub fn wasm_heap_bytes_for_testing() -> f64 {
-    ALLOCATOR.allocated() as f64
-}

@@ -2,10 +2,10 @@
 //! `<fm-figure>` elements of embed.js), drives one requestAnimationFrame loop for the visible
 //! figures, and pauses figures that are off-screen or in a hidden tab.
 
+use super::backend::backend;
 use super::controls::{document, JsResult};
 use super::figures::{self, Figure};
-use super::settings::{apply_setting, control_value, describe, setting_control, settings};
-use super::shared::backend;
+use super::settings::{apply_setting, control_value, setting_control};
 use crate::gpu::backend::CpuWhy;
 use crate::gpu::Backend;
 use std::cell::RefCell;
@@ -71,7 +71,7 @@ fn in_turn(roots: Vec<Element>, each: fn(Element)) {
     wasm_bindgen_futures::spawn_local(async move {
         for (i, root) in roots.into_iter().enumerate() {
             if i > 0 {
-                super::shared::yield_to_page().await;
+                super::turns::yield_to_page().await;
             }
             each(root);
         }
@@ -104,10 +104,10 @@ fn register(root: Element, name: &str, figure: Box<dyn Figure>) -> JsResult<()> 
         let observer = observe_visibility()?;
         OBSERVER.with(|o| *o.borrow_mut() = Some(observer));
         show_backend_note();
-        super::shared::on_backend_change(|| {
+        super::backend::on_backend_change(|| {
             show_backend_note();
             if matches!(
-                super::shared::backend_now().as_deref(),
+                super::backend::backend_now().as_deref(),
                 Some(Backend::Gpu(_))
             ) {
                 remount_each_in_turn();
@@ -145,6 +145,7 @@ pub fn figure_specs() -> Result<JsValue, JsError> {
 #[wasm_bindgen]
 pub struct FigureHandle {
     root: Element,
+    spec: &'static crate::catalog::FigureSpec,
 }
 
 /// Builds figure `name` inside `root` and runs it like the article's figures (same GPU device,
@@ -161,9 +162,10 @@ pub fn mount_figure(
     root.set_inner_html("");
     let figure = figures::create(&name, &root)
         .map_err(|e| JsError::new(&e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
+    let spec = crate::catalog::figure(&name).ok_or_else(|| JsError::new("not in the catalogue"))?;
     register(root.clone(), &name, figure).map_err(|e| JsError::new(&format!("{e:?}")))?;
     super::share::add(&name, &root, DRAWING).map_err(|e| JsError::new(&format!("{e:?}")))?;
-    Ok(FigureHandle { root })
+    Ok(FigureHandle { root, spec })
 }
 
 thread_local! {
@@ -171,7 +173,7 @@ thread_local! {
     static NODE_TYPE: Option<js_sys::Function> = js_sys::Reflect::get(&js_sys::global(), &"Node".into())
         .and_then(|node| js_sys::Reflect::get(&node, &"prototype".into()))
         .ok()
-        .and_then(|proto| super::shared::intrinsic_getter(&proto, &"nodeType".into()));
+        .and_then(|proto| super::args::intrinsic_getter(&proto, &"nodeType".into()));
 }
 
 /// `value` as an Element if it is a real one: `instanceof` also holds for a Proxy of an element,
@@ -208,7 +210,7 @@ impl FigureHandle {
         #[wasm_bindgen(unchecked_param_type = "string | number")] value: JsValue,
     ) -> Result<(), JsError> {
         let (key, value) = (short_string("key", &key)?, short_string("value", &value)?);
-        apply_setting(&self.root, &key, &value).map_err(|e| JsError::new(&e))
+        apply_setting(&self.root, self.spec.name, &key, &value).map_err(|e| JsError::new(&e))
     }
 
     /// The current value of setting `key`, if the figure has it.
@@ -222,7 +224,7 @@ impl FigureHandle {
 
     /// The figure's settings, e.g. "t: a number in [0, 0.999] (step 0.001)".
     pub fn describe(&self) -> Vec<String> {
-        settings(&self.root).iter().map(describe).collect()
+        self.spec.settings.iter().map(|s| s.describe()).collect()
     }
 
     /// Keeps the figure's settings in the page's address under `key` and applies those already
@@ -325,7 +327,7 @@ fn remount(root: Element) {
     // Dropped outside the page's borrow: a figure detaches its listeners when dropped.
     drop(old);
     for (key, value) in values {
-        if let Err(e) = apply_setting(root, &key, &value) {
+        if let Err(e) = apply_setting(root, name, &key, &value) {
             web_sys::console::warn_1(&format!("{name}: {e}").into());
         }
     }
@@ -445,7 +447,7 @@ fn observe_visibility() -> JsResult<IntersectionObserver> {
 
 /// Fills `#backend-note` with what the figures run on; without WebGPU the note says why.
 fn show_backend_note() {
-    if super::shared::backend_now().is_none() {
+    if super::backend::backend_now().is_none() {
         if let Some(note) = document().get_element_by_id("backend-note") {
             note.set_class_name("backend-note backend-checking");
             note.set_text_content(Some(
@@ -524,11 +526,11 @@ fn start_animation_loop() -> JsResult<()> {
             let count = page.figures.len();
             let first = page.first % count;
             page.first = first + 1;
-            let start = crate::web::shared::now_ms();
+            let start = crate::web::turns::now_ms();
             for k in 0..count {
                 let m = &mut page.figures[(first + k) % count];
                 if m.on_screen {
-                    let may_draw = crate::web::shared::now_ms() - start < FRAME_BUDGET_MS;
+                    let may_draw = crate::web::turns::now_ms() - start < FRAME_BUDGET_MS;
                     m.figure.frame(now, may_draw);
                 }
             }

@@ -34,72 +34,30 @@ pub fn control_value(control: &Element) -> String {
     }
 }
 
-fn select_options(select: &web_sys::HtmlSelectElement) -> Vec<String> {
-    let Ok(options) = select.query_selector_all("option") else {
-        return Vec::new();
-    };
-    (0..options.length())
-        .filter_map(|i| options.item(i))
-        .filter_map(|o| o.dyn_into::<Element>().ok())
-        .filter_map(|o| o.get_attribute("value"))
-        .collect()
-}
-
-pub fn describe(control: &Element) -> String {
-    let key = control.get_attribute("data-setting").unwrap_or_default();
-    if let Some(input) = control.dyn_ref::<web_sys::HtmlInputElement>() {
-        format!(
-            "{key}: a number in [{}, {}] (step {})",
-            input.min(),
-            input.max(),
-            input.step()
-        )
-    } else if let Some(select) = control.dyn_ref::<web_sys::HtmlSelectElement>() {
-        format!("{key}: one of {}", select_options(select).join(", "))
-    } else {
-        key
-    }
-}
-
-/// Sets a figure's control to `value` and fires its event, so the figure reacts exactly as to
-/// the reader's hand. Values outside the control's range are refused with the valid ones.
-pub fn apply_setting(root: &Element, key: &str, value: &str) -> Result<(), String> {
-    let Some(control) = setting_control(root, key) else {
-        let valid: Vec<String> = settings(root).iter().map(describe).collect();
-        return Err(if valid.is_empty() {
-            format!("this figure has no setting \"{key}\" (it has none)")
-        } else {
-            format!(
-                "this figure has no setting \"{key}\"; its settings: {}",
-                valid.join("; ")
-            )
-        });
-    };
-    let event = if let Some(input) = control.dyn_ref::<web_sys::HtmlInputElement>() {
-        let (min, max) = (input.min().parse::<f64>(), input.max().parse::<f64>());
-        let v = value.trim().parse::<f64>().ok().filter(|v| v.is_finite());
-        match (v, min, max) {
-            (Some(v), Ok(min), Ok(max)) if v >= min && v <= max => input.set_value(&v.to_string()),
-            _ => {
-                return Err(format!(
-                    "{key} must be {}, got \"{value}\"",
-                    &describe(&control)[key.len() + 2..]
-                ))
-            }
+/// Sets setting `key` of figure `name` (in `root`) to `value` and fires its control's event, so
+/// the figure reacts exactly as to the reader's hand. The value is checked against the
+/// catalogue's setting (`catalog::FigureSpec::check`), not against the control's attributes: a
+/// value outside the setting's range, or an unknown key, is refused with the valid ones.
+pub fn apply_setting(root: &Element, name: &str, key: &str, value: &str) -> Result<(), String> {
+    let spec = crate::catalog::figure(name).ok_or_else(|| format!("no figure \"{name}\""))?;
+    let (setting, value) = spec.check(key, value)?;
+    let control =
+        setting_control(root, key).ok_or_else(|| format!("setting {key} has no control"))?;
+    let event = match setting.kind {
+        crate::catalog::Kind::Number { .. } => {
+            let input = control
+                .dyn_ref::<web_sys::HtmlInputElement>()
+                .ok_or_else(|| format!("setting {key} has no slider"))?;
+            input.set_value(&value);
+            "input"
         }
-        "input"
-    } else if let Some(select) = control.dyn_ref::<web_sys::HtmlSelectElement>() {
-        let options = select_options(select);
-        if !options.iter().any(|o| o == value) {
-            return Err(format!(
-                "{key} must be one of {}, got \"{value}\"",
-                options.join(", ")
-            ));
+        crate::catalog::Kind::Choice { .. } => {
+            let select = control
+                .dyn_ref::<web_sys::HtmlSelectElement>()
+                .ok_or_else(|| format!("setting {key} has no drop-down"))?;
+            select.set_value(&value);
+            "change"
         }
-        select.set_value(value);
-        "change"
-    } else {
-        return Err(format!("setting {key} cannot be changed"));
     };
     let e = web_sys::Event::new(event).map_err(|e| format!("{e:?}"))?;
     control.dispatch_event(&e).map_err(|e| format!("{e:?}"))?;

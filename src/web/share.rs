@@ -23,6 +23,8 @@ pub struct Drawing {
 /// (an article figure's name, or an embedded figure's id or name) and its settings' defaults.
 struct Shared {
     root: Element,
+    /// The figure's name in the catalogue.
+    name: String,
     linked: Option<(String, Vec<(String, String)>)>,
     listeners: Listeners,
 }
@@ -136,6 +138,7 @@ pub fn add(name: &str, root: &Element, drawing: Drawing) -> JsResult<()> {
     FIGURES.with(|f| {
         f.borrow_mut().push(Shared {
             root: root.clone(),
+            name: name.to_string(),
             linked: None,
             listeners,
         })
@@ -148,10 +151,19 @@ pub fn add(name: &str, root: &Element, drawing: Drawing) -> JsResult<()> {
 /// figure as it was left), and every change is written back.
 pub fn link(key: &str, root: &Element) -> JsResult<()> {
     let defaults = setting_values(root);
+    let name = FIGURES.with(|f| {
+        f.borrow()
+            .iter()
+            .find(|s| &s.root == root)
+            .map(|s| s.name.clone())
+    });
+    let Some(name) = name else {
+        return Err("link: the figure was not added".into());
+    };
     for (figure, pairs) in decode(&current_hash()) {
         if figure == key {
             for (k, v) in pairs {
-                if let Err(e) = apply_setting(root, &k, &v) {
+                if let Err(e) = apply_setting(root, &name, &k, &v) {
                     web_sys::console::warn_1(&format!("link setting ignored: {e}").into());
                 }
             }
@@ -233,7 +245,7 @@ fn download(href: &str, file: &str) -> JsResult<()> {
 }
 
 fn save_svg(root: &Element, name: &str, drawing: Drawing) -> JsResult<()> {
-    let docs = crate::web::backend_switch::capture_svg(|| (drawing.redraw)(root));
+    let docs = crate::web::drawing::capture_svg(|| (drawing.redraw)(root));
     const GAP: u32 = 12;
     let mut x = 0;
     let mut height = 0;

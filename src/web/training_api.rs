@@ -3,10 +3,11 @@
 
 use super::api::{finite_result, hold, Held};
 use super::args::{floats, number, optional_number};
+use super::backend::backend;
 use super::compute::{ComputeError, Network, Ready, Training};
-use super::shared::{backend, pace};
+use super::turns::pace;
+use crate::flow::training::TrainOptions;
 use crate::flow::{self, budget, error as check, mlp, FlowError};
-use crate::gpu::trainer::TrainOptions;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use js_sys::{Object, Reflect};
 use serde::de::{Deserializer, Visitor};
@@ -36,7 +37,7 @@ pub struct Trainer {
     inner: Rc<Inner>,
 }
 
-use crate::gpu::backend::FORWARD_ROWS;
+use crate::flow::training::FORWARD_ROWS;
 
 /// Multiply-adds of one forward pass per row: one per weight.
 fn forward_work(shape: &mlp::MlpShape) -> u64 {
@@ -378,7 +379,7 @@ async fn hybrid_sample(
             let data = inner.data.borrow().clone();
             let ready = Ready::cached(&backend, cached, &data, dim).await?;
             *inner.ready.borrow_mut() = Some(ready.clone());
-            ready.velocity_at(&backend, x, &times).await?
+            ready.velocity_at(x, &times).await?
         } else {
             network.velocity(x, &times).await?
         };
@@ -406,7 +407,7 @@ impl Trainer {
                 let steps = steps?;
                 let losses = inner
                     .with_engine(async |engine: &mut Training| {
-                        Ok(engine.train(&*backend().await, steps, false).await?.0)
+                        Ok(engine.train(steps, false).await?.0)
                     })
                     .await?;
                 Ok(finite_result("the loss", &losses)?)
@@ -439,12 +440,9 @@ impl Trainer {
             async move {
                 let (points, t, _held) = args?;
                 let times = vec![t; points.len() / inner.shape.dim];
-                let shape = inner.shape;
                 let u = inner
                     .with_engine(async |engine: &mut Training| {
-                        let backend = backend().await;
-                        let network = engine.network(&backend, shape).await?;
-                        Ok(network.velocity(&points, &times).await?)
+                        Ok(engine.network().velocity(&points, &times).await?)
                     })
                     .await?;
                 Ok(finite_result("the velocity", &u)?)
@@ -481,12 +479,9 @@ impl Trainer {
         self.inner.queue(move |inner| {
             async move {
                 let (x0, steps, tau, _held) = args?;
-                let shape = inner.shape;
                 let x = inner
                     .with_engine(async |engine: &mut Training| {
-                        let backend = backend().await;
-                        let network = engine.network(&backend, shape).await?;
-                        Ok(hybrid_sample(&inner, &network, x0, steps, tau).await?)
+                        Ok(hybrid_sample(&inner, &engine.network(), x0, steps, tau).await?)
                     })
                     .await?;
                 Ok(finite_result("the samples", &x)?)

@@ -7,10 +7,10 @@ use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{draw_on, DigitsGate};
 use crate::charts::alignment::{draw_fractions, Curve};
 use crate::flow::{alignment, digits::POOLINGS};
+use crate::web::backend::figure_backend;
 use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::JsResult;
 use crate::web::digits::DigitSet;
-use crate::web::shared::figure_backend;
 use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
 use web_sys::HtmlCanvasElement;
@@ -99,7 +99,7 @@ impl Sketch for AlignmentDimensions {
                 };
                 let prepared = Ready::cached(&backend, prepared, &data, dim).await?;
                 let q = alignment::alignment_queries(&data, dim, &[t], PAIRS, SEED);
-                let u = prepared.velocity_at(&backend, &q.points, &q.times).await?;
+                let u = prepared.velocity_at(&q.points, &q.times).await?;
                 let cosines = alignment::row_cosines(&u, &q.targets, dim);
                 Ok::<_, ComputeError>((prepared, cosines))
             }

@@ -11,10 +11,10 @@ use super::{
 };
 use crate::catalog::cfm_efm as settings;
 use crate::charts::{curves, palette, scenes};
+use crate::flow::training::TrainOptions;
 use crate::flow::{metrics, mlp, rng::Rng, Dataset};
-use crate::gpu::trainer::TrainOptions;
 use crate::web::controls::{element, JsResult};
-use crate::web::shared::yield_to_page;
+use crate::web::turns::yield_to_page;
 use futures_util::future::LocalBoxFuture;
 use plotters::style::Color;
 use web_sys::{HtmlCanvasElement, HtmlElement};
@@ -238,7 +238,7 @@ impl Sketch for CfmEfm {
         });
         let (train, test) = (self.train.clone(), self.test.clone());
         Box::pin(async move {
-            let backend = crate::web::shared::figure_backend();
+            let backend = crate::web::backend::figure_backend();
             let [a, b] = chunks;
             let ends = [a.await, b.await];
             let ms = ends.iter().map(ChunkEnd::ms).sum();

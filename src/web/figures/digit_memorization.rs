@@ -7,10 +7,11 @@ use super::{draw_on, DigitsGate};
 use crate::charts::alignment::{draw_digit_grid, Cell};
 use crate::flow::digits::{PIXELS, SIDE};
 use crate::flow::{metrics, rng::Rng};
+use crate::web::backend::figure_backend;
 use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::JsResult;
 use crate::web::digits::DigitSet;
-use crate::web::shared::{figure_backend, pace};
+use crate::web::turns::pace;
 use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
 use web_sys::HtmlCanvasElement;
@@ -124,7 +125,7 @@ impl Sketch for DigitMemorization {
                 let data = digits.map(|d| d.full.clone()).unwrap_or_default();
                 let prepared = Ready::cached(&backend, prepared, &data, PIXELS).await?;
                 let dt = 1.0 / STEPS as f32;
-                let path = prepared.trajectory(&backend, &x0, 0.0, dt, STEPS).await?;
+                let path = prepared.trajectory(&x0, 0.0, dt, STEPS).await?;
                 seconds = (js_sys::Date::now() - start) / 1000.0;
                 // The last frame's nearest training digits, a block of digits between turns.
                 let last = &path[(STEPS - 1) * SAMPLES * PIXELS..];

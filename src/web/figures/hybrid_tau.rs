@@ -12,8 +12,8 @@ use super::{
 };
 use crate::catalog::hybrid_tau as settings;
 use crate::charts::{curves, scenes};
+use crate::flow::training::TrainOptions;
 use crate::flow::{metrics, mlp, rng::Rng, Dataset};
-use crate::gpu::trainer::TrainOptions;
 use crate::web::controls::JsResult;
 use futures_util::future::LocalBoxFuture;
 use web_sys::HtmlCanvasElement;

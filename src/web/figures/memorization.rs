@@ -7,9 +7,9 @@ use super::{draw_histogram, draw_plane, two_canvases, PlayButton, TwoCanvases};
 use crate::catalog::memorization as settings;
 use crate::charts::{histogram::HistogramView, scenes};
 use crate::flow::{metrics, rng::Rng, Dataset};
+use crate::web::backend::figure_backend;
 use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::JsResult;
-use crate::web::shared::figure_backend;
 use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
 use web_sys::HtmlCanvasElement;
@@ -160,9 +160,7 @@ impl Sketch for Memorization {
                 let prepared = Ready::cached(&backend, cached, &data, 2).await?;
                 let dt = 1.0 / STEPS as f32;
                 let steps = STEPS_PER_BATCH.min(STEPS - k0);
-                let frames = prepared
-                    .trajectory(&backend, &x, k0 as f32 * dt, dt, steps)
-                    .await?;
+                let frames = prepared.trajectory(&x, k0 as f32 * dt, dt, steps).await?;
                 Ok((prepared, frames))
             }
             .await;

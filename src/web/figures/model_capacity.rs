@@ -20,8 +20,8 @@ use crate::catalog::model_capacity as settings;
 use crate::catalog::Kind;
 use crate::charts::{curves, scenes};
 use crate::flow::capacity::{self, References, FLOW_STEPS, SAMPLES as PARTICLES, WIDTHS};
+use crate::flow::training::TrainOptions;
 use crate::flow::{mlp, rng::Rng};
-use crate::gpu::trainer::TrainOptions;
 use crate::web::compute::{ComputeError, Network, Ready};
 use crate::web::controls::JsResult;
 use futures_util::future::LocalBoxFuture;
@@ -125,10 +125,10 @@ async fn measure(
     let frames = network.path(&x0, FLOW_STEPS, (&[], 0.0), true).await?;
     let (xt, ts) = error_pairs(&data);
     let u = network.velocity(&xt, &ts).await?;
-    let backend = crate::web::shared::figure_backend();
+    let backend = crate::web::backend::figure_backend();
     let set = Ready::cached(&backend, None, &data, 2).await?;
-    let star = set.velocity_at(&backend, &xt, &ts).await?;
-    let closed_form = set.sample(&backend, &x0, FLOW_STEPS, 0.0).await?;
+    let star = set.velocity_at(&xt, &ts).await?;
+    let closed_form = set.sample(&x0, FLOW_STEPS, 0.0).await?;
     let errors = u
         .chunks(2 * PAIRS_PER_BIN)
         .zip(star.chunks(2 * PAIRS_PER_BIN))
@@ -153,9 +153,9 @@ async fn measure(
 async fn reference(n: usize) -> Result<(f32, f32), ComputeError> {
     let mut refs = References::without_closed_form(n);
     let data = Rc::new(refs.data.clone());
-    let backend = crate::web::shared::figure_backend();
+    let backend = crate::web::backend::figure_backend();
     let set = Ready::cached(&backend, None, &data, 2).await?;
-    let samples = set.sample(&backend, &refs.x0, FLOW_STEPS, 0.0).await?;
+    let samples = set.sample(&refs.x0, FLOW_STEPS, 0.0).await?;
     refs.measure_closed_form(&samples);
     Ok((refs.held_out, refs.closed_form))
 }

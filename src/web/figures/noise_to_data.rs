@@ -7,8 +7,8 @@ use super::{
     TwoCanvases,
 };
 use crate::charts::{curves, scenes};
+use crate::flow::training::TrainOptions;
 use crate::flow::{mlp, rng::Rng, Dataset};
-use crate::gpu::trainer::TrainOptions;
 use crate::web::controls::JsResult;
 use futures_util::future::LocalBoxFuture;
 use web_sys::HtmlCanvasElement;

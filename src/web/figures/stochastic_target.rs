@@ -7,9 +7,9 @@ use super::{draw_histogram, draw_plane, two_canvases, TwoCanvases};
 use crate::catalog::stochastic_target as settings;
 use crate::charts::{histogram::HistogramView, plane::Plane, scenes};
 use crate::flow::{self, metrics, rng::Rng, Dataset};
+use crate::web::backend::figure_backend;
 use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::{canvas_point, JsResult};
-use crate::web::shared::figure_backend;
 use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
@@ -161,7 +161,7 @@ impl Sketch for StochasticTarget {
             let result = async {
                 // In the compute workers on the CPU path; the set is made ready once per data.
                 let prepared = Ready::cached(&backend, cached, &data, 2).await?;
-                let u = prepared.velocity_at(&backend, &xt, &vec![t; PAIRS]).await?;
+                let u = prepared.velocity_at(&xt, &vec![t; PAIRS]).await?;
                 Ok((prepared, u))
             }
             .await

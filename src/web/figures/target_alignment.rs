@@ -12,10 +12,10 @@ use crate::charts::alignment::{draw_ridgelines, draw_target_variance, Ridge};
 use crate::charts::DrawResult;
 use crate::flow::alignment::{self, TargetVariance};
 use crate::flow::{metrics::Histogram, Dataset};
-use crate::web::backend_switch::AnyBackend;
+use crate::web::backend::figure_backend;
 use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::JsResult;
-use crate::web::shared::figure_backend;
+use crate::web::drawing::AnyBackend;
 use futures_util::future::LocalBoxFuture;
 use plotters::coord::Shift;
 use plotters::prelude::DrawingArea;
@@ -292,7 +292,7 @@ impl<M: Measure> Sketch for PairsByT<M> {
             let result = async {
                 let prepared = Ready::cached(&backend, prepared, &data, dim).await?;
                 let q = alignment::alignment_queries(&data, dim, &[t_of(k)], PAIRS, SEED);
-                let u = prepared.velocity_at(&backend, &q.points, &q.times).await?;
+                let u = prepared.velocity_at(&q.points, &q.times).await?;
                 Ok::<_, ComputeError>((prepared, Rc::new((u, q.targets))))
             }
             .await;

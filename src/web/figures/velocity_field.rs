@@ -6,9 +6,9 @@ use super::{draw_plane, grid};
 use crate::catalog::velocity_field as settings;
 use crate::charts::{plane::Plane, scenes};
 use crate::flow::{self, Dataset};
+use crate::web::backend::figure_backend;
 use crate::web::compute::{ComputeError, Ready};
 use crate::web::controls::{self, canvas_point, JsResult};
-use crate::web::shared::figure_backend;
 use futures_util::future::LocalBoxFuture;
 use std::rc::Rc;
 use wasm_bindgen::JsCast;
@@ -169,7 +169,7 @@ impl Sketch for VelocityField {
                 let prepared = Ready::cached(&backend, cached, &data, 2).await?;
                 let points = grid(GRID_SIDE, 3.0);
                 let times = vec![t; points.len() / 2];
-                let u = prepared.velocity_at(&backend, &points, &times).await?;
+                let u = prepared.velocity_at(&points, &times).await?;
                 Ok((Some(prepared), u))
             }
             .await;

@@ -10,8 +10,8 @@ mod protocol;
 mod worker;
 
 use crate::flow::mlp::MlpShape;
+use crate::flow::training::TrainOptions;
 use crate::flow::Partials;
-use crate::gpu::trainer::TrainOptions;
 use futures_channel::oneshot;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use js_sys::{Array, Float32Array, Object, Reflect};
@@ -209,7 +209,7 @@ async fn answer(rx: oneshot::Receiver<Reply>) -> Reply {
 /// in a worker (no pools inside pools).
 fn wanted_workers() -> Option<usize> {
     let window = web_sys::window()?;
-    let asked = super::shared::query_value("workers")
+    let asked = super::backend::query_value("workers")
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|k| (0..=16).contains(k));
     let cores = window.navigator().hardware_concurrency() as usize;
@@ -252,7 +252,7 @@ async fn started(count: usize) -> Option<Vec<Worker>> {
         })
         .collect();
     let all = futures_util::future::join_all(starts).boxed_local();
-    let timeout = super::shared::sleep(START_TIMEOUT_MS).boxed_local();
+    let timeout = super::turns::sleep(START_TIMEOUT_MS).boxed_local();
     match futures_util::future::select(all, timeout).await {
         futures_util::future::Either::Left((replies, _)) => {
             if let Some(Err(e)) = replies.into_iter().find(Result::is_err) {
@@ -300,8 +300,7 @@ pub async fn compute_workers() -> f64 {
 
 /// Makes the first compute worker trap (a Rust panic inside it), for the test that the pool
 /// replaces it; resolves to the error its call got.
-#[wasm_bindgen(js_name = computeWorkerTrapForTesting, skip_typescript)]
-pub async fn compute_worker_trap_for_testing() -> String {
+pub(in crate::web) async fn trap_compute_worker() -> String {
     let Some(pool) = pool().await else {
         return "no compute workers".into();
     };
@@ -315,8 +314,7 @@ pub async fn compute_worker_trap_for_testing() -> String {
 
 /// Makes the training worker trap (a Rust panic inside it), for the test that its networks are
 /// rebuilt; resolves to the error its call got.
-#[wasm_bindgen(js_name = trainingWorkerTrapForTesting, skip_typescript)]
-pub async fn training_worker_trap_for_testing() -> String {
+pub(in crate::web) async fn trap_training_worker() -> String {
     let Some(pool) = pool().await else {
         return "no compute workers".into();
     };
@@ -331,8 +329,7 @@ pub async fn training_worker_trap_for_testing() -> String {
 }
 
 /// What the pool's workers hold now (training sets' slices and networks): for the leak test.
-#[wasm_bindgen(js_name = workersHoldingForTesting)]
-pub async fn workers_holding_for_testing() -> f64 {
+pub(in crate::web) async fn workers_holding() -> f64 {
     let Some(pool) = pool().await else {
         return 0.0;
     };
@@ -463,7 +460,7 @@ impl Pool {
             for start in (a..b).step_by(piece) {
                 fill(&part, start, b.min(start + piece), start - a);
                 if paced {
-                    super::shared::pace().await;
+                    super::turns::pace().await;
                 }
             }
             let (message, transfer) = Request::Load {

@@ -8,7 +8,7 @@
 //! arrays), and the module's weight has a budget that a serde layer would take a share of.
 
 use crate::flow::mlp::{MlpShape, Target};
-use crate::gpu::trainer::TrainOptions;
+use crate::flow::training::TrainOptions;
 use js_sys::{Array, Float32Array, Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 

@@ -5,8 +5,8 @@
 use super::object;
 use super::protocol::Request;
 use crate::flow::sampler::HybridPath;
+use crate::flow::training::CpuTraining;
 use crate::flow::{ClosedForm, FlowError};
-use crate::gpu::backend::CpuTraining;
 use js_sys::{Array, Float32Array, Reflect};
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -1,18 +1,20 @@
-//! One compute backend per page, acquired once on first use and shared by every figure and by
-//! the JS API. Without WebGPU it is the CPU path, with the reason kept for the page's note.
+//! The page's one compute backend, acquired once on first use and shared by every figure and by
+//! the JS API: the GPU once its start-up check passes, else the CPU path with the reason kept for
+//! the page's note; switched to the CPU when the device is lost. Where each computation then runs
+//! (the GPU, the compute workers, this thread) is `compute`'s to say.
 
+use super::turns::{now_ms, sleep};
 use crate::gpu::backend::CpuWhy;
 use crate::gpu::canary::Spoil;
 use crate::gpu::Backend;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 type Pending = Shared<LocalBoxFuture<'static, Rc<Backend>>>;
 
 thread_local! {
     static BACKEND: RefCell<Option<Pending>> = const { RefCell::new(None) };
-    static LAST_TURN: Cell<f64> = const { Cell::new(f64::NEG_INFINITY) };
     /// What the GPU check found at start: its time in ms and its verdict.
     static CHECK: RefCell<Option<(f64, String)>> = const { RefCell::new(None) };
     /// What the figures used while the GPU check ran, once they needed one.
@@ -84,21 +86,20 @@ async fn acquire() -> Rc<Backend> {
     if !matches!(backend, Backend::Gpu(_)) {
         return Rc::new(backend);
     }
-    // Before any figure uses the GPU, a few milliseconds of every kernel against the CPU twin.
-    // `?gpu-check=spoil` spoils one GPU result on purpose and `?gpu-check=hang` stands for a
-    // check that never finishes (the browser tests of these declines).
-    let switch = query_value("gpu-check");
-    let spoil = if switch.as_deref() == Some("spoil") {
-        Spoil::ClosedForm
-    } else {
-        Spoil::None
+    // Before any figure uses the GPU, a few milliseconds of every kernel against the CPU twin
+    // (spoilt or hung on purpose only by the browser tests' switch, `testing::GpuCheckSwitch`).
+    let switch = super::testing::GpuCheckSwitch::from_page();
+    let spoil = match switch {
+        Some(super::testing::GpuCheckSwitch::Spoil) => Spoil::ClosedForm,
+        _ => Spoil::None,
     };
     let start = now_ms();
     let verdict = {
-        let check = if switch.as_deref() == Some("hang") {
-            futures_util::future::pending().boxed_local()
-        } else {
-            backend.verify(spoil).boxed_local()
+        let check = match switch {
+            Some(super::testing::GpuCheckSwitch::Hang) => {
+                futures_util::future::pending().boxed_local()
+            }
+            _ => backend.verify(spoil).boxed_local(),
         };
         match futures_util::future::select(check, sleep(CHECK_TIMEOUT_MS).boxed_local()).await {
             futures_util::future::Either::Left((verdict, _)) => Some(verdict),
@@ -144,9 +145,11 @@ async fn acquire() -> Rc<Backend> {
 fn device_lost(detail: String) {
     let current = backend_now();
     // A GPU backend the page already replaced or declined may report its loss too.
-    if !matches!(current.as_deref(), Some(Backend::Gpu(_))) {
+    let Some(gpu) = current.as_deref().and_then(Backend::gpu) else {
         return;
-    }
+    };
+    // What was made on it (figures' sets, the API's trainers) refuses work from now on.
+    gpu.mark_lost();
     web_sys::console::warn_1(&format!("WebGPU device lost ({detail}); using the CPU").into());
     let cpu = Rc::new(Backend::Cpu {
         why: CpuWhy::DeviceLost,
@@ -182,40 +185,6 @@ pub async fn lose_device() -> bool {
     }
 }
 
-#[wasm_bindgen::prelude::wasm_bindgen]
-extern "C" {
-    /// The global `setTimeout`: the page's, or a worker's (which has no `window`).
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(handler: &js_sys::Function, ms: i32) -> wasm_bindgen::JsValue;
-    /// The global `performance.now()`, in a page or a worker.
-    #[wasm_bindgen(js_namespace = performance, js_name = now)]
-    fn performance_now() -> f64;
-}
-
-/// The getter the engine defines for `key` on the prototype `proto`, to call on values a page
-/// hands in: it reads an internal slot, so neither a Proxy nor an own property nor a subclass can
-/// change its answer, and on a value without that slot it throws (which `Function::call0`
-/// catches) instead of running the page's code inside the module.
-pub(super) fn intrinsic_getter(
-    proto: &wasm_bindgen::JsValue,
-    key: &wasm_bindgen::JsValue,
-) -> Option<js_sys::Function> {
-    use wasm_bindgen::JsCast;
-    let descriptor =
-        js_sys::Object::get_own_property_descriptor(proto.dyn_ref::<js_sys::Object>()?, key);
-    js_sys::Reflect::get(&descriptor, &"get".into())
-        .ok()?
-        .dyn_into()
-        .ok()
-}
-
-pub(super) async fn sleep(ms: i32) {
-    let promise = js_sys::Promise::new(&mut |resolve, _| {
-        set_timeout(&resolve, ms);
-    });
-    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-}
-
 /// The value of `key` in the page's query string. `?backend=cpu` forces the CPU path
 /// (comparisons, benchmarks); `?backend=webgpu` takes a WebGPU adapter even when it is a software
 /// one (testing the kernels in a browser without a GPU).
@@ -225,39 +194,4 @@ pub(super) fn query_value(key: &str) -> Option<String> {
         .trim_start_matches('?')
         .split('&')
         .find_map(|p| p.strip_prefix(key)?.strip_prefix('=').map(str::to_string))
-}
-
-/// Gives the event loop a turn: long CPU work awaits this now and then so the page stays
-/// responsive.
-pub async fn yield_to_page() {
-    sleep(0).await
-}
-
-/// Work between two turns that `pace` gives the page: well under one frame's budget of input
-/// latency, long enough that the turns themselves cost little.
-const PACE_MS: f64 = 10.0;
-
-pub fn now_ms() -> f64 {
-    performance_now()
-}
-
-/// For long computations cut into small pieces: awaited after every piece, it gives the page a
-/// turn only once PACE_MS has passed since the last one, and that turn is a fresh task (a
-/// message to itself) rather than a timer, which browsers delay by 4 ms when nested.
-pub async fn pace() {
-    if now_ms() - LAST_TURN.get() < PACE_MS {
-        return;
-    }
-    match web_sys::MessageChannel::new() {
-        Ok(channel) => {
-            let promise = js_sys::Promise::new(&mut |resolve, _| {
-                channel.port1().set_onmessage(Some(&resolve));
-            });
-            let _ = channel.port2().post_message(&wasm_bindgen::JsValue::NULL);
-            let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-            channel.port1().set_onmessage(None);
-        }
-        Err(_) => yield_to_page().await,
-    }
-    LAST_TURN.set(now_ms());
 }
