@@ -257,6 +257,14 @@ const fn datasets(
     }
 }
 
+pub mod noise_to_data {
+    use super::*;
+    pub const SPEC: FigureSpec = FigureSpec {
+        name: "noise-to-data",
+        settings: &[],
+    };
+}
+
 pub mod conditional_paths {
     use super::*;
     pub const GAUSSIAN: &str = "gaussian";
@@ -269,6 +277,10 @@ pub mod conditional_paths {
     );
     pub const TARGET: Setting = datasets("target", "Target", &[], &[], "moons");
     pub const T: Setting = number("t", "t", (0.0, 1.0, 0.01), 0.5, 2);
+    pub const SPEC: FigureSpec = FigureSpec {
+        name: "conditional-paths",
+        settings: &[SOURCE, TARGET, T],
+    };
 }
 
 pub mod velocity_field {
@@ -284,6 +296,10 @@ pub mod velocity_field {
     );
     pub const N: Setting = number("n", "n", (2.0, 2000.0, 1.0), 200.0, 0);
     pub const T: Setting = number("t", "t", (0.0, 0.999, 0.001), 0.5, 3);
+    pub const SPEC: FigureSpec = FigureSpec {
+        name: "velocity-field",
+        settings: &[DATASET, N, T],
+    };
 }
 
 pub mod memorization {
@@ -291,6 +307,10 @@ pub mod memorization {
     pub const DATASET: Setting = datasets("dataset", "Dataset", &[], &[], "moons");
     pub const N: Setting = number("n", "n", (2.0, 500.0, 1.0), 50.0, 0);
     pub const T: Setting = number("t", "t", (0.0, 1.0, 0.01), 0.0, 2);
+    pub const SPEC: FigureSpec = FigureSpec {
+        name: "memorization",
+        settings: &[DATASET, N, T],
+    };
 }
 
 pub mod stochastic_target {
@@ -305,91 +325,93 @@ pub mod stochastic_target {
     );
     pub const N: Setting = number("n", "n (presets)", (3.0, 1000.0, 1.0), 100.0, 0);
     pub const T: Setting = number("t", "t", (0.0, 0.99, 0.01), 0.3, 2);
+    pub const SPEC: FigureSpec = FigureSpec {
+        name: "stochastic-target",
+        settings: &[DATASET, N, T],
+    };
+}
+
+pub mod target_alignment {
+    use super::*;
+    pub const SPEC: FigureSpec = FigureSpec {
+        name: "target-alignment",
+        settings: &[],
+    };
+}
+
+pub mod objective_gap {
+    use super::*;
+    pub const SPEC: FigureSpec = FigureSpec {
+        name: "objective-gap",
+        settings: &[],
+    };
+}
+
+pub mod alignment_dimensions {
+    use super::*;
+    pub const SPEC: FigureSpec = FigureSpec {
+        name: "alignment-by-dimension",
+        settings: &[],
+    };
+}
+
+pub mod digit_memorization {
+    use super::*;
+    pub const SPEC: FigureSpec = FigureSpec {
+        name: "digit-memorization",
+        settings: &[],
+    };
 }
 
 pub mod cfm_efm {
     use super::*;
     pub const DATASET: Setting = datasets("dataset", "Data", &[], &[], "8gaussians");
+    pub const SPEC: FigureSpec = FigureSpec {
+        name: "cfm-vs-efm",
+        settings: &[DATASET],
+    };
 }
 
 pub mod model_capacity {
     use super::*;
     pub const LOG2WIDTH: Setting = number("log2width", "log₂ width", (4.0, 8.0, 1.0), 6.0, 0);
     pub const N: Setting = number("n", "n", (10.0, 500.0, 10.0), 100.0, 0);
+    pub const SPEC: FigureSpec = FigureSpec {
+        name: "model-capacity",
+        settings: &[LOG2WIDTH, N],
+    };
 }
 
 pub mod hybrid_tau {
     use super::*;
     pub const TAU: Setting = number("tau", "τ", (0.0, 1.0, 0.05), 0.0, 2);
+    pub const SPEC: FigureSpec = FigureSpec {
+        name: "hybrid-tau",
+        settings: &[TAU],
+    };
 }
 
-/// Every figure, in the article's order.
-pub const FIGURES: [FigureSpec; 12] = [
-    FigureSpec {
-        name: "noise-to-data",
-        settings: &[],
-    },
-    FigureSpec {
-        name: "conditional-paths",
-        settings: &[
-            conditional_paths::SOURCE,
-            conditional_paths::TARGET,
-            conditional_paths::T,
-        ],
-    },
-    FigureSpec {
-        name: "velocity-field",
-        settings: &[
-            velocity_field::DATASET,
-            velocity_field::N,
-            velocity_field::T,
-        ],
-    },
-    FigureSpec {
-        name: "memorization",
-        settings: &[memorization::DATASET, memorization::N, memorization::T],
-    },
-    FigureSpec {
-        name: "stochastic-target",
-        settings: &[
-            stochastic_target::DATASET,
-            stochastic_target::N,
-            stochastic_target::T,
-        ],
-    },
-    FigureSpec {
-        name: "target-alignment",
-        settings: &[],
-    },
-    FigureSpec {
-        name: "objective-gap",
-        settings: &[],
-    },
-    FigureSpec {
-        name: "alignment-by-dimension",
-        settings: &[],
-    },
-    FigureSpec {
-        name: "digit-memorization",
-        settings: &[],
-    },
-    FigureSpec {
-        name: "cfm-vs-efm",
-        settings: &[cfm_efm::DATASET],
-    },
-    FigureSpec {
-        name: "model-capacity",
-        settings: &[model_capacity::LOG2WIDTH, model_capacity::N],
-    },
-    FigureSpec {
-        name: "hybrid-tau",
-        settings: &[hybrid_tau::TAU],
-    },
+/// Every figure, in the article's order. The catalogue lives outside `web` (and each figure's
+/// file refers to its `SPEC` here) because native code reads it too: `cargo xtask` writes the
+/// README's table and the TypeScript types from it, and native tests check pages against it.
+pub const FIGURES: [&FigureSpec; 12] = [
+    &noise_to_data::SPEC,
+    &conditional_paths::SPEC,
+    &velocity_field::SPEC,
+    &memorization::SPEC,
+    &stochastic_target::SPEC,
+    &target_alignment::SPEC,
+    &objective_gap::SPEC,
+    &alignment_dimensions::SPEC,
+    &digit_memorization::SPEC,
+    &cfm_efm::SPEC,
+    &model_capacity::SPEC,
+    &hybrid_tau::SPEC,
 ];
 
 /// The figure called `name`.
 pub fn figure(name: &str) -> Option<&'static FigureSpec> {
-    FIGURES.iter().find(|f| f.name == name)
+    FIGURES.iter().copied().find(|f| f.name == name)
 }
 
 /// The README's table of `<fm-figure>` names and attributes (Markdown rows, header included).

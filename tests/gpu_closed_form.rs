@@ -337,3 +337,71 @@ fn a_long_run_reuses_one_bounded_block_of_uniforms() {
     let worst = worst_difference(&frames[(k - 1) * x0.len()..k * x0.len()], &mid);
     assert!(worst < 2e-3, "step {k}: GPU and CPU differ by {worst}");
 }
+
+#[test]
+fn kept_scratch_buffers_give_every_call_the_bits_of_a_fresh_pipeline() {
+    // One pipeline answers calls of growing and shrinking sizes, on five sets in turn (one more
+    // than it keeps bind groups for), with one t and with a t per query, recording or not; with
+    // its keep limit lowered, the largest calls take buffers of their own. Each answer is the
+    // one a fresh pipeline gives, bit for bit.
+    let Some(gpu) = common::gpu() else { return };
+    let dim = 8;
+    let sizes = [300, 70, 50, 40, 90];
+    let data: Vec<Vec<f32>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(s, &n)| Rng::new(40 + s as u64).normals(n * dim))
+        .collect();
+    let sets: Vec<TrainingSet> = data
+        .iter()
+        .enumerate()
+        .map(|(s, d)| match s {
+            1 => TrainingSet::upload_in_slices(&gpu, d, dim, 32),
+            _ => TrainingSet::upload(&gpu, d, dim),
+        })
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut kept = ClosedFormPipeline::new(&gpu);
+    // About 20 queries' scratch over set 0: its 64- and 200-query calls use their own.
+    kept.set_kept_bytes(20 * dim as u64 * 4 * 40);
+    // (set, queries, a t per query, recorded), and what the kept scratch does.
+    let calls: [(usize, usize, bool, bool); 16] = [
+        (0, 4, false, false),  // made
+        (0, 4, false, false),  // the same set's bind groups again
+        (1, 4, true, false),   // grown for the times
+        (0, 2, false, false),  // set 0's groups, found second in line
+        (1, 16, false, true),  // grown for the positions
+        (0, 16, false, false), // grown for set 0's partial sums and state alone (more slots)
+        (0, 64, false, false), // its own
+        (1, 2, true, false),
+        (0, 200, true, false), // its own
+        (2, 4, false, false),
+        (3, 4, true, false),
+        (4, 4, false, false), // a fifth set: set 0's groups are dropped
+        (0, 4, false, false), // and made again
+        (1, 16, true, false),
+        (3, 2, false, false),
+        (1, 20, false, true),
+    ];
+    for (k, &(s, m, per_query, record)) in calls.iter().enumerate() {
+        let points = Rng::new(50 + k as u64).normals(m * dim);
+        let times: Vec<f32> = (0..m).map(|q| TIMES[q % TIMES.len()]).collect();
+        let ask = |pipeline: &ClosedFormPipeline| {
+            block_on(async {
+                match (per_query, record) {
+                    (true, _) => pipeline.velocity_at(&gpu, &sets[s], &points, &times).await,
+                    (false, true) => {
+                        pipeline
+                            .trajectory(&gpu, &sets[s], &points, 0.0, 0.25, 3)
+                            .await
+                    }
+                    (false, false) => pipeline.velocity(&gpu, &sets[s], &points, 0.6).await,
+                }
+            })
+            .unwrap()
+        };
+        let fresh = ask(&ClosedFormPipeline::new(&gpu));
+        assert_eq!(ask(&kept), fresh, "call {k}: set {s}, {m} queries");
+        assert!(fresh.iter().all(|v| v.is_finite()), "call {k}");
+    }
+}

@@ -140,11 +140,11 @@ impl MlpShape {
     }
 }
 
-fn silu<R: Real>(z: R) -> R {
+pub(crate) fn silu<R: Real>(z: R) -> R {
     z * z.sigmoid()
 }
 
-fn silu_grad<R: Real>(z: R) -> R {
+pub(crate) fn silu_grad<R: Real>(z: R) -> R {
     let one = R::from_f64(1.0);
     let s = z.sigmoid();
     s * (one + z * (one - s))

@@ -13,6 +13,7 @@ pub mod mlp;
 pub mod rng;
 pub mod sampler;
 pub mod training;
+pub mod unet;
 
 pub use closed_form::{
     closed_form_velocity, closed_form_velocity_at, closed_form_velocity_f64, posterior_weights,

@@ -1,7 +1,8 @@
 //! The fused closed-form kernel (`shaders/closed_form.wgsl`): velocities, and Euler sampling with
 //! many steps per command submission and one readback at the end.
 
-use super::{readback::read_f32, shaders, Gpu, GpuError};
+use super::readback::{scoped, start_read, PendingRead};
+use super::{shaders, Gpu, GpuError};
 use wgpu::util::DeviceExt;
 
 /// Queries per workgroup of the tiled kernel (TQ in shaders/closed_form.wgsl).
@@ -158,7 +159,12 @@ pub struct TrainingSet {
     slices: Vec<(wgpu::Buffer, u32)>,
     pub dim: usize,
     pub n: usize,
+    /// Which set this is, for the bind groups kept with the closed form's scratch buffers.
+    id: u64,
 }
+
+/// The next `TrainingSet::id`.
+static NEXT_SET_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn max_rows_per_binding(gpu: &Gpu, dim: usize) -> usize {
     let limits = gpu.device.limits();
@@ -247,7 +253,8 @@ impl TrainingSet {
                 (buffer, count as u32)
             })
             .collect();
-        Ok(TrainingSet { slices, dim, n })
+        let id = NEXT_SET_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(TrainingSet { slices, dim, n, id })
     }
 
     /// Writes `values` from float `first` of the set (row-major, across slices) through the
@@ -369,10 +376,20 @@ pub struct ClosedFormPipeline {
     merge: wgpu::ComputePipeline,
     merge_small: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
-    /// Bound as `times` when every query shares one t.
-    no_times: wgpu::Buffer,
     work_per_submission: u64,
+    /// The buffers of the last call that fitted `KEPT_BYTES`, and their bind groups, for the next
+    /// call (a figure asks the same question on every slider move).
+    kept: std::cell::RefCell<Option<Scratch>>,
+    kept_bytes: u64,
 }
+
+/// A call's scratch buffers are kept for the next call when they take at most this much: the
+/// largest partial sums a call plans (`PARTIAL_BYTES`) plus the positions of a few thousand
+/// 784-dimensional queries. A larger call (a big API request) frees its own when it ends, so a
+/// page does not hold its peak for good.
+const KEPT_BYTES: u64 = 48 << 20;
+/// Training sets whose bind groups the kept scratch remembers (a figure may alternate two).
+const KEPT_SETS: usize = 4;
 
 /// Largest dim the register kernel handles (its accumulator is one vec4).
 const SMALL_DIM: usize = 4;
@@ -400,13 +417,147 @@ fn scratch(device: &wgpu::Device, label: &str, floats: u64) -> wgpu::Buffer {
     })
 }
 
-/// The buffers one call binds, besides the training set and the uniforms.
+/// The buffers one bind group binds, besides the training set and the uniforms.
 struct CallBuffers<'a> {
     queries: &'a wgpu::Buffer,
     out: &'a wgpu::Buffer,
     state: &'a wgpu::Buffer,
     times: &'a wgpu::Buffer,
     partial: &'a wgpu::Buffer,
+}
+
+/// One batch of a call: its queries (at most what one binding holds) and their times, run
+/// through `schedule` over `set`, every step recorded when `record`.
+struct Batch<'a> {
+    set: &'a TrainingSet,
+    queries: &'a [f32],
+    schedule: &'a [Step],
+    times: Option<&'a [f32]>,
+    record: bool,
+}
+
+/// The bytes of each scratch buffer a call binds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ScratchSizes {
+    positions: u64,
+    state: u64,
+    partial: u64,
+    times: u64,
+    uniforms: u64,
+}
+
+impl ScratchSizes {
+    fn holds(&self, need: &ScratchSizes) -> bool {
+        self.positions >= need.positions
+            && self.state >= need.state
+            && self.partial >= need.partial
+            && self.times >= need.times
+            && self.uniforms >= need.uniforms
+    }
+
+    fn max(&self, other: &ScratchSizes) -> ScratchSizes {
+        ScratchSizes {
+            positions: self.positions.max(other.positions),
+            state: self.state.max(other.state),
+            partial: self.partial.max(other.partial),
+            times: self.times.max(other.times),
+            uniforms: self.uniforms.max(other.uniforms),
+        }
+    }
+
+    fn total(&self) -> u64 {
+        2 * self.positions + self.state + self.partial + self.times + self.uniforms
+    }
+}
+
+/// The buffers a call binds besides the training set: the positions (ping-pong), the slots'
+/// softmax state and partial sums, the per-query times and the uniforms; with the bind groups
+/// made for up to `KEPT_SETS` sets. Bound whole: the kernels read sizes from their uniforms,
+/// never `arrayLength`, so a buffer larger than a call needs is harmless.
+struct Scratch {
+    positions: [wgpu::Buffer; 2],
+    state: wgpu::Buffer,
+    partial: wgpu::Buffer,
+    times: wgpu::Buffer,
+    uniforms: wgpu::Buffer,
+    sizes: ScratchSizes,
+    /// The bind groups of the last `KEPT_SETS` sets used, most recent last; parity p reads
+    /// positions[p] and writes positions[1 - p].
+    groups: Vec<SetGroups>,
+}
+
+/// A set's id and its bind groups over a scratch, [parity][slice].
+type SetGroups = (u64, Vec<Vec<wgpu::BindGroup>>);
+
+impl Scratch {
+    fn new(device: &wgpu::Device, sizes: ScratchSizes) -> Scratch {
+        let buffer = |label: &str, bytes: u64, usage: wgpu::BufferUsages| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes.max(4).next_multiple_of(4),
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let storage = wgpu::BufferUsages::STORAGE;
+        let position_usage = storage | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+        Scratch {
+            positions: [
+                buffer("closed form positions A", sizes.positions, position_usage),
+                buffer("closed form positions B", sizes.positions, position_usage),
+            ],
+            state: buffer("closed form softmax state", sizes.state, storage),
+            partial: buffer("closed form partial sums", sizes.partial, storage),
+            times: buffer(
+                "closed form query times",
+                sizes.times,
+                storage | wgpu::BufferUsages::COPY_DST,
+            ),
+            uniforms: buffer(
+                "closed form params",
+                sizes.uniforms.max(256),
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            ),
+            sizes,
+            groups: Vec::new(),
+        }
+    }
+
+    /// Frees the buffers now (work already submitted with them still completes).
+    fn destroy(&self) {
+        for buffer in
+            self.positions
+                .iter()
+                .chain([&self.state, &self.partial, &self.times, &self.uniforms])
+        {
+            buffer.destroy();
+        }
+    }
+}
+
+/// Where a call's scratch comes from: the pipeline's kept one, or its own (freed at its end).
+enum ScratchUse<'a> {
+    Kept(std::cell::RefMut<'a, Scratch>),
+    Own(Box<Scratch>),
+}
+
+impl std::ops::Deref for ScratchUse<'_> {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        match self {
+            ScratchUse::Kept(s) => s,
+            ScratchUse::Own(s) => s,
+        }
+    }
+}
+
+impl std::ops::DerefMut for ScratchUse<'_> {
+    fn deref_mut(&mut self) -> &mut Scratch {
+        match self {
+            ScratchUse::Kept(s) => s,
+            ScratchUse::Own(s) => s,
+        }
+    }
 }
 
 impl ClosedFormPipeline {
@@ -465,13 +616,9 @@ impl ClosedFormPipeline {
                 "per_coordinate",
             ),
             layout,
-            no_times: device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("closed form: one t for all"),
-                size: 4,
-                usage: wgpu::BufferUsages::STORAGE,
-                mapped_at_creation: false,
-            }),
             work_per_submission: WORK_PER_SUBMISSION,
+            kept: std::cell::RefCell::new(None),
+            kept_bytes: KEPT_BYTES,
         }
     }
 
@@ -479,6 +626,12 @@ impl ClosedFormPipeline {
     /// more submissions; the tests use it to check that the cut changes nothing.
     pub fn set_work_per_submission(&mut self, work: u64) {
         self.work_per_submission = work.max(1);
+    }
+
+    /// The most a call's scratch may take and still be kept for the next call (default
+    /// `KEPT_BYTES`); the tests lower it to see calls alternate between kept and own buffers.
+    pub fn set_kept_bytes(&mut self, bytes: u64) {
+        self.kept_bytes = bytes;
     }
 
     /// The plan of a call with `m` queries over `set` on `gpu`.
@@ -508,6 +661,32 @@ impl ClosedFormPipeline {
         }
     }
 
+    /// The bind groups of `set` over `scratch`: [parity][slice].
+    fn bind_groups(
+        &self,
+        device: &wgpu::Device,
+        set: &TrainingSet,
+        scratch: &Scratch,
+    ) -> Vec<Vec<wgpu::BindGroup>> {
+        (0..2)
+            .map(|p| {
+                let b = CallBuffers {
+                    queries: &scratch.positions[p],
+                    out: &scratch.positions[1 - p],
+                    state: &scratch.state,
+                    // Read only by calls with a t per query (FLAG_PER_QUERY_T).
+                    times: &scratch.times,
+                    partial: &scratch.partial,
+                };
+                set.slices
+                    .iter()
+                    .map(|(data, _)| self.bind_group(device, &scratch.uniforms, data, &b))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The one bind group of the closed form's layout.
     fn bind_group(
         &self,
         device: &wgpu::Device,
@@ -543,6 +722,32 @@ impl ClosedFormPipeline {
                 entry(7, data),
             ],
         })
+    }
+
+    /// The scratch for a call that needs `need`: the kept one, grown if it is too small, when
+    /// `need` fits `KEPT_BYTES` and no call holds it; otherwise a scratch of the call's own.
+    /// Taken and released within one synchronous stretch (see `submit`).
+    fn scratch(&self, device: &wgpu::Device, need: ScratchSizes) -> ScratchUse<'_> {
+        if need.total() <= self.kept_bytes {
+            if let Ok(mut kept) = self.kept.try_borrow_mut() {
+                if !kept.as_ref().is_some_and(|s| s.sizes.holds(&need)) {
+                    let grown = kept.as_ref().map_or(need, |s| s.sizes.max(&need));
+                    let sizes = if grown.total() <= self.kept_bytes {
+                        grown
+                    } else {
+                        need
+                    };
+                    if let Some(old) = kept.take() {
+                        old.destroy();
+                    }
+                    *kept = Some(Scratch::new(device, sizes));
+                }
+                if let Ok(scratch) = std::cell::RefMut::filter_map(kept, Option::as_mut) {
+                    return ScratchUse::Kept(scratch);
+                }
+            }
+        }
+        ScratchUse::Own(Box::new(Scratch::new(device, need)))
     }
 
     /// Encodes one step of `plan`: the first-pass dispatches over every slice, then the merge.
@@ -687,67 +892,61 @@ impl ClosedFormPipeline {
         }
         let mut out = Vec::with_capacity(queries.len());
         for (c, chunk) in queries.chunks(batch * dim).enumerate() {
-            let times = times.map(|t| &t[c * batch..c * batch + chunk.len() / dim]);
-            out.extend(
-                self.run_batch(gpu, set, chunk, schedule, times, record)
-                    .await?,
-            );
+            let batch = Batch {
+                set,
+                queries: chunk,
+                schedule,
+                times: times.map(|t| &t[c * batch..c * batch + chunk.len() / dim]),
+                record,
+            };
+            out.extend(self.run_batch(gpu, &batch).await?);
         }
         Ok(out)
     }
 
-    async fn run_batch(
+    async fn run_batch(&self, gpu: &Gpu, batch: &Batch<'_>) -> Result<Vec<f32>, GpuError> {
+        let ((read, own, frames), verdict) = scoped(&gpu.device, || self.submit(gpu, batch));
+        let result = read.finish(gpu).await;
+        if let Some(scratch) = &own {
+            scratch.destroy();
+        }
+        if let Some(frames) = &frames {
+            frames.destroy();
+        }
+        if let Err(error) = verdict.check().await {
+            // The kept scratch may be what failed (out of memory when it grew): make the next
+            // call start afresh rather than meet the same invalid buffers.
+            if own.is_none() {
+                if let Some(scratch) = self.kept.borrow_mut().take() {
+                    scratch.destroy();
+                }
+            }
+            return Err(error);
+        }
+        result
+    }
+
+    /// Writes the call's inputs, encodes and submits every step and the readback copy, with no
+    /// await: the kept scratch is used and released in this one stretch, and a later call's
+    /// writes to it are ordered after this call's work on the queue. Returns the pending read,
+    /// the call's own scratch (if it did not use the kept one) and its trajectory buffer, both
+    /// to free once read.
+    fn submit(
         &self,
         gpu: &Gpu,
-        set: &TrainingSet,
-        queries: &[f32],
-        schedule: &[Step],
-        times: Option<&[f32]>,
-        record: bool,
-    ) -> Result<Vec<f32>, GpuError> {
+        batch: &Batch<'_>,
+    ) -> (PendingRead, Option<Box<Scratch>>, Option<wgpu::Buffer>) {
+        let &Batch {
+            set,
+            queries,
+            schedule,
+            times,
+            record,
+        } = batch;
         let device = &gpu.device;
-        // Error scopes are a stack shared by every task on the page: push and pop with no await
-        // in between (figures compute concurrently), and await the verdict afterwards. Out of
-        // memory is caught as well as validation.
-        let oom_scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let dim = set.dim;
         let m = queries.len() / dim;
         let plan = Self::plan(gpu, set, m);
-        let position_usage = wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_SRC
-            | wgpu::BufferUsages::COPY_DST;
-        let positions = [
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("closed form positions A"),
-                contents: bytemuck::cast_slice(queries),
-                usage: position_usage,
-            }),
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("closed form positions B"),
-                size: (queries.len() * 4) as u64,
-                usage: position_usage,
-                mapped_at_creation: false,
-            }),
-        ];
-        let state = scratch(
-            device,
-            "closed form softmax state",
-            2 * plan.slots as u64 * m as u64,
-        );
-        let partial = scratch(
-            device,
-            "closed form partial sums",
-            plan.partial_floats(m as u64, dim as u64),
-        );
-        let times_buffer = times.map(|times| {
-            device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("closed form query times"),
-                contents: bytemuck::cast_slice(times),
-                usage: wgpu::BufferUsages::STORAGE,
-            })
-        });
-        let times_binding = times_buffer.as_ref().unwrap_or(&self.no_times);
 
         // One uniform entry per (step, dispatch) of one submission, addressed by dynamic offset,
         // rewritten before each submission (queue writes are ordered with submissions): memory
@@ -769,30 +968,34 @@ impl ClosedFormPipeline {
             device,
             &entries_of(&schedule[..per_submission.min(schedule.len())]),
         );
-        let mut first_entries = Some(first_entries);
-        let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("closed form params"),
-            size: first_entries.as_ref().map_or(0, Vec::len).max(256) as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-
-        // Bind groups for each (parity, slice): parity p reads positions[p], writes positions[1-p].
-        let bind_groups: Vec<Vec<wgpu::BindGroup>> = (0..2)
-            .map(|p| {
-                let b = CallBuffers {
-                    queries: &positions[p],
-                    out: &positions[1 - p],
-                    state: &state,
-                    times: times_binding,
-                    partial: &partial,
-                };
-                set.slices
-                    .iter()
-                    .map(|(data, _)| self.bind_group(device, &uniforms, data, &b))
-                    .collect()
-            })
-            .collect();
+        let need = ScratchSizes {
+            positions: (queries.len() * 4) as u64,
+            state: 2 * plan.slots as u64 * m as u64 * 4,
+            partial: plan.partial_floats(m as u64, dim as u64) * 4,
+            times: times.map_or(0, |t| (t.len() * 4) as u64),
+            uniforms: first_entries.len() as u64,
+        };
+        let mut scratch = self.scratch(device, need);
+        gpu.queue
+            .write_buffer(&scratch.positions[0], 0, bytemuck::cast_slice(queries));
+        if let Some(times) = times {
+            gpu.queue
+                .write_buffer(&scratch.times, 0, bytemuck::cast_slice(times));
+        }
+        match scratch.groups.iter().position(|(id, _)| *id == set.id) {
+            Some(at) => {
+                let groups = scratch.groups.remove(at);
+                scratch.groups.push(groups);
+            }
+            None => {
+                let groups = self.bind_groups(device, set, &scratch);
+                if scratch.groups.len() == KEPT_SETS {
+                    scratch.groups.remove(0);
+                }
+                scratch.groups.push((set.id, groups));
+            }
+        }
+        let bind_groups = &scratch.groups.last().expect("just pushed").1;
 
         let frame_bytes = (queries.len() * 4) as u64;
         let frames = record.then(|| {
@@ -803,11 +1006,12 @@ impl ClosedFormPipeline {
                 mapped_at_creation: false,
             })
         });
+        let mut first_entries = Some(first_entries);
         for (group, steps) in schedule.chunks(per_submission).enumerate() {
             let bytes = first_entries
                 .take()
                 .unwrap_or_else(|| pack_entries(device, &entries_of(steps)).0);
-            gpu.queue.write_buffer(&uniforms, 0, &bytes);
+            gpu.queue.write_buffer(&scratch.uniforms, 0, &bytes);
             let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("closed form steps"),
             });
@@ -835,7 +1039,7 @@ impl ClosedFormPipeline {
                 if let Some(frames) = &frames {
                     let k = group * per_submission + pass_steps.start;
                     encoder.copy_buffer_to_buffer(
-                        &positions[(k + 1) % 2],
+                        &scratch.positions[(k + 1) % 2],
                         0,
                         frames,
                         k as u64 * frame_bytes,
@@ -845,27 +1049,23 @@ impl ClosedFormPipeline {
             }
             gpu.queue.submit([encoder.finish()]);
         }
-        let validation = scope.pop();
-        let oom = oom_scope.pop();
-        let result = match &frames {
-            Some(frames) => read_f32(gpu, frames, queries.len() * schedule.len()).await,
-            None => read_f32(gpu, &positions[schedule.len() % 2], queries.len()).await,
+        let read = match &frames {
+            Some(frames) => start_read(gpu, frames, queries.len() * schedule.len()),
+            None => start_read(gpu, &scratch.positions[schedule.len() % 2], queries.len()),
         };
-        for buffer in positions
-            .iter()
-            .chain([&state, &partial, &uniforms])
-            .chain(frames.as_ref())
-            .chain(times_buffer.as_ref())
-        {
-            buffer.destroy();
+        let own = match scratch {
+            ScratchUse::Own(scratch) => Some(scratch),
+            ScratchUse::Kept(_) => None,
+        };
+        (read, own, frames)
+    }
+}
+
+impl Drop for ClosedFormPipeline {
+    fn drop(&mut self) {
+        if let Some(scratch) = self.kept.get_mut() {
+            scratch.destroy();
         }
-        if let Some(error) = validation.await {
-            return Err(GpuError::Validation(error.to_string()));
-        }
-        if let Some(error) = oom.await {
-            return Err(GpuError::OutOfMemory(error.to_string()));
-        }
-        result
     }
 }
 
@@ -970,6 +1170,53 @@ impl Drop for RecordedVelocity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two calls submitted before either is read share the kept scratch: the first call's
+    /// readback copy is on the queue before the second call writes its queries, so each call
+    /// reads its own answer, whichever is read first.
+    #[test]
+    fn calls_submitted_back_to_back_each_read_their_own_answer() {
+        let gpu = match pollster::block_on(Gpu::request(true)) {
+            Ok(gpu) => gpu,
+            Err(e) if std::env::var("FM_NO_GPU").is_ok_and(|v| v == "1") => {
+                eprintln!("\n*** SKIPPING GPU TEST (FM_NO_GPU=1): {e} ***\n");
+                return;
+            }
+            Err(e) => panic!("no GPU adapter: {e} (FM_NO_GPU=1 skips the GPU tests on purpose)"),
+        };
+        let dim = 8;
+        let data = crate::flow::rng::Rng::new(7).normals(100 * dim);
+        let set = TrainingSet::upload(&gpu, &data, dim).unwrap();
+        let pipeline = ClosedFormPipeline::new(&gpu);
+        let points: Vec<Vec<f32>> = (0..2)
+            .map(|k| crate::flow::rng::Rng::new(8 + k).normals(4 * dim))
+            .collect();
+        let schedule = [Step {
+            t: 0.5,
+            dt: 0.0,
+            euler: false,
+        }];
+        let batch = |queries| Batch {
+            set: &set,
+            queries,
+            schedule: &schedule,
+            times: None,
+            record: false,
+        };
+        let (read_a, own_a, _) = pipeline.submit(&gpu, &batch(&points[0]));
+        let (read_b, own_b, _) = pipeline.submit(&gpu, &batch(&points[1]));
+        assert!(
+            own_a.is_none() && own_b.is_none(),
+            "both use the kept scratch"
+        );
+        let b = pollster::block_on(read_b.finish(&gpu)).unwrap();
+        let a = pollster::block_on(read_a.finish(&gpu)).unwrap();
+        let fresh = ClosedFormPipeline::new(&gpu);
+        for (got, queries) in [(a, &points[0]), (b, &points[1])] {
+            let want = pollster::block_on(fresh.velocity(&gpu, &set, queries, 0.5)).unwrap();
+            assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn the_benchmark_call_fills_a_large_gpu() {

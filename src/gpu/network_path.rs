@@ -6,7 +6,7 @@
 //! one readback.
 
 use super::closed_form::{ClosedFormPipeline, VelocityBuffers};
-use super::readback::read_f32;
+use super::readback::{scoped, start_read};
 use super::trainer::{storage, uniform, Gemm, GpuTrainer, Kernel, GEMM_TILE};
 use super::{Gpu, GpuError};
 use crate::flow::mlp::MlpShape;
@@ -276,28 +276,22 @@ async fn submit_and_read(
     out: &wgpu::Buffer,
     len: usize,
 ) -> Result<Vec<f32>, GpuError> {
-    let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-    let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let mut encoder = gpu
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-    {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(label),
-            timestamp_writes: None,
-        });
-        record(&mut pass);
-    }
-    gpu.queue.submit([encoder.finish()]);
-    // Popped now, in the order pushed back: other work may push scopes during the awaits.
-    let (validation, out_of_memory) = (scope.pop(), oom.pop());
-    let result = read_f32(gpu, out, len).await;
-    if let Some(error) = validation.await {
-        return Err(GpuError::Validation(error.to_string()));
-    }
-    if let Some(error) = out_of_memory.await {
-        return Err(GpuError::OutOfMemory(error.to_string()));
-    }
+    let (read, verdict) = scoped(&gpu.device, || {
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(label),
+                timestamp_writes: None,
+            });
+            record(&mut pass);
+        }
+        gpu.queue.submit([encoder.finish()]);
+        start_read(gpu, out, len)
+    });
+    let result = read.finish(gpu).await;
+    verdict.check().await?;
     result
 }
 

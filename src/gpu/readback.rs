@@ -1,4 +1,5 @@
-//! The one way results come back from the GPU.
+//! The one way results come back from the GPU, and the one way a stretch of GPU work is held to
+//! account for its errors (`scoped`).
 
 use super::GpuError;
 
@@ -75,5 +76,40 @@ impl PendingRead {
         }
         staging.destroy();
         values
+    }
+}
+
+/// The errors a stretch of GPU work raised, to be awaited once its results are read.
+pub struct Verdict {
+    validation: std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>,
+    oom: std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>,
+}
+
+/// Runs `work` (encoding, submissions, `start_read`s) inside a validation and an out-of-memory
+/// error scope, pushed before it and popped right after it with no await in between: the scopes
+/// are a stack shared by every task on the page, and figures compute concurrently. `work` must
+/// not await; its verdict is awaited afterwards.
+pub fn scoped<T>(device: &wgpu::Device, work: impl FnOnce() -> T) -> (T, Verdict) {
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let value = work();
+    // Popped in the order pushed back.
+    let verdict = Verdict {
+        validation: Box::pin(validation.pop()),
+        oom: Box::pin(oom.pop()),
+    };
+    (value, verdict)
+}
+
+impl Verdict {
+    /// The first error the work raised (a validation error before running out of memory).
+    pub async fn check(self) -> Result<(), GpuError> {
+        if let Some(error) = self.validation.await {
+            return Err(GpuError::Validation(error.to_string()));
+        }
+        if let Some(error) = self.oom.await {
+            return Err(GpuError::OutOfMemory(error.to_string()));
+        }
+        Ok(())
     }
 }

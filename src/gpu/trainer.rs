@@ -4,7 +4,7 @@
 //! weight.
 
 use super::closed_form::{ClosedFormPipeline, RecordedVelocity, VelocityBuffers};
-use super::readback::{read_f32, start_read, PendingRead};
+use super::readback::{read_f32, scoped, start_read, PendingRead, Verdict};
 use super::{shaders, Gpu, GpuError};
 use crate::flow::mlp::{MlpShape, Target};
 use crate::flow::training::TrainOptions;
@@ -169,13 +169,10 @@ const FORWARD: u32 = 0;
 const BACK_INPUT: u32 = 1;
 const WEIGHT_GRAD: u32 = 2;
 
-type ErrorVerdict = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
-
 /// A submission of training steps whose losses are on their way back.
 struct InFlight {
     losses: PendingRead,
-    validation: ErrorVerdict,
-    oom: ErrorVerdict,
+    verdict: Verdict,
 }
 
 /// The CPU twin of `steps` steps of a `GpuTrainer` with `options` from `init`: the losses and the
@@ -593,8 +590,11 @@ impl GpuTrainer {
 
     /// Encodes and submits `chunk` steps and the copy of their losses.
     fn submit(&self, gpu: &Gpu, chunk: usize) -> InFlight {
-        let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let (losses, verdict) = scoped(&gpu.device, || self.encode_and_submit(gpu, chunk));
+        InFlight { losses, verdict }
+    }
+
+    fn encode_and_submit(&self, gpu: &Gpu, chunk: usize) -> PendingRead {
         gpu.queue.write_buffer(
             &self.counter,
             0,
@@ -624,22 +624,12 @@ impl GpuTrainer {
             }
         }
         gpu.queue.submit([encoder.finish()]);
-        let losses = start_read(gpu, &self.losses, chunk);
-        InFlight {
-            losses,
-            validation: Box::pin(scope.pop()),
-            oom: Box::pin(oom.pop()),
-        }
+        start_read(gpu, &self.losses, chunk)
     }
 
     async fn collect(gpu: &Gpu, in_flight: InFlight) -> Result<Vec<f32>, GpuError> {
         let losses = in_flight.losses.finish(gpu).await;
-        if let Some(error) = in_flight.validation.await {
-            return Err(GpuError::Validation(error.to_string()));
-        }
-        if let Some(error) = in_flight.oom.await {
-            return Err(GpuError::OutOfMemory(error.to_string()));
-        }
+        in_flight.verdict.check().await?;
         losses
     }
 

@@ -5,6 +5,7 @@
 
 use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{draw_on, DigitsGate};
+use crate::catalog::FigureSpec;
 use crate::charts::alignment::{draw_fractions, Curve};
 use crate::flow::{alignment, digits::POOLINGS};
 use crate::web::backend::figure_backend;
@@ -38,7 +39,7 @@ pub struct Measured {
 }
 
 impl Sketch for AlignmentDimensions {
-    const NAME: &'static str = "alignment-by-dimension";
+    const SPEC: &'static FigureSpec = &crate::catalog::alignment_dimensions::SPEC;
     const ID: &'static str = "ad";
     /// The resolution (POOLINGS index) and the index of t.
     type Key = (usize, usize);

@@ -10,6 +10,7 @@ use super::{
     TwoCanvases,
 };
 use crate::catalog::cfm_efm as settings;
+use crate::catalog::FigureSpec;
 use crate::charts::{curves, palette, scenes};
 use crate::flow::training::TrainOptions;
 use crate::flow::{metrics, mlp, rng::Rng, Dataset};
@@ -155,7 +156,7 @@ impl CfmEfm {
 }
 
 impl Sketch for CfmEfm {
-    const NAME: &'static str = "cfm-vs-efm";
+    const SPEC: &'static FigureSpec = &crate::catalog::cfm_efm::SPEC;
     const ID: &'static str = "cfm-efm";
     /// The generation and the steps both runs trained before the chunk.
     type Key = (u64, usize);

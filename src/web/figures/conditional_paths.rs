@@ -5,6 +5,7 @@
 use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{draw_plane, two_canvases, PlayButton, TwoCanvases};
 use crate::catalog::conditional_paths as settings;
+use crate::catalog::FigureSpec;
 use crate::charts::palette;
 use crate::charts::plane::{Dot, Scene, Segment};
 use crate::flow::{rng::Rng, Dataset};
@@ -43,7 +44,7 @@ impl ConditionalPaths {
 }
 
 impl Sketch for ConditionalPaths {
-    const NAME: &'static str = "conditional-paths";
+    const SPEC: &'static FigureSpec = &crate::catalog::conditional_paths::SPEC;
     const ID: &'static str = "cp";
     type Key = ();
     type Output = ();

@@ -4,6 +4,7 @@
 
 use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{draw_on, DigitsGate};
+use crate::catalog::FigureSpec;
 use crate::charts::alignment::{draw_digit_grid, Cell};
 use crate::flow::digits::{PIXELS, SIDE};
 use crate::flow::{metrics, rng::Rng};
@@ -64,7 +65,7 @@ pub struct Paths {
 }
 
 impl Sketch for DigitMemorization {
-    const NAME: &'static str = "digit-memorization";
+    const SPEC: &'static FigureSpec = &crate::catalog::digit_memorization::SPEC;
     const ID: &'static str = "dm";
     /// The noise's version.
     type Key = u64;

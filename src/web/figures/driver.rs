@@ -8,13 +8,12 @@
 //! animation loop, the address, downloads, theme changes and removal.
 
 use super::{Figure, FrameClock, Status};
-use crate::catalog::{Kind, Setting};
+use crate::catalog::{FigureSpec, Kind, Setting};
 use crate::schedule::Jobs;
 use crate::web::controls::{self, element, JsResult, Listeners, Slider};
 use futures_util::future::LocalBoxFuture;
 use std::cell::RefCell;
 use std::rc::Rc;
-use wasm_bindgen::JsValue;
 use web_sys::{Element, HtmlElement, HtmlSelectElement};
 
 /// The value of a setting.
@@ -129,8 +128,8 @@ impl Ctx<'_> {
 
 /// A figure as it declares itself to the driver.
 pub trait Sketch: Sized + 'static {
-    /// Its name in the catalogue, where its settings are.
-    const NAME: &'static str;
+    /// Its entry in the catalogue: its name and settings.
+    const SPEC: &'static FigureSpec;
     /// The prefix of its controls' element ids ("vf" gives "vf-t").
     const ID: &'static str;
     /// The inputs of one job (settings, a data version): requests with equal keys are one job.
@@ -305,8 +304,7 @@ pub struct Driven<S: Sketch> {
 
 impl<S: Sketch> Driven<S> {
     pub fn mount(root: &Element) -> JsResult<Driven<S>> {
-        let spec = crate::catalog::figure(S::NAME)
-            .ok_or_else(|| JsValue::from_str(&format!("{} is not in the catalogue", S::NAME)))?;
+        let spec = S::SPEC;
         let cell: Cell<S> = Rc::new(RefCell::new(None));
         let handle = Handle(cell.clone());
         let mut listeners = Listeners::default();

@@ -11,6 +11,7 @@ use super::{
     TwoCanvases,
 };
 use crate::catalog::hybrid_tau as settings;
+use crate::catalog::FigureSpec;
 use crate::charts::{curves, scenes};
 use crate::flow::training::TrainOptions;
 use crate::flow::{metrics, mlp, rng::Rng, Dataset};
@@ -84,7 +85,7 @@ impl HybridTau {
 }
 
 impl Sketch for HybridTau {
-    const NAME: &'static str = "hybrid-tau";
+    const SPEC: &'static FigureSpec = &crate::catalog::hybrid_tau::SPEC;
     const ID: &'static str = "ht";
     type Key = Work;
     type Output = Done;

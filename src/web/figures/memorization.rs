@@ -5,6 +5,7 @@
 use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{draw_histogram, draw_plane, two_canvases, PlayButton, TwoCanvases};
 use crate::catalog::memorization as settings;
+use crate::catalog::FigureSpec;
 use crate::charts::{histogram::HistogramView, scenes};
 use crate::flow::{metrics, rng::Rng, Dataset};
 use crate::web::backend::figure_backend;
@@ -78,7 +79,7 @@ impl Memorization {
 }
 
 impl Sketch for Memorization {
-    const NAME: &'static str = "memorization";
+    const SPEC: &'static FigureSpec = &crate::catalog::memorization::SPEC;
     const ID: &'static str = "mem";
     /// The data version and the steps integrated so far.
     type Key = (u64, usize);

@@ -25,7 +25,8 @@ pub use training_run::*;
 pub use widgets::*;
 
 use super::controls::JsResult;
-use driver::Driven;
+use crate::catalog::FigureSpec;
+use driver::{Driven, Sketch};
 use wasm_bindgen::JsValue;
 use web_sys::Element;
 
@@ -43,34 +44,66 @@ pub trait Figure {
     }
 }
 
+/// Mounts one figure in a page element.
+type Mount = fn(&Element) -> JsResult<Box<dyn Figure>>;
+
+fn mount<S: Sketch>(root: &Element) -> JsResult<Box<dyn Figure>> {
+    Ok(Box::new(Driven::<S>::mount(root)?))
+}
+
+/// Every figure's sketch with its catalogue entry, in the catalogue's order.
+const SKETCHES: [(&FigureSpec, Mount); 12] = [
+    sketch::<noise_to_data::NoiseToData>(),
+    sketch::<conditional_paths::ConditionalPaths>(),
+    sketch::<velocity_field::VelocityField>(),
+    sketch::<memorization::Memorization>(),
+    sketch::<stochastic_target::StochasticTarget>(),
+    sketch::<target_alignment::TargetAlignment>(),
+    sketch::<target_alignment::ObjectiveGap>(),
+    sketch::<alignment_dimensions::AlignmentDimensions>(),
+    sketch::<digit_memorization::DigitMemorization>(),
+    sketch::<cfm_efm::CfmEfm>(),
+    sketch::<model_capacity::ModelCapacity>(),
+    sketch::<hybrid_tau::HybridTau>(),
+];
+
+const fn sketch<S: Sketch>() -> (&'static FigureSpec, Mount) {
+    (S::SPEC, mount::<S>)
+}
+
+// The sketches are the catalogue's figures, in its order: a figure added to one and not the
+// other fails the build.
+const _: () = {
+    assert!(SKETCHES.len() == crate::catalog::FIGURES.len());
+    let mut k = 0;
+    while k < SKETCHES.len() {
+        assert!(same(SKETCHES[k].0.name, crate::catalog::FIGURES[k].name));
+        k += 1;
+    }
+};
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut k = 0;
+    while k < a.len() {
+        if a[k] != b[k] {
+            return false;
+        }
+        k += 1;
+    }
+    true
+}
+
 /// Builds the figure `name` inside `root`.
 pub fn create(name: &str, root: &Element) -> JsResult<Box<dyn Figure>> {
-    Ok(match name {
-        "noise-to-data" => Box::new(Driven::<noise_to_data::NoiseToData>::mount(root)?),
-        "conditional-paths" => {
-            Box::new(Driven::<conditional_paths::ConditionalPaths>::mount(root)?)
-        }
-        "velocity-field" => Box::new(Driven::<velocity_field::VelocityField>::mount(root)?),
-        "memorization" => Box::new(Driven::<memorization::Memorization>::mount(root)?),
-        "stochastic-target" => {
-            Box::new(Driven::<stochastic_target::StochasticTarget>::mount(root)?)
-        }
-        "target-alignment" => Box::new(Driven::<target_alignment::TargetAlignment>::mount(root)?),
-        "objective-gap" => Box::new(Driven::<target_alignment::ObjectiveGap>::mount(root)?),
-        "alignment-by-dimension" => Box::new(
-            Driven::<alignment_dimensions::AlignmentDimensions>::mount(root)?,
-        ),
-        "digit-memorization" => Box::new(Driven::<digit_memorization::DigitMemorization>::mount(
-            root,
-        )?),
-        "cfm-vs-efm" => Box::new(Driven::<cfm_efm::CfmEfm>::mount(root)?),
-        "model-capacity" => Box::new(Driven::<model_capacity::ModelCapacity>::mount(root)?),
-        "hybrid-tau" => Box::new(Driven::<hybrid_tau::HybridTau>::mount(root)?),
-        other => {
-            return Err(JsValue::from_str(&format!(
-                "unknown figure \"{other}\"; valid names: {}",
-                crate::catalog::FIGURES.map(|f| f.name).join(", ")
-            )))
-        }
-    })
+    match SKETCHES.iter().find(|(spec, _)| spec.name == name) {
+        Some((_, mount)) => mount(root),
+        None => Err(JsValue::from_str(&format!(
+            "unknown figure \"{name}\"; valid names: {}",
+            crate::catalog::FIGURES.map(|f| f.name).join(", ")
+        ))),
+    }
 }

@@ -17,6 +17,7 @@ use super::{
     TwoCanvases,
 };
 use crate::catalog::model_capacity as settings;
+use crate::catalog::FigureSpec;
 use crate::catalog::Kind;
 use crate::charts::{curves, scenes};
 use crate::flow::capacity::{self, References, FLOW_STEPS, SAMPLES as PARTICLES, WIDTHS};
@@ -198,7 +199,7 @@ fn n_at(k: usize) -> usize {
 }
 
 impl Sketch for ModelCapacity {
-    const NAME: &'static str = "model-capacity";
+    const SPEC: &'static FigureSpec = &crate::catalog::model_capacity::SPEC;
     const ID: &'static str = "cap";
     type Key = Work;
     type Output = Done;

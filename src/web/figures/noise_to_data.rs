@@ -6,6 +6,7 @@ use super::{
     draw_on, draw_plane, run_controls, two_canvases, ChunkEnd, PauseToggle, Samples, TrainingRun,
     TwoCanvases,
 };
+use crate::catalog::FigureSpec;
 use crate::charts::{curves, scenes};
 use crate::flow::training::TrainOptions;
 use crate::flow::{mlp, rng::Rng, Dataset};
@@ -48,7 +49,7 @@ impl NoiseToData {
 }
 
 impl Sketch for NoiseToData {
-    const NAME: &'static str = "noise-to-data";
+    const SPEC: &'static FigureSpec = &crate::catalog::noise_to_data::SPEC;
     const ID: &'static str = "nd";
     /// The run and the steps trained before the chunk.
     type Key = (u64, usize);

@@ -5,6 +5,7 @@
 use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{draw_histogram, draw_plane, two_canvases, TwoCanvases};
 use crate::catalog::stochastic_target as settings;
+use crate::catalog::FigureSpec;
 use crate::charts::{histogram::HistogramView, plane::Plane, scenes};
 use crate::flow::{self, metrics, rng::Rng, Dataset};
 use crate::web::backend::figure_backend;
@@ -54,7 +55,7 @@ impl StochasticTarget {
 }
 
 impl Sketch for StochasticTarget {
-    const NAME: &'static str = "stochastic-target";
+    const SPEC: &'static FigureSpec = &crate::catalog::stochastic_target::SPEC;
     const ID: &'static str = "st";
     /// The data version and t's bits.
     type Key = (u64, u32);

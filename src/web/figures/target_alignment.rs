@@ -8,6 +8,7 @@
 
 use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{draw_on, two_canvases, DigitsGate, TwoCanvases};
+use crate::catalog::FigureSpec;
 use crate::charts::alignment::{draw_ridgelines, draw_target_variance, Ridge};
 use crate::charts::DrawResult;
 use crate::flow::alignment::{self, TargetVariance};
@@ -32,8 +33,8 @@ const SEED: u32 = 1;
 
 /// What a figure measures of the velocities at one t, and how it draws and exports it.
 pub trait Measure: 'static {
-    /// The figure's name and its controls' id prefix.
-    const NAME: &'static str;
+    /// The figure's entry in the catalogue, and its controls' id prefix.
+    const SPEC: &'static FigureSpec;
     const ID: &'static str;
     type Row;
     /// The canvases' accessible labels (two moons, MNIST).
@@ -53,7 +54,7 @@ pub trait Measure: 'static {
 pub struct Cosines;
 
 impl Measure for Cosines {
-    const NAME: &'static str = "target-alignment";
+    const SPEC: &'static FigureSpec = &crate::catalog::target_alignment::SPEC;
     const ID: &'static str = "ta";
     type Row = (Histogram, f32);
     const LABELS: [&'static str; 2] = [
@@ -107,7 +108,7 @@ impl Measure for Cosines {
 pub struct Spread;
 
 impl Measure for Spread {
-    const NAME: &'static str = "objective-gap";
+    const SPEC: &'static FigureSpec = &crate::catalog::objective_gap::SPEC;
     const ID: &'static str = "og";
     type Row = TargetVariance;
     const LABELS: [&'static str; 2] = [
@@ -217,7 +218,7 @@ impl<M: Measure> PairsByT<M> {
 }
 
 impl<M: Measure> Sketch for PairsByT<M> {
-    const NAME: &'static str = M::NAME;
+    const SPEC: &'static FigureSpec = M::SPEC;
     const ID: &'static str = M::ID;
     /// The panel and the index of t.
     type Key = (usize, usize);

@@ -4,6 +4,7 @@
 use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{draw_plane, grid};
 use crate::catalog::velocity_field as settings;
+use crate::catalog::FigureSpec;
 use crate::charts::{plane::Plane, scenes};
 use crate::flow::{self, Dataset};
 use crate::web::backend::figure_backend;
@@ -63,7 +64,7 @@ impl VelocityField {
 }
 
 impl Sketch for VelocityField {
-    const NAME: &'static str = "velocity-field";
+    const SPEC: &'static FigureSpec = &crate::catalog::velocity_field::SPEC;
     const ID: &'static str = "vf";
     /// The data version and t's bits.
     type Key = (u64, u32);
