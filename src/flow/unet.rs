@@ -113,6 +113,12 @@ enum Op {
 #[derive(Debug, Clone)]
 pub struct Unet {
     pub shape: UnetShape,
+    graph: Graph,
+}
+
+/// The operations and where their tensors and parameters are; its methods add to it.
+#[derive(Debug, Clone)]
+struct Graph {
     ops: Vec<Op>,
     /// The length of every tensor: 0 the image, 1 the time features, then one per operation.
     sizes: Vec<usize>,
@@ -120,22 +126,14 @@ pub struct Unet {
     /// 0 and GroupNorm scales at 1.
     weights: Vec<(usize, usize, usize)>,
     scales: Vec<(usize, usize)>,
+    /// The parameters so far.
     parameters: usize,
 }
 
-/// Builds the operation list.
-struct Builder {
-    ops: Vec<Op>,
-    sizes: Vec<usize>,
-    weights: Vec<(usize, usize, usize)>,
-    scales: Vec<(usize, usize)>,
-    at: usize,
-}
-
-impl Builder {
+impl Graph {
     fn take(&mut self, len: usize) -> usize {
-        let at = self.at;
-        self.at += len;
+        let at = self.parameters;
+        self.parameters += len;
         at
     }
 
@@ -236,12 +234,12 @@ impl Unet {
     pub fn new(shape: UnetShape) -> Unet {
         let (side, c, e) = (shape.side, shape.base, shape.embed);
         assert!(side % 4 == 0, "the side must be divisible by 4");
-        let mut n = Builder {
+        let mut n = Graph {
             ops: Vec::new(),
             sizes: vec![shape.dim(), shape.time_features],
             weights: Vec::new(),
             scales: Vec::new(),
-            at: 0,
+            parameters: 0,
         };
         // The time embedding: features -> e -> SiLU -> e -> SiLU (each block projects it).
         let time = n.linear(1, shape.time_features, e);
@@ -290,18 +288,11 @@ impl Unet {
         let out = n.norm(u1, c, side, shape.groups);
         let out = n.silu(out);
         n.conv(out, c, 1, 3, side);
-        Unet {
-            shape,
-            ops: n.ops,
-            sizes: n.sizes,
-            weights: n.weights,
-            scales: n.scales,
-            parameters: n.at,
-        }
+        Unet { shape, graph: n }
     }
 
     pub fn parameter_count(&self) -> usize {
-        self.parameters
+        self.graph.parameters
     }
 
     /// Weights uniform in +-1/sqrt(fan_in) (PyTorch's default), biases and shifts 0, GroupNorm
@@ -309,16 +300,16 @@ impl Unet {
     /// diffusion U-Nets start), from a seed.
     pub fn init(&self, seed: u64) -> Vec<f32> {
         let mut rng = Rng::new(seed);
-        let mut params = vec![0.0f32; self.parameters];
-        let last = self.weights.len() - 1;
-        for (k, &(at, len, fan_in)) in self.weights.iter().enumerate() {
+        let mut params = vec![0.0f32; self.graph.parameters];
+        let last = self.graph.weights.len() - 1;
+        for (k, &(at, len, fan_in)) in self.graph.weights.iter().enumerate() {
             let bound = 1.0 / (fan_in as f64).sqrt();
             for p in &mut params[at..at + len] {
                 let v = (2.0 * rng.uniform() - 1.0) * bound;
                 *p = if k == last { 0.0 } else { v as f32 };
             }
         }
-        for &(at, len) in &self.scales {
+        for &(at, len) in &self.graph.scales {
             params[at..at + len].fill(1.0);
         }
         params
@@ -341,11 +332,11 @@ impl Unet {
     /// u_theta(x, t) for one image `x` (side x side): the output and every tensor on the way
     /// (what `backward` needs).
     pub fn forward<R: Real>(&self, params: &[R], x: &[R], t: R) -> Vec<Vec<R>> {
-        let mut tensors: Vec<Vec<R>> = Vec::with_capacity(self.sizes.len());
+        let mut tensors: Vec<Vec<R>> = Vec::with_capacity(self.graph.sizes.len());
         tensors.push(x.to_vec());
         tensors.push(self.time_features(t));
-        for (k, op) in self.ops.iter().enumerate() {
-            let out = self.run(op, params, &tensors, self.sizes[k + 2]);
+        for (k, op) in self.graph.ops.iter().enumerate() {
+            let out = self.run(op, params, &tensors, self.graph.sizes[k + 2]);
             tensors.push(out);
         }
         tensors
@@ -490,10 +481,10 @@ impl Unet {
         grads: &mut [R],
     ) {
         let zero = R::from_f64(0.0);
-        let mut d: Vec<Vec<R>> = self.sizes.iter().map(|&n| vec![zero; n]).collect();
+        let mut d: Vec<Vec<R>> = self.graph.sizes.iter().map(|&n| vec![zero; n]).collect();
         let last = d.len() - 1;
         d[last].copy_from_slice(grad_out);
-        for (k, op) in self.ops.iter().enumerate().rev() {
+        for (k, op) in self.graph.ops.iter().enumerate().rev() {
             let out = k + 2;
             let dy = std::mem::take(&mut d[out]);
             self.back(op, params, tensors, &dy, &mut d, grads);
