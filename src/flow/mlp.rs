@@ -26,10 +26,24 @@ pub trait Real:
     fn sqrt(self) -> Self;
     /// 1 / (1 + e^-x), the gate of SiLU.
     fn sigmoid(self) -> Self;
+    /// c (m x n, row-major) += a b, with a (m x k) and b (k x n) read through their (row, column)
+    /// strides, so a transposed operand costs nothing: matrixmultiply's blocked kernels, which
+    /// pick AVX/FMA at run time natively.
+    #[allow(clippy::too_many_arguments)]
+    fn gemm_add(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[Self],
+        a_strides: (usize, usize),
+        b: &[Self],
+        b_strides: (usize, usize),
+        c: &mut [Self],
+    );
 }
 
 macro_rules! real {
-    ($t:ty, $sigmoid:expr) => {
+    ($t:ty, $gemm:path, $sigmoid:expr) => {
         impl Real for $t {
             fn from_f64(v: f64) -> Self {
                 v as $t
@@ -52,13 +66,53 @@ macro_rules! real {
             fn sigmoid(self) -> Self {
                 $sigmoid(self)
             }
+            fn gemm_add(
+                m: usize,
+                k: usize,
+                n: usize,
+                a: &[Self],
+                (rsa, csa): (usize, usize),
+                b: &[Self],
+                (rsb, csb): (usize, usize),
+                c: &mut [Self],
+            ) {
+                if m == 0 || n == 0 {
+                    return;
+                }
+                if k > 0 {
+                    assert!((m - 1) * rsa + (k - 1) * csa < a.len(), "a is too short");
+                    assert!((k - 1) * rsb + (n - 1) * csb < b.len(), "b is too short");
+                }
+                assert!(c.len() >= m * n, "c is too short");
+                // SAFETY: the assertions keep every element the kernel reads inside `a` and `b`
+                // and every element it writes inside `c` (m x n, row stride n); the three slices
+                // cannot overlap, `c` being borrowed mutably.
+                unsafe {
+                    $gemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        rsa as isize,
+                        csa as isize,
+                        b.as_ptr(),
+                        rsb as isize,
+                        csb as isize,
+                        1.0,
+                        c.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    )
+                }
+            }
         }
     };
 }
 // float32 (the page's training): e^-|x| by the closed form's vectorisable exponential (the
 // library's expf is a scalar call on wasm and took a third of a CPU training step), then
 // 1 / (1 + e) or e / (1 + e) by the sign, both exact to a few ulp.
-real!(f32, |x: f32| {
+real!(f32, matrixmultiply::sgemm, |x: f32| {
     let e = super::closed_form::exp_small(-x.abs());
     if x >= 0.0 {
         1.0 / (1.0 + e)
@@ -67,7 +121,8 @@ real!(f32, |x: f32| {
     }
 });
 // float64 (the references): the textbook formula.
-real!(f64, |x: f64| 1.0 / (1.0 + (-x).exp()));
+real!(f64, matrixmultiply::dgemm, |x: f64| 1.0
+    / (1.0 + (-x).exp()));
 
 /// The network's architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@ pub mod budget;
 pub mod capacity;
 pub mod closed_form;
 pub mod datasets;
+pub mod digit_training;
 pub mod digits;
 pub mod error;
 pub mod metrics;

@@ -45,10 +45,11 @@ impl UnetShape {
     }
 }
 
-/// One operation. Tensors are numbered in the order they are made; `w`, `b` and the like are
-/// offsets into the flat parameter vector.
+/// One operation. Tensors are numbered in the order they are made (0 the image, 1 the time
+/// features, then one per operation); `w`, `b` and the like are offsets into the flat parameter
+/// vector. The GPU twin (gpu::unet) runs the same list.
 #[derive(Debug, Clone)]
-enum Op {
+pub enum Op {
     /// out = conv(in) + b: `k` x `k` kernel (k = 1 or 3), zero padding to keep the size.
     Conv {
         input: usize,
@@ -293,6 +294,17 @@ impl Unet {
 
     pub fn parameter_count(&self) -> usize {
         self.graph.parameters
+    }
+
+    /// The operations in the order they run; operation k writes tensor k + 2.
+    pub fn ops(&self) -> &[Op] {
+        &self.graph.ops
+    }
+
+    /// The length of every tensor of one image: 0 the image, 1 the time features, then one per
+    /// operation (the last is the velocity).
+    pub fn tensor_sizes(&self) -> &[usize] {
+        &self.graph.sizes
     }
 
     /// Weights uniform in +-1/sqrt(fan_in) (PyTorch's default), biases and shifts 0, GroupNorm
@@ -650,10 +662,26 @@ impl Unet {
         t: &[R],
         target: &[R],
     ) -> (R, Vec<R>) {
-        let dim = self.shape.dim();
-        let scale = R::from_f64(1.0 / t.len() as f64);
-        let mut loss = R::from_f64(0.0);
         let mut grads = vec![R::from_f64(0.0); params.len()];
+        let scale = R::from_f64(1.0 / t.len() as f64);
+        let loss = self.accumulate(params, x, t, target, scale, &mut grads);
+        (loss, grads)
+    }
+
+    /// `scale` x sum_b ||u_theta(x_b, t_b) - target_b||^2 over the rows given, its gradient added
+    /// to `grads`: a part of a batch (scale = 1 / the batch's size), so that parts computed apart
+    /// add up to the batch's mean.
+    pub fn accumulate<R: Real>(
+        &self,
+        params: &[R],
+        x: &[R],
+        t: &[R],
+        target: &[R],
+        scale: R,
+        grads: &mut [R],
+    ) -> R {
+        let dim = self.shape.dim();
+        let mut loss = R::from_f64(0.0);
         for (b, &tb) in t.iter().enumerate() {
             let tensors = self.forward(params, &x[b * dim..(b + 1) * dim], tb);
             let u = tensors.last().expect("an output");
@@ -666,9 +694,16 @@ impl Unet {
                     R::from_f64(2.0) * diff * scale
                 })
                 .collect();
-            self.backward(params, &tensors, &grad_out, &mut grads);
+            self.backward(params, &tensors, &grad_out, grads);
         }
-        (loss, grads)
+        loss
+    }
+
+    /// The velocities of many images (rows of `x`) at one time.
+    pub fn velocities(&self, params: &[f32], x: &[f32], t: f32) -> Vec<f32> {
+        x.chunks_exact(self.shape.dim())
+            .flat_map(|row| self.velocity(params, row, t))
+            .collect()
     }
 }
 
@@ -747,40 +782,17 @@ fn col2im<R: Real>(dcols: &[R], cin: usize, k: usize, side: usize, dx: &mut [R])
 
 /// c (m x n) += a (m x k) b (k x n), all row-major.
 fn matmul<R: Real>(a: &[R], b: &[R], m: usize, k: usize, n: usize, c: &mut [R]) {
-    for i in 0..m {
-        let row = &mut c[i * n..(i + 1) * n];
-        for (l, &av) in a[i * k..(i + 1) * k].iter().enumerate() {
-            for (cv, &bv) in row.iter_mut().zip(&b[l * n..(l + 1) * n]) {
-                *cv += av * bv;
-            }
-        }
-    }
+    R::gemm_add(m, k, n, a, (k, 1), b, (n, 1), c);
 }
 
 /// c (m x n) += a (m x k) b^T, with b (n x k).
 fn matmul_bt<R: Real>(a: &[R], b: &[R], m: usize, k: usize, n: usize, c: &mut [R]) {
-    for i in 0..m {
-        let ar = &a[i * k..(i + 1) * k];
-        for j in 0..n {
-            let br = &b[j * k..(j + 1) * k];
-            c[i * n + j] += ar
-                .iter()
-                .zip(br)
-                .fold(R::from_f64(0.0), |acc, (&u, &v)| acc + u * v);
-        }
-    }
+    R::gemm_add(m, k, n, a, (k, 1), b, (1, k), c);
 }
 
 /// c (k x n) += a^T b, with a (m x k) and b (m x n).
 fn matmul_at<R: Real>(a: &[R], b: &[R], m: usize, k: usize, n: usize, c: &mut [R]) {
-    for l in 0..m {
-        let br = &b[l * n..(l + 1) * n];
-        for (i, &av) in a[l * k..(l + 1) * k].iter().enumerate() {
-            for (cv, &bv) in c[i * n..(i + 1) * n].iter_mut().zip(br) {
-                *cv += av * bv;
-            }
-        }
-    }
+    R::gemm_add(k, m, n, a, (1, k), b, (n, 1), c);
 }
 
 #[cfg(test)]

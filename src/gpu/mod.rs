@@ -11,6 +11,7 @@ pub mod network_path;
 pub mod readback;
 pub mod shaders;
 pub mod trainer;
+pub mod unet;
 
 pub use backend::Backend;
 pub use closed_form::{ClosedFormPipeline, TrainingSet};

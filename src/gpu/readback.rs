@@ -22,6 +22,16 @@ pub struct PendingRead {
 /// Submits the copy of `len` f32 from `source` (ordered after everything submitted before) and
 /// requests the map.
 pub fn start_read(gpu: &super::Gpu, source: &wgpu::Buffer, len: usize) -> PendingRead {
+    start_read_from(gpu, source, 0, len)
+}
+
+/// `start_read` of the `len` f32 from f32 `first` of `source` on.
+pub fn start_read_from(
+    gpu: &super::Gpu,
+    source: &wgpu::Buffer,
+    first: usize,
+    len: usize,
+) -> PendingRead {
     let size = (len * 4) as u64;
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("readback staging"),
@@ -34,7 +44,7 @@ pub fn start_read(gpu: &super::Gpu, source: &wgpu::Buffer, len: usize) -> Pendin
         .create_command_encoder(&wgpu::CommandEncoderDescriptor {
             label: Some("readback copy"),
         });
-    encoder.copy_buffer_to_buffer(source, 0, &staging, 0, size);
+    encoder.copy_buffer_to_buffer(source, (first * 4) as u64, &staging, 0, size);
     gpu.queue.submit([encoder.finish()]);
     let (tx, done) = futures_channel::oneshot::channel();
     staging

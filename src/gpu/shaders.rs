@@ -30,6 +30,9 @@ pub const MLP_ADAM: &str = include_str!(concat!(env!("OUT_DIR"), "/mlp_adam.wgsl
 /// The network's samples: an Euler step and the next step's inputs.
 pub const MLP_PATH: &str = include_str!(concat!(env!("OUT_DIR"), "/mlp_path.wgsl"));
 
+/// The digits' U-Net: one entry point per kind of operation of flow::unet's graph.
+pub const UNET: &str = include_str!(concat!(env!("OUT_DIR"), "/unet.wgsl"));
+
 /// (file name, source) of every kernel, for validation in tests.
 pub const ALL: &[(&str, &str)] = &[
     ("closed_form_bindings.wgsl", CLOSED_FORM_BINDINGS),
@@ -41,4 +44,5 @@ pub const ALL: &[(&str, &str)] = &[
     ("mlp_loss.wgsl", MLP_LOSS),
     ("mlp_adam.wgsl", MLP_ADAM),
     ("mlp_path.wgsl", MLP_PATH),
+    ("unet.wgsl", UNET),
 ];

@@ -1,4 +1,4 @@
-//! `cargo xtask serve|test|bench|quality`: installs whatever is missing on a fresh machine, then builds,
+//! `cargo xtask serve|test|bench|quality|train-digits`: installs whatever is missing on a fresh machine, then builds,
 //! serves, tests or benchmarks the article. `cargo xtask test` is exactly what CI runs.
 
 use std::path::{Path, PathBuf};
@@ -25,9 +25,10 @@ fn main() -> ExitCode {
                 .args(["run", "--release", "--example", "quality", "--"])
                 .args(&args[1..]),
         ),
+        Some("train-digits") => train_digits(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask serve [trunk args] | test | bench [--native] | quality [--quick] | package"
+                "usage: cargo xtask serve [trunk args] | test | bench [--native] | quality [--quick] | package | train-digits [--steps N] [--resume] [--report]"
             );
             return ExitCode::from(2);
         }
@@ -55,6 +56,19 @@ fn package() -> Result<(), String> {
     ensure_npm_packages(BUILD_INPUTS)?;
     check(Command::new("trunk").args(["build", "--release"]))?;
     check(Command::new("node").args(["tools/package.mjs"]))
+}
+
+/// The digits' U-Net weights the page ships (www/weights/digits-unet.fmu), trained natively by
+/// `examples/train_digits.rs` on the packed digits; then its report (samples, memorization,
+/// the hybrid curve).
+fn train_digits(extra: &[String]) -> Result<(), String> {
+    ensure_npm_packages(BUILD_INPUTS)?;
+    check(Command::new("node").args(["tools/pack-digits.mjs"]))?;
+    check(
+        Command::new("cargo")
+            .args(["run", "--release", "--example", "train_digits", "--"])
+            .args(extra),
+    )
 }
 
 fn serve(extra: &[String]) -> Result<(), String> {

@@ -1,0 +1,316 @@
+//! Trains the digits' U-Net natively and writes the weights the page ships
+//! (`cargo xtask train-digits`): CFM on 9,000 of the 10,000 MNIST digits, seeded and
+//! deterministic; each batch is computed in eight fixed parts spread over the machine's cores
+//! and summed in order, so the weights do not depend on the number of threads.
+//!
+//!   --steps N       steps in all (default 3,000)
+//!   --out PATH      the weights file (default www/weights/digits-unet.fmu)
+//!   --resume        go on from the checkpoint (target/train-digits.ckpt, written every 100 steps;
+//!                   the weights file is written every 500)
+//!   --report        only measure the weights file: samples, memorization, the hybrid curve,
+//!                   and PNG grids under target/train-digits/
+//!
+//! The report integrates the same 256 noises with the network and with u* (20 Euler steps) and
+//! measures, against the 9,000 training digits: the mean distance to the nearest one, and the
+//! memorized share (nearest / second-nearest distance below 1/3); the held-out digits' own
+//! distance is the reference for "new".
+
+use fm_explainer::flow::digit_training::{self, DigitOptions, DigitTraining, Weights};
+use fm_explainer::flow::digits::{self, PIXELS, SIDE};
+use fm_explainer::flow::unet::{Unet, UnetShape};
+use fm_explainer::flow::{closed_form_velocity, metrics, rng::Rng, sampler};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const PARTS: usize = 8;
+const CHECKPOINT: &str = "target/train-digits.ckpt";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let steps: u32 = value("--steps").map_or(3000, |s| s.parse().expect("--steps N"));
+    let out = PathBuf::from(value("--out").unwrap_or("www/weights/digits-unet.fmu".into()));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let bytes = std::fs::read("www/assets/digits.bin")
+        .expect("www/assets/digits.bin (run node tools/pack-digits.mjs)");
+    let images = digits::unpack(&bytes).expect("the digits asset").signed();
+    let (train, held) = digit_training::split(&images, PIXELS);
+    println!(
+        "{} training digits, {} held out; {threads} threads",
+        train.len() / PIXELS,
+        held.len() / PIXELS
+    );
+
+    if !args.iter().any(|a| a == "--report") {
+        train_and_write(
+            &train,
+            steps,
+            &out,
+            threads,
+            args.iter().any(|a| a == "--resume"),
+        );
+    }
+    let weights = Weights::decode(&std::fs::read(&out).expect("the weights file")).expect("FMU1");
+    report(&weights, &train, &held, threads);
+}
+
+fn train_and_write(train: &[f32], steps: u32, out: &Path, threads: usize, resume: bool) {
+    let options = DigitOptions::SHIPPED;
+    let mut run = DigitTraining::new(UnetShape::DIGITS, train.to_vec(), options);
+    println!(
+        "U-Net {} parameters; batch {}, Adam {} (warm-up {}), EMA {}, clip {}; {steps} steps",
+        run.net.parameter_count(),
+        options.batch,
+        options.lr,
+        options.warmup,
+        options.ema,
+        options.clip
+    );
+    if resume {
+        load_checkpoint(&mut run);
+        println!("resumed at step {}", run.step);
+    }
+    let started = Instant::now();
+    let first = run.step;
+    let mut recent: Vec<f32> = Vec::new();
+    while run.step < steps {
+        let batch = run.batch();
+        let rows = batch.rows();
+        let bounds: Vec<_> = (0..PARTS)
+            .map(|p| p * rows / PARTS..(p + 1) * rows / PARTS)
+            .collect();
+        let parts = on_threads(threads, PARTS, |p| run.part(&batch, bounds[p].clone()));
+        let mut grads = vec![0.0f32; run.params.len()];
+        let mut loss = 0.0;
+        for (l, g) in &parts {
+            loss += l;
+            grads.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+        }
+        run.apply(grads);
+        recent.push(loss);
+        if recent.len() > 100 {
+            recent.remove(0);
+        }
+        if run.step.is_multiple_of(50) || run.step == steps {
+            let per = started.elapsed().as_secs_f64() / (run.step - first) as f64;
+            println!(
+                "step {:5}  loss {:.4} (mean of the last {})  {:.2} s/step, {:.0} s left",
+                run.step,
+                mean(&recent),
+                recent.len(),
+                per,
+                per * (steps - run.step) as f64
+            );
+        }
+        if run.step.is_multiple_of(100) {
+            save_checkpoint(&run);
+        }
+        if run.step.is_multiple_of(500) && run.step < steps {
+            write_weights(&run, train, mean(&recent), out);
+        }
+    }
+    write_weights(&run, train, mean(&recent), out);
+    println!("{:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// The moving average of the weights, as float16, with the header: what the page ships.
+fn write_weights(run: &DigitTraining, train: &[f32], train_loss: f32, out: &Path) {
+    let params = Weights::rounded(&run.ema);
+    let check = digit_training::check_batch(train, PIXELS);
+    let weights = Weights {
+        shape: run.net.shape,
+        steps: run.step,
+        seed: run.options.seed,
+        batch: run.options.batch as u32,
+        train_loss,
+        check_loss: digit_training::loss(&run.net, &params, &check),
+        params,
+    };
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).expect("the weights' folder");
+    }
+    let bytes = weights.encode();
+    std::fs::write(out, &bytes).expect("write the weights");
+    println!(
+        "wrote {} ({} bytes): {} steps, training loss {:.4}, check loss {:.4}",
+        out.display(),
+        bytes.len(),
+        weights.steps,
+        weights.train_loss,
+        weights.check_loss,
+    );
+}
+
+/// f(0..count) on up to `threads` threads (item i on thread i mod threads), in order.
+fn on_threads<T: Send>(threads: usize, count: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = threads.clamp(1, count.max(1));
+    let mut slots: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|w| {
+                let f = &f;
+                s.spawn(move || {
+                    (w..count)
+                        .step_by(threads)
+                        .map(|i| (i, f(i)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (i, v) in h.join().expect("a worker thread") {
+                slots[i] = Some(v);
+            }
+        }
+    });
+    slots.into_iter().map(|v| v.expect("every item")).collect()
+}
+
+fn mean(v: &[f32]) -> f32 {
+    v.iter().sum::<f32>() / v.len().max(1) as f32
+}
+
+fn save_checkpoint(run: &DigitTraining) {
+    let mut bytes = run.step.to_le_bytes().to_vec();
+    for v in [&run.params, &run.ema, &run.adam.m, &run.adam.v] {
+        for x in v.iter() {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    let tmp = format!("{CHECKPOINT}.tmp");
+    std::fs::write(&tmp, bytes).expect("write the checkpoint");
+    std::fs::rename(&tmp, CHECKPOINT).expect("move the checkpoint");
+}
+
+fn load_checkpoint(run: &mut DigitTraining) {
+    let bytes = std::fs::read(CHECKPOINT).expect("the checkpoint");
+    let n = run.params.len();
+    assert_eq!(bytes.len(), 4 + 16 * n, "a checkpoint of this network");
+    run.step = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+    run.adam.step = run.step;
+    let floats: Vec<f32> = bytes[4..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    run.params.copy_from_slice(&floats[..n]);
+    run.ema.copy_from_slice(&floats[n..2 * n]);
+    run.adam.m.copy_from_slice(&floats[2 * n..3 * n]);
+    run.adam.v.copy_from_slice(&floats[3 * n..]);
+}
+
+/// Nearest-training measures of some samples: (mean nearest distance, memorized share).
+fn measures(train: &[f32], samples: &[f32]) -> (f32, f32, Vec<(usize, f32, f32)>) {
+    let near = metrics::nearest_two(train, PIXELS, samples);
+    let mean_d = near.iter().map(|n| n.1).sum::<f32>() / near.len() as f32;
+    let copies = near.iter().filter(|n| n.1 < n.2 / 3.0).count() as f32 / near.len() as f32;
+    (mean_d, copies, near)
+}
+
+fn report(weights: &Weights, train: &[f32], held: &[f32], threads: usize) {
+    const SAMPLES: usize = 256;
+    const STEPS: usize = 20;
+    let net = Unet::new(weights.shape);
+    let params = &weights.params;
+    let check = digit_training::check_batch(train, PIXELS);
+    println!(
+        "\n## The weights: {} steps (batch {}, seed {}), training loss {:.4}; check loss recorded {:.4}, now {:.4}",
+        weights.steps,
+        weights.batch,
+        weights.seed,
+        weights.train_loss,
+        weights.check_loss,
+        digit_training::loss(&net, params, &check)
+    );
+    let x0 = Rng::new(7).normals(SAMPLES * PIXELS);
+    let started = Instant::now();
+    let rows = |tau: f32| {
+        let chunks = on_threads(threads, SAMPLES / 16, |c| {
+            let noise = &x0[c * 16 * PIXELS..(c + 1) * 16 * PIXELS];
+            sampler::hybrid_sample(train, PIXELS, noise, STEPS, tau, |x, t| {
+                net.velocities(params, x, t)
+            })
+        });
+        chunks.concat()
+    };
+    let network = rows(0.0);
+    let took = started.elapsed().as_secs_f64();
+    let closed = sampler::euler(&x0, STEPS, 0.0, |x, t| {
+        on_threads(threads, SAMPLES / 16, |c| {
+            closed_form_velocity(train, PIXELS, &x[c * 16 * PIXELS..(c + 1) * 16 * PIXELS], t)
+        })
+        .concat()
+    });
+    let (net_d, net_copies, net_near) = measures(train, &network);
+    let (cf_d, cf_copies, _) = measures(train, &closed);
+    let (held_d, held_copies, _) = measures(train, held);
+    println!(
+        "\n## {SAMPLES} samples, {STEPS} Euler steps (network: {took:.1} s on {threads} threads)"
+    );
+    println!(
+        "| source | mean distance to the nearest training digit | memorized share (d1/d2 < 1/3) |"
+    );
+    println!("|---|---|---|");
+    println!("| network | {net_d:.3} | {:.1}% |", 100.0 * net_copies);
+    println!(
+        "| u* (closed form) | {cf_d:.3} | {:.1}% |",
+        100.0 * cf_copies
+    );
+    println!(
+        "| 1,000 held-out digits | {held_d:.3} | {:.1}% |",
+        100.0 * held_copies
+    );
+    println!("network / held-out distance: {:.2}", net_d / held_d);
+    println!("\n## Hybrid: u* on [0, tau), the network after");
+    println!("| tau | mean nearest distance | memorized share |");
+    println!("|---|---|---|");
+    for tau in [0.0f32, 0.2, 0.4, 0.6, 1.0] {
+        let samples = match tau {
+            0.0 => network.clone(),
+            1.0 => closed.clone(),
+            _ => rows(tau),
+        };
+        let (d, c, _) = measures(train, &samples);
+        println!("| {tau} | {d:.3} | {:.1}% |", 100.0 * c);
+    }
+    let dir = Path::new("target/train-digits");
+    std::fs::create_dir_all(dir).expect("the report's folder");
+    let nearest: Vec<f32> = net_near[..64]
+        .iter()
+        .flat_map(|n| train[n.0 * PIXELS..(n.0 + 1) * PIXELS].to_vec())
+        .collect();
+    write_grid(&dir.join("network.png"), &network[..64 * PIXELS]);
+    write_grid(&dir.join("network-nearest.png"), &nearest);
+    write_grid(&dir.join("closed-form.png"), &closed[..64 * PIXELS]);
+    println!(
+        "\ngrids of the first 64: {}/{{network,network-nearest,closed-form}}.png",
+        dir.display()
+    );
+}
+
+/// 64 digits (in [-1, 1]) as an 8 x 8 grid, 3x enlarged, one pixel of gap.
+fn write_grid(path: &Path, images: &[f32]) {
+    const SCALE: usize = 3;
+    let cell = SIDE * SCALE + 2;
+    let side = 8 * cell;
+    let mut pixels = vec![64u8; side * side];
+    for (k, image) in images.chunks_exact(PIXELS).enumerate() {
+        let (gy, gx) = (k / 8 * cell + 1, k % 8 * cell + 1);
+        for y in 0..SIDE * SCALE {
+            for x in 0..SIDE * SCALE {
+                let v = image[(y / SCALE) * SIDE + x / SCALE];
+                pixels[(gy + y) * side + gx + x] = ((v + 1.0) * 127.5).clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    let file = std::fs::File::create(path).expect("the grid's file");
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), side as u32, side as u32);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().expect("a PNG header");
+    writer.write_image_data(&pixels).expect("the PNG's pixels");
+}

@@ -1,0 +1,419 @@
+//! Training the digits' U-Net (`flow::unet`) with CFM on 9,000 of the 10,000 MNIST digits, the
+//! other 1,000 held out as the reference for "new"; sampling it; and the file its weights ship
+//! in (float16, with the step count and losses in a small header).
+//!
+//! A step's batch depends only on the seed and the step's number, so a run split into parts
+//! (a resumed run, or a batch computed in pieces on several threads and summed in a fixed order)
+//! gives the weights an uninterrupted single-threaded run gives.
+
+use super::mlp::Adam;
+use super::rng::Rng;
+use super::unet::{Unet, UnetShape};
+use super::FlowError;
+
+/// Every tenth digit (index 9, 19, ...) is held out: 1,000 of the 10,000, each class in
+/// proportion (the asset stores the classes in order).
+pub fn is_held_out(index: usize) -> bool {
+    index % 10 == 9
+}
+
+/// The (training, held-out) rows of `images` (n x dim).
+pub fn split(images: &[f32], dim: usize) -> (Vec<f32>, Vec<f32>) {
+    let (mut train, mut held) = (Vec::new(), Vec::new());
+    for (i, row) in images.chunks_exact(dim).enumerate() {
+        if is_held_out(i) {
+            held.extend_from_slice(row);
+        } else {
+            train.extend_from_slice(row);
+        }
+    }
+    (train, held)
+}
+
+/// How the digits' network is trained.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DigitOptions {
+    pub batch: usize,
+    /// Adam's step, reached linearly over the first `warmup` steps.
+    pub lr: f32,
+    pub warmup: u32,
+    /// The decay of the weights' exponential moving average (the network that samples).
+    pub ema: f32,
+    /// The gradient's largest norm (larger gradients are scaled down to it).
+    pub clip: f32,
+    pub seed: u64,
+}
+
+impl DigitOptions {
+    /// The shipped network's: batch 64, Adam 1e-3 after 100 warm-up steps, EMA 0.999, clipping
+    /// at 1 (torchcfm's MNIST example and the paper's CIFAR-10 set-up, scaled to 2 cores).
+    pub const SHIPPED: DigitOptions = DigitOptions {
+        batch: 64,
+        lr: 1e-3,
+        warmup: 100,
+        ema: 0.999,
+        clip: 1.0,
+        seed: 1,
+    };
+}
+
+/// One step's rows: x_t = (1 - t) x0 + t x1 and the conditional target x1 - x0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub x: Vec<f32>,
+    pub t: Vec<f32>,
+    pub target: Vec<f32>,
+}
+
+impl Batch {
+    /// `rows` pairs (x0 ~ N(0, I), x1 drawn from `data`) at uniform times, from `seed`.
+    pub fn draw(data: &[f32], dim: usize, rows: usize, seed: u64) -> Batch {
+        let mut rng = Rng::new(seed);
+        let n = data.len() / dim;
+        let (mut x, mut t, mut target) = (
+            Vec::with_capacity(rows * dim),
+            Vec::with_capacity(rows),
+            Vec::with_capacity(rows * dim),
+        );
+        for _ in 0..rows {
+            let x1 = &data[rng.below(n) * dim..][..dim];
+            let tb = rng.uniform() as f32;
+            for &v1 in x1 {
+                let v0 = rng.normal() as f32;
+                x.push((1.0 - tb) * v0 + tb * v1);
+                target.push(v1 - v0);
+            }
+            t.push(tb);
+        }
+        Batch { x, t, target }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.t.len()
+    }
+}
+
+/// The fixed batch on which a file's `check_loss` is recorded and tested: 64 rows of the
+/// training digits, seed 0xC4EC.
+pub fn check_batch(train: &[f32], dim: usize) -> Batch {
+    Batch::draw(train, dim, 64, 0xC4EC)
+}
+
+/// The training of the digits' network: its weights, their moving average, Adam's state.
+pub struct DigitTraining {
+    pub net: Unet,
+    pub options: DigitOptions,
+    pub params: Vec<f32>,
+    pub ema: Vec<f32>,
+    pub adam: Adam,
+    /// Steps taken.
+    pub step: u32,
+    data: Vec<f32>,
+}
+
+impl DigitTraining {
+    /// A run from the seeded initialisation on `train` (rows of the net's images, in [-1, 1]).
+    pub fn new(shape: UnetShape, train: Vec<f32>, options: DigitOptions) -> DigitTraining {
+        let net = Unet::new(shape);
+        let params = net.init(options.seed);
+        DigitTraining {
+            ema: params.clone(),
+            adam: Adam::new(params.len(), options.lr),
+            net,
+            options,
+            params,
+            step: 0,
+            data: train,
+        }
+    }
+
+    /// The batch of the next step.
+    pub fn batch(&self) -> Batch {
+        let seed = self.options.seed ^ (self.step as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407);
+        Batch::draw(&self.data, self.net.shape.dim(), self.options.batch, seed)
+    }
+
+    /// Rows `rows` of `batch`: their share of the batch's loss (the mean over rows and pixels)
+    /// and of its gradient.
+    pub fn part(&self, batch: &Batch, rows: std::ops::Range<usize>) -> (f32, Vec<f32>) {
+        let dim = self.net.shape.dim();
+        let mut grads = vec![0.0; self.params.len()];
+        let loss = self.net.accumulate(
+            &self.params,
+            &batch.x[rows.start * dim..rows.end * dim],
+            &batch.t[rows.clone()],
+            &batch.target[rows.start * dim..rows.end * dim],
+            1.0 / (batch.rows() * dim) as f32,
+            &mut grads,
+        );
+        (loss, grads)
+    }
+
+    /// One update from the batch's gradient: clipping, Adam at the warmed-up rate, the average.
+    pub fn apply(&mut self, mut grads: Vec<f32>) {
+        let o = self.options;
+        let norm = grads
+            .iter()
+            .map(|&g| g as f64 * g as f64)
+            .sum::<f64>()
+            .sqrt() as f32;
+        if norm > o.clip {
+            let scale = o.clip / norm;
+            grads.iter_mut().for_each(|g| *g *= scale);
+        }
+        self.adam.lr = o.lr * ((self.step + 1) as f32 / o.warmup.max(1) as f32).min(1.0);
+        self.adam.update(&mut self.params, &grads);
+        // The average's decay grows to `ema` (early weights would otherwise linger).
+        let decay = o.ema.min((1 + self.step) as f32 / (10 + self.step) as f32);
+        for (e, &p) in self.ema.iter_mut().zip(&self.params) {
+            *e = decay * *e + (1.0 - decay) * p;
+        }
+        self.step += 1;
+    }
+
+    /// One step on this thread; the batch's loss before it.
+    pub fn train_step(&mut self) -> f32 {
+        let batch = self.batch();
+        let (loss, grads) = self.part(&batch, 0..batch.rows());
+        self.apply(grads);
+        loss
+    }
+
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+}
+
+/// The CFM loss of `params` on `batch`, the mean over rows and pixels (forward passes only).
+pub fn loss(net: &Unet, params: &[f32], batch: &Batch) -> f32 {
+    let dim = net.shape.dim();
+    let mut sum = 0.0f64;
+    for (b, &t) in batch.t.iter().enumerate() {
+        let u = net.velocity(params, &batch.x[b * dim..(b + 1) * dim], t);
+        for (&a, &want) in u.iter().zip(&batch.target[b * dim..(b + 1) * dim]) {
+            sum += ((a - want) as f64).powi(2);
+        }
+    }
+    (sum / (batch.rows() * dim).max(1) as f64) as f32
+}
+
+/// Euler samples of the network from the noises `x0` (rows), `steps` steps from t = 0 to 1.
+pub fn sample(net: &Unet, params: &[f32], x0: &[f32], steps: usize) -> Vec<f32> {
+    super::sampler::euler(x0, steps, 0.0, |x, t| net.velocities(params, x, t))
+}
+
+/// The shipped network: its shape, how it was trained, and its weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights {
+    pub shape: UnetShape,
+    pub steps: u32,
+    pub seed: u64,
+    pub batch: u32,
+    /// The training loss over the last steps (their mean).
+    pub train_loss: f32,
+    /// The loss of these (float16) weights on `check_batch`.
+    pub check_loss: f32,
+    pub params: Vec<f32>,
+}
+
+const MAGIC: &[u8; 4] = b"FMU1";
+/// Magic, five shape fields, steps, seed (two words), batch, two losses, the count.
+const HEADER: usize = 4 + 4 * 12;
+
+impl Weights {
+    /// "FMU1", then little-endian u32s: side, base, time_features, embed, groups, steps, seed
+    /// (low, high), batch; f32s: train_loss, check_loss; u32: the count; then the parameters as
+    /// float16 (round to nearest even).
+    pub fn encode(&self) -> Vec<u8> {
+        let s = self.shape;
+        let mut out = Vec::with_capacity(HEADER + 2 * self.params.len());
+        out.extend_from_slice(MAGIC);
+        let words = [
+            s.side as u32,
+            s.base as u32,
+            s.time_features as u32,
+            s.embed as u32,
+            s.groups as u32,
+            self.steps,
+            self.seed as u32,
+            (self.seed >> 32) as u32,
+            self.batch,
+            self.train_loss.to_bits(),
+            self.check_loss.to_bits(),
+            self.params.len() as u32,
+        ];
+        for w in words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        for &p in &self.params {
+            out.extend_from_slice(&half::f16::from_f32(p).to_le_bytes());
+        }
+        out
+    }
+
+    /// The inverse of `encode`, refusing anything that is not a whole, consistent file.
+    pub fn decode(bytes: &[u8]) -> Result<Weights, FlowError> {
+        let corrupt = |why: &str| FlowError::Corrupt(format!("digit network weights: {why}"));
+        if bytes.len() < HEADER || &bytes[..4] != MAGIC {
+            return Err(corrupt("not an FMU1 file"));
+        }
+        let word = |k: usize| u32::from_le_bytes(bytes[4 + 4 * k..8 + 4 * k].try_into().unwrap());
+        let field = |k: usize| word(k) as usize;
+        let shape = UnetShape {
+            side: field(0),
+            base: field(1),
+            time_features: field(2),
+            embed: field(3),
+            groups: field(4),
+        };
+        let sane = (4..=64).contains(&shape.side)
+            && shape.side.is_multiple_of(4)
+            && (1..=256).contains(&shape.base)
+            && (1..=shape.base).contains(&shape.groups)
+            && shape.base.is_multiple_of(shape.groups)
+            && (2..=256).contains(&shape.time_features)
+            && shape.time_features.is_multiple_of(2)
+            && (1..=1024).contains(&shape.embed);
+        if !sane {
+            return Err(corrupt(&format!("impossible shape {shape:?}")));
+        }
+        let count = field(11);
+        let expected = Unet::new(shape).parameter_count();
+        if count != expected || bytes.len() != HEADER + 2 * count {
+            return Err(corrupt(&format!(
+                "{count} parameters in {} bytes; the shape has {expected}",
+                bytes.len()
+            )));
+        }
+        let params: Vec<f32> = bytes[HEADER..]
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect();
+        if params.iter().any(|p| !p.is_finite()) {
+            return Err(corrupt("a parameter is not finite"));
+        }
+        Ok(Weights {
+            shape,
+            steps: word(5),
+            seed: word(6) as u64 | (word(7) as u64) << 32,
+            batch: word(8),
+            train_loss: f32::from_bits(word(9)),
+            check_loss: f32::from_bits(word(10)),
+            params,
+        })
+    }
+
+    /// The parameters as the file holds them (each rounded to float16).
+    pub fn rounded(params: &[f32]) -> Vec<f32> {
+        params
+            .iter()
+            .map(|&p| half::f16::from_f32(p).to_f32())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY: UnetShape = UnetShape {
+        side: 8,
+        base: 4,
+        time_features: 4,
+        embed: 6,
+        groups: 2,
+    };
+
+    fn data(rows: usize) -> Vec<f32> {
+        let mut rng = Rng::new(9);
+        (0..rows * TINY.dim())
+            .map(|_| rng.uniform() as f32 * 2.0 - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_split_in_parts_trains_as_the_whole() {
+        let options = DigitOptions {
+            batch: 6,
+            ..DigitOptions::SHIPPED
+        };
+        let mut whole = DigitTraining::new(TINY, data(20), options);
+        let mut parts = DigitTraining::new(TINY, data(20), options);
+        for _ in 0..3 {
+            whole.train_step();
+            let batch = parts.batch();
+            let (_, a) = parts.part(&batch, 0..2);
+            let (_, b) = parts.part(&batch, 2..6);
+            parts.apply(a.iter().zip(&b).map(|(x, y)| x + y).collect());
+        }
+        // Summing the parts reorders float additions: equal to rounding, not bit for bit.
+        let worst = whole
+            .params
+            .iter()
+            .zip(&parts.params)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "parts differ from the whole by {worst}");
+        assert_eq!(whole.step, 3);
+    }
+
+    #[test]
+    fn training_lowers_the_loss_on_a_fixed_batch() {
+        let train = data(8);
+        let options = DigitOptions {
+            batch: 8,
+            lr: 3e-3,
+            warmup: 1,
+            ..DigitOptions::SHIPPED
+        };
+        let mut run = DigitTraining::new(TINY, train.clone(), options);
+        let check = check_batch(&train, TINY.dim());
+        let before = loss(&run.net, &run.params, &check);
+        for _ in 0..60 {
+            run.train_step();
+        }
+        let after = loss(&run.net, &run.params, &check);
+        assert!(after < 0.9 * before, "loss {before} -> {after}");
+    }
+
+    #[test]
+    fn weights_survive_their_file_and_a_damaged_file_is_refused() {
+        let net = Unet::new(TINY);
+        let mut rng = Rng::new(5);
+        let params: Vec<f32> = (0..net.parameter_count())
+            .map(|_| rng.normal() as f32)
+            .collect();
+        let weights = Weights {
+            shape: TINY,
+            steps: 1234,
+            seed: 0x1_0000_0007,
+            batch: 64,
+            train_loss: 0.25,
+            check_loss: 0.5,
+            params: Weights::rounded(&params),
+        };
+        let bytes = weights.encode();
+        assert_eq!(bytes.len(), HEADER + 2 * params.len());
+        assert_eq!(Weights::decode(&bytes).unwrap(), weights);
+        // float16 keeps 11 significant bits.
+        for (a, b) in params.iter().zip(&weights.params) {
+            assert!((a - b).abs() <= a.abs() / 2048.0 + 6e-8);
+        }
+        assert!(Weights::decode(&bytes[..bytes.len() - 2]).is_err());
+        let mut wrong = bytes.clone();
+        wrong[8] = 3; // base 3 with 2 groups
+        assert!(Weights::decode(&wrong).is_err());
+        let mut infinite = bytes.clone();
+        infinite[HEADER..HEADER + 2].copy_from_slice(&half::f16::INFINITY.to_le_bytes());
+        assert!(Weights::decode(&infinite).is_err());
+        assert!(Weights::decode(b"FMD1").is_err());
+    }
+
+    #[test]
+    fn the_split_holds_out_every_tenth_digit() {
+        let images: Vec<f32> = (0..30).map(|i| i as f32).collect();
+        let (train, held) = split(&images, 1);
+        assert_eq!(held, vec![9.0, 19.0, 29.0]);
+        assert_eq!(train.len(), 27);
+    }
+}

@@ -1,0 +1,78 @@
+//! The digits' U-Net kernels (shaders/unet.wgsl) against flow::unet's CPU twin: one forward pass
+//! and a whole Euler integration, on the digits' network and on an odd-sized one whose tensors
+//! end inside the kernels' tiles.
+
+mod common;
+
+use fm_explainer::flow::digit_training;
+use fm_explainer::flow::rng::Rng;
+use fm_explainer::flow::unet::{Unet, UnetShape};
+use fm_explainer::gpu::unet::{GpuUnet, UnetPipelines};
+use pollster::block_on;
+
+/// Seeded weights with the last convolution random too (it starts at 0, which would hide every
+/// other operation's errors).
+fn weights(net: &Unet) -> Vec<f32> {
+    let mut params = net.init(4);
+    let mut rng = Rng::new(5);
+    let count = params.len();
+    let last = net.shape.base * 9 + 1;
+    for p in &mut params[count - last..] {
+        *p = 0.05 * rng.normal() as f32;
+    }
+    params
+}
+
+/// The largest difference relative to the largest value.
+fn relative(gpu: &[f32], cpu: &[f32]) -> f32 {
+    assert_eq!(gpu.len(), cpu.len());
+    let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let worst = gpu
+        .iter()
+        .zip(cpu)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(scale > 1e-3, "the twin's values are all near 0");
+    worst / scale
+}
+
+fn compare(shape: UnetShape, rows: usize, steps: usize) {
+    let Some(gpu) = common::gpu() else { return };
+    let net = Unet::new(shape);
+    let params = weights(&net);
+    let pipelines = UnetPipelines::new(&gpu);
+    let on_gpu = GpuUnet::new(&gpu, net.clone(), &params).unwrap();
+    let x = Rng::new(6).normals(rows * shape.dim());
+
+    let t = 0.37;
+    let gpu_u = block_on(on_gpu.velocities(&gpu, &pipelines, &x, t)).unwrap();
+    let cpu_u = net.velocities(&params, &x, t);
+    let forward = relative(&gpu_u, &cpu_u);
+
+    let gpu_x = block_on(on_gpu.sample(&gpu, &pipelines, &x, steps)).unwrap();
+    let cpu_x = digit_training::sample(&net, &params, &x, steps);
+    let sampled = relative(&gpu_x, &cpu_x);
+    eprintln!(
+        "{shape:?}, {rows} images: forward differs by {forward:.1e}, {steps} Euler steps by {sampled:.1e} (relative to the largest value)"
+    );
+    // float32 sums in another order (tiles, fused multiply-adds, tree reductions).
+    assert!(forward < 1e-4, "forward pass: {forward}");
+    assert!(sampled < 1e-4, "samples: {sampled}");
+}
+
+#[test]
+fn the_digits_network_matches_the_cpu_twin() {
+    compare(UnetShape::DIGITS, 3, 3);
+}
+
+#[test]
+fn odd_sizes_match_the_cpu_twin() {
+    let shape = UnetShape {
+        side: 12,
+        base: 12,
+        time_features: 6,
+        embed: 10,
+        groups: 3,
+    };
+    compare(shape, 5, 4);
+}
