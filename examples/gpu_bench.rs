@@ -6,11 +6,14 @@
 //!
 //! `--plan` prints only the workgroup table (no adapter needed).
 
+use fm_explainer::flow::digit_training;
 use fm_explainer::flow::mlp::{self, MlpShape, Target};
 use fm_explainer::flow::training::TrainOptions;
+use fm_explainer::flow::unet::{Unet, UnetShape};
 use fm_explainer::flow::{rng::Rng, ClosedForm};
 use fm_explainer::gpu::closed_form::{Plan, TARGET_WORKGROUPS};
 use fm_explainer::gpu::trainer::{GpuTrainer, TrainingPipelines};
+use fm_explainer::gpu::unet::{GpuUnet, UnetPipelines};
 use fm_explainer::gpu::{ClosedFormPipeline, Gpu, TrainingSet};
 use pollster::block_on;
 use std::time::Instant;
@@ -163,4 +166,29 @@ fn main() {
         steps as f64 * 1e3 / g,
         steps as f64 * 1e3 / c
     );
+
+    // The digits' U-Net: 16 digits (the figure's) and 256 (the measures'), 20 Euler steps, on
+    // the GPU in one submission per binding-sized block, against the CPU twin on one thread.
+    let net = Unet::new(UnetShape::DIGITS);
+    let params = net.init_for_comparison(1);
+    let pipelines = UnetPipelines::new(&gpu);
+    let on_gpu = GpuUnet::new(&gpu, net.clone(), &params).expect("U-Net weights");
+    // A software adapter takes minutes for 256 digits (lavapipe: about a second a pass of 16).
+    let sizes: &[usize] = if gpu.software { &[16] } else { &[16, 256] };
+    for &m in sizes {
+        let x0 = Rng::new(4).normals(m * net.shape.dim());
+        let g = time(|| {
+            block_on(on_gpu.sample(&gpu, &pipelines, &x0, 20)).expect("U-Net samples");
+        });
+        // The CPU twin on 16 digits, scaled (it is linear in the digits).
+        let c = time(|| {
+            digit_training::sample(&net, &params, &x0[..16 * net.shape.dim()], 20);
+        }) * m as f64
+            / 16.0;
+        println!(
+            "{:<34} {g:>10.1} {c:>10.1} {:>8.2}",
+            format!("U-Net samples, 20 steps (m {m})"),
+            c / g
+        );
+    }
 }

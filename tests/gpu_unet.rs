@@ -10,19 +10,6 @@ use fm_explainer::flow::unet::{Unet, UnetShape};
 use fm_explainer::gpu::unet::{GpuUnet, UnetPipelines};
 use pollster::block_on;
 
-/// Seeded weights with the last convolution random too (it starts at 0, which would hide every
-/// other operation's errors).
-fn weights(net: &Unet) -> Vec<f32> {
-    let mut params = net.init(4);
-    let mut rng = Rng::new(5);
-    let count = params.len();
-    let last = net.shape.base * 9 + 1;
-    for p in &mut params[count - last..] {
-        *p = 0.05 * rng.normal() as f32;
-    }
-    params
-}
-
 /// The largest difference relative to the largest value.
 fn relative(gpu: &[f32], cpu: &[f32]) -> f32 {
     assert_eq!(gpu.len(), cpu.len());
@@ -39,7 +26,7 @@ fn relative(gpu: &[f32], cpu: &[f32]) -> f32 {
 fn compare(shape: UnetShape, rows: usize, steps: usize) {
     let Some(gpu) = common::gpu() else { return };
     let net = Unet::new(shape);
-    let params = weights(&net);
+    let params = net.init_for_comparison(4);
     let pipelines = UnetPipelines::new(&gpu);
     let on_gpu = GpuUnet::new(&gpu, net.clone(), &params).unwrap();
     let x = Rng::new(6).normals(rows * shape.dim());

@@ -327,6 +327,18 @@ impl Unet {
         params
     }
 
+    /// `init`, with the last convolution random as well (0.05 x normal): a network whose output
+    /// depends on every operation, for comparing twins (the zero start would hide them).
+    pub fn init_for_comparison(&self, seed: u64) -> Vec<f32> {
+        let mut params = self.init(seed);
+        let &(at, len, _) = self.graph.weights.last().expect("a last convolution");
+        let mut rng = Rng::new(seed ^ 0x5EED);
+        for p in &mut params[at..at + len] {
+            *p = 0.05 * rng.normal() as f32;
+        }
+        params
+    }
+
     /// sin(w_k t) and cos(w_k t), w_k = 1000^(k / (half - 1)) for k < half: periods from 2 pi
     /// down to 2 pi / 1000, so that nearby times are told apart.
     pub fn time_features<R: Real>(&self, t: R) -> Vec<R> {

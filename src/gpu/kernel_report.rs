@@ -2,9 +2,11 @@
 //! shows a maintainer on new hardware, and what the native tests require on lavapipe.
 
 use super::trainer::{cpu_twin, GpuTrainer, TrainingPipelines};
+use super::unet::{GpuUnet, UnetPipelines};
 use super::{ClosedFormPipeline, Gpu, GpuError, TrainingSet};
 use crate::flow::training::TrainOptions;
-use crate::flow::{self, alignment, closed_form, mlp, rng::Rng, sampler, Dataset};
+use crate::flow::unet::{Unet, UnetShape};
+use crate::flow::{self, alignment, closed_form, digit_training, mlp, rng::Rng, sampler, Dataset};
 
 /// One line of the report.
 #[derive(Debug, Clone)]
@@ -427,6 +429,38 @@ pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
                 },
                 || mlp::forward(&shape, &params, &x, &t).0,
                 worst_abs,
+            )
+            .await,
+        );
+    }
+    // The digits' U-Net (shaders/unet.wgsl): a few Euler steps of a few digits, every operation
+    // of the graph in each step, against flow::unet.
+    {
+        let (m, steps) = (4, 3);
+        let net = Unet::new(UnetShape::DIGITS);
+        let params = net.init_for_comparison(17);
+        let x0 = Rng::new(18).normals(m * net.shape.dim());
+        let case = Case {
+            kernel: "digits' U-Net samples",
+            sizes: format!("{} parameters, {m} digits, {steps} steps", params.len()),
+            tolerance: 1e-4,
+            unit: "relative",
+        };
+        let pipelines = UnetPipelines::new(gpu);
+        let on_gpu = GpuUnet::new(gpu, net.clone(), &params);
+        rows.push(
+            row(
+                now,
+                case,
+                async || {
+                    let on_gpu = on_gpu.as_ref().map_err(Clone::clone)?;
+                    on_gpu.sample(gpu, &pipelines, &x0, steps).await
+                },
+                || digit_training::sample(&net, &params, &x0, steps),
+                |got, want| {
+                    let scale = want.iter().fold(0.0f32, |s, v| s.max(v.abs())) as f64;
+                    worst_abs(got, want) / scale.max(1e-6)
+                },
             )
             .await,
         );
