@@ -159,3 +159,41 @@ fn target_variance_on_digits_and_moons_matches_the_f64_reference() {
     assert!((2e-4..4e-4).contains(&digits[5]), "{digits:?}");
     assert!(digits[6..].iter().all(|&s| s < 1e-8), "{digits:?}");
 }
+
+/// The digits' network the page ships (www/weights/digits-unet.fmu, written by
+/// `cargo xtask train-digits`): its file decodes to the digits' U-Net, and its recorded loss on
+/// the fixed check batch is what these weights give here, without retraining. The loss is also
+/// well below the untrained network's (which answers 0, so its loss is the targets' mean square):
+/// the file holds a trained network.
+#[test]
+fn the_shipped_network_gives_the_loss_its_file_records() {
+    use fm_explainer::flow::digit_training::{self, Weights};
+    use fm_explainer::flow::unet::{Unet, UnetShape};
+    let Some(bytes) = asset() else { return };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/weights/digits-unet.fmu");
+    let file = std::fs::read(&path).expect("the shipped weights (committed)");
+    assert!(file.len() <= 2_000_000, "{} bytes", file.len());
+    let weights = Weights::decode(&file).expect("an FMU1 file");
+    assert_eq!(weights.shape, UnetShape::DIGITS);
+    let images = digits::unpack(&bytes).unwrap().signed();
+    let (train, _) = digit_training::split(&images, PIXELS);
+    let check = digit_training::check_batch(&train, PIXELS);
+    let net = Unet::new(weights.shape);
+    let now = digit_training::loss(&net, &weights.params, &check);
+    let untrained = digit_training::loss(&net, &net.init(1), &check);
+    eprintln!(
+        "shipped network: {} steps, check loss recorded {}, now {now}, untrained {untrained}",
+        weights.steps, weights.check_loss
+    );
+    // The same float16 weights and batch: only the kernels' summation order (which SIMD width
+    // the machine has) may differ.
+    assert!(
+        (now - weights.check_loss).abs() <= 1e-3 * weights.check_loss,
+        "check loss {now}, recorded {}",
+        weights.check_loss
+    );
+    assert!(
+        now < 0.3 * untrained,
+        "check loss {now}, untrained {untrained}"
+    );
+}
