@@ -74,6 +74,11 @@ fn train_and_write(train: &[f32], steps: u32, out: &Path, threads: usize, resume
     if resume {
         load_checkpoint(&mut run);
         println!("resumed at step {}", run.step);
+        assert!(
+            run.step < steps,
+            "the checkpoint is at step {}: ask for more steps",
+            run.step
+        );
     }
     let started = Instant::now();
     let first = run.step;
@@ -134,7 +139,7 @@ fn write_weights(run: &DigitTraining, train: &[f32], train_loss: f32, out: &Path
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).expect("the weights' folder");
     }
-    let bytes = weights.encode();
+    let bytes = weights.encode().expect("weights float16 can hold");
     std::fs::write(out, &bytes).expect("write the weights");
     println!(
         "wrote {} ({} bytes): {} steps, training loss {:.4}, check loss {:.4}",
@@ -175,8 +180,16 @@ fn mean(v: &[f32]) -> f32 {
     v.iter().sum::<f32>() / v.len().max(1) as f32
 }
 
+/// What a checkpoint must have been written with to be resumed: the options, as text.
+fn checkpoint_tag(run: &DigitTraining) -> Vec<u8> {
+    let mut tag = format!("{:?} {:?}", run.net.shape, run.options).into_bytes();
+    tag.resize(256, b' ');
+    tag
+}
+
 fn save_checkpoint(run: &DigitTraining) {
-    let mut bytes = run.step.to_le_bytes().to_vec();
+    let mut bytes = checkpoint_tag(run);
+    bytes.extend_from_slice(&run.step.to_le_bytes());
     for v in [&run.params, &run.ema, &run.adam.m, &run.adam.v] {
         for x in v.iter() {
             bytes.extend_from_slice(&x.to_le_bytes());
@@ -189,6 +202,12 @@ fn save_checkpoint(run: &DigitTraining) {
 
 fn load_checkpoint(run: &mut DigitTraining) {
     let bytes = std::fs::read(CHECKPOINT).expect("the checkpoint");
+    let tag = checkpoint_tag(run);
+    assert!(
+        bytes.starts_with(&tag),
+        "the checkpoint is another run's (its options differ)"
+    );
+    let bytes = &bytes[tag.len()..];
     let n = run.params.len();
     assert_eq!(bytes.len(), 4 + 16 * n, "a checkpoint of this network");
     run.step = u32::from_le_bytes(bytes[..4].try_into().unwrap());

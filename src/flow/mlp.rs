@@ -79,11 +79,31 @@ macro_rules! real {
                 if m == 0 || n == 0 {
                     return;
                 }
+                // The largest index each operand is read at, without wrapping.
+                let last = |rows: usize, cols: usize, rs: usize, cs: usize| {
+                    (rows - 1)
+                        .checked_mul(rs)
+                        .and_then(|r| (cols - 1).checked_mul(cs).and_then(|c| r.checked_add(c)))
+                };
+                let fits = |s: usize| isize::try_from(s).is_ok();
+                assert!(
+                    fits(rsa) && fits(csa) && fits(rsb) && fits(csb),
+                    "a stride overflows"
+                );
                 if k > 0 {
-                    assert!((m - 1) * rsa + (k - 1) * csa < a.len(), "a is too short");
-                    assert!((k - 1) * rsb + (n - 1) * csb < b.len(), "b is too short");
+                    assert!(
+                        last(m, k, rsa, csa).is_some_and(|i| i < a.len()),
+                        "a is too short"
+                    );
+                    assert!(
+                        last(k, n, rsb, csb).is_some_and(|i| i < b.len()),
+                        "b is too short"
+                    );
                 }
-                assert!(c.len() >= m * n, "c is too short");
+                assert!(
+                    m.checked_mul(n).is_some_and(|mn| mn <= c.len()),
+                    "c is too short"
+                );
                 // SAFETY: the assertions keep every element the kernel reads inside `a` and `b`
                 // and every element it writes inside `c` (m x n, row stride n); the three slices
                 // cannot overlap, `c` being borrowed mutably.

@@ -327,14 +327,14 @@ impl Unet {
         params
     }
 
-    /// `init`, with the last convolution random as well (0.05 x normal): a network whose output
-    /// depends on every operation, for comparing twins (the zero start would hide them).
+    /// `init` with 0.05 x normal added to every parameter: the last convolution, the biases and
+    /// GroupNorm's shifts away from 0 and its scales away from 1, so that a twin's comparison sees
+    /// every parameter of every operation (the zero start would hide them).
     pub fn init_for_comparison(&self, seed: u64) -> Vec<f32> {
         let mut params = self.init(seed);
-        let &(at, len, _) = self.graph.weights.last().expect("a last convolution");
         let mut rng = Rng::new(seed ^ 0x5EED);
-        for p in &mut params[at..at + len] {
-            *p = 0.05 * rng.normal() as f32;
+        for p in &mut params {
+            *p += 0.05 * rng.normal() as f32;
         }
         params
     }

@@ -221,12 +221,14 @@ impl GpuUnet {
         Ok(GpuUnet { net, params })
     }
 
-    /// Images of a batch that fit one binding (with room for `feature_rows` time features).
+    /// Images of a batch that fit one binding (with room for `feature_rows` time features) and
+    /// one convolution dispatch (at most 65,535 workgroups of CONV_TILE.1 pixels along x).
     pub fn rows_that_fit(&self, gpu: &Gpu, feature_rows: usize) -> usize {
         let limit = gpu.device.limits().max_storage_buffer_binding_size as usize / 4;
         let per_image: usize = self.net.tensor_sizes().iter().sum();
         let features = feature_rows * self.net.shape.time_features;
-        limit.saturating_sub(features) / per_image
+        let by_dispatch = MAX_GROUPS_X as usize * CONV_TILE.1 as usize / self.net.shape.dim();
+        (limit.saturating_sub(features) / per_image).min(by_dispatch)
     }
 
     /// The dispatches of one forward pass over the arena's rows (tensor 1 already holds the time
@@ -452,6 +454,11 @@ impl GpuUnet {
         t: f32,
     ) -> Result<Vec<f32>, GpuError> {
         let dim = self.net.shape.dim();
+        assert!(
+            x.len().is_multiple_of(dim),
+            "{} values are not whole images of {dim}",
+            x.len()
+        );
         let features = self.net.time_features(t);
         let rows = self.rows_that_fit(gpu, 1).max(1);
         let mut out = Vec::with_capacity(x.len());
@@ -485,6 +492,11 @@ impl GpuUnet {
         steps: usize,
     ) -> Result<Vec<f32>, GpuError> {
         let dim = self.net.shape.dim();
+        assert!(
+            x0.len().is_multiple_of(dim),
+            "{} values are not whole images of {dim}",
+            x0.len()
+        );
         let dt = 1.0 / steps as f32;
         let features: Vec<f32> = (0..steps)
             .flat_map(|k| self.net.time_features(step_time(0.0, dt, k)))
