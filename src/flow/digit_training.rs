@@ -327,13 +327,7 @@ impl Weights {
 mod tests {
     use super::*;
 
-    const TINY: UnetShape = UnetShape {
-        side: 8,
-        base: 4,
-        time_features: 4,
-        embed: 6,
-        groups: 2,
-    };
+    const TINY: UnetShape = UnetShape::TINY;
 
     fn data(rows: usize) -> Vec<f32> {
         let mut rng = Rng::new(9);

@@ -30,6 +30,16 @@ pub struct UnetShape {
 }
 
 impl UnetShape {
+    /// A network small enough for float64 gradient checks and quick training tests.
+    #[cfg(test)]
+    pub(crate) const TINY: UnetShape = UnetShape {
+        side: 8,
+        base: 4,
+        time_features: 4,
+        embed: 6,
+        groups: 2,
+    };
+
     /// The digits' network: 28 x 28, 32 channels, 8 groups.
     pub const DIGITS: UnetShape = UnetShape {
         side: 28,
@@ -811,13 +821,7 @@ fn matmul_at<R: Real>(a: &[R], b: &[R], m: usize, k: usize, n: usize, c: &mut [R
 mod tests {
     use super::*;
 
-    const TINY: UnetShape = UnetShape {
-        side: 8,
-        base: 4,
-        time_features: 4,
-        embed: 6,
-        groups: 2,
-    };
+    const TINY: UnetShape = UnetShape::TINY;
 
     #[test]
     fn the_digits_network_has_the_size_the_issue_allows() {
