@@ -36,9 +36,10 @@ fs.writeFileSync(path.join(benchDir, 'bench.html'), `<!doctype html><meta charse
 </script>`);
 
 const { server, origin } = await serve({ '/tfjs/': tfjs, '/bench.html': path.join(benchDir, 'bench.html'), '/': dist });
-// The article scrolled on a fresh page, on each path: its main thread's long tasks, against the
-// page's goal of none over 50 ms (the browser test asserts a looser bound, 100 ms, which a shared
-// machine's noise cannot reach in the median of three).
+// The article scrolled on a fresh page, on each path: its main thread's long tasks (wall time,
+// what a reader waits; thread time beside it), against the page's goal of none over 50 ms (the
+// browser test asserts a looser bound, 100 ms of thread time, which a shared machine's noise
+// cannot reach in the median of three).
 const GOAL = 50;
 const scrollRows = [];
 // First, while nothing else is open (a browser of its own for each path; its first scroll is the
@@ -53,7 +54,7 @@ for (const [label, query, webgpu] of part('scroll', [
   await own.close();
   const median = medianOfWorst(runs);
   scrollRows.push({ label, median, runs });
-  console.log(`scroll ${label.padEnd(32)} longest task ${median.toFixed(0).padStart(4)} ms (median of ${runs.length}; goal ${GOAL} ms: ${median <= GOAL ? 'met' : 'NOT met'}); ${describeLongTasks(runs)}`);
+  console.log(`scroll ${label.padEnd(32)} longest task ${median.toFixed(0).padStart(4)} ms of wall time, ${medianOfWorst(runs, 'thread').toFixed(0)} ms of thread time (medians of ${runs.length}; goal ${GOAL} ms: ${median <= GOAL ? 'met' : 'NOT met'}); ${describeLongTasks(runs)}`);
 }
 const browser = await launch({ webgpu: true });
 

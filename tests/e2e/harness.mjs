@@ -108,16 +108,23 @@ export async function fence(page, module = 'wasmBindings') {
   await page.evaluate((module) => window[module].closedFormVelocity(new Float32Array([0, 0]), 2, new Float32Array([0, 0]), 0.5), module);
 }
 
-/// One reader's scroll through the page at `url`, freshly opened in `browser`: the durations (ms)
-/// of the main thread's long tasks (over 50 ms) meanwhile, 400 px every 500 ms. `block` injects a
-/// busy loop of that many ms into the page's first scroll event (a control: what a page that
-/// blocks looks like to this measure); `steps` cuts the scroll short.
+/// One reader's scroll through the page at `url`, freshly opened in `browser`, 400 px every 500 ms:
+/// `{ wall, thread }`, durations in ms of the main thread's tasks meanwhile. `wall`, those over 50 ms
+/// as the Long Tasks API reports them, the time a reader waits; `thread`, every task's own CPU time on
+/// the page's main thread, from a trace of the scroll (`ThreadControllerImpl::RunTask` in Chromium's
+/// `toplevel` category: its `tdur`). On this two-core machine the two differ: with SwiftShader the
+/// "GPU" is these same cores, and while the figures' kernels run, the page's thread gets about
+/// 40 % of a core, so a task of 56 ms of work takes 144 ms of wall time; what the page itself puts
+/// on its thread is the thread time. `block` injects a busy loop of that many ms into the page's
+/// first scroll event (a control: what a page that blocks looks like to both measures); `steps`
+/// cuts the scroll short.
 ///
 /// Before the page closes it is fenced (`fence`): on a software WebGPU adapter one GPU process runs
 /// every page's kernels and composites them, and the kernels a closed page had queued (tens of
 /// seconds of them) would hold back the next page's frames.
 export async function scrollLongTasks(browser, url, { webgpu = false, block = 0, steps = Infinity } = {}) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  let tracing = false;
   try {
     await page.addInitScript((block) => {
       window.longTasks = [];
@@ -138,27 +145,49 @@ export async function scrollLongTasks(browser, url, { webgpu = false, block = 0,
     // hardware GPU it does not), so the scroll is measured once the page has settled on the GPU.
     if (webgpu) await page.evaluate(() => window.wasmBindings.backendName());
     await page.waitForTimeout(1500);
+    await browser.startTracing(page, { categories: ['toplevel'] });
+    tracing = true;
     const start = await page.evaluate(() => performance.now());
     const height = await page.evaluate(() => document.documentElement.scrollHeight);
     for (let y = 400, k = 0; y < height && k < steps; y += 400, k++) {
       await page.evaluate((y) => window.scrollTo(0, y), y);
       await page.waitForTimeout(500);
     }
-    const tasks = await page.evaluate((start) => window.longTasks.filter(([t]) => t >= start).map(([, d]) => d), start);
+    const wall = await page.evaluate((start) => window.longTasks.filter(([t]) => t >= start).map(([, d]) => d), start);
+    tracing = false;
+    const thread = mainThreadTasks(JSON.parse(await browser.stopTracing()).traceEvents);
     await fence(page);
-    return tasks;
+    return { wall, thread };
   } finally {
+    if (tracing) await browser.stopTracing().catch(() => {});
     await page.close();
   }
 }
 
-/// Over several scrolls (each a list of long tasks' durations), the median of each scroll's longest.
-export function medianOfWorst(runs) {
-  return runs.map((tasks) => Math.max(0, ...tasks)).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+/// The CPU time (ms) of every task on the traced page's main thread: the renderer main thread
+/// (`CrRendererMain`) that ran the most, which is the one page open while tracing (a spare renderer
+/// idles).
+export function mainThreadTasks(events) {
+  const mains = new Set(events.filter((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}/${e.tid}`));
+  const busy = new Map();
+  const tasks = events.filter((e) => e.ph === 'X' && e.name === 'ThreadControllerImpl::RunTask' && mains.has(`${e.pid}/${e.tid}`));
+  for (const e of tasks) busy.set(`${e.pid}/${e.tid}`, (busy.get(`${e.pid}/${e.tid}`) ?? 0) + e.dur);
+  const main = [...busy].sort((a, b) => b[1] - a[1])[0]?.[0];
+  if (main === undefined) throw new Error('the trace holds no task of the page\'s main thread');
+  const timed = tasks.filter((e) => `${e.pid}/${e.tid}` === main);
+  if (!timed.some((e) => typeof e.tdur === 'number')) throw new Error('the trace has no thread times (tdur)');
+  return timed.map((e) => (e.tdur ?? 0) / 1000);
 }
 
+/// Over several scrolls (`scrollLongTasks`' answers), the median of each scroll's longest task by
+/// `measure` ('wall' or 'thread').
+export function medianOfWorst(runs, measure = 'wall') {
+  return runs.map((r) => Math.max(0, ...r[measure])).sort((a, b) => a - b)[Math.floor(runs.length / 2)];
+}
+
+/// Each scroll's long tasks, both measures.
 export function describeLongTasks(runs) {
-  return runs.map((tasks) => `${tasks.length} over 50 ms, longest ${Math.max(0, ...tasks).toFixed(0)} ms`).join('; ');
+  return runs.map((r) => `${r.thread.filter((d) => d > 50).length} over 50 ms of thread time, longest ${Math.max(0, ...r.thread).toFixed(0)} ms (wall: ${r.wall.length}, longest ${Math.max(0, ...r.wall).toFixed(0)} ms)`).join('; ');
 }
 
 /// Where each suite leaves its checks' times.
