@@ -8,7 +8,8 @@
 //!   --resume        go on from the checkpoint (target/train-digits.ckpt, written every 100 steps;
 //!                   the weights file is written every 500)
 //!   --report        only measure the weights file: samples, memorization, the hybrid curve,
-//!                   and PNG grids under target/train-digits/
+//!                   where the network departs from u* along t, and PNG grids under
+//!                   target/train-digits/
 //!
 //! The report integrates the same 256 noises with the network and with u* (20 Euler steps) and
 //! measures, against the 9,000 training digits: the mean distance to the nearest one, and the
@@ -296,6 +297,7 @@ fn report(weights: &Weights, train: &[f32], held: &[f32], threads: usize) {
         let (d, c, _) = measures(train, &samples);
         println!("| {tau} | {d:.3} | {:.1}% |", 100.0 * c);
     }
+    departure(&net, params, train, threads);
     let dir = Path::new("target/train-digits");
     std::fs::create_dir_all(dir).expect("the report's folder");
     let nearest: Vec<f32> = net_near[..64]
@@ -309,6 +311,46 @@ fn report(weights: &Weights, train: &[f32], held: &[f32], threads: usize) {
         "\ngrids of the first 64: {}/{{network,network-nearest,closed-form}}.png",
         dir.display()
     );
+}
+
+/// Where the network departs from u*: at each t, x_t = (1 - t) x0 + t x1 for 256 pairs (x0 normal,
+/// x1 a training digit), the mean over pairs of |u_theta(x_t, t) - u*(x_t, t)|^2 / D, beside the
+/// mean |u*(x_t, t)|^2 / D for scale (the paper's Figure 2 curve, at this one n).
+fn departure(net: &Unet, params: &[f32], train: &[f32], threads: usize) {
+    const PAIRS: usize = 256;
+    let mut rng = Rng::new(21);
+    let x0 = rng.normals(PAIRS * PIXELS);
+    let x1: Vec<f32> = (0..PAIRS)
+        .flat_map(|_| {
+            let i = rng.below(train.len() / PIXELS);
+            train[i * PIXELS..(i + 1) * PIXELS].to_vec()
+        })
+        .collect();
+    println!("\n## Where the network departs from u*: {PAIRS} pairs (x0, a training digit)");
+    println!("| t | E|u_theta - u*|^2 / D | E|u*|^2 / D | ratio |");
+    println!("|---|---|---|---|");
+    for t in [0.0f32, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95] {
+        let xt: Vec<f32> = x0
+            .iter()
+            .zip(&x1)
+            .map(|(a, b)| (1.0 - t) * a + t * b)
+            .collect();
+        let rows = |c: usize| &xt[c * 16 * PIXELS..(c + 1) * 16 * PIXELS];
+        let u_net =
+            on_threads(threads, PAIRS / 16, |c| net.velocities(params, rows(c), t)).concat();
+        let u_star = on_threads(threads, PAIRS / 16, |c| {
+            closed_form_velocity(train, PIXELS, rows(c), t)
+        })
+        .concat();
+        let per = |v: f32| v / (PAIRS * PIXELS) as f32;
+        let gap = per(u_net
+            .iter()
+            .zip(&u_star)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum());
+        let scale = per(u_star.iter().map(|v| v * v).sum());
+        println!("| {t} | {gap:.4} | {scale:.4} | {:.3} |", gap / scale);
+    }
 }
 
 /// 64 digits (in [-1, 1]) as an 8 x 8 grid, 3x enlarged, one pixel of gap.
