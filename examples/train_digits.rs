@@ -7,6 +7,8 @@
 //!   --out PATH      the weights file (default www/weights/digits-unet.fmu)
 //!   --resume        go on from the checkpoint (target/train-digits.ckpt, written every 100 steps;
 //!                   the weights file is written every 500)
+//!   --efm M         regress on u* over the batch's own digits and M more (EFM) instead of
+//!                   x1 - x0 (its checkpoint is target/train-digits-efm.ckpt)
 //!   --report        only measure the weights file: samples, memorization, the hybrid curve,
 //!                   where the network departs from u* along t, and PNG grids under
 //!                   target/train-digits/
@@ -18,13 +20,21 @@
 
 use fm_explainer::flow::digit_training::{self, DigitOptions, DigitTraining, Weights};
 use fm_explainer::flow::digits::{self, PIXELS, SIDE};
+use fm_explainer::flow::mlp::Target;
 use fm_explainer::flow::unet::{Unet, UnetShape};
 use fm_explainer::flow::{closed_form_velocity, metrics, rng::Rng, sampler};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 const PARTS: usize = 8;
-const CHECKPOINT: &str = "target/train-digits.ckpt";
+
+/// Where a run with these options keeps its checkpoint.
+fn checkpoint(options: &DigitOptions) -> &'static str {
+    match options.target {
+        Target::Cfm => "target/train-digits.ckpt",
+        Target::Efm { .. } => "target/train-digits-efm.ckpt",
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +46,15 @@ fn main() {
     let steps: u32 = value("--steps").map_or(3000, |s| s.parse().expect("--steps N"));
     let out = PathBuf::from(value("--out").unwrap_or("www/weights/digits-unet.fmu".into()));
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let options = DigitOptions {
+        target: match value("--efm") {
+            Some(m) => Target::Efm {
+                samples: m.parse().expect("--efm M"),
+            },
+            None => Target::Cfm,
+        },
+        ..DigitOptions::SHIPPED
+    };
 
     let bytes = std::fs::read("www/assets/digits.bin")
         .expect("www/assets/digits.bin (run node tools/pack-digits.mjs)");
@@ -50,6 +69,7 @@ fn main() {
     if !args.iter().any(|a| a == "--report") {
         train_and_write(
             &train,
+            options,
             steps,
             &out,
             threads,
@@ -60,12 +80,19 @@ fn main() {
     report(&weights, &train, &held, threads);
 }
 
-fn train_and_write(train: &[f32], steps: u32, out: &Path, threads: usize, resume: bool) {
-    let options = DigitOptions::SHIPPED;
+fn train_and_write(
+    train: &[f32],
+    options: DigitOptions,
+    steps: u32,
+    out: &Path,
+    threads: usize,
+    resume: bool,
+) {
     let mut run = DigitTraining::new(UnetShape::DIGITS, train.to_vec(), options);
     println!(
-        "U-Net {} parameters; batch {}, Adam {} (warm-up {}), EMA {}, clip {}; {steps} steps",
+        "U-Net {} parameters; {:?}, batch {}, Adam {} (warm-up {}), EMA {}, clip {}; {steps} steps",
         run.net.parameter_count(),
+        options.target,
         options.batch,
         options.lr,
         options.warmup,
@@ -196,13 +223,14 @@ fn save_checkpoint(run: &DigitTraining) {
             bytes.extend_from_slice(&x.to_le_bytes());
         }
     }
-    let tmp = format!("{CHECKPOINT}.tmp");
+    let path = checkpoint(&run.options);
+    let tmp = format!("{path}.tmp");
     std::fs::write(&tmp, bytes).expect("write the checkpoint");
-    std::fs::rename(&tmp, CHECKPOINT).expect("move the checkpoint");
+    std::fs::rename(&tmp, path).expect("move the checkpoint");
 }
 
 fn load_checkpoint(run: &mut DigitTraining) {
-    let bytes = std::fs::read(CHECKPOINT).expect("the checkpoint");
+    let bytes = std::fs::read(checkpoint(&run.options)).expect("the checkpoint");
     let tag = checkpoint_tag(run);
     assert!(
         bytes.starts_with(&tag),

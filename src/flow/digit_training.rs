@@ -7,7 +7,8 @@
 //! summed in a fixed order gives the same weights whatever the number of threads (and the
 //! whole batch's to rounding).
 
-use super::mlp::Adam;
+use super::closed_form::closed_form_velocity_at;
+use super::mlp::{Adam, Target};
 use super::rng::Rng;
 use super::unet::{Unet, UnetShape};
 use super::FlowError;
@@ -43,6 +44,8 @@ pub struct DigitOptions {
     /// The gradient's largest norm (larger gradients are scaled down to it).
     pub clip: f32,
     pub seed: u64,
+    /// What u_theta regresses on: the conditional target, or u* over a reference set (EFM).
+    pub target: Target,
 }
 
 impl DigitOptions {
@@ -55,6 +58,7 @@ impl DigitOptions {
         ema: 0.999,
         clip: 1.0,
         seed: 1,
+        target: Target::Cfm,
     };
 }
 
@@ -64,6 +68,8 @@ pub struct Batch {
     pub x: Vec<f32>,
     pub t: Vec<f32>,
     pub target: Vec<f32>,
+    /// The row of the data each x1 is.
+    pub sources: Vec<usize>,
 }
 
 impl Batch {
@@ -71,13 +77,16 @@ impl Batch {
     pub fn draw(data: &[f32], dim: usize, rows: usize, seed: u64) -> Batch {
         let mut rng = Rng::new(seed);
         let n = data.len() / dim;
-        let (mut x, mut t, mut target) = (
+        let (mut x, mut t, mut target, mut sources) = (
             Vec::with_capacity(rows * dim),
             Vec::with_capacity(rows),
             Vec::with_capacity(rows * dim),
+            Vec::with_capacity(rows),
         );
         for _ in 0..rows {
-            let x1 = &data[rng.below(n) * dim..][..dim];
+            let source = rng.below(n);
+            sources.push(source);
+            let x1 = &data[source * dim..][..dim];
             let tb = rng.uniform() as f32;
             for &v1 in x1 {
                 let v0 = rng.normal() as f32;
@@ -86,12 +95,35 @@ impl Batch {
             }
             t.push(tb);
         }
-        Batch { x, t, target }
+        Batch {
+            x,
+            t,
+            target,
+            sources,
+        }
     }
 
     pub fn rows(&self) -> usize {
         self.t.len()
     }
+}
+
+/// The rows `sources` of `data`, then `samples` more drawn from `seed`.
+fn efm_reference(
+    data: &[f32],
+    dim: usize,
+    sources: &[usize],
+    samples: usize,
+    seed: u64,
+) -> Vec<f32> {
+    let mut rng = Rng::new(seed ^ 0x5EF5_EF5E_F5EF_5EF5);
+    let n = data.len() / dim;
+    let extra: Vec<usize> = (0..samples).map(|_| rng.below(n)).collect();
+    sources
+        .iter()
+        .chain(&extra)
+        .flat_map(|&i| data[i * dim..(i + 1) * dim].iter().copied())
+        .collect()
 }
 
 /// The fixed batch on which a file's `check_loss` is recorded and tested: 64 rows of the
@@ -128,10 +160,18 @@ impl DigitTraining {
         }
     }
 
-    /// The batch of the next step.
+    /// The batch of the next step; with EFM, its targets are u*(x_t, t) over the batch's own
+    /// x1 and `samples` more training digits (the paper's estimator, Proposition 2: the set always
+    /// holds the x1 behind each x_t, so the target stays unbiased).
     pub fn batch(&self) -> Batch {
         let seed = self.options.seed ^ (self.step as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407);
-        Batch::draw(&self.data, self.net.shape.dim(), self.options.batch, seed)
+        let dim = self.net.shape.dim();
+        let mut batch = Batch::draw(&self.data, dim, self.options.batch, seed);
+        if let Target::Efm { samples } = self.options.target {
+            let reference = efm_reference(&self.data, dim, &batch.sources, samples, seed);
+            batch.target = closed_form_velocity_at(&reference, dim, &batch.x, &batch.t);
+        }
+        batch
     }
 
     /// Rows `rows` of `batch`: their share of the batch's loss (the mean over rows and pixels)
@@ -362,6 +402,42 @@ mod tests {
             "parts differ from the whole by {worst} (of {scale})"
         );
         assert!(scale > 0.0);
+    }
+
+    #[test]
+    fn efm_targets_are_nearer_u_star_than_the_conditional_ones_on_the_same_rows() {
+        let train = data(20);
+        let dim = TINY.dim();
+        let mut cfm = DigitTraining::new(TINY, train.clone(), DigitOptions::SHIPPED);
+        let efm_options = DigitOptions {
+            target: Target::Efm { samples: 40 },
+            ..DigitOptions::SHIPPED
+        };
+        let mut efm = DigitTraining::new(TINY, train.clone(), efm_options);
+        let (mut cfm_gap, mut efm_gap) = (0.0f64, 0.0f64);
+        for step in 0..3 {
+            (cfm.step, efm.step) = (step, step);
+            let (c, e) = (cfm.batch(), efm.batch());
+            // The same rows; only the targets differ.
+            assert_eq!((&c.x, &c.t, &c.sources), (&e.x, &e.t, &e.sources));
+            assert_ne!(c.target, e.target);
+            let star = closed_form_velocity_at(&train, dim, &c.x, &c.t);
+            let gap = |target: &[f32]| {
+                target
+                    .iter()
+                    .zip(&star)
+                    .map(|(a, b)| ((a - b) as f64).powi(2))
+                    .sum::<f64>()
+            };
+            cfm_gap += gap(&c.target);
+            efm_gap += gap(&e.target);
+        }
+        // u* over the rows' own x1 and 40 more of the 20 digits is nearly u* over all of them;
+        // x1 - x0 is one draw around it.
+        assert!(
+            efm_gap < 0.2 * cfm_gap,
+            "EFM {efm_gap} against CFM {cfm_gap}"
+        );
     }
 
     #[test]
