@@ -23,12 +23,21 @@ fn relative(gpu: &[f32], cpu: &[f32]) -> f32 {
     worst / scale
 }
 
-fn compare(shape: UnetShape, rows: usize, steps: usize) {
+/// `per_submission`: the images a submission may hold (None: as many as the device allows).
+fn compare(shape: UnetShape, rows: usize, steps: usize, per_submission: Option<usize>) {
     let Some(gpu) = common::gpu() else { return };
     let net = Unet::new(shape);
     let params = net.init_for_comparison(4);
     let pipelines = UnetPipelines::new(&gpu);
-    let on_gpu = GpuUnet::new(&gpu, net.clone(), &params).unwrap();
+    let mut on_gpu = GpuUnet::new(&gpu, net.clone(), &params).unwrap();
+    if let Some(most) = per_submission {
+        on_gpu = on_gpu.with_rows_per_submission(most);
+        assert_eq!(
+            on_gpu.rows_that_fit(&gpu, steps),
+            most,
+            "the cap is what splits the batch"
+        );
+    }
     let x = Rng::new(6).normals(rows * shape.dim());
 
     let t = 0.37;
@@ -49,7 +58,7 @@ fn compare(shape: UnetShape, rows: usize, steps: usize) {
 
 #[test]
 fn the_digits_network_matches_the_cpu_twin() {
-    compare(UnetShape::DIGITS, 3, 3);
+    compare(UnetShape::DIGITS, 3, 3, None);
 }
 
 #[test]
@@ -61,5 +70,19 @@ fn odd_sizes_match_the_cpu_twin() {
         embed: 10,
         groups: 3,
     };
-    compare(shape, 5, 4);
+    compare(shape, 5, 4, None);
+}
+
+/// A batch in several submissions, each with an arena of its own (2 + 2 + 1 images): every
+/// block's rows, time features and output land where the whole batch's would.
+#[test]
+fn a_batch_split_over_submissions_matches_the_cpu_twin() {
+    let shape = UnetShape {
+        side: 12,
+        base: 12,
+        time_features: 6,
+        embed: 10,
+        groups: 3,
+    };
+    compare(shape, 5, 4, Some(2));
 }

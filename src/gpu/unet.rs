@@ -156,6 +156,8 @@ impl UnetPipelines {
 pub struct GpuUnet {
     pub net: Unet,
     params: wgpu::Buffer,
+    /// The most images one submission computes (see `with_rows_per_submission`).
+    most_rows: usize,
 }
 
 /// One dispatch: its kernel, its operands, its workgroups.
@@ -218,17 +220,31 @@ impl GpuUnet {
                 contents: bytemuck::cast_slice(params),
                 usage: wgpu::BufferUsages::STORAGE,
             });
-        Ok(GpuUnet { net, params })
+        Ok(GpuUnet {
+            net,
+            params,
+            most_rows: usize::MAX,
+        })
+    }
+
+    /// At most `rows` images a submission, below what one binding and one dispatch would hold:
+    /// shorter submissions, between which a page can show progress or draw a frame.
+    pub fn with_rows_per_submission(mut self, rows: usize) -> GpuUnet {
+        self.most_rows = rows.max(1);
+        self
     }
 
     /// Images of a batch that fit one binding (with room for `feature_rows` time features) and
-    /// one convolution dispatch (at most 65,535 workgroups of CONV_TILE.1 pixels along x).
+    /// one convolution dispatch (at most 65,535 workgroups of CONV_TILE.1 pixels along x), and
+    /// the submission's own cap.
     pub fn rows_that_fit(&self, gpu: &Gpu, feature_rows: usize) -> usize {
         let limit = gpu.device.limits().max_storage_buffer_binding_size as usize / 4;
         let per_image: usize = self.net.tensor_sizes().iter().sum();
         let features = feature_rows * self.net.shape.time_features;
         let by_dispatch = MAX_GROUPS_X as usize * CONV_TILE.1 as usize / self.net.shape.dim();
-        (limit.saturating_sub(features) / per_image).min(by_dispatch)
+        (limit.saturating_sub(features) / per_image)
+            .min(by_dispatch)
+            .min(self.most_rows)
     }
 
     /// The dispatches of one forward pass over the arena's rows (tensor 1 already holds the time
