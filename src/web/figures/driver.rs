@@ -309,29 +309,11 @@ impl<S: Sketch> Driven<S> {
         let handle = Handle(cell.clone());
         let mut listeners = Listeners::default();
         let panel = element("div", "figure-controls", root)?;
-        let mut built = Vec::new();
-        for setting in spec.settings {
-            let id = format!("{}-{}", S::ID, setting.key);
-            let key = setting.key;
+        let on_change: Rc<dyn Fn(&'static str, Value)> = {
             let h = handle.clone();
-            let control = match setting.kind {
-                Kind::Number { .. } => Control::Slider(Slider::new(
-                    &panel,
-                    &mut listeners,
-                    &id,
-                    setting,
-                    move |v| changed(&h, key, Value::Number(v)),
-                )?),
-                Kind::Choice { .. } => Control::Select(controls::select(
-                    &panel,
-                    &mut listeners,
-                    &id,
-                    setting,
-                    move |v| changed(&h, key, Value::Choice(v)),
-                )?),
-            };
-            built.push((key, control));
-        }
+            Rc::new(move |key, value| changed(&h, key, value))
+        };
+        let built = setting_controls(&panel, &mut listeners, S::ID, spec.settings, on_change)?;
         let settings = Settings::defaults(spec.settings);
         let mut ui = Ui {
             root,
@@ -383,6 +365,49 @@ impl<S: Sketch> Driven<S> {
     }
 }
 
+/// The settings' controls in `panel`, each telling `on_change` its key and new value. Written
+/// once for every figure rather than once per figure type: what is generic stays in `Driven`.
+fn setting_controls(
+    panel: &Element,
+    listeners: &mut Listeners,
+    prefix: &str,
+    settings: &'static [Setting],
+    on_change: Rc<dyn Fn(&'static str, Value)>,
+) -> JsResult<Vec<(&'static str, Control)>> {
+    let mut built = Vec::with_capacity(settings.len());
+    for setting in settings {
+        let id = format!("{prefix}-{}", setting.key);
+        let key = setting.key;
+        let f = on_change.clone();
+        let control = match setting.kind {
+            Kind::Number { .. } => {
+                Control::Slider(Slider::new(panel, listeners, &id, setting, move |v| {
+                    f(key, Value::Number(v))
+                })?)
+            }
+            Kind::Choice { .. } => Control::Select(controls::select(
+                panel,
+                listeners,
+                &id,
+                setting,
+                move |v| f(key, Value::Choice(v)),
+            )?),
+        };
+        built.push((key, control));
+    }
+    Ok(built)
+}
+
+/// After a drawing: its error on the status line, and the jobs so far on the root for tests and
+/// tools (started, dropped before they started, started since the one whose result is drawn).
+fn after_drawing(root: &Element, status: &Status, drawing: JsResult<()>, jobs: [u64; 3]) {
+    if let Err(e) = drawing {
+        status.error(&format!("{e:?}"));
+    }
+    let [started, dropped, lag] = jobs;
+    let _ = root.set_attribute("data-jobs", &format!("{started} {dropped} {lag}"));
+}
+
 fn changed<S: Sketch>(handle: &Handle<S>, key: &'static str, value: Value) {
     if let Some(inner) = handle.0.borrow_mut().as_mut() {
         inner.settings.set(key, value);
@@ -408,15 +433,15 @@ impl<S: Sketch> Figure for Driven<S> {
         if inner.needs_draw && may_draw {
             inner.needs_draw = false;
             let (sketch, mut ctx) = inner.parts();
-            if let Err(e) = sketch.draw(&mut ctx) {
-                ctx.status.error(&format!("{e:?}"));
-            }
+            let drawing = sketch.draw(&mut ctx);
             inner.full = false;
-            // The jobs so far, for tests and tools: started, dropped before they started, and
-            // started since the one whose result is drawn.
             let jobs = &inner.jobs;
-            let counts = format!("{} {} {}", jobs.started, jobs.dropped, jobs.lag());
-            let _ = inner.root.set_attribute("data-jobs", &counts);
+            after_drawing(
+                &inner.root,
+                &inner.status,
+                drawing,
+                [jobs.started, jobs.dropped, jobs.lag()],
+            );
         }
     }
 
