@@ -38,8 +38,8 @@ fs.writeFileSync(path.join(benchDir, 'bench.html'), `<!doctype html><meta charse
 const { server, origin } = await serve({ '/tfjs/': tfjs, '/bench.html': path.join(benchDir, 'bench.html'), '/': dist });
 // The article scrolled on a fresh page, on each path: its main thread's long tasks (wall time,
 // what a reader waits; thread time beside it), against the page's goal of none over 50 ms (the
-// browser test asserts a looser bound, 100 ms of thread time, which a shared machine's noise
-// cannot reach in the median of three).
+// browser test asserts looser bounds, 100 ms of thread time (120 with WebGPU) and 400 ms of wall
+// time, which a shared machine's noise cannot reach in the median of three).
 const GOAL = 50;
 const scrollRows = [];
 // First, while nothing else is open (a browser of its own for each path; its first scroll is the

@@ -1170,22 +1170,29 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     });
   }
 
-  // The statistic asserted: the median over three scrolls of each scroll's longest task, by the
-  // CPU time it spent on the page's main thread (`scrollLongTasks`). One scroll that this shared
-  // two-core machine interrupts cannot fail it; a page that blocks on every scroll does. Wall time
-  // is reported beside it, not asserted: here it measures the machine more than the page. With
-  // WebGPU the adapter is SwiftShader, which runs the figures' kernels on the same two cores as the
-  // page's thread: tasks of 51-72 ms of thread time took 117-175 ms of wall time, and a wall-time
-  // bound of 150 ms failed one CI run of three (medians 140-177 ms). Medians of thread time seen:
-  // 51-80 ms on the CPU path (headless Chromium composites in software: a commit re-uploads every
-  // canvas the page has drawn, 23 of them, 25-44 ms), 47-67 ms with WebGPU; the 300 ms control,
-  // 314-327 ms. The goal is 50 ms of wall time on a reader's machine, reported by `cargo xtask bench`; the
-  // bound, 120 ms of the thread's own time on both paths, sits between the two.
+  // The statistics asserted, over three scrolls: the median of each scroll's longest task by the
+  // CPU time it spent on the page's main thread (`scrollLongTasks`), and, as a backstop for a
+  // thread that waits rather than works (a synchronous call to another process costs little CPU
+  // time), the median of each scroll's longest task in wall time. One scroll that this shared
+  // two-core machine interrupts cannot fail them; a page that blocks on every scroll does.
+  // Wall time here measures the machine more than the page: with SwiftShader the figures' kernels
+  // run on the same two cores as the page's thread, and a wall-time bound of 150 ms failed one CI
+  // run of three (medians 175-225 ms) while the page's thread worked at most 20-25 ms a task.
+  // Medians seen: thread time 20-23 ms on both paths; wall time 68-116 ms on the CPU path and
+  // 78-177 ms with WebGPU with nothing else running, up to 269 ms with a CI run and a training
+  // beside it. The goal is 50 ms of wall time on a reader's machine, reported by
+  // `cargo xtask bench`; the bounds: 100 ms of thread time on the CPU path, 120 ms with WebGPU,
+  // 400 ms of wall time. The control, a busy loop of 500 ms of wall time, must exceed both: its
+  // wall time does on any machine; its thread time is the whole loop on a quiet machine and about
+  // 40 % of it on a saturated one (a 300 ms loop gave 295-327 ms alone, 118-123 ms beside a CI
+  // run and a training), still above either thread bound.
   const SCROLLS = 3;
-  const BOUND = 120;
+  const BOUND = webgpu ? 120 : 100;
+  const WALL_BOUND = 400;
+  const BLOCK = 500;
   const article = `${origin}/index.html${query}`;
 
-  await t.check(`no task of over ${BOUND} ms on the main thread while scrolling the article (its thread time, median of 3 scrolls), and the check fails on a page that blocks`, async () => {
+  await t.check(`no task over ${BOUND} ms of the main thread's time, nor over ${WALL_BOUND} ms of wall time, while scrolling the article (medians of 3 scrolls), and the check fails on a page that blocks`, async () => {
     // The suite's first page is done from here on (the checks after this one open pages of their
     // own): what is measured is one reader's page, not two copies of the article computing at
     // once on this machine's two cores (and, on WebGPU, in the one GPU process that also
@@ -1199,16 +1206,17 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     // In the suite's browser, whose GPU process has compiled every figure's kernels by now: a
     // fresh one compiles them during the scroll, and SwiftShader compiles on this machine's two
     // cores beside the page's thread (three scrolls in fresh browsers: 196, 269 and 333 ms).
-    // The control first: the same measure on a page that blocks for 300 ms when scrolled must
+    // The control first: the same measures on a page that blocks for BLOCK ms when scrolled must
     // fail, or the check below could not.
     const blocked = [];
-    for (let k = 0; k < SCROLLS; k++) blocked.push(await scrollLongTasks(browser, article, { webgpu, block: 300, steps: 2 }));
-    assert(medianOfWorst(blocked, 'thread') > BOUND, `a page blocking 300 ms was not caught: ${describeLongTasks(blocked)}`);
+    for (let k = 0; k < SCROLLS; k++) blocked.push(await scrollLongTasks(browser, article, { webgpu, block: BLOCK, steps: 2 }));
+    assert(medianOfWorst(blocked) > WALL_BOUND && medianOfWorst(blocked, 'thread') > BOUND, `a page blocking ${BLOCK} ms was not caught by both measures: ${describeLongTasks(blocked)}`);
     const runs = [];
     for (let k = 0; k < SCROLLS; k++) runs.push(await scrollLongTasks(browser, article, { webgpu }));
-    const median = medianOfWorst(runs, 'thread');
-    assert(median <= BOUND, `the median scroll had a task of ${median.toFixed(0)} ms on the main thread: ${describeLongTasks(runs)}`);
-    return `median of the longest tasks ${median.toFixed(0)} ms of thread time, ${medianOfWorst(runs).toFixed(0)} ms of wall time (${describeLongTasks(runs)}); with a 300 ms block injected: ${medianOfWorst(blocked, 'thread').toFixed(0)} ms of thread time`;
+    const [thread, wall] = [medianOfWorst(runs, 'thread'), medianOfWorst(runs)];
+    assert(thread <= BOUND, `the median scroll had a task of ${thread.toFixed(0)} ms of the main thread's time: ${describeLongTasks(runs)}`);
+    assert(wall <= WALL_BOUND, `the median scroll had a task of ${wall.toFixed(0)} ms of wall time: ${describeLongTasks(runs)}`);
+    return `medians of the longest tasks ${thread.toFixed(0)} ms of thread time, ${wall.toFixed(0)} ms of wall time (${describeLongTasks(runs)}); with a ${BLOCK} ms block injected: ${medianOfWorst(blocked).toFixed(0)} ms of wall time, ${medianOfWorst(blocked, 'thread').toFixed(0)} ms of thread time`;
   });
 
   if (!webgpu) {
