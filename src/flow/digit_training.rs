@@ -1,4 +1,4 @@
-//! Training the digits' U-Net (`flow::unet`) with CFM on 9,000 of the 10,000 MNIST digits, the
+//! Training the digits' U-Net (`flow::unet`) with CFM (or EFM) on 9,000 of the 10,000 MNIST digits, the
 //! other 1,000 held out as the reference for "new"; sampling it; and the file its weights ship
 //! in (float16, with the step count and losses in a small header).
 //!
@@ -62,7 +62,8 @@ impl DigitOptions {
     };
 }
 
-/// One step's rows: x_t = (1 - t) x0 + t x1 and the conditional target x1 - x0.
+/// One step's rows: x_t = (1 - t) x0 + t x1 and the target, x1 - x0 as drawn (`DigitTraining::
+/// batch` replaces it with u* under EFM).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub x: Vec<f32>,
@@ -107,6 +108,9 @@ impl Batch {
         self.t.len()
     }
 }
+
+/// Times this close to 1 keep the conditional target under EFM (see `DigitTraining::batch`).
+const EFM_NEAR_ONE: f32 = 1e-4;
 
 /// The rows `sources` of `data`, then `samples` more drawn from `seed`.
 fn efm_reference(
@@ -169,7 +173,16 @@ impl DigitTraining {
         let mut batch = Batch::draw(&self.data, dim, self.options.batch, seed);
         if let Target::Efm { samples } = self.options.target {
             let reference = efm_reference(&self.data, dim, &batch.sources, samples, seed);
-            batch.target = closed_form_velocity_at(&reference, dim, &batch.x, &batch.t);
+            let star = closed_form_velocity_at(&reference, dim, &batch.x, &batch.t);
+            // A time within EFM_NEAR_ONE of 1 (float32 rounds 1 - 2^-25 up to 1) keeps x1 - x0:
+            // u* over a set holding x1 tends to it as t -> 1, and at t = 1 it would divide by 0
+            // and turn every weight into NaN.
+            for (r, &t) in batch.t.iter().enumerate() {
+                if 1.0 - t >= EFM_NEAR_ONE {
+                    batch.target[r * dim..(r + 1) * dim]
+                        .copy_from_slice(&star[r * dim..(r + 1) * dim]);
+                }
+            }
         }
         batch
     }
@@ -438,6 +451,52 @@ mod tests {
             efm_gap < 0.2 * cfm_gap,
             "EFM {efm_gap} against CFM {cfm_gap}"
         );
+    }
+
+    #[test]
+    fn the_efm_reference_holds_each_rows_own_digit_so_late_targets_are_the_conditional_ones() {
+        // Many more digits than the reference holds (4 rows + 4 more of 500): u* over all of
+        // them would point elsewhere, but the estimator's set always holds the x1 behind x_t
+        // (Proposition 2), and late in t the posterior sits on it.
+        let train = data(500);
+        let dim = TINY.dim();
+        let options = DigitOptions {
+            batch: 4,
+            target: Target::Efm { samples: 4 },
+            ..DigitOptions::SHIPPED
+        };
+        let mut efm = DigitTraining::new(TINY, train.clone(), options);
+        let mut late = 0;
+        for step in 0..40 {
+            efm.step = step;
+            let b = efm.batch();
+            let seed = efm.options.seed ^ (step as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407);
+            let reference = efm_reference(&train, dim, &b.sources, 4, seed);
+            for (r, &i) in b.sources.iter().enumerate() {
+                assert_eq!(
+                    &reference[r * dim..(r + 1) * dim],
+                    &train[i * dim..(i + 1) * dim]
+                );
+            }
+            let drawn = Batch::draw(&train, dim, 4, seed);
+            for (r, &t) in b.t.iter().enumerate() {
+                if t > 0.8 {
+                    late += 1;
+                    let rows = |v: &[f32]| v[r * dim..(r + 1) * dim].to_vec();
+                    let (efm_row, cfm_row) = (rows(&b.target), rows(&drawn.target));
+                    let worst = efm_row
+                        .iter()
+                        .zip(&cfm_row)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0f32, f32::max);
+                    assert!(
+                        worst < 1e-3,
+                        "t = {t}: the EFM target is {worst} off x1 - x0"
+                    );
+                }
+            }
+        }
+        assert!(late >= 10, "only {late} rows after t = 0.8");
     }
 
     #[test]
