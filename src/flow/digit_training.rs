@@ -168,7 +168,7 @@ impl DigitTraining {
     /// x1 and `samples` more training digits (the paper's estimator, Proposition 2: the set always
     /// holds the x1 behind each x_t, so the target stays unbiased).
     pub fn batch(&self) -> Batch {
-        let seed = self.options.seed ^ (self.step as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407);
+        let seed = self.batch_seed();
         let dim = self.net.shape.dim();
         let mut batch = Batch::draw(&self.data, dim, self.options.batch, seed);
         if let Target::Efm { samples } = self.options.target {
@@ -185,6 +185,11 @@ impl DigitTraining {
             }
         }
         batch
+    }
+
+    /// The seed of the next step's draws (its batch and, under EFM, its reference set).
+    fn batch_seed(&self) -> u64 {
+        self.options.seed ^ (self.step as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)
     }
 
     /// Rows `rows` of `batch`: their share of the batch's loss (the mean over rows and pixels)
@@ -470,7 +475,7 @@ mod tests {
         for step in 0..40 {
             efm.step = step;
             let b = efm.batch();
-            let seed = efm.options.seed ^ (step as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407);
+            let seed = efm.batch_seed();
             let reference = efm_reference(&train, dim, &b.sources, 4, seed);
             for (r, &i) in b.sources.iter().enumerate() {
                 assert_eq!(
