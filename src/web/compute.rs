@@ -13,7 +13,10 @@ use crate::flow::training::{row_blocks, CpuTraining, TrainOptions};
 use crate::gpu::backend::{GpuBackend, UPLOAD_PIECE};
 use crate::gpu::trainer::GpuTrainer;
 use crate::gpu::{Backend, GpuError, TrainingSet};
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use std::any::{Any, TypeId};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 
 /// Why a computation failed: on the backend, or in a compute worker.
@@ -31,9 +34,75 @@ pub enum ComputeError {
 /// A set a figure made ready: the data it came from, its dim, the set (while both live).
 type SharedSet = (Weak<Vec<f32>>, usize, Weak<Ready>);
 
-thread_local! {
+/// An answer being computed or computed, for every figure that asks its question.
+type Answer = Shared<LocalBoxFuture<'static, Result<Rc<dyn Any>, Rc<ComputeError>>>>;
+
+/// What the figures made ready or computed, kept here for the figures that need the same:
+/// figures share through the compute layer, never through each other.
+#[derive(Default)]
+struct Between {
     /// The sets figures made ready: figures that query the same data share one.
-    static SHARED: RefCell<Vec<SharedSet>> = const { RefCell::new(Vec::new()) };
+    sets: Vec<SharedSet>,
+    /// Answers by question (and by the answer's type, so one question cannot be read as another
+    /// type): computed once for the page, whichever figure asks first.
+    answers: HashMap<(Question, TypeId), Answer>,
+}
+
+thread_local! {
+    static BETWEEN: RefCell<Between> = RefCell::new(Between::default());
+}
+
+/// A question that several figures ask of the same data: a name that says what is computed over
+/// which data, and which one of its kind (a t, a row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Question(pub &'static str, pub usize);
+
+/// The answer to `question`: computed by `compute` if no figure has computed it or is computing
+/// it, else that computation's (awaited if still under way, so the page never does the work
+/// twice). Kept for the page's life; an error is not kept, and the next asker computes again.
+/// The flag says whether this call computed it.
+pub async fn answer<T: 'static, F>(
+    question: Question,
+    compute: impl FnOnce() -> F,
+) -> Result<(Rc<T>, bool), Rc<ComputeError>>
+where
+    F: std::future::Future<Output = Result<T, ComputeError>> + 'static,
+{
+    let key = (question, TypeId::of::<T>());
+    let (pending, fresh) = BETWEEN.with(|b| {
+        let mut b = b.borrow_mut();
+        if let Some(pending) = b.answers.get(&key) {
+            return (pending.clone(), false);
+        }
+        let computing = compute();
+        let pending = async move {
+            match computing.await {
+                Ok(value) => Ok(Rc::new(value) as Rc<dyn Any>),
+                Err(e) => Err(Rc::new(e)),
+            }
+        }
+        .boxed_local()
+        .shared();
+        b.answers.insert(key, pending.clone());
+        (pending, true)
+    });
+    match pending.clone().await {
+        Ok(value) => Ok((
+            value
+                .downcast::<T>()
+                .expect("answers are keyed by their type"),
+            fresh,
+        )),
+        Err(e) => {
+            BETWEEN.with(|b| {
+                let mut b = b.borrow_mut();
+                if b.answers.get(&key).is_some_and(|p| p.ptr_eq(&pending)) {
+                    b.answers.remove(&key);
+                }
+            });
+            Err(e)
+        }
+    }
 }
 
 /// A training set ready for closed-form queries, in one of the three places.
@@ -101,8 +170,8 @@ impl Ready {
         if let Some(c) = cached.filter(|c| c.fits(backend)) {
             return Ok(c);
         }
-        let shared = SHARED.with(|shared| {
-            let mut shared = shared.borrow_mut();
+        let shared = BETWEEN.with(|b| {
+            let shared = &mut b.borrow_mut().sets;
             shared.retain(|(d, _, r)| d.strong_count() > 0 && r.strong_count() > 0);
             shared.iter().find_map(|(d, k, r)| {
                 let r = r.upgrade().filter(|r| r.fits(backend))?;
@@ -120,9 +189,9 @@ impl Ready {
                 None => Ready::Here(flow::ClosedForm::from_rows(data[..].to_vec(), dim)),
             },
         });
-        SHARED.with(|shared| {
-            shared
-                .borrow_mut()
+        BETWEEN.with(|b| {
+            b.borrow_mut()
+                .sets
                 .push((Rc::downgrade(data), dim, Rc::downgrade(&ready)))
         });
         Ok(ready)

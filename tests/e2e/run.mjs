@@ -601,6 +601,22 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     assert([...Array(10).keys()].every((k) => share('two moons', k) > 0.3), `moons: ${JSON.stringify(values['two moons'])}`);
     assert(share('MNIST', 0) < 0.2 && share('MNIST', 5) < 1e-3 && share('MNIST', 9) < 1e-8, `MNIST: ${JSON.stringify(values.MNIST)}`);
     objectiveGap[mode] = values;
+    // target-alignment measures the same velocities: it asks the compute layer the same
+    // questions, and a row is computed once for the page, by whichever figure asks first. So of
+    // the two figures' last rows (MNIST at t = 0.9), exactly one was computed by that figure and
+    // the other read ("shared with the figure beside"); both computing it says neither.
+    const ta = page.locator('[data-figure="target-alignment"]');
+    await ta.scrollIntoViewIfNeeded();
+    const showAll2 = await focusOn(page, 'target-alignment');
+    let sharedWait;
+    try {
+      sharedWait = await waitForStatus(page, 'target-alignment', /^20 of 20 /);
+    } finally {
+      await showAll2();
+    }
+    const statuses = await page.evaluate(() => ['objective-gap', 'target-alignment'].map((n) => document.querySelector(`[data-figure="${n}"] .figure-status`).textContent));
+    const shared = statuses.filter((s) => /MNIST at t = 0\.9: shared with the figure beside/.test(s));
+    assert(shared.length === 1 && statuses.every((s) => /MNIST at t = 0\.9/.test(s)), `the last rows: ${JSON.stringify(statuses)}`);
     if (objectiveGap.cpu && objectiveGap.webgpu) {
       for (const d of ['two moons', 'MNIST']) {
         objectiveGap.cpu[d].forEach(([r, e], k) => {
@@ -610,7 +626,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
         });
       }
     }
-    return ['two moons', 'MNIST'].map((d) => `${d}: ${values[d].map(([r]) => r.toPrecision(3)).join(' ')}`).join('; ') + `; all 20 in after ${waited.toFixed(0)} s`;
+    return ['two moons', 'MNIST'].map((d) => `${d}: ${values[d].map(([r]) => r.toPrecision(3)).join(' ')}`).join('; ') + `; all 20 in after ${waited.toFixed(0)} s; target-alignment's 20 after ${sharedWait.toFixed(0)} s more, the last row: "${statuses.map((s) => s.replace(/^.*: /, '').replace(/\)\.?$/, '')).join('" / "')}"`;
   });
 
   await t.check('the appendix measures its speed figures on this device', async () => {

@@ -14,14 +14,13 @@ use crate::charts::DrawResult;
 use crate::flow::alignment::{self, TargetVariance};
 use crate::flow::{metrics::Histogram, Dataset};
 use crate::web::backend::figure_backend;
-use crate::web::compute::{ComputeError, Ready};
+use crate::web::compute::{self, ComputeError, Question, Ready};
 use crate::web::controls::JsResult;
 use crate::web::drawing::AnyBackend;
 use futures_util::future::LocalBoxFuture;
 use plotters::coord::Shift;
 use plotters::prelude::DrawingArea;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use web_sys::HtmlCanvasElement;
 
@@ -162,24 +161,27 @@ pub struct PairsByT<M: Measure> {
 pub type TargetAlignment = PairsByT<Cosines>;
 pub type ObjectiveGap = PairsByT<Spread>;
 
-/// The velocities u*(x_t, t) at the pairs of (panel, t) with the pairs' targets: both figures
-/// measure the same ones, so whichever asks first computes them and the other reads them here.
-enum Shared {
-    Pending,
-    Done(Velocities),
+/// The velocities u*(x_t, t) at a row's pairs, and the pairs' targets: both figures measure the
+/// same ones, so they ask the compute layer one question per (panel, t) and whichever asks first
+/// computes it.
+type Velocities = (Vec<f32>, Vec<f32>);
+
+/// The question of row (panel, t), the same in both figures.
+fn question(p: usize, k: usize) -> Question {
+    Question(
+        "u* and the targets at the alignment figures' pairs, two moons then MNIST, by t",
+        p * TIMES + k,
+    )
 }
 
-/// The velocities at a row's pairs, and the pairs' targets.
-type Velocities = Rc<(Vec<f32>, Vec<f32>)>;
+/// A row's set (when this figure prepared one), its velocities, and whether the figure beside
+/// computed them.
+type Row = (Option<Rc<Ready>>, Rc<Velocities>, bool);
 
-thread_local! {
-    static VELOCITIES: RefCell<HashMap<(usize, usize), Shared>> = RefCell::new(HashMap::new());
-}
-
-/// A computed row: its panel and t, the set prepared for it, the velocities and targets, where
-/// and in how long.
+/// A computed row: its panel and t, the set prepared for it (when this figure computed the row),
+/// the velocities and targets, whether the figure beside computed them, where and in how long.
 pub struct Computed {
-    result: Result<(Rc<Ready>, Velocities), ComputeError>,
+    result: Result<Row, Rc<ComputeError>>,
     backend: &'static str,
     ms: f64,
 }
@@ -246,61 +248,46 @@ impl<M: Measure> Sketch for PairsByT<M> {
         })
     }
 
-    /// Brings in the digits once downloaded, and the rows the figure beside has computed.
+    /// Brings in the digits once downloaded.
     fn animate(&mut self, _: f64, ctx: &mut Ctx<'_>) -> bool {
         if self.panels[1].data.is_none() {
             if let Some(d) = self.gate.poll(ctx.status) {
                 self.panels[1].data = Some((d.full.clone(), crate::flow::digits::PIXELS));
             }
         }
-        let shared: Vec<_> = self
-            .missing()
-            .filter_map(|(p, k)| {
-                VELOCITIES.with(|v| match v.borrow().get(&(p, k)) {
-                    Some(Shared::Done(uv)) => Some((p, k, uv.clone())),
-                    _ => None,
-                })
-            })
-            .collect();
-        for (p, k, uv) in &shared {
-            let dim = self.panels[*p].data.as_ref().map_or(2, |(_, d)| *d);
-            self.panels[*p].rows[*k] = Some(M::row(&uv.0, &uv.1, dim));
-            self.report(*p, *k, "shared with the figure beside", ctx);
-        }
-        !shared.is_empty()
+        false
     }
 
-    /// The next missing row, unless a computation (this figure's or the other's) is under way:
-    /// one at a time across both figures, so a page never queues twice the work on its device.
+    /// The next missing row. Both figures go through the rows in one order and a row under way
+    /// in one is awaited by the other (`compute::answer`), so a page never does a row twice.
     fn wanted(&self, _: &Settings) -> Option<Self::Key> {
-        if self.failed
-            || VELOCITIES.with(|v| v.borrow().values().any(|e| matches!(e, Shared::Pending)))
-        {
+        if self.failed {
             return None;
         }
-        self.missing()
-            .find(|key| VELOCITIES.with(|v| !v.borrow().contains_key(key)))
+        self.missing().next()
     }
 
     fn job(&mut self, &(p, k): &Self::Key, _: &mut Ctx<'_>) -> LocalBoxFuture<'static, Computed> {
-        VELOCITIES.with(|v| v.borrow_mut().insert((p, k), Shared::Pending));
         let panel = &self.panels[p];
         let (data, dim) = panel.data.clone().unwrap_or_default();
         let prepared = panel.prepared.clone();
         Box::pin(async move {
             let backend = figure_backend();
             let start = js_sys::Date::now();
-            let result = async {
-                let prepared = Ready::cached(&backend, prepared, &data, dim).await?;
-                let q = alignment::alignment_queries(&data, dim, &[t_of(k)], PAIRS, SEED);
-                let u = prepared.velocity_at(&q.points, &q.times).await?;
-                Ok::<_, ComputeError>((prepared, Rc::new((u, q.targets))))
-            }
-            .await;
-            VELOCITIES.with(|v| match &result {
-                Ok((_, uv)) => v.borrow_mut().insert((p, k), Shared::Done(uv.clone())),
-                Err(_) => v.borrow_mut().remove(&(p, k)),
-            });
+            // The set this figure prepares, if it computes the row rather than the other figure.
+            let made = Rc::new(RefCell::new(None));
+            let result = compute::answer(question(p, k), || {
+                let (backend, made) = (backend.clone(), made.clone());
+                async move {
+                    let prepared = Ready::cached(&backend, prepared, &data, dim).await?;
+                    *made.borrow_mut() = Some(prepared.clone());
+                    let q = alignment::alignment_queries(&data, dim, &[t_of(k)], PAIRS, SEED);
+                    let u = prepared.velocity_at(&q.points, &q.times).await?;
+                    Ok((u, q.targets))
+                }
+            })
+            .await
+            .map(|(uv, fresh)| (made.take(), uv, !fresh));
             Computed {
                 result,
                 backend: backend.name(),
@@ -311,11 +298,17 @@ impl<M: Measure> Sketch for PairsByT<M> {
 
     fn done(&mut self, (p, k): Self::Key, computed: Computed, ctx: &mut Ctx<'_>) {
         match computed.result {
-            Ok((prepared, uv)) => {
+            Ok((prepared, uv, beside)) => {
                 let dim = self.panels[p].data.as_ref().map_or(2, |(_, d)| *d);
-                self.panels[p].prepared = Some(prepared);
+                if prepared.is_some() {
+                    self.panels[p].prepared = prepared;
+                }
                 self.panels[p].rows[k] = Some(M::row(&uv.0, &uv.1, dim));
-                let took = format!("{} in {:.0} ms", computed.backend, computed.ms);
+                let took = if beside {
+                    "shared with the figure beside".to_string()
+                } else {
+                    format!("{} in {:.0} ms", computed.backend, computed.ms)
+                };
                 self.report(p, k, &took, ctx);
             }
             Err(e) => {
