@@ -391,10 +391,19 @@ pub mod hybrid_tau {
     };
 }
 
+pub mod new_digits {
+    use super::*;
+    pub const TAU: Setting = number("tau", "τ", (0.0, 1.0, 0.1), 0.0, 1);
+    pub const SPEC: FigureSpec = FigureSpec {
+        name: "new-digits",
+        settings: &[TAU],
+    };
+}
+
 /// Every figure, in the article's order. The catalogue lives outside `web` (and each figure's
 /// file refers to its `SPEC` here) because native code reads it too: `cargo xtask` writes the
 /// README's table and the TypeScript types from it, and native tests check pages against it.
-pub const FIGURES: [&FigureSpec; 12] = [
+pub const FIGURES: [&FigureSpec; 13] = [
     &noise_to_data::SPEC,
     &conditional_paths::SPEC,
     &velocity_field::SPEC,
@@ -407,6 +416,7 @@ pub const FIGURES: [&FigureSpec; 12] = [
     &cfm_efm::SPEC,
     &model_capacity::SPEC,
     &hybrid_tau::SPEC,
+    &new_digits::SPEC,
 ];
 
 /// The figure called `name`.

@@ -5,8 +5,9 @@
 
 pub mod catalog;
 pub mod charts;
+pub mod digits_lab;
 pub mod flow;
 pub mod gpu;
 pub mod schedule;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "page"))]
 pub mod web;

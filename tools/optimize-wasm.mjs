@@ -1,6 +1,7 @@
 // Shrinks the release module after each `trunk build --release`: Binaryen's wasm-opt (npm
 // `binaryen`, pinned; the same tool Trunk would download, which needs a network) run on the
-// staging directory's fm-explainer_bg.wasm in place. Development builds (`trunk serve`) skip it
+// staging directory's modules in place (fm-explainer_bg.wasm, the article's; fm-digits_bg.wasm, the
+// digits lab's). Development builds (`trunk serve`) skip it
 // to stay fast to rebuild. Prints the module's size, raw and gzipped, before and after.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,12 +17,10 @@ if (!staging) {
 if (process.env.TRUNK_PROFILE && process.env.TRUNK_PROFILE !== 'release') process.exit(0);
 ensurePackages('node_modules/binaryen/bin/wasm-opt', 'optimize-wasm');
 
-const wasm = path.join(staging, 'fm-explainer_bg.wasm');
-const sizes = () => {
+const sizes = (wasm) => {
   const bytes = fs.readFileSync(wasm);
   return `${(bytes.length / 1024).toFixed(0)} KiB, ${(zlib.gzipSync(bytes, { level: 9 }).length / 1024).toFixed(0)} KiB gzipped`;
 };
-const before = sizes();
 // -Oz: the module's maths is already optimised by LLVM at opt-level 3; Binaryen's size passes
 // remove what LLVM leaves (the bench compares the kernels' speed). The features are those the
 // Rust target emits (wasm SIMD for the CPU closed form among them).
@@ -31,6 +30,10 @@ const features = ['--enable-simd', '--enable-bulk-memory', '--enable-nontrapping
 // 1 MiB stack first, growing down towards 0, and the data after it), so Binaryen may fold a
 // pointer's small constant offsets into its loads and stores: about 3 KB gzipped less.
 // --converge repeats the passes while they still shrink the module.
-execFileSync(path.join(tools, 'node_modules/binaryen/bin/wasm-opt'),
-  ['-Oz', '--converge', '--low-memory-unused', ...features, wasm, '-o', wasm], { stdio: 'inherit' });
-console.log(`optimize-wasm: fm-explainer_bg.wasm ${before} -> ${sizes()}`);
+for (const name of ['fm-explainer_bg.wasm', 'fm-digits_bg.wasm']) {
+  const wasm = path.join(staging, name);
+  const before = sizes(wasm);
+  execFileSync(path.join(tools, 'node_modules/binaryen/bin/wasm-opt'),
+    ['-Oz', '--converge', '--low-memory-unused', ...features, wasm, '-o', wasm], { stdio: 'inherit' });
+  console.log(`optimize-wasm: ${name} ${before} -> ${sizes(wasm)}`);
+}

@@ -14,10 +14,14 @@ const out = path.join(root, 'target/npm');
 const dir = path.join(out, 'fm-explainer');
 fs.rmSync(dir, { recursive: true, force: true });
 fs.mkdirSync(path.join(dir, 'assets'), { recursive: true });
+fs.mkdirSync(path.join(dir, 'weights'), { recursive: true });
 
 // What a page needs: the element, its stylesheet, the module and its wasm, the module's snippets
-// (the JS that names its worker and the digits), the compute worker, the digits, the types.
-const files = ['embed.js', 'worker.js', 'figures.css', 'fm-explainer.js', 'fm-explainer_bg.wasm', 'fm-explainer.d.ts', 'assets/digits.bin'];
+// (the JS that names its workers, the digits and the weights), the compute worker, the digits,
+// the types; and the digits lab (its worker, its module and wasm, the network's weights), which
+// a page fetches only when a figure that runs the network nears the viewport.
+const files = ['embed.js', 'worker.js', 'figures.css', 'fm-explainer.js', 'fm-explainer_bg.wasm', 'fm-explainer.d.ts', 'assets/digits.bin',
+  'digits-worker.js', 'fm-digits.js', 'fm-digits_bg.wasm', 'weights/digits-unet.fmu'];
 for (const f of files) {
   if (!fs.existsSync(path.join(dist, f))) {
     console.error(`package: dist/${f} is missing: run trunk build --release first`);
@@ -46,6 +50,7 @@ const manifest = {
     './figures.css': './figures.css',
     './fm-explainer_bg.wasm': './fm-explainer_bg.wasm',
     './assets/digits.bin': './assets/digits.bin',
+    './weights/digits-unet.fmu': './weights/digits-unet.fmu',
   },
   types: './fm-explainer.d.ts',
   files: [...files, 'snippets', 'README.md', 'LICENSE'],
@@ -63,7 +68,7 @@ where there is a GPU, WebAssembly otherwise).
 \`\`\`
 
 With a bundler (Vite, webpack 5), \`import 'fm-explainer'\` is enough: the element, its module,
-wasm, stylesheet, compute worker and digits are named by the literal \`import()\` and
+wasm, stylesheet, compute worker, digits, and the digits lab (its worker, module and weights) are named by the literal \`import()\` and
 \`new URL('./…', import.meta.url)\` forms that bundlers follow, so they are copied into the build
 and found there, and in the Vite dev server too, with no configuration. In a plain page, map the
 name to the file (\`<script type="importmap">{"imports": {"fm-explainer": "/node_modules/fm-explainer/embed.js"}}</script>\`)

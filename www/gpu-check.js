@@ -1,5 +1,6 @@
 // /gpu-check.html: runs gpuKernelReport() and shows its rows as a table (text only).
-import init, { gpuKernelReport } from './fm-explainer.js';
+// The report lives in the digits lab's module (it carries the U-Net), not in the article's.
+import init, { gpuKernelReport } from './fm-digits.js';
 
 const status = document.getElementById('status');
 const table = document.getElementById('report');

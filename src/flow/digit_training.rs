@@ -19,6 +19,11 @@ pub fn is_held_out(index: usize) -> bool {
     index % 10 == 9
 }
 
+/// The index among all the digits of the training digit `j` (the `j`-th row `split` keeps).
+pub fn original_index(j: usize) -> usize {
+    j / 9 * 10 + j % 9
+}
+
 /// The (training, held-out) rows of `images` (n x dim).
 pub fn split(images: &[f32], dim: usize) -> (Vec<f32>, Vec<f32>) {
     let (mut train, mut held) = (Vec::new(), Vec::new());
@@ -386,6 +391,16 @@ mod tests {
     use super::*;
 
     const TINY: UnetShape = UnetShape::TINY;
+
+    #[test]
+    fn original_index_finds_each_training_row() {
+        let images: Vec<f32> = (0..100).map(|i| i as f32).collect();
+        let (train, held) = split(&images, 1);
+        assert_eq!((train.len(), held.len()), (90, 10));
+        for (j, &v) in train.iter().enumerate() {
+            assert_eq!(original_index(j), v as usize);
+        }
+    }
 
     fn data(rows: usize) -> Vec<f32> {
         let mut rng = Rng::new(9);

@@ -433,14 +433,12 @@ pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
     }
     // The digits' U-Net natively only until a figure runs it: in the module it would take
     // 17 KB of the 400 KB (gzipped) budget for a network the page does not use yet.
-    #[cfg(not(target_arch = "wasm32"))]
     rows.push(unet_row(gpu, now).await);
     rows
 }
 
 /// The digits' U-Net (shaders/unet.wgsl): a few Euler steps of a few digits, every operation of
 /// the graph in each step, against flow::unet.
-#[cfg(not(target_arch = "wasm32"))]
 async fn unet_row(gpu: &Gpu, now: Clock<'_>) -> KernelRow {
     use super::unet::{GpuUnet, UnetPipelines};
     use crate::flow::digit_training;

@@ -89,7 +89,8 @@ export type FigureName =
     | "digit-memorization"
     | "cfm-vs-efm"
     | "model-capacity"
-    | "hybrid-tau";
+    | "hybrid-tau"
+    | "new-digits";
 // generated:end
 
 /** A figure that `mountFigure` and `<fm-figure name>` take, and its settings. */
@@ -129,21 +130,6 @@ export interface GpuCheck {
     verdict: string;
 }
 
-/** Every WGSL kernel against its CPU twin on a WebGPU device of its own. */
-export interface KernelReport {
-    adapter: string;
-    rows: {
-        kernel: string;
-        sizes: string;
-        error: number;
-        tolerance: number;
-        unit: string;
-        gpuMs: number;
-        cpuMs: number;
-        passed: boolean;
-        failure: string | null;
-    }[];
-}
 "#;
 
 /// Floats the calls in flight hold under the memory budget now.
@@ -202,47 +188,6 @@ pub async fn gpu_check() -> JsValue {
         }
         None => JsValue::NULL,
     }
-}
-
-/// Runs every WGSL kernel on a WebGPU device of its own (software adapters included) against
-/// its CPU twin: `{ adapter, rows: [{ kernel, sizes, error, tolerance, unit, gpuMs, cpuMs,
-/// passed, failure }] }`. What /gpu-check.html shows; rejects when there is no adapter at all.
-#[wasm_bindgen(js_name = gpuKernelReport, unchecked_return_type = "KernelReport")]
-pub async fn gpu_kernel_report() -> Result<JsValue, JsError> {
-    let gpu = crate::gpu::Gpu::request(true).await?;
-    let performance = web_sys::window().and_then(|w| w.performance());
-    let now = move || performance.as_ref().map_or(0.0, |p| p.now());
-    let rows = crate::gpu::kernel_report::run(&gpu, &now).await;
-    let set = |o: &js_sys::Object, k: &str, v: JsValue| {
-        let _ = js_sys::Reflect::set(o, &k.into(), &v);
-    };
-    let list = js_sys::Array::new();
-    for r in &rows {
-        let o = js_sys::Object::new();
-        set(&o, "kernel", r.kernel.into());
-        set(&o, "sizes", r.sizes.as_str().into());
-        set(&o, "error", r.error.into());
-        set(&o, "tolerance", r.tolerance.into());
-        set(&o, "unit", r.unit.into());
-        set(&o, "gpuMs", r.gpu_ms.into());
-        set(&o, "cpuMs", r.cpu_ms.into());
-        set(&o, "passed", r.passed().into());
-        set(
-            &o,
-            "failure",
-            r.failure.as_deref().map_or(JsValue::NULL, JsValue::from),
-        );
-        list.push(&o);
-    }
-    let out = js_sys::Object::new();
-    let adapter = if gpu.adapter.is_empty() {
-        "this browser's WebGPU adapter (its name withheld)".to_string()
-    } else {
-        gpu.adapter.clone()
-    };
-    set(&out, "adapter", adapter.into());
-    set(&out, "rows", list.into());
-    Ok(out.into())
 }
 
 /// A closed-form call's sizes checked and its memory held, then the page's backend.

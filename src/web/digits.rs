@@ -81,32 +81,65 @@ export function ownDigitsUrl() {
 export function ownWorker() {
   return new Worker(new URL('../../worker.js', import.meta.url), { type: 'module' });
 }
+export function ownLabWorker() {
+  return new Worker(new URL('../../digits-worker.js', import.meta.url), { type: 'module' });
+}
+export function ownWeightsUrl() {
+  return new URL('../../weights/digits-unet.fmu', import.meta.url).href;
+}
 "#)]
 extern "C" {
     #[wasm_bindgen::prelude::wasm_bindgen(js_name = ownDigitsUrl)]
     fn own_digits_url() -> String;
     #[wasm_bindgen::prelude::wasm_bindgen(catch, js_name = ownWorker)]
     fn own_worker() -> Result<web_sys::Worker, JsValue>;
+    #[wasm_bindgen::prelude::wasm_bindgen(catch, js_name = ownLabWorker)]
+    fn own_lab_worker() -> Result<web_sys::Worker, JsValue>;
+    #[wasm_bindgen::prelude::wasm_bindgen(js_name = ownWeightsUrl)]
+    fn own_weights_url() -> String;
 }
 
 /// The digits' address: under the base `setAssetBase` named, else the module's own copy.
-fn digits_url() -> String {
+pub fn digits_url() -> String {
     BASE.with(|b| b.borrow().as_ref().map(|base| format!("{base}{ASSET}")))
         .unwrap_or_else(own_digits_url)
 }
 
-/// A new compute worker (www/worker.js, a module worker): the one under the base
-/// `setAssetBase` named, else the module's own. Fails where the page may not start it (a
-/// policy without `worker-src`, a module from another origin).
-pub fn new_worker() -> Result<web_sys::Worker, JsValue> {
+/// The digits' network's weights (www/weights/digits-unet.fmu), as `digits_url`.
+pub fn weights_url() -> String {
+    BASE.with(|b| {
+        b.borrow()
+            .as_ref()
+            .map(|base| format!("{base}weights/digits-unet.fmu"))
+    })
+    .unwrap_or_else(own_weights_url)
+}
+
+/// A new module worker running `file` (worker.js: a compute worker; digits-worker.js: the digits
+/// lab): the one under the base `setAssetBase` named, else the module's own. Fails where the
+/// page may not start it (a policy without `worker-src`, a module from another origin).
+fn module_worker(
+    file: &str,
+    own: fn() -> Result<web_sys::Worker, JsValue>,
+) -> Result<web_sys::Worker, JsValue> {
     match BASE.with(|b| b.borrow().clone()) {
         Some(base) => {
             let options = web_sys::WorkerOptions::new();
             options.set_type(web_sys::WorkerType::Module);
-            web_sys::Worker::new_with_options(&format!("{base}worker.js"), &options)
+            web_sys::Worker::new_with_options(&format!("{base}{file}"), &options)
         }
-        None => own_worker(),
+        None => own(),
     }
+}
+
+/// A new compute worker (www/worker.js).
+pub fn new_worker() -> Result<web_sys::Worker, JsValue> {
+    module_worker("worker.js", own_worker)
+}
+
+/// The digits lab's worker (www/digits-worker.js, which loads its own module).
+pub fn new_lab_worker() -> Result<web_sys::Worker, JsValue> {
+    module_worker("digits-worker.js", own_lab_worker)
 }
 
 /// Where the built files lie (`worker.js`, `assets/digits.bin`), a URL ending in "/", for a page

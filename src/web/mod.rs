@@ -8,6 +8,7 @@ mod controls;
 pub mod digits;
 mod drawing;
 mod figures;
+mod lab;
 mod page;
 mod pool;
 mod settings;

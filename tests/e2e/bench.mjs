@@ -29,8 +29,11 @@ fs.writeFileSync(path.join(benchDir, 'bench.html'), `<!doctype html><meta charse
 <script src="/tfjs/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js"></script>
 <script type="module">
   import init, * as fm from '/fm-explainer.js';
+  import initLab, * as lab from '/fm-digits.js';
   await init();
+  await initLab();
   window.fm = fm;
+  window.lab = lab;
   tf.wasm.setWasmPaths('/tfjs/tfjs-backend-wasm/dist/');
   window.ready = true;
 </script>`);
@@ -146,7 +149,7 @@ for (const [label] of part('closed-form', [['fm-explainer webgpu, prepared set, 
   try {
     const runs = [];
     for (let r = 0; r < Math.min(RUNS, 5); r++) {
-      const report = await gpuPage.evaluate(() => window.fm.gpuKernelReport());
+      const report = await gpuPage.evaluate(() => window.lab.gpuKernelReport());
       const row = report.rows.find((x) => x.kernel === 'closed form, tiled kernel' && x.sizes.startsWith('n 10000, dim 784, m 4,'));
       if (!row || !row.passed) throw new Error(`no passing row: ${JSON.stringify(row)}`);
       runs.push(row.gpuMs);

@@ -120,6 +120,10 @@ fn test() -> Result<(), String> {
         cargo().args([
             "clippy",
             "--lib",
+            "--package",
+            "fm-explainer",
+            "--package",
+            "fm-digits",
             "--target",
             "wasm32-unknown-unknown",
             "--",

@@ -13,6 +13,7 @@ pub mod driver;
 mod hybrid_tau;
 mod memorization;
 mod model_capacity;
+mod new_digits;
 mod noise_to_data;
 mod stochastic_target;
 mod target_alignment;
@@ -52,7 +53,7 @@ fn mount<S: Sketch>(root: &Element) -> JsResult<Box<dyn Figure>> {
 }
 
 /// Every figure's sketch with its catalogue entry, in the catalogue's order.
-const SKETCHES: [(&FigureSpec, Mount); 12] = [
+const SKETCHES: [(&FigureSpec, Mount); 13] = [
     sketch::<noise_to_data::NoiseToData>(),
     sketch::<conditional_paths::ConditionalPaths>(),
     sketch::<velocity_field::VelocityField>(),
@@ -65,6 +66,7 @@ const SKETCHES: [(&FigureSpec, Mount); 12] = [
     sketch::<cfm_efm::CfmEfm>(),
     sketch::<model_capacity::ModelCapacity>(),
     sketch::<hybrid_tau::HybridTau>(),
+    sketch::<new_digits::NewDigits>(),
 ];
 
 const fn sketch<S: Sketch>() -> (&'static FigureSpec, Mount) {

@@ -1,0 +1,138 @@
+//! The digits lab's worker (www/digits-worker.js): a second WebAssembly module, fetched with the
+//! network's weights only when a figure that runs the network nears the viewport. It loads
+//! `fm_explainer::digits_lab::Lab` and answers the page's requests, one at a time, posting each
+//! reply (and the steps of a sampling as they come) back to the page.
+#![cfg(target_arch = "wasm32")]
+
+use fm_explainer::digits_lab::{Lab, Reply, Request};
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::JsError;
+use wasm_bindgen_futures::JsFuture;
+
+thread_local! {
+    static LAB: RefCell<Option<Lab>> = const { RefCell::new(None) };
+}
+
+fn scope() -> web_sys::DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn post(reply: &Reply) {
+    match serde_wasm_bindgen::to_value(reply) {
+        Ok(value) => {
+            let _ = scope().post_message(&value);
+        }
+        Err(e) => {
+            let _ = scope().post_message(&JsValue::from_str(&format!("unserializable: {e}")));
+        }
+    }
+}
+
+async fn fetch(url: &str) -> Result<Vec<u8>, String> {
+    let why = |e: JsValue| {
+        format!(
+            "{url}: {}",
+            e.as_string().unwrap_or_else(|| format!("{e:?}"))
+        )
+    };
+    let response: web_sys::Response = JsFuture::from(scope().fetch_with_str(url))
+        .await
+        .map_err(why)?
+        .unchecked_into();
+    if !response.ok() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    let buffer = JsFuture::from(response.array_buffer().map_err(why)?)
+        .await
+        .map_err(why)?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// One message from the page: a `Request` (anything else is answered with `Failed`).
+#[wasm_bindgen(js_name = labMessage)]
+pub async fn lab_message(message: JsValue) {
+    console_error_panic_hook::set_once();
+    let request: Request = match serde_wasm_bindgen::from_value(message) {
+        Ok(r) => r,
+        Err(e) => {
+            return post(&Reply::Failed {
+                ticket: None,
+                error: format!("not a request the digits lab knows: {e}"),
+            })
+        }
+    };
+    if let Request::Load { weights, digits } = request {
+        let loaded = async {
+            let (w, d) = (fetch(&weights).await?, fetch(&digits).await?);
+            Lab::new(&w, &d).map_err(|e| e.to_string())
+        }
+        .await;
+        let reply = match loaded {
+            Ok(lab) => {
+                let reply = lab.loaded();
+                LAB.with(|l| *l.borrow_mut() = Some(lab));
+                reply
+            }
+            Err(error) => Reply::Failed {
+                ticket: None,
+                error,
+            },
+        };
+        return post(&reply);
+    }
+    let ticket = request.ticket();
+    let reply = LAB.with(|l| match l.borrow().as_ref() {
+        Some(lab) => lab.answer(request, |step| post(&step)),
+        None => Reply::Failed {
+            ticket,
+            error: "the digits lab is not loaded".into(),
+        },
+    });
+    post(&reply);
+}
+
+/// Runs every WGSL kernel on a WebGPU device of its own (software adapters included) against
+/// its CPU twin: `{ adapter, rows: [{ kernel, sizes, error, tolerance, unit, gpuMs, cpuMs,
+/// passed, failure }] }`. What /gpu-check.html shows; rejects when there is no adapter at all.
+/// Here, in the digits lab's module, rather than in the article's: only /gpu-check.html (and the
+/// bench) runs it, and the U-Net's row comes with the network, which the article's module
+/// does not carry.
+#[wasm_bindgen(js_name = gpuKernelReport)]
+pub async fn gpu_kernel_report() -> Result<JsValue, JsError> {
+    let gpu = fm_explainer::gpu::Gpu::request(true).await?;
+    let performance = web_sys::window().and_then(|w| w.performance());
+    let now = move || performance.as_ref().map_or(0.0, |p| p.now());
+    let rows = fm_explainer::gpu::kernel_report::run(&gpu, &now).await;
+    let set = |o: &js_sys::Object, k: &str, v: JsValue| {
+        let _ = js_sys::Reflect::set(o, &k.into(), &v);
+    };
+    let list = js_sys::Array::new();
+    for r in &rows {
+        let o = js_sys::Object::new();
+        set(&o, "kernel", r.kernel.into());
+        set(&o, "sizes", r.sizes.as_str().into());
+        set(&o, "error", r.error.into());
+        set(&o, "tolerance", r.tolerance.into());
+        set(&o, "unit", r.unit.into());
+        set(&o, "gpuMs", r.gpu_ms.into());
+        set(&o, "cpuMs", r.cpu_ms.into());
+        set(&o, "passed", r.passed().into());
+        set(
+            &o,
+            "failure",
+            r.failure.as_deref().map_or(JsValue::NULL, JsValue::from),
+        );
+        list.push(&o);
+    }
+    let out = js_sys::Object::new();
+    let adapter = if gpu.adapter.is_empty() {
+        "this browser's WebGPU adapter (its name withheld)".to_string()
+    } else {
+        gpu.adapter.clone()
+    };
+    set(&out, "adapter", adapter.into());
+    set(&out, "rows", list.into());
+    Ok(out.into())
+}

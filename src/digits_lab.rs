@@ -1,0 +1,336 @@
+//! The digits lab: the shipped U-Net (`flow::unet`, weights from `cargo xtask train-digits`) and
+//! the closed form over the same 9,000 training digits, side by side on the same noises. It runs
+//! in a worker of its own, built as a second WebAssembly module (digits-lab/) that the page fetches
+//! only when a figure that needs the network nears the viewport: the network and its weights
+//! never weigh on the article's first module. This file is what that worker computes and the
+//! messages it speaks, pure Rust, so the same code runs (and is tested) natively.
+
+use crate::flow::digit_training::{self, Weights};
+use crate::flow::digits::{self, PIXELS};
+use crate::flow::metrics;
+use crate::flow::sampler::HybridPath;
+use crate::flow::unet::Unet;
+use crate::flow::FlowError;
+use serde::{Deserialize, Serialize};
+
+/// What the page asks the lab. A message that is not one of these is refused, never defaulted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "camelCase", deny_unknown_fields)]
+pub enum Request {
+    /// Fetch the weights and the digits from these addresses (the worker fetches them) and load.
+    Load { weights: String, digits: String },
+    /// Integrate `noise` (rows of 784) in `steps` Euler steps: the closed form on [0, tau), the
+    /// network after (tau = 0: the network alone; tau = 1: the closed form alone). A `Step`
+    /// reply after every `every` steps (0: none), then `Sampled`.
+    Sample {
+        ticket: u32,
+        noise: Vec<f32>,
+        steps: u32,
+        tau: f32,
+        every: u32,
+    },
+    /// The nearest two training digits of the first `count` held-out digits: the reference for
+    /// how far a new digit lies from the training set.
+    Reference { ticket: u32, count: u32 },
+}
+
+impl Request {
+    /// The request's ticket (a load has none).
+    pub fn ticket(&self) -> Option<u32> {
+        match self {
+            Request::Load { .. } => None,
+            Request::Sample { ticket, .. } | Request::Reference { ticket, .. } => Some(*ticket),
+        }
+    }
+}
+
+/// A digit's nearest training digit (its index among the 9,000), the distance to it and to the
+/// second nearest. Memorized when `distance < second / 3`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Nearest {
+    pub index: u32,
+    pub distance: f32,
+    pub second: f32,
+}
+
+impl Nearest {
+    /// Gu et al.'s criterion: much nearer one training digit than any other.
+    pub fn memorized(&self) -> bool {
+        self.distance < self.second / 3.0
+    }
+}
+
+/// What the lab answers, externally tagged (`{"sampled": {...}}`): the page reads replies, and
+/// an internally tagged enum's reader (which buffers the message to find its tag) cost 20 KB of
+/// the article's module.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum Reply {
+    /// Loaded: how the network was trained, and the data's sizes.
+    Loaded {
+        parameters: u32,
+        steps: u32,
+        batch: u32,
+        check_loss: f32,
+        weight_bytes: u32,
+        train: u32,
+        held: u32,
+    },
+    /// The positions after `step` steps.
+    Step { ticket: u32, step: u32, x: Vec<f32> },
+    /// The samples, and each one's nearest training digits.
+    Sampled {
+        ticket: u32,
+        x: Vec<f32>,
+        nearest: Vec<Nearest>,
+    },
+    /// The held-out digits' nearest training digits.
+    Reference { ticket: u32, nearest: Vec<Nearest> },
+    /// A request failed: why (`ticket` absent for a load).
+    Failed { ticket: Option<u32>, error: String },
+}
+
+/// The most noise rows one request may carry, and the most steps.
+pub const MAX_ROWS: usize = 256;
+pub const MAX_STEPS: u32 = 200;
+
+/// The network, its weights, and the digits split as they were for training.
+pub struct Lab {
+    net: Unet,
+    params: Vec<f32>,
+    weights: Weights,
+    weight_bytes: usize,
+    train: Vec<f32>,
+    held: Vec<f32>,
+}
+
+impl Lab {
+    /// From the weights file (FMU1) and the packed digits (FMD1), both checked.
+    pub fn new(weights: &[u8], packed_digits: &[u8]) -> Result<Lab, FlowError> {
+        let w = Weights::decode(weights)?;
+        if w.shape.dim() != PIXELS {
+            return Err(FlowError::Corrupt(format!(
+                "the weights are for images of {} values, not the digits' {PIXELS}",
+                w.shape.dim()
+            )));
+        }
+        let all = digits::unpack(packed_digits)?.signed();
+        let (train, held) = digit_training::split(&all, PIXELS);
+        Ok(Lab {
+            net: Unet::new(w.shape),
+            params: w.params.clone(),
+            weights: w,
+            weight_bytes: weights.len(),
+            train,
+            held,
+        })
+    }
+
+    pub fn loaded(&self) -> Reply {
+        Reply::Loaded {
+            parameters: self.params.len() as u32,
+            steps: self.weights.steps,
+            batch: self.weights.batch,
+            check_loss: self.weights.check_loss,
+            weight_bytes: self.weight_bytes as u32,
+            train: (self.train.len() / PIXELS) as u32,
+            held: (self.held.len() / PIXELS) as u32,
+        }
+    }
+
+    pub fn train(&self) -> &[f32] {
+        &self.train
+    }
+
+    /// Answers one request (not `Load`, which the worker does); `emit` receives the `Step`
+    /// replies as they come, the return value is the last reply.
+    pub fn answer(&self, request: Request, mut emit: impl FnMut(Reply)) -> Reply {
+        match request {
+            Request::Load { .. } => Reply::Failed {
+                ticket: None,
+                error: "the lab is already loaded".into(),
+            },
+            Request::Sample {
+                ticket,
+                noise,
+                steps,
+                tau,
+                every,
+            } => match self.sample(&noise, steps, tau, every, |step, x| {
+                emit(Reply::Step {
+                    ticket,
+                    step,
+                    x: x.to_vec(),
+                })
+            }) {
+                Ok(x) => {
+                    let nearest = self.nearest(&x);
+                    Reply::Sampled { ticket, x, nearest }
+                }
+                Err(error) => Reply::Failed {
+                    ticket: Some(ticket),
+                    error,
+                },
+            },
+            Request::Reference { ticket, count } => {
+                let count = (count as usize).min(self.held.len() / PIXELS);
+                Reply::Reference {
+                    ticket,
+                    nearest: self.nearest(&self.held[..count * PIXELS]),
+                }
+            }
+        }
+    }
+
+    /// The hybrid samples (see `Request::Sample`), `each` called with the positions after every
+    /// `every` steps; the input checked first.
+    pub fn sample(
+        &self,
+        noise: &[f32],
+        steps: u32,
+        tau: f32,
+        every: u32,
+        mut each: impl FnMut(u32, &[f32]),
+    ) -> Result<Vec<f32>, String> {
+        let rows = noise.len() / PIXELS;
+        if noise.is_empty() || !noise.len().is_multiple_of(PIXELS) || rows > MAX_ROWS {
+            return Err(format!(
+                "noise must hold 1 to {MAX_ROWS} rows of {PIXELS} values, not {} values",
+                noise.len()
+            ));
+        }
+        if !noise.iter().all(|v| v.is_finite()) {
+            return Err("noise must be finite".into());
+        }
+        if !(1..=MAX_STEPS).contains(&steps) {
+            return Err(format!("steps must be 1 to {MAX_STEPS}, not {steps}"));
+        }
+        if !(0.0..=1.0).contains(&tau) {
+            return Err(format!("tau must be in [0, 1], not {tau}"));
+        }
+        let mut path = HybridPath::new(&self.train, PIXELS, noise, steps as usize, tau, false);
+        let mut step = 0;
+        while !path.done() {
+            path.step(|x, t| self.net.velocities(&self.params, x, t));
+            step += 1;
+            if every > 0 && step % every == 0 && step < steps {
+                each(step, path.positions());
+            }
+        }
+        Ok(path.positions().to_vec())
+    }
+
+    /// Each image's nearest two training digits.
+    pub fn nearest(&self, images: &[f32]) -> Vec<Nearest> {
+        metrics::nearest_two(&self.train, PIXELS, images)
+            .into_iter()
+            .map(|(index, distance, second)| Nearest {
+                index: index as u32,
+                distance,
+                second,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::rng::Rng;
+
+    fn lab() -> Lab {
+        let weights = std::fs::read("www/weights/digits-unet.fmu").expect("the shipped weights");
+        let digits = std::fs::read("www/assets/digits.bin").expect("the packed digits");
+        Lab::new(&weights, &digits).expect("a lab")
+    }
+
+    #[test]
+    fn the_network_makes_new_digits_and_the_closed_form_copies() {
+        let lab = lab();
+        let noise = Rng::new(7).normals(4 * PIXELS);
+        let mut steps_seen = Vec::new();
+        let network = match lab.answer(
+            Request::Sample {
+                ticket: 3,
+                noise: noise.clone(),
+                steps: 10,
+                tau: 0.0,
+                every: 4,
+            },
+            |r| match r {
+                Reply::Step { ticket: 3, step, x } if x.len() == noise.len() => {
+                    steps_seen.push(step)
+                }
+                other => panic!("unexpected {other:?}"),
+            },
+        ) {
+            Reply::Sampled {
+                ticket: 3,
+                x,
+                nearest,
+            } => (x, nearest),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(steps_seen, [4, 8]);
+        // The lab's network path is the training code's sampler, bit for bit.
+        let net = Unet::new(lab.weights.shape);
+        assert_eq!(
+            network.0,
+            digit_training::sample(&net, &lab.params, &noise, 10)
+        );
+        assert!(network.1.iter().all(|n| !n.memorized() && n.distance > 5.0));
+        let closed = lab.sample(&noise, 10, 1.0, 0, |_, _| {}).unwrap();
+        let copies = lab.nearest(&closed);
+        assert!(
+            copies.iter().all(|n| n.memorized() && n.distance < 0.5),
+            "{copies:?}"
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_a_reason() {
+        let lab = lab();
+        let ok = Rng::new(1).normals(PIXELS);
+        let bad = |noise: Vec<f32>, steps: u32, tau: f32| {
+            lab.sample(&noise, steps, tau, 0, |_, _| {}).unwrap_err()
+        };
+        assert!(bad(vec![0.0; 100], 10, 0.0).contains("rows of 784"));
+        assert!(bad(vec![f32::NAN; PIXELS], 10, 0.0).contains("finite"));
+        assert!(bad(ok.clone(), 0, 0.0).contains("steps"));
+        assert!(bad(ok.clone(), 10, 1.5).contains("tau"));
+        assert!(bad(ok, 10, f32::NAN).contains("tau"));
+        let held = match lab.answer(
+            Request::Reference {
+                ticket: 1,
+                count: 5,
+            },
+            |_| {},
+        ) {
+            Reply::Reference { nearest, .. } => nearest,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(held.len(), 5);
+        assert!(held.iter().all(|n| n.distance > 1.0));
+        assert!(Lab::new(b"FMU1", &std::fs::read("www/assets/digits.bin").unwrap()).is_err());
+    }
+
+    #[test]
+    fn messages_are_typed_and_strict() {
+        let r: Request =
+            serde_json::from_str(r#"{"op":"reference","ticket":2,"count":9}"#).unwrap();
+        assert_eq!(
+            r,
+            Request::Reference {
+                ticket: 2,
+                count: 9
+            }
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"op":"reference","ticket":2}"#).is_err());
+        assert!(serde_json::from_str::<Request>(
+            r#"{"op":"reference","ticket":2,"count":9,"x":1}"#
+        )
+        .is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"op":"train"}"#).is_err());
+    }
+}

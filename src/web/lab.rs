@@ -1,0 +1,150 @@
+//! The page's side of the digits lab (`crate::digits_lab`): one worker for the page, started by
+//! the first figure that needs the digits' network, running its own module (digits-lab/, fetched
+//! then, with the weights: the article's module never carries the network). Requests are typed
+//! (`Request`), each reply goes to the call that waits for its ticket, and a worker that fails
+//! fails every call waiting on it with the reason.
+
+use crate::digits_lab::{Reply, Request};
+use futures_channel::mpsc;
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use futures_util::StreamExt;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+
+/// The replies to a load (which has no ticket) come under this one.
+const LOAD: u32 = u32::MAX;
+
+/// The lab's worker and the calls waiting on it.
+pub struct Lab {
+    worker: web_sys::Worker,
+    next: Cell<u32>,
+    waiting: Rc<RefCell<HashMap<u32, mpsc::UnboundedSender<Reply>>>>,
+    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
+    _on_error: Closure<dyn FnMut(web_sys::Event)>,
+}
+
+/// The lab once loaded, and what it said of itself (`Reply::Loaded`).
+pub type Loaded = (Rc<Lab>, Reply);
+type Pending = Shared<LocalBoxFuture<'static, Result<Loaded, String>>>;
+
+thread_local! {
+    static LAB: RefCell<Option<Pending>> = const { RefCell::new(None) };
+}
+
+/// The page's lab: started and loaded by the first caller (the weights and the digits fetched in
+/// the worker), shared by every later one. A failed start is not kept: the next call tries again.
+pub async fn lab() -> Result<Loaded, String> {
+    let pending = LAB.with(|l| {
+        l.borrow_mut()
+            .get_or_insert_with(|| start().boxed_local().shared())
+            .clone()
+    });
+    let result = pending.await;
+    if result.is_err() {
+        LAB.with(|l| *l.borrow_mut() = None);
+    }
+    result
+}
+
+async fn start() -> Result<Loaded, String> {
+    let worker = super::digits::new_lab_worker()
+        .map_err(|e| format!("the digits lab's worker could not start: {e:?}"))?;
+    let waiting: Rc<RefCell<HashMap<u32, mpsc::UnboundedSender<Reply>>>> = Rc::default();
+    let inbox = waiting.clone();
+    let on_message =
+        Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+            let reply = serde_wasm_bindgen::from_value::<Reply>(event.data()).unwrap_or_else(|e| {
+                Reply::Failed {
+                    ticket: None,
+                    error: format!("the digits lab answered something unknown: {e}"),
+                }
+            });
+            let ticket = match &reply {
+                Reply::Loaded { .. } => LOAD,
+                Reply::Step { ticket, .. }
+                | Reply::Sampled { ticket, .. }
+                | Reply::Reference { ticket, .. } => *ticket,
+                Reply::Failed { ticket, .. } => ticket.unwrap_or(LOAD),
+            };
+            let final_reply = !matches!(reply, Reply::Step { .. });
+            let mut inbox = inbox.borrow_mut();
+            if let Some(tx) = inbox.get(&ticket) {
+                let _ = tx.unbounded_send(reply);
+            }
+            if final_reply {
+                inbox.remove(&ticket);
+            }
+        });
+    let inbox = waiting.clone();
+    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+        let error = event
+            .dyn_ref::<web_sys::ErrorEvent>()
+            .map(|e| e.message())
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "the digits lab's worker could not run".into());
+        for (ticket, tx) in inbox.borrow_mut().drain() {
+            let _ = tx.unbounded_send(Reply::Failed {
+                ticket: Some(ticket),
+                error: error.clone(),
+            });
+        }
+    });
+    worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    let lab = Rc::new(Lab {
+        worker,
+        next: Cell::new(0),
+        waiting,
+        _on_message: on_message,
+        _on_error: on_error,
+    });
+    let request = Request::Load {
+        weights: super::digits::weights_url(),
+        digits: super::digits::digits_url(),
+    };
+    let mut replies = lab.send(LOAD, &request)?;
+    match replies.next().await {
+        Some(loaded @ Reply::Loaded { .. }) => Ok((lab, loaded)),
+        Some(Reply::Failed { error, .. }) => {
+            lab.worker.terminate();
+            Err(format!("the digits' network could not be loaded: {error}"))
+        }
+        _ => Err("the digits lab stopped before it loaded".into()),
+    }
+}
+
+impl Lab {
+    fn send(
+        &self,
+        ticket: u32,
+        request: &Request,
+    ) -> Result<mpsc::UnboundedReceiver<Reply>, String> {
+        let message = serde_wasm_bindgen::to_value(request).map_err(|e| e.to_string())?;
+        let (tx, rx) = mpsc::unbounded();
+        self.waiting.borrow_mut().insert(ticket, tx);
+        self.worker
+            .post_message(&message)
+            .map_err(|e| format!("the digits lab refused the request: {e:?}"))?;
+        Ok(rx)
+    }
+
+    /// Sends a request (its ticket set here) and returns its replies as they come: `Step`s,
+    /// then one final reply.
+    pub fn ask(
+        &self,
+        request: impl FnOnce(u32) -> Request,
+    ) -> Result<mpsc::UnboundedReceiver<Reply>, String> {
+        let ticket = self.next.get();
+        self.next.set(ticket.wrapping_add(1) % LOAD);
+        self.send(ticket, &request(ticket))
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.worker.terminate();
+    }
+}

@@ -1,0 +1,11 @@
+// The digits lab's worker (digits-lab/, src/digits_lab.rs): its own module, fetched only when a
+// figure that runs the digits' network nears the viewport. Requests are answered one at a time,
+// in order; every reply is posted by the module.
+import init, { labMessage } from './fm-digits.js';
+
+let queue = init();
+self.onmessage = ({ data }) => {
+  queue = queue.then(() => labMessage(data)).catch((e) => {
+    self.postMessage({ failed: { ticket: null, error: String(e?.message ?? e) } });
+  });
+};
