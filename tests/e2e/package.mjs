@@ -23,10 +23,12 @@ const bin = (name, file) => path.join(here, 'node_modules', name, file);
 
 // The post, the same in every app; the app's script is the README's `import 'fm-explainer'`, and
 // a handle on the functions (the same module instance as the figures') for the test to ask.
-const POST = `<p>A post with two figures of flow matching: the closed-form velocity field,</p>
+const POST = `<p>A post with three figures of flow matching: the closed-form velocity field,</p>
 <fm-figure name="velocity-field" dataset="spirals" t="0.8"></fm-figure>
-<p>and digits generated with the closed form, each the copy of a training digit.</p>
-<fm-figure name="digit-memorization"></fm-figure>`;
+<p>digits generated with the closed form, each the copy of a training digit,</p>
+<fm-figure name="digit-memorization"></fm-figure>
+<p>and a trained network's new digits (the digits lab: its own worker, module and weights).</p>
+<fm-figure name="new-digits"></fm-figure>`;
 const SCRIPT = `import 'fm-explainer';
 window.fmApi = () => import('fm-explainer/api');
 `;
@@ -99,7 +101,7 @@ async function checkPost(url) {
     page.on('worker', (w) => workers.push(w.url()));
     context.on('response', async (r) => {
       if (r.status() >= 400) failed.push(`${r.status()} ${r.url()}`);
-      if (new URL(r.url()).pathname.endsWith('.bin')) binaries.push({ url: r.url(), status: r.status(), bytes: (await r.body().catch(() => Buffer.alloc(0))).length });
+      if (/\.(bin|fmu)$/.test(new URL(r.url()).pathname)) binaries.push({ url: r.url(), status: r.status(), bytes: (await r.body().catch(() => Buffer.alloc(0))).length });
     });
     await page.addInitScript(() => {
       window.__violations = [];
@@ -107,7 +109,7 @@ async function checkPost(url) {
     });
     await page.goto(url);
     const figures = page.locator('fm-figure');
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i < 3; i++) {
       await figures.nth(i).evaluate((el) => el.scrollIntoView({ block: 'center' }));
       // Drawn, or an error box (then at once: the message says why).
       const selector = JSON.stringify(`fm-figure:nth-of-type(${i + 1})`);
@@ -123,6 +125,13 @@ async function checkPost(url) {
     await page.waitForFunction((el) => /over 10000 digits/.test(el.textContent), await status.elementHandle(), { timeout: 120000 }).catch(async (e) => {
       throw new Error(`digit-memorization: "${await status.textContent()}": ${e.message}`);
     });
+    // The digits lab ran in the app's build: its worker, its module, the weights.
+    const lab = page.locator('fm-figure[name=new-digits] .figure-status');
+    await page.waitForFunction((el) => /held-out digits: [\d.]+\./.test(el.textContent), await lab.elementHandle(), { timeout: 120000 }).catch(async (e) => {
+      throw new Error(`new-digits: "${await lab.textContent()}": ${e.message}; failed requests: ${failed.join(', ')}; errors: ${errors.join('\n')}`);
+    });
+    const weights = binaries.filter((b) => new URL(b.url).pathname.endsWith('.fmu'));
+    assert(weights.length === 1 && weights[0].status === 200 && weights[0].bytes === fs.statSync(path.join(root, 'www/weights/digits-unet.fmu')).size, `weights: ${JSON.stringify(weights)}`);
     const api = await page.evaluate(async () => {
       const m = await window.fmApi();
       return { workers: await m.computeWorkers(), backend: await m.backendName() };
@@ -136,13 +145,13 @@ async function checkPost(url) {
     assert(api.backend === 'cpu', `backend ${api.backend}`);
     assert(api.workers >= 1 && workers.length >= api.workers, `compute workers: ${api.workers} in the pool, ${workers.length} started (${workers.join(', ')}); ${fallbacks.join('; ')}`);
     assert(fallbacks.length === 0, `the pool fell back to the page's thread: ${fallbacks.join('; ')}`);
-    const digits = binaries.filter((b) => b.bytes > 1e6);
+    const digits = binaries.filter((b) => b.bytes > 1e6 && new URL(b.url).pathname.endsWith('.bin'));
     assert(digits.length >= 1 && digits.every((b) => b.status === 200 && (!digitsBytes || b.bytes === digitsBytes)), `digits: ${JSON.stringify(binaries)}`);
     assert(style.radius === '8px' && style.accent === '#c81e5a', `figures.css not applied: ${JSON.stringify(style)}`);
     assert(failed.length === 0, `responses >= 400: ${failed.join(', ')}`);
     assert(errors.length === 0, `errors: ${errors.join('\n')}`);
     assert(violations.length === 0, `policy violations: ${violations.join('\n')}`);
-    return `2 figures drawn, ${api.workers} compute workers started (${[...new Set(workers.map((w) => new URL(w).pathname))].join(', ')}), digits ${digits[0].status} (${digits[0].bytes} B from ${new URL(digits[0].url).pathname}), figures.css applied, 0 responses >= 400, 0 errors, 0 violations, in ${seconds.toFixed(1)} s`;
+    return `3 figures drawn, ${api.workers} compute workers started (${[...new Set(workers.map((w) => new URL(w).pathname))].join(', ')}), digits ${digits[0].status} (${digits[0].bytes} B from ${new URL(digits[0].url).pathname}), the lab's weights ${weights[0].status} (${weights[0].bytes} B from ${new URL(weights[0].url).pathname}), figures.css applied, 0 responses >= 400, 0 errors, 0 violations, in ${seconds.toFixed(1)} s`;
   } finally {
     await context.close();
   }
