@@ -351,23 +351,12 @@ fn report(weights: &Weights, train: &[f32], held: &[f32], threads: usize) {
 /// mean |u*(x_t, t)|^2 / D for scale (the paper's Figure 2 curve, at this one n).
 fn departure(net: &Unet, params: &[f32], train: &[f32], threads: usize) {
     const PAIRS: usize = 256;
-    let mut rng = Rng::new(21);
-    let x0 = rng.normals(PAIRS * PIXELS);
-    let x1: Vec<f32> = (0..PAIRS)
-        .flat_map(|_| {
-            let i = rng.below(train.len() / PIXELS);
-            train[i * PIXELS..(i + 1) * PIXELS].to_vec()
-        })
-        .collect();
+    let (x0, x1) = digit_training::departure_pairs(train, PIXELS, PAIRS, 21);
     println!("\n## Where the network departs from u*: {PAIRS} pairs (x0, a training digit)");
     println!("| t | E|u_theta - u*|^2 / D | E|u*|^2 / D | ratio |");
     println!("|---|---|---|---|");
     for t in [0.0f32, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95] {
-        let xt: Vec<f32> = x0
-            .iter()
-            .zip(&x1)
-            .map(|(a, b)| (1.0 - t) * a + t * b)
-            .collect();
+        let xt = digit_training::interpolate(&x0, &x1, t);
         let rows = |c: usize| &xt[c * 16 * PIXELS..(c + 1) * 16 * PIXELS];
         let u_net =
             on_threads(threads, PAIRS / 16, |c| net.velocities(params, rows(c), t)).concat();
@@ -375,13 +364,7 @@ fn departure(net: &Unet, params: &[f32], train: &[f32], threads: usize) {
             closed_form_velocity(train, PIXELS, rows(c), t)
         })
         .concat();
-        let per = |v: f64| (v / (PAIRS * PIXELS) as f64) as f32;
-        let gap = per(u_net
-            .iter()
-            .zip(&u_star)
-            .map(|(a, b)| ((a - b) as f64).powi(2))
-            .sum());
-        let scale = per(u_star.iter().map(|&v| (v as f64).powi(2)).sum());
+        let (gap, scale) = digit_training::departure(&u_net, &u_star);
         println!("| {t} | {gap:.4} | {scale:.4} | {:.3} |", gap / scale);
     }
 }

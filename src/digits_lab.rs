@@ -5,6 +5,7 @@
 //! never weigh on the article's first module. This file is what that worker computes and the
 //! messages it speaks, pure Rust, so the same code runs (and is tested) natively.
 
+use crate::flow::closed_form::closed_form_velocity;
 use crate::flow::digit_training::{self, Weights};
 use crate::flow::digits::{self, PIXELS};
 use crate::flow::metrics;
@@ -32,14 +33,22 @@ pub enum Request {
     /// The nearest two training digits of the first `count` held-out digits: the reference for
     /// how far a new digit lies from the training set.
     Reference { ticket: u32, count: u32 },
+    /// Where the network departs from u* at time `t`, over `pairs` pairs (x0, a training digit)
+    /// drawn from DEPARTURE_SEED (`flow::digit_training::departure`).
+    Departure { ticket: u32, t: f32, pairs: u32 },
 }
+
+/// The pairs' seed: the one `cargo xtask train-digits`'s report measures with.
+pub const DEPARTURE_SEED: u64 = 21;
 
 impl Request {
     /// The request's ticket (a load has none).
     pub fn ticket(&self) -> Option<u32> {
         match self {
             Request::Load { .. } => None,
-            Request::Sample { ticket, .. } | Request::Reference { ticket, .. } => Some(*ticket),
+            Request::Sample { ticket, .. }
+            | Request::Reference { ticket, .. }
+            | Request::Departure { ticket, .. } => Some(*ticket),
         }
     }
 }
@@ -79,14 +88,23 @@ pub enum Reply {
     },
     /// The positions after `step` steps.
     Step { ticket: u32, step: u32, x: Vec<f32> },
-    /// The samples, and each one's nearest training digits.
+    /// The samples, each one's nearest training digits, and the nearest one's pixels (so that
+    /// a page can show it without the digits of its own).
     Sampled {
         ticket: u32,
         x: Vec<f32>,
         nearest: Vec<Nearest>,
+        nearest_x: Vec<f32>,
     },
     /// The held-out digits' nearest training digits.
     Reference { ticket: u32, nearest: Vec<Nearest> },
+    /// E|u_theta - u*|^2 / D and E|u*|^2 / D at `t`.
+    Departure {
+        ticket: u32,
+        t: f32,
+        gap: f32,
+        scale: f32,
+    },
     /// A request failed: why (`ticket` absent for a load).
     Failed { ticket: Option<u32>, error: String },
 }
@@ -139,8 +157,9 @@ impl Lab {
         }
     }
 
-    pub fn train(&self) -> &[f32] {
-        &self.train
+    /// The `j`-th training digit's pixels.
+    pub fn training_digit(&self, j: usize) -> &[f32] {
+        &self.train[j * PIXELS..(j + 1) * PIXELS]
     }
 
     /// Answers one request (not `Load`, which the worker does); `emit` receives the `Step`
@@ -166,8 +185,30 @@ impl Lab {
             }) {
                 Ok(x) => {
                     let nearest = self.nearest(&x);
-                    Reply::Sampled { ticket, x, nearest }
+                    let nearest_x = nearest
+                        .iter()
+                        .flat_map(|n| self.training_digit(n.index as usize))
+                        .copied()
+                        .collect();
+                    Reply::Sampled {
+                        ticket,
+                        x,
+                        nearest,
+                        nearest_x,
+                    }
                 }
+                Err(error) => Reply::Failed {
+                    ticket: Some(ticket),
+                    error,
+                },
+            },
+            Request::Departure { ticket, t, pairs } => match self.departure(t, pairs as usize) {
+                Ok((gap, scale)) => Reply::Departure {
+                    ticket,
+                    t,
+                    gap,
+                    scale,
+                },
                 Err(error) => Reply::Failed {
                     ticket: Some(ticket),
                     error,
@@ -221,6 +262,21 @@ impl Lab {
         Ok(path.positions().to_vec())
     }
 
+    /// `Request::Departure`: at `t` in [0, 1), over 1 to MAX_ROWS pairs.
+    pub fn departure(&self, t: f32, pairs: usize) -> Result<(f32, f32), String> {
+        if !(0.0..1.0).contains(&t) {
+            return Err(format!("t must be in [0, 1), not {t}"));
+        }
+        if !(1..=MAX_ROWS).contains(&pairs) {
+            return Err(format!("pairs must be 1 to {MAX_ROWS}, not {pairs}"));
+        }
+        let (x0, x1) = digit_training::departure_pairs(&self.train, PIXELS, pairs, DEPARTURE_SEED);
+        let xt = digit_training::interpolate(&x0, &x1, t);
+        let u_net = self.net.velocities(&self.params, &xt, t);
+        let u_star = closed_form_velocity(&self.train, PIXELS, &xt, t);
+        Ok(digit_training::departure(&u_net, &u_star))
+    }
+
     /// Each image's nearest two training digits.
     pub fn nearest(&self, images: &[f32]) -> Vec<Nearest> {
         metrics::nearest_two(&self.train, PIXELS, images)
@@ -269,7 +325,14 @@ mod tests {
                 ticket: 3,
                 x,
                 nearest,
-            } => (x, nearest),
+                nearest_x,
+            } => {
+                assert_eq!(
+                    &nearest_x[PIXELS..2 * PIXELS],
+                    lab.training_digit(nearest[1].index as usize)
+                );
+                (x, nearest)
+            }
             other => panic!("{other:?}"),
         };
         assert_eq!(steps_seen, [4, 8]);
@@ -286,6 +349,30 @@ mod tests {
             copies.iter().all(|n| n.memorized() && n.distance < 0.5),
             "{copies:?}"
         );
+    }
+
+    #[test]
+    fn the_network_follows_u_star_early_and_departs_later() {
+        let lab = lab();
+        let at = |t: f32| match lab.answer(
+            Request::Departure {
+                ticket: 4,
+                t,
+                pairs: 16,
+            },
+            |_| {},
+        ) {
+            Reply::Departure {
+                ticket: 4,
+                gap,
+                scale,
+                ..
+            } => gap / scale,
+            other => panic!("{other:?}"),
+        };
+        // The report's curve over 256 pairs: 0.1% of |u*|^2 at t = 0, 9.7% at t = 0.3.
+        let (early, middle) = (at(0.05), at(0.35));
+        assert!(early < 0.01 && middle > 0.03, "{early} {middle}");
     }
 
     #[test]
@@ -313,6 +400,8 @@ mod tests {
         assert_eq!(held.len(), 5);
         assert!(held.iter().all(|n| n.distance > 1.0));
         assert!(Lab::new(b"FMU1", &std::fs::read("www/assets/digits.bin").unwrap()).is_err());
+        assert!(lab.departure(1.0, 8).unwrap_err().contains("t must"));
+        assert!(lab.departure(0.5, 0).unwrap_err().contains("pairs"));
     }
 
     #[test]

@@ -266,6 +266,43 @@ pub fn sample(net: &Unet, params: &[f32], x0: &[f32], steps: usize) -> Vec<f32> 
     super::sampler::euler(x0, steps, 0.0, |x, t| net.velocities(params, x, t))
 }
 
+/// The pairs on which `departure` measures the network against u*: `pairs` noises x0 and as
+/// many training digits x1 (drawn with replacement), both from `seed`.
+pub fn departure_pairs(train: &[f32], dim: usize, pairs: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = Rng::new(seed);
+    let x0 = rng.normals(pairs * dim);
+    let x1 = (0..pairs)
+        .flat_map(|_| {
+            let i = rng.below(train.len() / dim);
+            train[i * dim..(i + 1) * dim].to_vec()
+        })
+        .collect();
+    (x0, x1)
+}
+
+/// x_t = (1 - t) x0 + t x1, row by row.
+pub fn interpolate(x0: &[f32], x1: &[f32], t: f32) -> Vec<f32> {
+    x0.iter()
+        .zip(x1)
+        .map(|(a, b)| (1.0 - t) * a + t * b)
+        .collect()
+}
+
+/// Where the network departs from u* (the paper's Figure 2 curve at one n): from both velocities
+/// at the same points x_t, the mean over points of |u_theta - u*|^2 / D, and of |u*|^2 / D for
+/// scale (sums in float64).
+pub fn departure(u_net: &[f32], u_star: &[f32]) -> (f32, f32) {
+    // Over pairs of |.|^2 / D: the sum over every value, divided by their count.
+    let per = |v: f64| (v / u_star.len().max(1) as f64) as f32;
+    let gap = u_net
+        .iter()
+        .zip(u_star)
+        .map(|(a, b)| ((a - b) as f64).powi(2))
+        .sum();
+    let scale = u_star.iter().map(|&v| (v as f64).powi(2)).sum();
+    (per(gap), per(scale))
+}
+
 /// The shipped network: its shape, how it was trained, and its weights.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Weights {

@@ -66,7 +66,8 @@ async fn start() -> Result<Loaded, String> {
                 Reply::Loaded { .. } => LOAD,
                 Reply::Step { ticket, .. }
                 | Reply::Sampled { ticket, .. }
-                | Reply::Reference { ticket, .. } => *ticket,
+                | Reply::Reference { ticket, .. }
+                | Reply::Departure { ticket, .. } => *ticket,
                 Reply::Failed { ticket, .. } => ticket.unwrap_or(LOAD),
             };
             let final_reply = !matches!(reply, Reply::Step { .. });

@@ -831,12 +831,21 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     await fig.scrollIntoViewIfNeeded();
     const status = () => fig.locator('.figure-status').textContent();
     const showAll = await focusOn(page, 'new-digits');
+    // The page's thread while the lab computes: it only reads each step's positions and draws.
+    await page.evaluate(() => {
+      window.__ndLong = [];
+      window.__ndObserver = new PerformanceObserver((l) => window.__ndLong.push(...l.getEntries().map((e) => e.duration)));
+      window.__ndObserver.observe({ type: 'longtask' });
+    });
     let waited;
     try {
       waited = await waitForStatus(page, 'new-digits', /held-out digits: [\d.]+\./);
     } finally {
       await showAll();
     }
+    const longest = await page.evaluate(() => { window.__ndObserver.disconnect(); return Math.max(0, ...window.__ndLong); });
+    // A backstop (the scroll check's): wall time on this shared machine; the goal is 50 ms.
+    assert(longest <= 400, `a task of ${longest} ms on the page's thread while the lab computed`);
     const text = await status();
     const [download] = await Promise.all([page.waitForEvent('download'), fig.getByRole('button', { name: 'Download data (CSV)' }).click()]);
     const lines = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
@@ -859,8 +868,24 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     const hybrid = Number(/τ = 0\.60, the network after: .* training digit ([\d.]+),/.exec(await status())[1]);
     assert(hybrid < 0.8 * mean(network) && hybrid > mean(closed), `tau 0.6: ${hybrid}; network ${mean(network)}, closed form ${mean(closed)}`);
     await fig.locator('input[data-setting=tau]').fill('0');
+    // Then, in the background: the network against u* at ten times (the paper's Figure 2 curve),
+    // and the measure over 256 noises of its own, a batch of 16 at a time for each source. The lab
+    // computes on the CPU whatever the page's backend, so the whole measure (about a minute) is
+    // waited for once, on the CPU path, where the issue's goals are held at 256 noises.
+    const showAll2 = await focusOn(page, 'new-digits');
+    try {
+      await waitForStatus(page, 'new-digits', webgpu ? /10 of 10 times so far.*over \d+ of 256 other noises/ : /10 of 10 times so far.*over 256 of 256 other noises/);
+    } finally {
+      await showAll2();
+    }
+    const final = await status();
+    const peak = /farthest at t = ([\d.]+), ([\d.]+)% of/.exec(final);
+    const measured = /over (\d+) of 256 other noises: the network's samples ([\d.]+) from the nearest training digit, (\d+)% copies; û\*'s ([\d.]+) from the nearest training digit, (\d+)% copies/.exec(final);
+    // The native report (256 pairs): the network departs most at t = 0.3 (9.7% of |u*|^2).
+    assert(peak && Number(peak[1]) >= 0.15 && Number(peak[1]) <= 0.55 && Number(peak[2]) > 2, `departure: ${final}`);
+    assert(measured && (webgpu || (Number(measured[3]) <= 10 && Number(measured[5]) >= 95 && Math.abs(Number(measured[2]) / held - 1) <= 0.25)), `measure: ${final}`);
     assert(errors.length === 0, `console errors: ${errors.join('\n')}`);
-    return `network ${mean(network).toFixed(2)} (${copies(network)}/16 copies), closed form ${mean(closed).toFixed(2)} (${copies(closed)}/16), held-out ${held}, tau 0.6: ${hybrid}; in after ${waited.toFixed(0)} s`;
+    return `network ${mean(network).toFixed(2)} (${copies(network)}/16 copies), closed form ${mean(closed).toFixed(2)} (${copies(closed)}/16), held-out ${held}, tau 0.6: ${hybrid}; in after ${waited.toFixed(0)} s, the page's longest task meanwhile ${longest.toFixed(0)} ms; departs most at t = ${peak[1]} (${peak[2]}% of |u*|^2); over ${measured[1]} more noises: network ${measured[2]} (${measured[3]}% copies), u* ${measured[4]} (${measured[5]}% copies)`;
   });
 
   await t.check('model-capacity: trains, is measured where the network is, its reference curve fills in from jobs', async () => {
@@ -941,7 +966,9 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       return { wrong, figures: specs.length, settings: specs.reduce((a, s) => a + s.settings.length, 0) };
     });
     assert(r.wrong.length === 0, r.wrong.join('\n'));
-    assert(r.figures === 12, `${r.figures} figures`);
+    // The catalogue is the article's figures, each once.
+    const article = [...fs.readFileSync(path.join(dist, 'index.html'), 'utf8').matchAll(/data-figure="?([\w-]+)/g)].map((m) => m[1]);
+    assert(r.figures === article.length && new Set(article).size === article.length, `${r.figures} figures in figures(), the article has ${article.length}: ${article}`);
     return `${r.figures} figures, ${r.settings} settings: controls and embed.js agree`;
   });
 

@@ -4,17 +4,17 @@
 //! network after (τ = 0: the network alone). Each sample beside its nearest training digit and
 //! the distance; the closed form's samples are training digits, copied.
 
+use super::draw_on;
 use super::driver::{Ctx, Settings, Sketch, Ui};
-use super::{draw_on, DigitsGate};
 use crate::catalog::new_digits as settings;
 use crate::catalog::FigureSpec;
 use crate::charts::alignment::{draw_digit_grid, Cell};
+use crate::charts::curves::draw_binned_error;
 use crate::digits_lab::{Nearest, Reply, Request};
 use crate::flow::digit_training::original_index;
 use crate::flow::digits::{PIXELS, SIDE};
 use crate::flow::rng::Rng;
 use crate::web::controls::JsResult;
-use crate::web::digits::DigitSet;
 use crate::web::lab::lab;
 use futures_util::future::LocalBoxFuture;
 use futures_util::StreamExt;
@@ -26,23 +26,41 @@ use web_sys::HtmlCanvasElement;
 const SAMPLES: usize = 16;
 const SHOWN: usize = 8;
 const STEPS: u32 = 20;
+/// Times at which the network is measured against u*: the middles of ten bins of [0, 1).
+const TIMES: usize = 10;
+/// Pairs (x0, a training digit) at each.
+const PAIRS: u32 = 128;
+
+/// Noises measured on the reader's device for each of the network and u* (in batches of
+/// SAMPLES, after everything shown), from seeds of their own: "New noise" does not restart them.
+const MEASURED: usize = 256;
+const MEASURE_SEED: u64 = 1000;
+
 /// Held-out digits measured for the reference distance: all 1,000 (the first 256 alone lie
 /// nearer the training digits, 7.9 against 9.3: MNIST's order is not random).
 const REFERENCE: u32 = 1000;
 
 /// Background work: the samples at τ (the noise's version and τ's bits), the closed form's
-/// samples of the noise, the held-out digits' distances.
+/// samples of the noise, the held-out digits' distances, the network against u* at the k-th time.
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Work {
     Hybrid(u64, u32),
     Copies(u64),
     Reference,
+    Departure(usize),
+    /// The b-th batch of the measure, by the network (false) or u* (true).
+    Measure(usize, bool),
 }
 
-/// Samples and each one's nearest training digits.
+fn time_of(k: usize) -> f32 {
+    (k as f32 + 0.5) / TIMES as f32
+}
+
+/// Samples, each one's nearest training digits, and the nearest one's pixels.
 struct Samples {
     x: Vec<f32>,
     nearest: Vec<Nearest>,
+    nearest_x: Vec<f32>,
 }
 
 impl Samples {
@@ -59,8 +77,11 @@ type Progress = Rc<RefCell<Option<(u32, Vec<f32>)>>>;
 
 pub struct NewDigits {
     canvas: HtmlCanvasElement,
-    gate: DigitsGate,
-    digits: Option<Rc<DigitSet>>,
+    gap_canvas: HtmlCanvasElement,
+    /// Whether the lab has been asked for anything yet (it starts with the first job).
+    started: bool,
+    /// E|u_theta - u*|^2 / D and E|u*|^2 / D at each time, as measured.
+    departure: [Option<(f32, f32)>; TIMES],
     seed: u64,
     noise: Vec<f32>,
     version: u64,
@@ -69,6 +90,8 @@ pub struct NewDigits {
     hybrid: Option<(f32, Samples, f64)>,
     copies: Option<Samples>,
     reference: Option<f32>,
+    /// The measure's nearest training digits so far: the network's samples, u*'s.
+    measured: [Vec<Nearest>; 2],
     /// (τ, mean distance, copies) for each τ sampled from this noise.
     by_tau: Vec<(f32, f32, usize)>,
     /// The positions and step of a sampling under way, from the lab, and the step drawn.
@@ -123,15 +146,21 @@ impl Sketch for NewDigits {
             "figure-digits",
             "Digits made by the network from noise, the nearest training digit to each, and the closed form's samples from the same noises",
         )?;
+        let gap_canvas = super::row_canvas(
+            ui.root,
+            (960, 360),
+            "figure-wide",
+            "The mean squared difference between the network and the closed form against t",
+        )?;
         ui.button("New noise", |s, _| {
             s.seed += 1;
             s.new_noise();
         })?;
-        let gate = DigitsGate::new(ui.panel, ui.listeners)?;
         let mut figure = NewDigits {
             canvas,
-            gate,
-            digits: None,
+            gap_canvas,
+            started: false,
+            departure: [None; TIMES],
             seed: 1,
             noise: Vec::new(),
             version: 0,
@@ -140,6 +169,7 @@ impl Sketch for NewDigits {
             copies: None,
             reference: None,
             by_tau: Vec::new(),
+            measured: [Vec::new(), Vec::new()],
             progress: Rc::default(),
             drawn_step: 0,
             failed: false,
@@ -148,14 +178,7 @@ impl Sketch for NewDigits {
         Ok(figure)
     }
 
-    fn animate(&mut self, _: f64, ctx: &mut Ctx<'_>) -> bool {
-        if self.digits.is_none() {
-            self.digits = self.gate.poll(ctx.status);
-            if self.digits.is_some() {
-                ctx.status
-                    .set("Fetching the digits' network and starting its worker…");
-            }
-        }
+    fn animate(&mut self, _: f64, _: &mut Ctx<'_>) -> bool {
         let step = self.progress.borrow().as_ref().map_or(0, |p| p.0);
         let moved = step != self.drawn_step;
         self.drawn_step = step;
@@ -163,7 +186,7 @@ impl Sketch for NewDigits {
     }
 
     fn wanted(&self, chosen: &Settings) -> Option<Work> {
-        if self.digits.is_none() || self.failed {
+        if self.failed {
             return None;
         }
         let tau = chosen.number(&settings::TAU) as f32;
@@ -173,11 +196,30 @@ impl Sketch for NewDigits {
         if self.copies.is_none() {
             return Some(Work::Copies(self.version));
         }
-        self.reference.is_none().then_some(Work::Reference)
+        if self.reference.is_none() {
+            return Some(Work::Reference);
+        }
+        if let Some(k) = (0..TIMES).find(|&k| self.departure[k].is_none()) {
+            return Some(Work::Departure(k));
+        }
+        // The network's batch, then u*'s from the same noises.
+        let [net, closed] = &self.measured;
+        let closed_next = closed.len() < net.len();
+        let done = net.len().max(closed.len());
+        (done < MEASURED || closed_next)
+            .then_some(Work::Measure(closed.len() / SAMPLES, closed_next))
     }
 
-    fn job(&mut self, work: &Work, _: &mut Ctx<'_>) -> LocalBoxFuture<'static, Answer> {
-        let noise = self.noise.clone();
+    fn job(&mut self, work: &Work, ctx: &mut Ctx<'_>) -> LocalBoxFuture<'static, Answer> {
+        if !self.started {
+            self.started = true;
+            ctx.status
+                .set("Fetching the digits' network (729 KB) and its worker, then integrating…");
+        }
+        let noise = match *work {
+            Work::Measure(b, _) => Rng::new(MEASURE_SEED + b as u64).normals(SAMPLES * PIXELS),
+            _ => self.noise.clone(),
+        };
         let progress = self.progress.clone();
         let work = *work;
         Box::pin(async move {
@@ -204,6 +246,18 @@ impl Sketch for NewDigits {
                 Work::Reference => Request::Reference {
                     ticket,
                     count: REFERENCE,
+                },
+                Work::Measure(_, closed) => Request::Sample {
+                    ticket,
+                    noise,
+                    steps: STEPS,
+                    tau: if closed { 1.0 } else { 0.0 },
+                    every: 0,
+                },
+                Work::Departure(k) => Request::Departure {
+                    ticket,
+                    t: time_of(k),
+                    pairs: PAIRS,
                 },
             };
             let mut result = Err("the digits lab stopped".to_string());
@@ -244,10 +298,20 @@ impl Sketch for NewDigits {
             }
         };
         match (work, reply) {
-            (Work::Hybrid(version, tau), Reply::Sampled { x, nearest, .. })
-                if version == self.version =>
-            {
-                let samples = Samples { x, nearest };
+            (
+                Work::Hybrid(version, tau),
+                Reply::Sampled {
+                    x,
+                    nearest,
+                    nearest_x,
+                    ..
+                },
+            ) if version == self.version => {
+                let samples = Samples {
+                    x,
+                    nearest,
+                    nearest_x,
+                };
                 let tau = f32::from_bits(tau);
                 let (mean, copies) = samples.measure();
                 self.by_tau.retain(|b| b.0 != tau);
@@ -255,14 +319,33 @@ impl Sketch for NewDigits {
                 self.by_tau.sort_by(|a, b| a.0.total_cmp(&b.0));
                 self.hybrid = Some((tau, samples, seconds));
             }
-            (Work::Copies(version), Reply::Sampled { x, nearest, .. })
-                if version == self.version =>
-            {
-                self.copies = Some(Samples { x, nearest })
+            (
+                Work::Copies(version),
+                Reply::Sampled {
+                    x,
+                    nearest,
+                    nearest_x,
+                    ..
+                },
+            ) if version == self.version => {
+                self.copies = Some(Samples {
+                    x,
+                    nearest,
+                    nearest_x,
+                })
             }
             (Work::Reference, Reply::Reference { nearest, .. }) => {
                 let n = nearest.len().max(1) as f32;
                 self.reference = Some(nearest.iter().map(|d| d.distance).sum::<f32>() / n);
+            }
+            (Work::Departure(k), Reply::Departure { gap, scale, .. }) => {
+                self.departure[k] = Some((gap, scale))
+            }
+            (Work::Measure(b, closed), Reply::Sampled { nearest, .. }) => {
+                let measured = &mut self.measured[closed as usize];
+                if measured.len() == b * SAMPLES {
+                    measured.extend(nearest);
+                }
             }
             _ => return,
         }
@@ -295,6 +378,35 @@ impl Sketch for NewDigits {
             text.pop();
             text.push('.');
         }
+        let measured: Vec<(usize, f32)> = (0..TIMES)
+            .filter_map(|k| self.departure[k].map(|(g, s)| (k, g / s)))
+            .collect();
+        if let Some(&(k, share)) = measured.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+            text += &format!(
+                " The network against û* ({PAIRS} pairs at each t, {} of {TIMES} times so far): farthest at t = {:.2}, {:.1}% of |û*|².",
+                measured.len(),
+                time_of(k),
+                100.0 * share
+            );
+        }
+        let [net, closed] = &self.measured;
+        if !closed.is_empty() {
+            let share = |m: &[Nearest]| {
+                let n = m.len() as f32;
+                let mean = m.iter().map(|d| d.distance).sum::<f32>() / n;
+                let copies = m.iter().filter(|d| d.memorized()).count() as f32 / n;
+                format!(
+                    "{mean:.2} from the nearest training digit, {:.0}% copies",
+                    100.0 * copies
+                )
+            };
+            text += &format!(
+                " Measured on this device over {} of {MEASURED} other noises: the network's samples {}; û*'s {}.",
+                closed.len(),
+                share(net),
+                share(&closed[..closed.len().min(net.len())])
+            );
+        }
         if let Some(about) = &self.about {
             text += &format!(" The network is {about}.");
         }
@@ -324,16 +436,15 @@ impl Sketch for NewDigits {
             .collect();
         let nearest: Vec<Option<Cell>> = (0..SHOWN)
             .map(|i| {
-                let (Some((_, s, _)), Some(d), None) =
-                    (&self.hybrid, &self.digits, progress.as_ref())
-                else {
+                let (Some((_, s, _)), None) = (&self.hybrid, progress.as_ref()) else {
                     return None;
                 };
-                let n = s.nearest[i];
-                let original = original_index(n.index as usize);
                 Some(Cell {
-                    pixels: &d.full[row(original)],
-                    caption: format!("training digit #{original}"),
+                    pixels: &s.nearest_x[row(i)],
+                    caption: format!(
+                        "training digit #{}",
+                        original_index(s.nearest[i].index as usize)
+                    ),
                 })
             })
             .collect();
@@ -347,6 +458,14 @@ impl Sketch for NewDigits {
             .collect();
         draw_on(&self.canvas, |area| {
             draw_digit_grid(area, SIDE, &[], &[top, nearest, copies])
+        })?;
+        let gaps: Vec<f32> = self
+            .departure
+            .iter()
+            .map(|d| d.map_or(f32::NAN, |d| d.0))
+            .collect();
+        draw_on(&self.gap_canvas, |area| {
+            draw_binned_error(area, &gaps, TIMES)
         })
     }
 
