@@ -74,7 +74,11 @@ impl Nearest {
 /// an internally tagged enum's reader (which buffers the message to find its tag) cost 20 KB of
 /// the article's module.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 pub enum Reply {
     /// Loaded: how the network was trained, and the data's sizes.
     Loaded {
@@ -421,5 +425,25 @@ mod tests {
         )
         .is_err());
         assert!(serde_json::from_str::<Request>(r#"{"op":"train"}"#).is_err());
+        let reply: Reply =
+            serde_json::from_str(r#"{"departure":{"ticket":1,"t":0.5,"gap":1,"scale":2}}"#)
+                .unwrap();
+        assert_eq!(
+            reply,
+            Reply::Departure {
+                ticket: 1,
+                t: 0.5,
+                gap: 1.0,
+                scale: 2.0
+            }
+        );
+        for bad in [
+            r#"{"departure":{"ticket":1,"t":0.5,"gap":1,"scale":2,"x":0}}"#,
+            r#"{"departure":{"ticket":1,"t":0.5,"gap":1}}"#,
+            r#"{"sampled":{"ticket":1,"x":[],"nearest":[]}}"#,
+            r#"{"op":"loaded"}"#,
+        ] {
+            assert!(serde_json::from_str::<Reply>(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -6,6 +6,6 @@ import init, { labMessage } from './fm-digits.js';
 let queue = init();
 self.onmessage = ({ data }) => {
   queue = queue.then(() => labMessage(data)).catch((e) => {
-    self.postMessage({ failed: { ticket: null, error: String(e?.message ?? e) } });
+    self.postMessage({ failed: { ticket: Number.isInteger(data?.ticket) ? data.ticket : null, error: String(e?.message ?? e) } });
   });
 };

@@ -25,7 +25,14 @@ fn post(reply: &Reply) {
             let _ = scope().post_message(&value);
         }
         Err(e) => {
-            let _ = scope().post_message(&JsValue::from_str(&format!("unserializable: {e}")));
+            // Not expected (every reply serializes); the page fails its waiting calls on it.
+            let failed = Reply::Failed {
+                ticket: None,
+                error: format!("a reply could not be sent: {e}"),
+            };
+            if let Ok(v) = serde_wasm_bindgen::to_value(&failed) {
+                let _ = scope().post_message(&v);
+            }
         }
     }
 }
@@ -54,13 +61,20 @@ async fn fetch(url: &str) -> Result<Vec<u8>, String> {
 #[wasm_bindgen(js_name = labMessage)]
 pub async fn lab_message(message: JsValue) {
     console_error_panic_hook::set_once();
+    let message_copy = message.clone();
     let request: Request = match serde_wasm_bindgen::from_value(message) {
         Ok(r) => r,
         Err(e) => {
+            // Its ticket, if it has one, so that the call waiting for it fails rather than waits.
+            let ticket = js_sys::Reflect::get(&message_copy, &"ticket".into())
+                .ok()
+                .and_then(|t| t.as_f64())
+                .filter(|t| t.fract() == 0.0 && (0.0..u32::MAX as f64).contains(t))
+                .map(|t| t as u32);
             return post(&Reply::Failed {
-                ticket: None,
+                ticket,
                 error: format!("not a request the digits lab knows: {e}"),
-            })
+            });
         }
     };
     if let Request::Load { weights, digits } = request {

@@ -69,23 +69,25 @@ where
     F: std::future::Future<Output = Result<T, ComputeError>> + 'static,
 {
     let key = (question, TypeId::of::<T>());
-    let (pending, fresh) = BETWEEN.with(|b| {
-        let mut b = b.borrow_mut();
-        if let Some(pending) = b.answers.get(&key) {
-            return (pending.clone(), false);
-        }
-        let computing = compute();
-        let pending = async move {
-            match computing.await {
-                Ok(value) => Ok(Rc::new(value) as Rc<dyn Any>),
-                Err(e) => Err(Rc::new(e)),
+    let asked = BETWEEN.with(|b| b.borrow().answers.get(&key).cloned());
+    let (pending, fresh) = match asked {
+        Some(pending) => (pending, false),
+        None => {
+            // Made outside the borrow (`compute` may reach the compute layer); nothing is awaited
+            // between the look-up and the insertion, so no other asker comes in between.
+            let computing = compute();
+            let pending = async move {
+                match computing.await {
+                    Ok(value) => Ok(Rc::new(value) as Rc<dyn Any>),
+                    Err(e) => Err(Rc::new(e)),
+                }
             }
+            .boxed_local()
+            .shared();
+            BETWEEN.with(|b| b.borrow_mut().answers.insert(key, pending.clone()));
+            (pending, true)
         }
-        .boxed_local()
-        .shared();
-        b.answers.insert(key, pending.clone());
-        (pending, true)
-    });
+    };
     match pending.clone().await {
         Ok(value) => Ok((
             value

@@ -173,7 +173,9 @@ pub fn set_asset_base(
             parsed.protocol()
         )));
     }
-    BASE.with(|b| *b.borrow_mut() = Some(url));
+    // Kept absolute: the digits lab's worker fetches under it, where a relative address would
+    // resolve against the worker's script rather than the page.
+    BASE.with(|b| *b.borrow_mut() = Some(parsed.href()));
     Ok(())
 }
 

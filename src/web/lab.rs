@@ -42,11 +42,32 @@ pub async fn lab() -> Result<Loaded, String> {
             .get_or_insert_with(|| start().boxed_local().shared())
             .clone()
     });
-    let result = pending.await;
+    let result = pending.clone().await;
     if result.is_err() {
-        LAB.with(|l| *l.borrow_mut() = None);
+        forget(&pending);
     }
     result
+}
+
+/// Lets the page's lab go if it is still `pending` (not a newer start another caller made): the
+/// next call starts a fresh worker.
+fn forget(pending: &Pending) {
+    LAB.with(|l| {
+        let mut l = l.borrow_mut();
+        if l.as_ref().is_some_and(|p| p.ptr_eq(pending)) {
+            *l = None;
+        }
+    });
+}
+
+/// Fails every call waiting on the lab with `error`.
+fn fail_all(waiting: &RefCell<HashMap<u32, mpsc::UnboundedSender<Reply>>>, error: &str) {
+    for (ticket, tx) in waiting.borrow_mut().drain() {
+        let _ = tx.unbounded_send(Reply::Failed {
+            ticket: Some(ticket),
+            error: error.to_string(),
+        });
+    }
 }
 
 async fn start() -> Result<Loaded, String> {
@@ -71,6 +92,13 @@ async fn start() -> Result<Loaded, String> {
                 Reply::Failed { ticket, .. } => ticket.unwrap_or(LOAD),
             };
             let final_reply = !matches!(reply, Reply::Step { .. });
+            let waiting = inbox.borrow().contains_key(&ticket);
+            if let (Reply::Failed { error, .. }, false) = (&reply, waiting) {
+                // A failure that names no call (the module broke while answering, or could not
+                // read a request): no call can be told apart, so every one fails.
+                fail_all(&inbox, error);
+                return;
+            }
             let mut inbox = inbox.borrow_mut();
             if let Some(tx) = inbox.get(&ticket) {
                 let _ = tx.unbounded_send(reply);
@@ -86,11 +114,10 @@ async fn start() -> Result<Loaded, String> {
             .map(|e| e.message())
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| "the digits lab's worker could not run".into());
-        for (ticket, tx) in inbox.borrow_mut().drain() {
-            let _ = tx.unbounded_send(Reply::Failed {
-                ticket: Some(ticket),
-                error: error.clone(),
-            });
+        fail_all(&inbox, &error);
+        // The worker may be gone: the next call starts a fresh one.
+        if let Some(pending) = LAB.with(|l| l.borrow().clone()) {
+            forget(&pending);
         }
     });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -126,9 +153,10 @@ impl Lab {
         let message = serde_wasm_bindgen::to_value(request).map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::unbounded();
         self.waiting.borrow_mut().insert(ticket, tx);
-        self.worker
-            .post_message(&message)
-            .map_err(|e| format!("the digits lab refused the request: {e:?}"))?;
+        if let Err(e) = self.worker.post_message(&message) {
+            self.waiting.borrow_mut().remove(&ticket);
+            return Err(format!("the digits lab refused the request: {e:?}"));
+        }
         Ok(rx)
     }
 

@@ -849,12 +849,12 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     const text = await status();
     const [download] = await Promise.all([page.waitForEvent('download'), fig.getByRole('button', { name: 'Download data (CSV)' }).click()]);
     const lines = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
-    assert(lines[0] === 'sample,tau,nearest_training_digit,distance,second_nearest_distance,memorized' && lines.length === 33, `CSV: ${lines.length} lines, ${lines[0]}`);
+    assert(lines[0] === 'source,sample,tau,nearest_training_digit,distance,second_nearest_distance,memorized' && lines.length === 33, `CSV: ${lines.length} lines, ${lines[0]}`);
     const rows = lines.slice(1).map((l) => l.split(','));
-    const of = (tau) => rows.filter((r) => Number(r[1]) === tau);
-    const [network, closed] = [of(0), of(1)];
-    const mean = (rs) => rs.reduce((a, r) => a + Number(r[3]), 0) / rs.length;
-    const copies = (rs) => rs.filter((r) => r[5] === 'true').length;
+    const of = (source, tau) => rows.filter((r) => r[0] === source && Number(r[2]) === tau);
+    const [network, closed] = [of('hybrid', 0), of('u*', 1)];
+    const mean = (rs) => rs.reduce((a, r) => a + Number(r[4]), 0) / rs.length;
+    const copies = (rs) => rs.filter((r) => r[6] === 'true').length;
     const held = Number(/The 1000 held-out digits: ([\d.]+)\./.exec(text)[1]);
     // The issue's goals: the network's samples copies in at most 10% (1 of 16), as far from the
     // training digits as held-out digits give or take 25%; the closed form's all copies.
@@ -879,7 +879,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       await showAll2();
     }
     const final = await status();
-    const peak = /farthest at t = ([\d.]+), ([\d.]+)% of/.exec(final);
+    const peak = /farthest at t = ([\d.]+), E‖u_θ − û\*‖²\/D = [\d.]+, ([\d.]+)% of/.exec(final);
     const measured = /over (\d+) of 256 other noises: the network's samples ([\d.]+) from the nearest training digit, (\d+)% copies; û\*'s ([\d.]+) from the nearest training digit, (\d+)% copies/.exec(final);
     // The native report (256 pairs): the network departs most at t = 0.3 (9.7% of |u*|^2).
     assert(peak && Number(peak[1]) >= 0.15 && Number(peak[1]) <= 0.55 && Number(peak[2]) > 2, `departure: ${final}`);

@@ -72,8 +72,9 @@ impl Samples {
     }
 }
 
-/// The step and positions of a sampling under way, as the lab sends them.
-type Progress = Rc<RefCell<Option<(u32, Vec<f32>)>>>;
+/// The noise's version, the step and the positions of a sampling under way, as the lab sends
+/// them (a sampling of an older noise is never drawn over the new one).
+type Progress = Rc<RefCell<Option<(u64, u32, Vec<f32>)>>>;
 
 pub struct NewDigits {
     canvas: HtmlCanvasElement,
@@ -152,9 +153,10 @@ impl Sketch for NewDigits {
             "figure-wide",
             "The mean squared difference between the network and the closed form against t",
         )?;
-        ui.button("New noise", |s, _| {
+        ui.button("New noise", |s, ctx| {
             s.seed += 1;
             s.new_noise();
+            ctx.status.set("New noise: integrating…");
         })?;
         let mut figure = NewDigits {
             canvas,
@@ -179,7 +181,7 @@ impl Sketch for NewDigits {
     }
 
     fn animate(&mut self, _: f64, _: &mut Ctx<'_>) -> bool {
-        let step = self.progress.borrow().as_ref().map_or(0, |p| p.0);
+        let step = self.progress.borrow().as_ref().map_or(0, |p| p.1);
         let moved = step != self.drawn_step;
         self.drawn_step = step;
         moved
@@ -222,6 +224,7 @@ impl Sketch for NewDigits {
         };
         let progress = self.progress.clone();
         let work = *work;
+        let version = self.version;
         Box::pin(async move {
             let start = js_sys::Date::now();
             let (lab, loaded) = match lab().await {
@@ -265,7 +268,9 @@ impl Sketch for NewDigits {
                 Ok(mut replies) => {
                     while let Some(reply) = replies.next().await {
                         match reply {
-                            Reply::Step { step, x, .. } => *progress.borrow_mut() = Some((step, x)),
+                            Reply::Step { step, x, .. } => {
+                                *progress.borrow_mut() = Some((version, step, x))
+                            }
                             Reply::Failed { error, .. } => {
                                 result = Err(error);
                                 break;
@@ -290,10 +295,15 @@ impl Sketch for NewDigits {
         }
         let reply = match result {
             Ok(reply) => reply,
+            // A failure of an older noise's sampling is not this noise's.
+            Err(_) if matches!(work, Work::Hybrid(v, _) | Work::Copies(v) if v != self.version) => {
+                return
+            }
             Err(e) => {
                 self.failed = true;
-                ctx.status
-                    .error(&format!("The digits' network failed: {e}"));
+                ctx.status.error(&format!(
+                    "The digits' network failed: {e}. New noise tries again."
+                ));
                 return;
             }
         };
@@ -378,15 +388,16 @@ impl Sketch for NewDigits {
             text.pop();
             text.push('.');
         }
-        let measured: Vec<(usize, f32)> = (0..TIMES)
-            .filter_map(|k| self.departure[k].map(|(g, s)| (k, g / s)))
+        // The peak of the drawn curve (E|u_theta - u*|^2 / D), and its share of E|u*|^2 / D.
+        let measured: Vec<(usize, (f32, f32))> = (0..TIMES)
+            .filter_map(|k| self.departure[k].map(|d| (k, d)))
             .collect();
-        if let Some(&(k, share)) = measured.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+        if let Some(&(k, (gap, scale))) = measured.iter().max_by(|a, b| a.1 .0.total_cmp(&b.1 .0)) {
             text += &format!(
-                " The network against û* ({PAIRS} pairs at each t, {} of {TIMES} times so far): farthest at t = {:.2}, {:.1}% of |û*|².",
+                " The network against û* ({PAIRS} pairs at each t, {} of {TIMES} times so far): farthest at t = {:.2}, E‖u_θ − û*‖²/D = {gap:.3}, {:.1}% of |û*|².",
                 measured.len(),
                 time_of(k),
-                100.0 * share
+                100.0 * gap / scale
             );
         }
         let [net, closed] = &self.measured;
@@ -403,8 +414,8 @@ impl Sketch for NewDigits {
             text += &format!(
                 " Measured on this device over {} of {MEASURED} other noises: the network's samples {}; û*'s {}.",
                 closed.len(),
-                share(net),
-                share(&closed[..closed.len().min(net.len())])
+                share(&net[..closed.len()]),
+                share(closed)
             );
         }
         if let Some(about) = &self.about {
@@ -416,10 +427,11 @@ impl Sketch for NewDigits {
     fn draw(&mut self, _: &mut Ctx<'_>) -> JsResult<()> {
         let row = |i: usize| i * PIXELS..(i + 1) * PIXELS;
         let progress = self.progress.borrow();
+        let progress = progress.as_ref().filter(|p| p.0 == self.version);
         let top: Vec<Option<Cell>> = (0..SHOWN)
             .map(|i| {
-                Some(match (&self.hybrid, progress.as_ref()) {
-                    (_, Some((step, x))) => Cell {
+                Some(match (&self.hybrid, progress) {
+                    (_, Some((_, step, x))) => Cell {
                         pixels: &x[row(i)],
                         caption: format!("t = {:.2}", *step as f32 / STEPS as f32),
                     },
@@ -436,7 +448,7 @@ impl Sketch for NewDigits {
             .collect();
         let nearest: Vec<Option<Cell>> = (0..SHOWN)
             .map(|i| {
-                let (Some((_, s, _)), None) = (&self.hybrid, progress.as_ref()) else {
+                let (Some((_, s, _)), None) = (&self.hybrid, progress) else {
                     return None;
                 };
                 Some(Cell {
@@ -478,7 +490,7 @@ impl Sketch for NewDigits {
             .enumerate()
             .map(|(k, n)| {
                 format!(
-                    "{k},{tau},{},{},{},{}",
+                    "hybrid,{k},{tau},{},{},{},{}",
                     original_index(n.index as usize),
                     n.distance,
                     n.second,
@@ -489,7 +501,7 @@ impl Sketch for NewDigits {
         if let Some(c) = &self.copies {
             rows.extend(c.nearest.iter().enumerate().map(|(k, n)| {
                 format!(
-                    "{k},1,{},{},{},{}",
+                    "u*,{k},1,{},{},{},{}",
                     original_index(n.index as usize),
                     n.distance,
                     n.second,
@@ -498,7 +510,7 @@ impl Sketch for NewDigits {
             }));
         }
         Some(super::csv_rows(
-            "sample,tau,nearest_training_digit,distance,second_nearest_distance,memorized",
+            "source,sample,tau,nearest_training_digit,distance,second_nearest_distance,memorized",
             rows.into_iter(),
         ))
     }
