@@ -9,10 +9,10 @@ use futures_channel::mpsc;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use futures_util::StreamExt;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::rc::Rc;
+use std::collections::{HashMap, VecDeque};
+use std::rc::{Rc, Weak};
 use wasm_bindgen::closure::Closure;
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// The replies to a load (which has no ticket) come under this one.
 const LOAD: u32 = u32::MAX;
@@ -22,6 +22,7 @@ pub struct Lab {
     worker: web_sys::Worker,
     next: Cell<u32>,
     waiting: Rc<RefCell<HashMap<u32, mpsc::UnboundedSender<Reply>>>>,
+    outbox: Rc<RefCell<Outbox>>,
     _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
     _on_error: Closure<dyn FnMut(web_sys::Event)>,
 }
@@ -60,6 +61,43 @@ fn forget(pending: &Pending) {
     });
 }
 
+/// Requests not yet given to the worker. The worker answers one at a time and cannot hear a
+/// cancellation while it computes, so the page gives it the next request only when it has
+/// answered the last: a request whose caller has gone (a figure scrolled past and removed) is
+/// dropped here instead of costing the worker seconds.
+struct Outbox {
+    worker: web_sys::Worker,
+    queue: VecDeque<(u32, JsValue, Weak<()>)>,
+    busy: bool,
+}
+
+impl Outbox {
+    /// Gives the worker the next request whose caller still wants it, unless it is busy; the
+    /// others go, their callers' replies closing.
+    fn pump(&mut self, waiting: &RefCell<HashMap<u32, mpsc::UnboundedSender<Reply>>>) {
+        while !self.busy {
+            let Some((ticket, message, caller)) = self.queue.pop_front() else {
+                return;
+            };
+            if caller.strong_count() == 0 {
+                waiting.borrow_mut().remove(&ticket);
+                continue;
+            }
+            match self.worker.post_message(&message) {
+                Ok(()) => self.busy = true,
+                Err(e) => {
+                    if let Some(tx) = waiting.borrow_mut().remove(&ticket) {
+                        let _ = tx.unbounded_send(Reply::Failed {
+                            ticket: Some(ticket),
+                            error: format!("the digits lab refused the request: {e:?}"),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Fails every call waiting on the lab with `error`.
 fn fail_all(waiting: &RefCell<HashMap<u32, mpsc::UnboundedSender<Reply>>>, error: &str) {
     for (ticket, tx) in waiting.borrow_mut().drain() {
@@ -74,7 +112,13 @@ async fn start() -> Result<Loaded, String> {
     let worker = super::digits::new_lab_worker()
         .map_err(|e| format!("the digits lab's worker could not start: {e:?}"))?;
     let waiting: Rc<RefCell<HashMap<u32, mpsc::UnboundedSender<Reply>>>> = Rc::default();
+    let outbox = Rc::new(RefCell::new(Outbox {
+        worker: worker.clone(),
+        queue: VecDeque::new(),
+        busy: false,
+    }));
     let inbox = waiting.clone();
+    let next_out = outbox.clone();
     let on_message =
         Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
             let reply = serde_wasm_bindgen::from_value::<Reply>(event.data()).unwrap_or_else(|e| {
@@ -97,17 +141,23 @@ async fn start() -> Result<Loaded, String> {
                 // A failure that names no call (the module broke while answering, or could not
                 // read a request): no call can be told apart, so every one fails.
                 fail_all(&inbox, error);
-                return;
-            }
-            let mut inbox = inbox.borrow_mut();
-            if let Some(tx) = inbox.get(&ticket) {
-                let _ = tx.unbounded_send(reply);
+            } else {
+                let mut waiting = inbox.borrow_mut();
+                if let Some(tx) = waiting.get(&ticket) {
+                    let _ = tx.unbounded_send(reply);
+                }
+                if final_reply {
+                    waiting.remove(&ticket);
+                }
             }
             if final_reply {
-                inbox.remove(&ticket);
+                let mut out = next_out.borrow_mut();
+                out.busy = false;
+                out.pump(&inbox);
             }
         });
     let inbox = waiting.clone();
+    let errored = outbox.clone();
     let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
         let error = event
             .dyn_ref::<web_sys::ErrorEvent>()
@@ -115,6 +165,7 @@ async fn start() -> Result<Loaded, String> {
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| "the digits lab's worker could not run".into());
         fail_all(&inbox, &error);
+        errored.borrow_mut().queue.clear();
         // The worker may be gone: the next call starts a fresh one.
         if let Some(pending) = LAB.with(|l| l.borrow().clone()) {
             forget(&pending);
@@ -126,6 +177,7 @@ async fn start() -> Result<Loaded, String> {
         worker,
         next: Cell::new(0),
         waiting,
+        outbox,
         _on_message: on_message,
         _on_error: on_error,
     });
@@ -133,7 +185,8 @@ async fn start() -> Result<Loaded, String> {
         weights: super::digits::weights_url(),
         digits: super::digits::digits_url(),
     };
-    let mut replies = lab.send(LOAD, &request)?;
+    let loading = Rc::new(());
+    let mut replies = lab.send(LOAD, &request, Rc::downgrade(&loading))?;
     match replies.next().await {
         Some(loaded @ Reply::Loaded { .. }) => Ok((lab, loaded)),
         Some(Reply::Failed { error, .. }) => {
@@ -145,30 +198,42 @@ async fn start() -> Result<Loaded, String> {
 }
 
 impl Lab {
+    /// Queues a request for the worker (`pump`): given to it when it is free and if `caller`
+    /// still lives.
     fn send(
         &self,
         ticket: u32,
         request: &Request,
+        caller: Weak<()>,
     ) -> Result<mpsc::UnboundedReceiver<Reply>, String> {
         let message = serde_wasm_bindgen::to_value(request).map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::unbounded();
         self.waiting.borrow_mut().insert(ticket, tx);
-        if let Err(e) = self.worker.post_message(&message) {
-            self.waiting.borrow_mut().remove(&ticket);
-            return Err(format!("the digits lab refused the request: {e:?}"));
-        }
+        let mut out = self.outbox.borrow_mut();
+        // Requests whose callers went while they waited go now, not only when reached.
+        out.queue.retain(|(ticket, _, caller)| {
+            let alive = caller.strong_count() > 0;
+            if !alive {
+                self.waiting.borrow_mut().remove(ticket);
+            }
+            alive
+        });
+        out.queue.push_back((ticket, message, caller));
+        out.pump(&self.waiting);
         Ok(rx)
     }
 
-    /// Sends a request (its ticket set here) and returns its replies as they come: `Step`s,
-    /// then one final reply.
+    /// Sends a request (its ticket set here) for `caller` and returns its replies as they
+    /// come: `Step`s, then one final reply; none (the stream ends) if `caller` is dropped before
+    /// the worker takes the request.
     pub fn ask(
         &self,
+        caller: Weak<()>,
         request: impl FnOnce(u32) -> Request,
     ) -> Result<mpsc::UnboundedReceiver<Reply>, String> {
         let ticket = self.next.get();
         self.next.set(ticket.wrapping_add(1) % LOAD);
-        self.send(ticket, &request(ticket))
+        self.send(ticket, &request(ticket), caller)
     }
 }
 

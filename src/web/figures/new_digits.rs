@@ -81,6 +81,8 @@ pub struct NewDigits {
     gap_canvas: HtmlCanvasElement,
     /// Whether the lab has been asked for anything yet (it starts with the first job).
     started: bool,
+    /// Held while the figure lives: the lab drops its requests once it is gone.
+    alive: Rc<()>,
     /// E|u_theta - u*|^2 / D and E|u*|^2 / D at each time, as measured.
     departure: [Option<(f32, f32)>; TIMES],
     seed: u64,
@@ -162,6 +164,7 @@ impl Sketch for NewDigits {
             canvas,
             gap_canvas,
             started: false,
+            alive: Rc::new(()),
             departure: [None; TIMES],
             seed: 1,
             noise: Vec::new(),
@@ -225,6 +228,7 @@ impl Sketch for NewDigits {
         let progress = self.progress.clone();
         let work = *work;
         let version = self.version;
+        let caller = Rc::downgrade(&self.alive);
         Box::pin(async move {
             let start = js_sys::Date::now();
             let (lab, loaded) = match lab().await {
@@ -264,7 +268,7 @@ impl Sketch for NewDigits {
                 },
             };
             let mut result = Err("the digits lab stopped".to_string());
-            match lab.ask(request) {
+            match lab.ask(caller, request) {
                 Ok(mut replies) => {
                     while let Some(reply) = replies.next().await {
                         match reply {
