@@ -22,13 +22,15 @@ pub enum Request {
     Load { weights: String, digits: String },
     /// Integrate `noise` (rows of 784) in `steps` Euler steps: the closed form on [0, tau), the
     /// network after (tau = 0: the network alone; tau = 1: the closed form alone). A `Step`
-    /// reply after every `every` steps (0: none), then `Sampled`.
+    /// reply after every `every` steps (0: none), then `Sampled`, with the pixels of the nearest
+    /// training digit of the first `pictured` samples (those a page draws).
     Sample {
         ticket: u32,
         noise: Vec<f32>,
         steps: u32,
         tau: f32,
         every: u32,
+        pictured: u32,
     },
     /// The nearest two training digits of the first `count` held-out digits: the reference for
     /// how far a new digit lies from the training set.
@@ -92,8 +94,8 @@ pub enum Reply {
     },
     /// The positions after `step` steps.
     Step { ticket: u32, step: u32, x: Vec<f32> },
-    /// The samples, each one's nearest training digits, and the nearest one's pixels (so that
-    /// a page can show it without the digits of its own).
+    /// The samples, each one's nearest training digits, and the nearest one's pixels for the
+    /// first `pictured` (so that a page can show them without the digits of its own).
     Sampled {
         ticket: u32,
         x: Vec<f32>,
@@ -180,6 +182,7 @@ impl Lab {
                 steps,
                 tau,
                 every,
+                pictured,
             } => match self.sample(&noise, steps, tau, every, |step, x| {
                 emit(Reply::Step {
                     ticket,
@@ -191,6 +194,7 @@ impl Lab {
                     let nearest = self.nearest(&x);
                     let nearest_x = nearest
                         .iter()
+                        .take(pictured as usize)
                         .flat_map(|n| self.training_digit(n.index as usize))
                         .copied()
                         .collect();
@@ -317,6 +321,7 @@ mod tests {
                 steps: 10,
                 tau: 0.0,
                 every: 4,
+                pictured: 2,
             },
             |r| match r {
                 Reply::Step { ticket: 3, step, x } if x.len() == noise.len() => {
@@ -331,6 +336,7 @@ mod tests {
                 nearest,
                 nearest_x,
             } => {
+                assert_eq!(nearest_x.len(), 2 * PIXELS, "the pictured two only");
                 assert_eq!(
                     &nearest_x[PIXELS..2 * PIXELS],
                     lab.training_digit(nearest[1].index as usize)

@@ -99,50 +99,62 @@ pub fn draw_losses<DB: DrawingBackend>(
     Ok(())
 }
 
-/// The hybrid model's metrics against tau: energy distance to held-out data (quality) and mean
-/// distance to the nearest training point (novelty), with the current tau marked.
+/// A named line of a chart: label, colour, points.
+pub type Line<'a> = (&'a str, RGBColor, &'a [(f32, f32)]);
+
+/// A hybrid model's measures against tau: each line (label, colour, points (tau, value)) with its
+/// points marked, an optional horizontal reference (label, value) in muted ink, and the current tau
+/// marked by a vertical line.
 pub fn draw_tau_curves<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    curve: &[(f32, f32, f32)],
+    title: &str,
+    lines: &[Line<'_>],
+    reference: Option<(&str, f32)>,
     tau: f32,
 ) -> DrawResult<DB> {
     area.fill(&palette::paper())?;
-    let top = curve.iter().map(|c| c.1.max(c.2)).fold(0.1f32, f32::max) as f64 * 1.15;
-    let mut chart = super::titled(
-        area,
-        "samples against τ (computed once trained)",
-        10,
-        (36, 48),
-    )
-    .build_cartesian_2d(0.0..1.0f64, 0.0..top)?;
+    let highest = lines
+        .iter()
+        .flat_map(|l| l.2.iter().map(|p| p.1))
+        .chain(reference.map(|r| r.1))
+        .filter(|v| v.is_finite())
+        .fold(0.1f32, f32::max);
+    let top = highest as f64 * 1.15;
+    let mut chart =
+        super::titled(area, title, 10, (36, 48)).build_cartesian_2d(0.0..1.0f64, 0.0..top)?;
     super::mesh(&mut chart, "τ: the closed form is followed on [0, τ)", "")
         .x_labels(6)
         .y_labels(5)
         .draw()?;
-    chart.draw_series(LineSeries::new(
-        curve.iter().map(|c| (c.0 as f64, c.1 as f64)),
-        palette::PARTICLE.stroke_width(2),
-    ))?;
-    chart.draw_series(LineSeries::new(
-        curve.iter().map(|c| (c.0 as f64, c.2 as f64)),
-        palette::DATA.stroke_width(2),
-    ))?;
+    let mut legend = Vec::new();
+    for &(label, colour, points) in lines {
+        let at = |p: &(f32, f32)| (p.0 as f64, p.1 as f64);
+        chart.draw_series(LineSeries::new(
+            points.iter().map(at),
+            colour.stroke_width(2),
+        ))?;
+        chart.draw_series(
+            points
+                .iter()
+                .map(|p| Circle::new(at(p), 3, colour.filled())),
+        )?;
+        legend.push((label, colour.stroke_width(2)));
+    }
+    if let Some((label, value)) = reference {
+        let style = palette::muted().stroke_width(2);
+        chart.draw_series(LineSeries::new(
+            [(0.0, value as f64), (1.0, value as f64)],
+            style,
+        ))?;
+        legend.push((label, style));
+    }
     chart.draw_series(std::iter::once(PathElement::new(
         vec![(tau as f64, 0.0), (tau as f64, top)],
         palette::ACCENT.mix(0.6).stroke_width(1),
     )))?;
     draw_legend(
         &chart.plotting_area().strip_coord_spec(),
-        &[
-            (
-                "energy distance to held-out data",
-                palette::PARTICLE.stroke_width(2),
-            ),
-            (
-                "mean distance to nearest training point",
-                palette::DATA.stroke_width(2),
-            ),
-        ],
+        &legend,
         Corner::UpperRight,
     )
 }

@@ -849,7 +849,8 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     const text = await status();
     const [download] = await Promise.all([page.waitForEvent('download'), fig.getByRole('button', { name: 'Download data (CSV)' }).click()]);
     const lines = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
-    assert(lines[0] === 'source,sample,tau,nearest_training_digit,distance,second_nearest_distance,memorized' && lines.length === 33, `CSV: ${lines.length} lines, ${lines[0]}`);
+    // Every sample at every τ sampled from this noise so far (the hybrid curve fills in after).
+    assert(lines[0] === 'source,sample,tau,nearest_training_digit,distance,second_nearest_distance,memorized' && lines.length >= 33 && (lines.length - 1) % 16 === 0, `CSV: ${lines.length} lines, ${lines[0]}`);
     const rows = lines.slice(1).map((l) => l.split(','));
     const of = (source, tau) => rows.filter((r) => r[0] === source && Number(r[2]) === tau);
     const [network, closed] = [of('hybrid', 0), of('u*', 1)];
@@ -879,13 +880,19 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       await showAll2();
     }
     const final = await status();
+    // The hybrid curve over this noise (drawn beside the departure curve): from the network's
+    // distance at τ = 0 down to the closed form's copies at τ = 1.
+    const curve = /Mean distance by τ so far: ([^.]*(?:\.\d+[^.]*)*)\./.exec(final);
+    const points = curve ? [...curve[1].matchAll(/([\d.]+): ([\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2])]) : [];
+    const at = (tau) => points.find((p) => Math.abs(p[0] - tau) < 1e-6)?.[1];
+    assert([0, 0.2, 0.4, 0.6, 0.8, 1].every((tau) => at(tau) !== undefined) && at(0.6) < 0.8 * at(0) && at(1) < 0.5 && at(0.8) < at(0.4), `hybrid curve: ${JSON.stringify(points)} in ${final}`);
     const peak = /farthest at t = ([\d.]+), E‖u_θ − û\*‖²\/D = [\d.]+, ([\d.]+)% of/.exec(final);
     const measured = /over (\d+) of 256 other noises: the network's samples ([\d.]+) from the nearest training digit, (\d+)% copies; û\*'s ([\d.]+) from the nearest training digit, (\d+)% copies/.exec(final);
     // The native report (256 pairs): the network departs most at t = 0.3 (9.7% of |u*|^2).
     assert(peak && Number(peak[1]) >= 0.15 && Number(peak[1]) <= 0.55 && Number(peak[2]) > 2, `departure: ${final}`);
     assert(measured && (webgpu || (Number(measured[3]) <= 10 && Number(measured[5]) >= 95 && Math.abs(Number(measured[2]) / held - 1) <= 0.25)), `measure: ${final}`);
     assert(errors.length === 0, `console errors: ${errors.join('\n')}`);
-    return `network ${mean(network).toFixed(2)} (${copies(network)}/16 copies), closed form ${mean(closed).toFixed(2)} (${copies(closed)}/16), held-out ${held}, tau 0.6: ${hybrid}; in after ${waited.toFixed(0)} s, the page's longest task meanwhile ${longest.toFixed(0)} ms; departs most at t = ${peak[1]} (${peak[2]}% of |u*|^2); over ${measured[1]} more noises: network ${measured[2]} (${measured[3]}% copies), u* ${measured[4]} (${measured[5]}% copies)`;
+    return `network ${mean(network).toFixed(2)} (${copies(network)}/16 copies), closed form ${mean(closed).toFixed(2)} (${copies(closed)}/16), held-out ${held}, tau 0.6: ${hybrid}; in after ${waited.toFixed(0)} s, the page's longest task meanwhile ${longest.toFixed(0)} ms; departs most at t = ${peak[1]} (${peak[2]}% of |u*|^2); hybrid curve ${points.map((p) => p.join(': ')).join(', ')}; over ${measured[1]} more noises: network ${measured[2]} (${measured[3]}% copies), u* ${measured[4]} (${measured[5]}% copies)`;
   });
 
   await t.check('model-capacity: trains, is measured where the network is, its reference curve fills in from jobs', async () => {

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::catalog::hybrid_tau as settings;
 use crate::catalog::FigureSpec;
-use crate::charts::{curves, scenes};
+use crate::charts::{curves, palette, scenes};
 use crate::flow::training::TrainOptions;
 use crate::flow::{metrics, mlp, rng::Rng, Dataset};
 use crate::web::controls::JsResult;
@@ -202,8 +202,27 @@ impl Sketch for HybridTau {
         };
         let scene = scenes::particles(&self.train, &positions, 1.0, caption);
         draw_plane(&self.plane, &scene)?;
+        let energy: Vec<(f32, f32)> = self.curve.iter().map(|c| (c.0, c.1)).collect();
+        let nearest: Vec<(f32, f32)> = self.curve.iter().map(|c| (c.0, c.2)).collect();
         draw_on(&self.curves_canvas, |area| {
-            curves::draw_tau_curves(area, &self.curve, tau)
+            curves::draw_tau_curves(
+                area,
+                "samples against τ (computed once trained)",
+                &[
+                    (
+                        "energy distance to held-out data",
+                        palette::PARTICLE,
+                        &energy,
+                    ),
+                    (
+                        "mean distance to nearest training point",
+                        palette::DATA,
+                        &nearest,
+                    ),
+                ],
+                None,
+                tau,
+            )
         })
     }
 

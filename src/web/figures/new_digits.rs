@@ -9,7 +9,8 @@ use super::driver::{Ctx, Settings, Sketch, Ui};
 use crate::catalog::new_digits as settings;
 use crate::catalog::FigureSpec;
 use crate::charts::alignment::{draw_digit_grid, Cell};
-use crate::charts::curves::draw_binned_error;
+use crate::charts::curves::{draw_binned_error, draw_tau_curves};
+use crate::charts::palette;
 use crate::digits_lab::{Nearest, Reply, Request};
 use crate::flow::digit_training::original_index;
 use crate::flow::digits::{PIXELS, SIDE};
@@ -30,6 +31,8 @@ const STEPS: u32 = 20;
 const TIMES: usize = 10;
 /// Pairs (x0, a training digit) at each.
 const PAIRS: u32 = 128;
+/// The hybrid curve's τ (τ = 1 is the closed form's samples).
+const TAUS: [f32; 5] = [0.0, 0.2, 0.4, 0.6, 0.8];
 
 /// Noises measured on the reader's device for each of the network and u* (in batches of
 /// SAMPLES, after everything shown), from seeds of their own: "New noise" does not restart them.
@@ -41,11 +44,13 @@ const MEASURE_SEED: u64 = 1000;
 const REFERENCE: u32 = 1000;
 
 /// Background work: the samples at τ (the noise's version and τ's bits), the closed form's
-/// samples of the noise, the held-out digits' distances, the network against u* at the k-th time.
+/// samples of the noise, the held-out digits' distances, a point of the hybrid curve (the
+/// noise's version and τ's bits), the network against u* at the k-th time.
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Work {
     Hybrid(u64, u32),
     Copies(u64),
+    Curve(u64, u32),
     Reference,
     Departure(usize),
     /// The b-th batch of the measure, by the network (false) or u* (true).
@@ -63,12 +68,16 @@ struct Samples {
     nearest_x: Vec<f32>,
 }
 
+/// The mean distance to the nearest training digit, and how many are copies.
+fn measure(nearest: &[Nearest]) -> (f32, usize) {
+    let n = nearest.len().max(1) as f32;
+    let mean = nearest.iter().map(|d| d.distance).sum::<f32>() / n;
+    (mean, nearest.iter().filter(|d| d.memorized()).count())
+}
+
 impl Samples {
-    /// The mean distance to the nearest training digit, and how many are copies.
     fn measure(&self) -> (f32, usize) {
-        let n = self.nearest.len().max(1) as f32;
-        let mean = self.nearest.iter().map(|d| d.distance).sum::<f32>() / n;
-        (mean, self.nearest.iter().filter(|d| d.memorized()).count())
+        measure(&self.nearest)
     }
 }
 
@@ -95,8 +104,9 @@ pub struct NewDigits {
     reference: Option<f32>,
     /// The measure's nearest training digits so far: the network's samples, u*'s.
     measured: [Vec<Nearest>; 2],
-    /// (τ, mean distance, copies) for each τ sampled from this noise.
-    by_tau: Vec<(f32, f32, usize)>,
+    /// The samples' nearest training digits for each τ sampled from this noise, by τ (the
+    /// hybrid curve, τ = 1 the closed form's).
+    by_tau: Vec<(f32, Vec<Nearest>)>,
     /// The positions and step of a sampling under way, from the lab, and the step drawn.
     progress: Progress,
     drawn_step: u32,
@@ -107,6 +117,13 @@ pub struct NewDigits {
 pub struct Answer(Result<Reply, String>, Option<Reply>, f64);
 
 impl NewDigits {
+    /// A point of the hybrid curve: the samples at `tau` from this noise.
+    fn record(&mut self, tau: f32, nearest: &[Nearest]) {
+        self.by_tau.retain(|b| b.0 != tau);
+        self.by_tau.push((tau, nearest.to_vec()));
+        self.by_tau.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+
     fn new_noise(&mut self) {
         self.noise = Rng::new(self.seed).normals(SAMPLES * PIXELS);
         self.version += 1;
@@ -204,6 +221,9 @@ impl Sketch for NewDigits {
         if self.reference.is_none() {
             return Some(Work::Reference);
         }
+        if let Some(&tau) = TAUS.iter().find(|&&t| self.by_tau.iter().all(|b| b.0 != t)) {
+            return Some(Work::Curve(self.version, tau.to_bits()));
+        }
         if let Some(k) = (0..TIMES).find(|&k| self.departure[k].is_none()) {
             return Some(Work::Departure(k));
         }
@@ -242,6 +262,7 @@ impl Sketch for NewDigits {
                     steps: STEPS,
                     tau: f32::from_bits(tau),
                     every: 1,
+                    pictured: SHOWN as u32,
                 },
                 Work::Copies(_) => Request::Sample {
                     ticket,
@@ -249,6 +270,15 @@ impl Sketch for NewDigits {
                     steps: STEPS,
                     tau: 1.0,
                     every: 0,
+                    pictured: 0,
+                },
+                Work::Curve(_, tau) => Request::Sample {
+                    ticket,
+                    noise,
+                    steps: STEPS,
+                    tau: f32::from_bits(tau),
+                    every: 0,
+                    pictured: 0,
                 },
                 Work::Reference => Request::Reference {
                     ticket,
@@ -260,6 +290,7 @@ impl Sketch for NewDigits {
                     steps: STEPS,
                     tau: if closed { 1.0 } else { 0.0 },
                     every: 0,
+                    pictured: 0,
                 },
                 Work::Departure(k) => Request::Departure {
                     ticket,
@@ -300,7 +331,10 @@ impl Sketch for NewDigits {
         let reply = match result {
             Ok(reply) => reply,
             // A failure of an older noise's sampling is not this noise's.
-            Err(_) if matches!(work, Work::Hybrid(v, _) | Work::Copies(v) if v != self.version) => {
+            Err(_)
+                if matches!(work, Work::Hybrid(v, _) | Work::Copies(v) | Work::Curve(v, _)
+                    if v != self.version) =>
+            {
                 return
             }
             Err(e) => {
@@ -327,10 +361,7 @@ impl Sketch for NewDigits {
                     nearest_x,
                 };
                 let tau = f32::from_bits(tau);
-                let (mean, copies) = samples.measure();
-                self.by_tau.retain(|b| b.0 != tau);
-                self.by_tau.push((tau, mean, copies));
-                self.by_tau.sort_by(|a, b| a.0.total_cmp(&b.0));
+                self.record(tau, &samples.nearest);
                 self.hybrid = Some((tau, samples, seconds));
             }
             (
@@ -342,11 +373,17 @@ impl Sketch for NewDigits {
                     ..
                 },
             ) if version == self.version => {
+                self.record(1.0, &nearest);
                 self.copies = Some(Samples {
                     x,
                     nearest,
                     nearest_x,
                 })
+            }
+            (Work::Curve(version, tau), Reply::Sampled { nearest, .. })
+                if version == self.version =>
+            {
+                self.record(f32::from_bits(tau), &nearest)
             }
             (Work::Reference, Reply::Reference { nearest, .. }) => {
                 let n = nearest.len().max(1) as f32;
@@ -386,8 +423,8 @@ impl Sketch for NewDigits {
         }
         if self.by_tau.len() > 1 {
             text += " Mean distance by τ so far:";
-            for (tau, mean, _) in &self.by_tau {
-                text += &format!(" {tau:.1}: {mean:.2};");
+            for (tau, nearest) in &self.by_tau {
+                text += &format!(" {tau:.1}: {:.2};", measure(nearest).0);
             }
             text.pop();
             text.push('.');
@@ -480,42 +517,49 @@ impl Sketch for NewDigits {
             .iter()
             .map(|d| d.map_or(f32::NAN, |d| d.0))
             .collect();
+        let curve: Vec<(f32, f32)> = self
+            .by_tau
+            .iter()
+            .map(|(tau, nearest)| (*tau, measure(nearest).0))
+            .collect();
+        let tau = self.hybrid.as_ref().map_or(0.0, |h| h.0);
         draw_on(&self.gap_canvas, |area| {
-            draw_binned_error(area, &gaps, TIMES)
+            let (left, right) = area.split_horizontally(area.dim_in_pixel().0 / 2);
+            draw_binned_error(&left, &gaps, TIMES)?;
+            draw_tau_curves(
+                &right,
+                &format!("the hybrid model against τ ({SAMPLES} noises)"),
+                &[(
+                    "mean distance to the nearest training digit",
+                    palette::DATA,
+                    &curve,
+                )],
+                self.reference
+                    .map(|r| ("held-out digits (never trained on)", r)),
+                tau,
+            )
         })
     }
 
+    /// Every sample of this noise at every τ sampled (the hybrid curve's points; τ = 1 is û*
+    /// alone).
     fn csv(&self, _: &Settings) -> Option<String> {
-        let (_, hybrid, _) = self.hybrid.as_ref()?;
-        let tau = self.hybrid.as_ref().map_or(0.0, |h| h.0);
-        let mut rows: Vec<String> = hybrid
-            .nearest
-            .iter()
-            .enumerate()
-            .map(|(k, n)| {
+        self.hybrid.as_ref()?;
+        let rows = self.by_tau.iter().flat_map(|(tau, nearest)| {
+            let source = if *tau == 1.0 { "u*" } else { "hybrid" };
+            nearest.iter().enumerate().map(move |(k, n)| {
                 format!(
-                    "hybrid,{k},{tau},{},{},{},{}",
+                    "{source},{k},{tau},{},{},{},{}",
                     original_index(n.index as usize),
                     n.distance,
                     n.second,
                     n.memorized()
                 )
             })
-            .collect();
-        if let Some(c) = &self.copies {
-            rows.extend(c.nearest.iter().enumerate().map(|(k, n)| {
-                format!(
-                    "u*,{k},1,{},{},{},{}",
-                    original_index(n.index as usize),
-                    n.distance,
-                    n.second,
-                    n.memorized()
-                )
-            }));
-        }
+        });
         Some(super::csv_rows(
             "source,sample,tau,nearest_training_digit,distance,second_nearest_distance,memorized",
-            rows.into_iter(),
+            rows,
         ))
     }
 }
