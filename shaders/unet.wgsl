@@ -30,6 +30,10 @@ struct Args {
     groups: u32,       // GroupNorm's groups
     feature_row: u32,  // `time`: the row of the features region to broadcast
     dt: f32,           // `euler`: the step
+    scratch: u32,      // (the backward pass's, unet_backward.wgsl)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> a: Args;

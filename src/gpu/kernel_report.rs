@@ -434,7 +434,47 @@ pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
     // The digits' U-Net natively only until a figure runs it: in the module it would take
     // 17 KB of the 400 KB (gzipped) budget for a network the page does not use yet.
     rows.push(unet_row(gpu, now).await);
+    rows.push(unet_gradient_row(gpu, now).await);
     rows
+}
+
+/// The U-Net's CFM loss gradient (shaders/unet_backward.wgsl): a forward pass, the loss's
+/// gradient and the backward pass over a few digits at different times, against flow::unet.
+async fn unet_gradient_row(gpu: &Gpu, now: Clock<'_>) -> KernelRow {
+    use super::unet::{GpuUnet, UnetPipelines};
+    use crate::flow::unet::{Unet, UnetShape};
+    let m = 4;
+    let net = Unet::new(UnetShape::DIGITS);
+    let params = net.init_for_comparison(19);
+    let mut rng = Rng::new(20);
+    let x = rng.normals(m * net.shape.dim());
+    let target = rng.normals(m * net.shape.dim());
+    let t: Vec<f32> = (0..m).map(|b| (b as f32 + 0.5) / m as f32).collect();
+    let case = Case {
+        kernel: "digits' U-Net loss gradient",
+        sizes: format!("{} parameters, {m} digits", params.len()),
+        tolerance: 2e-5,
+        unit: "relative",
+    };
+    let pipelines = UnetPipelines::new(gpu);
+    let on_gpu = GpuUnet::new(gpu, net.clone(), &params);
+    row(
+        now,
+        case,
+        async || {
+            let on_gpu = on_gpu.as_ref().map_err(Clone::clone)?;
+            Ok(on_gpu
+                .loss_and_grad(gpu, &pipelines, &x, &t, &target)
+                .await?
+                .1)
+        },
+        || net.loss_and_grad(&params, &x, &t, &target).1,
+        |got, want| {
+            let scale = want.iter().fold(0.0f32, |s, v| s.max(v.abs())) as f64;
+            worst_abs(got, want) / scale.max(1e-6)
+        },
+    )
+    .await
 }
 
 /// The digits' U-Net (shaders/unet.wgsl): a few Euler steps of a few digits, every operation of

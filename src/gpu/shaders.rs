@@ -32,6 +32,8 @@ pub const MLP_PATH: &str = include_str!(concat!(env!("OUT_DIR"), "/mlp_path.wgsl
 
 /// The digits' U-Net: one entry point per kind of operation of flow::unet's graph.
 pub const UNET: &str = include_str!(concat!(env!("OUT_DIR"), "/unet.wgsl"));
+/// Its backward pass and the CFM loss's gradient, one entry point per kind of operation.
+pub const UNET_BACKWARD: &str = include_str!(concat!(env!("OUT_DIR"), "/unet_backward.wgsl"));
 
 /// (file name, source) of every kernel, for validation in tests.
 pub const ALL: &[(&str, &str)] = &[
@@ -45,4 +47,5 @@ pub const ALL: &[(&str, &str)] = &[
     ("mlp_adam.wgsl", MLP_ADAM),
     ("mlp_path.wgsl", MLP_PATH),
     ("unet.wgsl", UNET),
+    ("unet_backward.wgsl", UNET_BACKWARD),
 ];

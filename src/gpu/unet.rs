@@ -1,7 +1,10 @@
 //! The digits' U-Net on the GPU: `flow::unet`'s graph run by shaders/unet.wgsl, one dispatch per
 //! operation over a batch of images, every tensor of the batch in one arena buffer. `velocities`
 //! is one forward pass; `sample` is a whole Euler integration in one submission (each step the
-//! time features broadcast, the forward pass, then x += dt u), read back once.
+//! time features broadcast, the forward pass, then x += dt u), read back once; `loss_and_grad`
+//! is the CFM loss and its gradient with respect to the parameters (shaders/unet_backward.wgsl:
+//! the forward pass, the loss's gradient, then the graph in reverse, in one submission per block
+//! of images, the blocks' gradients summed on the device).
 
 use super::readback::{scoped, start_read_from};
 use super::{shaders, Gpu, GpuError};
@@ -29,9 +32,11 @@ struct Args {
     groups: u32,
     feature_row: u32,
     dt: f32,
+    scratch: u32,
+    _pad: [u32; 3],
 }
 
-/// The kernels of shaders/unet.wgsl by entry point.
+/// The kernels of shaders/unet.wgsl, then those of shaders/unet_backward.wgsl, by entry point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kernel {
     Conv,
@@ -45,10 +50,22 @@ enum Kernel {
     Concat,
     Time,
     Euler,
+    Loss,
+    ConvDx,
+    ConvDw,
+    ChannelSums,
+    NormBack,
+    SiluBack,
+    LinearDx,
+    LinearDw,
+    AddSlice,
+    PoolBack,
+    UpBack,
+    SumRows,
 }
 
 impl Kernel {
-    const ALL: [Kernel; 11] = [
+    const ALL: [Kernel; 23] = [
         Kernel::Conv,
         Kernel::Norm,
         Kernel::Silu,
@@ -60,7 +77,25 @@ impl Kernel {
         Kernel::Concat,
         Kernel::Time,
         Kernel::Euler,
+        Kernel::Loss,
+        Kernel::ConvDx,
+        Kernel::ConvDw,
+        Kernel::ChannelSums,
+        Kernel::NormBack,
+        Kernel::SiluBack,
+        Kernel::LinearDx,
+        Kernel::LinearDw,
+        Kernel::AddSlice,
+        Kernel::PoolBack,
+        Kernel::UpBack,
+        Kernel::SumRows,
     ];
+
+    /// Whether the kernel is unet_backward.wgsl's (its bindings: the forward tensors read, the
+    /// gradients written).
+    fn backward(self) -> bool {
+        self as usize >= Kernel::Loss as usize
+    }
 
     fn entry(self) -> &'static str {
         match self {
@@ -75,6 +110,18 @@ impl Kernel {
             Kernel::Concat => "concat",
             Kernel::Time => "time",
             Kernel::Euler => "euler",
+            Kernel::Loss => "loss",
+            Kernel::ConvDx => "conv_dx",
+            Kernel::ConvDw => "conv_dw",
+            Kernel::ChannelSums => "channel_sums",
+            Kernel::NormBack => "norm_back",
+            Kernel::SiluBack => "silu_back",
+            Kernel::LinearDx => "linear_dx",
+            Kernel::LinearDw => "linear_dw",
+            Kernel::AddSlice => "add_slice",
+            Kernel::PoolBack => "pool_back",
+            Kernel::UpBack => "up_back",
+            Kernel::SumRows => "sum_rows",
         }
     }
 }
@@ -90,6 +137,7 @@ const MAX_GROUPS_X: u32 = 65535;
 /// The U-Net kernels, compiled once per device.
 pub struct UnetPipelines {
     layout: wgpu::BindGroupLayout,
+    back_layout: wgpu::BindGroupLayout,
     pipelines: Vec<wgpu::ComputePipeline>,
 }
 
@@ -122,29 +170,58 @@ impl UnetPipelines {
                 ),
             ],
         });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("unet layout"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
+        let read = wgpu::BufferBindingType::Storage { read_only: true };
+        let write = wgpu::BufferBindingType::Storage { read_only: false };
+        let back_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("unet backward bindings"),
+            entries: &[
+                buffer(0, wgpu::BufferBindingType::Uniform, true),
+                buffer(1, read, false),
+                buffer(2, read, false),
+                buffer(3, write, false),
+                buffer(4, write, false),
+            ],
         });
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("unet.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(shaders::UNET.into()),
-        });
+        let pipeline_layout = |label, layout| {
+            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(label),
+                bind_group_layouts: &[Some(layout)],
+                immediate_size: 0,
+            })
+        };
+        let forward = (
+            pipeline_layout("unet layout", &layout),
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("unet.wgsl"),
+                source: wgpu::ShaderSource::Wgsl(shaders::UNET.into()),
+            }),
+        );
+        let backward = (
+            pipeline_layout("unet backward layout", &back_layout),
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("unet_backward.wgsl"),
+                source: wgpu::ShaderSource::Wgsl(shaders::UNET_BACKWARD.into()),
+            }),
+        );
         let pipelines = Kernel::ALL
             .iter()
             .map(|k| {
+                let (layout, module) = if k.backward() { &backward } else { &forward };
                 device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(k.entry()),
-                    layout: Some(&pipeline_layout),
-                    module: &module,
+                    layout: Some(layout),
+                    module,
                     entry_point: Some(k.entry()),
                     compilation_options: Default::default(),
                     cache: None,
                 })
             })
             .collect();
-        UnetPipelines { layout, pipelines }
+        UnetPipelines {
+            layout,
+            back_layout,
+            pipelines,
+        }
     }
 
     fn get(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
@@ -192,6 +269,41 @@ impl Arena {
             len: features + feature_rows * net.shape.time_features,
         }
     }
+}
+
+/// Every dispatch's `Args`, ARGS_STRIDE apart, in one uniform buffer.
+fn uniforms(device: &wgpu::Device, dispatches: &[Dispatch]) -> wgpu::Buffer {
+    let mut bytes = vec![0u8; dispatches.len().max(1) * ARGS_STRIDE as usize];
+    for (k, d) in dispatches.iter().enumerate() {
+        let at = k * ARGS_STRIDE as usize;
+        bytes[at..at + std::mem::size_of::<Args>()].copy_from_slice(bytemuck::bytes_of(&d.args));
+    }
+    device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("unet args"),
+        contents: &bytes,
+        usage: wgpu::BufferUsages::UNIFORM,
+    })
+}
+
+/// The uniform binding of one dispatch's `Args` (its offset is dynamic).
+fn args_binding(uniform: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding: 0,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: uniform,
+            offset: 0,
+            size: wgpu::BufferSize::new(std::mem::size_of::<Args>() as u64),
+        }),
+    }
+}
+
+/// Pixels of the batch per split of a convolution's weight gradient: enough splits that the
+/// product fills a large GPU (about 512 workgroups), each at least 256 pixels.
+fn dw_chunk(pixels: usize, tiles: usize) -> usize {
+    let splits = 512usize
+        .div_ceil(tiles.max(1))
+        .clamp(1, (pixels / 256).max(1));
+    pixels.div_ceil(splits).next_multiple_of(16)
 }
 
 /// Workgroups for `count` element-wise invocations: x up to the limit, the rest along y.
@@ -403,29 +515,12 @@ impl GpuUnet {
                 gpu.queue
                     .write_buffer(&buffer, (at * 4) as u64, bytemuck::cast_slice(values));
             }
-            let mut uniforms = vec![0u8; dispatches.len().max(1) * ARGS_STRIDE as usize];
-            for (k, d) in dispatches.iter().enumerate() {
-                let at = k * ARGS_STRIDE as usize;
-                uniforms[at..at + std::mem::size_of::<Args>()]
-                    .copy_from_slice(bytemuck::bytes_of(&d.args));
-            }
-            let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("unet args"),
-                contents: &uniforms,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+            let uniform = uniforms(device, dispatches);
             let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("unet"),
                 layout: &pipelines.layout,
                 entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &uniform,
-                            offset: 0,
-                            size: wgpu::BufferSize::new(std::mem::size_of::<Args>() as u64),
-                        }),
-                    },
+                    args_binding(&uniform),
                     wgpu::BindGroupEntry {
                         binding: 1,
                         resource: self.params.as_entire_binding(),
@@ -556,35 +651,444 @@ impl GpuUnet {
     }
 }
 
+/// Where a training block's buffers hold what: the forward tensors (the arena's layout, no time
+/// features region), the targets after them; in the gradient buffer, every tensor's gradient at
+/// the same offsets, each image's loss after them, then the scratch region.
+struct TrainLayout {
+    arena: Arena,
+    target: usize,
+    losses: usize,
+    scratch: usize,
+    grad_len: usize,
+}
+
+impl GpuUnet {
+    /// The dispatches of the loss's gradient and the backward pass over `layout`'s rows, the
+    /// loss scaled by `scale`; returns them with the scratch floats they need.
+    fn backward(&self, layout: &TrainLayout, scale: f32, out: &mut Vec<Dispatch>) -> usize {
+        let sizes = self.net.tensor_sizes();
+        let arena = &layout.arena;
+        let rows = arena.rows;
+        let base = &arena.base;
+        let last = base.len() - 1;
+        let dim = self.net.shape.dim();
+        let scratch = layout.scratch as u32;
+        let mut most = 0usize;
+        let at = |t: usize| (base[t] as u32, sizes[t] as u32);
+        out.push(Dispatch {
+            kernel: Kernel::Loss,
+            args: Args {
+                rows: rows as u32,
+                output: base[last] as u32,
+                output_size: dim as u32,
+                second: layout.target as u32,
+                dt: scale,
+                scratch: layout.losses as u32,
+                ..Args::default()
+            },
+            groups: (rows as u32, 1),
+        });
+        // grad[input] += grad[source][second..second + count] for every image.
+        let slice =
+            |input: usize, (source, source_size): (u32, u32), second: usize, count: usize| {
+                let (i, i_size) = at(input);
+                Dispatch {
+                    kernel: Kernel::AddSlice,
+                    args: Args {
+                        rows: rows as u32,
+                        input: i,
+                        input_size: i_size,
+                        output: source,
+                        output_size: source_size,
+                        second: second as u32,
+                        cout: count as u32,
+                        ..Args::default()
+                    },
+                    groups: elementwise(rows * count),
+                }
+            };
+        // grads[w..w + count] += the sum of `parts` rows of the scratch region.
+        let sum_rows = |w: usize, parts: usize, count: usize, from: u32| Dispatch {
+            kernel: Kernel::SumRows,
+            args: Args {
+                rows: parts as u32,
+                w: w as u32,
+                cout: count as u32,
+                scratch: from,
+                ..Args::default()
+            },
+            groups: elementwise(count),
+        };
+        for (k, op) in self.net.ops().iter().enumerate().rev() {
+            let o = k + 2;
+            let mut args = Args {
+                rows: rows as u32,
+                output: base[o] as u32,
+                output_size: sizes[o] as u32,
+                scratch,
+                ..Args::default()
+            };
+            match *op {
+                Op::Conv {
+                    input,
+                    cin,
+                    cout,
+                    k,
+                    side,
+                    w,
+                    b,
+                } => {
+                    (args.input, args.input_size) = at(input);
+                    (args.cin, args.cout, args.k, args.side) =
+                        (cin as u32, cout as u32, k as u32, side as u32);
+                    (args.w, args.b) = (w as u32, b as u32);
+                    let pixels = rows * side * side;
+                    let depth = cin * k * k;
+                    out.push(Dispatch {
+                        kernel: Kernel::ChannelSums,
+                        args,
+                        groups: (cout as u32, rows as u32),
+                    });
+                    out.push(sum_rows(b, rows, cout, scratch));
+                    let tiles = (
+                        (depth as u32).div_ceil(CONV_TILE.1),
+                        (cout as u32).div_ceil(CONV_TILE.0),
+                    );
+                    let chunk = dw_chunk(pixels, (tiles.0 * tiles.1) as usize);
+                    let splits = pixels.div_ceil(chunk);
+                    most = most.max(rows * cout).max(splits * cout * depth);
+                    out.push(Dispatch {
+                        kernel: Kernel::ConvDw,
+                        args: Args {
+                            feature_row: chunk as u32,
+                            ..args
+                        },
+                        groups: (tiles.0, tiles.1 * splits as u32),
+                    });
+                    out.push(sum_rows(w, splits, cout * depth, scratch));
+                    // The image's and the time features' gradients are not needed.
+                    if input >= 2 {
+                        out.push(Dispatch {
+                            kernel: Kernel::ConvDx,
+                            args,
+                            groups: (
+                                (pixels as u32).div_ceil(CONV_TILE.1),
+                                (cin as u32).div_ceil(CONV_TILE.0),
+                            ),
+                        });
+                    }
+                }
+                Op::Norm {
+                    input,
+                    c,
+                    side,
+                    groups,
+                    gamma,
+                    beta,
+                } => {
+                    (args.input, args.input_size) = at(input);
+                    (args.cin, args.side, args.groups) = (c as u32, side as u32, groups as u32);
+                    args.w = gamma as u32;
+                    most = most.max(2 * rows * c);
+                    out.push(Dispatch {
+                        kernel: Kernel::NormBack,
+                        args,
+                        groups: (groups as u32, rows as u32),
+                    });
+                    out.push(sum_rows(gamma, rows, c, scratch));
+                    out.push(sum_rows(beta, rows, c, scratch + (rows * c) as u32));
+                }
+                Op::Silu { input } => {
+                    (args.input, args.input_size) = at(input);
+                    out.push(Dispatch {
+                        kernel: Kernel::SiluBack,
+                        args,
+                        groups: elementwise(rows * sizes[input]),
+                    });
+                }
+                Op::Linear {
+                    input,
+                    nin,
+                    nout,
+                    w,
+                    b,
+                } => {
+                    (args.input, args.input_size) = at(input);
+                    (args.cin, args.cout, args.w, args.b) =
+                        (nin as u32, nout as u32, w as u32, b as u32);
+                    out.push(Dispatch {
+                        kernel: Kernel::LinearDw,
+                        args,
+                        groups: elementwise(nout * nin + nout),
+                    });
+                    if input >= 2 {
+                        out.push(Dispatch {
+                            kernel: Kernel::LinearDx,
+                            args,
+                            groups: elementwise(rows * nin),
+                        });
+                    }
+                }
+                Op::Add { a, b } => {
+                    out.push(slice(a, at(o), 0, sizes[o]));
+                    out.push(slice(b, at(o), 0, sizes[o]));
+                }
+                Op::AddChannels {
+                    input,
+                    per_channel,
+                    c,
+                    side,
+                } => {
+                    out.push(slice(input, at(o), 0, sizes[o]));
+                    (args.cout, args.side) = (c as u32, side as u32);
+                    most = most.max(rows * c);
+                    out.push(Dispatch {
+                        kernel: Kernel::ChannelSums,
+                        args,
+                        groups: (c as u32, rows as u32),
+                    });
+                    out.push(slice(per_channel, (scratch, c as u32), 0, c));
+                }
+                Op::Pool { input, side, .. } | Op::Up { input, side, .. } => {
+                    (args.input, args.input_size) = at(input);
+                    args.side = side as u32;
+                    let kernel = if matches!(op, Op::Pool { .. }) {
+                        Kernel::PoolBack
+                    } else {
+                        Kernel::UpBack
+                    };
+                    out.push(Dispatch {
+                        kernel,
+                        args,
+                        groups: elementwise(rows * sizes[input]),
+                    });
+                }
+                Op::Concat { a, b } => {
+                    out.push(slice(a, at(o), 0, sizes[a]));
+                    out.push(slice(b, at(o), sizes[a], sizes[b]));
+                }
+            }
+        }
+        most
+    }
+
+    /// The layout of a training block of `rows` images.
+    fn train_layout(&self, rows: usize) -> TrainLayout {
+        let arena = Arena::new(&self.net, rows, 0);
+        let target = arena.features;
+        let losses = arena.features;
+        let scratch = losses + rows;
+        TrainLayout {
+            arena,
+            target,
+            losses,
+            scratch,
+            grad_len: scratch,
+        }
+    }
+
+    /// Images of a training block that fit one binding: the gradient buffer holds the tensors'
+    /// gradients and the scratch region (at most a few times one image's tensors).
+    pub fn training_rows_that_fit(&self, gpu: &Gpu) -> usize {
+        let limit = gpu.device.limits().max_storage_buffer_binding_size as usize / 4;
+        let per_image: usize = self.net.tensor_sizes().iter().sum();
+        let by_dispatch = MAX_GROUPS_X as usize * CONV_TILE.1 as usize / self.net.shape.dim();
+        // The scratch region's largest use, a convolution's split weight gradients, grows with
+        // the splits (at most 512 tiles' worth) rather than with the rows: a fixed allowance.
+        let allowance = 4 * self.net.parameter_count();
+        (limit.saturating_sub(allowance) / (2 * per_image + 1))
+            .min(by_dispatch)
+            .min(self.most_rows)
+    }
+
+    /// The CFM loss mean_b ||u_theta(x_b, t_b) - target_b||^2 over a batch (rows of `x` and
+    /// `target`, a time each) and its gradient with respect to the parameters:
+    /// `flow::unet::Unet::loss_and_grad`'s twin.
+    pub async fn loss_and_grad(
+        &self,
+        gpu: &Gpu,
+        pipelines: &UnetPipelines,
+        x: &[f32],
+        t: &[f32],
+        target: &[f32],
+    ) -> Result<(f32, Vec<f32>), GpuError> {
+        let dim = self.net.shape.dim();
+        assert!(
+            x.len() == t.len() * dim && target.len() == x.len(),
+            "{} times for {} values and {} targets of {dim}",
+            t.len(),
+            x.len(),
+            target.len()
+        );
+        let device = &gpu.device;
+        let count = self.net.parameter_count();
+        let grads = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unet parameter gradients"),
+            size: (count * 4).next_multiple_of(16) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let scale = 1.0 / t.len() as f32;
+        let rows = self.training_rows_that_fit(gpu).max(1);
+        let mut loss = 0.0;
+        for (block, (x, t)) in x.chunks(rows * dim).zip(t.chunks(rows)).enumerate() {
+            let target = &target[block * rows * dim..][..x.len()];
+            let features: Vec<f32> = t.iter().flat_map(|&t| self.net.time_features(t)).collect();
+            let layout = self.train_layout(t.len());
+            let mut dispatches = Vec::new();
+            self.forward(&layout.arena, &mut dispatches);
+            let scratch = self.backward(&layout, scale, &mut dispatches);
+            let (pending, verdict) = scoped(device, || {
+                let sized = |label, len: usize, usage| {
+                    device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some(label),
+                        size: (len.max(1) * 4).next_multiple_of(16) as u64,
+                        usage: wgpu::BufferUsages::STORAGE | usage,
+                        mapped_at_creation: false,
+                    })
+                };
+                let arena = sized(
+                    "unet training arena",
+                    layout.target + x.len(),
+                    wgpu::BufferUsages::COPY_DST,
+                );
+                let grad = sized(
+                    "unet tensor gradients",
+                    layout.grad_len + scratch,
+                    wgpu::BufferUsages::COPY_SRC,
+                );
+                for (at, values) in [
+                    (0, x),
+                    (layout.arena.base[1], &features[..]),
+                    (layout.target, target),
+                ] {
+                    gpu.queue
+                        .write_buffer(&arena, (at * 4) as u64, bytemuck::cast_slice(values));
+                }
+                let uniform = uniforms(device, &dispatches);
+                let forward = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("unet forward"),
+                    layout: &pipelines.layout,
+                    entries: &[
+                        args_binding(&uniform),
+                        wgpu::BindGroupEntry {
+                            binding: 1,
+                            resource: self.params.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 2,
+                            resource: arena.as_entire_binding(),
+                        },
+                    ],
+                });
+                let backward = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("unet backward"),
+                    layout: &pipelines.back_layout,
+                    entries: &[
+                        args_binding(&uniform),
+                        wgpu::BindGroupEntry {
+                            binding: 1,
+                            resource: self.params.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 2,
+                            resource: arena.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 3,
+                            resource: grad.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 4,
+                            resource: grads.as_entire_binding(),
+                        },
+                    ],
+                });
+                let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("unet gradient"),
+                });
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("unet gradient"),
+                        timestamp_writes: None,
+                    });
+                    for (k, d) in dispatches.iter().enumerate() {
+                        let group = if d.kernel.backward() {
+                            &backward
+                        } else {
+                            &forward
+                        };
+                        pass.set_pipeline(pipelines.get(d.kernel));
+                        pass.set_bind_group(0, group, &[(k as u64 * ARGS_STRIDE) as u32]);
+                        pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
+                    }
+                }
+                gpu.queue.submit([encoder.finish()]);
+                let pending = start_read_from(gpu, &grad, layout.losses, t.len());
+                arena.destroy();
+                grad.destroy();
+                uniform.destroy();
+                pending
+            });
+            let losses = pending.finish(gpu).await;
+            verdict.check().await?;
+            loss += losses?.iter().sum::<f32>();
+        }
+        let (pending, verdict) = scoped(device, || {
+            let pending = start_read_from(gpu, &grads, 0, count);
+            grads.destroy();
+            pending
+        });
+        let values = pending.finish(gpu).await;
+        verdict.check().await?;
+        Ok((loss, values?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gpu::wgsl_layout::wgsl_layout;
 
     #[test]
-    fn args_match_the_kernel_s_struct() {
-        wgsl_layout!(
-            Args,
-            shaders::UNET,
-            "Args",
-            [
-                rows: u32,
-                input: u32,
-                input_size: u32,
-                second: u32,
-                second_size: u32,
-                output: u32,
-                output_size: u32,
-                w: u32,
-                b: u32,
-                cin: u32,
-                cout: u32,
-                k: u32,
-                side: u32,
-                groups: u32,
-                feature_row: u32,
-                dt: f32,
-            ]
-        );
+    fn args_match_the_kernels_structs() {
+        for source in [shaders::UNET, shaders::UNET_BACKWARD] {
+            wgsl_layout!(
+                Args,
+                source,
+                "Args",
+                [
+                    rows: u32,
+                    input: u32,
+                    input_size: u32,
+                    second: u32,
+                    second_size: u32,
+                    output: u32,
+                    output_size: u32,
+                    w: u32,
+                    b: u32,
+                    cin: u32,
+                    cout: u32,
+                    k: u32,
+                    side: u32,
+                    groups: u32,
+                    feature_row: u32,
+                    dt: f32,
+                    scratch: u32,
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn weight_gradients_split_to_fill_a_large_gpu() {
+        // The digits' widest convolution at a batch of 64: 2 x 9 tiles of the 64 x 576 weights.
+        let pixels = 64 * 14 * 14;
+        let chunk = dw_chunk(pixels, 18);
+        let splits = pixels.div_ceil(chunk);
+        assert!(chunk.is_multiple_of(16) && chunk >= 256);
+        assert!((448..=576).contains(&(splits * 18)), "{splits} splits");
+        // A small batch is not split below 256 pixels a split.
+        assert_eq!(dw_chunk(300, 1), 304);
     }
 }

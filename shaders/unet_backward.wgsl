@@ -1,0 +1,449 @@
+// The digits' U-Net's backward pass (flow::unet::Unet::backward's twin) over a batch, and the
+// CFM loss's gradient that starts it: one entry point per kind of operation, each dispatched once
+// per operation of the graph in reverse. The forward pass's tensors are read from `arena` (laid
+// out as in unet.wgsl); `grad` holds every tensor's gradient at the same offsets, then a scratch
+// region (from `a.scratch`) for the partial sums of parameter gradients; `grads` is the flat
+// parameter vector's gradient, added to (so that several batches' gradients can be summed).
+//
+// What it relies on (WGSL memory model): `grad` starts zeroed; each dispatch reads gradients that
+// earlier dispatches wrote and adds to other tensors' gradients (the input's, never the output's
+// it reads), so no element is read and written by two invocations of one dispatch. Partial sums
+// are stored in the scratch region by one dispatch and summed by the next (`sum_rows`). In the
+// tiled products, `loss` and `norm_back`, workgroup memory is written, then read after a
+// workgroupBarrier; every barrier is reached by all invocations of the workgroup: loop bounds
+// around them come from the uniform `a` and workgroup ids alone, and no invocation returns
+// before them (out-of-range invocations load zeros and skip their stores).
+
+const GROUP: u32 = 64u;
+
+struct Args {
+    rows: u32,         // images in the batch
+    input: u32,        // the operation's input tensor (image 0): in `arena` and `grad`
+    input_size: u32,
+    second: u32,       // loss: the target (in `arena`); add_slice: the offset inside the source
+    second_size: u32,
+    output: u32,       // the operation's output tensor, whose gradient is read from `grad`
+    output_size: u32,
+    w: u32,            // parameter offsets (sum_rows: where in `grads` the sums go)
+    b: u32,
+    cin: u32,
+    cout: u32,         // output channels (add_slice, sum_rows: values per row)
+    k: u32,
+    side: u32,
+    groups: u32,
+    feature_row: u32,  // conv_dw: pixels of the batch per split
+    dt: f32,           // loss: the scale (1 / the batch's size)
+    scratch: u32,      // the scratch region's offset in `grad`
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> a: Args;
+@group(0) @binding(1) var<storage, read> params: array<f32>;
+@group(0) @binding(2) var<storage, read> arena: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(4) var<storage, read_write> grads: array<f32>;
+
+fn element(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.x + gid.y * groups.x * GROUP;
+}
+
+var<workgroup> partial: array<f32, 256>;
+
+// The workgroup's sum of `value` (256 invocations), in uniform control flow.
+fn reduce(lid: u32, value: f32) -> f32 {
+    partial[lid] = value;
+    workgroupBarrier();
+    for (var width = 128u; width > 0u; width /= 2u) {
+        if (lid < width) {
+            partial[lid] += partial[lid + width];
+        }
+        workgroupBarrier();
+    }
+    let total = partial[0];
+    workgroupBarrier();
+    return total;
+}
+
+// ---- The loss: one workgroup per image. d u = 2 (u - target) scale; the image's
+// scale |u - target|^2 stored at scratch[b].
+
+@compute @workgroup_size(256)
+fn loss(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = wid.x;
+    let live = b < a.rows;
+    var sum = 0.0;
+    for (var i = lid; i < a.output_size; i += 256u) {
+        if (live) {
+            let at = a.output + b * a.output_size + i;
+            let diff = arena[at] - arena[a.second + b * a.output_size + i];
+            grad[at] = 2.0 * diff * a.dt;
+            sum += diff * diff;
+        }
+    }
+    let total = reduce(lid, sum);
+    if (live && lid == 0u) {
+        grad[a.scratch + b] = total * a.dt;
+    }
+}
+
+// ---- Convolutions' gradients as implicit matrix products, tiled as unet.wgsl's `conv`: a
+// workgroup computes 32 x 64 values, each invocation 8 x 4 strided by 4 and 16, the sum's
+// dimension 16 at a time through workgroup memory. `lhs(kk, m)` and `rhs(kk, n)` are the two
+// operands' values.
+//
+// conv_dx: d in (cin x rows area) += W' (cin x cout k k) times dy's patches (cout k k x rows
+//   area), W'[c][(o, r)] = W[o][c][k k - 1 - r] (the kernel turned half a turn): the input's
+//   gradient is the output's gradient convolved with the flipped kernel.
+// conv_dw: for split s, dW_s (cout x cin k k) = dy (cout x P_s) times the input's patches
+//   (P_s x cin k k) over the split's P_s pixels of the batch, stored in the scratch region.
+
+const TM: u32 = 32u;
+const TN: u32 = 64u;
+const TK: u32 = 16u;
+var<workgroup> l_tile: array<f32, 512>;   // TK x TM
+var<workgroup> r_tile: array<f32, 1024>;  // TK x TN
+
+// Value (channel c, pixel n of the batch, offset r of a k x k kernel) of a tensor of `channels`
+// channels at `base` in `arena` (from_grad false) or in `grad`, zero outside the image.
+fn patch_at(from_grad: bool, base: u32, size: u32, channels: u32, c: u32, r: u32, n: u32) -> f32 {
+    let side = a.side;
+    let area = side * side;
+    if (c >= channels || n >= a.rows * area) {
+        return 0.0;
+    }
+    let b = n / area;
+    let p = n % area;
+    let pad = i32(a.k / 2u);
+    let i = i32(p / side) + i32(r / a.k) - pad;
+    let j = i32(p % side) + i32(r % a.k) - pad;
+    if (i < 0 || j < 0 || i >= i32(side) || j >= i32(side)) {
+        return 0.0;
+    }
+    let at = base + b * size + c * area + u32(i) * side + u32(j);
+    if (from_grad) {
+        return grad[at];
+    }
+    return arena[at];
+}
+
+// Operand values of the two products. `dx`: which of the two.
+fn lhs(dx: bool, kk: u32, m: u32) -> f32 {
+    let kernel = a.k * a.k;
+    if (dx) {
+        // W'[m = c][kk = (o, r)]
+        let o = kk / kernel;
+        if (o >= a.cout || m >= a.cin) {
+            return 0.0;
+        }
+        return params[a.w + o * a.cin * kernel + m * kernel + kernel - 1u - kk % kernel];
+    }
+    // dy[m = o][kk = pixel n]
+    let area = a.side * a.side;
+    if (m >= a.cout || kk >= a.rows * area) {
+        return 0.0;
+    }
+    return grad[a.output + (kk / area) * a.output_size + m * area + kk % area];
+}
+
+fn rhs(dx: bool, kk: u32, n: u32) -> f32 {
+    let kernel = a.k * a.k;
+    if (dx) {
+        // dy's patch value (o, r) at pixel n
+        return patch_at(true, a.output, a.output_size, a.cout, kk / kernel, kk % kernel, n);
+    }
+    // the input's patch value (c, r) = n at pixel kk
+    return patch_at(false, a.input, a.input_size, a.cin, n / kernel, n % kernel, kk);
+}
+
+// The 32 x 64 tile at (m0, n0) of the product over kk in [first, last).
+fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array<f32, 32> {
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    var acc: array<f32, 32>;
+    for (var k0 = first; k0 < last; k0 += TK) {
+        for (var e = lid; e < TK * TM; e += GROUP) {
+            let kk = k0 + e / TM;
+            var v = 0.0;
+            if (kk < last) {
+                v = lhs(dx, kk, m0 + e % TM);
+            }
+            l_tile[e] = v;
+        }
+        for (var e = lid; e < TK * TN; e += GROUP) {
+            let kk = k0 + e / TN;
+            var v = 0.0;
+            if (kk < last) {
+                v = rhs(dx, kk, n0 + e % TN);
+            }
+            r_tile[e] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            var rv: array<f32, 4>;
+            for (var c = 0u; c < 4u; c++) {
+                rv[c] = r_tile[kk * TN + tx + 16u * c];
+            }
+            for (var r = 0u; r < 8u; r++) {
+                let lv = l_tile[kk * TM + ty + 4u * r];
+                for (var c = 0u; c < 4u; c++) {
+                    acc[r * 4u + c] = fma(lv, rv[c], acc[r * 4u + c]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+@compute @workgroup_size(64)
+fn conv_dx(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let m0 = wid.y * TM;
+    let n0 = wid.x * TN;
+    let acc = product(true, lid, m0, n0, 0u, a.cout * a.k * a.k);
+    let area = a.side * a.side;
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    for (var r = 0u; r < 8u; r++) {
+        let m = m0 + ty + 4u * r;
+        for (var c = 0u; c < 4u; c++) {
+            let n = n0 + tx + 16u * c;
+            if (m < a.cin && n < a.rows * area) {
+                let at = a.input + (n / area) * a.input_size + m * area + n % area;
+                grad[at] += acc[r * 4u + c];
+            }
+        }
+    }
+}
+
+// Workgroups: x over the cin k k columns, y over the cout rows' tiles then the splits.
+@compute @workgroup_size(64)
+fn conv_dw(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let tiles = (a.cout + TM - 1u) / TM;
+    let split = wid.y / tiles;
+    let m0 = (wid.y % tiles) * TM;
+    let n0 = wid.x * TN;
+    let pixels = a.rows * a.side * a.side;
+    let first = min(split * a.feature_row, pixels);
+    let last = min(first + a.feature_row, pixels);
+    let acc = product(false, lid, m0, n0, first, last);
+    let depth = a.cin * a.k * a.k;
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    for (var r = 0u; r < 8u; r++) {
+        let m = m0 + ty + 4u * r;
+        for (var c = 0u; c < 4u; c++) {
+            let n = n0 + tx + 16u * c;
+            if (m < a.cout && n < depth) {
+                grad[a.scratch + split * a.cout * depth + m * depth + n] = acc[r * 4u + c];
+            }
+        }
+    }
+}
+
+// ---- Per-channel sums of the output's gradient over each image's pixels (a convolution's
+// bias, AddChannels' per-channel term): one workgroup per (channel, image), stored at
+// scratch[b cout + c].
+
+@compute @workgroup_size(256)
+fn channel_sums(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let c = wid.x;
+    let b = wid.y;
+    let area = a.side * a.side;
+    let live = b < a.rows && c < a.cout;
+    var sum = 0.0;
+    for (var i = lid; i < area; i += 256u) {
+        if (live) {
+            sum += grad[a.output + b * a.output_size + c * area + i];
+        }
+    }
+    let total = reduce(lid, sum);
+    if (live && lid == 0u) {
+        grad[a.scratch + b * a.cout + c] = total;
+    }
+}
+
+// ---- GroupNorm: one workgroup per (group, image). With xhat = (x - mean) rstd and the
+// channel's scale gamma: per channel, gs = sum dy xhat and bs = sum dy (gamma's and beta's
+// gradients, stored at scratch[b cin + ch] and scratch[(rows + b) cin + ch]); then
+// dx += rstd (dy gamma - mean(dy gamma) - xhat mean(dy gamma xhat)), the means over the group.
+
+@compute @workgroup_size(256)
+fn norm_back(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let g = wid.x;
+    let b = wid.y;
+    let area = a.side * a.side;
+    let per_group = a.cin / a.groups;
+    let count = per_group * area;
+    let first = a.input + b * a.input_size + g * count;
+    let dfirst = a.output + b * a.output_size + g * count;
+    let live = b < a.rows;
+    var sum = 0.0;
+    for (var i = lid; i < count; i += 256u) {
+        if (live) {
+            sum += arena[first + i];
+        }
+    }
+    let mean = reduce(lid, sum) / f32(count);
+    var squares = 0.0;
+    for (var i = lid; i < count; i += 256u) {
+        if (live) {
+            let d = arena[first + i] - mean;
+            squares += d * d;
+        }
+    }
+    let rstd = 1.0 / sqrt(reduce(lid, squares) / f32(count) + 1e-5);
+    var mean_dy = 0.0;
+    var mean_dot = 0.0;
+    for (var q = 0u; q < per_group; q++) {
+        let ch = g * per_group + q;
+        var gs = 0.0;
+        var bs = 0.0;
+        for (var i = lid; i < area; i += 256u) {
+            if (live) {
+                let dy = grad[dfirst + q * area + i];
+                gs += dy * (arena[first + q * area + i] - mean) * rstd;
+                bs += dy;
+            }
+        }
+        let gsum = reduce(lid, gs);
+        let bsum = reduce(lid, bs);
+        if (live && lid == 0u) {
+            grad[a.scratch + b * a.cin + ch] = gsum;
+            grad[a.scratch + (a.rows + b) * a.cin + ch] = bsum;
+        }
+        mean_dy += bsum * params[a.w + ch];
+        mean_dot += gsum * params[a.w + ch];
+    }
+    mean_dy /= f32(count);
+    mean_dot /= f32(count);
+    if (!live) {
+        return;
+    }
+    for (var i = lid; i < count; i += 256u) {
+        let scale = params[a.w + g * per_group + i / area];
+        let xhat = (arena[first + i] - mean) * rstd;
+        grad[a.input + b * a.input_size + g * count + i] +=
+            rstd * (grad[dfirst + i] * scale - mean_dy - xhat * mean_dot);
+    }
+}
+
+// ---- Element-wise gradients, one invocation per value of the input.
+
+@compute @workgroup_size(64)
+fn silu_back(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = element(gid, groups);
+    if (e >= a.rows * a.input_size) {
+        return;
+    }
+    let x = arena[a.input + e];
+    let s = 1.0 / (1.0 + exp(-x));
+    grad[a.input + e] += grad[a.output + e] * s * (1.0 + x * (1.0 - s));
+}
+
+// d in[b][i] += sum_o dy[b][o] W[o][i].
+@compute @workgroup_size(64)
+fn linear_dx(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = element(gid, groups);
+    if (e >= a.rows * a.cin) {
+        return;
+    }
+    let b = e / a.cin;
+    let i = e % a.cin;
+    var acc = 0.0;
+    for (var o = 0u; o < a.cout; o++) {
+        acc = fma(grad[a.output + b * a.output_size + o], params[a.w + o * a.cin + i], acc);
+    }
+    grad[a.input + b * a.input_size + i] += acc;
+}
+
+// grads W[o][i] += sum_b dy[b][o] in[b][i], then the biases: grads b[o] += sum_b dy[b][o].
+@compute @workgroup_size(64)
+fn linear_dw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = element(gid, groups);
+    let weights = a.cout * a.cin;
+    if (e >= weights + a.cout) {
+        return;
+    }
+    if (e < weights) {
+        let o = e / a.cin;
+        let i = e % a.cin;
+        var acc = 0.0;
+        for (var b = 0u; b < a.rows; b++) {
+            acc = fma(grad[a.output + b * a.output_size + o], arena[a.input + b * a.input_size + i], acc);
+        }
+        grads[a.w + e] += acc;
+    } else {
+        let o = e - weights;
+        var acc = 0.0;
+        for (var b = 0u; b < a.rows; b++) {
+            acc += grad[a.output + b * a.output_size + o];
+        }
+        grads[a.b + o] += acc;
+    }
+}
+
+// grad[input][b][i] += grad[output][b][second + i] for i < cout: Add's terms, Concat's parts,
+// AddChannels' per-channel term (from the scratch region).
+@compute @workgroup_size(64)
+fn add_slice(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = element(gid, groups);
+    if (e >= a.rows * a.cout) {
+        return;
+    }
+    let b = e / a.cout;
+    let i = e % a.cout;
+    grad[a.input + b * a.input_size + i] += grad[a.output + b * a.output_size + a.second + i];
+}
+
+// 2 x 2 average (side -> side / 2): each input value gets a quarter of its output's gradient.
+@compute @workgroup_size(64)
+fn pool_back(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = element(gid, groups);
+    if (e >= a.rows * a.input_size) {
+        return;
+    }
+    let side = a.side;
+    let half = side / 2u;
+    let b = e / a.input_size;
+    let rest = e % a.input_size;
+    let c = rest / (side * side);
+    let i = (rest % (side * side)) / side;
+    let j = rest % side;
+    grad[a.input + e] +=
+        grad[a.output + b * a.output_size + c * half * half + (i / 2u) * half + j / 2u] * 0.25;
+}
+
+// Nearest neighbour (side -> 2 side): each input value gets its four outputs' gradients.
+@compute @workgroup_size(64)
+fn up_back(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = element(gid, groups);
+    if (e >= a.rows * a.input_size) {
+        return;
+    }
+    let side = a.side;
+    let twice = 2u * side;
+    let b = e / a.input_size;
+    let rest = e % a.input_size;
+    let c = rest / (side * side);
+    let i = (rest % (side * side)) / side;
+    let j = rest % side;
+    let at = a.output + b * a.output_size + c * twice * twice + 2u * i * twice + 2u * j;
+    grad[a.input + e] += grad[at] + grad[at + 1u] + grad[at + twice] + grad[at + twice + 1u];
+}
+
+// grads[w + i] += sum over r < rows of scratch[r cout + i], i < cout: the partial sums of a
+// parameter gradient (over images or splits) added in a fixed order.
+@compute @workgroup_size(64)
+fn sum_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = element(gid, groups);
+    if (e >= a.cout) {
+        return;
+    }
+    var acc = 0.0;
+    for (var r = 0u; r < a.rows; r++) {
+        acc += grad[a.scratch + r * a.cout + e];
+    }
+    grads[a.w + e] += acc;
+}
