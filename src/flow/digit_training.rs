@@ -173,28 +173,7 @@ impl DigitTraining {
     /// x1 and `samples` more training digits (the paper's estimator, Proposition 2: the set always
     /// holds the x1 behind each x_t, so the target stays unbiased).
     pub fn batch(&self) -> Batch {
-        let seed = self.batch_seed();
-        let dim = self.net.shape.dim();
-        let mut batch = Batch::draw(&self.data, dim, self.options.batch, seed);
-        if let Target::Efm { samples } = self.options.target {
-            let reference = efm_reference(&self.data, dim, &batch.sources, samples, seed);
-            let star = closed_form_velocity_at(&reference, dim, &batch.x, &batch.t);
-            // A time within EFM_NEAR_ONE of 1 (float32 rounds 1 - 2^-25 up to 1) keeps x1 - x0:
-            // u* over a set holding x1 tends to it as t -> 1, and at t = 1 it would divide by 0
-            // and turn every weight into NaN.
-            for (r, &t) in batch.t.iter().enumerate() {
-                if 1.0 - t >= EFM_NEAR_ONE {
-                    batch.target[r * dim..(r + 1) * dim]
-                        .copy_from_slice(&star[r * dim..(r + 1) * dim]);
-                }
-            }
-        }
-        batch
-    }
-
-    /// The seed of the next step's draws (its batch and, under EFM, its reference set).
-    fn batch_seed(&self) -> u64 {
-        self.options.seed ^ (self.step as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)
+        step_batch(&self.data, self.net.shape.dim(), &self.options, self.step)
     }
 
     /// Rows `rows` of `batch`: their share of the batch's loss (the mean over rows and pixels)
@@ -225,10 +204,9 @@ impl DigitTraining {
             let scale = o.clip / norm;
             grads.iter_mut().for_each(|g| *g *= scale);
         }
-        self.adam.lr = o.lr * ((self.step + 1) as f32 / o.warmup.max(1) as f32).min(1.0);
+        self.adam.lr = step_rate(&o, self.step);
         self.adam.update(&mut self.params, &grads);
-        // The average's decay grows to `ema` (early weights would otherwise linger).
-        let decay = o.ema.min((1 + self.step) as f32 / (10 + self.step) as f32);
+        let decay = ema_decay(&o, self.step);
         for (e, &p) in self.ema.iter_mut().zip(&self.params) {
             *e = decay * *e + (1.0 - decay) * p;
         }
@@ -246,6 +224,42 @@ impl DigitTraining {
     pub fn data(&self) -> &[f32] {
         &self.data
     }
+}
+
+/// Adam's rate at step `step` (from 0): reached linearly over the warm-up.
+pub fn step_rate(o: &DigitOptions, step: u32) -> f32 {
+    o.lr * ((step + 1) as f32 / o.warmup.max(1) as f32).min(1.0)
+}
+
+/// The weights' average's decay at step `step`: it grows to `ema` (early weights would otherwise
+/// linger).
+pub fn ema_decay(o: &DigitOptions, step: u32) -> f32 {
+    o.ema.min((1 + step) as f32 / (10 + step) as f32)
+}
+
+/// The seed of step `step`'s draws (its batch and, under EFM, its reference set).
+fn batch_seed(options: &DigitOptions, step: u32) -> u64 {
+    options.seed ^ (step as u64 + 1).wrapping_mul(0xA24B_AED4_963E_E407)
+}
+
+/// The batch of step `step` (from 0) of a run with `options` on `data` (see
+/// `DigitTraining::batch`): its draws depend only on the seed and the step.
+pub fn step_batch(data: &[f32], dim: usize, options: &DigitOptions, step: u32) -> Batch {
+    let seed = batch_seed(options, step);
+    let mut batch = Batch::draw(data, dim, options.batch, seed);
+    if let Target::Efm { samples } = options.target {
+        let reference = efm_reference(data, dim, &batch.sources, samples, seed);
+        let star = closed_form_velocity_at(&reference, dim, &batch.x, &batch.t);
+        // A time within EFM_NEAR_ONE of 1 (float32 rounds 1 - 2^-25 up to 1) keeps x1 - x0:
+        // u* over a set holding x1 tends to it as t -> 1, and at t = 1 it would divide by 0
+        // and turn every weight into NaN.
+        for (r, &t) in batch.t.iter().enumerate() {
+            if 1.0 - t >= EFM_NEAR_ONE {
+                batch.target[r * dim..(r + 1) * dim].copy_from_slice(&star[r * dim..(r + 1) * dim]);
+            }
+        }
+    }
+    batch
 }
 
 /// The CFM loss of `params` on `batch`, the mean over rows and pixels (forward passes only).
@@ -527,7 +541,7 @@ mod tests {
         for step in 0..40 {
             efm.step = step;
             let b = efm.batch();
-            let seed = efm.batch_seed();
+            let seed = batch_seed(&options, step);
             let reference = efm_reference(&train, dim, &b.sources, 4, seed);
             for (r, &i) in b.sources.iter().enumerate() {
                 assert_eq!(

@@ -6,6 +6,7 @@ pub mod backend;
 pub mod canary;
 pub mod closed_form;
 pub mod context;
+pub mod digit_trainer;
 pub mod kernel_report;
 pub mod network_path;
 pub mod readback;

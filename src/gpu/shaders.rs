@@ -34,6 +34,8 @@ pub const MLP_PATH: &str = include_str!(concat!(env!("OUT_DIR"), "/mlp_path.wgsl
 pub const UNET: &str = include_str!(concat!(env!("OUT_DIR"), "/unet.wgsl"));
 /// Its backward pass and the CFM loss's gradient, one entry point per kind of operation.
 pub const UNET_BACKWARD: &str = include_str!(concat!(env!("OUT_DIR"), "/unet_backward.wgsl"));
+/// A training step's update from its gradient: clipping, Adam, the weights' average.
+pub const UNET_UPDATE: &str = include_str!(concat!(env!("OUT_DIR"), "/unet_update.wgsl"));
 
 /// (file name, source) of every kernel, for validation in tests.
 pub const ALL: &[(&str, &str)] = &[
@@ -48,4 +50,5 @@ pub const ALL: &[(&str, &str)] = &[
     ("mlp_path.wgsl", MLP_PATH),
     ("unet.wgsl", UNET),
     ("unet_backward.wgsl", UNET_BACKWARD),
+    ("unet_update.wgsl", UNET_UPDATE),
 ];

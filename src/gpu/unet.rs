@@ -330,13 +330,18 @@ impl GpuUnet {
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("unet parameters"),
                 contents: bytemuck::cast_slice(params),
-                usage: wgpu::BufferUsages::STORAGE,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             });
         Ok(GpuUnet {
             net,
             params,
             most_rows: usize::MAX,
         })
+    }
+
+    /// The parameters' buffer (a trainer updates it in place).
+    pub fn params(&self) -> &wgpu::Buffer {
+        &self.params
     }
 
     /// At most `rows` images a submission, below what one binding and one dispatch would hold:
@@ -928,7 +933,34 @@ impl GpuUnet {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let scale = 1.0 / t.len() as f32;
+        let loss = self
+            .add_gradient(gpu, pipelines, &grads, x, t, target, 1.0 / t.len() as f32)
+            .await?;
+        let (pending, verdict) = scoped(device, || {
+            let pending = start_read_from(gpu, &grads, 0, count);
+            grads.destroy();
+            pending
+        });
+        let values = pending.finish(gpu).await;
+        verdict.check().await?;
+        Ok((loss, values?))
+    }
+
+    /// `scale` x sum_b ||u_theta(x_b, t_b) - target_b||^2 over the rows given (returned), its
+    /// gradient added to `grads` (a buffer of the parameters' length, on this device).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_gradient(
+        &self,
+        gpu: &Gpu,
+        pipelines: &UnetPipelines,
+        grads: &wgpu::Buffer,
+        x: &[f32],
+        t: &[f32],
+        target: &[f32],
+        scale: f32,
+    ) -> Result<f32, GpuError> {
+        let dim = self.net.shape.dim();
+        let device = &gpu.device;
         let rows = self.training_rows_that_fit(gpu).max(1);
         let mut loss = 0.0;
         for (block, (x, t)) in x.chunks(rows * dim).zip(t.chunks(rows)).enumerate() {
@@ -1034,14 +1066,7 @@ impl GpuUnet {
             verdict.check().await?;
             loss += losses?.iter().sum::<f32>();
         }
-        let (pending, verdict) = scoped(device, || {
-            let pending = start_read_from(gpu, &grads, 0, count);
-            grads.destroy();
-            pending
-        });
-        let values = pending.finish(gpu).await;
-        verdict.check().await?;
-        Ok((loss, values?))
+        Ok(loss)
     }
 }
 
