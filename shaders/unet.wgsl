@@ -57,34 +57,32 @@ const TK: u32 = 16u;
 var<workgroup> w_tile: array<f32, 512>;   // TK x TM
 var<workgroup> x_tile: array<f32, 1024>;  // TK x TN
 
-fn patch_value(kk: u32, n: u32) -> f32 {
-    let side = a.side;
-    let area = side * side;
-    let kernel = a.k * a.k;
-    if (kk >= a.cin * kernel || n >= a.rows * area) {
-        return 0.0;
-    }
-    let c = kk / kernel;
-    let r = kk % kernel;
-    let b = n / area;
-    let p = n % area;
-    let pad = i32(a.k / 2u);
-    let i = i32(p / side) + i32(r / a.k) - pad;
-    let j = i32(p % side) + i32(r % a.k) - pad;
-    if (i < 0 || j < 0 || i >= i32(side) || j >= i32(side)) {
-        return 0.0;
-    }
-    return arena[a.input + b * a.input_size + c * area + u32(i) * side + u32(j)];
-}
-
 @compute @workgroup_size(64)
 fn conv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let m0 = wid.y * TM;
     let n0 = wid.x * TN;
-    let depth = a.cin * a.k * a.k;
+    let kernel = a.k * a.k;
+    let depth = a.cin * kernel;
     let tx = lid % 16u;
     let ty = lid / 16u;
-    var acc: array<f32, 32>;
+    // The patches' tile: this invocation loads column lid (TN = GROUP), one pixel for the whole
+    // product, and walks its rows (c, di, dj) with counters rather than divisions.
+    let side = a.side;
+    let area = side * side;
+    let n = n0 + lid;
+    let pixel = n < a.rows * area;
+    let at = a.input + (n / area) * a.input_size;
+    let pad = i32(a.k / 2u);
+    let pi = i32((n % area) / side) - pad;
+    let pj = i32(n % side) - pad;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < depth; k0 += TK) {
         for (var e = lid; e < TK * TM; e += GROUP) {
             let kk = k0 + e / TM;
@@ -95,33 +93,52 @@ fn conv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             }
             w_tile[e] = v;
         }
-        for (var e = lid; e < TK * TN; e += GROUP) {
-            x_tile[e] = patch_value(k0 + e / TN, n0 + e % TN);
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
-            var xv: array<f32, 4>;
-            for (var c = 0u; c < 4u; c++) {
-                xv[c] = x_tile[kk * TN + tx + 16u * c];
+        var c = k0 / kernel;
+        let r = k0 % kernel;
+        var di = i32(r / a.k);
+        var dj = i32(r % a.k);
+        for (var q = 0u; q < TK; q++) {
+            let i = pi + di;
+            let j = pj + dj;
+            var v = 0.0;
+            if (pixel && c < a.cin && i >= 0 && j >= 0 && i < i32(side) && j < i32(side)) {
+                v = arena[at + c * area + u32(i) * side + u32(j)];
             }
-            for (var r = 0u; r < 8u; r++) {
-                let wv = w_tile[kk * TM + ty + 4u * r];
-                for (var c = 0u; c < 4u; c++) {
-                    acc[r * 4u + c] = fma(wv, xv[c], acc[r * 4u + c]);
+            x_tile[q * TN + lid] = v;
+            dj += 1;
+            if (dj == i32(a.k)) {
+                dj = 0;
+                di += 1;
+                if (di == i32(a.k)) {
+                    di = 0;
+                    c += 1u;
                 }
             }
         }
         workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            let xo = kk * TN + tx;
+            let xv = vec4<f32>(x_tile[xo], x_tile[xo + 16u], x_tile[xo + 32u], x_tile[xo + 48u]);
+            let wo = kk * TM + ty;
+            acc0 = fma(vec4<f32>(w_tile[wo]), xv, acc0);
+            acc1 = fma(vec4<f32>(w_tile[wo + 4u]), xv, acc1);
+            acc2 = fma(vec4<f32>(w_tile[wo + 8u]), xv, acc2);
+            acc3 = fma(vec4<f32>(w_tile[wo + 12u]), xv, acc3);
+            acc4 = fma(vec4<f32>(w_tile[wo + 16u]), xv, acc4);
+            acc5 = fma(vec4<f32>(w_tile[wo + 20u]), xv, acc5);
+            acc6 = fma(vec4<f32>(w_tile[wo + 24u]), xv, acc6);
+            acc7 = fma(vec4<f32>(w_tile[wo + 28u]), xv, acc7);
+        }
+        workgroupBarrier();
     }
-    let area = a.side * a.side;
+    let accs = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
     for (var r = 0u; r < 8u; r++) {
         let m = m0 + ty + 4u * r;
         for (var c = 0u; c < 4u; c++) {
             let n = n0 + tx + 16u * c;
             if (m < a.cout && n < a.rows * area) {
-                let b = n / area;
-                arena[a.output + b * a.output_size + m * area + n % area] =
-                    acc[r * 4u + c] + params[a.b + m];
+                arena[a.output + (n / area) * a.output_size + m * area + n % area] =
+                    accs[r][c] + params[a.b + m];
             }
         }
     }

@@ -105,30 +105,7 @@ const TK: u32 = 16u;
 var<workgroup> l_tile: array<f32, 512>;   // TK x TM
 var<workgroup> r_tile: array<f32, 1024>;  // TK x TN
 
-// Value (channel c, pixel n of the batch, offset r of a k x k kernel) of a tensor of `channels`
-// channels at `base` in `arena` (from_grad false) or in `grad`, zero outside the image.
-fn patch_at(from_grad: bool, base: u32, size: u32, channels: u32, c: u32, r: u32, n: u32) -> f32 {
-    let side = a.side;
-    let area = side * side;
-    if (c >= channels || n >= a.rows * area) {
-        return 0.0;
-    }
-    let b = n / area;
-    let p = n % area;
-    let pad = i32(a.k / 2u);
-    let i = i32(p / side) + i32(r / a.k) - pad;
-    let j = i32(p % side) + i32(r % a.k) - pad;
-    if (i < 0 || j < 0 || i >= i32(side) || j >= i32(side)) {
-        return 0.0;
-    }
-    let at = base + b * size + c * area + u32(i) * side + u32(j);
-    if (from_grad) {
-        return grad[at];
-    }
-    return arena[at];
-}
-
-// Operand values of the two products. `dx`: which of the two.
+// The left operand's value at (kk, m). `dx`: which of the two products.
 fn lhs(dx: bool, kk: u32, m: u32) -> f32 {
     let kernel = a.k * a.k;
     if (dx) {
@@ -147,21 +124,41 @@ fn lhs(dx: bool, kk: u32, m: u32) -> f32 {
     return grad[a.output + (kk / area) * a.output_size + m * area + kk % area];
 }
 
-fn rhs(dx: bool, kk: u32, n: u32) -> f32 {
-    let kernel = a.k * a.k;
-    if (dx) {
-        // dy's patch value (o, r) at pixel n
-        return patch_at(true, a.output, a.output_size, a.cout, kk / kernel, kk % kernel, n);
-    }
-    // the input's patch value (c, r) = n at pixel kk
-    return patch_at(false, a.input, a.input_size, a.cin, n / kernel, n % kernel, kk);
-}
-
-// The 32 x 64 tile at (m0, n0) of the product over kk in [first, last).
-fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array<f32, 32> {
+// The 32 x 64 tile at (m0, n0) of the product over kk in [first, last). The right operand's
+// tile: each invocation loads column lid (TN = GROUP) and walks its 16 rows with counters
+// rather than divisions. conv_dx: the column is a pixel (fixed), the rows dy's (o, di, dj).
+// conv_dw: the column is a patch row (c, di, dj) (fixed), the rows the batch's pixels.
+fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array<vec4<f32>, 8> {
     let tx = lid % 16u;
     let ty = lid / 16u;
-    var acc: array<f32, 32>;
+    let side = a.side;
+    let area = side * side;
+    let kernel = a.k * a.k;
+    let pad = i32(a.k / 2u);
+    let n = n0 + lid;
+    // conv_dx's pixel, or conv_dw's patch row.
+    var column = n < a.cin * kernel;
+    if (dx) {
+        column = n < a.rows * area;
+    }
+    let at = a.output + (n / area) * a.output_size;
+    let pi = i32((n % area) / side) - pad;
+    let pj = i32(n % side) - pad;
+    let c_row = n / kernel;
+    let di_row = i32((n % kernel) / a.k) - pad;
+    let dj_row = i32((n % kernel) % a.k) - pad;
+    // conv_dw's pixel counters, from the range's first pixel (the same in every invocation).
+    var b = first / area;
+    var pixel_i = (first % area) / side;
+    var pixel_j = first % side;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
     for (var k0 = first; k0 < last; k0 += TK) {
         for (var e = lid; e < TK * TM; e += GROUP) {
             let kk = k0 + e / TM;
@@ -171,30 +168,65 @@ fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array
             }
             l_tile[e] = v;
         }
-        for (var e = lid; e < TK * TN; e += GROUP) {
-            let kk = k0 + e / TN;
-            var v = 0.0;
-            if (kk < last) {
-                v = rhs(dx, kk, n0 + e % TN);
+        if (dx) {
+            var o = k0 / kernel;
+            var di = i32((k0 % kernel) / a.k);
+            var dj = i32((k0 % kernel) % a.k);
+            for (var q = 0u; q < TK; q++) {
+                let i = pi + di;
+                let j = pj + dj;
+                var v = 0.0;
+                if (column && o < a.cout && i >= 0 && j >= 0 && i < i32(side) && j < i32(side)) {
+                    v = grad[at + o * area + u32(i) * side + u32(j)];
+                }
+                r_tile[q * TN + lid] = v;
+                dj += 1;
+                if (dj == i32(a.k)) {
+                    dj = 0;
+                    di += 1;
+                    if (di == i32(a.k)) {
+                        di = 0;
+                        o += 1u;
+                    }
+                }
             }
-            r_tile[e] = v;
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
-            var rv: array<f32, 4>;
-            for (var c = 0u; c < 4u; c++) {
-                rv[c] = r_tile[kk * TN + tx + 16u * c];
-            }
-            for (var r = 0u; r < 8u; r++) {
-                let lv = l_tile[kk * TM + ty + 4u * r];
-                for (var c = 0u; c < 4u; c++) {
-                    acc[r * 4u + c] = fma(lv, rv[c], acc[r * 4u + c]);
+        } else {
+            for (var q = 0u; q < TK; q++) {
+                let i = i32(pixel_i) + di_row;
+                let j = i32(pixel_j) + dj_row;
+                var v = 0.0;
+                if (column && k0 + q < last && i >= 0 && j >= 0 && i < i32(side) && j < i32(side)) {
+                    v = arena[a.input + b * a.input_size + c_row * area + u32(i) * side + u32(j)];
+                }
+                r_tile[q * TN + lid] = v;
+                pixel_j += 1u;
+                if (pixel_j == side) {
+                    pixel_j = 0u;
+                    pixel_i += 1u;
+                    if (pixel_i == side) {
+                        pixel_i = 0u;
+                        b += 1u;
+                    }
                 }
             }
         }
         workgroupBarrier();
+        for (var kk = 0u; kk < TK; kk++) {
+            let ro = kk * TN + tx;
+            let rv = vec4<f32>(r_tile[ro], r_tile[ro + 16u], r_tile[ro + 32u], r_tile[ro + 48u]);
+            let lo = kk * TM + ty;
+            acc0 = fma(vec4<f32>(l_tile[lo]), rv, acc0);
+            acc1 = fma(vec4<f32>(l_tile[lo + 4u]), rv, acc1);
+            acc2 = fma(vec4<f32>(l_tile[lo + 8u]), rv, acc2);
+            acc3 = fma(vec4<f32>(l_tile[lo + 12u]), rv, acc3);
+            acc4 = fma(vec4<f32>(l_tile[lo + 16u]), rv, acc4);
+            acc5 = fma(vec4<f32>(l_tile[lo + 20u]), rv, acc5);
+            acc6 = fma(vec4<f32>(l_tile[lo + 24u]), rv, acc6);
+            acc7 = fma(vec4<f32>(l_tile[lo + 28u]), rv, acc7);
+        }
+        workgroupBarrier();
     }
-    return acc;
+    return array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
 }
 
 @compute @workgroup_size(64)
@@ -211,7 +243,7 @@ fn conv_dx(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid
             let n = n0 + tx + 16u * c;
             if (m < a.cin && n < a.rows * area) {
                 let at = a.input + (n / area) * a.input_size + m * area + n % area;
-                grad[at] += acc[r * 4u + c];
+                grad[at] += acc[r][c];
             }
         }
     }
@@ -236,7 +268,7 @@ fn conv_dw(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid
         for (var c = 0u; c < 4u; c++) {
             let n = n0 + tx + 16u * c;
             if (m < a.cout && n < depth) {
-                grad[a.scratch + split * a.cout * depth + m * depth + n] = acc[r * 4u + c];
+                grad[a.scratch + split * a.cout * depth + m * depth + n] = acc[r][c];
             }
         }
     }

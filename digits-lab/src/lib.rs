@@ -150,3 +150,45 @@ pub async fn gpu_kernel_report() -> Result<JsValue, JsError> {
     set(&out, "rows", list.into());
     Ok(out.into())
 }
+
+/// Trains the digits' U-Net on this browser's WebGPU device (software adapters included) for
+/// one step, then times `steps` more: `[milliseconds, last loss]`. What `cargo xtask bench`
+/// measures against TensorFlow.js's WebGPU backend running the same network's step. The batches
+/// are drawn from `data` (rows of 784 pixels in [-1, 1]) as `cargo xtask train-digits` draws
+/// them; each step reads its loss back.
+#[wasm_bindgen(js_name = unetTrainingBench)]
+pub async fn unet_training_bench(
+    data: Vec<f32>,
+    batch: u32,
+    steps: u32,
+) -> Result<js_sys::Array, JsError> {
+    use fm_explainer::flow::digit_training::DigitOptions;
+    use fm_explainer::flow::unet::UnetShape;
+    use fm_explainer::gpu::digit_trainer::GpuDigitTraining;
+    use fm_explainer::gpu::unet::UnetPipelines;
+    let dim = UnetShape::DIGITS.dim();
+    if batch == 0 || data.is_empty() || !data.len().is_multiple_of(dim) {
+        return Err(JsError::new(&format!(
+            "batch must be at least 1 and data whole rows of {dim} ({} values)",
+            data.len()
+        )));
+    }
+    let gpu = fm_explainer::gpu::Gpu::request(true).await?;
+    let options = DigitOptions {
+        batch: batch as usize,
+        ..DigitOptions::SHIPPED
+    };
+    let mut training = GpuDigitTraining::new(&gpu, UnetShape::DIGITS, data, options)?;
+    let pipelines = UnetPipelines::new(&gpu);
+    let performance = web_sys::window().and_then(|w| w.performance());
+    let now = move || performance.as_ref().map_or(0.0, |p| p.now());
+    let mut loss = training.train_step(&gpu, &pipelines).await?;
+    let start = now();
+    for _ in 0..steps {
+        loss = training.train_step(&gpu, &pipelines).await?;
+    }
+    let out = js_sys::Array::new();
+    out.push(&(now() - start).into());
+    out.push(&loss.into());
+    Ok(out)
+}

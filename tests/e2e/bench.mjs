@@ -14,7 +14,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = process.env.BENCH_DIST ? path.resolve(process.env.BENCH_DIST) : path.resolve(here, '../../dist');
 const tfjs = path.join(here, 'node_modules/@tensorflow');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-// BENCH_ONLY=closed-form|training|alignment|scroll runs one part.
+// BENCH_ONLY=closed-form|training|unet-training|alignment|scroll runs one part.
 const only = process.env.BENCH_ONLY;
 // BENCH_LABELS=<regex> keeps only the rows whose label matches (e.g. 'webgpu').
 const labels = process.env.BENCH_LABELS ? new RegExp(process.env.BENCH_LABELS) : null;
@@ -243,6 +243,99 @@ for (const [label, page, body] of part('training', [
     console.log(`train ${label.padEnd(36)} failed: ${e}`);
   }
 }
+// The digits' U-Net's training step (364,545 parameters, 28 x 28, channels 32/64/64, GroupNorm,
+// SiLU, the time embedding in every block): ours (shaders/unet_backward.wgsl and
+// unet_update.wgsl, through the lab's module) against TF.js's WebGPU backend running the same
+// network composed from its ops (conv2d, moments, avgPool, resizeNearestNeighbor, concat, matMul;
+// its gradient by tf.grad, Adam), same batch, same adapter, same page. Ours also clips the
+// gradient and keeps the weights' average, and reads each step's loss back; TF.js reads its loss
+// once at the end.
+const UNET_BATCH = Number(process.env.BENCH_UNET_BATCH ?? 4);
+const UNET_STEPS = Number(process.env.BENCH_UNET_STEPS ?? 2);
+const oursUnet = `
+  const [ms, loss] = await window.lab.unetTrainingBench(window.data.subarray(0, 784 * 1000), ${UNET_BATCH}, ${UNET_STEPS});
+  return [ms, loss, 364545];`;
+const tfUnet = `
+  await tf.setBackend('webgpu'); await tf.ready();
+  const [C, E, TF, G, B] = [32, 128, 32, 8, ${UNET_BATCH}];
+  const vars = [];
+  const keep = (t) => { const v = tf.variable(t); vars.push(v); return v; };
+  const uniform = (shape, fanIn) => keep(tf.randomUniform(shape, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn)));
+  const conv = (cin, cout, k) => ({ w: uniform([k, k, cin, cout], cin * k * k), b: keep(tf.zeros([cout])) });
+  const norm = (c) => ({ g: keep(tf.ones([c])), b: keep(tf.zeros([c])) });
+  const lin = (i, o) => ({ w: uniform([i, o], i), b: keep(tf.zeros([o])) });
+  const block = (cin, cout) => ({ cout, n1: norm(cin), c1: conv(cin, cout, 3), t: lin(E, cout), n2: norm(cout), c2: conv(cout, cout, 3), skip: cin === cout ? null : conv(cin, cout, 1) });
+  const P = { t1: lin(TF, E), t2: lin(E, E), first: conv(1, C, 3), d1: block(C, C), d2: block(C, 2 * C), mid: block(2 * C, 2 * C),
+    u2: block(4 * C, 2 * C), u1: block(3 * C, C), outNorm: norm(C), last: conv(C, 1, 3) };
+  const count = vars.reduce((a, v) => a + v.size, 0);
+  const silu = (x) => x.mul(tf.sigmoid(x));
+  const cv = (p, x) => tf.conv2d(x, p.w, 1, 'same').add(p.b);
+  const gn = (p, x) => {
+    const [b, h, w, c] = x.shape;
+    const r = x.reshape([b, h, w, G, c / G]);
+    const { mean, variance } = tf.moments(r, [1, 2, 4], true);
+    return r.sub(mean).div(variance.add(1e-5).sqrt()).reshape([b, h, w, c]).mul(p.g).add(p.b);
+  };
+  const blk = (p, x, temb) => {
+    let h = cv(p.c1, silu(gn(p.n1, x)));
+    h = h.add(tf.matMul(temb, p.t.w).add(p.t.b).reshape([B, 1, 1, p.cout]));
+    h = cv(p.c2, silu(gn(p.n2, h)));
+    return h.add(p.skip ? cv(p.skip, x) : x);
+  };
+  const net = (x, feats) => {
+    const temb = silu(tf.matMul(silu(tf.matMul(feats, P.t1.w).add(P.t1.b)), P.t2.w).add(P.t2.b));
+    const d1 = blk(P.d1, cv(P.first, x), temb);
+    const d2 = blk(P.d2, tf.avgPool(d1, 2, 2, 'valid'), temb);
+    const mid = blk(P.mid, tf.avgPool(d2, 2, 2, 'valid'), temb);
+    const u2 = blk(P.u2, tf.concat([tf.image.resizeNearestNeighbor(mid, [14, 14]), d2], 3), temb);
+    const u1 = blk(P.u1, tf.concat([tf.image.resizeNearestNeighbor(u2, [28, 28]), d1], 3), temb);
+    return cv(P.last, silu(gn(P.outNorm, u1)));
+  };
+  const data = tf.tensor2d(window.data.subarray(0, 784 * 1000), [1000, 784]);
+  const freqs = tf.tensor1d(Array.from({ length: TF / 2 }, (_, k) => 1000 ** (k / (TF / 2 - 1))));
+  const opt = tf.train.adam(1e-3);
+  const step = () => opt.minimize(() => {
+    const x1 = tf.gather(data, tf.randomUniform([B], 0, 1000, 'int32')).reshape([B, 28, 28, 1]);
+    const x0 = tf.randomNormal([B, 28, 28, 1]);
+    const t = tf.randomUniform([B, 1]);
+    const xt = x0.mul(tf.sub(1, t.reshape([B, 1, 1, 1]))).add(x1.mul(t.reshape([B, 1, 1, 1])));
+    const wt = t.mul(freqs.reshape([1, TF / 2]));
+    const u = net(xt, tf.concat([tf.sin(wt), tf.cos(wt)], 1));
+    return u.sub(x1.sub(x0)).square().mean();
+  }, true);
+  (await step().data());
+  const start = performance.now();
+  let loss;
+  for (let k = 0; k < ${UNET_STEPS}; k++) { if (loss) loss.dispose(); loss = step(); }
+  const last = (await loss.data())[0];
+  const ms = performance.now() - start;
+  loss.dispose(); vars.forEach((v) => v.dispose()); data.dispose(); freqs.dispose();
+  return [ms, last, count];`;
+const unetRows = [];
+for (const [label, page, body] of part('unet-training', [
+  ['fm-explainer webgpu (SwiftShader)', gpuPage, oursUnet],
+  ['tf.js 4.22 webgpu', gpuPage, tfUnet],
+])) {
+  try {
+    const rates = [];
+    let loss, parameters;
+    for (let run = 0; run < TRAIN_RUNS; run++) {
+      const [ms, last, count] = await page.evaluate((b) => new Function(`return (async () => { ${b} })()`)(), body);
+      rates.push((1000 * UNET_STEPS) / ms);
+      [loss, parameters] = [last, count];
+    }
+    if (parameters !== 364545) throw new Error(`${parameters} parameters, not the digits' network's 364,545`);
+    const rate = [...rates].sort((x, y) => x - y)[Math.floor(rates.length / 2)];
+    unetRows.push({ label, stepsPerSecond: rate, runs: rates, lastLoss: loss });
+    console.log(`U-Net train ${label.padEnd(32)} ${rate.toFixed(3).padStart(8)} steps/s of ${UNET_BATCH} digits (runs ${rates.map((r) => r.toFixed(3)).join(', ')}; last loss ${loss.toFixed(3)})`);
+  } catch (e) {
+    unetRows.push({ label, error: String(e) });
+    console.log(`U-Net train ${label.padEnd(32)} failed: ${e}`);
+  }
+}
+if (unetRows.every((r) => r.stepsPerSecond)) {
+  console.log(`U-Net training, webgpu against tf.js webgpu on the same adapter: ${(unetRows[0].stepsPerSecond / unetRows[1].stepsPerSecond).toFixed(2)}x`);
+}
 // The "intuitions" figure's whole computation: 5 resolutions x 10 times x 256 pairs over the
 // 10,000 MNIST digits (cosine of u* with x1 - x0). Ours through cosineAlignment; TF.js with the
 // same formula (matmul, softmax, matmul) on pairs of its own. One timed run each (they are long).
@@ -365,6 +458,6 @@ const oursCf = like(rows, 'fm-explainer webgpu (SwiftShader)'), tfCf = like(rows
 if (oursCf?.ms && tfCf?.ms) console.log(`closed form, webgpu against tf.js webgpu on the same adapter: ${(tfCf.ms / oursCf.ms).toFixed(2)}x`);
 const oursTr = like(trainRows, 'fm-explainer webgpu (SwiftShader)'), tfTr = like(trainRows, 'tf.js 4.22 webgpu');
 if (oursTr?.stepsPerSecond && tfTr?.stepsPerSecond) console.log(`training, webgpu against tf.js webgpu on the same adapter: ${(oursTr.stepsPerSecond / tfTr.stepsPerSecond).toFixed(2)}x`);
-fs.writeFileSync(path.resolve(here, '../../bench-results.json'), JSON.stringify({ closedForm: { n: N, dim: DIM, m: M, t: T, runs: RUNS, rows }, training: { steps: STEPS, runs: TRAIN_RUNS, rows: trainRows }, alignment: { runs: ALIGN_RUNS, rows: alignRows }, scroll: { goalMs: GOAL, rows: scrollRows } }, null, 2));
+fs.writeFileSync(path.resolve(here, '../../bench-results.json'), JSON.stringify({ closedForm: { n: N, dim: DIM, m: M, t: T, runs: RUNS, rows }, training: { steps: STEPS, runs: TRAIN_RUNS, rows: trainRows }, unetTraining: { batch: UNET_BATCH, steps: UNET_STEPS, runs: TRAIN_RUNS, rows: unetRows }, alignment: { runs: ALIGN_RUNS, rows: alignRows }, scroll: { goalMs: GOAL, rows: scrollRows } }, null, 2));
 await browser.close();
 server.close();
