@@ -11,6 +11,9 @@
 //!   --efm M         regress on u* over the batch's own digits and M more (EFM) instead of
 //!                   x1 - x0 (its checkpoint is target/train-digits-efm.ckpt; the file's header
 //!                   does not say which target trained it, so it is kept apart from the shipped one)
+//!   --gpu           train on the GPU (wgpu: a hardware GPU where there is one, else lavapipe):
+//!                   the same batches and updates to float32 rounding
+//!                   (gpu::digit_trainer); no checkpoint, so no --resume
 //!   --report        only measure the weights file: samples, memorization, the hybrid curve,
 //!                   where the network departs from u* along t, and PNG grids under
 //!                   target/train-digits/
@@ -71,7 +74,13 @@ fn main() {
         held.len() / PIXELS
     );
 
-    if !args.iter().any(|a| a == "--report") {
+    if args.iter().any(|a| a == "--gpu") {
+        assert!(
+            !args.iter().any(|a| a == "--resume"),
+            "--gpu keeps no checkpoint"
+        );
+        train_on_gpu(&train, options, steps, &out);
+    } else if !args.iter().any(|a| a == "--report") {
         train_and_write(
             &train,
             options,
@@ -149,24 +158,89 @@ fn train_and_write(
             save_checkpoint(&run);
         }
         if run.step.is_multiple_of(500) && run.step < steps {
-            write_weights(&run, train, mean(&recent), out);
+            write_weights(
+                &run.net,
+                &run.ema,
+                run.step,
+                &run.options,
+                train,
+                mean(&recent),
+                out,
+            );
         }
     }
-    write_weights(&run, train, mean(&recent), out);
+    write_weights(
+        &run.net,
+        &run.ema,
+        run.step,
+        &run.options,
+        train,
+        mean(&recent),
+        out,
+    );
+    println!("{:.0} s", started.elapsed().as_secs_f64());
+}
+
+/// `train_and_write` on the GPU: a step a submission, the loss read back each step, the
+/// weights' average read back when written.
+fn train_on_gpu(train: &[f32], options: DigitOptions, steps: u32, out: &Path) {
+    use fm_explainer::gpu::digit_trainer::GpuDigitTraining;
+    use fm_explainer::gpu::unet::UnetPipelines;
+    let gpu = pollster::block_on(fm_explainer::gpu::Gpu::request(true)).expect("a GPU adapter");
+    println!("training on {} ({:?})", gpu.adapter, gpu.backend);
+    let mut run = GpuDigitTraining::new(&gpu, UnetShape::DIGITS, train.to_vec(), options)
+        .expect("the network on the GPU");
+    let pipelines = UnetPipelines::new(&gpu);
+    let started = Instant::now();
+    let mut recent: Vec<f32> = Vec::new();
+    let write = |run: &GpuDigitTraining, loss: f32| {
+        let (_, ema) = pollster::block_on(run.weights(&gpu)).expect("the weights read back");
+        write_weights(&run.unet.net, &ema, run.step, &options, train, loss, out);
+    };
+    while run.step < steps {
+        let loss = pollster::block_on(run.train_step(&gpu, &pipelines)).expect("a training step");
+        recent.push(loss);
+        if recent.len() > 100 {
+            recent.remove(0);
+        }
+        if run.step.is_multiple_of(50) || run.step == steps {
+            let per = started.elapsed().as_secs_f64() / run.step as f64;
+            println!(
+                "step {:5}  loss {:.4} (mean of the last {})  {:.3} s/step, {:.0} s left",
+                run.step,
+                mean(&recent),
+                recent.len(),
+                per,
+                per * (steps - run.step) as f64
+            );
+        }
+        if run.step.is_multiple_of(500) && run.step < steps {
+            write(&run, mean(&recent));
+        }
+    }
+    write(&run, mean(&recent));
     println!("{:.0} s", started.elapsed().as_secs_f64());
 }
 
 /// The moving average of the weights, as float16, with the header: what the page ships.
-fn write_weights(run: &DigitTraining, train: &[f32], train_loss: f32, out: &Path) {
-    let params = Weights::rounded(&run.ema);
+fn write_weights(
+    net: &Unet,
+    ema: &[f32],
+    steps: u32,
+    options: &DigitOptions,
+    train: &[f32],
+    train_loss: f32,
+    out: &Path,
+) {
+    let params = Weights::rounded(ema);
     let check = digit_training::check_batch(train, PIXELS);
     let weights = Weights {
-        shape: run.net.shape,
-        steps: run.step,
-        seed: run.options.seed,
-        batch: run.options.batch as u32,
+        shape: net.shape,
+        steps,
+        seed: options.seed,
+        batch: options.batch as u32,
         train_loss,
-        check_loss: digit_training::loss(&run.net, &params, &check),
+        check_loss: digit_training::loss(net, &params, &check),
         params,
     };
     if let Some(dir) = out.parent() {

@@ -333,7 +333,7 @@ for (const [label, page, body] of part('unet-training', [
     console.log(`U-Net train ${label.padEnd(32)} failed: ${e}`);
   }
 }
-if (unetRows.every((r) => r.stepsPerSecond)) {
+if (unetRows.length === 2 && unetRows.every((r) => r.stepsPerSecond)) {
   console.log(`U-Net training, webgpu against tf.js webgpu on the same adapter: ${(unetRows[0].stepsPerSecond / unetRows[1].stepsPerSecond).toFixed(2)}x`);
 }
 // The "intuitions" figure's whole computation: 5 resolutions x 10 times x 256 pairs over the

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Some("train-digits") => train_digits(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask serve [trunk args] | test | bench [--native] | quality [--quick] | package | train-digits [--steps N] [--resume] [--efm M] [--out PATH] [--report]"
+                "usage: cargo xtask serve [trunk args] | test | bench [--native] | quality [--quick] | package | train-digits [--steps N] [--resume] [--gpu] [--efm M] [--out PATH] [--report]"
             );
             return ExitCode::from(2);
         }
