@@ -105,25 +105,6 @@ const TK: u32 = 16u;
 var<workgroup> l_tile: array<f32, 512>;   // TK x TM
 var<workgroup> r_tile: array<f32, 1024>;  // TK x TN
 
-// The left operand's value at (kk, m). `dx`: which of the two products.
-fn lhs(dx: bool, kk: u32, m: u32) -> f32 {
-    let kernel = a.k * a.k;
-    if (dx) {
-        // W'[m = c][kk = (o, r)]
-        let o = kk / kernel;
-        if (o >= a.cout || m >= a.cin) {
-            return 0.0;
-        }
-        return params[a.w + o * a.cin * kernel + m * kernel + kernel - 1u - kk % kernel];
-    }
-    // dy[m = o][kk = pixel n]
-    let area = a.side * a.side;
-    if (m >= a.cout || kk >= a.rows * area) {
-        return 0.0;
-    }
-    return grad[a.output + (kk / area) * a.output_size + m * area + kk % area];
-}
-
 // The 32 x 64 tile at (m0, n0) of the product over kk in [first, last). The right operand's
 // tile: each invocation loads column lid (TN = GROUP) and walks its 16 rows with counters
 // rather than divisions. conv_dx: the column is a pixel (fixed), the rows dy's (o, di, dj).
@@ -159,14 +140,41 @@ fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array
     var acc5 = vec4<f32>(0.0);
     var acc6 = vec4<f32>(0.0);
     var acc7 = vec4<f32>(0.0);
+    // The left tile: this invocation loads row m = m0 + lid % TM at kk = k0 + lid / TM + 2 q,
+    // walked with counters: conv_dx's (o, r) of the flipped kernel, conv_dw's (image, pixel).
+    let m = m0 + lid % TM;
+    let half = lid / TM;
     for (var k0 = first; k0 < last; k0 += TK) {
-        for (var e = lid; e < TK * TM; e += GROUP) {
-            let kk = k0 + e / TM;
+        let start = k0 + half;
+        var major = start / kernel;
+        var minor = start % kernel;
+        if (!dx) {
+            major = start / area;
+            minor = start % area;
+        }
+        for (var q = 0u; q < TK * TM / GROUP; q++) {
+            let kk = start + 2u * q;
             var v = 0.0;
-            if (kk < last) {
-                v = lhs(dx, kk, m0 + e % TM);
+            if (dx) {
+                if (kk < last && major < a.cout && m < a.cin) {
+                    v = params[a.w + (major * a.cin + m) * kernel + kernel - 1u - minor];
+                }
+                minor += 2u;
+                while (minor >= kernel) {
+                    minor -= kernel;
+                    major += 1u;
+                }
+            } else {
+                if (kk < last && m < a.cout) {
+                    v = grad[a.output + major * a.output_size + m * area + minor];
+                }
+                minor += 2u;
+                while (minor >= area) {
+                    minor -= area;
+                    major += 1u;
+                }
             }
-            l_tile[e] = v;
+            l_tile[(half + 2u * q) * TM + lid % TM] = v;
         }
         if (dx) {
             var o = k0 / kernel;
