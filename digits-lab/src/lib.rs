@@ -192,3 +192,30 @@ pub async fn unet_training_bench(
     out.push(&loss.into());
     Ok(out)
 }
+
+/// Samples `rows` digits in `steps` Euler steps with the U-Net (seeded weights: the time does not
+/// depend on their values) on this browser's WebGPU device, once to compile, then timed:
+/// milliseconds. What `cargo xtask bench` sets beside the lab's CPU path.
+#[wasm_bindgen(js_name = unetSamplingBench)]
+pub async fn unet_sampling_bench(rows: u32, steps: u32) -> Result<f64, JsError> {
+    use fm_explainer::flow::rng::Rng;
+    use fm_explainer::flow::unet::{Unet, UnetShape};
+    use fm_explainer::gpu::unet::{GpuUnet, UnetPipelines};
+    if rows == 0 || steps == 0 || rows > 256 || steps > 200 {
+        return Err(JsError::new("rows must be in 1..=256 and steps in 1..=200"));
+    }
+    let gpu = fm_explainer::gpu::Gpu::request(true).await?;
+    let net = Unet::new(UnetShape::DIGITS);
+    let params = net.init_for_comparison(1);
+    let noise = Rng::new(2).normals(rows as usize * net.shape.dim());
+    let on_gpu = GpuUnet::new(&gpu, net, &params)?;
+    let pipelines = UnetPipelines::new(&gpu);
+    on_gpu.sample(&gpu, &pipelines, &noise, 1).await?;
+    let performance = web_sys::window().and_then(|w| w.performance());
+    let now = move || performance.as_ref().map_or(0.0, |p| p.now());
+    let start = now();
+    on_gpu
+        .sample(&gpu, &pipelines, &noise, steps as usize)
+        .await?;
+    Ok(now() - start)
+}

@@ -435,7 +435,53 @@ pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
     // 17 KB of the 400 KB (gzipped) budget for a network the page does not use yet.
     rows.push(unet_row(gpu, now).await);
     rows.push(unet_gradient_row(gpu, now).await);
+    rows.push(unet_step_row(gpu, now).await);
     rows
+}
+
+/// A training step of the digits' U-Net (the gradient, then shaders/unet_update.wgsl's clipping,
+/// Adam and average) against `DigitTraining`'s, from the same initialisation and batch: the
+/// weights' largest difference afterwards, in units of Adam's rate (Adam divides each gradient
+/// by its size, so a near-zero gradient's float32 rounding shows as a fraction of the rate).
+async fn unet_step_row(gpu: &Gpu, now: Clock<'_>) -> KernelRow {
+    use super::digit_trainer::GpuDigitTraining;
+    use super::unet::UnetPipelines;
+    use crate::flow::digit_training::{DigitOptions, DigitTraining};
+    use crate::flow::unet::UnetShape;
+    let shape = UnetShape::DIGITS;
+    let data: Vec<f32> = Rng::new(22)
+        .normals(16 * shape.dim())
+        .iter()
+        .map(|v| v.clamp(-1.0, 1.0))
+        .collect();
+    let options = DigitOptions {
+        batch: 2,
+        warmup: 1,
+        ..DigitOptions::SHIPPED
+    };
+    let case = Case {
+        kernel: "digits' U-Net training step",
+        sizes: format!("batch {}, clipping, Adam, average", options.batch),
+        tolerance: 0.05,
+        unit: "of Adam's rate",
+    };
+    let pipelines = UnetPipelines::new(gpu);
+    row(
+        now,
+        case,
+        async || {
+            let mut training = GpuDigitTraining::new(gpu, shape, data.clone(), options)?;
+            training.train_step(gpu, &pipelines).await?;
+            Ok(training.weights(gpu).await?.0)
+        },
+        || {
+            let mut training = DigitTraining::new(shape, data.clone(), options);
+            training.train_step();
+            training.params
+        },
+        |got, want| worst_abs(got, want) / options.lr as f64,
+    )
+    .await
 }
 
 /// The U-Net's CFM loss gradient (shaders/unet_backward.wgsl): a forward pass, the loss's

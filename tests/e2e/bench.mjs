@@ -333,7 +333,19 @@ for (const [label, page, body] of part('unet-training', [
     console.log(`U-Net train ${label.padEnd(32)} failed: ${e}`);
   }
 }
-if (unetRows.length === 2 && unetRows.every((r) => r.stepsPerSecond)) {
+// Sampling 16 digits in 20 Euler steps with the U-Net on this adapter (the lab's CPU path does
+// it in its worker: new-digits' status gives that time).
+for (const [label] of part('unet-training', [['fm-explainer webgpu (SwiftShader) sampling']])) {
+  try {
+    const ms = await gpuPage.evaluate(() => window.lab.unetSamplingBench(16, 20));
+    unetRows.push({ label, samplingMs: ms });
+    console.log(`U-Net ${label}: 16 digits, 20 Euler steps in ${(ms / 1000).toFixed(1)} s`);
+  } catch (e) {
+    unetRows.push({ label, error: String(e) });
+    console.log(`U-Net ${label} failed: ${e}`);
+  }
+}
+if (unetRows.length >= 2 && unetRows.slice(0, 2).every((r) => r.stepsPerSecond)) {
   console.log(`U-Net training, webgpu against tf.js webgpu on the same adapter: ${(unetRows[0].stepsPerSecond / unetRows[1].stepsPerSecond).toFixed(2)}x`);
 }
 // The "intuitions" figure's whole computation: 5 resolutions x 10 times x 256 pairs over the
