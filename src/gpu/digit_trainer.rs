@@ -203,7 +203,8 @@ impl GpuDigitTraining {
                 1.0 / (batch.rows() * dim) as f32,
             )
             .await?;
-        self.update(gpu);
+        let ((), verdict) = scoped(device, || self.update(gpu));
+        verdict.check().await?;
         self.step += 1;
         Ok(loss)
     }

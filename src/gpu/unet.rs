@@ -126,6 +126,10 @@ impl Kernel {
     }
 }
 
+/// The most images of one training submission: a block of a batch's gradient stays a short
+/// submission (a browser's or a driver's watchdog stops long ones on a small GPU).
+const TRAINING_ROWS: usize = 64;
+
 /// Bytes between two dispatches' `Args` in the uniform buffer (WebGPU's dynamic-offset alignment).
 const ARGS_STRIDE: u64 = 256;
 /// Output rows and columns of one `conv` workgroup.
@@ -351,9 +355,9 @@ impl GpuUnet {
         self
     }
 
-    /// Images of a batch that fit one binding (with room for `feature_rows` time features) and
-    /// one convolution dispatch (at most 65,535 workgroups of CONV_TILE.1 pixels along x), and
-    /// the submission's own cap.
+    /// Images of a batch that fit one binding (with room for `feature_rows` time features), one
+    /// convolution dispatch (at most 65,535 workgroups of CONV_TILE.1 pixels along x) and one
+    /// dispatch of a workgroup per image, and the submission's own cap.
     pub fn rows_that_fit(&self, gpu: &Gpu, feature_rows: usize) -> usize {
         let limit = gpu.device.limits().max_storage_buffer_binding_size as usize / 4;
         let per_image: usize = self.net.tensor_sizes().iter().sum();
@@ -362,6 +366,7 @@ impl GpuUnet {
         (limit.saturating_sub(features) / per_image)
             .min(by_dispatch)
             .min(self.most_rows)
+            .min(MAX_GROUPS_X as usize)
     }
 
     /// The dispatches of one forward pass over the arena's rows (tensor 1 already holds the time
@@ -904,6 +909,8 @@ impl GpuUnet {
         (limit.saturating_sub(allowance) / (2 * per_image + 1))
             .min(by_dispatch)
             .min(self.most_rows)
+            .min(TRAINING_ROWS)
+            .min(MAX_GROUPS_X as usize)
     }
 
     /// The CFM loss mean_b ||u_theta(x_b, t_b) - target_b||^2 over a batch (rows of `x` and
@@ -970,6 +977,14 @@ impl GpuUnet {
             let mut dispatches = Vec::new();
             self.forward(&layout.arena, &mut dispatches);
             let scratch = self.backward(&layout, scale, &mut dispatches);
+            let limit = device.limits().max_storage_buffer_binding_size as usize / 4;
+            if layout.grad_len + scratch > limit {
+                return Err(GpuError::TooLarge(format!(
+                    "the gradients of {} images need {} floats, over one binding's {limit}",
+                    t.len(),
+                    layout.grad_len + scratch
+                )));
+            }
             let (pending, verdict) = scoped(device, || {
                 let sized = |label, len: usize, usage| {
                     device.create_buffer(&wgpu::BufferDescriptor {
