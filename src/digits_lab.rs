@@ -6,12 +6,15 @@
 //! messages it speaks, pure Rust, so the same code runs (and is tested) natively.
 
 use crate::flow::closed_form::closed_form_velocity;
-use crate::flow::digit_training::{self, Weights};
+use crate::flow::digit_training::{self, DigitOptions, DigitTraining, Weights};
 use crate::flow::digits::{self, PIXELS};
 use crate::flow::metrics;
 use crate::flow::sampler::HybridPath;
 use crate::flow::unet::Unet;
 use crate::flow::FlowError;
+use crate::gpu::digit_trainer::GpuDigitTraining;
+use crate::gpu::unet::UnetPipelines;
+use crate::gpu::Gpu;
 use serde::{Deserialize, Serialize};
 
 /// What the page asks the lab. A message that is not one of these is refused, never defaulted.
@@ -23,7 +26,8 @@ pub enum Request {
     /// Integrate `noise` (rows of 784) in `steps` Euler steps: the closed form on [0, tau), the
     /// network after (tau = 0: the network alone; tau = 1: the closed form alone). A `Step`
     /// reply after every `every` steps (0: none), then `Sampled`, with the pixels of the nearest
-    /// training digit of the first `pictured` samples (those a page draws).
+    /// training digit of the first `pictured` samples (those a page draws). `own`: with the
+    /// network trained here (`Train`, its weights' average) in place of the shipped one.
     Sample {
         ticket: u32,
         noise: Vec<f32>,
@@ -31,6 +35,19 @@ pub enum Request {
         tau: f32,
         every: u32,
         pictured: u32,
+        own: bool,
+    },
+    /// Trains the reader's own network for about `millis` milliseconds (at least one step, at
+    /// most MAX_CHUNK), as `cargo xtask train-digits` trains the shipped one (the same seeded
+    /// initialisation, batches, Adam, clipping and average) but with batches of `batch`: on a
+    /// WebGPU device of the lab's own where `gpu` (the page computes on one), else on the CPU
+    /// twin; from scratch where `restart`. The batch may change between requests.
+    Train {
+        ticket: u32,
+        gpu: bool,
+        batch: u32,
+        restart: bool,
+        millis: u32,
     },
     /// The nearest two training digits of the first `count` held-out digits: the reference for
     /// how far a new digit lies from the training set.
@@ -49,6 +66,7 @@ impl Request {
         match self {
             Request::Load { .. } => None,
             Request::Sample { ticket, .. }
+            | Request::Train { ticket, .. }
             | Request::Reference { ticket, .. }
             | Request::Departure { ticket, .. } => Some(*ticket),
         }
@@ -72,9 +90,10 @@ impl Nearest {
     }
 }
 
-/// What the lab answers, externally tagged (`{"sampled": {...}}`): the page reads replies, and
-/// an internally tagged enum's reader (which buffers the message to find its tag) cost 20 KB of
-/// the article's module.
+/// What the lab answers. It crosses to the page as bytes (`encode`, postcard): serde-wasm-
+/// bindgen's reader of this enum (field names, maps) cost the article's module twice postcard's
+/// (a sequence of values), and the samples' floats cross as bytes rather than one JS number at a
+/// time. As JSON it is externally tagged: `{"sampled": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
     rename_all = "camelCase",
@@ -104,6 +123,16 @@ pub enum Reply {
     },
     /// The held-out digits' nearest training digits.
     Reference { ticket: u32, nearest: Vec<Nearest> },
+    /// The reader's own network after `step` steps: the mean loss of this request's steps, their
+    /// milliseconds, and where they ran.
+    Trained {
+        ticket: u32,
+        step: u32,
+        steps: u32,
+        loss: f32,
+        millis: f32,
+        device: String,
+    },
     /// E|u_theta - u*|^2 / D and E|u*|^2 / D at `t`.
     Departure {
         ticket: u32,
@@ -115,9 +144,43 @@ pub enum Reply {
     Failed { ticket: Option<u32>, error: String },
 }
 
+/// A reply as it crosses from the worker to the page: postcard's bytes.
+pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
+    // Only an allocation failure could make this fail, and that aborts first.
+    postcard::to_allocvec(message).unwrap_or_default()
+}
+
+/// A reply from its bytes; an error for anything else (a truncated or padded one included).
+pub fn decode<T: for<'a> Deserialize<'a>>(bytes: &[u8]) -> Result<T, String> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((message, [])) => Ok(message),
+        Ok((_, rest)) => Err(format!("{} bytes after a message", rest.len())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The most noise rows one request may carry, and the most steps.
 pub const MAX_ROWS: usize = 256;
 pub const MAX_STEPS: u32 = 200;
+/// The largest batch of the reader's own training, the most steps one `Train` request takes, and
+/// the longest it asks for.
+pub const MAX_BATCH: u32 = 64;
+pub const MAX_CHUNK: u32 = 100;
+pub const MAX_MILLIS: u32 = 10_000;
+
+/// Where the reader's own network trains.
+enum Trainer {
+    Cpu(Box<DigitTraining>),
+    Gpu(Box<(Gpu, UnetPipelines, GpuDigitTraining)>),
+}
+
+/// The reader's own network: its training and its weights' average after the last request (empty
+/// before the first).
+struct Own {
+    trainer: Trainer,
+    ema: Vec<f32>,
+    device: String,
+}
 
 /// The network, its weights, and the digits split as they were for training.
 pub struct Lab {
@@ -127,6 +190,9 @@ pub struct Lab {
     weight_bytes: usize,
     train: Vec<f32>,
     held: Vec<f32>,
+    own: Option<Own>,
+    /// Why WebGPU failed in this worker, once it has: the reader's training goes on the CPU.
+    gpu_failed: Option<String>,
 }
 
 impl Lab {
@@ -148,6 +214,8 @@ impl Lab {
             weight_bytes: weights.len(),
             train,
             held,
+            own: None,
+            gpu_failed: None,
         })
     }
 
@@ -176,6 +244,10 @@ impl Lab {
                 ticket: None,
                 error: "the lab is already loaded".into(),
             },
+            Request::Train { ticket, .. } => Reply::Failed {
+                ticket: Some(ticket),
+                error: "training is asked of Lab::train".into(),
+            },
             Request::Sample {
                 ticket,
                 noise,
@@ -183,7 +255,8 @@ impl Lab {
                 tau,
                 every,
                 pictured,
-            } => match self.sample(&noise, steps, tau, every, |step, x| {
+                own,
+            } => match self.sample(&noise, steps, tau, every, own, |step, x| {
                 emit(Reply::Step {
                     ticket,
                     step,
@@ -240,8 +313,14 @@ impl Lab {
         steps: u32,
         tau: f32,
         every: u32,
+        own: bool,
         mut each: impl FnMut(u32, &[f32]),
     ) -> Result<Vec<f32>, String> {
+        let params = match (own, &self.own) {
+            (false, _) => &self.params,
+            (true, Some(own)) => &own.ema,
+            (true, None) => return Err("no network has been trained here yet".into()),
+        };
         let rows = noise.len() / PIXELS;
         if noise.is_empty() || !noise.len().is_multiple_of(PIXELS) || rows > MAX_ROWS {
             return Err(format!(
@@ -261,13 +340,130 @@ impl Lab {
         let mut path = HybridPath::new(&self.train, PIXELS, noise, steps as usize, tau, false);
         let mut step = 0;
         while !path.done() {
-            path.step(|x, t| self.net.velocities(&self.params, x, t));
+            path.step(|x, t| self.net.velocities(params, x, t));
             step += 1;
             if every > 0 && step % every == 0 && step < steps {
                 each(step, path.positions());
             }
         }
         Ok(path.positions().to_vec())
+    }
+
+    /// `Request::Train` (see there): `now` gives milliseconds. A WebGPU device that cannot be had
+    /// sends the training to the CPU twin, and the reply's `device` says why; one that fails while
+    /// training fails the request, and the next run trains on the CPU.
+    pub async fn train(
+        &mut self,
+        ticket: u32,
+        gpu: bool,
+        batch: u32,
+        restart: bool,
+        millis: u32,
+        now: impl Fn() -> f64,
+    ) -> Reply {
+        let failed = |error: String| Reply::Failed {
+            ticket: Some(ticket),
+            error,
+        };
+        if !(1..=MAX_BATCH).contains(&batch) {
+            return failed(format!("batch must be 1 to {MAX_BATCH}, not {batch}"));
+        }
+        if !(1..=MAX_MILLIS).contains(&millis) {
+            return failed(format!("millis must be 1 to {MAX_MILLIS}, not {millis}"));
+        }
+        if restart || self.own.is_none() {
+            self.own = Some(self.start_training(gpu).await);
+        }
+        let Some(own) = self.own.as_mut() else {
+            return failed("no training".into());
+        };
+        let start = now();
+        let (mut steps, mut total) = (0u32, 0.0f64);
+        let stepped = loop {
+            let loss = match &mut own.trainer {
+                Trainer::Cpu(run) => {
+                    run.options.batch = batch as usize;
+                    Ok(run.train_step())
+                }
+                Trainer::Gpu(run) => {
+                    let (gpu, pipelines, run) = &mut **run;
+                    run.options.batch = batch as usize;
+                    run.train_step(gpu, pipelines).await
+                }
+            };
+            match loss {
+                Ok(loss) => total += loss as f64,
+                Err(e) => break Err(e),
+            }
+            steps += 1;
+            if steps >= MAX_CHUNK || now() - start >= millis as f64 {
+                break Ok(());
+            }
+        };
+        let weights = match (&own.trainer, stepped) {
+            (Trainer::Cpu(run), _) => Ok(run.ema.clone()),
+            (Trainer::Gpu(run), Ok(())) => run.2.weights(&run.0).await.map(|(_, ema)| ema),
+            (Trainer::Gpu(_), Err(e)) => Err(e),
+        };
+        match weights {
+            Ok(ema) => own.ema = ema,
+            Err(e) => {
+                let error = format!("training on WebGPU failed ({e}); Reset trains on the CPU");
+                self.gpu_failed = Some(e.to_string());
+                self.own = None;
+                return failed(error);
+            }
+        }
+        Reply::Trained {
+            ticket,
+            step: match &own.trainer {
+                Trainer::Cpu(run) => run.step,
+                Trainer::Gpu(run) => run.2.step,
+            },
+            steps,
+            loss: (total / steps as f64) as f32,
+            millis: (now() - start) as f32,
+            device: own.device.clone(),
+        }
+    }
+
+    /// A fresh run of the reader's training: on a device of the lab's own where `gpu` (and
+    /// WebGPU has not failed here), else on the CPU.
+    async fn start_training(&self, gpu: bool) -> Own {
+        let options = DigitOptions {
+            batch: MAX_BATCH as usize,
+            ..DigitOptions::SHIPPED
+        };
+        let why_not = match (&self.gpu_failed, gpu) {
+            (Some(why), _) => format!("WebGPU failed here: {why}"),
+            (None, false) => "the page computes on the CPU".into(),
+            (None, true) => match Gpu::request(true).await.and_then(|device| {
+                let run =
+                    GpuDigitTraining::new(&device, self.net.shape, self.train.clone(), options)?;
+                let pipelines = UnetPipelines::new(&device);
+                Ok((device, pipelines, run))
+            }) {
+                Ok(run) => {
+                    // Browsers often withhold the adapter's name.
+                    let device = match run.0.adapter.as_str() {
+                        "" => "WebGPU".to_string(),
+                        name => format!("WebGPU ({name})"),
+                    };
+                    return Own {
+                        ema: Vec::new(),
+                        trainer: Trainer::Gpu(Box::new(run)),
+                        device,
+                    };
+                }
+                Err(e) => format!("no WebGPU device for it: {e}"),
+            },
+        };
+        let run = DigitTraining::new(self.net.shape, self.train.clone(), options);
+        Own {
+            ema: Vec::new(),
+            trainer: Trainer::Cpu(Box::new(run)),
+            device: format!("the CPU ({why_not})"),
+        }
     }
 
     /// `Request::Departure`: at `t` in [0, 1), over 1 to MAX_ROWS pairs.
@@ -322,6 +518,7 @@ mod tests {
                 tau: 0.0,
                 every: 4,
                 pictured: 2,
+                own: false,
             },
             |r| match r {
                 Reply::Step { ticket: 3, step, x } if x.len() == noise.len() => {
@@ -353,7 +550,7 @@ mod tests {
             digit_training::sample(&net, &lab.params, &noise, 10)
         );
         assert!(network.1.iter().all(|n| !n.memorized() && n.distance > 5.0));
-        let closed = lab.sample(&noise, 10, 1.0, 0, |_, _| {}).unwrap();
+        let closed = lab.sample(&noise, 10, 1.0, 0, false, |_, _| {}).unwrap();
         let copies = lab.nearest(&closed);
         assert!(
             copies.iter().all(|n| n.memorized() && n.distance < 0.5),
@@ -385,12 +582,79 @@ mod tests {
         assert!(early < 0.01 && middle > 0.03, "{early} {middle}");
     }
 
+    /// The reader's own training: the steps are `DigitTraining`'s on the same digits (the run
+    /// of `cargo xtask train-digits` with another batch), a chunk stops at its time, a restart
+    /// starts from scratch, and the trained network samples in place of the shipped one.
+    #[test]
+    fn a_reader_trains_a_network_of_their_own() {
+        let mut lab = lab();
+        let noise = Rng::new(3).normals(2 * PIXELS);
+        let own = |lab: &Lab| lab.sample(&noise, 4, 0.0, 0, true, |_, _| {});
+        assert!(own(&lab).unwrap_err().contains("no network"));
+        let clock = std::cell::Cell::new(0.0);
+        // Each reading of the clock is 10 ms later: a chunk of 25 ms takes 3 steps.
+        let now = || {
+            clock.set(clock.get() + 10.0);
+            clock.get()
+        };
+        let train = |lab: &mut Lab, batch, restart, millis| match pollster::block_on(
+            lab.train(5, false, batch, restart, millis, now),
+        ) {
+            Reply::Trained {
+                ticket: 5,
+                step,
+                steps,
+                loss,
+                device,
+                ..
+            } => {
+                assert!(loss.is_finite() && loss > 0.0);
+                assert!(
+                    device.starts_with("the CPU (the page computes on the CPU)"),
+                    "{device}"
+                );
+                (step, steps)
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(train(&mut lab, 2, false, 25), (3, 3));
+        assert_eq!(train(&mut lab, 3, false, 1), (4, 1));
+        let mut twin = DigitTraining::new(
+            lab.net.shape,
+            lab.train.clone(),
+            DigitOptions {
+                batch: 2,
+                ..DigitOptions::SHIPPED
+            },
+        );
+        for _ in 0..3 {
+            twin.train_step();
+        }
+        twin.options.batch = 3;
+        twin.train_step();
+        assert_eq!(lab.own.as_ref().unwrap().ema, twin.ema);
+        let x = own(&lab).unwrap();
+        assert_eq!(x, digit_training::sample(&lab.net, &twin.ema, &noise, 4));
+        assert_ne!(x, lab.sample(&noise, 4, 0.0, 0, false, |_, _| {}).unwrap());
+        assert_eq!(train(&mut lab, 2, true, 1), (1, 1), "a restart");
+        for (batch, millis, why) in [(0, 5, "batch"), (65, 5, "batch"), (2, 0, "millis")] {
+            match pollster::block_on(lab.train(6, false, batch, false, millis, || 0.0)) {
+                Reply::Failed {
+                    ticket: Some(6),
+                    error,
+                } => assert!(error.contains(why), "{error}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn bad_requests_are_refused_with_a_reason() {
         let lab = lab();
         let ok = Rng::new(1).normals(PIXELS);
         let bad = |noise: Vec<f32>, steps: u32, tau: f32| {
-            lab.sample(&noise, steps, tau, 0, |_, _| {}).unwrap_err()
+            lab.sample(&noise, steps, tau, 0, false, |_, _| {})
+                .unwrap_err()
         };
         assert!(bad(vec![0.0; 100], 10, 0.0).contains("rows of 784"));
         assert!(bad(vec![f32::NAN; PIXELS], 10, 0.0).contains("finite"));
@@ -430,7 +694,7 @@ mod tests {
             r#"{"op":"reference","ticket":2,"count":9,"x":1}"#
         )
         .is_err());
-        assert!(serde_json::from_str::<Request>(r#"{"op":"train"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"op":"train","ticket":2}"#).is_err());
         let reply: Reply =
             serde_json::from_str(r#"{"departure":{"ticket":1,"t":0.5,"gap":1,"scale":2}}"#)
                 .unwrap();
@@ -443,11 +707,45 @@ mod tests {
                 scale: 2.0
             }
         );
+        // In bytes, as the worker posts them: every reply comes back as it went, and a truncated
+        // or padded message is refused.
+        let replies = [
+            reply.clone(),
+            Reply::Trained {
+                ticket: 7,
+                step: 300,
+                steps: 4,
+                loss: 0.5,
+                millis: 512.5,
+                device: "WebGPU (x)".into(),
+            },
+            Reply::Failed {
+                ticket: None,
+                error: "why".into(),
+            },
+            Reply::Sampled {
+                ticket: 2,
+                x: vec![0.25, -1.0],
+                nearest: vec![Nearest {
+                    index: 3,
+                    distance: 1.5,
+                    second: 2.5,
+                }],
+                nearest_x: vec![],
+            },
+        ];
+        for r in &replies {
+            let bytes = encode(r);
+            assert_eq!(&decode::<Reply>(&bytes).unwrap(), r);
+            assert!(decode::<Reply>(&bytes[..bytes.len() - 1]).is_err(), "{r:?}");
+            assert!(decode::<Reply>(&[bytes.as_slice(), &[0]].concat()).is_err());
+        }
+        assert!(decode::<Reply>(&[200]).is_err());
         for bad in [
             r#"{"departure":{"ticket":1,"t":0.5,"gap":1,"scale":2,"x":0}}"#,
             r#"{"departure":{"ticket":1,"t":0.5,"gap":1}}"#,
             r#"{"sampled":{"ticket":1,"x":[],"nearest":[]}}"#,
-            r#"{"op":"loaded"}"#,
+            r#"{"loaded":{}}"#,
         ] {
             assert!(serde_json::from_str::<Reply>(bad).is_err(), "{bad}");
         }

@@ -199,3 +199,51 @@ fn training_steps_match_the_cpu_twin() {
 thread_local! {
     static ODD_NET: Unet = Unet::new(ODD);
 }
+
+/// The digits lab trains a reader's network on a WebGPU device of its own (as the page's worker
+/// does where the page computes on the GPU): the same steps as the CPU twin's, the same samples
+/// from its weights' average.
+#[test]
+fn the_lab_trains_a_readers_network_on_the_gpu() {
+    use fm_explainer::digits_lab::{Lab, Reply};
+    use fm_explainer::flow::digit_training::{DigitOptions, DigitTraining};
+    use fm_explainer::flow::digits::{unpack, PIXELS};
+    if common::gpu().is_none() {
+        return;
+    }
+    let weights = std::fs::read("www/weights/digits-unet.fmu").unwrap();
+    let packed = std::fs::read("www/assets/digits.bin").unwrap();
+    let mut lab = Lab::new(&weights, &packed).unwrap();
+    // One step a request (the clock moves past the budget at each reading).
+    let clock = std::cell::Cell::new(0.0);
+    let now = || {
+        clock.set(clock.get() + 10.0);
+        clock.get()
+    };
+    for want in 1..=2 {
+        match block_on(lab.train(1, true, 2, false, 5, now)) {
+            Reply::Trained { step, device, .. } => {
+                assert_eq!(step, want);
+                assert!(device.starts_with("WebGPU ("), "trained on {device}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let (train, _) = digit_training::split(&unpack(&packed).unwrap().signed(), PIXELS);
+    let mut twin = DigitTraining::new(
+        UnetShape::DIGITS,
+        train,
+        DigitOptions {
+            batch: 2,
+            ..DigitOptions::SHIPPED
+        },
+    );
+    twin.train_step();
+    twin.train_step();
+    let noise = Rng::new(5).normals(2 * PIXELS);
+    let got = lab.sample(&noise, 5, 0.0, 0, true, |_, _| {}).unwrap();
+    let want = digit_training::sample(&twin.net, &twin.ema, &noise, 5);
+    let error = relative(&got, &want);
+    eprintln!("the lab's GPU-trained network's samples against the CPU twin's: {error:.2e}");
+    assert!(error <= 1e-4, "{error}");
+}

@@ -27,7 +27,7 @@ export const FIGURES = {
   'cfm-vs-efm': ['dataset'],
   'model-capacity': ['log2width', 'n'],
   'hybrid-tau': ['tau'],
-  'new-digits': ['tau'],
+  'new-digits': ['tau', 'batch'],
 };
 // generated:end
 const SETTINGS = [...new Set(Object.values(FIGURES).flat())];

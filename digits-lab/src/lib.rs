@@ -1,10 +1,11 @@
 //! The digits lab's worker (www/digits-worker.js): a second WebAssembly module, fetched with the
 //! network's weights only when a figure that runs the network nears the viewport. It loads
 //! `fm_explainer::digits_lab::Lab` and answers the page's requests, one at a time, posting each
-//! reply (and the steps of a sampling as they come) back to the page.
+//! reply (and the steps of a sampling as they come) back to the page. The reader's own training
+//! runs here too, a chunk per request, on a WebGPU device of the worker's own or on the CPU.
 #![cfg(target_arch = "wasm32")]
 
-use fm_explainer::digits_lab::{Lab, Reply, Request};
+use fm_explainer::digits_lab::{encode, Lab, Reply, Request};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -20,21 +21,9 @@ fn scope() -> web_sys::DedicatedWorkerGlobalScope {
 }
 
 fn post(reply: &Reply) {
-    match serde_wasm_bindgen::to_value(reply) {
-        Ok(value) => {
-            let _ = scope().post_message(&value);
-        }
-        Err(e) => {
-            // Not expected (every reply serializes); the page fails its waiting calls on it.
-            let failed = Reply::Failed {
-                ticket: None,
-                error: format!("a reply could not be sent: {e}"),
-            };
-            if let Ok(v) = serde_wasm_bindgen::to_value(&failed) {
-                let _ = scope().post_message(&v);
-            }
-        }
-    }
+    // As bytes (`Reply::encode`), the buffer transferred rather than copied.
+    let bytes = js_sys::Uint8Array::from(encode(reply).as_slice());
+    let _ = scope().post_message_with_transfer(&bytes, &js_sys::Array::of1(&bytes.buffer()));
 }
 
 async fn fetch(url: &str) -> Result<Vec<u8>, String> {
@@ -97,6 +86,27 @@ pub async fn lab_message(message: JsValue) {
         return post(&reply);
     }
     let ticket = request.ticket();
+    if let Request::Train {
+        ticket,
+        gpu,
+        batch,
+        restart,
+        millis,
+    } = request
+    {
+        // Out of its cell while the training awaits the device (requests come one at a time).
+        let Some(mut lab) = LAB.with(|l| l.borrow_mut().take()) else {
+            return post(&Reply::Failed {
+                ticket: Some(ticket),
+                error: "the digits lab is not loaded".into(),
+            });
+        };
+        let reply = lab
+            .train(ticket, gpu, batch, restart, millis, js_sys::Date::now)
+            .await;
+        LAB.with(|l| *l.borrow_mut() = Some(lab));
+        return post(&reply);
+    }
     let reply = LAB.with(|l| match l.borrow().as_ref() {
         Some(lab) => lab.answer(request, |step| post(&step)),
         None => Reply::Failed {

@@ -4,7 +4,7 @@
 //! (`Request`), each reply goes to the call that waits for its ticket, and a worker that fails
 //! fails every call waiting on it with the reason.
 
-use crate::digits_lab::{Reply, Request};
+use crate::digits_lab::{decode, Reply, Request};
 use futures_channel::mpsc;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use futures_util::StreamExt;
@@ -121,17 +121,13 @@ async fn start() -> Result<Loaded, String> {
     let next_out = outbox.clone();
     let on_message =
         Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
-            let reply = serde_wasm_bindgen::from_value::<Reply>(event.data()).unwrap_or_else(|e| {
-                Reply::Failed {
-                    ticket: None,
-                    error: format!("the digits lab answered something unknown: {e}"),
-                }
-            });
+            let reply = read_reply(event.data());
             let ticket = match &reply {
                 Reply::Loaded { .. } => LOAD,
                 Reply::Step { ticket, .. }
                 | Reply::Sampled { ticket, .. }
                 | Reply::Reference { ticket, .. }
+                | Reply::Trained { ticket, .. }
                 | Reply::Departure { ticket, .. } => *ticket,
                 Reply::Failed { ticket, .. } => ticket.unwrap_or(LOAD),
             };
@@ -194,6 +190,28 @@ async fn start() -> Result<Loaded, String> {
             Err(format!("the digits' network could not be loaded: {error}"))
         }
         _ => Err("the digits lab stopped before it loaded".into()),
+    }
+}
+
+/// A message from the worker: a reply in bytes (`Reply::encode`), or, from the worker's script
+/// when the module itself failed, `{ failed: { ticket, error } }`.
+fn read_reply(data: JsValue) -> Reply {
+    if let Some(bytes) = data.dyn_ref::<js_sys::Uint8Array>() {
+        return decode(&bytes.to_vec()).unwrap_or_else(|e| Reply::Failed {
+            ticket: None,
+            error: format!("the digits lab answered something unknown: {e}"),
+        });
+    }
+    let failed = js_sys::Reflect::get(&data, &"failed".into()).unwrap_or_default();
+    let field = |name: &str| js_sys::Reflect::get(&failed, &name.into()).ok();
+    Reply::Failed {
+        ticket: field("ticket")
+            .and_then(|t| t.as_f64())
+            .filter(|t| t.fract() == 0.0 && (0.0..LOAD as f64).contains(t))
+            .map(|t| t as u32),
+        error: field("error")
+            .and_then(|e| e.as_string())
+            .unwrap_or_else(|| "the digits lab answered something unknown".into()),
     }
 }
 

@@ -895,6 +895,49 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     return `network ${mean(network).toFixed(2)} (${copies(network)}/16 copies), closed form ${mean(closed).toFixed(2)} (${copies(closed)}/16), held-out ${held}, tau 0.6: ${hybrid}; in after ${waited.toFixed(0)} s, the page's longest task meanwhile ${longest.toFixed(0)} ms; departs most at t = ${peak[1]} (${peak[2]}% of |u*|^2); hybrid curve ${points.map((p) => p.join(': ')).join(', ')}; over ${measured[1]} more noises: network ${measured[2]} (${measured[3]}% copies), u* ${measured[4]} (${measured[5]}% copies)`;
   });
 
+  await t.check('new-digits: a reader trains a network of their own, pauses it, and sees its digits beside the shipped one', async () => {
+    // In the lab's worker, a chunk of steps per job: on WebGPU where the page computes on it
+    // (SwiftShader here), else on the CPU twin. Batch 4 keeps a step short on either.
+    const fig = page.locator('[data-figure="new-digits"]');
+    await fig.scrollIntoViewIfNeeded();
+    const status = () => fig.locator('.figure-status').textContent();
+    const yours = (text) => /Yours: step (\d+) of (\d+) on (.*?), ([\d.]+) steps a second, loss ([\d.]+)/.exec(text);
+    await fig.locator('input[data-setting=batch]').fill('4');
+    const showAll = await focusOn(page, 'new-digits');
+    let first;
+    let later;
+    try {
+      await fig.getByRole('button', { name: 'Train from scratch' }).click();
+      await page.waitForFunction(() => /Yours: step [1-9]\d* of .*its digits at step \d+/.test(document.querySelector('[data-figure="new-digits"] .figure-status').textContent), null, { timeout: 180000 });
+      first = yours(await status());
+      await page.waitForFunction((n) => Number(/Yours: step (\d+)/.exec(document.querySelector('[data-figure="new-digits"] .figure-status').textContent)?.[1]) > n, Number(first[1]), { timeout: 120000 });
+      await fig.getByRole('button', { name: 'Pause training' }).click();
+      await page.waitForFunction(() => /Yours: step (\d+) .*its digits at step (\d+)[^(]*\(paused\)\./.test(document.querySelector('[data-figure="new-digits"] .figure-status').textContent)
+        && /its digits at step (\d+)/.exec(document.querySelector('[data-figure="new-digits"] .figure-status').textContent)[1] === /Yours: step (\d+)/.exec(document.querySelector('[data-figure="new-digits"] .figure-status').textContent)[1], null, { timeout: 120000 });
+      later = yours(await status());
+    } finally {
+      await showAll();
+    }
+    // Paused: no step more.
+    await page.waitForTimeout(2000);
+    const still = yours(await status());
+    assert(still[1] === later[1], `paused at step ${later[1]}, then ${still[1]}`);
+    const device = later[3];
+    assert(webgpu ? /^WebGPU/.test(device) : /^the CPU/.test(device), `trained on ${device}`);
+    assert(Number(later[2]) >= 1000 && Number(later[4]) > 0 && Number(later[5]) > 0 && Number(later[5]) < 10, `progress: ${later[0]}`);
+    const [download] = await Promise.all([page.waitForEvent('download'), fig.getByRole('button', { name: 'Download data (CSV)' }).click()]);
+    const rows = fs.readFileSync(await download.path(), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+    const own = rows.filter((r) => r[0] === 'yours');
+    assert(own.length === 16 && own.every((r) => Number(r[4]) > 0), `the CSV's own rows: ${own.length}`);
+    // Reset: a fresh run, paused, nothing of the old one shown.
+    await fig.getByRole('button', { name: 'Reset training' }).click();
+    await page.waitForFunction(() => !/Yours: step/.test(document.querySelector('[data-figure="new-digits"] .figure-status').textContent), null, { timeout: 30000 });
+    assert(await fig.getByRole('button', { name: 'Train from scratch' }).count() === 1, 'the toggle after Reset');
+    await fig.locator('input[data-setting=batch]').fill('64');
+    assert(errors.length === 0, `console errors: ${errors.join('\n')}`);
+    return `${later[1]} steps of batch 4 on ${device} at ${later[4]} steps a second (loss ${first[5]} at step ${first[1]}, ${later[5]} at ${later[1]}); paused; its 16 digits measured`;
+  });
+
   await t.check('model-capacity: trains, is measured where the network is, its reference curve fills in from jobs', async () => {
     const fig = page.locator('[data-figure="model-capacity"]');
     await fig.scrollIntoViewIfNeeded();

@@ -2,10 +2,13 @@
 //! train-digits`) and the closed form over the same 9,000, integrated from the same noises in the
 //! digits lab's worker (`web::lab`). With τ the hybrid model: the closed form on [0, τ), the
 //! network after (τ = 0: the network alone). Each sample beside its nearest training digit and
-//! the distance; the closed form's samples are training digits, copied.
+//! the distance; the closed form's samples are training digits, copied. "Train from scratch"
+//! trains a network of the reader's own in the lab's worker (on WebGPU where the page computes
+//! on it), a chunk of steps per job, and samples it from the same noises as it learns.
 
 use super::draw_on;
 use super::driver::{Ctx, Settings, Sketch, Ui};
+use super::widgets::PauseToggle;
 use crate::catalog::new_digits as settings;
 use crate::catalog::FigureSpec;
 use crate::charts::alignment::{draw_digit_grid, Cell};
@@ -15,6 +18,8 @@ use crate::digits_lab::{Nearest, Reply, Request};
 use crate::flow::digit_training::original_index;
 use crate::flow::digits::{PIXELS, SIDE};
 use crate::flow::rng::Rng;
+use crate::gpu::Backend;
+use crate::web::backend::backend_now;
 use crate::web::controls::JsResult;
 use crate::web::lab::lab;
 use futures_util::future::LocalBoxFuture;
@@ -39,6 +44,13 @@ const TAUS: [f32; 5] = [0.0, 0.2, 0.4, 0.6, 0.8];
 const MEASURED: usize = 256;
 const MEASURE_SEED: u64 = 1000;
 
+/// Milliseconds of training per job (the lab's worker answers other requests between them).
+const CHUNK_MS: u32 = 500;
+/// The reader's training stops at the shipped network's step count (this many before the lab
+/// has said it).
+const OWN_STEPS: u32 = 2000;
+const TRAIN: &str = "Train from scratch";
+
 /// Held-out digits measured for the reference distance: all 1,000 (the first 256 alone lie
 /// nearer the training digits, 7.9 against 9.3: MNIST's order is not random).
 const REFERENCE: u32 = 1000;
@@ -55,6 +67,10 @@ pub enum Work {
     Departure(usize),
     /// The b-th batch of the measure, by the network (false) or u* (true).
     Measure(usize, bool),
+    /// A chunk of the reader's training: the run's number and its step.
+    Train(u32, u32),
+    /// The reader's network's samples of the noise (its version) at the run's step.
+    Own(u64, u32),
 }
 
 fn time_of(k: usize) -> f32 {
@@ -81,6 +97,20 @@ impl Samples {
     }
 }
 
+/// The reader's own network (see `Request::Train`).
+#[derive(Default)]
+struct Own {
+    /// The run's number (Reset starts another; an older run's chunks are not counted).
+    run: u32,
+    step: u32,
+    loss: f32,
+    /// Steps a second in the last chunk, and where it ran.
+    rate: f32,
+    device: String,
+    /// Its samples of a noise (version) at a step.
+    sampled: Option<(u64, u32, Samples)>,
+}
+
 /// The noise's version, the step and the positions of a sampling under way, as the lab sends
 /// them (a sampling of an older noise is never drawn over the new one).
 type Progress = Rc<RefCell<Option<(u64, u32, Vec<f32>)>>>;
@@ -88,6 +118,10 @@ type Progress = Rc<RefCell<Option<(u64, u32, Vec<f32>)>>>;
 pub struct NewDigits {
     canvas: HtmlCanvasElement,
     gap_canvas: HtmlCanvasElement,
+    training: PauseToggle,
+    own: Own,
+    /// The shipped network's steps, once the lab has said.
+    goal: u32,
     /// Whether the lab has been asked for anything yet (it starts with the first job).
     started: bool,
     /// Held while the figure lives: the lab drops its requests once it is gone.
@@ -122,6 +156,104 @@ impl NewDigits {
         self.by_tau.retain(|b| b.0 != tau);
         self.by_tau.push((tau, nearest.to_vec()));
         self.by_tau.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+
+    /// Whether the reader's network is due for samples of this noise: first, then each time it
+    /// has doubled its steps, and when paused or done.
+    fn own_due(&self) -> bool {
+        let step = self.own.step;
+        step > 0
+            && self.own.sampled.as_ref().is_none_or(|(v, s, _)| {
+                *v != self.version
+                    || (*s != step && (self.training.paused || step >= self.goal || step >= 2 * s))
+            })
+    }
+
+    /// The status line: what is computed so far, and the reader's training.
+    fn report(&self, ctx: &mut Ctx<'_>) {
+        let mut text = String::new();
+        if let Some((tau, samples, seconds)) = &self.hybrid {
+            let (mean, copies) = samples.measure();
+            let who = if *tau == 0.0 {
+                "The network".to_string()
+            } else {
+                format!("û* up to τ = {tau:.2}, the network after")
+            };
+            text += &format!(
+            "{who}: {SAMPLES} digits ({STEPS} Euler steps, {seconds:.1} s), mean distance to the nearest training digit {mean:.2}, {copies} of {SAMPLES} copies."
+        );
+        }
+        if let Some(c) = &self.copies {
+            let (mean, copies) = c.measure();
+            text += &format!(
+                " û* alone from the same noises: {mean:.2}, {copies} of {SAMPLES} copies."
+            );
+        }
+        if let Some(r) = self.reference {
+            text += &format!(" The {REFERENCE} held-out digits: {r:.2}.");
+        }
+        if self.by_tau.len() > 1 {
+            text += " Mean distance by τ so far:";
+            for (tau, nearest) in &self.by_tau {
+                text += &format!(" {tau:.1}: {:.2};", measure(nearest).0);
+            }
+            text.pop();
+            text.push('.');
+        }
+        // The peak of the drawn curve (E|u_theta - u*|^2 / D), and its share of E|u*|^2 / D.
+        let measured: Vec<(usize, (f32, f32))> = (0..TIMES)
+            .filter_map(|k| self.departure[k].map(|d| (k, d)))
+            .collect();
+        if let Some(&(k, (gap, scale))) = measured.iter().max_by(|a, b| a.1 .0.total_cmp(&b.1 .0)) {
+            text += &format!(
+            " The network against û* ({PAIRS} pairs at each t, {} of {TIMES} times so far): farthest at t = {:.2}, E‖u_θ − û*‖²/D = {gap:.3}, {:.1}% of |û*|².",
+            measured.len(),
+            time_of(k),
+            100.0 * gap / scale
+        );
+        }
+        let [net, closed] = &self.measured;
+        if !closed.is_empty() {
+            let share = |m: &[Nearest]| {
+                let n = m.len() as f32;
+                let mean = m.iter().map(|d| d.distance).sum::<f32>() / n;
+                let copies = m.iter().filter(|d| d.memorized()).count() as f32 / n;
+                format!(
+                    "{mean:.2} from the nearest training digit, {:.0}% copies",
+                    100.0 * copies
+                )
+            };
+            text += &format!(
+            " Measured on this device over {} of {MEASURED} other noises: the network's samples {}; û*'s {}.",
+            closed.len(),
+            share(&net[..closed.len()]),
+            share(closed)
+        );
+        }
+        if let Some(about) = &self.about {
+            text += &format!(" The network is {about}.");
+        }
+        let own = &self.own;
+        if own.step > 0 {
+            text += &format!(
+                " Yours: step {} of {} on {}, {:.1} steps a second, loss {:.3}",
+                own.step, self.goal, own.device, own.rate, own.loss
+            );
+            if let Some((_, step, s)) = &own.sampled {
+                let (mean, copies) = s.measure();
+                text += &format!(
+                "; its digits at step {step}: mean distance {mean:.2}, {copies} of {SAMPLES} copies"
+            );
+            }
+            text += if self.training.paused {
+                " (paused)."
+            } else {
+                "."
+            };
+        } else if !self.training.paused {
+            text += " Yours: starting…";
+        }
+        ctx.status.set(text.trim_start());
     }
 
     fn new_noise(&mut self) {
@@ -162,10 +294,11 @@ impl Sketch for NewDigits {
     fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let canvas = super::row_canvas(
             ui.root,
-            (960, 560),
+            (960, 740),
             "figure-digits",
-            "Digits made by the network from noise, the nearest training digit to each, and the closed form's samples from the same noises",
+            "Digits made by the network from noise, the nearest training digit to each, the closed form's samples from the same noises, and a network trained on this page's",
         )?;
+        canvas.class_list().add_1("figure-tall")?;
         let gap_canvas = super::row_canvas(
             ui.root,
             (960, 360),
@@ -177,9 +310,24 @@ impl Sketch for NewDigits {
             s.new_noise();
             ctx.status.set("New noise: integrating…");
         })?;
+        let training = PauseToggle::paused(ui.button(TRAIN, |s, ctx| {
+            s.training.flip();
+            s.report(ctx);
+        })?);
+        ui.button("Reset training", |s, ctx| {
+            s.own = Own {
+                run: s.own.run + 1,
+                ..Own::default()
+            };
+            s.training.unstarted(TRAIN);
+            s.report(ctx);
+        })?;
         let mut figure = NewDigits {
             canvas,
             gap_canvas,
+            training,
+            own: Own::default(),
+            goal: OWN_STEPS,
             started: false,
             alive: Rc::new(()),
             departure: [None; TIMES],
@@ -227,6 +375,13 @@ impl Sketch for NewDigits {
         if let Some(k) = (0..TIMES).find(|&k| self.departure[k].is_none()) {
             return Some(Work::Departure(k));
         }
+        // The reader's training (once every chart has its points: seconds), then the measure.
+        if self.own_due() {
+            return Some(Work::Own(self.version, self.own.step));
+        }
+        if !self.training.paused && self.own.step < self.goal {
+            return Some(Work::Train(self.own.run, self.own.step));
+        }
         // The network's batch, then u*'s from the same noises.
         let [net, closed] = &self.measured;
         let closed_next = closed.len() < net.len();
@@ -247,6 +402,12 @@ impl Sketch for NewDigits {
         };
         let progress = self.progress.clone();
         let work = *work;
+        let (restart, batch) = (
+            self.own.step == 0,
+            ctx.settings().number(&settings::BATCH) as u32,
+        );
+        // Where the page computes once its GPU check is done (the CPU until then).
+        let gpu = backend_now().is_some_and(|b| matches!(*b, Backend::Gpu(_)));
         let version = self.version;
         let caller = Rc::downgrade(&self.alive);
         Box::pin(async move {
@@ -263,6 +424,7 @@ impl Sketch for NewDigits {
                     tau: f32::from_bits(tau),
                     every: 1,
                     pictured: SHOWN as u32,
+                    own: false,
                 },
                 Work::Copies(_) => Request::Sample {
                     ticket,
@@ -271,6 +433,7 @@ impl Sketch for NewDigits {
                     tau: 1.0,
                     every: 0,
                     pictured: 0,
+                    own: false,
                 },
                 Work::Curve(_, tau) => Request::Sample {
                     ticket,
@@ -279,6 +442,7 @@ impl Sketch for NewDigits {
                     tau: f32::from_bits(tau),
                     every: 0,
                     pictured: 0,
+                    own: false,
                 },
                 Work::Reference => Request::Reference {
                     ticket,
@@ -291,11 +455,28 @@ impl Sketch for NewDigits {
                     tau: if closed { 1.0 } else { 0.0 },
                     every: 0,
                     pictured: 0,
+                    own: false,
                 },
                 Work::Departure(k) => Request::Departure {
                     ticket,
                     t: time_of(k),
                     pairs: PAIRS,
+                },
+                Work::Train(..) => Request::Train {
+                    ticket,
+                    gpu,
+                    batch,
+                    restart,
+                    millis: CHUNK_MS,
+                },
+                Work::Own(..) => Request::Sample {
+                    ticket,
+                    noise,
+                    steps: STEPS,
+                    tau: 0.0,
+                    every: 0,
+                    pictured: 0,
+                    own: true,
                 },
             };
             let mut result = Err("the digits lab stopped".to_string());
@@ -327,9 +508,19 @@ impl Sketch for NewDigits {
     fn done(&mut self, work: Work, Answer(result, loaded, seconds): Answer, ctx: &mut Ctx<'_>) {
         if self.about.is_none() {
             self.about = loaded.as_ref().and_then(about);
+            if let Some(Reply::Loaded { steps, .. }) = loaded {
+                self.goal = steps;
+            }
         }
         let reply = match result {
             Ok(reply) => reply,
+            // The reader's training stops; the figure goes on.
+            Err(e) if matches!(work, Work::Train(..) | Work::Own(..)) => {
+                self.training.stop();
+                ctx.status
+                    .error(&format!("Your network's training failed: {e}."));
+                return;
+            }
             // A failure of an older noise's sampling is not this noise's.
             Err(_)
                 if matches!(work, Work::Hybrid(v, _) | Work::Copies(v) | Work::Curve(v, _)
@@ -392,6 +583,44 @@ impl Sketch for NewDigits {
             (Work::Departure(k), Reply::Departure { gap, scale, .. }) => {
                 self.departure[k] = Some((gap, scale))
             }
+            (
+                Work::Train(run, _),
+                Reply::Trained {
+                    step,
+                    steps,
+                    loss,
+                    millis,
+                    device,
+                    ..
+                },
+            ) if run == self.own.run => {
+                self.own.step = step;
+                self.own.loss = loss;
+                self.own.rate = steps as f32 * 1000.0 / millis.max(1.0);
+                self.own.device = device;
+                if step >= self.goal {
+                    self.training.stop();
+                }
+            }
+            (
+                Work::Own(version, step),
+                Reply::Sampled {
+                    x,
+                    nearest,
+                    nearest_x,
+                    ..
+                },
+            ) if step <= self.own.step => {
+                self.own.sampled = Some((
+                    version,
+                    step,
+                    Samples {
+                        x,
+                        nearest,
+                        nearest_x,
+                    },
+                ))
+            }
             (Work::Measure(b, closed), Reply::Sampled { nearest, .. }) => {
                 let measured = &mut self.measured[closed as usize];
                 if measured.len() == b * SAMPLES {
@@ -400,69 +629,7 @@ impl Sketch for NewDigits {
             }
             _ => return,
         }
-        let mut text = String::new();
-        if let Some((tau, samples, seconds)) = &self.hybrid {
-            let (mean, copies) = samples.measure();
-            let who = if *tau == 0.0 {
-                "The network".to_string()
-            } else {
-                format!("û* up to τ = {tau:.2}, the network after")
-            };
-            text += &format!(
-                "{who}: {SAMPLES} digits ({STEPS} Euler steps, {seconds:.1} s), mean distance to the nearest training digit {mean:.2}, {copies} of {SAMPLES} copies."
-            );
-        }
-        if let Some(c) = &self.copies {
-            let (mean, copies) = c.measure();
-            text += &format!(
-                " û* alone from the same noises: {mean:.2}, {copies} of {SAMPLES} copies."
-            );
-        }
-        if let Some(r) = self.reference {
-            text += &format!(" The {REFERENCE} held-out digits: {r:.2}.");
-        }
-        if self.by_tau.len() > 1 {
-            text += " Mean distance by τ so far:";
-            for (tau, nearest) in &self.by_tau {
-                text += &format!(" {tau:.1}: {:.2};", measure(nearest).0);
-            }
-            text.pop();
-            text.push('.');
-        }
-        // The peak of the drawn curve (E|u_theta - u*|^2 / D), and its share of E|u*|^2 / D.
-        let measured: Vec<(usize, (f32, f32))> = (0..TIMES)
-            .filter_map(|k| self.departure[k].map(|d| (k, d)))
-            .collect();
-        if let Some(&(k, (gap, scale))) = measured.iter().max_by(|a, b| a.1 .0.total_cmp(&b.1 .0)) {
-            text += &format!(
-                " The network against û* ({PAIRS} pairs at each t, {} of {TIMES} times so far): farthest at t = {:.2}, E‖u_θ − û*‖²/D = {gap:.3}, {:.1}% of |û*|².",
-                measured.len(),
-                time_of(k),
-                100.0 * gap / scale
-            );
-        }
-        let [net, closed] = &self.measured;
-        if !closed.is_empty() {
-            let share = |m: &[Nearest]| {
-                let n = m.len() as f32;
-                let mean = m.iter().map(|d| d.distance).sum::<f32>() / n;
-                let copies = m.iter().filter(|d| d.memorized()).count() as f32 / n;
-                format!(
-                    "{mean:.2} from the nearest training digit, {:.0}% copies",
-                    100.0 * copies
-                )
-            };
-            text += &format!(
-                " Measured on this device over {} of {MEASURED} other noises: the network's samples {}; û*'s {}.",
-                closed.len(),
-                share(&net[..closed.len()]),
-                share(closed)
-            );
-        }
-        if let Some(about) = &self.about {
-            text += &format!(" The network is {about}.");
-        }
-        ctx.status.set(text.trim_start());
+        self.report(ctx);
     }
 
     fn draw(&mut self, _: &mut Ctx<'_>) -> JsResult<()> {
@@ -509,8 +676,25 @@ impl Sketch for NewDigits {
                 })
             })
             .collect();
+        // The reader's network's samples of this noise, black until it has some.
+        let own = self.own.sampled.as_ref().filter(|o| o.0 == self.version);
+        let black = [-1.0; PIXELS];
+        let yours: Vec<Option<Cell>> = (0..SHOWN)
+            .map(|i| {
+                Some(match own {
+                    Some((_, step, s)) => Cell {
+                        pixels: &s.x[row(i)],
+                        caption: format!("yours ({step}): {:.1}", s.nearest[i].distance),
+                    },
+                    None => Cell {
+                        pixels: &black,
+                        caption: "yours: not trained".into(),
+                    },
+                })
+            })
+            .collect();
         draw_on(&self.canvas, |area| {
-            draw_digit_grid(area, SIDE, &[], &[top, nearest, copies])
+            draw_digit_grid(area, SIDE, &[], &[top, nearest, copies, yours])
         })?;
         let gaps: Vec<f32> = self
             .departure
@@ -542,21 +726,28 @@ impl Sketch for NewDigits {
     }
 
     /// Every sample of this noise at every τ sampled (the hybrid curve's points; τ = 1 is û*
-    /// alone).
+    /// alone), and the reader's network's ("yours").
     fn csv(&self, _: &Settings) -> Option<String> {
         self.hybrid.as_ref()?;
-        let rows = self.by_tau.iter().flat_map(|(tau, nearest)| {
+        let by_tau = self.by_tau.iter().map(|(tau, nearest)| {
             let source = if *tau == 1.0 { "u*" } else { "hybrid" };
-            nearest.iter().enumerate().map(move |(k, n)| {
-                format!(
-                    "{source},{k},{tau},{},{},{},{}",
-                    original_index(n.index as usize),
-                    n.distance,
-                    n.second,
-                    n.memorized()
-                )
-            })
+            (source, *tau, nearest)
         });
+        // The reader's network's samples of this noise, if any (τ = 0: the network alone).
+        let own = self.own.sampled.iter().filter(|o| o.0 == self.version);
+        let rows = by_tau
+            .chain(own.map(|(_, _, s)| ("yours", 0.0, &s.nearest)))
+            .flat_map(|(source, tau, nearest)| {
+                nearest.iter().enumerate().map(move |(k, n)| {
+                    format!(
+                        "{source},{k},{tau},{},{},{},{}",
+                        original_index(n.index as usize),
+                        n.distance,
+                        n.second,
+                        n.memorized()
+                    )
+                })
+            });
         Some(super::csv_rows(
             "source,sample,tau,nearest_training_digit,distance,second_nearest_distance,memorized",
             rows,

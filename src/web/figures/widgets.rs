@@ -67,6 +67,20 @@ impl PauseToggle {
         }
     }
 
+    /// A toggle on `button` that starts paused (its first press starts the run).
+    pub fn paused(button: HtmlElement) -> PauseToggle {
+        PauseToggle {
+            button,
+            paused: true,
+        }
+    }
+
+    /// Paused, with the label of a run not yet started (after a reset).
+    pub fn unstarted(&mut self, label: &str) {
+        self.stop();
+        self.button.set_text_content(Some(label));
+    }
+
     /// Pauses (after an error, say), as the button would.
     pub fn stop(&mut self) {
         if !self.paused {
@@ -74,7 +88,7 @@ impl PauseToggle {
         }
     }
 
-    fn flip(&mut self) {
+    pub fn flip(&mut self) {
         self.paused = !self.paused;
         let label = if self.paused {
             "Resume training"
