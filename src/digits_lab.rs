@@ -16,6 +16,7 @@ use crate::gpu::digit_trainer::GpuDigitTraining;
 use crate::gpu::unet::UnetPipelines;
 use crate::gpu::Gpu;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// What the page asks the lab. A message that is not one of these is refused, never defaulted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,7 +189,8 @@ pub struct Lab {
     params: Vec<f32>,
     weights: Weights,
     weight_bytes: usize,
-    train: Vec<f32>,
+    /// Shared with the reader's training, if any.
+    train: Arc<[f32]>,
     held: Vec<f32>,
     own: Option<Own>,
     /// Why WebGPU failed in this worker, once it has: the reader's training goes on the CPU.
@@ -212,7 +214,7 @@ impl Lab {
             params: w.params.clone(),
             weights: w,
             weight_bytes: weights.len(),
-            train,
+            train: train.into(),
             held,
             own: None,
             gpu_failed: None,

@@ -12,6 +12,7 @@ use super::mlp::{Adam, Target};
 use super::rng::Rng;
 use super::unet::{Unet, UnetShape};
 use super::FlowError;
+use std::sync::Arc;
 
 /// Every tenth digit (index 9, 19, ...) is held out: 1,000 of the 10,000, each class in
 /// proportion (the asset stores the classes in order).
@@ -150,12 +151,17 @@ pub struct DigitTraining {
     pub adam: Adam,
     /// Steps taken.
     pub step: u32,
-    data: Vec<f32>,
+    /// Shared, not copied: a page's lab trains from the digits it already holds.
+    data: Arc<[f32]>,
 }
 
 impl DigitTraining {
     /// A run from the seeded initialisation on `train` (rows of the net's images, in [-1, 1]).
-    pub fn new(shape: UnetShape, train: Vec<f32>, options: DigitOptions) -> DigitTraining {
+    pub fn new(
+        shape: UnetShape,
+        train: impl Into<Arc<[f32]>>,
+        options: DigitOptions,
+    ) -> DigitTraining {
         let net = Unet::new(shape);
         let params = net.init(options.seed);
         DigitTraining {
@@ -165,7 +171,7 @@ impl DigitTraining {
             options,
             params,
             step: 0,
-            data: train,
+            data: train.into(),
         }
     }
 

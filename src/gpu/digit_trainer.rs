@@ -9,6 +9,7 @@ use super::unet::{GpuUnet, UnetPipelines};
 use super::{shaders, Gpu, GpuError};
 use crate::flow::digit_training::{ema_decay, step_batch, step_rate, DigitOptions};
 use crate::flow::unet::{Unet, UnetShape};
+use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
 /// shaders/unet_update.wgsl's `Update`.
@@ -41,7 +42,7 @@ pub struct GpuDigitTraining {
     pub options: DigitOptions,
     /// Steps taken.
     pub step: u32,
-    data: Vec<f32>,
+    data: Arc<[f32]>,
     grads: wgpu::Buffer,
     ema: wgpu::Buffer,
     uniform: wgpu::Buffer,
@@ -57,7 +58,7 @@ impl GpuDigitTraining {
     pub fn new(
         gpu: &Gpu,
         shape: UnetShape,
-        train: Vec<f32>,
+        train: impl Into<Arc<[f32]>>,
         options: DigitOptions,
     ) -> Result<GpuDigitTraining, GpuError> {
         let net = Unet::new(shape);
@@ -166,7 +167,7 @@ impl GpuDigitTraining {
             unet,
             options,
             step: 0,
-            data: train,
+            data: train.into(),
             grads,
             ema,
             uniform,
