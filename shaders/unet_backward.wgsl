@@ -89,9 +89,8 @@ fn loss(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 }
 
 // ---- Convolutions' gradients as implicit matrix products, tiled as unet.wgsl's `conv`: a
-// workgroup computes 32 x 64 values, each invocation 8 x 4 strided by 4 and 16, the sum's
-// dimension 16 at a time through workgroup memory. `lhs(kk, m)` and `rhs(kk, n)` are the two
-// operands' values.
+// workgroup computes 32 x 128 values, each invocation 8 x 8 (rows strided by 4, columns by 16),
+// the sum's dimension 16 at a time through workgroup memory.
 //
 // conv_dx: d in (cin x rows area) += W' (cin x cout k k) times dy's patches (cout k k x rows
 //   area), W'[c][(o, r)] = W[o][c][k k - 1 - r] (the kernel turned half a turn): the input's
@@ -100,34 +99,68 @@ fn loss(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
 //   (P_s x cin k k) over the split's P_s pixels of the batch, stored in the scratch region.
 
 const TM: u32 = 32u;
-const TN: u32 = 64u;
+const TN: u32 = 128u;
 const TK: u32 = 16u;
 var<workgroup> l_tile: array<f32, 512>;   // TK x TM
-var<workgroup> r_tile: array<f32, 1024>;  // TK x TN
+var<workgroup> r_tile: array<f32, 2048>;  // TK x TN
 
-// The 32 x 64 tile at (m0, n0) of the product over kk in [first, last). The right operand's
-// tile: each invocation loads column lid (TN = GROUP) and walks its 16 rows with counters
-// rather than divisions. conv_dx: the column is a pixel (fixed), the rows dy's (o, di, dj).
-// conv_dw: the column is a patch row (c, di, dj) (fixed), the rows the batch's pixels.
-fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array<vec4<f32>, 8> {
+// A column of the right operand: conv_dx's pixel (its image's offset in dy, its position less
+// the padding), or conv_dw's patch row (its channel c and offsets (i, j) less the padding).
+struct Column {
+    ok: bool,
+    at: u32,
+    c: u32,
+    i: i32,
+    j: i32,
+}
+
+fn column_of(dx: bool, n: u32) -> Column {
+    let side = a.side;
+    let area = side * side;
+    let kernel = a.k * a.k;
+    let pad = i32(a.k / 2u);
+    if (dx) {
+        return Column(n < a.rows * area, a.output + (n / area) * a.output_size, 0u,
+                      i32((n % area) / side) - pad, i32(n % side) - pad);
+    }
+    return Column(n < a.cin * kernel, 0u, n / kernel,
+                  i32((n % kernel) / a.k) - pad, i32((n % kernel) % a.k) - pad);
+}
+
+// conv_dx's right value: dy at channel o, offset (di, dj) from the column's pixel.
+fn dy_patch(col: Column, o: u32, di: i32, dj: i32) -> f32 {
+    let side = a.side;
+    let i = col.i + di;
+    let j = col.j + dj;
+    if (col.ok && o < a.cout && i >= 0 && j >= 0 && i < i32(side) && j < i32(side)) {
+        return grad[col.at + o * side * side + u32(i) * side + u32(j)];
+    }
+    return 0.0;
+}
+
+// conv_dw's right value: the input of image b at the column's channel, offset from (pi, pj).
+fn x_patch(col: Column, live: bool, b: u32, pi: u32, pj: u32) -> f32 {
+    let side = a.side;
+    let i = i32(pi) + col.i;
+    let j = i32(pj) + col.j;
+    if (col.ok && live && i >= 0 && j >= 0 && i < i32(side) && j < i32(side)) {
+        return arena[a.input + b * a.input_size + col.c * side * side + u32(i) * side + u32(j)];
+    }
+    return 0.0;
+}
+
+// The 32 x 128 tile at (m0, n0) of the product over kk in [first, last). The right operand's
+// tile: each invocation loads columns lid and lid + 64 and walks their 16 rows with counters
+// rather than divisions. conv_dx: the columns are pixels (fixed), the rows dy's (o, di, dj).
+// conv_dw: the columns are patch rows (c, di, dj) (fixed), the rows the batch's pixels.
+fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array<vec4<f32>, 16> {
     let tx = lid % 16u;
     let ty = lid / 16u;
     let side = a.side;
     let area = side * side;
     let kernel = a.k * a.k;
-    let pad = i32(a.k / 2u);
-    let n = n0 + lid;
-    // conv_dx's pixel, or conv_dw's patch row.
-    var column = n < a.cin * kernel;
-    if (dx) {
-        column = n < a.rows * area;
-    }
-    let at = a.output + (n / area) * a.output_size;
-    let pi = i32((n % area) / side) - pad;
-    let pj = i32(n % side) - pad;
-    let c_row = n / kernel;
-    let di_row = i32((n % kernel) / a.k) - pad;
-    let dj_row = i32((n % kernel) % a.k) - pad;
+    let col_a = column_of(dx, n0 + lid);
+    let col_b = column_of(dx, n0 + lid + 64u);
     // conv_dw's pixel counters, from the range's first pixel (the same in every invocation).
     var b = first / area;
     var pixel_i = (first % area) / side;
@@ -140,6 +173,14 @@ fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array
     var acc5 = vec4<f32>(0.0);
     var acc6 = vec4<f32>(0.0);
     var acc7 = vec4<f32>(0.0);
+    var acc8 = vec4<f32>(0.0);
+    var acc9 = vec4<f32>(0.0);
+    var acc10 = vec4<f32>(0.0);
+    var acc11 = vec4<f32>(0.0);
+    var acc12 = vec4<f32>(0.0);
+    var acc13 = vec4<f32>(0.0);
+    var acc14 = vec4<f32>(0.0);
+    var acc15 = vec4<f32>(0.0);
     // The left tile: this invocation loads row m = m0 + lid % TM at kk = k0 + lid / TM + 2 q,
     // walked with counters: conv_dx's (o, r) of the flipped kernel, conv_dw's (image, pixel).
     let m = m0 + lid % TM;
@@ -181,13 +222,8 @@ fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array
             var di = i32((k0 % kernel) / a.k);
             var dj = i32((k0 % kernel) % a.k);
             for (var q = 0u; q < TK; q++) {
-                let i = pi + di;
-                let j = pj + dj;
-                var v = 0.0;
-                if (column && o < a.cout && i >= 0 && j >= 0 && i < i32(side) && j < i32(side)) {
-                    v = grad[at + o * area + u32(i) * side + u32(j)];
-                }
-                r_tile[q * TN + lid] = v;
+                r_tile[q * TN + lid] = dy_patch(col_a, o, di, dj);
+                r_tile[q * TN + lid + 64u] = dy_patch(col_b, o, di, dj);
                 dj += 1;
                 if (dj == i32(a.k)) {
                     dj = 0;
@@ -200,13 +236,9 @@ fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array
             }
         } else {
             for (var q = 0u; q < TK; q++) {
-                let i = i32(pixel_i) + di_row;
-                let j = i32(pixel_j) + dj_row;
-                var v = 0.0;
-                if (column && k0 + q < last && i >= 0 && j >= 0 && i < i32(side) && j < i32(side)) {
-                    v = arena[a.input + b * a.input_size + c_row * area + u32(i) * side + u32(j)];
-                }
-                r_tile[q * TN + lid] = v;
+                let live = k0 + q < last;
+                r_tile[q * TN + lid] = x_patch(col_a, live, b, pixel_i, pixel_j);
+                r_tile[q * TN + lid + 64u] = x_patch(col_b, live, b, pixel_i, pixel_j);
                 pixel_j += 1u;
                 if (pixel_j == side) {
                     pixel_j = 0u;
@@ -221,20 +253,47 @@ fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
             let ro = kk * TN + tx;
-            let rv = vec4<f32>(r_tile[ro], r_tile[ro + 16u], r_tile[ro + 32u], r_tile[ro + 48u]);
+            let ra = vec4<f32>(r_tile[ro], r_tile[ro + 16u], r_tile[ro + 32u], r_tile[ro + 48u]);
+            let rb = vec4<f32>(r_tile[ro + 64u], r_tile[ro + 80u], r_tile[ro + 96u], r_tile[ro + 112u]);
             let lo = kk * TM + ty;
-            acc0 = fma(vec4<f32>(l_tile[lo]), rv, acc0);
-            acc1 = fma(vec4<f32>(l_tile[lo + 4u]), rv, acc1);
-            acc2 = fma(vec4<f32>(l_tile[lo + 8u]), rv, acc2);
-            acc3 = fma(vec4<f32>(l_tile[lo + 12u]), rv, acc3);
-            acc4 = fma(vec4<f32>(l_tile[lo + 16u]), rv, acc4);
-            acc5 = fma(vec4<f32>(l_tile[lo + 20u]), rv, acc5);
-            acc6 = fma(vec4<f32>(l_tile[lo + 24u]), rv, acc6);
-            acc7 = fma(vec4<f32>(l_tile[lo + 28u]), rv, acc7);
+            let l0 = vec4<f32>(l_tile[lo + 0u]);
+            let l1 = vec4<f32>(l_tile[lo + 4u]);
+            let l2 = vec4<f32>(l_tile[lo + 8u]);
+            let l3 = vec4<f32>(l_tile[lo + 12u]);
+            let l4 = vec4<f32>(l_tile[lo + 16u]);
+            let l5 = vec4<f32>(l_tile[lo + 20u]);
+            let l6 = vec4<f32>(l_tile[lo + 24u]);
+            let l7 = vec4<f32>(l_tile[lo + 28u]);
+            acc0 = fma(l0, ra, acc0);
+            acc1 = fma(l1, ra, acc1);
+            acc2 = fma(l2, ra, acc2);
+            acc3 = fma(l3, ra, acc3);
+            acc4 = fma(l4, ra, acc4);
+            acc5 = fma(l5, ra, acc5);
+            acc6 = fma(l6, ra, acc6);
+            acc7 = fma(l7, ra, acc7);
+            acc8 = fma(l0, rb, acc8);
+            acc9 = fma(l1, rb, acc9);
+            acc10 = fma(l2, rb, acc10);
+            acc11 = fma(l3, rb, acc11);
+            acc12 = fma(l4, rb, acc12);
+            acc13 = fma(l5, rb, acc13);
+            acc14 = fma(l6, rb, acc14);
+            acc15 = fma(l7, rb, acc15);
         }
         workgroupBarrier();
     }
-    return array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
+    return array<vec4<f32>, 16>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7,
+                                acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15);
+}
+
+// Where value (r, c) of an invocation's 8 x 8 lies in the workgroup's tile: its row and column.
+fn tile_row(lid: u32, r: u32) -> u32 {
+    return lid / 16u + 4u * (r % 8u);
+}
+
+fn tile_column(lid: u32, r: u32, c: u32) -> u32 {
+    return lid % 16u + 16u * c + 64u * (r / 8u);
 }
 
 @compute @workgroup_size(64)
@@ -243,12 +302,10 @@ fn conv_dx(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid
     let n0 = wid.x * TN;
     let acc = product(true, lid, m0, n0, 0u, a.cout * a.k * a.k);
     let area = a.side * a.side;
-    let tx = lid % 16u;
-    let ty = lid / 16u;
-    for (var r = 0u; r < 8u; r++) {
-        let m = m0 + ty + 4u * r;
+    for (var r = 0u; r < 16u; r++) {
+        let m = m0 + tile_row(lid, r);
         for (var c = 0u; c < 4u; c++) {
-            let n = n0 + tx + 16u * c;
+            let n = n0 + tile_column(lid, r, c);
             if (m < a.cin && n < a.rows * area) {
                 let at = a.input + (n / area) * a.input_size + m * area + n % area;
                 grad[at] += acc[r][c];
@@ -269,12 +326,10 @@ fn conv_dw(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid
     let last = min(first + a.feature_row, pixels);
     let acc = product(false, lid, m0, n0, first, last);
     let depth = a.cin * a.k * a.k;
-    let tx = lid % 16u;
-    let ty = lid / 16u;
-    for (var r = 0u; r < 8u; r++) {
-        let m = m0 + ty + 4u * r;
+    for (var r = 0u; r < 16u; r++) {
+        let m = m0 + tile_row(lid, r);
         for (var c = 0u; c < 4u; c++) {
-            let n = n0 + tx + 16u * c;
+            let n = n0 + tile_column(lid, r, c);
             if (m < a.cout && n < depth) {
                 grad[a.scratch + split * a.cout * depth + m * depth + n] = acc[r][c];
             }
