@@ -47,9 +47,16 @@ async function firefox() {
     headless: true,
     // Firefox's WebGPU (wgpu on Vulkan: lavapipe here) stays off on a blocklisted driver unless asked.
     extraPrefsFirefox: { 'dom.webgpu.enabled': true, 'gfx.webgpu.ignore-blocklist': true },
+    // No viewport at the page's creation: Puppeteer's sets the screen's orientation too, a
+    // WebDriver BiDi command that Firefox ESR 140 does not know (it fails the launch there).
+    defaultViewport: null,
+    args: ['--width=1280', '--height=900'],
   });
   const page = await browser.newPage();
-  await page.setViewport({ width: 1280, height: 900 });
+  // The viewport is set before the orientation, so only that part's refusal is let pass.
+  await page.setViewport({ width: 1280, height: 900 }).catch((e) => {
+    if (!/unknown command emulation\.setScreenOrientationOverride/.test(e.message)) throw e;
+  });
   return {
     name: 'firefox',
     version: await browser.version(),
