@@ -50,6 +50,8 @@ const CHUNK_MS: u32 = 500;
 /// has said it).
 const OWN_STEPS: u32 = 2000;
 const TRAIN: &str = "Train from scratch";
+/// Steps before the reader's network is first sampled while it trains.
+const OWN_FIRST: u32 = 50;
 
 /// Held-out digits measured for the reference distance: all 1,000 (the first 256 alone lie
 /// nearer the training digits, 7.9 against 9.3: MNIST's order is not random).
@@ -158,14 +160,16 @@ impl NewDigits {
         self.by_tau.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
 
-    /// Whether the reader's network is due for samples of this noise: first, then each time it
-    /// has doubled its steps, and when paused or done.
+    /// Whether the reader's network is due for samples of this noise: after OWN_FIRST steps,
+    /// then each time it has doubled its steps, and when paused or done (a sampling takes
+    /// seconds on the CPU: at every early step it would take most of the time).
     fn own_due(&self) -> bool {
         let step = self.own.step;
+        let (paused, done) = (self.training.paused, step >= self.goal);
+        let since = |s: u32| paused || done || step >= 2 * s.max(OWN_FIRST / 2);
         step > 0
-            && self.own.sampled.as_ref().is_none_or(|(v, s, _)| {
-                *v != self.version
-                    || (*s != step && (self.training.paused || step >= self.goal || step >= 2 * s))
+            && self.own.sampled.as_ref().map_or(since(0), |(v, s, _)| {
+                *v != self.version || (*s != step && since(*s))
             })
     }
 
