@@ -21,7 +21,7 @@ fn scope() -> web_sys::DedicatedWorkerGlobalScope {
 }
 
 fn post(reply: &Reply) {
-    // As bytes (`Reply::encode`), the buffer transferred rather than copied.
+    // As bytes (`digits_lab::encode`), the buffer transferred rather than copied.
     let bytes = js_sys::Uint8Array::from(encode(reply).as_slice());
     let _ = scope().post_message_with_transfer(&bytes, &js_sys::Array::of1(&bytes.buffer()));
 }

@@ -193,7 +193,7 @@ async fn start() -> Result<Loaded, String> {
     }
 }
 
-/// A message from the worker: a reply in bytes (`Reply::encode`), or, from the worker's script
+/// A message from the worker: a reply in bytes (`digits_lab::encode`), or, from the worker's script
 /// when the module itself failed, `{ failed: { ticket, error } }`.
 fn read_reply(data: JsValue) -> Reply {
     if let Some(bytes) = data.dyn_ref::<js_sys::Uint8Array>() {
