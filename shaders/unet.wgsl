@@ -180,26 +180,28 @@ fn conv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     }
 }
 
-// ---- GroupNorm: one workgroup of 256 per (group, image): the mean, then the variance about it
+// ---- GroupNorm: one workgroup of 64 per (group, image): the mean, then the variance about it
 // (two passes, as the twin), then (x - mean) / sqrt(var + 1e-5) * scale + shift.
 
-var<workgroup> partial: array<f32, 256>;
+const WIDTH: u32 = 64u;
+var<workgroup> partial: array<f32, 64>;
 
+// The workgroup's sum of `value`, in uniform control flow: every invocation adds the 64 partial
+// values in the same order, behind two barriers where a tree takes seven. A barrier is what a
+// GPU emulated on the CPU (SwiftShader) pays most for: with 256 invocations and a tree, the
+// reductions took half a training step's time there.
 fn reduce(lid: u32, value: f32) -> f32 {
     partial[lid] = value;
     workgroupBarrier();
-    for (var width = 128u; width > 0u; width /= 2u) {
-        if (lid < width) {
-            partial[lid] += partial[lid + width];
-        }
-        workgroupBarrier();
+    var total = 0.0;
+    for (var i = 0u; i < WIDTH; i++) {
+        total += partial[i];
     }
-    let total = partial[0];
     workgroupBarrier();
     return total;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn norm(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let g = wid.x;
     let b = wid.y;
@@ -209,14 +211,14 @@ fn norm(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let first = a.input + b * a.input_size + g * count;
     let live = b < a.rows;
     var sum = 0.0;
-    for (var i = lid; i < count; i += 256u) {
+    for (var i = lid; i < count; i += WIDTH) {
         if (live) {
             sum += arena[first + i];
         }
     }
     let mean = reduce(lid, sum) / f32(count);
     var squares = 0.0;
-    for (var i = lid; i < count; i += 256u) {
+    for (var i = lid; i < count; i += WIDTH) {
         if (live) {
             let d = arena[first + i] - mean;
             squares += d * d;
@@ -227,7 +229,7 @@ fn norm(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
         return;
     }
     let out = a.output + b * a.output_size + g * count;
-    for (var i = lid; i < count; i += 256u) {
+    for (var i = lid; i < count; i += WIDTH) {
         let ch = g * per_group + i / area;
         arena[out + i] = (arena[first + i] - mean) * rstd * params[a.w + ch] + params[a.b + ch];
     }

@@ -49,32 +49,37 @@ fn element(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * GROUP;
 }
 
-var<workgroup> partial: array<f32, 256>;
+// Invocations of the reducing workgroups (`loss`, `norm_back`).
+const WIDTH: u32 = 64u;
+var<workgroup> partial: array<vec4<f32>, 64>;
 
-// The workgroup's sum of `value` (256 invocations), in uniform control flow.
-fn reduce(lid: u32, value: f32) -> f32 {
+// The workgroup's sums of `value`'s four lanes, in uniform control flow: every invocation adds
+// the 64 partial values in the same order, behind two barriers (as unet.wgsl's `reduce`; a tree
+// takes seven, and barriers are what SwiftShader pays most for).
+fn reduce4(lid: u32, value: vec4<f32>) -> vec4<f32> {
     partial[lid] = value;
     workgroupBarrier();
-    for (var width = 128u; width > 0u; width /= 2u) {
-        if (lid < width) {
-            partial[lid] += partial[lid + width];
-        }
-        workgroupBarrier();
+    var total = vec4<f32>(0.0);
+    for (var i = 0u; i < WIDTH; i++) {
+        total += partial[i];
     }
-    let total = partial[0];
     workgroupBarrier();
     return total;
+}
+
+fn reduce(lid: u32, value: f32) -> f32 {
+    return reduce4(lid, vec4<f32>(value, 0.0, 0.0, 0.0)).x;
 }
 
 // ---- The loss: one workgroup per image. d u = 2 (u - target) scale; the image's
 // scale |u - target|^2 stored at scratch[b].
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn loss(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let b = wid.x;
     let live = b < a.rows;
     var sum = 0.0;
-    for (var i = lid; i < a.output_size; i += 256u) {
+    for (var i = lid; i < a.output_size; i += WIDTH) {
         if (live) {
             let at = a.output + b * a.output_size + i;
             let diff = arena[at] - arena[a.second + b * a.output_size + i];
@@ -338,33 +343,33 @@ fn conv_dw(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid
 }
 
 // ---- Per-channel sums of the output's gradient over each image's pixels (a convolution's
-// bias, AddChannels' per-channel term): one workgroup per (channel, image), stored at
-// scratch[b cout + c].
+// bias, AddChannels' per-channel term): one invocation per (image, channel), adding its plane in
+// order (no barrier), stored at scratch[b cout + c].
 
-@compute @workgroup_size(256)
-fn channel_sums(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let c = wid.x;
-    let b = wid.y;
+@compute @workgroup_size(64)
+fn channel_sums(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let e = element(gid, groups);
+    if (e >= a.rows * a.cout) {
+        return;
+    }
+    let b = e / a.cout;
+    let c = e % a.cout;
     let area = a.side * a.side;
-    let live = b < a.rows && c < a.cout;
+    let first = a.output + b * a.output_size + c * area;
     var sum = 0.0;
-    for (var i = lid; i < area; i += 256u) {
-        if (live) {
-            sum += grad[a.output + b * a.output_size + c * area + i];
-        }
+    for (var i = 0u; i < area; i++) {
+        sum += grad[first + i];
     }
-    let total = reduce(lid, sum);
-    if (live && lid == 0u) {
-        grad[a.scratch + b * a.cout + c] = total;
-    }
+    grad[a.scratch + e] = sum;
 }
 
-// ---- GroupNorm: one workgroup per (group, image). With xhat = (x - mean) rstd and the
+// ---- GroupNorm: one workgroup of 64 per (group, image). With xhat = (x - mean) rstd and the
 // channel's scale gamma: per channel, gs = sum dy xhat and bs = sum dy (gamma's and beta's
-// gradients, stored at scratch[b cin + ch] and scratch[(rows + b) cin + ch]); then
-// dx += rstd (dy gamma - mean(dy gamma) - xhat mean(dy gamma xhat)), the means over the group.
+// gradients, stored at scratch[b cin + ch] and scratch[(rows + b) cin + ch]), two channels a
+// reduction; then dx += rstd (dy gamma - mean(dy gamma) - xhat mean(dy gamma xhat)), the means
+// over the group.
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn norm_back(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let g = wid.x;
     let b = wid.y;
@@ -375,14 +380,14 @@ fn norm_back(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) w
     let dfirst = a.output + b * a.output_size + g * count;
     let live = b < a.rows;
     var sum = 0.0;
-    for (var i = lid; i < count; i += 256u) {
+    for (var i = lid; i < count; i += WIDTH) {
         if (live) {
             sum += arena[first + i];
         }
     }
     let mean = reduce(lid, sum) / f32(count);
     var squares = 0.0;
-    for (var i = lid; i < count; i += 256u) {
+    for (var i = lid; i < count; i += WIDTH) {
         if (live) {
             let d = arena[first + i] - mean;
             squares += d * d;
@@ -391,32 +396,41 @@ fn norm_back(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) w
     let rstd = 1.0 / sqrt(reduce(lid, squares) / f32(count) + 1e-5);
     var mean_dy = 0.0;
     var mean_dot = 0.0;
-    for (var q = 0u; q < per_group; q++) {
-        let ch = g * per_group + q;
-        var gs = 0.0;
-        var bs = 0.0;
-        for (var i = lid; i < area; i += 256u) {
+    for (var q = 0u; q < per_group; q += 2u) {
+        // Channels q and q + 1 (when the group has it): (gs, bs, gs', bs').
+        let pair = q + 1u < per_group;
+        var sums = vec4<f32>(0.0);
+        for (var i = lid; i < area; i += WIDTH) {
             if (live) {
                 let dy = grad[dfirst + q * area + i];
-                gs += dy * (arena[first + q * area + i] - mean) * rstd;
-                bs += dy;
+                sums.x += dy * (arena[first + q * area + i] - mean) * rstd;
+                sums.y += dy;
+                if (pair) {
+                    let dy2 = grad[dfirst + (q + 1u) * area + i];
+                    sums.z += dy2 * (arena[first + (q + 1u) * area + i] - mean) * rstd;
+                    sums.w += dy2;
+                }
             }
         }
-        let gsum = reduce(lid, gs);
-        let bsum = reduce(lid, bs);
-        if (live && lid == 0u) {
-            grad[a.scratch + b * a.cin + ch] = gsum;
-            grad[a.scratch + (a.rows + b) * a.cin + ch] = bsum;
+        let total = reduce4(lid, sums);
+        for (var h = 0u; h < select(1u, 2u, pair); h++) {
+            let ch = g * per_group + q + h;
+            let gsum = total[2u * h];
+            let bsum = total[2u * h + 1u];
+            if (live && lid == 0u) {
+                grad[a.scratch + b * a.cin + ch] = gsum;
+                grad[a.scratch + (a.rows + b) * a.cin + ch] = bsum;
+            }
+            mean_dy += bsum * params[a.w + ch];
+            mean_dot += gsum * params[a.w + ch];
         }
-        mean_dy += bsum * params[a.w + ch];
-        mean_dot += gsum * params[a.w + ch];
     }
     mean_dy /= f32(count);
     mean_dot /= f32(count);
     if (!live) {
         return;
     }
-    for (var i = lid; i < count; i += 256u) {
+    for (var i = lid; i < count; i += WIDTH) {
         let scale = params[a.w + g * per_group + i / area];
         let xhat = (arena[first + i] - mean) * rstd;
         grad[a.input + b * a.input_size + g * count + i] +=

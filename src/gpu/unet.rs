@@ -757,7 +757,7 @@ impl GpuUnet {
                     out.push(Dispatch {
                         kernel: Kernel::ChannelSums,
                         args,
-                        groups: (cout as u32, rows as u32),
+                        groups: elementwise(rows * cout),
                     });
                     out.push(sum_rows(b, rows, cout, scratch));
                     let tiles = (
@@ -855,7 +855,7 @@ impl GpuUnet {
                     out.push(Dispatch {
                         kernel: Kernel::ChannelSums,
                         args,
-                        groups: (c as u32, rows as u32),
+                        groups: elementwise(rows * c),
                     });
                     out.push(slice(per_channel, (scratch, c as u32), 0, c));
                 }
