@@ -6,12 +6,13 @@
 //!
 //! `--plan` prints only the workgroup table (no adapter needed).
 
-use fm_explainer::flow::digit_training;
+use fm_explainer::flow::digit_training::{self, DigitOptions, DigitTraining};
 use fm_explainer::flow::mlp::{self, MlpShape, Target};
 use fm_explainer::flow::training::TrainOptions;
 use fm_explainer::flow::unet::{Unet, UnetShape};
 use fm_explainer::flow::{rng::Rng, ClosedForm};
 use fm_explainer::gpu::closed_form::{Plan, TARGET_WORKGROUPS};
+use fm_explainer::gpu::digit_trainer::GpuDigitTraining;
 use fm_explainer::gpu::trainer::{GpuTrainer, TrainingPipelines};
 use fm_explainer::gpu::unet::{GpuUnet, UnetPipelines};
 use fm_explainer::gpu::{ClosedFormPipeline, Gpu, TrainingSet};
@@ -189,6 +190,33 @@ fn main() {
             "{:<34} {g:>10.1} {c:>10.1} {:>8.2}",
             format!("U-Net samples, 20 steps (m {m})"),
             c / g
+        );
+    }
+
+    // A training step of the digits' U-Net (the gradient, clipping, Adam, the average) at the
+    // page's batches, on random images: the time does not depend on their values.
+    let data = Rng::new(5).normals(1_000 * net.shape.dim());
+    let batches: &[usize] = if gpu.software { &[4] } else { &[4, 64] };
+    for &batch in batches {
+        let options = DigitOptions {
+            batch,
+            ..DigitOptions::SHIPPED
+        };
+        let mut on_gpu = GpuDigitTraining::new(&gpu, UnetShape::DIGITS, data.clone(), options)
+            .expect("U-Net training");
+        let g = time(|| {
+            block_on(on_gpu.train_step(&gpu, &pipelines)).expect("a training step");
+        });
+        let mut on_cpu = DigitTraining::new(UnetShape::DIGITS, data.clone(), options);
+        let c = time(|| {
+            on_cpu.train_step();
+        });
+        println!(
+            "{:<34} {g:>10.1} {c:>10.1} {:>8.2}   (steps/s: GPU {:.2}, CPU {:.2})",
+            format!("U-Net training step (batch {batch})"),
+            c / g,
+            1e3 / g,
+            1e3 / c
         );
     }
 }

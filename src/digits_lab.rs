@@ -160,6 +160,12 @@ pub fn decode<T: for<'a> Deserialize<'a>>(bytes: &[u8]) -> Result<T, String> {
     }
 }
 
+/// A ticket read from a JS number (a failed message's, or an unreadable request's): a whole
+/// number below `below`, else none.
+pub fn ticket_from(value: f64, below: u32) -> Option<u32> {
+    (value.fract() == 0.0 && (0.0..below as f64).contains(&value)).then_some(value as u32)
+}
+
 /// The most noise rows one request may carry, and the most steps.
 pub const MAX_ROWS: usize = 256;
 pub const MAX_STEPS: u32 = 200;
@@ -382,22 +388,29 @@ impl Lab {
         let start = now();
         let (mut steps, mut total) = (0u32, 0.0f64);
         let stepped = loop {
-            let loss = match &mut own.trainer {
+            let losses = match &mut own.trainer {
                 Trainer::Cpu(run) => {
                     run.options.batch = batch as usize;
-                    Ok(run.train_step())
+                    Ok(vec![run.train_step()])
                 }
                 Trainer::Gpu(run) => {
+                    // A step alone, then as many as the time left holds at the rate it took,
+                    // submitted together (the device does not wait for the page between them).
                     let (gpu, pipelines, run) = &mut **run;
                     run.options.batch = batch as usize;
-                    run.train_step(gpu, pipelines).await
+                    let rate = steps as f64 / (now() - start).max(1.0);
+                    let fits = ((millis as f64 - (now() - start)) * rate) as u32;
+                    let count = fits.clamp(1, MAX_CHUNK - steps);
+                    run.train_steps(gpu, pipelines, count as usize).await
                 }
             };
-            match loss {
-                Ok(loss) => total += loss as f64,
+            match losses {
+                Ok(losses) => {
+                    total += losses.iter().map(|&l| l as f64).sum::<f64>();
+                    steps += losses.len() as u32;
+                }
                 Err(e) => break Err(e),
             }
-            steps += 1;
             if steps >= MAX_CHUNK || now() - start >= millis as f64 {
                 break Ok(());
             }
@@ -505,6 +518,15 @@ mod tests {
         let weights = std::fs::read("www/weights/digits-unet.fmu").expect("the shipped weights");
         let digits = std::fs::read("www/assets/digits.bin").expect("the packed digits");
         Lab::new(&weights, &digits).expect("a lab")
+    }
+
+    #[test]
+    fn tickets_are_whole_numbers_in_range() {
+        assert_eq!(ticket_from(0.0, 10), Some(0));
+        assert_eq!(ticket_from(9.0, 10), Some(9));
+        for refused in [10.0, -1.0, 2.5, f64::NAN, f64::INFINITY] {
+            assert_eq!(ticket_from(refused, 10), None, "{refused}");
+        }
     }
 
     #[test]

@@ -135,7 +135,8 @@ fn the_gradient_matches_the_cpu_twin() {
 
 /// Training steps on the GPU (the gradient, then clipping, Adam and the average in
 /// shaders/unet_update.wgsl) against `DigitTraining`'s on the CPU, from the same initialisation
-/// and the same batches.
+/// and the same batches: two steps one at a time, then two submitted together (each step's
+/// batch in two submissions, 4 + 2 images), their losses read at once.
 #[test]
 fn training_steps_match_the_cpu_twin() {
     use fm_explainer::flow::digit_training::{DigitOptions, DigitTraining};
@@ -155,11 +156,18 @@ fn training_steps_match_the_cpu_twin() {
         ..DigitOptions::SHIPPED
     };
     let mut cpu = DigitTraining::new(ODD, data.clone(), options);
-    let mut on_gpu = GpuDigitTraining::new(&gpu, ODD, data, options).unwrap();
+    let mut on_gpu = GpuDigitTraining::new(&gpu, ODD, data, options)
+        .unwrap()
+        .with_rows_per_submission(4);
     let pipelines = UnetPipelines::new(&gpu);
-    for step in 0..4 {
+    let mut got = vec![
+        block_on(on_gpu.train_step(&gpu, &pipelines)).unwrap(),
+        block_on(on_gpu.train_step(&gpu, &pipelines)).unwrap(),
+    ];
+    got.extend(block_on(on_gpu.train_steps(&gpu, &pipelines, 2)).unwrap());
+    assert_eq!((got.len(), on_gpu.step), (4, 4));
+    for (step, got) in got.into_iter().enumerate() {
         let want = cpu.train_step();
-        let got = block_on(on_gpu.train_step(&gpu, &pipelines)).unwrap();
         eprintln!("step {step}: loss {got} on the GPU, {want} on the CPU");
         assert!(
             (got - want).abs() <= 1e-4 * want,

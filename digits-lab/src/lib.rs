@@ -5,7 +5,7 @@
 //! runs here too, a chunk per request, on a WebGPU device of the worker's own or on the CPU.
 #![cfg(target_arch = "wasm32")]
 
-use fm_explainer::digits_lab::{encode, Lab, Reply, Request};
+use fm_explainer::digits_lab::{encode, ticket_from, Lab, Reply, Request};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -58,8 +58,7 @@ pub async fn lab_message(message: JsValue) {
             let ticket = js_sys::Reflect::get(&message_copy, &"ticket".into())
                 .ok()
                 .and_then(|t| t.as_f64())
-                .filter(|t| t.fract() == 0.0 && (0.0..u32::MAX as f64).contains(t))
-                .map(|t| t as u32);
+                .and_then(|t| ticket_from(t, u32::MAX));
             return post(&Reply::Failed {
                 ticket,
                 error: format!("not a request the digits lab knows: {e}"),
@@ -165,7 +164,7 @@ pub async fn gpu_kernel_report() -> Result<JsValue, JsError> {
 /// one step, then times `steps` more: `[milliseconds, last loss]`. What `cargo xtask bench`
 /// measures against TensorFlow.js's WebGPU backend running the same network's step. The batches
 /// are drawn from `data` (rows of 784 pixels in [-1, 1]) as `cargo xtask train-digits` draws
-/// them; each step reads its loss back.
+/// them; the timed steps are submitted together and their losses read once, at the end.
 #[wasm_bindgen(js_name = unetTrainingBench)]
 pub async fn unet_training_bench(
     data: Vec<f32>,
@@ -177,9 +176,9 @@ pub async fn unet_training_bench(
     use fm_explainer::gpu::digit_trainer::GpuDigitTraining;
     use fm_explainer::gpu::unet::UnetPipelines;
     let dim = UnetShape::DIGITS.dim();
-    if batch == 0 || data.is_empty() || !data.len().is_multiple_of(dim) {
+    if batch == 0 || steps == 0 || data.is_empty() || !data.len().is_multiple_of(dim) {
         return Err(JsError::new(&format!(
-            "batch must be at least 1 and data whole rows of {dim} ({} values)",
+            "batch and steps must be at least 1 and data whole rows of {dim} ({} values)",
             data.len()
         )));
     }
@@ -192,11 +191,12 @@ pub async fn unet_training_bench(
     let pipelines = UnetPipelines::new(&gpu);
     let performance = web_sys::window().and_then(|w| w.performance());
     let now = move || performance.as_ref().map_or(0.0, |p| p.now());
-    let mut loss = training.train_step(&gpu, &pipelines).await?;
+    training.train_step(&gpu, &pipelines).await?;
     let start = now();
-    for _ in 0..steps {
-        loss = training.train_step(&gpu, &pipelines).await?;
-    }
+    let losses = training
+        .train_steps(&gpu, &pipelines, steps as usize)
+        .await?;
+    let loss = losses[losses.len() - 1];
     let out = js_sys::Array::new();
     out.push(&(now() - start).into());
     out.push(&loss.into());

@@ -1,11 +1,11 @@
 //! Training the digits' U-Net on the GPU: `flow::digit_training::DigitTraining`'s twin. Each step
 //! draws its batch on the host (the same draws, from the seed and the step's number), computes
-//! the gradient on the device (`GpuUnet::add_gradient`), then clips it, takes Adam's step and
+//! the gradient on the device (`GpuUnet::submit_gradient`), then clips it, takes Adam's step and
 //! updates the weights' moving average there (shaders/unet_update.wgsl). The weights never leave
 //! the device until asked for.
 
 use super::readback::{scoped, start_read_from};
-use super::unet::{GpuUnet, UnetPipelines};
+use super::unet::{GpuUnet, Terms, UnetPipelines};
 use super::{shaders, Gpu, GpuError};
 use crate::flow::digit_training::{ema_decay, step_batch, step_rate, DigitOptions};
 use crate::flow::unet::{Unet, UnetShape};
@@ -177,6 +177,13 @@ impl GpuDigitTraining {
         })
     }
 
+    /// The same run with each step's gradient computed `rows` images a submission at most (as
+    /// `GpuUnet::with_rows_per_submission`).
+    pub fn with_rows_per_submission(mut self, rows: usize) -> GpuDigitTraining {
+        self.unet = self.unet.with_rows_per_submission(rows);
+        self
+    }
+
     /// One step (`DigitTraining::train_step`'s twin): the batch's loss before it (the mean over
     /// rows and pixels).
     pub async fn train_step(
@@ -184,30 +191,61 @@ impl GpuDigitTraining {
         gpu: &Gpu,
         pipelines: &UnetPipelines,
     ) -> Result<f32, GpuError> {
+        Ok(self.train_steps(gpu, pipelines, 1).await?[0])
+    }
+
+    /// `steps` steps submitted at once, their losses (as `train_step`'s) read back together at
+    /// the end: the device never waits on the page between them.
+    pub async fn train_steps(
+        &mut self,
+        gpu: &Gpu,
+        pipelines: &UnetPipelines,
+        steps: usize,
+    ) -> Result<Vec<f32>, GpuError> {
         let dim = self.unet.net.shape.dim();
-        let batch = step_batch(&self.data, dim, &self.options, self.step);
+        let rows = self.options.batch;
         let device = &gpu.device;
-        let mut clear = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("digit training clear"),
+        let losses = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("digit training losses"),
+            size: (steps * rows * 4).next_multiple_of(16).max(16) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
         });
-        clear.clear_buffer(&self.grads, 0, None);
-        gpu.queue.submit([clear.finish()]);
-        let loss = self
-            .unet
-            .add_gradient(
-                gpu,
-                pipelines,
-                &self.grads,
-                &batch.x,
-                &batch.t,
-                &batch.target,
-                1.0 / (batch.rows() * dim) as f32,
-            )
-            .await?;
-        let ((), verdict) = scoped(device, || self.update(gpu));
+        let (pending, verdict) = scoped(device, || {
+            for k in 0..steps {
+                let batch = step_batch(&self.data, dim, &self.options, self.step);
+                let mut clear = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("digit training clear"),
+                });
+                clear.clear_buffer(&self.grads, 0, None);
+                gpu.queue.submit([clear.finish()]);
+                self.unet.submit_gradient(
+                    gpu,
+                    pipelines,
+                    &self.grads,
+                    Terms {
+                        x: &batch.x,
+                        t: &batch.t,
+                        target: &batch.target,
+                        scale: 1.0 / (rows * dim) as f32,
+                    },
+                    (&losses, k * rows),
+                )?;
+                self.update(gpu);
+                self.step += 1;
+            }
+            let pending = start_read_from(gpu, &losses, 0, steps * rows);
+            losses.destroy();
+            Ok(pending)
+        });
+        let values = match pending {
+            Ok(pending) => pending.finish(gpu).await,
+            Err(e) => Err(e),
+        };
         verdict.check().await?;
-        self.step += 1;
-        Ok(loss)
+        Ok(values?.chunks(rows).map(|step| step.iter().sum()).collect())
     }
 
     /// Clipping, Adam and the average from the gradient in `grads`, at this step's rate.

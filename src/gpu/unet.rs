@@ -672,6 +672,16 @@ struct TrainLayout {
     grad_len: usize,
 }
 
+/// A batch's terms of the CFM loss: rows of `x` and `target` (a time each in `t`), the sum of
+/// their squared differences scaled by `scale`.
+#[derive(Clone, Copy)]
+pub struct Terms<'a> {
+    pub x: &'a [f32],
+    pub t: &'a [f32],
+    pub target: &'a [f32],
+    pub scale: f32,
+}
+
 impl GpuUnet {
     /// The dispatches of the loss's gradient and the backward pass over `layout`'s rows, the
     /// loss scaled by `scale`; returns them with the scratch floats they need.
@@ -966,10 +976,60 @@ impl GpuUnet {
         target: &[f32],
         scale: f32,
     ) -> Result<f32, GpuError> {
+        let device = &gpu.device;
+        let losses = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unet losses"),
+            size: (t.len().max(1) * 4).next_multiple_of(16) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let (pending, verdict) = scoped(device, || {
+            let submitted = self.submit_gradient(
+                gpu,
+                pipelines,
+                grads,
+                Terms {
+                    x,
+                    t,
+                    target,
+                    scale,
+                },
+                (&losses, 0),
+            );
+            let pending = submitted.map(|()| start_read_from(gpu, &losses, 0, t.len()));
+            losses.destroy();
+            pending
+        });
+        let values = match pending {
+            Ok(pending) => pending.finish(gpu).await,
+            Err(e) => Err(e),
+        };
+        verdict.check().await?;
+        Ok(values?.iter().sum())
+    }
+
+    /// Submits `add_gradient`'s work without waiting for it: image b's loss term lands in
+    /// `losses.0` at float `losses.1 + b`, so that a run of training steps reads every step's
+    /// loss at once (a read a step made a fast GPU wait on the page at every step).
+    pub fn submit_gradient(
+        &self,
+        gpu: &Gpu,
+        pipelines: &UnetPipelines,
+        grads: &wgpu::Buffer,
+        terms: Terms<'_>,
+        losses: (&wgpu::Buffer, usize),
+    ) -> Result<(), GpuError> {
+        let Terms {
+            x,
+            t,
+            target,
+            scale,
+        } = terms;
         let dim = self.net.shape.dim();
         let device = &gpu.device;
         let rows = self.training_rows_that_fit(gpu).max(1);
-        let mut loss = 0.0;
         for (block, (x, t)) in x.chunks(rows * dim).zip(t.chunks(rows)).enumerate() {
             let target = &target[block * rows * dim..][..x.len()];
             let features: Vec<f32> = t.iter().flat_map(|&t| self.net.time_features(t)).collect();
@@ -985,103 +1045,103 @@ impl GpuUnet {
                     layout.grad_len + scratch
                 )));
             }
-            let (pending, verdict) = scoped(device, || {
-                let sized = |label, len: usize, usage| {
-                    device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some(label),
-                        size: (len.max(1) * 4).next_multiple_of(16) as u64,
-                        usage: wgpu::BufferUsages::STORAGE | usage,
-                        mapped_at_creation: false,
-                    })
-                };
-                let arena = sized(
-                    "unet training arena",
-                    layout.target + x.len(),
-                    wgpu::BufferUsages::COPY_DST,
-                );
-                let grad = sized(
-                    "unet tensor gradients",
-                    layout.grad_len + scratch,
-                    wgpu::BufferUsages::COPY_SRC,
-                );
-                for (at, values) in [
-                    (0, x),
-                    (layout.arena.base[1], &features[..]),
-                    (layout.target, target),
-                ] {
-                    gpu.queue
-                        .write_buffer(&arena, (at * 4) as u64, bytemuck::cast_slice(values));
-                }
-                let uniform = uniforms(device, &dispatches);
-                let forward = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("unet forward"),
-                    layout: &pipelines.layout,
-                    entries: &[
-                        args_binding(&uniform),
-                        wgpu::BindGroupEntry {
-                            binding: 1,
-                            resource: self.params.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 2,
-                            resource: arena.as_entire_binding(),
-                        },
-                    ],
-                });
-                let backward = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("unet backward"),
-                    layout: &pipelines.back_layout,
-                    entries: &[
-                        args_binding(&uniform),
-                        wgpu::BindGroupEntry {
-                            binding: 1,
-                            resource: self.params.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 2,
-                            resource: arena.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 3,
-                            resource: grad.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 4,
-                            resource: grads.as_entire_binding(),
-                        },
-                    ],
-                });
-                let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("unet gradient"),
-                });
-                {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some("unet gradient"),
-                        timestamp_writes: None,
-                    });
-                    for (k, d) in dispatches.iter().enumerate() {
-                        let group = if d.kernel.backward() {
-                            &backward
-                        } else {
-                            &forward
-                        };
-                        pass.set_pipeline(pipelines.get(d.kernel));
-                        pass.set_bind_group(0, group, &[(k as u64 * ARGS_STRIDE) as u32]);
-                        pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
-                    }
-                }
-                gpu.queue.submit([encoder.finish()]);
-                let pending = start_read_from(gpu, &grad, layout.losses, t.len());
-                arena.destroy();
-                grad.destroy();
-                uniform.destroy();
-                pending
+            let sized = |label, len: usize, usage| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size: (len.max(1) * 4).next_multiple_of(16) as u64,
+                    usage: wgpu::BufferUsages::STORAGE | usage,
+                    mapped_at_creation: false,
+                })
+            };
+            let arena = sized(
+                "unet training arena",
+                layout.target + x.len(),
+                wgpu::BufferUsages::COPY_DST,
+            );
+            let grad = sized(
+                "unet tensor gradients",
+                layout.grad_len + scratch,
+                wgpu::BufferUsages::COPY_SRC,
+            );
+            for (at, values) in [
+                (0, x),
+                (layout.arena.base[1], &features[..]),
+                (layout.target, target),
+            ] {
+                gpu.queue
+                    .write_buffer(&arena, (at * 4) as u64, bytemuck::cast_slice(values));
+            }
+            let uniform = uniforms(device, &dispatches);
+            let forward = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("unet forward"),
+                layout: &pipelines.layout,
+                entries: &[
+                    args_binding(&uniform),
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: self.params.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: arena.as_entire_binding(),
+                    },
+                ],
             });
-            let losses = pending.finish(gpu).await;
-            verdict.check().await?;
-            loss += losses?.iter().sum::<f32>();
+            let backward = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("unet backward"),
+                layout: &pipelines.back_layout,
+                entries: &[
+                    args_binding(&uniform),
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: self.params.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: arena.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: grad.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: grads.as_entire_binding(),
+                    },
+                ],
+            });
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("unet gradient"),
+            });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("unet gradient"),
+                    timestamp_writes: None,
+                });
+                for (k, d) in dispatches.iter().enumerate() {
+                    let group = if d.kernel.backward() {
+                        &backward
+                    } else {
+                        &forward
+                    };
+                    pass.set_pipeline(pipelines.get(d.kernel));
+                    pass.set_bind_group(0, group, &[(k as u64 * ARGS_STRIDE) as u32]);
+                    pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
+                }
+            }
+            encoder.copy_buffer_to_buffer(
+                &grad,
+                (layout.losses * 4) as u64,
+                losses.0,
+                ((losses.1 + block * rows) * 4) as u64,
+                (t.len() * 4) as u64,
+            );
+            gpu.queue.submit([encoder.finish()]);
+            arena.destroy();
+            grad.destroy();
+            uniform.destroy();
         }
-        Ok(loss)
+        Ok(())
     }
 }
 

@@ -4,7 +4,7 @@
 //! (`Request`), each reply goes to the call that waits for its ticket, and a worker that fails
 //! fails every call waiting on it with the reason.
 
-use crate::digits_lab::{decode, Reply, Request};
+use crate::digits_lab::{decode, ticket_from, Reply, Request};
 use futures_channel::mpsc;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use futures_util::StreamExt;
@@ -207,8 +207,7 @@ fn read_reply(data: JsValue) -> Reply {
     Reply::Failed {
         ticket: field("ticket")
             .and_then(|t| t.as_f64())
-            .filter(|t| t.fract() == 0.0 && (0.0..LOAD as f64).contains(t))
-            .map(|t| t as u32),
+            .and_then(|t| ticket_from(t, LOAD)),
         error: field("error")
             .and_then(|e| e.as_string())
             .unwrap_or_else(|| "the digits lab answered something unknown".into()),

@@ -248,8 +248,8 @@ for (const [label, page, body] of part('training', [
 // unet_update.wgsl, through the lab's module) against TF.js's WebGPU backend running the same
 // network composed from its ops (conv2d, moments, avgPool, resizeNearestNeighbor, concat, matMul;
 // its gradient by tf.grad, Adam), same batch, same adapter, same page. Ours also clips the
-// gradient and keeps the weights' average, and reads each step's loss back; TF.js reads its loss
-// once at the end.
+// gradient and keeps the weights' average; both read the steps' losses once, at the end (as the
+// page's training does a chunk at a time).
 const UNET_BATCH = Number(process.env.BENCH_UNET_BATCH ?? 4);
 const UNET_STEPS = Number(process.env.BENCH_UNET_STEPS ?? 2);
 const oursUnet = `
