@@ -3,7 +3,8 @@
 // its MiniBrowser, under Xvfb, over classic WebDriver). Nothing here downloads a browser.
 // Each runs: the article (every figure drawn, no error), the JS API on the CPU path against the
 // float64 reference, the embed example, and screenshots of three formulas (beside Chromium's) in
-// out/maths-<engine>-<k>.png. Whether the engine offers WebGPU is reported; where it does, the
+// out/maths-<engine>-<k>.png (and the window on the digits' figure, once measured, in
+// out/new-digits-<engine>.png). Whether the engine offers WebGPU is reported; where it does, the
 // API's float64 checks run again with ?backend=webgpu.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -38,7 +39,9 @@ const FORMULAS = [
   ['#paths > p:last-of-type', 'running text: L_CFM − L_FM = E‖x1 − x0 − u*(x_t, t)‖²'],
 ];
 
-// ---- engines: { name, goto(url), run(fn, ...args) -> value, shot(selector, file), close() } ----
+// ---- engines: { name, goto(url), run(fn, ...args) -> value, shot(selector, file), view(file),
+// close() }: `shot` photographs an element, `view` the window (WebKit's driver crops an element
+// taller than the window to a wrong part of it) ----
 
 async function firefox() {
   const browser = await puppeteer.launch({
@@ -63,6 +66,7 @@ async function firefox() {
     goto: (url) => page.goto(url, { waitUntil: 'load', timeout: 120000 }),
     run: (fn, ...args) => page.evaluate(fn, ...args),
     shot: async (selector, file) => (await page.$(selector)).screenshot({ path: file }),
+    view: (file) => page.screenshot({ path: file }),
     close: () => browser.close(),
   };
 }
@@ -111,6 +115,7 @@ async function webkit() {
       await wd('POST', `/session/${id}/execute/sync`, { script: 'arguments[0].scrollIntoView({ block: "center" })', args: [el] });
       fs.writeFileSync(file, Buffer.from(await wd('GET', `/session/${id}/element/${el[key]}/screenshot`), 'base64'));
     },
+    view: async (file) => fs.writeFileSync(file, Buffer.from(await wd('GET', `/session/${id}/screenshot`), 'base64')),
     close: async () => {
       await wd('DELETE', `/session/${id}`).catch(() => {});
       try { process.kill(-driver.pid); } catch { /* gone */ }
@@ -127,6 +132,7 @@ async function chromium() {
     goto: (url) => page.goto(url, { timeout: 120000 }),
     run: (fn, ...args) => page.evaluate(fn, args.length > 1 ? args : args[0]),
     shot: (selector, file) => page.locator(selector).first().screenshot({ path: file }),
+    view: (file) => page.screenshot({ path: file }),
     close: () => browser.close(),
   };
 }
@@ -209,6 +215,11 @@ for (const name of [...engines, 'chromium']) {
           await sleep(1500);
         }
         await until(e, figuresInked, '[data-figure]', 240, 'every figure to draw');
+        // The digits' figure once its samples are measured, photographed in this engine.
+        await e.run(() => document.querySelector('[data-figure="new-digits"]').scrollIntoView({ block: 'start' }));
+        const measured = (name) => /held-out digits: [\d.]+\./.test(document.querySelector(`[data-figure="${name}"] .figure-status`)?.textContent ?? '');
+        await until(e, measured, 'new-digits', 240, 'new-digits to measure its samples');
+        await e.view(path.join(out, `new-digits-${name}.png`));
         const errors = await errorsOf(e);
         assert(errors.length === 0, `errors: ${errors.join('\n').slice(0, 2000)}`);
         const note = await e.run(() => document.getElementById('backend-note').textContent);
