@@ -289,16 +289,64 @@ fn uniforms(device: &wgpu::Device, dispatches: &[Dispatch]) -> wgpu::Buffer {
     })
 }
 
-/// The uniform binding of one dispatch's `Args` (its offset is dynamic).
-fn args_binding(uniform: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
+/// A bind group of `layout`: the dispatches' `Args` at binding 0 (one dispatch's at a time, its
+/// offset dynamic), then `buffers` whole at bindings 1, 2, ...
+fn bind_group(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    label: &str,
+    uniform: &wgpu::Buffer,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let args = wgpu::BindGroupEntry {
         binding: 0,
         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
             buffer: uniform,
             offset: 0,
             size: wgpu::BufferSize::new(std::mem::size_of::<Args>() as u64),
         }),
+    };
+    let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(args)
+        .chain(
+            buffers
+                .iter()
+                .zip(1..)
+                .map(|(buffer, binding)| wgpu::BindGroupEntry {
+                    binding,
+                    resource: buffer.as_entire_binding(),
+                }),
+        )
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
+}
+
+/// `dispatches` recorded in one compute pass of a new encoder, dispatch k reading the uniform's
+/// `Args` k, through the bind group `group` picks for its kernel.
+fn record<'a>(
+    device: &wgpu::Device,
+    label: &str,
+    pipelines: &UnetPipelines,
+    dispatches: &[Dispatch],
+    group: impl Fn(Kernel) -> &'a wgpu::BindGroup,
+) -> wgpu::CommandEncoder {
+    let mut encoder =
+        device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+    {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
+        for (k, d) in dispatches.iter().enumerate() {
+            pass.set_pipeline(pipelines.get(d.kernel));
+            pass.set_bind_group(0, group(d.kernel), &[(k as u64 * ARGS_STRIDE) as u32]);
+            pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
+        }
     }
+    encoder
 }
 
 /// Pixels of the batch per split of a convolution's weight gradient: enough splits that the
@@ -526,35 +574,14 @@ impl GpuUnet {
                     .write_buffer(&buffer, (at * 4) as u64, bytemuck::cast_slice(values));
             }
             let uniform = uniforms(device, dispatches);
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("unet"),
-                layout: &pipelines.layout,
-                entries: &[
-                    args_binding(&uniform),
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: self.params.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: buffer.as_entire_binding(),
-                    },
-                ],
-            });
-            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("unet"),
-            });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("unet"),
-                    timestamp_writes: None,
-                });
-                for (k, d) in dispatches.iter().enumerate() {
-                    pass.set_pipeline(pipelines.get(d.kernel));
-                    pass.set_bind_group(0, &bind_group, &[(k as u64 * ARGS_STRIDE) as u32]);
-                    pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
-                }
-            }
+            let group = bind_group(
+                device,
+                &pipelines.layout,
+                "unet",
+                &uniform,
+                &[&self.params, &buffer],
+            );
+            let encoder = record(device, "unet", pipelines, dispatches, |_| &group);
             gpu.queue.submit([encoder.finish()]);
             let pending = start_read_from(gpu, &buffer, from, len);
             buffer.destroy();
@@ -1072,63 +1099,27 @@ impl GpuUnet {
                     .write_buffer(&arena, (at * 4) as u64, bytemuck::cast_slice(values));
             }
             let uniform = uniforms(device, &dispatches);
-            let forward = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("unet forward"),
-                layout: &pipelines.layout,
-                entries: &[
-                    args_binding(&uniform),
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: self.params.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: arena.as_entire_binding(),
-                    },
-                ],
-            });
-            let backward = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("unet backward"),
-                layout: &pipelines.back_layout,
-                entries: &[
-                    args_binding(&uniform),
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: self.params.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: arena.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: grad.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: grads.as_entire_binding(),
-                    },
-                ],
-            });
-            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("unet gradient"),
-            });
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("unet gradient"),
-                    timestamp_writes: None,
-                });
-                for (k, d) in dispatches.iter().enumerate() {
-                    let group = if d.kernel.backward() {
-                        &backward
-                    } else {
-                        &forward
-                    };
-                    pass.set_pipeline(pipelines.get(d.kernel));
-                    pass.set_bind_group(0, group, &[(k as u64 * ARGS_STRIDE) as u32]);
-                    pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
+            let forward = bind_group(
+                device,
+                &pipelines.layout,
+                "unet forward",
+                &uniform,
+                &[&self.params, &arena],
+            );
+            let backward = bind_group(
+                device,
+                &pipelines.back_layout,
+                "unet backward",
+                &uniform,
+                &[&self.params, &arena, &grad, grads],
+            );
+            let mut encoder = record(device, "unet gradient", pipelines, &dispatches, |kernel| {
+                if kernel.backward() {
+                    &backward
+                } else {
+                    &forward
                 }
-            }
+            });
             encoder.copy_buffer_to_buffer(
                 &grad,
                 (layout.losses * 4) as u64,
