@@ -45,19 +45,9 @@ fn element(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * GROUP;
 }
 
-// ---- Convolution as an implicit matrix product: out (cout x rows * area) = W (cout x K) times
-// the patches (K x rows * area), K = cin k k, each patch value read from the input as the twin's
-// im2col lays it out (row (c, di, dj), zero outside the image). A workgroup computes a 32 x 128
-// tile, each invocation 8 x 8 values, rows strided by 4 and columns by 16 (so consecutive
-// invocations store consecutive pixels); K goes 16 at a time through workgroup memory. Against
-// 8 x 4 values (a 32 x 64 tile), sampling 16 digits in 20 steps took 17% less time on SwiftShader
-// (42.5 -> 35.1 s) and the same on lavapipe; 4 x 4 took 26% more.
-
-const TM: u32 = 32u;
-const TN: u32 = 128u;
-const TK: u32 = 16u;
-var<workgroup> w_tile: array<f32, 512>;   // TK x TM
-var<workgroup> x_tile: array<f32, 2048>;  // TK x TN
+// ---- Convolution as an implicit matrix product (unet_tiles.wgsl's tiles): out (cout x rows
+// area) = W (cout x K) times the patches (K x rows area), K = cin k k, each patch value read
+// from the input as the twin's im2col lays it out (row (c, di, dj), zero outside the image).
 
 // The patch value of row (c, di, dj) for the pixel at (pi, pj) of the image at `at`.
 fn patch_value(ok: bool, at: u32, c: u32, i: i32, j: i32) -> f32 {
@@ -74,8 +64,6 @@ fn conv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let n0 = wid.x * TN;
     let kernel = a.k * a.k;
     let depth = a.cin * kernel;
-    let tx = lid % 16u;
-    let ty = lid / 16u;
     // The patches' tile: this invocation loads columns lid and lid + 64, a pixel each for the
     // whole product, and walks their rows (c, di, dj) with counters rather than divisions.
     let side = a.side;
@@ -90,22 +78,7 @@ fn conv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     let pja = i32(na % side) - pad;
     let pib = i32((nb % area) / side) - pad;
     let pjb = i32(nb % side) - pad;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    var acc4 = vec4<f32>(0.0);
-    var acc5 = vec4<f32>(0.0);
-    var acc6 = vec4<f32>(0.0);
-    var acc7 = vec4<f32>(0.0);
-    var acc8 = vec4<f32>(0.0);
-    var acc9 = vec4<f32>(0.0);
-    var acc10 = vec4<f32>(0.0);
-    var acc11 = vec4<f32>(0.0);
-    var acc12 = vec4<f32>(0.0);
-    var acc13 = vec4<f32>(0.0);
-    var acc14 = vec4<f32>(0.0);
-    var acc15 = vec4<f32>(0.0);
+    var sums = Sums();
     for (var k0 = 0u; k0 < depth; k0 += TK) {
         for (var e = lid; e < TK * TM; e += GROUP) {
             let kk = k0 + e / TM;
@@ -114,15 +87,15 @@ fn conv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             if (kk < depth && m < a.cout) {
                 v = params[a.w + m * depth + kk];
             }
-            w_tile[e] = v;
+            l_tile[e] = v;
         }
         var c = k0 / kernel;
         let r = k0 % kernel;
         var di = i32(r / a.k);
         var dj = i32(r % a.k);
         for (var q = 0u; q < TK; q++) {
-            x_tile[q * TN + lid] = patch_value(na < pixels, at_a, c, pia + di, pja + dj);
-            x_tile[q * TN + lid + 64u] = patch_value(nb < pixels, at_b, c, pib + di, pjb + dj);
+            r_tile[q * TN + lid] = patch_value(na < pixels, at_a, c, pia + di, pja + dj);
+            r_tile[q * TN + lid + 64u] = patch_value(nb < pixels, at_b, c, pib + di, pjb + dj);
             dj += 1;
             if (dj == i32(a.k)) {
                 dj = 0;
@@ -134,44 +107,14 @@ fn conv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
             }
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
-            let xo = kk * TN + tx;
-            let xa = vec4<f32>(x_tile[xo], x_tile[xo + 16u], x_tile[xo + 32u], x_tile[xo + 48u]);
-            let xb = vec4<f32>(x_tile[xo + 64u], x_tile[xo + 80u], x_tile[xo + 96u], x_tile[xo + 112u]);
-            let wo = kk * TM + ty;
-            let w0 = vec4<f32>(w_tile[wo]);
-            let w1 = vec4<f32>(w_tile[wo + 4u]);
-            let w2 = vec4<f32>(w_tile[wo + 8u]);
-            let w3 = vec4<f32>(w_tile[wo + 12u]);
-            let w4 = vec4<f32>(w_tile[wo + 16u]);
-            let w5 = vec4<f32>(w_tile[wo + 20u]);
-            let w6 = vec4<f32>(w_tile[wo + 24u]);
-            let w7 = vec4<f32>(w_tile[wo + 28u]);
-            acc0 = fma(w0, xa, acc0);
-            acc1 = fma(w1, xa, acc1);
-            acc2 = fma(w2, xa, acc2);
-            acc3 = fma(w3, xa, acc3);
-            acc4 = fma(w4, xa, acc4);
-            acc5 = fma(w5, xa, acc5);
-            acc6 = fma(w6, xa, acc6);
-            acc7 = fma(w7, xa, acc7);
-            acc8 = fma(w0, xb, acc8);
-            acc9 = fma(w1, xb, acc9);
-            acc10 = fma(w2, xb, acc10);
-            acc11 = fma(w3, xb, acc11);
-            acc12 = fma(w4, xb, acc12);
-            acc13 = fma(w5, xb, acc13);
-            acc14 = fma(w6, xb, acc14);
-            acc15 = fma(w7, xb, acc15);
-        }
+        sums = accumulate(lid, sums);
         workgroupBarrier();
     }
-    let accs = array<vec4<f32>, 16>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7,
-                                    acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15);
+    let accs = values(sums);
     for (var r = 0u; r < 16u; r++) {
-        let m = m0 + ty + 4u * (r % 8u);
+        let m = m0 + tile_row(lid, r);
         for (var c = 0u; c < 4u; c++) {
-            let n = n0 + tx + 16u * c + 64u * (r / 8u);
+            let n = n0 + tile_column(lid, r, c);
             if (m < a.cout && n < pixels) {
                 arena[a.output + (n / area) * a.output_size + m * area + n % area] =
                     accs[r][c] + params[a.b + m];

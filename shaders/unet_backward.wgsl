@@ -93,21 +93,13 @@ fn loss(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: v
     }
 }
 
-// ---- Convolutions' gradients as implicit matrix products, tiled as unet.wgsl's `conv`: a
-// workgroup computes 32 x 128 values, each invocation 8 x 8 (rows strided by 4, columns by 16),
-// the sum's dimension 16 at a time through workgroup memory.
+// ---- Convolutions' gradients as implicit matrix products (unet_tiles.wgsl's tiles).
 //
 // conv_dx: d in (cin x rows area) += W' (cin x cout k k) times dy's patches (cout k k x rows
 //   area), W'[c][(o, r)] = W[o][c][k k - 1 - r] (the kernel turned half a turn): the input's
 //   gradient is the output's gradient convolved with the flipped kernel.
 // conv_dw: for split s, dW_s (cout x cin k k) = dy (cout x P_s) times the input's patches
 //   (P_s x cin k k) over the split's P_s pixels of the batch, stored in the scratch region.
-
-const TM: u32 = 32u;
-const TN: u32 = 128u;
-const TK: u32 = 16u;
-var<workgroup> l_tile: array<f32, 512>;   // TK x TM
-var<workgroup> r_tile: array<f32, 2048>;  // TK x TN
 
 // A column of the right operand: conv_dx's pixel (its image's offset in dy, its position less
 // the padding), or conv_dw's patch row (its channel c and offsets (i, j) less the padding).
@@ -159,8 +151,6 @@ fn x_patch(col: Column, live: bool, b: u32, pi: u32, pj: u32) -> f32 {
 // rather than divisions. conv_dx: the columns are pixels (fixed), the rows dy's (o, di, dj).
 // conv_dw: the columns are patch rows (c, di, dj) (fixed), the rows the batch's pixels.
 fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array<vec4<f32>, 16> {
-    let tx = lid % 16u;
-    let ty = lid / 16u;
     let side = a.side;
     let area = side * side;
     let kernel = a.k * a.k;
@@ -170,22 +160,7 @@ fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array
     var b = first / area;
     var pixel_i = (first % area) / side;
     var pixel_j = first % side;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    var acc4 = vec4<f32>(0.0);
-    var acc5 = vec4<f32>(0.0);
-    var acc6 = vec4<f32>(0.0);
-    var acc7 = vec4<f32>(0.0);
-    var acc8 = vec4<f32>(0.0);
-    var acc9 = vec4<f32>(0.0);
-    var acc10 = vec4<f32>(0.0);
-    var acc11 = vec4<f32>(0.0);
-    var acc12 = vec4<f32>(0.0);
-    var acc13 = vec4<f32>(0.0);
-    var acc14 = vec4<f32>(0.0);
-    var acc15 = vec4<f32>(0.0);
+    var sums = Sums();
     // The left tile: this invocation loads row m = m0 + lid % TM at kk = k0 + lid / TM + 2 q,
     // walked with counters: conv_dx's (o, r) of the flipped kernel, conv_dw's (image, pixel).
     let m = m0 + lid % TM;
@@ -256,49 +231,10 @@ fn product(dx: bool, lid: u32, m0: u32, n0: u32, first: u32, last: u32) -> array
             }
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
-            let ro = kk * TN + tx;
-            let ra = vec4<f32>(r_tile[ro], r_tile[ro + 16u], r_tile[ro + 32u], r_tile[ro + 48u]);
-            let rb = vec4<f32>(r_tile[ro + 64u], r_tile[ro + 80u], r_tile[ro + 96u], r_tile[ro + 112u]);
-            let lo = kk * TM + ty;
-            let l0 = vec4<f32>(l_tile[lo + 0u]);
-            let l1 = vec4<f32>(l_tile[lo + 4u]);
-            let l2 = vec4<f32>(l_tile[lo + 8u]);
-            let l3 = vec4<f32>(l_tile[lo + 12u]);
-            let l4 = vec4<f32>(l_tile[lo + 16u]);
-            let l5 = vec4<f32>(l_tile[lo + 20u]);
-            let l6 = vec4<f32>(l_tile[lo + 24u]);
-            let l7 = vec4<f32>(l_tile[lo + 28u]);
-            acc0 = fma(l0, ra, acc0);
-            acc1 = fma(l1, ra, acc1);
-            acc2 = fma(l2, ra, acc2);
-            acc3 = fma(l3, ra, acc3);
-            acc4 = fma(l4, ra, acc4);
-            acc5 = fma(l5, ra, acc5);
-            acc6 = fma(l6, ra, acc6);
-            acc7 = fma(l7, ra, acc7);
-            acc8 = fma(l0, rb, acc8);
-            acc9 = fma(l1, rb, acc9);
-            acc10 = fma(l2, rb, acc10);
-            acc11 = fma(l3, rb, acc11);
-            acc12 = fma(l4, rb, acc12);
-            acc13 = fma(l5, rb, acc13);
-            acc14 = fma(l6, rb, acc14);
-            acc15 = fma(l7, rb, acc15);
-        }
+        sums = accumulate(lid, sums);
         workgroupBarrier();
     }
-    return array<vec4<f32>, 16>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7,
-                                acc8, acc9, acc10, acc11, acc12, acc13, acc14, acc15);
-}
-
-// Where value (r, c) of an invocation's 8 x 8 lies in the workgroup's tile: its row and column.
-fn tile_row(lid: u32, r: u32) -> u32 {
-    return lid / 16u + 4u * (r % 8u);
-}
-
-fn tile_column(lid: u32, r: u32, c: u32) -> u32 {
-    return lid % 16u + 16u * c + 64u * (r / 8u);
+    return values(sums);
 }
 
 @compute @workgroup_size(64)

@@ -30,10 +30,20 @@ pub const MLP_ADAM: &str = include_str!(concat!(env!("OUT_DIR"), "/mlp_adam.wgsl
 /// The network's samples: an Euler step and the next step's inputs.
 pub const MLP_PATH: &str = include_str!(concat!(env!("OUT_DIR"), "/mlp_path.wgsl"));
 
+/// The U-Net's tiled matrix products (the convolutions' and their gradients'), put in front of
+/// both of its modules.
+pub const UNET_TILES: &str = include_str!(concat!(env!("OUT_DIR"), "/unet_tiles.wgsl"));
+
 /// The digits' U-Net: one entry point per kind of operation of flow::unet's graph.
-pub const UNET: &str = include_str!(concat!(env!("OUT_DIR"), "/unet.wgsl"));
+pub const UNET: &str = concat!(
+    include_str!(concat!(env!("OUT_DIR"), "/unet_tiles.wgsl")),
+    include_str!(concat!(env!("OUT_DIR"), "/unet.wgsl"))
+);
 /// Its backward pass and the CFM loss's gradient, one entry point per kind of operation.
-pub const UNET_BACKWARD: &str = include_str!(concat!(env!("OUT_DIR"), "/unet_backward.wgsl"));
+pub const UNET_BACKWARD: &str = concat!(
+    include_str!(concat!(env!("OUT_DIR"), "/unet_tiles.wgsl")),
+    include_str!(concat!(env!("OUT_DIR"), "/unet_backward.wgsl"))
+);
 /// A training step's update from its gradient: clipping, Adam, the weights' average.
 pub const UNET_UPDATE: &str = include_str!(concat!(env!("OUT_DIR"), "/unet_update.wgsl"));
 
@@ -48,6 +58,7 @@ pub const ALL: &[(&str, &str)] = &[
     ("mlp_loss.wgsl", MLP_LOSS),
     ("mlp_adam.wgsl", MLP_ADAM),
     ("mlp_path.wgsl", MLP_PATH),
+    ("unet_tiles.wgsl", UNET_TILES),
     ("unet.wgsl", UNET),
     ("unet_backward.wgsl", UNET_BACKWARD),
     ("unet_update.wgsl", UNET_UPDATE),
