@@ -51,7 +51,7 @@ fn compare(shape: UnetShape, rows: usize, steps: usize, per_submission: Option<u
     eprintln!(
         "{shape:?}, {rows} images: forward differs by {forward:.1e}, {steps} Euler steps by {sampled:.1e} (relative to the largest value)"
     );
-    // float32 sums in another order (tiles, fused multiply-adds, tree reductions).
+    // float32 sums in another order (tiles, fused multiply-adds, workgroup reductions).
     assert!(forward < 1e-4, "forward pass: {forward}");
     assert!(sampled < 1e-4, "samples: {sampled}");
 }

@@ -204,6 +204,12 @@ impl GpuDigitTraining {
     ) -> Result<Vec<f32>, GpuError> {
         let dim = self.unet.net.shape.dim();
         let rows = self.options.batch;
+        if rows == 0 {
+            return Err(GpuError::Validation("a training batch of 0 images".into()));
+        }
+        if steps == 0 {
+            return Ok(Vec::new());
+        }
         let device = &gpu.device;
         let losses = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("digit training losses"),

@@ -10,6 +10,7 @@ use super::readback::{scoped, start_read_from};
 use super::{shaders, Gpu, GpuError};
 use crate::flow::sampler::step_time;
 use crate::flow::unet::{Op, Unet};
+use std::sync::Mutex;
 use wgpu::util::DeviceExt;
 
 /// One dispatch's operands (shaders/unet.wgsl's `Args`).
@@ -239,6 +240,11 @@ pub struct GpuUnet {
     params: wgpu::Buffer,
     /// The most images one submission computes (see `with_rows_per_submission`).
     most_rows: usize,
+    /// A training block's arena and tensor gradients, kept from block to block and step to step
+    /// (grown when a block needs more): a pair made for each block had a fast GPU allocate and
+    /// clear hundreds of megabytes a step, and steps submitted together held a pair each until
+    /// they ran. The queue orders a block's writes after the work submitted before them.
+    training: Mutex<Option<(wgpu::Buffer, wgpu::Buffer)>>,
 }
 
 /// One dispatch: its kernel, its operands, its workgroups.
@@ -388,6 +394,7 @@ impl GpuUnet {
             net,
             params,
             most_rows: usize::MAX,
+            training: Mutex::new(None),
         })
     }
 
@@ -397,7 +404,8 @@ impl GpuUnet {
     }
 
     /// At most `rows` images a submission, below what one binding and one dispatch would hold:
-    /// shorter submissions, between which a page can show progress or draw a frame.
+    /// shorter submissions (a sampling awaits each, so a page can show progress between them; a
+    /// watchdog stops long ones on a small GPU).
     pub fn with_rows_per_submission(mut self, rows: usize) -> GpuUnet {
         self.most_rows = rows.max(1);
         self
@@ -919,6 +927,52 @@ impl GpuUnet {
         most
     }
 
+    /// The training blocks' arena (at least `arena_len` floats) and tensor gradients (at least
+    /// `grad_len`): the kept pair, or a larger one that replaces it.
+    fn training_buffers(
+        &self,
+        device: &wgpu::Device,
+        arena_len: usize,
+        grad_len: usize,
+    ) -> (wgpu::Buffer, wgpu::Buffer) {
+        let bytes = |len: usize| (len.max(1) * 4).next_multiple_of(16) as u64;
+        let mut kept = self.training.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((arena, grad)) = kept.as_ref() {
+            if arena.size() >= bytes(arena_len) && grad.size() >= bytes(grad_len) {
+                return (arena.clone(), grad.clone());
+            }
+        }
+        let sized = |label, len: usize, usage| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes(len),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | usage,
+                mapped_at_creation: false,
+            })
+        };
+        let (arena_len, grad_len) = match kept.as_ref() {
+            Some((arena, grad)) => (
+                arena_len.max(arena.size() as usize / 4),
+                grad_len.max(grad.size() as usize / 4),
+            ),
+            None => (arena_len, grad_len),
+        };
+        let pair = (
+            sized(
+                "unet training arena",
+                arena_len,
+                wgpu::BufferUsages::empty(),
+            ),
+            sized(
+                "unet tensor gradients",
+                grad_len,
+                wgpu::BufferUsages::COPY_SRC,
+            ),
+        );
+        *kept = Some(pair.clone());
+        pair
+    }
+
     /// The layout of a training block of `rows` images.
     fn train_layout(&self, rows: usize) -> TrainLayout {
         let arena = Arena::new(&self.net, rows, 0);
@@ -1072,24 +1126,8 @@ impl GpuUnet {
                     layout.grad_len + scratch
                 )));
             }
-            let sized = |label, len: usize, usage| {
-                device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some(label),
-                    size: (len.max(1) * 4).next_multiple_of(16) as u64,
-                    usage: wgpu::BufferUsages::STORAGE | usage,
-                    mapped_at_creation: false,
-                })
-            };
-            let arena = sized(
-                "unet training arena",
-                layout.target + x.len(),
-                wgpu::BufferUsages::COPY_DST,
-            );
-            let grad = sized(
-                "unet tensor gradients",
-                layout.grad_len + scratch,
-                wgpu::BufferUsages::COPY_SRC,
-            );
+            let (arena, grad) =
+                self.training_buffers(device, layout.target + x.len(), layout.grad_len + scratch);
             for (at, values) in [
                 (0, x),
                 (layout.arena.base[1], &features[..]),
@@ -1113,6 +1151,12 @@ impl GpuUnet {
                 &uniform,
                 &[&self.params, &arena, &grad, grads],
             );
+            // Every tensor's gradient starts at zero (the kernels add to them).
+            let mut clear = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("unet gradient clear"),
+            });
+            clear.clear_buffer(&grad, 0, None);
+            gpu.queue.submit([clear.finish()]);
             let mut encoder = record(device, "unet gradient", pipelines, &dispatches, |kernel| {
                 if kernel.backward() {
                     &backward
@@ -1128,8 +1172,6 @@ impl GpuUnet {
                 (t.len() * 4) as u64,
             );
             gpu.queue.submit([encoder.finish()]);
-            arena.destroy();
-            grad.destroy();
             uniform.destroy();
         }
         Ok(())

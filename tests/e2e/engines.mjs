@@ -41,7 +41,8 @@ const FORMULAS = [
 
 // ---- engines: { name, goto(url), run(fn, ...args) -> value, shot(selector, file), view(file),
 // close() }: `shot` photographs an element, `view` the window (WebKit's driver crops an element
-// taller than the window to a wrong part of it) ----
+// taller than the window to a wrong part of it). Chromium, whose full checks are run.mjs's, only
+// photographs the formulas here. ----
 
 async function firefox() {
   const browser = await puppeteer.launch({
@@ -132,7 +133,6 @@ async function chromium() {
     goto: (url) => page.goto(url, { timeout: 120000 }),
     run: (fn, ...args) => page.evaluate(fn, args.length > 1 ? args : args[0]),
     shot: (selector, file) => page.locator(selector).first().screenshot({ path: file }),
-    view: (file) => page.screenshot({ path: file }),
     close: () => browser.close(),
   };
 }
