@@ -398,8 +398,9 @@ impl Lab {
                     // submitted together (the device does not wait for the page between them).
                     let (gpu, pipelines, run) = &mut **run;
                     run.options.batch = batch as usize;
-                    let rate = steps as f64 / (now() - start).max(1.0);
-                    let fits = ((millis as f64 - (now() - start)) * rate) as u32;
+                    let elapsed = now() - start;
+                    let rate = steps as f64 / elapsed.max(1.0);
+                    let fits = ((millis as f64 - elapsed) * rate) as u32;
                     let count = fits.clamp(1, MAX_CHUNK - steps);
                     run.train_steps(gpu, pipelines, count as usize).await
                 }

@@ -330,29 +330,24 @@ fn bind_group(
     })
 }
 
-/// `dispatches` recorded in one compute pass of a new encoder, dispatch k reading the uniform's
+/// `dispatches` recorded in one compute pass of `encoder`, dispatch k reading the uniform's
 /// `Args` k, through the bind group `group` picks for its kernel.
 fn record<'a>(
-    device: &wgpu::Device,
+    encoder: &mut wgpu::CommandEncoder,
     label: &str,
     pipelines: &UnetPipelines,
     dispatches: &[Dispatch],
     group: impl Fn(Kernel) -> &'a wgpu::BindGroup,
-) -> wgpu::CommandEncoder {
-    let mut encoder =
-        device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-    {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(label),
-            timestamp_writes: None,
-        });
-        for (k, d) in dispatches.iter().enumerate() {
-            pass.set_pipeline(pipelines.get(d.kernel));
-            pass.set_bind_group(0, group(d.kernel), &[(k as u64 * ARGS_STRIDE) as u32]);
-            pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
-        }
+) {
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some(label),
+        timestamp_writes: None,
+    });
+    for (k, d) in dispatches.iter().enumerate() {
+        pass.set_pipeline(pipelines.get(d.kernel));
+        pass.set_bind_group(0, group(d.kernel), &[(k as u64 * ARGS_STRIDE) as u32]);
+        pass.dispatch_workgroups(d.groups.0, d.groups.1, 1);
     }
-    encoder
 }
 
 /// Pixels of the batch per split of a convolution's weight gradient: enough splits that the
@@ -589,7 +584,10 @@ impl GpuUnet {
                 &uniform,
                 &[&self.params, &buffer],
             );
-            let encoder = record(device, "unet", pipelines, dispatches, |_| &group);
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("unet"),
+            });
+            record(&mut encoder, "unet", pipelines, dispatches, |_| &group);
             gpu.queue.submit([encoder.finish()]);
             let pending = start_read_from(gpu, &buffer, from, len);
             buffer.destroy();
@@ -1151,19 +1149,24 @@ impl GpuUnet {
                 &uniform,
                 &[&self.params, &arena, &grad, grads],
             );
+            let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("unet gradient"),
+            });
             // Every tensor's gradient starts at zero (the kernels add to them).
-            let mut clear = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("unet gradient clear"),
-            });
-            clear.clear_buffer(&grad, 0, None);
-            gpu.queue.submit([clear.finish()]);
-            let mut encoder = record(device, "unet gradient", pipelines, &dispatches, |kernel| {
-                if kernel.backward() {
-                    &backward
-                } else {
-                    &forward
-                }
-            });
+            encoder.clear_buffer(&grad, 0, None);
+            record(
+                &mut encoder,
+                "unet gradient",
+                pipelines,
+                &dispatches,
+                |kernel| {
+                    if kernel.backward() {
+                        &backward
+                    } else {
+                        &forward
+                    }
+                },
+            );
             encoder.copy_buffer_to_buffer(
                 &grad,
                 (layout.losses * 4) as u64,
