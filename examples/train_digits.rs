@@ -15,23 +15,30 @@
 //!                   the same batches and updates to float32 rounding
 //!                   (gpu::digit_trainer); no checkpoint, so no --resume
 //!   --report        only measure the weights file: samples, memorization, the hybrid curve,
-//!                   where the network departs from u* along t, and PNG grids under
-//!                   target/train-digits/
+//!                   where the network departs from u* along t, the article's values, PNG grids
+//!                   under target/train-digits/ and the article's opening picture
+//!                   (www/question/*.png; beside the grids for weights other than the shipped)
 //!
-//! The report integrates the same 256 noises with the network and with u* (20 Euler steps) and
-//! measures, against the 9,000 training digits: the mean distance to the nearest one, and the
-//! memorized share (nearest / second-nearest distance below 1/3); the held-out digits' own
-//! distance is the reference for "new".
+//! The report (`flow::digit_findings`, which tests/article_digits.rs holds the article to)
+//! integrates the same 256 noises with the network and with u* (20 Euler steps) and measures,
+//! against the 9,000 training digits: the mean distance to the nearest one, and the memorized
+//! share (nearest / second-nearest distance below 1/3); the held-out digits' own distance is the
+//! reference for "new".
 
+use fm_explainer::flow::digit_findings::{
+    Findings, Nearness, DEPARTURE_PAIRS, QUESTION_DIGITS, SAMPLES, STEPS,
+};
 use fm_explainer::flow::digit_training::{self, DigitOptions, DigitTraining, Weights};
 use fm_explainer::flow::digits::{self, PIXELS, SIDE};
+use fm_explainer::flow::jobs::{Jobs, Threads};
 use fm_explainer::flow::mlp::Target;
 use fm_explainer::flow::unet::{Unet, UnetShape};
-use fm_explainer::flow::{closed_form_velocity, metrics, rng::Rng, sampler};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 const PARTS: usize = 8;
+/// The weights the page ships (and the article's numbers and opening picture describe).
+const SHIPPED: &str = "www/weights/digits-unet.fmu";
 
 /// Where a run with these options keeps its checkpoint.
 fn checkpoint(options: &DigitOptions) -> &'static str {
@@ -49,7 +56,7 @@ fn main() {
             .and_then(|i| args.get(i + 1).cloned())
     };
     let steps: u32 = value("--steps").map_or(3000, |s| s.parse().expect("--steps N"));
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = Threads::available();
     let options = DigitOptions {
         target: match value("--efm") {
             Some(m) => Target::Efm {
@@ -60,7 +67,7 @@ fn main() {
         ..DigitOptions::SHIPPED
     };
     let out = PathBuf::from(value("--out").unwrap_or(match options.target {
-        Target::Cfm => "www/weights/digits-unet.fmu".into(),
+        Target::Cfm => SHIPPED.into(),
         Target::Efm { .. } => "target/train-digits/digits-unet-efm.fmu".into(),
     }));
 
@@ -69,9 +76,10 @@ fn main() {
     let images = digits::unpack(&bytes).expect("the digits asset").signed();
     let (train, held) = digit_training::split(&images, PIXELS);
     println!(
-        "{} training digits, {} held out; {threads} threads",
+        "{} training digits, {} held out; {} threads",
         train.len() / PIXELS,
-        held.len() / PIXELS
+        held.len() / PIXELS,
+        jobs.0
     );
 
     if args.iter().any(|a| a == "--gpu") {
@@ -86,12 +94,12 @@ fn main() {
             options,
             steps,
             &out,
-            threads,
+            &jobs,
             args.iter().any(|a| a == "--resume"),
         );
     }
     let weights = Weights::decode(&std::fs::read(&out).expect("the weights file")).expect("FMU1");
-    report(&weights, &train, &held, threads);
+    report(&weights, &out, &train, &held, &jobs);
 }
 
 fn train_and_write(
@@ -99,7 +107,7 @@ fn train_and_write(
     options: DigitOptions,
     steps: u32,
     out: &Path,
-    threads: usize,
+    jobs: &Threads,
     resume: bool,
 ) {
     let mut run = DigitTraining::new(UnetShape::DIGITS, train.to_vec(), options);
@@ -131,7 +139,7 @@ fn train_and_write(
         let bounds: Vec<_> = (0..PARTS)
             .map(|p| p * rows / PARTS..(p + 1) * rows / PARTS)
             .collect();
-        let parts = on_threads(threads, PARTS, |p| run.part(&batch, bounds[p].clone()));
+        let parts = jobs.run(PARTS, |p| run.part(&batch, bounds[p].clone()));
         let mut grads = vec![0.0f32; run.params.len()];
         let mut loss = 0.0;
         for (l, g) in &parts {
@@ -258,31 +266,6 @@ fn write_weights(
     );
 }
 
-/// f(0..count) on up to `threads` threads (item i on thread i mod threads), in order.
-fn on_threads<T: Send>(threads: usize, count: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let threads = threads.clamp(1, count.max(1));
-    let mut slots: Vec<Option<T>> = (0..count).map(|_| None).collect();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|w| {
-                let f = &f;
-                s.spawn(move || {
-                    (w..count)
-                        .step_by(threads)
-                        .map(|i| (i, f(i)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            for (i, v) in h.join().expect("a worker thread") {
-                slots[i] = Some(v);
-            }
-        }
-    });
-    slots.into_iter().map(|v| v.expect("every item")).collect()
-}
-
 fn mean(v: &[f32]) -> f32 {
     v.iter().sum::<f32>() / v.len().max(1) as f32
 }
@@ -330,19 +313,11 @@ fn load_checkpoint(run: &mut DigitTraining) {
     run.adam.v.copy_from_slice(&floats[3 * n..]);
 }
 
-/// Nearest-training measures of some samples: (mean nearest distance, memorized share).
-fn measures(train: &[f32], samples: &[f32]) -> (f32, f32, Vec<(usize, f32, f32)>) {
-    let near = metrics::nearest_two(train, PIXELS, samples);
-    let mean_d = near.iter().map(|n| n.1).sum::<f32>() / near.len() as f32;
-    let copies = near.iter().filter(|n| n.1 < n.2 / 3.0).count() as f32 / near.len() as f32;
-    (mean_d, copies, near)
-}
-
-fn report(weights: &Weights, train: &[f32], held: &[f32], threads: usize) {
-    const SAMPLES: usize = 256;
-    const STEPS: usize = 20;
+/// The findings the article quotes (`flow::digit_findings`), printed; PNG grids of the first 64
+/// samples under target/train-digits/; the article's opening picture under www/question/ when
+/// these are the shipped weights (else beside the grids, so another run cannot replace it).
+fn report(weights: &Weights, out: &Path, train: &[f32], held: &[f32], jobs: &Threads) {
     let net = Unet::new(weights.shape);
-    let params = &weights.params;
     let check = digit_training::check_batch(train, PIXELS);
     println!(
         "\n## The weights: {} steps (batch {}, seed {}), training loss {:.4}; check loss recorded {:.4}, now {:.4}",
@@ -351,95 +326,131 @@ fn report(weights: &Weights, train: &[f32], held: &[f32], threads: usize) {
         weights.seed,
         weights.train_loss,
         weights.check_loss,
-        digit_training::loss(&net, params, &check)
+        digit_training::loss(&net, &weights.params, &check)
     );
-    let x0 = Rng::new(7).normals(SAMPLES * PIXELS);
     let started = Instant::now();
-    let rows = |tau: f32| {
-        let chunks = on_threads(threads, SAMPLES / 16, |c| {
-            let noise = &x0[c * 16 * PIXELS..(c + 1) * 16 * PIXELS];
-            sampler::hybrid_sample(train, PIXELS, noise, STEPS, tau, |x, t| {
-                net.velocities(params, x, t)
-            })
-        });
-        chunks.concat()
-    };
-    let network = rows(0.0);
+    let findings = Findings::measure(weights, train, held, jobs).expect("the findings");
     let took = started.elapsed().as_secs_f64();
-    let closed = sampler::euler(&x0, STEPS, 0.0, |x, t| {
-        on_threads(threads, SAMPLES / 16, |c| {
-            closed_form_velocity(train, PIXELS, &x[c * 16 * PIXELS..(c + 1) * 16 * PIXELS], t)
-        })
-        .concat()
-    });
-    let (net_d, net_copies, net_near) = measures(train, &network);
-    let (cf_d, cf_copies, _) = measures(train, &closed);
-    let (held_d, held_copies, _) = measures(train, held);
+    let (network, closed) = (&findings.network, &findings.closed_form);
+    let (net, cf, held) = (network.nearness(), closed.nearness(), findings.held_out);
     println!(
-        "\n## {SAMPLES} samples, {STEPS} Euler steps (network: {took:.1} s on {threads} threads)"
+        "\n## {SAMPLES} samples, {STEPS} Euler steps (every finding: {took:.1} s on {} threads)",
+        jobs.0
     );
     println!(
         "| source | mean distance to the nearest training digit | memorized share (d1/d2 < 1/3) |"
     );
     println!("|---|---|---|");
-    println!("| network | {net_d:.3} | {:.1}% |", 100.0 * net_copies);
+    let row = |source: &str, n: Nearness| {
+        println!(
+            "| {source} | {:.3} | {:.1}% |",
+            n.mean_distance,
+            100.0 * n.copies
+        )
+    };
+    row("network", net);
+    row("u* (closed form)", cf);
+    row("1,000 held-out digits", held);
     println!(
-        "| u* (closed form) | {cf_d:.3} | {:.1}% |",
-        100.0 * cf_copies
+        "network / held-out distance: {:.2}",
+        net.mean_distance / held.mean_distance
     );
-    println!(
-        "| 1,000 held-out digits | {held_d:.3} | {:.1}% |",
-        100.0 * held_copies
-    );
-    println!("network / held-out distance: {:.2}", net_d / held_d);
     println!("\n## Hybrid: u* on [0, tau), the network after");
     println!("| tau | mean nearest distance | memorized share |");
     println!("|---|---|---|");
-    for tau in [0.0f32, 0.2, 0.4, 0.6, 1.0] {
-        let samples = match tau {
-            0.0 => network.clone(),
-            1.0 => closed.clone(),
-            _ => rows(tau),
-        };
-        let (d, c, _) = measures(train, &samples);
-        println!("| {tau} | {d:.3} | {:.1}% |", 100.0 * c);
+    for h in &findings.hybrid {
+        println!(
+            "| {} | {:.3} | {:.1}% |",
+            h.tau,
+            h.nearness.mean_distance,
+            100.0 * h.nearness.copies
+        );
     }
-    departure(&net, params, train, threads);
+    println!(
+        "\n## Where the network departs from u*: {DEPARTURE_PAIRS} pairs (x0, a training digit)"
+    );
+    println!("| t | E|u_theta - u*|^2 / D | E|u*|^2 / D | ratio |");
+    println!("|---|---|---|---|");
+    for d in &findings.departure {
+        println!(
+            "| {} | {:.4} | {:.4} | {:.3} |",
+            d.t,
+            d.gap,
+            d.scale,
+            d.gap / d.scale
+        );
+    }
+    println!("\n## The first {QUESTION_DIGITS} noises (the article's opening picture)");
+    println!(
+        "| noise | network: nearest distance | copy? | nearest digit | u*: nearest distance | copy? | nearest digit |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for i in 0..QUESTION_DIGITS {
+        let (n, c) = (network.nearest[i], closed.nearest[i]);
+        println!(
+            "| {i} | {:.3} (second {:.3}) | {} | {} | {:.3} (second {:.3}) | {} | {} |",
+            n.distance,
+            n.second,
+            yes_no(n.is_copy()),
+            n.index,
+            c.distance,
+            c.second,
+            yes_no(c.is_copy()),
+            c.index
+        );
+    }
+    println!("\n## article values (<span data-digits=\"key\">value</span> in www/index.html)");
+    for (key, value) in findings
+        .article_values()
+        .expect("every tau and time measured")
+    {
+        println!("{key} = {value}");
+    }
+
     let dir = Path::new("target/train-digits");
     std::fs::create_dir_all(dir).expect("the report's folder");
-    let nearest: Vec<f32> = net_near[..64]
+    let nearest: Vec<f32> = network.nearest[..64]
         .iter()
-        .flat_map(|n| train[n.0 * PIXELS..(n.0 + 1) * PIXELS].to_vec())
+        .flat_map(|n| train[n.index * PIXELS..(n.index + 1) * PIXELS].to_vec())
         .collect();
-    write_grid(&dir.join("network.png"), &network[..64 * PIXELS]);
+    write_grid(&dir.join("network.png"), &network.images[..64 * PIXELS]);
     write_grid(&dir.join("network-nearest.png"), &nearest);
-    write_grid(&dir.join("closed-form.png"), &closed[..64 * PIXELS]);
+    write_grid(&dir.join("closed-form.png"), &closed.images[..64 * PIXELS]);
     println!(
         "\ngrids of the first 64: {}/{{network,network-nearest,closed-form}}.png",
         dir.display()
     );
+    let shipped = out == Path::new(SHIPPED);
+    let question = if shipped {
+        PathBuf::from("www/question")
+    } else {
+        dir.join("question")
+    };
+    std::fs::create_dir_all(&question).expect("the picture's folder");
+    for (name, strip) in findings.question(train).files() {
+        write_png(
+            &question.join(name),
+            strip.width,
+            strip.height,
+            &strip.pixels,
+        );
+    }
+    println!(
+        "the opening picture{}: {}/{{network,nearest,closed-form}}.png",
+        if shipped {
+            ""
+        } else {
+            " (not the shipped weights)"
+        },
+        question.display()
+    );
 }
 
-/// Where the network departs from u*: at each t, x_t = (1 - t) x0 + t x1 for 256 pairs (x0 normal,
-/// x1 a training digit), the mean over pairs of |u_theta(x_t, t) - u*(x_t, t)|^2 / D, beside the
-/// mean |u*(x_t, t)|^2 / D for scale (the paper's Figure 2 curve, at this one n).
-fn departure(net: &Unet, params: &[f32], train: &[f32], threads: usize) {
-    const PAIRS: usize = 256;
-    let (x0, x1) = digit_training::departure_pairs(train, PIXELS, PAIRS, 21);
-    println!("\n## Where the network departs from u*: {PAIRS} pairs (x0, a training digit)");
-    println!("| t | E|u_theta - u*|^2 / D | E|u*|^2 / D | ratio |");
-    println!("|---|---|---|---|");
-    for t in [0.0f32, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95] {
-        let xt = digit_training::interpolate(&x0, &x1, t);
-        let rows = |c: usize| &xt[c * 16 * PIXELS..(c + 1) * 16 * PIXELS];
-        let u_net =
-            on_threads(threads, PAIRS / 16, |c| net.velocities(params, rows(c), t)).concat();
-        let u_star = on_threads(threads, PAIRS / 16, |c| {
-            closed_form_velocity(train, PIXELS, rows(c), t)
-        })
-        .concat();
-        let (gap, scale) = digit_training::departure(&u_net, &u_star);
-        println!("| {t} | {gap:.4} | {scale:.4} | {:.3} |", gap / scale);
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
     }
 }
 
@@ -458,10 +469,15 @@ fn write_grid(path: &Path, images: &[f32]) {
             }
         }
     }
-    let file = std::fs::File::create(path).expect("the grid's file");
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), side as u32, side as u32);
+    write_png(path, side, side, &pixels);
+}
+
+/// 8-bit grey pixels (row-major) as a PNG.
+fn write_png(path: &Path, width: usize, height: usize, pixels: &[u8]) {
+    let file = std::fs::File::create(path).expect("the PNG's file");
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), width as u32, height as u32);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header().expect("a PNG header");
-    writer.write_image_data(&pixels).expect("the PNG's pixels");
+    writer.write_image_data(pixels).expect("the PNG's pixels");
 }

@@ -164,12 +164,14 @@ pub struct Cell<'a> {
     pub caption: String,
 }
 
-/// Rows of square grey-scale images (white digit on black, as MNIST), each with a caption, and
-/// an optional header over each column. Empty rows keep their place.
+/// Rows of square grey-scale images (white digit on black, as MNIST), each with a caption, an
+/// optional header over each column and an optional label over each row (a reader should not
+/// have to learn from the status line which row is which). Empty cells keep their place.
 pub fn draw_digit_grid<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     side: usize,
     headers: &[String],
+    labels: &[String],
     rows: &[Vec<Option<Cell>>],
 ) -> DrawResult<DB> {
     area.fill(&palette::paper())?;
@@ -177,11 +179,14 @@ pub fn draw_digit_grid<DB: DrawingBackend>(
     let columns = headers
         .len()
         .max(rows.iter().map(Vec::len).max().unwrap_or(1));
-    let header_h = 22i32;
+    let header_h = if headers.is_empty() { 4 } else { 22i32 };
+    let label_h = if labels.is_empty() { 0 } else { 20i32 };
     let caption_h = 16i32;
     let cell_w = (w as i32 - 8) / columns as i32;
     let cell_h = (h as i32 - header_h) / rows.len().max(1) as i32;
-    let size = (cell_w - 6).min(cell_h - caption_h - 6).max(side as i32);
+    let size = (cell_w - 6)
+        .min(cell_h - label_h - caption_h - 6)
+        .max(side as i32);
     let px = (size / side as i32).max(1);
     let image = px * side as i32;
     let font = sans(12.0).color(&palette::ink());
@@ -191,9 +196,17 @@ pub fn draw_digit_grid<DB: DrawingBackend>(
         area.draw(&Text::new(header.clone(), (x, 4), font.clone()))?;
     }
     for (r, row) in rows.iter().enumerate() {
+        if let Some(label) = labels.get(r) {
+            let x = 4 + (cell_w - image) / 2;
+            area.draw(&Text::new(
+                label.clone(),
+                (x, header_h + r as i32 * cell_h),
+                font.clone(),
+            ))?;
+        }
         for (c, cell) in row.iter().enumerate() {
             let x0 = 4 + c as i32 * cell_w + (cell_w - image) / 2;
-            let y0 = header_h + r as i32 * cell_h;
+            let y0 = header_h + r as i32 * cell_h + label_h;
             let Some(cell) = cell else {
                 area.draw(&Rectangle::new(
                     [(x0, y0), (x0 + image, y0 + image)],

@@ -556,6 +556,9 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     }
     const statusErrors = await page.$$eval('.figure-error', (els) => els.map((e) => e.textContent));
     assert(statusErrors.length === 0, `figure errors: ${statusErrors}`);
+    // The opening picture: three rows of eight digits, 56 px each with 4 px between.
+    const pictures = await page.$$eval('#question-figure img', (imgs) => imgs.map((i) => [i.getAttribute('src'), i.complete ? i.naturalWidth : 0]));
+    assert(pictures.length === 3 && pictures.every(([, w]) => w === 8 * 56 + 7 * 4), `the question's picture: ${JSON.stringify(pictures)}`);
     const note = await page.textContent('#backend-note');
     if (webgpu) assert(/WebGPU/.test(note) && !/not available/.test(note), `note: ${note}`);
     else {

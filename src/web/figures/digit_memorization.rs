@@ -242,7 +242,7 @@ impl Sketch for DigitMemorization {
             })
             .collect();
         draw_on(&self.canvas, |area| {
-            draw_digit_grid(area, SIDE, &headers, &rows)
+            draw_digit_grid(area, SIDE, &headers, &[], &rows)
         })
     }
 

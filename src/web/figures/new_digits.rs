@@ -680,25 +680,32 @@ impl Sketch for NewDigits {
                 })
             })
             .collect();
-        // The reader's network's samples of this noise, black until it has some.
+        // The reader's network's samples of this noise; empty cells until it has some.
         let own = self.own.sampled.as_ref().filter(|o| o.0 == self.version);
-        let black = [-1.0; PIXELS];
         let yours: Vec<Option<Cell>> = (0..SHOWN)
             .map(|i| {
-                Some(match own {
-                    Some((_, step, s)) => Cell {
-                        pixels: &s.x[row(i)],
-                        caption: format!("yours ({step}): {:.1}", s.nearest[i].distance),
-                    },
-                    None => Cell {
-                        pixels: &black,
-                        caption: "yours: not trained".into(),
-                    },
+                own.map(|(_, step, s)| Cell {
+                    pixels: &s.x[row(i)],
+                    caption: format!("yours ({step}): {:.1}", s.nearest[i].distance),
                 })
             })
             .collect();
+        let tau = self.hybrid.as_ref().map_or(0.0, |h| h.0);
+        let labels = [
+            if tau == 0.0 {
+                "The network’s samples".to_string()
+            } else {
+                format!("The hybrid’s samples: û* up to τ = {tau:.1}, then the network")
+            },
+            "The training digit nearest to each".into(),
+            "û* alone, from the same noises".into(),
+            match own {
+                Some((_, step, _)) => format!("Your network, after {step} steps"),
+                None => format!("Your network: press “{TRAIN}”"),
+            },
+        ];
         draw_on(&self.canvas, |area| {
-            draw_digit_grid(area, SIDE, &[], &[top, nearest, copies, yours])
+            draw_digit_grid(area, SIDE, &[], &labels, &[top, nearest, copies, yours])
         })?;
         let gaps: Vec<f32> = self
             .departure
@@ -710,7 +717,6 @@ impl Sketch for NewDigits {
             .iter()
             .map(|(tau, nearest)| (*tau, measure(nearest).0))
             .collect();
-        let tau = self.hybrid.as_ref().map_or(0.0, |h| h.0);
         draw_on(&self.gap_canvas, |area| {
             let (left, right) = area.split_horizontally(area.dim_in_pixel().0 / 2);
             draw_binned_error(&left, &gaps, TIMES)?;
