@@ -310,6 +310,10 @@ impl Findings {
                 "held-out-copies".into(),
                 percent(self.held_out.copies as f64),
             ),
+            (
+                "network-nearest-is-copied".into(),
+                percent(self.network_heads_for_the_copy()),
+            ),
         ];
         let network = self.network.nearness().mean_distance as f64;
         for tau in [0.2f32, 0.4, 0.6] {
@@ -330,6 +334,20 @@ impl Findings {
             format!("{:.1}", trough.t),
         ));
         Some(values)
+    }
+
+    /// The share of noises whose network sample lies nearest the very training digit that u*
+    /// copies from the same noise: the network chose the same image and parted from u* in the
+    /// details.
+    pub fn network_heads_for_the_copy(&self) -> f64 {
+        let same = self
+            .network
+            .nearest
+            .iter()
+            .zip(&self.closed_form.nearest)
+            .filter(|(net, copy)| net.index == copy.index)
+            .count();
+        same as f64 / self.network.nearest.len().max(1) as f64
     }
 
     /// The article's opening picture: the network's samples from the first `QUESTION_DIGITS`
