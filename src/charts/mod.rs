@@ -131,6 +131,12 @@ where
 
 /// Colours shared by every figure. The neutral ones (paper, ink, muted, grid) follow the theme
 /// (`set_dark`, from the reader's `prefers-color-scheme`); the data colours read on both.
+///
+/// One colour per quantity, in every figure (the article's table of velocities names them):
+/// training points DATA; points being carried, x_t and the network's samples PARTICLE (a second
+/// network SECOND, several widths the ramp); source points BAR; the conditional target x1 - x0
+/// muted, weighted by lambda; u* ink; the squared distance to u* (the target's spread, the
+/// network's gap) ACCENT; held-out references muted; a field's arrows the ramp, by speed.
 pub mod palette {
     use plotters::style::RGBColor;
     use std::cell::Cell;

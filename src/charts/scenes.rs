@@ -83,7 +83,7 @@ pub fn posterior_segments(
             Segment {
                 from: ((x.0 - t * xi.0) / s, (x.1 - t * xi.1) / s),
                 to: xi,
-                color: palette::ACCENT.mix(0.08 + 0.6 * (weights[i] / max) as f64),
+                color: palette::muted().mix(0.15 + 0.8 * (weights[i] / max) as f64),
                 width: 1,
             }
         })
@@ -115,7 +115,7 @@ pub fn velocity_field(
         scene.top_dots.push(Dot {
             at: x,
             radius: 6,
-            color: palette::ink().to_rgba(),
+            color: palette::PARTICLE.to_rgba(),
         });
         let top = weights.iter().copied().fold(0.0f32, f32::max);
         scene.caption.push(format!("largest λᵢ = {top:.2}"));
@@ -159,7 +159,7 @@ pub fn conditional_targets(
         .map(|(xi, &w)| Segment {
             from: x,
             to: xi,
-            color: palette::DATA.mix(0.2 + 0.75 * (w / max) as f64),
+            color: palette::muted().mix(0.2 + 0.75 * (w / max) as f64),
             width: 1 + (4.0 * w).round() as u32,
         })
         .collect();
@@ -183,7 +183,7 @@ pub fn conditional_targets(
                 "t = {t:.2}   |û*(x, t)| = {}",
                 short((u.0 * u.0 + u.1 * u.1).sqrt())
             ),
-            "arrows: velocities x (1 - t); û* in black".into(),
+            "arrows: velocities x (1 - t); û* thick".into(),
         ],
         segments: Vec::new(),
     }

@@ -116,7 +116,7 @@ impl Sketch for ConditionalPaths {
                 .map(|k| Dot {
                     at: point(&xt, k),
                     radius: 4,
-                    color: palette::ACCENT.mix(0.9),
+                    color: palette::PARTICLE.mix(0.9),
                 })
                 .collect(),
             caption: vec![
