@@ -150,7 +150,7 @@ pub fn draw_tau_curves<DB: DrawingBackend>(
     }
     chart.draw_series(std::iter::once(PathElement::new(
         vec![(tau as f64, 0.0), (tau as f64, top)],
-        palette::ink().mix(0.4).stroke_width(1),
+        palette::ACCENT.mix(0.6).stroke_width(1),
     )))?;
     draw_legend(
         &chart.plotting_area().strip_coord_spec(),
@@ -198,7 +198,7 @@ pub fn draw_capacity<DB: DrawingBackend>(
     .y_labels(6)
     .x_label_formatter(&|v| format!("{v:.0}"))
     .draw()?;
-    let held = palette::muted().stroke_width(2);
+    let held = palette::GREY.stroke_width(2);
     let closed = palette::ink().stroke_width(2);
     chart.draw_series(LineSeries::new(
         references.iter().map(|r| (r.0 as f64, r.1 as f64)),

@@ -135,8 +135,8 @@ where
 /// One colour per quantity, in every figure (the article's table of velocities names them):
 /// training points DATA; points being carried, x_t and the network's samples PARTICLE (a second
 /// network SECOND, several widths the ramp); source points BAR; the conditional target x1 - x0
-/// muted, weighted by lambda; u* ink; the squared distance to u* (the target's spread, the
-/// network's gap) ACCENT; held-out references muted; a field's arrows the ramp, by speed.
+/// GREY, weighted by lambda; u* ink; the squared distance to u* (the target's spread, the
+/// network's gap) ACCENT; held-out references GREY; a field's arrows the ramp, by speed.
 pub mod palette {
     use plotters::style::RGBColor;
     use std::cell::Cell;
@@ -195,6 +195,9 @@ pub mod palette {
     pub const PARTICLE: RGBColor = RGBColor(40, 96, 200);
     pub const ACCENT: RGBColor = RGBColor(200, 30, 90);
     pub const BAR: RGBColor = RGBColor(90, 120, 190);
+    /// The conditional targets x1 - x0 and held-out references: a grey that reads on both themes
+    /// (a constant, not the theme's `muted()`, whose calls cost the page's module bytes it lacks).
+    pub const GREY: RGBColor = RGBColor(150, 150, 150);
     /// A second series beside PARTICLE (distinct from DATA and ACCENT).
     pub const SECOND: RGBColor = RGBColor(0, 128, 110);
 }

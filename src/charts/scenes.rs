@@ -83,7 +83,7 @@ pub fn posterior_segments(
             Segment {
                 from: ((x.0 - t * xi.0) / s, (x.1 - t * xi.1) / s),
                 to: xi,
-                color: palette::muted().mix(0.15 + 0.8 * (weights[i] / max) as f64),
+                color: palette::GREY.mix(0.15 + 0.8 * (weights[i] / max) as f64),
                 width: 1,
             }
         })
@@ -159,7 +159,7 @@ pub fn conditional_targets(
         .map(|(xi, &w)| Segment {
             from: x,
             to: xi,
-            color: palette::muted().mix(0.2 + 0.75 * (w / max) as f64),
+            color: palette::GREY.mix(0.2 + 0.75 * (w / max) as f64),
             width: 1 + (4.0 * w).round() as u32,
         })
         .collect();
