@@ -39,7 +39,10 @@ export function typeset(html, file) {
     const tex = display ?? inline;
     try {
       count++;
-      return withoutInlineStyles(temml.renderToString(tex.trim(), { displayMode: display !== undefined, throwOnError: true }));
+      const mathml = withoutInlineStyles(temml.renderToString(tex.trim(), { displayMode: display !== undefined, throwOnError: true }));
+      // A displayed formula scrolls sideways inside a box of its own where the column is narrower
+      // than it (a phone), with a shadow at the edge it scrolls to (style.css, .formula).
+      return display === undefined ? mathml : `<span class="formula">${mathml}</span>`;
     } catch (e) {
       const line = html.slice(0, at).split('\n').length;
       throw new Error(`${file}:${line}: ${e.message}\n  in: ${match}`);

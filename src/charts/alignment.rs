@@ -1,6 +1,7 @@
 //! Charts of the high-dimension section: cosine histograms as ridgelines (one row per t), the
 //! fraction of aligned pairs against t (one curve per resolution), and grids of digit images.
 
+use super::layout::{Grid, CAPTION_LINE, MARGIN};
 use super::{draw_legend, palette, ramp, sans, Corner, DrawResult};
 use crate::flow::metrics::Histogram;
 use plotters::coord::Shift;
@@ -166,47 +167,42 @@ pub struct Cell<'a> {
 
 /// Rows of square grey-scale images (white digit on black, as MNIST), each with a caption, an
 /// optional header over each column and an optional label over each row (a reader should not
-/// have to learn from the status line which row is which). Empty cells keep their place.
+/// have to learn from the status line which row is which), placed by `grid`'s layout for the
+/// area's width (on a phone a row wraps onto several lines). Empty cells keep their place.
 pub fn draw_digit_grid<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    side: usize,
+    grid: &Grid,
     headers: &[String],
     labels: &[String],
     rows: &[Vec<Option<Cell>>],
 ) -> DrawResult<DB> {
     area.fill(&palette::paper())?;
-    let (w, h) = area.dim_in_pixel();
-    let columns = headers
-        .len()
-        .max(rows.iter().map(Vec::len).max().unwrap_or(1));
-    let header_h = if headers.is_empty() { 4 } else { 22i32 };
-    let label_h = if labels.is_empty() { 0 } else { 20i32 };
-    let caption_h = 16i32;
-    let cell_w = (w as i32 - 8) / columns as i32;
-    let cell_h = (h as i32 - header_h) / rows.len().max(1) as i32;
-    let size = (cell_w - 6)
-        .min(cell_h - label_h - caption_h - 6)
-        .max(side as i32);
-    let px = (size / side as i32).max(1);
-    let image = px * side as i32;
+    let layout = grid.layout(area.dim_in_pixel().0);
+    let side = grid.side as usize;
     let font = sans(12.0).color(&palette::ink());
     let muted = sans(11.0).color(&palette::muted());
-    for (c, header) in headers.iter().enumerate() {
-        let x = 4 + c as i32 * cell_w + (cell_w - image) / 2;
-        area.draw(&Text::new(header.clone(), (x, 4), font.clone()))?;
-    }
-    for (r, row) in rows.iter().enumerate() {
+    for (r, row) in rows.iter().enumerate().take(grid.rows as usize) {
         if let Some(label) = labels.get(r) {
-            let x = 4 + (cell_w - image) / 2;
+            let y = layout.label_top(grid, r as u32) as i32 + 2;
             area.draw(&Text::new(
                 label.clone(),
-                (x, header_h + r as i32 * cell_h),
+                (MARGIN as i32 + 2, y),
                 font.clone(),
             ))?;
         }
-        for (c, cell) in row.iter().enumerate() {
-            let x0 = 4 + c as i32 * cell_w + (cell_w - image) / 2;
-            let y0 = header_h + r as i32 * cell_h + label_h;
+        for (c, cell) in row.iter().enumerate().take(grid.columns as usize) {
+            let ((x0, y0), top) = layout.cell(grid, r as u32, c as u32);
+            let image = layout.image as i32;
+            // Headers and captions centred on their image, within the cell.
+            let centred = |text: &str, font: &TextStyle<'_>| -> Result<i32, _> {
+                let w = area.estimate_text_size(text, font)?.0 as i32;
+                let left = x0 - (layout.cell_width as i32 - image) / 2;
+                Ok((x0 + image / 2 - w / 2).max(left))
+            };
+            if let Some(header) = headers.get(c) {
+                let x = centred(header, &font)?;
+                area.draw(&Text::new(header.clone(), (x, top + 1), font.clone()))?;
+            }
             let Some(cell) = cell else {
                 area.draw(&Rectangle::new(
                     [(x0, y0), (x0 + image, y0 + image)],
@@ -215,26 +211,29 @@ pub fn draw_digit_grid<DB: DrawingBackend>(
                 continue;
             };
             // One image per cell (a canvas copies it in one call; a pixel at a time cost tens of
-            // milliseconds per redraw), each pixel px x px.
-            let edge = image as usize;
+            // milliseconds per redraw), each pixel scale x scale.
+            let (edge, px) = (layout.image as usize, layout.scale as usize);
             let mut rgb = Vec::with_capacity(edge * edge * 3);
             for y in 0..edge {
-                let row = &cell.pixels[(y / px as usize) * side..][..side];
+                let row = &cell.pixels[(y / px) * side..][..side];
                 for x in 0..edge {
-                    let g = ((row[x / px as usize].clamp(-1.0, 1.0) + 1.0) * 127.5) as u8;
+                    let g = ((row[x / px].clamp(-1.0, 1.0) + 1.0) * 127.5) as u8;
                     rgb.extend([g, g, g]);
                 }
             }
             area.draw(&RgbImage {
                 pos: (x0, y0),
-                size: (image as u32, image as u32),
+                size: (layout.image, layout.image),
                 rgb: &rgb,
             })?;
-            area.draw(&Text::new(
-                cell.caption.clone(),
-                (x0, y0 + image + 2),
-                muted.clone(),
-            ))?;
+            let width = layout.cell_width.saturating_sub(4);
+            let mut lines = super::wrap(area, &cell.caption, &muted, width)?;
+            lines.truncate(layout.caption_lines as usize);
+            for (k, line) in lines.into_iter().enumerate() {
+                let y = y0 + image + 2 + (k as u32 * CAPTION_LINE) as i32;
+                let x = centred(&line, &muted)?;
+                area.draw(&Text::new(line, (x, y), muted.clone()))?;
+            }
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 pub mod alignment;
 pub mod curves;
 pub mod histogram;
+pub mod layout;
 pub mod plane;
 pub mod scenes;
 
@@ -29,10 +30,52 @@ pub enum Corner {
     LowerRight,
 }
 
-/// A legend of line samples in `corner` of `area` (a chart's plotting area). Plotters' own
-/// series labels measure their text through a page element with a style attribute, which a
-/// strict Content-Security-Policy refuses; this one measures through the backend (in the
-/// browser, the canvas's measureText).
+/// The font size, from `size` down to 11 px (the smallest the page draws), at which `text` fits
+/// in `room` pixels as `area` measures it: a chart on a phone keeps its titles whole.
+pub fn fitting_size<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    text: &str,
+    size: f64,
+    room: u32,
+) -> f64 {
+    match area.estimate_text_size(text, &sans(size).into_text_style(area)) {
+        Ok((w, _)) if w > room && w > 0 => (size * room as f64 / w as f64).floor().max(11.0),
+        _ => size,
+    }
+}
+
+/// `text` broken at spaces into lines no wider than `width` as `font` measures on `area` (a
+/// word wider than the width keeps a line of its own).
+pub fn wrap<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    text: &str,
+    font: &TextStyle<'_>,
+    width: u32,
+) -> Result<Vec<String>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let longer = if line.is_empty() {
+            word.to_string()
+        } else {
+            format!("{line} {word}")
+        };
+        if line.is_empty() || area.estimate_text_size(&longer, font)?.0 <= width {
+            line = longer;
+        } else {
+            out.push(std::mem::replace(&mut line, word.to_string()));
+        }
+    }
+    if !line.is_empty() {
+        out.push(line);
+    }
+    Ok(out)
+}
+
+/// A legend of line samples in `corner` of `area` (a chart's plotting area); a label too long
+/// for the area (a phone) wraps. Plotters' own series labels measure their text through a page
+/// element with a style attribute, which a strict Content-Security-Policy refuses; this one
+/// measures through the backend (in the browser, the canvas's measureText).
 pub fn draw_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     entries: &[(&str, ShapeStyle)],
@@ -42,21 +85,26 @@ pub fn draw_legend<DB: DrawingBackend>(
     const SAMPLE: i32 = 18;
     const GAP: i32 = 6;
     const MARGIN: i32 = 10;
+    const LINE: i32 = 15;
     if entries.is_empty() {
         return Ok(());
     }
     let font = sans(12.0).color(&palette::ink());
-    let mut sizes = Vec::with_capacity(entries.len());
+    let (area_w, area_h) = area.dim_in_pixel();
+    let room = (area_w as i32 - 2 * MARGIN - 2 * PAD - SAMPLE - GAP).max(40) as u32;
+    let mut labels = Vec::with_capacity(entries.len());
     for (label, _) in entries {
-        sizes.push(area.estimate_text_size(label, &font)?);
+        labels.push(wrap(area, label, &font, room)?);
     }
-    let text_w = sizes.iter().map(|s| s.0 as i32).max().unwrap_or(0);
-    let row = sizes.iter().map(|s| s.1 as i32).max().unwrap_or(12).max(12) + 4;
+    let mut text_w = 0;
+    for line in labels.iter().flatten() {
+        text_w = text_w.max(area.estimate_text_size(line, &font)?.0 as i32);
+    }
+    let lines: i32 = labels.iter().map(|l| l.len() as i32).sum();
     let (w, h) = (
         2 * PAD + SAMPLE + GAP + text_w,
-        2 * PAD + row * entries.len() as i32,
+        2 * PAD + LINE * lines + 4 * (entries.len() as i32 - 1),
     );
-    let (area_w, area_h) = area.dim_in_pixel();
     let x0 = area_w as i32 - MARGIN - w;
     let y0 = match corner {
         Corner::UpperRight => MARGIN,
@@ -75,32 +123,38 @@ pub fn draw_legend<DB: DrawingBackend>(
         plotters::style::text_anchor::HPos::Left,
         plotters::style::text_anchor::VPos::Center,
     ));
-    for (k, (label, style)) in entries.iter().enumerate() {
-        let y = y0 + PAD + row * k as i32 + row / 2;
+    let mut y = y0 + PAD + LINE / 2;
+    for ((_, style), label) in entries.iter().zip(&labels) {
         let x = x0 + PAD;
         area.draw(&PathElement::new(vec![(x, y), (x + SAMPLE, y)], *style))?;
-        area.draw(&Text::new(
-            label.to_string(),
-            (x + SAMPLE + GAP, y),
-            text.clone(),
-        ))?;
+        for line in label {
+            area.draw(&Text::new(
+                line.clone(),
+                (x + SAMPLE + GAP, y),
+                text.clone(),
+            ))?;
+            y += LINE;
+        }
+        y += 4;
     }
     Ok(())
 }
 
-/// A chart on `area` with the page's title style: `title` above, a 10-pixel margin (`right` on
-/// the right, for the last tick label), and label areas of `x_area` and `y_area` pixels.
+/// A chart on `area` with the page's title style: `title` above (smaller where the area is too
+/// narrow for it), a 10-pixel margin (`right` on the right, for the last tick label), and label
+/// areas of `x_area` and `y_area` pixels.
 pub fn titled<'a, 'b, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
     right: u32,
     (x_area, y_area): (u32, u32),
 ) -> ChartBuilder<'a, 'b, DB> {
+    let size = fitting_size(area, title, 16.0, area.dim_in_pixel().0.saturating_sub(16));
     let mut builder = ChartBuilder::on(area);
     builder
         .margin(10)
         .margin_right(right)
-        .caption(title, sans(16.0).color(&palette::ink()))
+        .caption(title, sans(size).color(&palette::ink()))
         .x_label_area_size(x_area)
         .y_label_area_size(y_area);
     builder
@@ -118,13 +172,18 @@ where
     Y: Ranged<ValueType = YT> + ValueFormatter<YT>,
     DB: DrawingBackend,
 {
+    // The x axis's title is centred under the plotting area: on a phone it may need a smaller
+    // size to stay whole.
+    let plot = chart.plotting_area().strip_coord_spec();
+    let room = plot.dim_in_pixel().0 + 24;
+    let size = fitting_size(&plot, x_desc, 14.0, room);
     let mut style = chart.configure_mesh();
     style
         .light_line_style(palette::grid().mix(0.0))
         .bold_line_style(palette::grid())
         .x_desc(x_desc)
         .y_desc(y_desc)
-        .axis_desc_style(sans(14.0).color(&palette::ink()))
+        .axis_desc_style(sans(size).color(&palette::ink()))
         .label_style(sans(12.0).color(&palette::muted()));
     style
 }

@@ -2,6 +2,7 @@
 //! the figure owns, so dropping the figure drops its callbacks.
 
 use crate::catalog::{Kind, Setting};
+use crate::charts::layout::Fit;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{Document, Element, HtmlElement, HtmlInputElement, HtmlSelectElement};
@@ -174,34 +175,42 @@ pub fn button(
     Ok(b)
 }
 
-/// A canvas of `width` x `height` pixels that scales down with its column.
+/// A canvas whose chart is drawn at the width its column gives it (at most `width` CSS pixels,
+/// as the stylesheet says), `fit` giving its height (`drawing::fit`).
 pub fn canvas(
     parent: &Element,
     width: u32,
-    height: u32,
+    fit: Fit,
     label: &str,
 ) -> JsResult<web_sys::HtmlCanvasElement> {
     let c: web_sys::HtmlCanvasElement =
         element("canvas", "figure-canvas", parent)?.unchecked_into();
+    // Its size until it is first drawn, at the width it is shown at.
     c.set_width(width);
-    c.set_height(height);
+    c.set_height(fit.height(width));
     c.set_attribute("role", "img")?;
     c.set_attribute("aria-label", label)?;
+    crate::web::drawing::fit(&c, fit);
     Ok(c)
 }
 
-/// Canvas pixel coordinates of a pointer event (the canvas may be scaled by CSS).
+/// Where a pointer event is in the chart on `canvas` (in the chart's CSS pixels), and the
+/// chart's size.
 pub fn canvas_point(
     canvas: &web_sys::HtmlCanvasElement,
     event: &web_sys::Event,
-) -> Option<(f64, f64)> {
+) -> Option<((f64, f64), (u32, u32))> {
     let e = event.dyn_ref::<web_sys::MouseEvent>()?;
     let rect = canvas.get_bounding_client_rect();
     if rect.width() <= 0.0 || rect.height() <= 0.0 {
         return None;
     }
+    let (w, h) = crate::web::drawing::chart_size(canvas);
     Some((
-        (e.client_x() as f64 - rect.left()) * canvas.width() as f64 / rect.width(),
-        (e.client_y() as f64 - rect.top()) * canvas.height() as f64 / rect.height(),
+        (
+            (e.client_x() as f64 - rect.left()) * w as f64 / rect.width(),
+            (e.client_y() as f64 - rect.top()) * h as f64 / rect.height(),
+        ),
+        (w, h),
     ))
 }

@@ -2,13 +2,14 @@
 //! so the same chart code (generic in `src/charts`) can also be saved as SVG ("Download SVG"):
 //! `draw_on` renders to SVG instead of the canvas while a capture is active.
 
+use crate::charts::layout::Fit;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind,
 };
 use plotters_canvas::CanvasBackend;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use wasm_bindgen::JsCast;
 use web_sys::HtmlCanvasElement;
 
@@ -42,6 +43,8 @@ pub struct Canvas {
     stroke: Option<(Style, u32)>,
     /// The font, alignment and baseline this module last set.
     text: Option<(String, &'static str, &'static str)>,
+    /// The size charts draw at, in CSS pixels (the canvas holds it times the device's ratio).
+    size: (u32, u32),
 }
 
 /// A colour as compared for reuse: (r, g, b) and the alpha's bits.
@@ -57,19 +60,29 @@ fn css(color: BackendColor) -> String {
 }
 
 impl Canvas {
-    fn new(canvas: &HtmlCanvasElement) -> Option<Canvas> {
+    /// The canvas's context, scaled so that charts draw in `size`'s CSS pixels whatever the
+    /// device's pixel ratio; images are scaled without smoothing (a digit's pixels stay square).
+    fn new(canvas: &HtmlCanvasElement, size: (u32, u32)) -> Option<Canvas> {
         let context = canvas
             .get_context("2d")
             .ok()
             .flatten()?
             .dyn_into::<web_sys::CanvasRenderingContext2d>()
             .ok()?;
+        let scale = |pixels: u32, css: u32| pixels as f64 / css.max(1) as f64;
+        let (sx, sy) = (
+            scale(canvas.width(), size.0),
+            scale(canvas.height(), size.1),
+        );
+        context.set_transform(sx, 0.0, 0.0, sy, 0.0, 0.0).ok()?;
+        context.set_image_smoothing_enabled(false);
         Some(Canvas {
             backend: CanvasBackend::with_canvas_object(canvas.clone())?,
             context,
             fill: None,
             stroke: None,
             text: None,
+            size,
         })
     }
 
@@ -190,7 +203,7 @@ impl DrawingBackend for AnyBackend<'_> {
 
     fn get_size(&self) -> (u32, u32) {
         match self {
-            AnyBackend::Canvas(c) => c.backend.get_size(),
+            AnyBackend::Canvas(c) => c.size,
             AnyBackend::Svg(b) => b.get_size(),
         }
     }
@@ -345,9 +358,16 @@ impl DrawingBackend for AnyBackend<'_> {
                     h as u32,
                 )
                 .map_err(failed)?;
-                c.context
-                    .put_image_data(&image, x as f64, y as f64)
-                    .map_err(failed)
+                // putImageData ignores the context's scale: the image goes through a canvas of
+                // its own, drawn scaled like everything else.
+                let (w, h) = (w as f64, h as f64);
+                with_scratch((w, h), |scratch, context| {
+                    context.put_image_data(&image, 0.0, 0.0)?;
+                    c.context.draw_image_with_html_canvas_element_and_sw_and_sh_and_dx_and_dy_and_dw_and_dh(
+                        scratch, 0.0, 0.0, w, h, x as f64, y as f64, w, h,
+                    )
+                })
+                .map_err(failed)
             }
             AnyBackend::Svg(b) => {
                 let row = |r: usize| &src[r * w * 3..(r + 1) * w * 3];
@@ -500,13 +520,11 @@ where
     F: for<'b> FnOnce(&DrawingArea<AnyBackend<'b>, Shift>) -> Result<(), E>,
     E: std::fmt::Debug,
 {
+    let size = fit_now(canvas)?;
     if CAPTURE.with(|c| c.borrow().is_some()) {
         let mut svg = String::new();
         {
-            let backend = AnyBackend::Svg(SVGBackend::with_string(
-                &mut svg,
-                (canvas.width(), canvas.height()),
-            ));
+            let backend = AnyBackend::Svg(SVGBackend::with_string(&mut svg, size));
             let area = backend.into_drawing_area();
             chart(&area).map_err(plotting_error)?;
             area.present().map_err(plotting_error)?;
@@ -518,9 +536,190 @@ where
         });
         return Ok(());
     }
-    let backend = Canvas::new(canvas)
+    let backend = Canvas::new(canvas, size)
         .ok_or_else(|| wasm_bindgen::JsValue::from_str("canvas has no 2-D context"))?;
     let area = AnyBackend::Canvas(backend).into_drawing_area();
     chart(&area).map_err(plotting_error)?;
     area.present().map_err(plotting_error)
+}
+
+/// A canvas whose chart is drawn at the width it is shown at (`fit`).
+struct Fitted {
+    canvas: HtmlCanvasElement,
+    fit: Fit,
+    /// The width shown, in CSS pixels, as the page's resize observer last reported it (0: not
+    /// yet).
+    shown: Cell<u32>,
+    /// The chart's size when last drawn, in CSS pixels.
+    drawn: Cell<(u32, u32)>,
+}
+
+thread_local! {
+    static FITTED: RefCell<Vec<Fitted>> = const { RefCell::new(Vec::new()) };
+    /// The canvas images are copied through (`blit_bitmap`), with its context.
+    static SCRATCH: RefCell<Option<(HtmlCanvasElement, web_sys::CanvasRenderingContext2d)>> =
+        const { RefCell::new(None) };
+}
+
+/// From now on `canvas` is drawn at the width it is shown at, `fit` giving its height, at the
+/// device's resolution: text, lines and markers keep their CSS size on any screen.
+pub fn fit(canvas: &HtmlCanvasElement, fit: Fit) {
+    FITTED.with(|f| {
+        f.borrow_mut().push(Fitted {
+            canvas: canvas.clone(),
+            fit,
+            shown: Cell::new(0),
+            drawn: Cell::new((0, 0)),
+        })
+    });
+}
+
+/// Forgets the fitted canvases inside `root` (a figure being removed).
+pub fn release(root: &web_sys::Element) {
+    FITTED.with(|f| f.borrow_mut().retain(|c| !root.contains(Some(&c.canvas))));
+}
+
+/// The size the chart on `canvas` is drawn at, in CSS pixels (its own size if not fitted):
+/// where a pointer is, in the chart's coordinates.
+pub fn chart_size(canvas: &HtmlCanvasElement) -> (u32, u32) {
+    FITTED
+        .with(|f| {
+            f.borrow()
+                .iter()
+                .find(|c| &c.canvas == canvas)
+                .map(|c| c.drawn.get())
+        })
+        .filter(|s| s.0 > 0)
+        .unwrap_or((canvas.width(), canvas.height()))
+}
+
+/// Sizes a fitted canvas for the width it is shown at (its pixels: that size times the device's
+/// pixel ratio; its CSS height: its fit's); the chart's size in CSS pixels. An unfitted canvas,
+/// or one not shown, keeps its size.
+fn fit_now(canvas: &HtmlCanvasElement) -> Result<(u32, u32), wasm_bindgen::JsValue> {
+    let own = (canvas.width(), canvas.height());
+    FITTED.with(|f| {
+        let f = f.borrow();
+        let Some(c) = f.iter().find(|c| &c.canvas == canvas) else {
+            return Ok(own);
+        };
+        // Before the observer's first report, the layout is read once.
+        let width = match c.shown.get() {
+            0 => canvas.client_width().max(0) as u32,
+            w => w,
+        };
+        if width == 0 {
+            return Ok(match c.drawn.get() {
+                (0, _) => own,
+                drawn => drawn,
+            });
+        }
+        let height = c.fit.height(width);
+        let ratio = web_sys::window()
+            .map_or(1.0, |w| w.device_pixel_ratio())
+            .max(1.0);
+        let pixels = |css: u32| (css as f64 * ratio).round() as u32;
+        if canvas.width() != pixels(width) {
+            canvas.set_width(pixels(width));
+        }
+        if canvas.height() != pixels(height) {
+            canvas.set_height(pixels(height));
+        }
+        if c.drawn.get().1 != height {
+            canvas
+                .style()
+                .set_property("height", &format!("{height}px"))?;
+        }
+        c.drawn.set((width, height));
+        Ok((width, height))
+    })
+}
+
+/// Observes the fitted canvases inside `root`: when one is shown at a new width, `resized` is
+/// called (the figure draws again). Stops when dropped.
+pub struct Observer {
+    observer: web_sys::ResizeObserver,
+    _callback: wasm_bindgen::closure::Closure<dyn FnMut(js_sys::Array)>,
+}
+
+impl Observer {
+    pub fn new(
+        root: &web_sys::Element,
+        resized: impl Fn() + 'static,
+    ) -> Result<Observer, wasm_bindgen::JsValue> {
+        let callback = wasm_bindgen::closure::Closure::<dyn FnMut(js_sys::Array)>::new(
+            move |entries: js_sys::Array| {
+                let mut changed = false;
+                for entry in entries.iter() {
+                    let Ok(entry) = entry.dyn_into::<web_sys::ResizeObserverEntry>() else {
+                        continue;
+                    };
+                    let width = entry.content_rect().width().round().max(0.0) as u32;
+                    let target = entry.target();
+                    FITTED.with(|f| {
+                        for c in f.borrow().iter() {
+                            if c.canvas.as_ref() as &web_sys::Element == &target
+                                && c.shown.replace(width) != width
+                                && c.drawn.get().0 != width
+                            {
+                                changed = true;
+                            }
+                        }
+                    });
+                }
+                if changed {
+                    resized();
+                }
+            },
+        );
+        let observer = web_sys::ResizeObserver::new(callback.as_ref().unchecked_ref())?;
+        FITTED.with(|f| {
+            for c in f.borrow().iter() {
+                if root.contains(Some(&c.canvas)) {
+                    observer.observe(&c.canvas);
+                }
+            }
+        });
+        Ok(Observer {
+            observer,
+            _callback: callback,
+        })
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        self.observer.disconnect();
+    }
+}
+
+/// Runs `f` with a canvas of at least `size` pixels that is never shown, and its context.
+fn with_scratch<T>(
+    (w, h): (f64, f64),
+    f: impl FnOnce(
+        &HtmlCanvasElement,
+        &web_sys::CanvasRenderingContext2d,
+    ) -> Result<T, wasm_bindgen::JsValue>,
+) -> Result<T, wasm_bindgen::JsValue> {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.is_none() {
+            let canvas: HtmlCanvasElement = web_sys::window()
+                .and_then(|w| w.document())
+                .ok_or("no document")?
+                .create_element("canvas")?
+                .unchecked_into();
+            let context = canvas
+                .get_context("2d")?
+                .ok_or("no 2-D context")?
+                .unchecked_into();
+            *s = Some((canvas, context));
+        }
+        let (canvas, context) = s.as_ref().ok_or("no scratch canvas")?;
+        if (canvas.width() as f64) < w || (canvas.height() as f64) < h {
+            canvas.set_width(canvas.width().max(w as u32));
+            canvas.set_height(canvas.height().max(h as u32));
+        }
+        f(canvas, context)
+    })
 }

@@ -201,14 +201,17 @@ pub fn forget(root: &Element) {
 type Saver = fn(&Element, &str, Drawing) -> JsResult<()>;
 
 /// "Download PNG" (the canvases side by side), "Download SVG" (the same charts drawn by the SVG
-/// backend) and "Download data (CSV)".
+/// backend) and "Download data (CSV)", folded behind one small "Download" (a disclosure the
+/// browser opens and closes itself).
 fn download_buttons(
     name: &str,
     root: &Element,
     drawing: Drawing,
     listeners: &mut Listeners,
 ) -> JsResult<()> {
-    let bar = element("div", "figure-tools", root)?;
+    let tools = element("details", "figure-tools", root)?;
+    element("summary", "", &tools)?.set_text_content(Some("Download"));
+    let bar = element("div", "figure-downloads", &tools)?;
     let savers: [(&str, Saver); 3] = [
         ("Download PNG", save_png),
         ("Download SVG", save_svg),
@@ -255,8 +258,10 @@ fn save_svg(root: &Element, name: &str, drawing: Drawing) -> JsResult<()> {
             continue;
         };
         body.push_str(&svg.replacen("<svg ", &format!("<svg x=\"{x}\" "), 1));
-        x += c.width() + GAP;
-        height = height.max(c.height());
+        // The SVG of a chart is its size in CSS pixels, not the canvas's device pixels.
+        let (w, h) = crate::web::drawing::chart_size(&c);
+        x += w + GAP;
+        height = height.max(h);
     }
     if body.is_empty() {
         return Err("nothing was drawn".into());

@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import puppeteer from 'puppeteer-core';
 import { serve, launch, suite, assert, figuresInked } from './harness.mjs';
+import { RECORD_TEXT, MEASURE } from './phone.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = process.env.DIST ?? path.resolve(here, '../../dist');
@@ -24,7 +25,9 @@ const reference = fs.readFileSync(path.join(here, 'reference.js'), 'utf8');
 const RECORDER = `<script>window.__errors = [];
 addEventListener('error', (e) => __errors.push(String(e.message || e)));
 addEventListener('unhandledrejection', (e) => __errors.push('unhandled: ' + String(e.reason && e.reason.message || e.reason)));
-{ const ce = console.error; console.error = (...a) => { __errors.push(a.map(String).join(' ')); ce.apply(console, a); }; }</script>`;
+{ const ce = console.error; console.error = (...a) => { __errors.push(a.map(String).join(' ')); ce.apply(console, a); }; }
+(${RECORD_TEXT})();
+window.__inked = ${figuresInked};</script>`;
 // Right after the charset declaration, before any other script: a minified page has no <head> tag.
 const { server, origin } = await serve({ '/': dist }, {}, (html) => {
   const recorded = html.replace(/<meta charset=[^>]*>/i, (meta) => `${meta}${RECORDER}`);
@@ -68,6 +71,9 @@ async function firefox() {
     run: (fn, ...args) => page.evaluate(fn, ...args),
     shot: async (selector, file) => (await page.$(selector)).screenshot({ path: file }),
     view: (file) => page.screenshot({ path: file }),
+    resize: (width, height, ratio) => page.setViewport({ width, height, deviceScaleFactor: ratio }).catch((e) => {
+      if (!/unknown command emulation\.setScreenOrientationOverride/.test(e.message)) throw e;
+    }),
     close: () => browser.close(),
   };
 }
@@ -117,6 +123,8 @@ async function webkit() {
       fs.writeFileSync(file, Buffer.from(await wd('GET', `/session/${id}/element/${el[key]}/screenshot`), 'base64'));
     },
     view: async (file) => fs.writeFileSync(file, Buffer.from(await wd('GET', `/session/${id}/screenshot`), 'base64')),
+    // The window's size (the driver sets no pixel ratio: Xvfb's screen has 1).
+    resize: (width, height) => wd('POST', `/session/${id}/window/rect`, { width, height }),
     close: async () => {
       await wd('DELETE', `/session/${id}`).catch(() => {});
       try { process.kill(-driver.pid); } catch { /* gone */ }
@@ -224,6 +232,38 @@ for (const name of [...engines, 'chromium']) {
         assert(errors.length === 0, `errors: ${errors.join('\n').slice(0, 2000)}`);
         const note = await e.run(() => document.getElementById('backend-note').textContent);
         return `${count} figures drawn; "${note.slice(0, 70)}…"`;
+      });
+
+      await t.check(`${name}: at 375 px, three figures as a phone shows them: chart text >= 11 CSS px, <= 1.1 canvas px per device px, no sideways scroll`, async () => {
+        await e.resize(375, 812, 2);
+        try {
+          await e.goto(`${origin}/index.html`);
+          const rows = [];
+          const failures = [];
+          for (const figure of ['velocity-field', 'cfm-vs-efm', 'new-digits']) {
+            // Scrolled to until drawn: the page may still grow above it (its maths, other figures).
+            const shown = (f) => {
+              const root = document.querySelector(`[data-figure="${f}"]`);
+              if (Math.abs(root.getBoundingClientRect().top) > 8) root.scrollIntoView({ block: 'start' });
+              return window.__inked(`[data-figure="${f}"]`);
+            };
+            await until(e, shown, figure, 240, `${figure} to draw`);
+            await sleep(2500);
+            const m = await e.run(MEASURE, figure);
+            const worst = Math.max(...m.canvases.map((c) => c.ratio));
+            rows.push(`${figure} ${m.small ? m.small.css.toFixed(1) : '-'} px, ${worst.toFixed(2)}`);
+            if (!m.small || m.small.css < 11 - 1e-6) failures.push(`${figure}: smallest text ${JSON.stringify(m.small)}`);
+            if (worst > 1.1) failures.push(`${figure}: ${worst.toFixed(2)} canvas px per device px`);
+            await e.view(path.join(out, `phone-${figure}-${name}.png`));
+          }
+          const sideways = await e.run(() => document.documentElement.scrollWidth - window.innerWidth);
+          const ratio = await e.run(() => `${window.innerWidth} px wide, ratio ${window.devicePixelRatio}`);
+          if (sideways > 1) failures.push(`the page scrolls sideways by ${sideways} px`);
+          assert(failures.length === 0, `${ratio}: ${failures.join('; ')}`);
+          return `${ratio}: ${rows.join('; ')}; out/phone-<figure>-${name}.png`;
+        } finally {
+          await e.resize(1280, 900, 1);
+        }
       });
 
       await t.check(`${name}: the JS API on the CPU path against float64`, async () => {

@@ -240,31 +240,48 @@ export async function focusOn(page, name) {
   }));
 }
 
+/// Clicks the download button `label` of the figure `fig` (a locator): the downloads fold
+/// behind one "Download" disclosure, opened first if closed.
+export async function clickDownload(fig, label) {
+  const tools = fig.locator('details.figure-tools');
+  if (!(await tools.evaluate((d) => d.open))) await tools.locator('summary').click();
+  await fig.getByRole('button', { name: label }).click();
+}
+
 export function assert(cond, message) {
   if (!cond) throw new Error(message);
 }
 
 /// Runs in the page: whether every element matching `selector` has canvases and each has ink
-/// (more than 1 in 200 sampled pixels away from white), i.e. the figure drew something.
+/// (more than 1 in 200 sampled pixels painted and away from white), i.e. the figure drew
+/// something: a canvas never drawn is transparent, and transparent is not ink. A figure draws
+/// only while shown, so the first one still blank is scrolled into view (as a reader would), in
+/// case the page grew above it since it was last scrolled to; polled, this shows each in turn.
 export function figuresInked(selector) {
   const roots = [...document.querySelectorAll(selector)];
-  return roots.length > 0 && roots.every((r) => {
+  const inked = (r) => {
     const canvases = [...r.querySelectorAll('canvas')];
     return canvases.length > 0 && canvases.every((c) => {
       const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
       let ink = 0;
-      for (let i = 0; i < px.length; i += 16) if (px[i] < 200 || px[i + 1] < 200 || px[i + 2] < 200) ink++;
+      for (let i = 0; i < px.length; i += 16) if (px[i + 3] > 0 && (px[i] < 200 || px[i + 1] < 200 || px[i + 2] < 200)) ink++;
       return ink > px.length / 16 / 200;
     });
-  });
+  };
+  const blank = roots.find((r) => !inked(r));
+  if (blank && blank.getClientRects().length > 0) {
+    const box = blank.getBoundingClientRect();
+    if (box.bottom < 0 || box.top > window.innerHeight) blank.scrollIntoView({ block: 'center' });
+  }
+  return roots.length > 0 && !blank;
 }
 
-/// Runs in the page: whether any canvas matching `selector` has ink (a dark pixel among every
-/// 16th), i.e. some figure has drawn, whatever the others are doing.
+/// Runs in the page: whether any canvas matching `selector` has ink (a painted dark pixel among
+/// every 16th), i.e. some figure has drawn, whatever the others are doing.
 export function anyCanvasInked(selector) {
   return [...document.querySelectorAll(selector)].some((c) => {
     const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-    for (let i = 0; i < px.length; i += 64) if (px[i] < 200) return true;
+    for (let i = 0; i < px.length; i += 64) if (px[i + 3] > 0 && px[i] < 200) return true;
     return false;
   });
 }

@@ -3,8 +3,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve, launch, open, suite, assert, figuresInked, anyCanvasInked, scrollLongTasks, medianOfWorst, describeLongTasks, waitForStatus, focusOn, fence } from './harness.mjs';
+import { serve, launch, open, suite, assert, clickDownload, figuresInked, anyCanvasInked, scrollLongTasks, medianOfWorst, describeLongTasks, waitForStatus, focusOn, fence } from './harness.mjs';
 import { xssChecks, cspChecks, soakChecks } from './hostile.mjs';
+import { phoneChecks } from './phone.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.resolve(here, '../../dist');
@@ -591,7 +592,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     } finally {
       await showAll();
     }
-    const [download] = await Promise.all([page.waitForEvent('download'), fig.getByRole('button', { name: 'Download data (CSV)' }).click()]);
+    const [download] = await Promise.all([page.waitForEvent('download'), clickDownload(fig, 'Download data (CSV)')]);
     const lines = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
     assert(lines[0] === 'data,t,mean_sq_target_minus_u_star,mean_sq_target' && lines.length === 21, `CSV: ${lines.length} lines, ${lines[0]}`);
     const rows = lines.slice(1).map((l) => l.split(','));
@@ -803,7 +804,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       } finally {
         await showAll();
       }
-      const [download] = await Promise.all([page.waitForEvent('download'), fig.getByRole('button', { name: 'Download data (CSV)' }).click()]);
+      const [download] = await Promise.all([page.waitForEvent('download'), clickDownload(fig, 'Download data (CSV)')]);
       const lines = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
       assert(lines[0] === 'tau,energy_distance_to_held_out,mean_distance_to_nearest_training_point' && lines.length === 12, `CSV: ${lines.length} lines, ${lines[0]}`);
       const curve = lines.slice(1).map((l) => l.split(',').map(Number));
@@ -850,7 +851,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     // A backstop (the scroll check's): wall time on this shared machine; the goal is 50 ms.
     assert(longest <= 400, `a task of ${longest} ms on the page's thread while the lab computed`);
     const text = await status();
-    const [download] = await Promise.all([page.waitForEvent('download'), fig.getByRole('button', { name: 'Download data (CSV)' }).click()]);
+    const [download] = await Promise.all([page.waitForEvent('download'), clickDownload(fig, 'Download data (CSV)')]);
     const lines = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
     // Every sample at every τ sampled from this noise so far (the hybrid curve fills in after).
     assert(lines[0] === 'source,sample,tau,nearest_training_digit,distance,second_nearest_distance,memorized' && lines.length >= 33 && (lines.length - 1) % 16 === 0, `CSV: ${lines.length} lines, ${lines[0]}`);
@@ -928,7 +929,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     const device = later[3];
     assert(webgpu ? /^WebGPU/.test(device) : /^the CPU/.test(device), `trained on ${device}`);
     assert(Number(later[2]) >= 1000 && Number(later[4]) > 0 && Number(later[5]) > 0 && Number(later[5]) < 10, `progress: ${later[0]}`);
-    const [download] = await Promise.all([page.waitForEvent('download'), fig.getByRole('button', { name: 'Download data (CSV)' }).click()]);
+    const [download] = await Promise.all([page.waitForEvent('download'), clickDownload(fig, 'Download data (CSV)')]);
     const rows = fs.readFileSync(await download.path(), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
     const own = rows.filter((r) => r[0] === 'yours');
     assert(own.length === 16 && own.every((r) => Number(r[4]) > 0), `the CSV's own rows: ${own.length}`);
@@ -954,7 +955,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     const n = (k) => 10 + 10 * k;
     let rows = [];
     for (let tries = 0; tries < 120; tries++) {
-      const [download] = await Promise.all([page.waitForEvent('download'), fig.getByRole('button', { name: 'Download data (CSV)' }).click()]);
+      const [download] = await Promise.all([page.waitForEvent('download'), clickDownload(fig, 'Download data (CSV)')]);
       rows = fs.readFileSync(await download.path(), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
       if (rows.filter((r) => r[0] === 'closed_form_distance').length === stops) break;
       await page.waitForTimeout(1000);
@@ -1302,8 +1303,10 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       // (build.rs), no Unicode case tables (charts::sans) and the figure driver's per-figure code
       // kept small: 387 KB here, 548 KB without them (zlib at level 9; GNU gzip -9 before the
       // driver's change: 390 and 548 KB; Brotli: 312 and 405 KB). The bound is the page's goal,
-      // 400 KB: a larger module is a decision, not an accident.
-      assert(gz <= 400_000, `wasm gzip ${gz} bytes, over the 400 KB goal`);
+      // 400 KB, grown by 6 KB for phones (charts drawn at the width shown and the device's pixel
+      // ratio, their layouts, a resize observer, wrapped labels: 399,832 -> about 405,200 B) until
+      // the compute moves off the page's module: a larger module is a decision, not an accident.
+      assert(gz <= 406_000, `wasm gzip ${gz} bytes, over the 406 KB goal`);
       return `wasm ${wasm.length} B raw, ${gz} B gzip; first screen ${transferred} B in ${files.length} files (uncompressed); first paint ${fcp.toFixed(0)} ms, module fetched from ${moduleStart.toFixed(0)} ms; first figure drawn after ${firstFigure} ms`;
     });
   }
@@ -1393,6 +1396,9 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     });
   }
 
+  // Every figure at a phone's width and pixel ratios, and at a laptop's (phone.mjs).
+  if (!webgpu) await phoneChecks({ t, browser, origin, out });
+
   if (!webgpu) {
     await t.check('a link restores figure settings; changes reach the address; Download PNG', async () => {
       const p5 = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -1411,14 +1417,14 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       await p5.waitForTimeout(1000);
       const [download] = await Promise.all([
         p5.waitForEvent('download'),
-        field.getByRole('button', { name: 'Download PNG' }).click(),
+        clickDownload(field, 'Download PNG'),
       ]);
       const file = await download.path();
       const bytes = fs.readFileSync(file);
       assert(download.suggestedFilename() === 'velocity-field.png', download.suggestedFilename());
       assert(bytes.subarray(1, 4).toString() === 'PNG' && bytes.length > 5000, `a ${bytes.length}-byte download`);
       const fetchDownload = async (label) => {
-        const [d] = await Promise.all([p5.waitForEvent('download'), field.getByRole('button', { name: label }).click()]);
+        const [d] = await Promise.all([p5.waitForEvent('download'), clickDownload(field, label)]);
         return [d.suggestedFilename(), fs.readFileSync(await d.path(), 'utf8')];
       };
       const [svgName, svg] = await fetchDownload('Download SVG');

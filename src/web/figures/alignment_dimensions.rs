@@ -7,6 +7,7 @@ use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{draw_on, DigitsGate};
 use crate::catalog::FigureSpec;
 use crate::charts::alignment::{draw_fractions, Curve};
+use crate::charts::layout::Fit;
 use crate::flow::{alignment, digits::POOLINGS};
 use crate::web::backend::figure_backend;
 use crate::web::compute::{ComputeError, Ready};
@@ -48,7 +49,7 @@ impl Sketch for AlignmentDimensions {
     fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let canvas = super::row_canvas(
             ui.root,
-            (960, 420),
+            Fit::wide(960, 420),
             "figure-wide",
             "Share of aligned pairs against t, one curve per image resolution",
         )?;

@@ -11,6 +11,7 @@ use super::{
 };
 use crate::catalog::cfm_efm as settings;
 use crate::catalog::FigureSpec;
+use crate::charts::layout::Fit;
 use crate::charts::{curves, palette, scenes};
 use crate::flow::training::TrainOptions;
 use crate::flow::{metrics, mlp, rng::Rng, Dataset};
@@ -170,7 +171,7 @@ impl Sketch for CfmEfm {
         )?;
         let loss_canvas = super::row_canvas(
             ui.root,
-            (960, 360),
+            Fit::wide(960, 360),
             "figure-wide",
             "Training losses of both networks",
         )?;

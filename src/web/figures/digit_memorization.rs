@@ -6,6 +6,7 @@ use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{draw_on, DigitsGate};
 use crate::catalog::FigureSpec;
 use crate::charts::alignment::{draw_digit_grid, Cell};
+use crate::charts::layout::{Fit, Grid};
 use crate::flow::digits::{PIXELS, SIDE};
 use crate::flow::{metrics, rng::Rng};
 use crate::web::backend::figure_backend;
@@ -21,6 +22,14 @@ const SAMPLES: usize = 4;
 const STEPS: usize = 40;
 /// Frames shown: indices into the trajectory (frame k is at t = k / STEPS; 0 is the noise).
 const SHOWN: [usize; 7] = [0, 10, 20, 30, 36, 38, 40];
+/// A row per sample: its path at the SHOWN times, then its nearest training digit.
+const GRID: Grid = Grid {
+    side: SIDE as u32,
+    columns: SHOWN.len() as u32 + 1,
+    rows: SAMPLES as u32,
+    headers: true,
+    labels: false,
+};
 /// Training digits compared with the samples between two turns for the page.
 const NEAREST_ROWS: usize = 1000;
 
@@ -74,7 +83,7 @@ impl Sketch for DigitMemorization {
     fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let canvas = super::row_canvas(
             ui.root,
-            (960, 560),
+            Fit::Grid(GRID),
             "figure-digits",
             "Digits generated with the closed form from noise, their paths, and the nearest training digit",
         )?;
@@ -228,7 +237,7 @@ impl Sketch for DigitMemorization {
                         .collect();
                     row.push(Some(Cell {
                         pixels: &d.full[s.nearest * PIXELS..(s.nearest + 1) * PIXELS],
-                        caption: format!("#{}, distance {:.2}", s.nearest, s.distance),
+                        caption: format!("#{} at {:.2}", s.nearest, s.distance),
                         // (the second-nearest distance is in the status line)
                     }));
                     row
@@ -242,7 +251,7 @@ impl Sketch for DigitMemorization {
             })
             .collect();
         draw_on(&self.canvas, |area| {
-            draw_digit_grid(area, SIDE, &headers, &[], &rows)
+            draw_digit_grid(area, &GRID, &headers, &[], &rows)
         })
     }
 

@@ -299,7 +299,11 @@ impl<S: Sketch> Ui<'_, S> {
 /// A figure mounted and driven.
 pub struct Driven<S: Sketch> {
     cell: Cell<S>,
+    root: Element,
     _listeners: Listeners,
+    /// Redraws the figure when a canvas of it is shown at a new width (a phone turned, a
+    /// window resized).
+    _resized: crate::web::drawing::Observer,
 }
 
 impl<S: Sketch> Driven<S> {
@@ -335,9 +339,13 @@ impl<S: Sketch> Driven<S> {
         };
         inner.with(|s, ctx| s.changed(None, ctx));
         *cell.borrow_mut() = Some(inner);
+        let h = Handle(cell.clone());
+        let resized = crate::web::drawing::Observer::new(root, move || h.with(|_, _| {}))?;
         Ok(Driven {
             cell,
+            root: root.clone(),
             _listeners: listeners,
+            _resized: resized,
         })
     }
 
@@ -466,5 +474,6 @@ impl<S: Sketch> Drop for Driven<S> {
         if let Ok(mut b) = self.cell.try_borrow_mut() {
             *b = None;
         }
+        crate::web::drawing::release(&self.root);
     }
 }

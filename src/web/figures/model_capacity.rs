@@ -19,6 +19,7 @@ use super::{
 use crate::catalog::model_capacity as settings;
 use crate::catalog::FigureSpec;
 use crate::catalog::Kind;
+use crate::charts::layout::Fit;
 use crate::charts::{curves, scenes};
 use crate::flow::capacity::{self, References, FLOW_STEPS, SAMPLES as PARTICLES, WIDTHS};
 use crate::flow::training::TrainOptions;
@@ -215,7 +216,7 @@ impl Sketch for ModelCapacity {
         )?;
         let distances = super::row_canvas(
             ui.root,
-            (960, 400),
+            Fit::wide(960, 400),
             "figure-wide",
             "Mean distance of samples to the nearest training point against n: held-out points, the closed form, and each network trained so far",
         )?;

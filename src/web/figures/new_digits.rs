@@ -13,6 +13,7 @@ use crate::catalog::new_digits as settings;
 use crate::catalog::FigureSpec;
 use crate::charts::alignment::{draw_digit_grid, Cell};
 use crate::charts::curves::{draw_binned_error, draw_tau_curves};
+use crate::charts::layout::{panels, Fit, Grid};
 use crate::charts::palette;
 use crate::digits_lab::{Nearest, Reply, Request};
 use crate::flow::digit_training::original_index;
@@ -31,6 +32,23 @@ use web_sys::HtmlCanvasElement;
 /// Noises integrated (and measured) at once; the first SHOWN are drawn.
 const SAMPLES: usize = 16;
 const SHOWN: usize = 8;
+/// The error against t and the hybrid against tau: side by side, or one above the other on a
+/// phone.
+const GAP_PANELS: Fit = Fit::Panels {
+    count: 2,
+    min_width: 300,
+    width: 480,
+    height: 360,
+};
+/// The digits' grid: the network's (or the hybrid's) samples, their nearest training digits, the
+/// closed form's and the reader's network's, SHOWN of each.
+const GRID: Grid = Grid {
+    side: SIDE as u32,
+    columns: SHOWN as u32,
+    rows: 4,
+    headers: false,
+    labels: true,
+};
 const STEPS: u32 = 20;
 /// Times at which the network is measured against u*: the middles of ten bins of [0, 1).
 const TIMES: usize = 10;
@@ -298,14 +316,13 @@ impl Sketch for NewDigits {
     fn mount(ui: &mut Ui<'_, Self>) -> JsResult<Self> {
         let canvas = super::row_canvas(
             ui.root,
-            (960, 740),
+            Fit::Grid(GRID),
             "figure-digits",
             "Digits made by the network from noise, the nearest training digit to each, the closed form's samples from the same noises, and a network trained on this page's",
         )?;
-        canvas.class_list().add_1("figure-tall")?;
         let gap_canvas = super::row_canvas(
             ui.root,
-            (960, 360),
+            GAP_PANELS,
             "figure-wide",
             "The mean squared difference between the network and the closed form against t",
         )?;
@@ -705,7 +722,7 @@ impl Sketch for NewDigits {
             },
         ];
         draw_on(&self.canvas, |area| {
-            draw_digit_grid(area, SIDE, &[], &labels, &[top, nearest, copies, yours])
+            draw_digit_grid(area, &GRID, &[], &labels, &[top, nearest, copies, yours])
         })?;
         let gaps: Vec<f32> = self
             .departure
@@ -718,10 +735,12 @@ impl Sketch for NewDigits {
             .map(|(tau, nearest)| (*tau, measure(nearest).0))
             .collect();
         draw_on(&self.gap_canvas, |area| {
-            let (left, right) = area.split_horizontally(area.dim_in_pixel().0 / 2);
-            draw_binned_error(&left, &gaps, TIMES)?;
+            let [left, right] = &panels(area, GAP_PANELS)[..] else {
+                return Ok(());
+            };
+            draw_binned_error(left, &gaps, TIMES)?;
             draw_tau_curves(
-                &right,
+                right,
                 &format!("the hybrid model against τ ({SAMPLES} noises)"),
                 &[(
                     "mean distance to the nearest training digit",

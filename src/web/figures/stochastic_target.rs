@@ -73,8 +73,7 @@ impl Sketch for StochasticTarget {
         plane.set_tab_index(0);
         let cv = plane.clone();
         let at = move |e: &web_sys::Event| {
-            canvas_point(&cv, e)
-                .map(|(px, py)| Plane::DEFAULT.to_data((cv.width(), cv.height()), px, py))
+            canvas_point(&cv, e).map(|((px, py), size)| Plane::DEFAULT.to_data(size, px, py))
         };
         let at2 = at.clone();
         ui.on(&plane, "pointerdown", move |s, _, e| {

@@ -5,6 +5,7 @@ use super::driver::{Ctx, Settings, Sketch, Ui};
 use super::{draw_plane, grid};
 use crate::catalog::velocity_field as settings;
 use crate::catalog::FigureSpec;
+use crate::charts::layout::Fit;
 use crate::charts::{plane::Plane, scenes};
 use crate::flow::{self, Dataset};
 use crate::web::backend::figure_backend;
@@ -74,7 +75,7 @@ impl Sketch for VelocityField {
         let canvas = controls::canvas(
             ui.root,
             620,
-            620,
+            Fit::SQUARE,
             "Arrows of the closed-form velocity field over the plane, with the training points",
         )?;
         ui.button("Clear your points", |s, ctx| {
@@ -85,8 +86,7 @@ impl Sketch for VelocityField {
         })?;
         let cv = canvas.clone();
         let at = move |e: &web_sys::Event| {
-            canvas_point(&cv, e)
-                .map(|(px, py)| Plane::DEFAULT.to_data((cv.width(), cv.height()), px, py))
+            canvas_point(&cv, e).map(|((px, py), size)| Plane::DEFAULT.to_data(size, px, py))
         };
         let at2 = at.clone();
         ui.on(&canvas, "pointermove", move |s, _, e| {
@@ -94,9 +94,19 @@ impl Sketch for VelocityField {
                 s.hover = Some(x);
             }
         })?;
-        ui.on(&canvas, "pointerleave", |s, _, _| s.hover = None)?;
+        // A mouse that leaves hides the weights; a finger that lifts leaves them where it
+        // tapped (a touch has no hover: the tap is the hover).
+        ui.on(&canvas, "pointerleave", |s, _, e| {
+            let mouse = e
+                .dyn_ref::<web_sys::PointerEvent>()
+                .is_none_or(|p| p.pointer_type() == "mouse");
+            if mouse {
+                s.hover = None;
+            }
+        })?;
         ui.on(&canvas, "pointerdown", move |s, ctx, e| {
             if let Some(x) = at2(e) {
+                s.hover = Some(x);
                 s.add_point(x, ctx);
             }
         })?;
@@ -198,7 +208,7 @@ impl Sketch for VelocityField {
                     "Click in the plane to add training points.".to_string()
                 } else {
                     format!(
-                        "{} training points; field of {}×{} arrows computed on {} in {:.0} ms. Hover to see λ(x, t).",
+                        "{} training points; field of {}×{} arrows computed on {} in {:.0} ms. Point at or tap the plane to see λ(x, t).",
                         field.points, GRID_SIDE, GRID_SIDE, field.backend, field.ms
                     )
                 };
@@ -233,9 +243,16 @@ impl Sketch for VelocityField {
         let hover = self.hover.zip(weights.as_deref());
         let scene = scenes::velocity_field(&self.data, &field_grid, velocities, hover, t);
         draw_plane(&self.canvas, &scene)?;
-        // What is on the canvas, for tests and tools: the arrows' t.
+        // What is on the canvas, for tests and tools: the arrows' t, and the point whose
+        // weights are drawn.
         if let Some((_, t)) = &self.velocities {
             self.canvas.set_attribute("data-field-t", &t.to_string())?;
+        }
+        match hover {
+            Some(((x, y), _)) => self
+                .canvas
+                .set_attribute("data-probe", &format!("{x:.2},{y:.2}"))?,
+            None => self.canvas.remove_attribute("data-probe")?,
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 use super::driver;
 use crate::charts;
+use crate::charts::layout::Fit;
 use crate::web::controls::{self, element, JsResult};
 use web_sys::{Element, HtmlCanvasElement, HtmlElement};
 
@@ -126,21 +127,22 @@ pub struct TwoCanvases {
 
 pub fn two_canvases(root: &Element, left_label: &str, right_label: &str) -> JsResult<TwoCanvases> {
     let row = element("div", "figure-row", root)?;
-    let left = controls::canvas(&row, 480, 480, left_label)?;
-    let right = controls::canvas(&row, 480, 480, right_label)?;
+    let left = controls::canvas(&row, 480, Fit::SQUARE, left_label)?;
+    let right = controls::canvas(&row, 480, Fit::SQUARE, right_label)?;
     Ok(TwoCanvases { left, right })
 }
 
 /// A canvas in a row of its own under what `root` holds, `class` setting its layout
-/// ("figure-wide", "figure-digits"): the full-width charts below or instead of two panels.
+/// ("figure-wide", "figure-digits"): the full-width charts below or instead of two panels, 960
+/// CSS pixels wide at most, `fit` giving their height.
 pub fn row_canvas(
     root: &Element,
-    (width, height): (u32, u32),
+    fit: Fit,
     class: &str,
     label: &str,
 ) -> JsResult<HtmlCanvasElement> {
     let row = element("div", "figure-row", root)?;
-    let canvas = controls::canvas(&row, width, height, label)?;
+    let canvas = controls::canvas(&row, 960, fit, label)?;
     canvas.class_list().add_1(class)?;
     Ok(canvas)
 }
@@ -152,6 +154,8 @@ impl Status {
     pub fn new(root: &Element) -> JsResult<Status> {
         let el = element("p", "figure-status", root)?;
         el.set_attribute("aria-live", "polite")?;
+        // On a phone the line shows two lines until tapped (figures.css): a tap focuses it.
+        el.set_attribute("tabindex", "0")?;
         Ok(Status(el))
     }
 
