@@ -35,12 +35,12 @@ impl Fit {
         min_height: 0,
     };
 
-    /// A wide chart of `width` x `height` at a laptop's width, at least 260 px high on a phone.
+    /// A wide chart of `width` x `height` at a laptop's width, at least 300 px high on a phone.
     pub const fn wide(width: u32, height: u32) -> Fit {
         Fit::Aspect {
             width,
             height,
-            min_height: 260,
+            min_height: 300,
         }
     }
 
@@ -203,7 +203,7 @@ mod tests {
         assert_eq!(Fit::SQUARE.height(351), 351);
         let wide = Fit::wide(960, 360);
         assert_eq!(wide.height(960), 360);
-        assert_eq!(wide.height(351), 260);
+        assert_eq!(wide.height(351), 300);
     }
 
     #[test]

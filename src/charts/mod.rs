@@ -172,11 +172,12 @@ where
     Y: Ranged<ValueType = YT> + ValueFormatter<YT>,
     DB: DrawingBackend,
 {
-    // The x axis's title is centred under the plotting area: on a phone it may need a smaller
-    // size to stay whole.
+    // The axes' titles are centred along the plotting area: on a phone they may need a smaller
+    // size to stay whole (one size for both, as plotters styles them).
     let plot = chart.plotting_area().strip_coord_spec();
-    let room = plot.dim_in_pixel().0 + 24;
-    let size = fitting_size(&plot, x_desc, 14.0, room);
+    let (w, h) = plot.dim_in_pixel();
+    let size =
+        fitting_size(&plot, x_desc, 14.0, w + 24).min(fitting_size(&plot, y_desc, 14.0, h + 16));
     let mut style = chart.configure_mesh();
     style
         .light_line_style(palette::grid().mix(0.0))

@@ -217,7 +217,7 @@ impl Sketch for StochasticTarget {
             &HistogramView {
                 histogram: &hist,
                 title: &title,
-                x_label: "cosine between the closed form and the CFM target",
+                x_label: "cosine of û* and the CFM target",
                 marker: Some((0.9, "0.9")),
             },
         )
