@@ -184,10 +184,13 @@ pub fn draw_digit_grid<DB: DrawingBackend>(
     for (r, row) in rows.iter().enumerate().take(grid.rows as usize) {
         if let Some(label) = labels.get(r) {
             let y = layout.label_top(grid, r as u32) as i32 + 2;
+            let room = area.dim_in_pixel().0.saturating_sub(2 * MARGIN + 2);
+            let size = super::fitting_size(area, label, 12.0, room);
+            let label_font = sans(size).color(&palette::ink());
             area.draw(&Text::new(
                 label.clone(),
                 (MARGIN as i32 + 2, y),
-                font.clone(),
+                label_font,
             ))?;
         }
         for (c, cell) in row.iter().enumerate().take(grid.columns as usize) {

@@ -574,11 +574,6 @@ pub fn fit(canvas: &HtmlCanvasElement, fit: Fit) {
     });
 }
 
-/// Forgets the fitted canvases inside `root` (a figure being removed).
-pub fn release(root: &web_sys::Element) {
-    FITTED.with(|f| f.borrow_mut().retain(|c| !root.contains(Some(&c.canvas))));
-}
-
 /// The size the chart on `canvas` is drawn at, in CSS pixels (its own size if not fitted):
 /// where a pointer is, in the chart's coordinates.
 pub fn chart_size(canvas: &HtmlCanvasElement) -> (u32, u32) {
@@ -636,9 +631,11 @@ fn fit_now(canvas: &HtmlCanvasElement) -> Result<(u32, u32), wasm_bindgen::JsVal
 }
 
 /// Observes the fitted canvases inside `root`: when one is shown at a new width, `resized` is
-/// called (the figure draws again). Stops when dropped.
+/// called (the figure draws again). Dropped (its figure removed or rebuilt), it stops and forgets
+/// those canvases: only them, since a rebuilt figure's new canvases are in the same root.
 pub struct Observer {
     observer: web_sys::ResizeObserver,
+    canvases: Vec<HtmlCanvasElement>,
     _callback: wasm_bindgen::closure::Closure<dyn FnMut(js_sys::Array)>,
 }
 
@@ -673,15 +670,19 @@ impl Observer {
             },
         );
         let observer = web_sys::ResizeObserver::new(callback.as_ref().unchecked_ref())?;
-        FITTED.with(|f| {
-            for c in f.borrow().iter() {
-                if root.contains(Some(&c.canvas)) {
-                    observer.observe(&c.canvas);
-                }
-            }
+        let canvases: Vec<HtmlCanvasElement> = FITTED.with(|f| {
+            f.borrow()
+                .iter()
+                .filter(|c| root.contains(Some(&c.canvas)))
+                .map(|c| c.canvas.clone())
+                .collect()
         });
+        for c in &canvases {
+            observer.observe(c);
+        }
         Ok(Observer {
             observer,
+            canvases,
             _callback: callback,
         })
     }
@@ -690,6 +691,10 @@ impl Observer {
 impl Drop for Observer {
     fn drop(&mut self) {
         self.observer.disconnect();
+        FITTED.with(|f| {
+            f.borrow_mut()
+                .retain(|c| !self.canvases.iter().any(|own| own == &c.canvas))
+        });
     }
 }
 

@@ -375,6 +375,8 @@ fn show_error(root: &Element, error: &JsValue) {
     let p = document().create_element("p");
     if let Ok(p) = p {
         p.set_class_name("figure-status figure-error");
+        // Held to two lines on a phone until tapped, like the status line (figures.css).
+        let _ = p.set_attribute("tabindex", "0");
         p.set_text_content(Some(&format!("This figure cannot run: {text}")));
         let _ = root.append_child(&p);
     }

@@ -1397,7 +1397,9 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
   }
 
   // Every figure at a phone's width and pixel ratios, and at a laptop's (phone.mjs).
-  if (!webgpu) await phoneChecks({ t, browser, origin, out });
+  // With WebGPU the figures are rebuilt once the GPU check passes: they must stay fitted.
+  if (webgpu) await phoneChecks({ t, browser, origin, out, query, only: [0] });
+  else await phoneChecks({ t, browser, origin, out });
 
   if (!webgpu) {
     await t.check('a link restores figure settings; changes reach the address; Download PNG', async () => {

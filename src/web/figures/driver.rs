@@ -299,10 +299,9 @@ impl<S: Sketch> Ui<'_, S> {
 /// A figure mounted and driven.
 pub struct Driven<S: Sketch> {
     cell: Cell<S>,
-    root: Element,
     _listeners: Listeners,
     /// Redraws the figure when a canvas of it is shown at a new width (a phone turned, a
-    /// window resized).
+    /// window resized); dropped with the figure, it forgets its canvases.
     _resized: crate::web::drawing::Observer,
 }
 
@@ -343,7 +342,6 @@ impl<S: Sketch> Driven<S> {
         let resized = crate::web::drawing::Observer::new(root, move || h.with(|_, _| {}))?;
         Ok(Driven {
             cell,
-            root: root.clone(),
             _listeners: listeners,
             _resized: resized,
         })
@@ -474,6 +472,5 @@ impl<S: Sketch> Drop for Driven<S> {
         if let Ok(mut b) = self.cell.try_borrow_mut() {
             *b = None;
         }
-        crate::web::drawing::release(&self.root);
     }
 }

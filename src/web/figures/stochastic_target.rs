@@ -75,10 +75,23 @@ impl Sketch for StochasticTarget {
         let at = move |e: &web_sys::Event| {
             canvas_point(&cv, e).map(|((px, py), size)| Plane::DEFAULT.to_data(size, px, py))
         };
-        let at2 = at.clone();
+        let (at2, at3) = (at.clone(), at.clone());
+        // A mouse or a pen moves x_t where it presses; a finger moves it where it taps (a click)
+        // or drags sideways, so that a scroll that starts on the plane leaves it where it was
+        // (the browser takes a vertical drag for a scroll and cancels the pointer).
         ui.on(&plane, "pointerdown", move |s, _, e| {
+            let touch = e
+                .dyn_ref::<web_sys::PointerEvent>()
+                .is_some_and(|p| p.pointer_type() == "touch");
             if let Some(x) = at(e) {
                 s.dragging = true;
+                if !touch {
+                    s.x = x;
+                }
+            }
+        })?;
+        ui.on(&plane, "click", move |s, _, e| {
+            if let Some(x) = at3(e) {
                 s.x = x;
             }
         })?;

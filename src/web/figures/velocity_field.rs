@@ -88,7 +88,7 @@ impl Sketch for VelocityField {
         let at = move |e: &web_sys::Event| {
             canvas_point(&cv, e).map(|((px, py), size)| Plane::DEFAULT.to_data(size, px, py))
         };
-        let at2 = at.clone();
+        let (at2, at3) = (at.clone(), at.clone());
         ui.on(&canvas, "pointermove", move |s, _, e| {
             if let Some(x) = at(e) {
                 s.hover = Some(x);
@@ -104,9 +104,15 @@ impl Sketch for VelocityField {
                 s.hover = None;
             }
         })?;
-        ui.on(&canvas, "pointerdown", move |s, ctx, e| {
+        ui.on(&canvas, "pointerdown", move |s, _, e| {
             if let Some(x) = at2(e) {
                 s.hover = Some(x);
+            }
+        })?;
+        // A point is added on a click: a finger that starts a scroll on the canvas fires
+        // pointerdown but no click.
+        ui.on(&canvas, "click", move |s, ctx, e| {
+            if let Some(x) = at3(e) {
                 s.add_point(x, ctx);
             }
         })?;
