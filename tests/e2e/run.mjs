@@ -1309,10 +1309,11 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       // (build.rs), no Unicode case tables (charts::sans) and the figure driver's per-figure code
       // kept small: 387 KB here, 548 KB without them (zlib at level 9; GNU gzip -9 before the
       // driver's change: 390 and 548 KB; Brotli: 312 and 405 KB). The bound is the page's goal,
-      // 400 KB, grown by 6 KB for phones (charts drawn at the width shown and the device's pixel
-      // ratio, their layouts, a resize observer, wrapped labels: 399,832 -> about 405,200 B) until
-      // the compute moves off the page's module: a larger module is a decision, not an accident.
-      assert(gz <= 406_000, `wasm gzip ${gz} bytes, over the 406 KB goal`);
+      // 400 KB, grown by 9 KB for phones (charts drawn at the width shown and the device's pixel
+      // ratio, their layouts, a resize observer per figure, wrapped labels and fitted titles, taps
+      // and clicks beside hovers: 399,832 -> 408,083 B) until the compute moves off the page's
+      // module: a larger module is a decision, not an accident.
+      assert(gz <= 409_000, `wasm gzip ${gz} bytes, over the 409 KB goal`);
       return `wasm ${wasm.length} B raw, ${gz} B gzip; first screen ${transferred} B in ${files.length} files (uncompressed); first paint ${fcp.toFixed(0)} ms, module fetched from ${moduleStart.toFixed(0)} ms; first figure drawn after ${firstFigure} ms`;
     });
   }
