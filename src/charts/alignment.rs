@@ -110,7 +110,8 @@ pub fn draw_fractions<DB: DrawingBackend>(
     draw_legend(
         &chart.plotting_area().strip_coord_spec(),
         &legend,
-        Corner::LowerRight,
+        // The shares start near 1 at small t and fall at large t: the lower left stays clear.
+        Corner::LowerLeft,
     )
 }
 

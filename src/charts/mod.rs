@@ -28,6 +28,7 @@ pub enum Corner {
     UpperRight,
     MiddleRight,
     LowerRight,
+    LowerLeft,
 }
 
 /// The font size, from `size` down to 11 px (the smallest the page draws), at which `text` fits
@@ -105,11 +106,14 @@ pub fn draw_legend<DB: DrawingBackend>(
         2 * PAD + SAMPLE + GAP + text_w,
         2 * PAD + LINE * lines + 4 * (entries.len() as i32 - 1),
     );
-    let x0 = area_w as i32 - MARGIN - w;
+    let x0 = match corner {
+        Corner::LowerLeft => MARGIN,
+        _ => area_w as i32 - MARGIN - w,
+    };
     let y0 = match corner {
         Corner::UpperRight => MARGIN,
         Corner::MiddleRight => (area_h as i32 - h) / 2,
-        Corner::LowerRight => area_h as i32 - MARGIN - h,
+        Corner::LowerRight | Corner::LowerLeft => area_h as i32 - MARGIN - h,
     };
     area.draw(&Rectangle::new(
         [(x0, y0), (x0 + w, y0 + h)],
