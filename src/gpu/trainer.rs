@@ -12,7 +12,7 @@ use wgpu::util::DeviceExt;
 
 /// Steps encoded per submission (the losses buffer holds one value per step).
 const STEPS_PER_SUBMISSION: usize = 256;
-/// Output rows and columns of one GEMM workgroup (shaders/mlKernel::Gemm.wgsl).
+/// Output rows and columns of one GEMM workgroup (shaders/mlp_gemm.wgsl).
 pub(super) const GEMM_TILE: u32 = 64;
 /// The training kernels by name: each is one pipeline of `TrainingPipelines`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,7 +97,7 @@ struct LossConfig {
     _pad: u32,
 }
 
-/// Values of the loss per workgroup of its first pass (shaders/mlKernel::Loss.wgsl).
+/// Values of the loss per workgroup of its first pass (shaders/mlp_loss.wgsl).
 const LOSS_PER_GROUP: usize = 1024;
 
 /// The training kernels, compiled once per device and shared by every trainer on it (a clone
@@ -123,10 +123,10 @@ impl TrainingPipelines {
                 source: wgpu::ShaderSource::Wgsl(source.into()),
             })
         };
-        let batch = module("mlKernel::Batch.wgsl", shaders::MLP_BATCH);
-        let gemm = module("mlKernel::Gemm.wgsl", shaders::MLP_GEMM);
-        let loss = module("mlKernel::Loss.wgsl", shaders::MLP_LOSS);
-        let adam = module("mlKernel::Adam.wgsl", shaders::MLP_ADAM);
+        let batch = module("mlp_batch.wgsl", shaders::MLP_BATCH);
+        let gemm = module("mlp_gemm.wgsl", shaders::MLP_GEMM);
+        let loss = module("mlp_loss.wgsl", shaders::MLP_LOSS);
+        let adam = module("mlp_adam.wgsl", shaders::MLP_ADAM);
         let path = module("mlp_path.wgsl", shaders::MLP_PATH);
         let pipelines = Kernel::ALL
             .iter()

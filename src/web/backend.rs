@@ -75,7 +75,7 @@ pub fn backend_now() -> Option<Rc<Backend>> {
 }
 
 async fn acquire() -> Rc<Backend> {
-    let requested = query_value("backend");
+    let requested = super::query::value("backend");
     if requested.as_deref() == Some("cpu") {
         return Rc::new(Backend::Cpu {
             why: CpuWhy::Requested,
@@ -87,16 +87,16 @@ async fn acquire() -> Rc<Backend> {
         return Rc::new(backend);
     }
     // Before any figure uses the GPU, a few milliseconds of every kernel against the CPU twin
-    // (spoilt or hung on purpose only by the browser tests' switch, `testing::GpuCheckSwitch`).
-    let switch = super::testing::GpuCheckSwitch::from_page();
+    // (spoilt or hung on purpose only by the browser tests' switch, `query::GpuCheckSwitch`).
+    let switch = super::query::GpuCheckSwitch::from_page();
     let spoil = match switch {
-        Some(super::testing::GpuCheckSwitch::Spoil) => Spoil::ClosedForm,
+        Some(super::query::GpuCheckSwitch::Spoil) => Spoil::ClosedForm,
         _ => Spoil::None,
     };
     let start = now_ms();
     let verdict = {
         let check = match switch {
-            Some(super::testing::GpuCheckSwitch::Hang) => {
+            Some(super::query::GpuCheckSwitch::Hang) => {
                 futures_util::future::pending().boxed_local()
             }
             _ => backend.verify(spoil).boxed_local(),
@@ -183,15 +183,4 @@ pub async fn lose_device() -> bool {
         }
         Backend::Cpu { .. } => false,
     }
-}
-
-/// The value of `key` in the page's query string. `?backend=cpu` forces the CPU path
-/// (comparisons, benchmarks); `?backend=webgpu` takes a WebGPU adapter even when it is a software
-/// one (testing the kernels in a browser without a GPU).
-pub(super) fn query_value(key: &str) -> Option<String> {
-    let query = web_sys::window()?.location().search().ok()?;
-    query
-        .trim_start_matches('?')
-        .split('&')
-        .find_map(|p| p.strip_prefix(key)?.strip_prefix('=').map(str::to_string))
 }

@@ -11,6 +11,7 @@ mod figures;
 mod lab;
 mod page;
 mod pool;
+mod query;
 mod settings;
 mod share;
 mod testing;

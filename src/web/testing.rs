@@ -1,31 +1,10 @@
 //! What the browser tests reach into, in one place: the module's only test-only exports and its
 //! one test switch. Each answers a question a test cannot ask from outside (what the module's
 //! memory, its budgets and its workers hold; what happens when a worker traps or the GPU device
-//! is lost; a GPU check that fails or hangs). None changes what a reader's page computes unless
-//! it is called, or the switch is in the page's address.
+//! is lost). None changes what a reader's page computes unless it is called. The one test switch
+//! of the page's address, `?gpu-check=`, is read with the others in `query.rs`.
 
-use super::backend::query_value;
 use wasm_bindgen::prelude::wasm_bindgen;
-
-/// `?gpu-check=spoil` spoils one GPU result of the start-up check on purpose, and
-/// `?gpu-check=hang` stands for a check that never finishes: the browser tests of the page's
-/// declines (it computes on the CPU and says why).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum GpuCheckSwitch {
-    Spoil,
-    Hang,
-}
-
-impl GpuCheckSwitch {
-    /// The switch in the page's address, if any.
-    pub(super) fn from_page() -> Option<GpuCheckSwitch> {
-        match query_value("gpu-check").as_deref() {
-            Some("spoil") => Some(GpuCheckSwitch::Spoil),
-            Some("hang") => Some(GpuCheckSwitch::Hang),
-            _ => None,
-        }
-    }
-}
 
 /// Bytes allocated by the module and not yet freed (for the leak tests; the linear memory itself
 /// only grows, so it shows the high-water mark, not what is live).

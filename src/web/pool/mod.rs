@@ -209,7 +209,7 @@ async fn answer(rx: oneshot::Receiver<Reply>) -> Reply {
 /// in a worker (no pools inside pools).
 fn wanted_workers() -> Option<usize> {
     let window = web_sys::window()?;
-    let asked = super::backend::query_value("workers")
+    let asked = super::query::value("workers")
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|k| (0..=16).contains(k));
     let cores = window.navigator().hardware_concurrency() as usize;
