@@ -405,3 +405,39 @@ fn kept_scratch_buffers_give_every_call_the_bits_of_a_fresh_pipeline() {
         assert!(fresh.iter().all(|v| v.is_finite()), "call {k}");
     }
 }
+
+/// One cache of kernels per device: a second closed-form pipeline, training pipelines and U-Net
+/// pipelines compile nothing, and a set made ready for one pipeline answers through another
+/// (their bind groups share one layout).
+#[test]
+fn a_device_compiles_each_kernel_once() {
+    use fm_explainer::gpu::trainer::TrainingPipelines;
+    use fm_explainer::gpu::unet::UnetPipelines;
+    let Some(gpu) = common::gpu() else { return };
+    assert_eq!(gpu.kernels.compiled(), 0);
+    let first = ClosedFormPipeline::new(&gpu);
+    let closed_form = gpu.kernels.compiled();
+    assert_eq!(closed_form, 4, "tiled, small, merge, merge per coordinate");
+    let second = ClosedFormPipeline::new(&gpu);
+    let _ = TrainingPipelines::new(&gpu);
+    let training = gpu.kernels.compiled();
+    assert_eq!(training, closed_form + 7, "the MLP's seven kernels");
+    let _ = TrainingPipelines::new(&gpu);
+    let _ = UnetPipelines::new(&gpu);
+    let unet = gpu.kernels.compiled();
+    assert!(
+        unet > training + 10,
+        "the U-Net's kernels: {}",
+        unet - training
+    );
+    let _ = UnetPipelines::new(&gpu);
+    assert_eq!(gpu.kernels.compiled(), unet, "nothing compiled twice");
+    let data = Dataset::TwoMoons.sample(300, 1);
+    let points = Rng::new(2).normals(2 * 50);
+    let set = TrainingSet::upload(&gpu, &data, 2).unwrap();
+    let a = block_on(first.velocity(&gpu, &set, &points, 0.5)).unwrap();
+    let b = block_on(second.velocity(&gpu, &set, &points, 0.5)).unwrap();
+    assert_eq!(a, b);
+    let reference = flow::closed_form_velocity_f64(&data, 2, &points, 0.5);
+    assert!(max_relative_error(&b, &reference, 2) < 1e-3);
+}

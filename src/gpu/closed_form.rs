@@ -1,6 +1,7 @@
 //! The fused closed-form kernel (`shaders/closed_form.wgsl`): velocities, and Euler sampling with
 //! many steps per command submission and one readback at the end.
 
+use super::kernels::{bind, window, Layout, Shader, Slot};
 use super::readback::{scoped, start_read, PendingRead};
 use super::{shaders, Gpu, GpuError};
 use wgpu::util::DeviceExt;
@@ -395,19 +396,6 @@ const KEPT_SETS: usize = 4;
 const SMALL_DIM: usize = 4;
 const SMALL_QUERIES_PER_WORKGROUP: usize = 64;
 
-fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
 fn scratch(device: &wgpu::Device, label: &str, floats: u64) -> wgpu::Buffer {
     device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
@@ -560,62 +548,50 @@ impl std::ops::DerefMut for ScratchUse<'_> {
     }
 }
 
+/// The closed form's bindings, shared by its three shaders: the parameters (one call's `Params`
+/// at a dynamic offset), the data, the queries, the output, the softmax state, the times, the
+/// partial sums and the slots' ranges.
+const SLOTS: &[Slot] = &[
+    Slot::Uniform {
+        dynamic: true,
+        min_bytes: std::mem::size_of::<Params>() as u64,
+    },
+    Slot::Read,
+    Slot::Read,
+    Slot::Write,
+    Slot::Write,
+    Slot::Read,
+    Slot::Write,
+    Slot::Read,
+];
+
+const TILED: Shader = Shader {
+    name: "closed_form.wgsl",
+    source: shaders::CLOSED_FORM,
+    layout: Layout::Fixed(SLOTS),
+};
+const SMALL: Shader = Shader {
+    name: "closed_form_small.wgsl",
+    source: shaders::CLOSED_FORM_SMALL,
+    layout: Layout::Fixed(SLOTS),
+};
+const MERGE: Shader = Shader {
+    name: "closed_form_merge.wgsl",
+    source: shaders::CLOSED_FORM_MERGE,
+    layout: Layout::Fixed(SLOTS),
+};
+
 impl ClosedFormPipeline {
+    /// The closed form's pipelines on `gpu` (compiled by its first caller, then shared).
     pub fn new(gpu: &Gpu) -> ClosedFormPipeline {
         let device = &gpu.device;
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("closed form bindings"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: true,
-                        min_binding_size: wgpu::BufferSize::new(
-                            std::mem::size_of::<Params>() as u64
-                        ),
-                    },
-                    count: None,
-                },
-                storage_entry(1, true),
-                storage_entry(2, true),
-                storage_entry(3, false),
-                storage_entry(4, false),
-                storage_entry(5, true),
-                storage_entry(6, false),
-                storage_entry(7, true),
-            ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("closed form layout"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = |label: &str, source: &str, entry: &str| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(label),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
+        let pipeline = |shader: &Shader, entry| gpu.kernels.pipeline(device, shader, entry);
         ClosedFormPipeline {
-            tiled: pipeline("closed_form.wgsl", shaders::CLOSED_FORM, "main"),
-            small: pipeline("closed_form_small.wgsl", shaders::CLOSED_FORM_SMALL, "main"),
-            merge: pipeline("closed_form_merge.wgsl", shaders::CLOSED_FORM_MERGE, "main"),
-            merge_small: pipeline(
-                "closed_form_merge.wgsl per coordinate",
-                shaders::CLOSED_FORM_MERGE,
-                "per_coordinate",
-            ),
-            layout,
+            tiled: pipeline(&TILED, "main"),
+            small: pipeline(&SMALL, "main"),
+            merge: pipeline(&MERGE, "main"),
+            merge_small: pipeline(&MERGE, "per_coordinate"),
+            layout: gpu.kernels.layout(device, SLOTS),
             work_per_submission: WORK_PER_SUBMISSION,
             kept: std::cell::RefCell::new(None),
             kept_bytes: KEPT_BYTES,
@@ -694,34 +670,23 @@ impl ClosedFormPipeline {
         data: &wgpu::Buffer,
         b: &CallBuffers,
     ) -> wgpu::BindGroup {
-        fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-            wgpu::BindGroupEntry {
-                binding,
-                resource: buffer.as_entire_binding(),
-            }
-        }
-        device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("closed form bind group"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: uniforms,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
-                    }),
-                },
-                entry(1, data),
-                entry(2, b.queries),
-                entry(3, b.out),
-                entry(4, b.state),
-                entry(5, b.times),
-                entry(6, b.partial),
+        let whole = wgpu::Buffer::as_entire_binding;
+        bind(
+            device,
+            "closed form bind group",
+            &self.layout,
+            &[
+                (0, window(uniforms, std::mem::size_of::<Params>() as u64)),
+                (1, whole(data)),
+                (2, whole(b.queries)),
+                (3, whole(b.out)),
+                (4, whole(b.state)),
+                (5, whole(b.times)),
+                (6, whole(b.partial)),
                 // The training set again, read as vec4 (closed_form_bindings.wgsl).
-                entry(7, data),
+                (7, whole(data)),
             ],
-        })
+        )
     }
 
     /// The scratch for a call that needs `need`: the kept one, grown if it is too small, when

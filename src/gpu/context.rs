@@ -34,6 +34,8 @@ pub struct Gpu {
     pub backend: wgpu::Backend,
     /// A software adapter (SwiftShader, llvmpipe): its "GPU" is a few CPU threads.
     pub software: bool,
+    /// Its compiled kernels (`kernels::Kernels`), shared by everything that computes on it.
+    pub kernels: super::kernels::Kernels,
 }
 
 impl Gpu {
@@ -73,6 +75,7 @@ impl Gpu {
             software: info.device_type == wgpu::DeviceType::Cpu,
             adapter: info.name,
             backend: info.backend,
+            kernels: Default::default(),
         })
     }
 }

@@ -4,6 +4,7 @@
 //! updates the weights' moving average there (shaders/unet_update.wgsl). The weights never leave
 //! the device until asked for.
 
+use super::kernels::{bind, Layout, Shader, Slot};
 use super::readback::{scoped, start_read_from};
 use super::unet::{GpuUnet, Terms, UnetPipelines};
 use super::{shaders, Gpu, GpuError};
@@ -52,6 +53,26 @@ pub struct GpuDigitTraining {
     _state: [wgpu::Buffer; 3],
 }
 
+/// The update's bindings: its `Update`, the gradient, the parameters, Adam's moments, the
+/// weights' average and the norm's partial sums.
+const UPDATE_SLOTS: &[Slot] = &[
+    Slot::Uniform {
+        dynamic: false,
+        min_bytes: 0,
+    },
+    Slot::Read,
+    Slot::Write,
+    Slot::Write,
+    Slot::Write,
+    Slot::Write,
+    Slot::Write,
+];
+const UPDATE: Shader = Shader {
+    name: "unet_update.wgsl",
+    source: shaders::UNET_UPDATE,
+    layout: Layout::Fixed(UPDATE_SLOTS),
+};
+
 impl GpuDigitTraining {
     /// A run from the seeded initialisation (`DigitTraining::new`'s) on `train` (rows of the
     /// net's images, in [-1, 1]).
@@ -96,41 +117,11 @@ impl GpuDigitTraining {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let entry = |binding, read_only| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("digit training update bindings"),
-            entries: &[
-                wgpu::BindGroupLayoutEntry {
-                    binding: 0,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
-                entry(1, true),
-                entry(2, false),
-                entry(3, false),
-                entry(4, false),
-                entry(5, false),
-                entry(6, false),
-            ],
-        });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("digit training update"),
-            layout: &layout,
-            entries: &[
+        let bind_group = bind(
+            device,
+            "digit training update",
+            &gpu.kernels.layout(device, UPDATE_SLOTS),
+            &[
                 (0, &uniform),
                 (1, &grads),
                 (2, unet.params()),
@@ -139,30 +130,10 @@ impl GpuDigitTraining {
                 (5, &ema),
                 (6, &norm),
             ]
-            .map(|(binding, buffer)| wgpu::BindGroupEntry {
-                binding,
-                resource: buffer.as_entire_binding(),
-            }),
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("digit training update layout"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("unet_update.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(shaders::UNET_UPDATE.into()),
-        });
-        let pipelines = ["squares", "total", "update"].map(|entry| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        });
+            .map(|(binding, buffer)| (binding, buffer.as_entire_binding())),
+        );
+        let pipelines = ["squares", "total", "update"]
+            .map(|entry| gpu.kernels.pipeline(device, &UPDATE, entry));
         Ok(GpuDigitTraining {
             unet,
             options,

@@ -1,6 +1,6 @@
-//! The same closed form on WebGPU through wgpu: device acquisition, one struct per pipeline, a
-//! readback helper, and `GpuBackend` (a device and its pipelines). Which of the GPU, the compute
-//! workers or the page's thread runs a computation is `web::compute`'s to say.
+//! The same closed form on WebGPU through wgpu: device acquisition, one cache of compiled kernels
+//! per device (`kernels`), a readback helper, and `GpuBackend` (a device and its pipelines). Which
+//! of the GPU, the compute workers or the page's thread runs a computation is `web::compute`'s to say.
 
 pub mod backend;
 pub mod canary;
@@ -8,6 +8,7 @@ pub mod closed_form;
 pub mod context;
 pub mod digit_trainer;
 pub mod kernel_report;
+pub mod kernels;
 pub mod network_path;
 pub mod readback;
 pub mod shaders;

@@ -6,6 +6,7 @@
 //! one readback.
 
 use super::closed_form::{ClosedFormPipeline, VelocityBuffers};
+use super::kernels::bind;
 use super::readback::{scoped, start_read};
 use super::trainer::{storage, uniform, Gemm, GpuTrainer, Kernel, GEMM_TILE};
 use super::{Gpu, GpuError};
@@ -157,18 +158,12 @@ impl GpuTrainer {
         };
 
         let bind = |pipeline: Kernel, entries: &[(u32, wgpu::BindingResource)]| {
-            let entries: Vec<wgpu::BindGroupEntry> = entries
-                .iter()
-                .map(|(binding, resource)| wgpu::BindGroupEntry {
-                    binding: *binding,
-                    resource: resource.clone(),
-                })
-                .collect();
-            device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("network path"),
-                layout: &self.pipelines[pipeline].get_bind_group_layout(0),
-                entries: &entries,
-            })
+            bind(
+                device,
+                "network path",
+                &self.pipelines[pipeline].get_bind_group_layout(0),
+                entries,
+            )
         };
         fn whole(b: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
             b.as_entire_binding()
@@ -347,15 +342,13 @@ impl Forward {
                 (4, &z[l]),
                 (5, &a[l + 1]),
             ]
-            .map(|(binding, buffer)| wgpu::BindGroupEntry {
-                binding,
-                resource: buffer.as_entire_binding(),
-            });
-            let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("network gemm"),
-                layout: &trainer.pipelines[Kernel::Gemm].get_bind_group_layout(0),
-                entries: &entries,
-            });
+            .map(|(binding, buffer)| (binding, buffer.as_entire_binding()));
+            let group = bind(
+                device,
+                "network gemm",
+                &trainer.pipelines[Kernel::Gemm].get_bind_group_layout(0),
+                &entries,
+            );
             dispatches.push((
                 group,
                 (g.cols.div_ceil(GEMM_TILE), g.rows.div_ceil(GEMM_TILE)),

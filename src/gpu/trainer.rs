@@ -4,6 +4,7 @@
 //! weight.
 
 use super::closed_form::{ClosedFormPipeline, RecordedVelocity, VelocityBuffers};
+use super::kernels::{bind, Layout, Shader};
 use super::readback::{read_f32, scoped, start_read, PendingRead, Verdict};
 use super::{shaders, Gpu, GpuError};
 use crate::flow::mlp::{MlpShape, Target};
@@ -114,40 +115,43 @@ impl std::ops::Index<Kernel> for TrainingPipelines {
     }
 }
 
+/// The MLP's shaders; each entry point's bindings are derived from its own use.
+const fn derived(name: &'static str, source: &'static str) -> Shader {
+    Shader {
+        name,
+        source,
+        layout: Layout::Derived,
+    }
+}
+const BATCH: Shader = derived("mlp_batch.wgsl", shaders::MLP_BATCH);
+const GEMM: Shader = derived("mlp_gemm.wgsl", shaders::MLP_GEMM);
+const LOSS: Shader = derived("mlp_loss.wgsl", shaders::MLP_LOSS);
+const ADAM: Shader = derived("mlp_adam.wgsl", shaders::MLP_ADAM);
+const PATH: Shader = derived("mlp_path.wgsl", shaders::MLP_PATH);
+
+impl Kernel {
+    /// The shader and entry point of the kernel.
+    fn source(self) -> (&'static Shader, &'static str) {
+        match self {
+            Kernel::Batch => (&BATCH, "main"),
+            Kernel::Gemm => (&GEMM, "main"),
+            Kernel::Loss => (&LOSS, "partial"),
+            Kernel::LossTotal => (&LOSS, "finish"),
+            Kernel::Adam => (&ADAM, "main"),
+            Kernel::Advance => (&ADAM, "advance"),
+            Kernel::PathStep => (&PATH, "main"),
+        }
+    }
+}
+
 impl TrainingPipelines {
+    /// The training kernels on `gpu` (compiled by its first caller, then shared).
     pub fn new(gpu: &Gpu) -> TrainingPipelines {
-        let device = &gpu.device;
-        let module = |label: &str, source: &str| {
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            })
-        };
-        let batch = module("mlp_batch.wgsl", shaders::MLP_BATCH);
-        let gemm = module("mlp_gemm.wgsl", shaders::MLP_GEMM);
-        let loss = module("mlp_loss.wgsl", shaders::MLP_LOSS);
-        let adam = module("mlp_adam.wgsl", shaders::MLP_ADAM);
-        let path = module("mlp_path.wgsl", shaders::MLP_PATH);
         let pipelines = Kernel::ALL
             .iter()
             .map(|&kernel| {
-                let (label, module, entry) = match kernel {
-                    Kernel::Batch => ("mlp batch", &batch, "main"),
-                    Kernel::Gemm => ("mlp gemm", &gemm, "main"),
-                    Kernel::Loss => ("mlp loss", &loss, "partial"),
-                    Kernel::LossTotal => ("mlp loss total", &loss, "finish"),
-                    Kernel::Adam => ("mlp adam", &adam, "main"),
-                    Kernel::Advance => ("mlp step counter", &adam, "advance"),
-                    Kernel::PathStep => ("mlp path step", &path, "main"),
-                };
-                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(label),
-                    layout: None,
-                    module,
-                    entry_point: Some(entry),
-                    compilation_options: Default::default(),
-                    cache: None,
-                })
+                let (shader, entry) = kernel.source();
+                gpu.kernels.pipeline(&gpu.device, shader, entry)
             })
             .collect();
         TrainingPipelines { pipelines }
@@ -328,18 +332,16 @@ impl GpuTrainer {
         }
 
         let bind = |pipeline: Kernel, label: &str, entries: &[(u32, &wgpu::Buffer)]| {
-            let entries: Vec<wgpu::BindGroupEntry> = entries
+            let entries: Vec<(u32, wgpu::BindingResource)> = entries
                 .iter()
-                .map(|&(binding, buffer)| wgpu::BindGroupEntry {
-                    binding,
-                    resource: buffer.as_entire_binding(),
-                })
+                .map(|&(binding, buffer)| (binding, buffer.as_entire_binding()))
                 .collect();
-            device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(label),
-                layout: &pipelines[pipeline].get_bind_group_layout(0),
-                entries: &entries,
-            })
+            bind(
+                device,
+                label,
+                &pipelines[pipeline].get_bind_group_layout(0),
+                &entries,
+            )
         };
         let mut uniforms = Vec::new();
         let mut dispatches = Vec::new();

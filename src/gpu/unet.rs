@@ -6,6 +6,7 @@
 //! the forward pass, the loss's gradient, then the graph in reverse, in one submission per block
 //! of images, the blocks' gradients summed on the device).
 
+use super::kernels::{bind, window, Layout, Shader, Slot};
 use super::readback::{scoped, start_read_from};
 use super::{shaders, Gpu, GpuError};
 use crate::flow::sampler::step_time;
@@ -139,7 +140,39 @@ const CONV_TILE: (u32, u32) = (32, 128);
 const GROUP: u32 = 64;
 const MAX_GROUPS_X: u32 = 65535;
 
-/// The U-Net kernels, compiled once per device.
+/// The forward kernels' bindings: the dispatch's `Args` (at a dynamic offset), what it reads,
+/// the arena it writes.
+const FORWARD_SLOTS: &[Slot] = &[
+    Slot::Uniform {
+        dynamic: true,
+        min_bytes: 0,
+    },
+    Slot::Read,
+    Slot::Write,
+];
+/// The backward kernels': `Args`, the parameters, the target, the arena, the gradients.
+const BACKWARD_SLOTS: &[Slot] = &[
+    Slot::Uniform {
+        dynamic: true,
+        min_bytes: 0,
+    },
+    Slot::Read,
+    Slot::Read,
+    Slot::Write,
+    Slot::Write,
+];
+const FORWARD: Shader = Shader {
+    name: "unet.wgsl",
+    source: shaders::UNET,
+    layout: Layout::Fixed(FORWARD_SLOTS),
+};
+const BACKWARD: Shader = Shader {
+    name: "unet_backward.wgsl",
+    source: shaders::UNET_BACKWARD,
+    layout: Layout::Fixed(BACKWARD_SLOTS),
+};
+
+/// The U-Net kernels on a device (compiled by their first caller, then shared), by `Kernel`.
 pub struct UnetPipelines {
     layout: wgpu::BindGroupLayout,
     back_layout: wgpu::BindGroupLayout,
@@ -149,82 +182,16 @@ pub struct UnetPipelines {
 impl UnetPipelines {
     pub fn new(gpu: &Gpu) -> UnetPipelines {
         let device = &gpu.device;
-        let buffer = |binding, ty, dynamic: bool| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty,
-                has_dynamic_offset: dynamic,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("unet bindings"),
-            entries: &[
-                buffer(0, wgpu::BufferBindingType::Uniform, true),
-                buffer(
-                    1,
-                    wgpu::BufferBindingType::Storage { read_only: true },
-                    false,
-                ),
-                buffer(
-                    2,
-                    wgpu::BufferBindingType::Storage { read_only: false },
-                    false,
-                ),
-            ],
-        });
-        let read = wgpu::BufferBindingType::Storage { read_only: true };
-        let write = wgpu::BufferBindingType::Storage { read_only: false };
-        let back_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("unet backward bindings"),
-            entries: &[
-                buffer(0, wgpu::BufferBindingType::Uniform, true),
-                buffer(1, read, false),
-                buffer(2, read, false),
-                buffer(3, write, false),
-                buffer(4, write, false),
-            ],
-        });
-        let pipeline_layout = |label, layout| {
-            device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(label),
-                bind_group_layouts: &[Some(layout)],
-                immediate_size: 0,
-            })
-        };
-        let forward = (
-            pipeline_layout("unet layout", &layout),
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("unet.wgsl"),
-                source: wgpu::ShaderSource::Wgsl(shaders::UNET.into()),
-            }),
-        );
-        let backward = (
-            pipeline_layout("unet backward layout", &back_layout),
-            device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some("unet_backward.wgsl"),
-                source: wgpu::ShaderSource::Wgsl(shaders::UNET_BACKWARD.into()),
-            }),
-        );
         let pipelines = Kernel::ALL
             .iter()
             .map(|k| {
-                let (layout, module) = if k.backward() { &backward } else { &forward };
-                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(k.entry()),
-                    layout: Some(layout),
-                    module,
-                    entry_point: Some(k.entry()),
-                    compilation_options: Default::default(),
-                    cache: None,
-                })
+                let shader = if k.backward() { &BACKWARD } else { &FORWARD };
+                gpu.kernels.pipeline(device, shader, k.entry())
             })
             .collect();
         UnetPipelines {
-            layout,
-            back_layout,
+            layout: gpu.kernels.layout(device, FORWARD_SLOTS),
+            back_layout: gpu.kernels.layout(device, BACKWARD_SLOTS),
             pipelines,
         }
     }
@@ -304,30 +271,16 @@ fn bind_group(
     uniform: &wgpu::Buffer,
     buffers: &[&wgpu::Buffer],
 ) -> wgpu::BindGroup {
-    let args = wgpu::BindGroupEntry {
-        binding: 0,
-        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer: uniform,
-            offset: 0,
-            size: wgpu::BufferSize::new(std::mem::size_of::<Args>() as u64),
-        }),
-    };
-    let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(args)
+    let args = (0, window(uniform, std::mem::size_of::<Args>() as u64));
+    let entries: Vec<(u32, wgpu::BindingResource)> = std::iter::once(args)
         .chain(
             buffers
                 .iter()
                 .zip(1..)
-                .map(|(buffer, binding)| wgpu::BindGroupEntry {
-                    binding,
-                    resource: buffer.as_entire_binding(),
-                }),
+                .map(|(buffer, binding)| (binding, buffer.as_entire_binding())),
         )
         .collect();
-    device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout,
-        entries: &entries,
-    })
+    bind(device, label, layout, &entries)
 }
 
 /// `dispatches` recorded in one compute pass of `encoder`, dispatch k reading the uniform's
