@@ -42,3 +42,11 @@ fn a_spoiled_result_is_declined() {
         other => panic!("expected a canary failure, got {other:?}"),
     }
 }
+
+#[test]
+fn the_unet_check_passes_on_a_working_adapter() {
+    let Some(gpu) = common::gpu() else { return };
+    let start = std::time::Instant::now();
+    block_on(canary::unet(&gpu)).unwrap();
+    eprintln!("the U-Net's check in {:?}", start.elapsed());
+}

@@ -256,3 +256,55 @@ fn the_lab_trains_a_readers_network_on_the_gpu() {
     eprintln!("the lab's GPU-trained network's samples against the CPU twin's: {error:.2e}");
     assert!(error <= 1e-4, "{error}");
 }
+
+/// The lab samples on its own device where the page computes on a GPU, after that device passed
+/// the start-up check and the network's: the network alone in one submission, the hybrid a step
+/// at a time with the page's progress, each within the kernel report's tolerance of the CPU
+/// path's samples, and the reply names the device.
+#[test]
+fn the_lab_samples_on_its_gpu_as_on_the_cpu() {
+    use fm_explainer::digits_lab::{Lab, Reply, Request};
+    use fm_explainer::flow::digits::PIXELS;
+    if common::gpu().is_none() {
+        return;
+    }
+    let weights = std::fs::read("www/weights/digits-unet.fmu").unwrap();
+    let packed = std::fs::read("www/assets/digits.bin").unwrap();
+    let mut lab = Lab::new(&weights, &packed).unwrap();
+    let noise = Rng::new(8).normals(3 * PIXELS);
+    for (tau, every) in [(0.0, 0), (0.3, 2)] {
+        let ask = |gpu| Request::Sample {
+            ticket: 1,
+            noise: noise.clone(),
+            steps: 6,
+            tau,
+            every,
+            pictured: 1,
+            own: false,
+            gpu,
+        };
+        let mut steps = [Vec::new(), Vec::new()];
+        let mut sample = |gpu: bool, lab: &mut Lab| {
+            let seen = &mut steps[gpu as usize];
+            match block_on(lab.answer_placed(
+                ask(gpu),
+                |r| match r {
+                    Reply::Step { step, .. } => seen.push(step),
+                    other => panic!("{other:?}"),
+                },
+                || 0.0,
+            )) {
+                Reply::Sampled { x, device, .. } => (x, device),
+                other => panic!("{other:?}"),
+            }
+        };
+        let (cpu, on_cpu) = sample(false, &mut lab);
+        let (gpu, on_gpu) = sample(true, &mut lab);
+        assert_eq!(on_cpu, "the CPU");
+        assert!(on_gpu.starts_with("WebGPU"), "sampled on {on_gpu}");
+        assert_eq!(steps[0], steps[1], "the page sees the same steps");
+        let error = relative(&gpu, &cpu);
+        eprintln!("tau {tau}: the lab's GPU samples against its CPU samples: {error:.2e}");
+        assert!(error <= 1e-4, "tau {tau}: {error}");
+    }
+}

@@ -251,3 +251,21 @@ fn the_statics_do_not_grow() {
         "{blocks} thread_local! blocks, at most {STATICS_AT_MOST}: hold the state in the page's or the engine's"
     );
 }
+
+/// The page hears its workers in one place: the ticketed port (`web/port.rs`). A second listener
+/// on a worker's messages would be a second RPC beside it. (`turns.rs` listens on a
+/// MessageChannel of its own, to yield to the page, not to a worker.)
+#[test]
+fn one_port_hears_the_workers() {
+    let mut files = Vec::new();
+    sources(Path::new("src"), &mut files);
+    let listening: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            let text = code(&std::fs::read_to_string(f).unwrap());
+            text.contains("set_onmessage") && !text.contains("MessageChannel")
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert_eq!(listening, ["src/web/port.rs"]);
+}

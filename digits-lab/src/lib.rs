@@ -5,7 +5,7 @@
 //! runs here too, a chunk per request, on a WebGPU device of the worker's own or on the CPU.
 #![cfg(target_arch = "wasm32")]
 
-use fm_explainer::digits_lab::{encode, ticket_from, Lab, Reply, Request};
+use fm_explainer::digits_lab::{decode, encode, Lab, Reply, Request};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -50,19 +50,18 @@ async fn fetch(url: &str) -> Result<Vec<u8>, String> {
 #[wasm_bindgen(js_name = labMessage)]
 pub async fn lab_message(message: JsValue) {
     console_error_panic_hook::set_once();
-    let message_copy = message.clone();
-    let request: Request = match serde_wasm_bindgen::from_value(message) {
+    let request: Request = match message
+        .dyn_ref::<js_sys::Uint8Array>()
+        .ok_or_else(|| "not bytes".to_string())
+        .and_then(|bytes| decode(&bytes.to_vec()))
+    {
         Ok(r) => r,
+        // No call can be told apart: the page fails every call waiting on the lab.
         Err(e) => {
-            // Its ticket, if it has one, so that the call waiting for it fails rather than waits.
-            let ticket = js_sys::Reflect::get(&message_copy, &"ticket".into())
-                .ok()
-                .and_then(|t| t.as_f64())
-                .and_then(|t| ticket_from(t, u32::MAX));
             return post(&Reply::Failed {
-                ticket,
+                ticket: None,
                 error: format!("not a request the digits lab knows: {e}"),
-            });
+            })
         }
     };
     if let Request::Load { weights, digits } = request {
@@ -84,35 +83,17 @@ pub async fn lab_message(message: JsValue) {
         };
         return post(&reply);
     }
-    let ticket = request.ticket();
-    if let Request::Train {
-        ticket,
-        gpu,
-        batch,
-        restart,
-        millis,
-    } = request
-    {
-        // Out of its cell while the training awaits the device (requests come one at a time).
-        let Some(mut lab) = LAB.with(|l| l.borrow_mut().take()) else {
-            return post(&Reply::Failed {
-                ticket: Some(ticket),
-                error: "the digits lab is not loaded".into(),
-            });
-        };
-        let reply = lab
-            .train(ticket, gpu, batch, restart, millis, js_sys::Date::now)
-            .await;
-        LAB.with(|l| *l.borrow_mut() = Some(lab));
-        return post(&reply);
-    }
-    let reply = LAB.with(|l| match l.borrow().as_ref() {
-        Some(lab) => lab.answer(request, |step| post(&step)),
-        None => Reply::Failed {
-            ticket,
+    // Out of its cell while the work awaits the device (requests come one at a time).
+    let Some(mut lab) = LAB.with(|l| l.borrow_mut().take()) else {
+        return post(&Reply::Failed {
+            ticket: request.ticket(),
             error: "the digits lab is not loaded".into(),
-        },
-    });
+        });
+    };
+    let reply = lab
+        .answer_placed(request, |step| post(&step), js_sys::Date::now)
+        .await;
+    LAB.with(|l| *l.borrow_mut() = Some(lab));
     post(&reply);
 }
 

@@ -1,7 +1,7 @@
 //! The fused closed-form kernel (`shaders/closed_form.wgsl`): velocities, and Euler sampling with
 //! many steps per command submission and one readback at the end.
 
-use super::kernels::{bind, window, Layout, Shader, Slot};
+use super::kernels::{bind, entry, whole, window, Layout, Shader, Slot};
 use super::readback::{scoped, start_read, PendingRead};
 use super::{shaders, Gpu, GpuError};
 use wgpu::util::DeviceExt;
@@ -670,21 +670,20 @@ impl ClosedFormPipeline {
         data: &wgpu::Buffer,
         b: &CallBuffers,
     ) -> wgpu::BindGroup {
-        let whole = wgpu::Buffer::as_entire_binding;
         bind(
             device,
             "closed form bind group",
             &self.layout,
             &[
-                (0, window(uniforms, std::mem::size_of::<Params>() as u64)),
-                (1, whole(data)),
-                (2, whole(b.queries)),
-                (3, whole(b.out)),
-                (4, whole(b.state)),
-                (5, whole(b.times)),
-                (6, whole(b.partial)),
+                entry(0, window(uniforms, std::mem::size_of::<Params>() as u64)),
+                whole(1, data),
+                whole(2, b.queries),
+                whole(3, b.out),
+                whole(4, b.state),
+                whole(5, b.times),
+                whole(6, b.partial),
                 // The training set again, read as vec4 (closed_form_bindings.wgsl).
-                (7, whole(data)),
+                whole(7, data),
             ],
         )
     }

@@ -4,7 +4,7 @@
 //! updates the weights' moving average there (shaders/unet_update.wgsl). The weights never leave
 //! the device until asked for.
 
-use super::kernels::{bind, Layout, Shader, Slot};
+use super::kernels::{bind, whole, Layout, Shader, Slot};
 use super::readback::{scoped, start_read_from};
 use super::unet::{GpuUnet, Terms, UnetPipelines};
 use super::{shaders, Gpu, GpuError};
@@ -130,7 +130,7 @@ impl GpuDigitTraining {
                 (5, &ema),
                 (6, &norm),
             ]
-            .map(|(binding, buffer)| (binding, buffer.as_entire_binding())),
+            .map(|(binding, buffer)| whole(binding, buffer)),
         );
         let pipelines = ["squares", "total", "update"]
             .map(|entry| gpu.kernels.pipeline(device, &UPDATE, entry));

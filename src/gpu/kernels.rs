@@ -9,11 +9,10 @@
 //! shader shares it, and shaders with the same slots share one layout object, so a bind group
 //! made for one serves the others) or derived by the device from the entry point's own use.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::cell::RefCell;
 
 /// One binding of a fixed layout, at the index of its place in the list.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot {
     /// A uniform buffer of at least `min_bytes` (0: any), at a dynamic offset where `dynamic`.
     Uniform { dynamic: bool, min_bytes: u64 },
@@ -40,60 +39,62 @@ pub struct Shader {
     pub layout: Layout,
 }
 
-/// A device's compiled kernels. Lock order: one lock, never held across another call.
+/// A device's compiled kernels. A few dozen at most, so the caches are lists searched in order
+/// (smaller code in the page's module than hash maps, and as fast at this size).
 #[derive(Default)]
 pub struct Kernels {
-    inner: Mutex<Cache>,
+    inner: RefCell<Cache>,
 }
 
 #[derive(Default)]
 struct Cache {
-    modules: HashMap<&'static str, wgpu::ShaderModule>,
-    layouts: HashMap<&'static [Slot], (wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
-    pipelines: HashMap<(&'static str, &'static str), wgpu::ComputePipeline>,
-    /// Pipelines compiled so far (the tests' count: a second request compiles nothing).
-    compiled: usize,
+    modules: Vec<(&'static str, wgpu::ShaderModule)>,
+    layouts: Vec<(&'static [Slot], wgpu::BindGroupLayout, wgpu::PipelineLayout)>,
+    pipelines: Vec<(&'static str, &'static str, wgpu::ComputePipeline)>,
 }
 
 impl Cache {
+    /// The layouts of `slots`, made at their first use.
     fn fixed(
         &mut self,
         device: &wgpu::Device,
         slots: &'static [Slot],
-    ) -> &(wgpu::BindGroupLayout, wgpu::PipelineLayout) {
-        self.layouts.entry(slots).or_insert_with(|| {
-            let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
-                .iter()
-                .zip(0..)
-                .map(|(slot, binding)| wgpu::BindGroupLayoutEntry {
-                    binding,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: match slot {
-                            Slot::Uniform { .. } => wgpu::BufferBindingType::Uniform,
-                            Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
-                            Slot::Write => wgpu::BufferBindingType::Storage { read_only: false },
-                        },
-                        has_dynamic_offset: matches!(slot, Slot::Uniform { dynamic: true, .. }),
-                        min_binding_size: match slot {
-                            Slot::Uniform { min_bytes, .. } => wgpu::BufferSize::new(*min_bytes),
-                            _ => None,
-                        },
+    ) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+        if let Some((_, group, pipeline)) = self.layouts.iter().find(|l| l.0 == slots) {
+            return (group.clone(), pipeline.clone());
+        }
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = slots
+            .iter()
+            .zip(0..)
+            .map(|(slot, binding)| wgpu::BindGroupLayoutEntry {
+                binding,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match slot {
+                        Slot::Uniform { .. } => wgpu::BufferBindingType::Uniform,
+                        Slot::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                        Slot::Write => wgpu::BufferBindingType::Storage { read_only: false },
                     },
-                    count: None,
-                })
-                .collect();
-            let group = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("kernel bindings"),
-                entries: &entries,
-            });
-            let pipeline = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("kernel layout"),
-                bind_group_layouts: &[Some(&group)],
-                immediate_size: 0,
-            });
-            (group, pipeline)
-        })
+                    has_dynamic_offset: matches!(slot, Slot::Uniform { dynamic: true, .. }),
+                    min_binding_size: match slot {
+                        Slot::Uniform { min_bytes, .. } => wgpu::BufferSize::new(*min_bytes),
+                        _ => None,
+                    },
+                },
+                count: None,
+            })
+            .collect();
+        let group = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("kernel bindings"),
+            entries: &entries,
+        });
+        let pipeline = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("kernel layout"),
+            bind_group_layouts: &[Some(&group)],
+            immediate_size: 0,
+        });
+        self.layouts.push((slots, group.clone(), pipeline.clone()));
+        (group, pipeline)
     }
 }
 
@@ -105,53 +106,47 @@ impl Kernels {
         shader: &Shader,
         entry: &'static str,
     ) -> wgpu::ComputePipeline {
-        let mut cache = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = cache.pipelines.get(&(shader.name, entry)) {
+        let mut cache = self.inner.borrow_mut();
+        let key = (shader.name, entry);
+        if let Some((.., p)) = cache.pipelines.iter().find(|p| (p.0, p.1) == key) {
             return p.clone();
         }
-        let module = cache
-            .modules
-            .entry(shader.name)
-            .or_insert_with(|| {
-                device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(shader.name),
-                    source: wgpu::ShaderSource::Wgsl(shader.source.into()),
-                })
-            })
-            .clone();
         let layout = match shader.layout {
             Layout::Derived => None,
-            Layout::Fixed(slots) => Some(cache.fixed(device, slots).1.clone()),
+            Layout::Fixed(slots) => Some(cache.fixed(device, slots).1),
         };
-        let label = format!("{} {entry}", shader.name);
+        let at = match cache.modules.iter().position(|m| m.0 == shader.name) {
+            Some(at) => at,
+            None => {
+                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.name),
+                    source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                });
+                cache.modules.push((shader.name, module));
+                cache.modules.len() - 1
+            }
+        };
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(&label),
+            label: Some(shader.name),
             layout: layout.as_ref(),
-            module: &module,
+            module: &cache.modules[at].1,
             entry_point: Some(entry),
             compilation_options: Default::default(),
             cache: None,
         });
-        cache.compiled += 1;
-        cache
-            .pipelines
-            .insert((shader.name, entry), pipeline.clone());
+        cache.pipelines.push((shader.name, entry, pipeline.clone()));
         pipeline
     }
 
     /// The bind group layout of `slots` (shared by every shader laid out with them). A derived
     /// layout is the pipeline's own: `pipeline.get_bind_group_layout(0)`.
     pub fn layout(&self, device: &wgpu::Device, slots: &'static [Slot]) -> wgpu::BindGroupLayout {
-        let mut cache = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        cache.fixed(device, slots).0.clone()
+        self.inner.borrow_mut().fixed(device, slots).0
     }
 
-    /// Pipelines compiled on this device so far.
+    /// Pipelines compiled on this device so far (a second request of one compiles nothing).
     pub fn compiled(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .compiled
+        self.inner.borrow().pipelines.len()
     }
 }
 
@@ -160,20 +155,23 @@ pub fn bind(
     device: &wgpu::Device,
     label: &str,
     layout: &wgpu::BindGroupLayout,
-    entries: &[(u32, wgpu::BindingResource<'_>)],
+    entries: &[wgpu::BindGroupEntry<'_>],
 ) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry> = entries
-        .iter()
-        .map(|(binding, resource)| wgpu::BindGroupEntry {
-            binding: *binding,
-            resource: resource.clone(),
-        })
-        .collect();
     device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some(label),
         layout,
-        entries: &entries,
+        entries,
     })
+}
+
+/// Binding `binding` to `resource`.
+pub fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry { binding, resource }
+}
+
+/// Binding `binding` to the whole of `buffer`.
+pub fn whole(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    entry(binding, buffer.as_entire_binding())
 }
 
 /// The first `bytes` of `buffer`, from its start: a uniform read at a dynamic offset.

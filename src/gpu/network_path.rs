@@ -6,7 +6,7 @@
 //! one readback.
 
 use super::closed_form::{ClosedFormPipeline, VelocityBuffers};
-use super::kernels::bind;
+use super::kernels::{bind, entry, whole};
 use super::readback::{scoped, start_read};
 use super::trainer::{storage, uniform, Gemm, GpuTrainer, Kernel, GEMM_TILE};
 use super::{Gpu, GpuError};
@@ -157,7 +157,7 @@ impl GpuTrainer {
             false => None,
         };
 
-        let bind = |pipeline: Kernel, entries: &[(u32, wgpu::BindingResource)]| {
+        let bind = |pipeline: Kernel, entries: &[wgpu::BindGroupEntry]| {
             bind(
                 device,
                 "network path",
@@ -165,9 +165,6 @@ impl GpuTrainer {
                 entries,
             )
         };
-        fn whole(b: &wgpu::Buffer) -> wgpu::BindingResource<'_> {
-            b.as_entire_binding()
-        }
 
         // The path kernel's parameters, one aligned entry per dispatch: the first inputs (and
         // frame 0), then each step.
@@ -203,7 +200,7 @@ impl GpuTrainer {
             bind(
                 Kernel::PathStep,
                 &[
-                    (
+                    entry(
                         0,
                         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                             buffer: &step_uniforms,
@@ -211,12 +208,12 @@ impl GpuTrainer {
                             size: wgpu::BufferSize::new(std::mem::size_of::<PathStep>() as u64),
                         }),
                     ),
-                    (1, whole(velocity)),
-                    (2, whole(&features_buf)),
-                    (3, whole(&x)),
-                    (4, whole(&forward.a[0])),
-                    (5, whole(&query_times)),
-                    (6, whole(&frames)),
+                    whole(1, velocity),
+                    whole(2, &features_buf),
+                    whole(3, &x),
+                    whole(4, &forward.a[0]),
+                    whole(5, &query_times),
+                    whole(6, &frames),
                 ],
             )
         };
@@ -342,7 +339,7 @@ impl Forward {
                 (4, &z[l]),
                 (5, &a[l + 1]),
             ]
-            .map(|(binding, buffer)| (binding, buffer.as_entire_binding()));
+            .map(|(binding, buffer)| whole(binding, buffer));
             let group = bind(
                 device,
                 "network gemm",

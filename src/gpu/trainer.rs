@@ -4,7 +4,7 @@
 //! weight.
 
 use super::closed_form::{ClosedFormPipeline, RecordedVelocity, VelocityBuffers};
-use super::kernels::{bind, Layout, Shader};
+use super::kernels::{bind, whole, Layout, Shader};
 use super::readback::{read_f32, scoped, start_read, PendingRead, Verdict};
 use super::{shaders, Gpu, GpuError};
 use crate::flow::mlp::{MlpShape, Target};
@@ -332,9 +332,9 @@ impl GpuTrainer {
         }
 
         let bind = |pipeline: Kernel, label: &str, entries: &[(u32, &wgpu::Buffer)]| {
-            let entries: Vec<(u32, wgpu::BindingResource)> = entries
+            let entries: Vec<wgpu::BindGroupEntry> = entries
                 .iter()
-                .map(|&(binding, buffer)| (binding, buffer.as_entire_binding()))
+                .map(|&(binding, buffer)| whole(binding, buffer))
                 .collect();
             bind(
                 device,

@@ -6,7 +6,7 @@
 //! the forward pass, the loss's gradient, then the graph in reverse, in one submission per block
 //! of images, the blocks' gradients summed on the device).
 
-use super::kernels::{bind, window, Layout, Shader, Slot};
+use super::kernels::{bind, entry, whole, window, Layout, Shader, Slot};
 use super::readback::{scoped, start_read_from};
 use super::{shaders, Gpu, GpuError};
 use crate::flow::sampler::step_time;
@@ -271,13 +271,13 @@ fn bind_group(
     uniform: &wgpu::Buffer,
     buffers: &[&wgpu::Buffer],
 ) -> wgpu::BindGroup {
-    let args = (0, window(uniform, std::mem::size_of::<Args>() as u64));
-    let entries: Vec<(u32, wgpu::BindingResource)> = std::iter::once(args)
+    let args = entry(0, window(uniform, std::mem::size_of::<Args>() as u64));
+    let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(args)
         .chain(
             buffers
                 .iter()
                 .zip(1..)
-                .map(|(buffer, binding)| (binding, buffer.as_entire_binding())),
+                .map(|(buffer, binding)| whole(binding, buffer)),
         )
         .collect();
     bind(device, label, layout, &entries)

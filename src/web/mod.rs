@@ -11,6 +11,7 @@ mod figures;
 mod lab;
 mod page;
 mod pool;
+mod port;
 mod query;
 mod settings;
 mod share;

@@ -153,7 +153,8 @@ pub struct NewDigits {
     version: u64,
     /// The lab's account of the network (steps, loss, bytes), once loaded.
     about: Option<String>,
-    hybrid: Option<(f32, Samples, f64)>,
+    /// The hybrid's samples: tau, the samples, seconds, and where the network ran.
+    hybrid: Option<(f32, Samples, f64, String)>,
     copies: Option<Samples>,
     reference: Option<f32>,
     /// The measure's nearest training digits so far: the network's samples, u*'s.
@@ -194,7 +195,7 @@ impl NewDigits {
     /// The status line: what is computed so far, and the reader's training.
     fn report(&self, ctx: &mut Ctx<'_>) {
         let mut text = String::new();
-        if let Some((tau, samples, seconds)) = &self.hybrid {
+        if let Some((tau, samples, seconds, device)) = &self.hybrid {
             let (mean, copies) = samples.measure();
             let who = if *tau == 0.0 {
                 "The network".to_string()
@@ -202,7 +203,7 @@ impl NewDigits {
                 format!("û* up to τ = {tau:.2}, the network after")
             };
             text += &format!(
-            "{who}: {SAMPLES} digits ({STEPS} Euler steps, {seconds:.1} s), mean distance to the nearest training digit {mean:.2}, {copies} of {SAMPLES} copies."
+            "{who}: {SAMPLES} digits ({STEPS} Euler steps on {device}, {seconds:.1} s), mean distance to the nearest training digit {mean:.2}, {copies} of {SAMPLES} copies."
         );
         }
         if let Some(c) = &self.copies {
@@ -446,6 +447,7 @@ impl Sketch for NewDigits {
                     every: 1,
                     pictured: SHOWN as u32,
                     own: false,
+                    gpu,
                 },
                 Work::Copies(_) => Request::Sample {
                     ticket,
@@ -455,6 +457,7 @@ impl Sketch for NewDigits {
                     every: 0,
                     pictured: 0,
                     own: false,
+                    gpu,
                 },
                 Work::Curve(_, tau) => Request::Sample {
                     ticket,
@@ -464,6 +467,7 @@ impl Sketch for NewDigits {
                     every: 0,
                     pictured: 0,
                     own: false,
+                    gpu,
                 },
                 Work::Reference => Request::Reference {
                     ticket,
@@ -477,6 +481,7 @@ impl Sketch for NewDigits {
                     every: 0,
                     pictured: 0,
                     own: false,
+                    gpu,
                 },
                 Work::Departure(k) => Request::Departure {
                     ticket,
@@ -498,28 +503,25 @@ impl Sketch for NewDigits {
                     every: 0,
                     pictured: 0,
                     own: true,
+                    gpu,
                 },
             };
             let mut result = Err("the digits lab stopped".to_string());
-            match lab.ask(caller, request) {
-                Ok(mut replies) => {
-                    while let Some(reply) = replies.next().await {
-                        match reply {
-                            Reply::Step { step, x, .. } => {
-                                *progress.borrow_mut() = Some((version, step, x))
-                            }
-                            Reply::Failed { error, .. } => {
-                                result = Err(error);
-                                break;
-                            }
-                            last => {
-                                result = Ok(last);
-                                break;
-                            }
-                        }
+            let mut replies = lab.ask(caller, request);
+            while let Some(reply) = replies.next().await {
+                match reply {
+                    Reply::Step { step, x, .. } => {
+                        *progress.borrow_mut() = Some((version, step, x))
+                    }
+                    Reply::Failed { error, .. } => {
+                        result = Err(error);
+                        break;
+                    }
+                    last => {
+                        result = Ok(last);
+                        break;
                     }
                 }
-                Err(e) => result = Err(e),
             }
             *progress.borrow_mut() = None;
             Answer(result, Some(loaded), (js_sys::Date::now() - start) / 1000.0)
@@ -564,6 +566,7 @@ impl Sketch for NewDigits {
                     x,
                     nearest,
                     nearest_x,
+                    device,
                     ..
                 },
             ) if version == self.version => {
@@ -574,7 +577,7 @@ impl Sketch for NewDigits {
                 };
                 let tau = f32::from_bits(tau);
                 self.record(tau, &samples.nearest);
-                self.hybrid = Some((tau, samples, seconds));
+                self.hybrid = Some((tau, samples, seconds, device));
             }
             (
                 Work::Copies(version),
@@ -664,7 +667,7 @@ impl Sketch for NewDigits {
                         pixels: &x[row(i)],
                         caption: format!("t = {:.2}", *step as f32 / STEPS as f32),
                     },
-                    (Some((_, s, _)), None) => Cell {
+                    (Some((_, s, ..)), None) => Cell {
                         pixels: &s.x[row(i)],
                         caption: format!("nearest at {:.1}", s.nearest[i].distance),
                     },
@@ -677,7 +680,7 @@ impl Sketch for NewDigits {
             .collect();
         let nearest: Vec<Option<Cell>> = (0..SHOWN)
             .map(|i| {
-                let (Some((_, s, _)), None) = (&self.hybrid, progress) else {
+                let (Some((_, s, ..)), None) = (&self.hybrid, progress) else {
                     return None;
                 };
                 Some(Cell {

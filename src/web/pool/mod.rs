@@ -9,15 +9,17 @@
 mod protocol;
 mod worker;
 
+pub use super::port::Failure;
+use super::port::{Heard, Port, Reply, START};
 use crate::flow::mlp::MlpShape;
 use crate::flow::training::TrainOptions;
 use crate::flow::Partials;
-use futures_channel::oneshot;
+use futures_channel::mpsc;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use futures_util::StreamExt;
 use js_sys::{Array, Float32Array, Object, Reflect};
 use protocol::Request;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -29,33 +31,15 @@ const MAX_WORKERS: usize = 8;
 /// How long the workers may take to start before the page computes without them.
 const START_TIMEOUT_MS: i32 = 10_000;
 
-/// A worker's answer, or why there is none.
-type Reply = Result<JsValue, Failure>;
-
-/// Why a worker gave no answer.
-#[derive(Debug, Clone)]
-pub enum Failure {
-    /// The input was refused (a non-finite value in the data): the message is for the caller.
-    Input(String),
-    /// The worker could not compute (it failed to start, stopped, or could not be reached).
-    Broken(String),
-}
-
 struct Worker {
-    worker: web_sys::Worker,
+    port: Port,
     /// Unique among the page's workers: a set loaded into a worker that was since replaced is
     /// known by it.
     serial: u32,
-    /// Set when the module in it trapped (a Rust panic) or the worker failed: its state cannot
-    /// be trusted, so the pool replaces it before the next use.
-    broken: Rc<Cell<bool>>,
-    pending: Rc<RefCell<HashMap<u32, oneshot::Sender<Reply>>>>,
     /// The last slice's array, handed back once the worker copied it in: the next slice is
     /// copied into it (its memory already mapped) rather than into a new array, which costs
     /// several times as much as the copy itself.
     spare: Rc<RefCell<Option<Float32Array>>>,
-    _on_message: Closure<dyn FnMut(web_sys::MessageEvent)>,
-    _on_error: Closure<dyn FnMut(web_sys::Event)>,
 }
 
 /// The page's compute workers.
@@ -65,93 +49,67 @@ pub struct Pool {
     /// The worker that trains networks, started by the first trainer: apart from the workers
     /// that answer closed-form queries, so that a training chunk never holds a query up.
     trainers: RefCell<Option<SharedWorker>>,
-    next_ticket: Cell<u32>,
     next_set: Cell<u32>,
 }
 
-/// The ticket a worker's start-up reply answers.
-const READY_TICKET: u32 = 0;
-
 thread_local! {
     static NEXT_SERIAL: Cell<u32> = const { Cell::new(1) };
+}
+
+/// What a compute worker's message says (www/worker.js): a handed-back array, its start, an
+/// answer, or an error (the caller's input refused, or the worker broken by a trap).
+fn read(data: JsValue, spare: &RefCell<Option<Float32Array>>) -> Heard {
+    let field = |k: &str| Reflect::get(&data, &k.into()).unwrap_or_default();
+    let op = field("op").as_string().unwrap_or_default();
+    let message = || field("error").as_string().unwrap_or_default();
+    let ticket = field("ticket").as_f64().map(|t| t as u32);
+    match op.as_str() {
+        "spare" => {
+            if let Ok(array) = field("data").dyn_into::<Float32Array>() {
+                *spare.borrow_mut() = Some(array);
+            }
+            Heard::Nothing
+        }
+        "ready" => Heard::Reply {
+            ticket: START,
+            last: true,
+            reply: Ok(data),
+        },
+        // A module that would not start, or that trapped: not to be used again.
+        "failed" => Heard::Broken(message()),
+        "error" if field("trap").is_truthy() => Heard::Broken(message()),
+        _ => match ticket {
+            Some(ticket) => Heard::Reply {
+                ticket,
+                last: true,
+                reply: match op.as_str() {
+                    "error" if field("input").is_truthy() => Err(Failure::Input(message())),
+                    "error" => Err(Failure::Broken(message())),
+                    _ => Ok(data),
+                },
+            },
+            None => Heard::Nothing,
+        },
+    }
 }
 
 impl Worker {
     /// A new worker running www/worker.js, wherever the page's bundler or copy put it.
     fn spawn() -> Result<Worker, JsValue> {
         let serial = NEXT_SERIAL.with(|n| n.replace(n.get() + 1));
-        let broken = Rc::new(Cell::new(false));
-        let trapped = broken.clone();
         let worker = super::digits::new_worker()?;
-        let pending: Rc<RefCell<HashMap<u32, oneshot::Sender<Reply>>>> = Rc::default();
-        let inbox = pending.clone();
         let spare: Rc<RefCell<Option<Float32Array>>> = Rc::default();
         let returned = spare.clone();
-        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
-            move |event: web_sys::MessageEvent| {
-                let data = event.data();
-                let field = |k: &str| Reflect::get(&data, &k.into()).unwrap_or_default();
-                let op = field("op").as_string().unwrap_or_default();
-                if op == "spare" {
-                    if let Ok(array) = field("data").dyn_into::<Float32Array>() {
-                        *returned.borrow_mut() = Some(array);
-                    }
-                    return;
-                }
-                // Answers computed after a trap come from a module whose state is lost: refused.
-                let after_trap = trapped.get();
-                // A trap, or a module that would not start: not to be used again.
-                if field("trap").is_truthy() || op == "failed" {
-                    trapped.set(true);
-                }
-                let ticket = match op.as_str() {
-                    "ready" | "failed" => READY_TICKET,
-                    _ => match field("ticket").as_f64() {
-                        Some(t) => t as u32,
-                        None => return,
-                    },
-                };
-                let message = || field("error").as_string().unwrap_or_default();
-                let reply = match op.as_str() {
-                    "failed" | "error" if field("input").is_truthy() => {
-                        Err(Failure::Input(message()))
-                    }
-                    "failed" | "error" => Err(Failure::Broken(message())),
-                    _ if after_trap => Err(Failure::Broken(
-                        "the compute worker broke before it answered".into(),
-                    )),
-                    _ => Ok(data),
-                };
-                if let Some(tx) = inbox.borrow_mut().remove(&ticket) {
-                    let _ = tx.send(reply);
-                }
-            },
-        );
-        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        let inbox = pending.clone();
-        let failed = broken.clone();
-        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
-            failed.set(true);
-            // The worker's script failed to load or threw: every call waiting on it fails.
-            let message = event
-                .dyn_ref::<web_sys::ErrorEvent>()
-                .map(|e| e.message())
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| "the compute worker could not run".into());
-            for (_, tx) in inbox.borrow_mut().drain() {
-                let _ = tx.send(Err(Failure::Broken(message.clone())));
-            }
-        });
-        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        let port = Port::new(worker, move |data| read(data, &returned), false);
         Ok(Worker {
-            worker,
+            port,
             serial,
-            broken,
-            pending,
             spare,
-            _on_message: on_message,
-            _on_error: on_error,
         })
+    }
+
+    fn broken(&self) -> bool {
+        self.port.is_broken()
     }
 
     /// An array of `len` floats to fill and move to this worker: the spare one when it is large
@@ -168,28 +126,23 @@ impl Worker {
     /// Posts `message` (its `transfer` buffers moved, not copied) expecting no reply.
     fn post(&self, message: &Object, transfer: &Array) {
         // A failed post leaves the worker without the set; its next query says so.
-        let _ = self.worker.post_message_with_transfer(message, transfer);
+        self.port.post(message, transfer);
     }
 
     /// Posts `message` (its `transfer` buffers moved, not copied) and returns the reply to come.
-    fn request(&self, ticket: u32, message: &Object, transfer: &Array) -> oneshot::Receiver<Reply> {
-        let (tx, rx) = oneshot::channel();
-        self.pending.borrow_mut().insert(ticket, tx);
-        let _ = Reflect::set(message, &"ticket".into(), &ticket.into());
-        if let Err(e) = self.worker.post_message_with_transfer(message, transfer) {
-            if let Some(tx) = self.pending.borrow_mut().remove(&ticket) {
-                let _ = tx.send(Err(Failure::Broken(format!("{e:?}"))));
-            }
-        }
-        rx
+    fn request(&self, message: Object, transfer: Array) -> Replies {
+        let ticket = self.port.ticket();
+        let _ = Reflect::set(&message, &"ticket".into(), &ticket.into());
+        self.port.ask(ticket, None, (message.into(), transfer))
+    }
+
+    /// The worker's start: `init_message`'s answer.
+    fn start(&self, message: Object) -> Replies {
+        self.port.ask(START, None, (message.into(), Array::new()))
     }
 }
 
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.worker.terminate();
-    }
-}
+type Replies = mpsc::UnboundedReceiver<Reply>;
 
 fn object(fields: &[(&str, JsValue)]) -> Object {
     let o = Object::new();
@@ -199,9 +152,10 @@ fn object(fields: &[(&str, JsValue)]) -> Object {
     o
 }
 
-async fn answer(rx: oneshot::Receiver<Reply>) -> Reply {
-    rx.await
-        .unwrap_or_else(|_| Err(Failure::Broken("the compute worker stopped".into())))
+async fn answer(mut rx: Replies) -> Reply {
+    rx.next()
+        .await
+        .unwrap_or_else(|| Err(Failure::Broken("the compute worker stopped".into())))
 }
 
 /// Workers the page asks for: `?workers=k` (0..=16, for benchmarks and tests; 0 keeps the CPU
@@ -222,7 +176,6 @@ async fn start() -> Option<Rc<Pool>> {
     Some(Rc::new(Pool {
         workers: RefCell::new(workers),
         trainers: RefCell::new(None),
-        next_ticket: Cell::new(READY_TICKET + 1),
         next_set: Cell::new(1),
     }))
 }
@@ -248,7 +201,7 @@ async fn started(count: usize) -> Option<Vec<Worker>> {
         .iter()
         .map(|w| {
             let message = init_message(&module);
-            answer(w.request(READY_TICKET, &message, &Array::new()))
+            answer(w.start(message))
         })
         .collect();
     let all = futures_util::future::join_all(starts).boxed_local();
@@ -306,7 +259,7 @@ pub(in crate::web) async fn trap_compute_worker() -> String {
     };
     let worker = pool.worker(0);
     let (message, _) = Request::Trap.encode();
-    match answer(worker.request(pool.ticket(), &message, &Array::new())).await {
+    match answer(worker.request(message, Array::new())).await {
         Ok(_) => "the worker answered".into(),
         Err(e) => format!("{e:?}"),
     }
@@ -322,7 +275,7 @@ pub(in crate::web) async fn trap_training_worker() -> String {
         return "no training worker".into();
     };
     let (message, _) = Request::Trap.encode();
-    match answer(worker.request(pool.ticket(), &message, &Array::new())).await {
+    match answer(worker.request(message, Array::new())).await {
         Ok(_) => "the worker answered".into(),
         Err(e) => format!("{e:?}"),
     }
@@ -347,7 +300,7 @@ pub(in crate::web) async fn workers_holding() -> f64 {
         .iter()
         .map(|w| {
             let (message, _) = Request::Held.encode();
-            answer(w.request(pool.ticket(), &message, &Array::new()))
+            answer(w.request(message, Array::new()))
         })
         .collect();
     let mut held = 0.0;
@@ -381,7 +334,7 @@ impl Pool {
     /// loaded again).
     fn worker(&self, slot: usize) -> Rc<Worker> {
         let mut workers = self.workers.borrow_mut();
-        if workers[slot].broken.get() {
+        if workers[slot].broken() {
             if let Some(fresh) = replacement() {
                 web_sys::console::info_1(&"a compute worker broke and was replaced".into());
                 workers[slot] = Rc::new(fresh);
@@ -392,27 +345,14 @@ impl Pool {
 
     /// Asks `worker` for the softmax state of the slice it holds under `id`, at the rows of
     /// `points` each at its time; the arrays are moved there.
-    fn query(
-        &self,
-        worker: &Worker,
-        id: u32,
-        points: &[f32],
-        times: &[f32],
-    ) -> oneshot::Receiver<Reply> {
+    fn query(&self, worker: &Worker, id: u32, points: &[f32], times: &[f32]) -> Replies {
         let (message, transfer) = Request::Partials {
             set: id,
             points: points.into(),
             times: times.into(),
         }
         .encode();
-        worker.request(self.ticket(), &message, &transfer)
-    }
-
-    fn ticket(&self) -> u32 {
-        let t = self.next_ticket.get();
-        self.next_ticket
-            .set(t.wrapping_add(1).max(READY_TICKET + 1));
-        t
+        worker.request(message, transfer)
     }
 
     /// Sends one slice of `data` (n x dim, in wasm memory) to each worker, kept there under a new
@@ -514,7 +454,7 @@ impl Pool {
             .borrow()
             .as_ref()
             .and_then(|t| t.peek().cloned().flatten())
-            .is_some_and(|w| w.broken.get());
+            .is_some_and(|w| w.broken());
         if broken {
             web_sys::console::info_1(&"the training worker broke and was replaced".into());
             self.trainers.borrow_mut().take();
@@ -567,7 +507,7 @@ impl PoolTrainer {
     /// there before anything asked of it after).
     async fn worker(&self) -> Result<Rc<Worker>, Failure> {
         let current = self.worker.borrow().clone();
-        if !current.broken.get() {
+        if !current.broken() {
             return Ok(current);
         }
         let fresh = self.pool.training_worker().await.ok_or_else(|| {
@@ -575,7 +515,7 @@ impl PoolTrainer {
         })?;
         // Another call rebuilt it while this one waited for the worker.
         let now = self.worker.borrow().clone();
-        if !now.broken.get() {
+        if !now.broken() {
             return Ok(now);
         }
         fresh.post(&self.first, &Array::new());
@@ -587,7 +527,7 @@ impl PoolTrainer {
                 params: false,
             }
             .encode();
-            fresh.request(self.pool.ticket(), &message, &Array::new())
+            fresh.request(message, Array::new())
         });
         *self.worker.borrow_mut() = fresh.clone();
         if let Some(replay) = replay {
@@ -603,8 +543,8 @@ impl PoolTrainer {
         loop {
             let worker = self.worker().await?;
             let (m, transfer) = message();
-            match answer(worker.request(self.pool.ticket(), &m, &transfer)).await {
-                Err(Failure::Broken(_)) if worker.broken.get() && !retried => retried = true,
+            match answer(worker.request(m, transfer)).await {
+                Err(Failure::Broken(_)) if worker.broken() && !retried => retried = true,
                 reply => return reply,
             }
         }
@@ -718,7 +658,7 @@ impl PoolSet {
         let workers = self.pool.workers.borrow();
         self.holders
             .iter()
-            .all(|&(w, serial)| workers[w].serial == serial && !workers[w].broken.get())
+            .all(|&(w, serial)| workers[w].serial == serial && !workers[w].broken())
     }
 
     /// u*(x_q, t_q) for every row of `points`, each at its own time: every worker scores its
