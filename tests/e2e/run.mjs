@@ -851,10 +851,11 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     // A backstop (the scroll check's): wall time on this shared machine; the goal is 50 ms.
     assert(longest <= 400, `a task of ${longest} ms on the page's thread while the lab computed`);
     const text = await status();
-    // One placement: the lab's network runs where the page computes (its own WebGPU device,
-    // checked as the page's was, on the GPU path; its CPU twin on the CPU path).
+    // The placement: the network's samples run on a GPU only where it is a hardware one; on
+    // SwiftShader (about 40 times slower for this network than the lab's CPU path) and on the
+    // CPU path they run on the CPU (the GPU path's samples: tests/gpu_unet.rs, on lavapipe).
     const device = /Euler steps on (.+?), [\d.]+ s\)/.exec(text)?.[1];
-    assert(webgpu ? /^WebGPU/.test(device) : device === 'the CPU', `the network's steps ran on ${device}: ${text}`);
+    assert(device === 'the CPU', `the network's steps ran on ${device}: ${text}`);
     const [download] = await Promise.all([page.waitForEvent('download'), clickDownload(fig, 'Download data (CSV)')]);
     const lines = fs.readFileSync(await download.path(), 'utf8').trim().split('\n');
     // Every sample at every τ sampled from this noise so far (the hybrid curve fills in after).
@@ -877,20 +878,13 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     const hybrid = Number(/τ = 0\.60, the network after: .* training digit ([\d.]+),/.exec(await status())[1]);
     assert(hybrid < 0.8 * mean(network) && hybrid > mean(closed), `tau 0.6: ${hybrid}; network ${mean(network)}, closed form ${mean(closed)}`);
     await fig.locator('input[data-setting=tau]').fill('0');
-    // On SwiftShader the network's steps take about 40 times the CPU path's (the first 16 digits
-    // in 89 s with the device's checks, against 2 s): the GPU path is held to the same goals over
-    // the shown noises and τ = 0.6 (its samples are the CPU path's to 1e-5, tests/gpu_unet.rs),
-    // and the background measure, the same code on either device, is waited for on the CPU path.
-    if (webgpu) {
-      assert(errors.length === 0, `console errors: ${errors.join('\n')}`);
-      return `on ${device}: network ${mean(network).toFixed(2)} (${copies(network)}/16 copies), closed form ${mean(closed).toFixed(2)} (${copies(closed)}/16), held-out ${held}, tau 0.6: ${hybrid}; in after ${waited.toFixed(0)} s`;
-    }
     // Then, in the background: the network against u* at ten times (the paper's Figure 2 curve),
-    // and the measure over 256 noises of its own, a batch of 16 at a time for each source (about
-    // a minute), where the issue's goals are held at 256 noises.
+    // and the measure over 256 noises of its own, a batch of 16 at a time for each source. The lab
+    // samples on the CPU here on either path (a software adapter), so the whole measure (about a
+    // minute) is waited for once, on the CPU path, where the issue's goals are held at 256 noises.
     const showAll2 = await focusOn(page, 'new-digits');
     try {
-      await waitForStatus(page, 'new-digits', /10 of 10 times so far.*over 256 of 256 other noises/);
+      await waitForStatus(page, 'new-digits', webgpu ? /10 of 10 times so far.*over \d+ of 256 other noises/ : /10 of 10 times so far.*over 256 of 256 other noises/);
     } finally {
       await showAll2();
     }
@@ -905,7 +899,7 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     const measured = /over (\d+) of 256 other noises: the network's samples ([\d.]+) from the nearest training digit, (\d+)% copies; û\*'s ([\d.]+) from the nearest training digit, (\d+)% copies/.exec(final);
     // The native report (256 pairs): the network departs most at t = 0.3 (9.7% of |u*|^2).
     assert(peak && Number(peak[1]) >= 0.15 && Number(peak[1]) <= 0.55 && Number(peak[2]) > 2, `departure: ${final}`);
-    assert(measured && Number(measured[3]) <= 10 && Number(measured[5]) >= 95 && Math.abs(Number(measured[2]) / held - 1) <= 0.25, `measure: ${final}`);
+    assert(measured && (webgpu || (Number(measured[3]) <= 10 && Number(measured[5]) >= 95 && Math.abs(Number(measured[2]) / held - 1) <= 0.25)), `measure: ${final}`);
     assert(errors.length === 0, `console errors: ${errors.join('\n')}`);
     return `on ${device}: network ${mean(network).toFixed(2)} (${copies(network)}/16 copies), closed form ${mean(closed).toFixed(2)} (${copies(closed)}/16), held-out ${held}, tau 0.6: ${hybrid}; in after ${waited.toFixed(0)} s, the page's longest task meanwhile ${longest.toFixed(0)} ms; departs most at t = ${peak[1]} (${peak[2]}% of |u*|^2); hybrid curve ${points.map((p) => p.join(': ')).join(', ')}; over ${measured[1]} more noises: network ${measured[2]} (${measured[3]}% copies), u* ${measured[4]} (${measured[5]}% copies)`;
   });

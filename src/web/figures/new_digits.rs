@@ -428,8 +428,15 @@ impl Sketch for NewDigits {
             self.own.step == 0,
             ctx.settings().number(&settings::BATCH) as u32,
         );
-        // Where the page computes once its GPU check is done (the CPU until then).
-        let gpu = backend_now().is_some_and(|b| matches!(*b, Backend::Gpu(_)));
+        // Where the page computes once its GPU check is done (the CPU until then): the reader's
+        // training goes there. The network's samples go to a GPU only when it is a hardware one:
+        // on a software adapter (SwiftShader, forced by `?backend=webgpu`) they take about 40
+        // times the CPU path's time (the first 16 digits in 87 s against 2 s) and hold up the
+        // page's own GPU work on the same threads.
+        let (gpu, sample_on_gpu) = match backend_now().as_deref() {
+            Some(Backend::Gpu(b)) => (true, !b.gpu.software),
+            _ => (false, false),
+        };
         let version = self.version;
         let caller = Rc::downgrade(&self.alive);
         Box::pin(async move {
@@ -447,7 +454,7 @@ impl Sketch for NewDigits {
                     every: 1,
                     pictured: SHOWN as u32,
                     own: false,
-                    gpu,
+                    gpu: sample_on_gpu,
                 },
                 Work::Copies(_) => Request::Sample {
                     ticket,
@@ -457,7 +464,7 @@ impl Sketch for NewDigits {
                     every: 0,
                     pictured: 0,
                     own: false,
-                    gpu,
+                    gpu: sample_on_gpu,
                 },
                 Work::Curve(_, tau) => Request::Sample {
                     ticket,
@@ -467,7 +474,7 @@ impl Sketch for NewDigits {
                     every: 0,
                     pictured: 0,
                     own: false,
-                    gpu,
+                    gpu: sample_on_gpu,
                 },
                 Work::Reference => Request::Reference {
                     ticket,
@@ -481,7 +488,7 @@ impl Sketch for NewDigits {
                     every: 0,
                     pictured: 0,
                     own: false,
-                    gpu,
+                    gpu: sample_on_gpu,
                 },
                 Work::Departure(k) => Request::Departure {
                     ticket,
@@ -503,7 +510,7 @@ impl Sketch for NewDigits {
                     every: 0,
                     pictured: 0,
                     own: true,
-                    gpu,
+                    gpu: sample_on_gpu,
                 },
             };
             let mut result = Err("the digits lab stopped".to_string());
