@@ -162,20 +162,9 @@ pub enum Reply {
     Failed { ticket: Option<u32>, error: String },
 }
 
-/// A message as it crosses between the page and the lab's worker: postcard's bytes.
-pub fn encode<T: Serialize>(message: &T) -> Vec<u8> {
-    // Only an allocation failure could make this fail, and that aborts first.
-    postcard::to_allocvec(message).unwrap_or_default()
-}
-
-/// A message from its bytes; an error for anything else (a truncated or padded one included).
-pub fn decode<T: for<'a> Deserialize<'a>>(bytes: &[u8]) -> Result<T, String> {
-    match postcard::take_from_bytes(bytes) {
-        Ok((message, [])) => Ok(message),
-        Ok((_, rest)) => Err(format!("{} bytes after a message", rest.len())),
-        Err(e) => Err(e.to_string()),
-    }
-}
+/// A message as it crosses between the page and the lab's worker: postcard's bytes, as the
+/// compute workers' (`crate::engine`).
+pub use crate::engine::{decode, encode};
 
 /// The most noise rows one request may carry, and the most steps.
 pub const MAX_ROWS: usize = 256;

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod charts;
 pub mod digits_lab;
+pub mod engine;
 pub mod flow;
 pub mod gpu;
 pub mod schedule;

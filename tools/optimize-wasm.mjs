@@ -1,7 +1,7 @@
 // Shrinks the release module after each `trunk build --release`: Binaryen's wasm-opt (npm
 // `binaryen`, pinned; the same tool Trunk would download, which needs a network) run on the
-// staging directory's modules in place (fm-explainer_bg.wasm, the article's; fm-digits_bg.wasm, the
-// digits lab's). Development builds (`trunk serve`) skip it
+// staging directory's modules in place (fm-explainer_bg.wasm, the article's; fm-engine_bg.wasm, the
+// compute workers'; fm-digits_bg.wasm, the digits lab's). Development builds (`trunk serve`) skip it
 // to stay fast to rebuild. Prints the module's size, raw and gzipped, before and after.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -30,7 +30,7 @@ const features = ['--enable-simd', '--enable-bulk-memory', '--enable-nontrapping
 // 1 MiB stack first, growing down towards 0, and the data after it), so Binaryen may fold a
 // pointer's small constant offsets into its loads and stores: about 3 KB gzipped less.
 // --converge repeats the passes while they still shrink the module.
-for (const name of ['fm-explainer_bg.wasm', 'fm-digits_bg.wasm']) {
+for (const name of ['fm-explainer_bg.wasm', 'fm-engine_bg.wasm', 'fm-digits_bg.wasm']) {
   const wasm = path.join(staging, name);
   const before = sizes(wasm);
   execFileSync(path.join(tools, 'node_modules/binaryen/bin/wasm-opt'),

@@ -17,10 +17,10 @@ fs.mkdirSync(path.join(dir, 'assets'), { recursive: true });
 fs.mkdirSync(path.join(dir, 'weights'), { recursive: true });
 
 // What a page needs: the element, its stylesheet, the module and its wasm, the module's snippets
-// (the JS that names its workers, the digits and the weights), the compute worker, the digits,
-// the types; and the digits lab (its worker, its module and wasm, the network's weights), which
+// (the JS that names its workers, the digits and the weights), the compute worker and its
+// module (the engine's), the digits, the types; and the digits lab (its worker, its module and wasm, the network's weights), which
 // a page fetches only when a figure that runs the network nears the viewport.
-const files = ['embed.js', 'worker.js', 'figures.css', 'fm-explainer.js', 'fm-explainer_bg.wasm', 'fm-explainer.d.ts', 'assets/digits.bin',
+const files = ['embed.js', 'worker.js', 'fm-engine.js', 'fm-engine_bg.wasm', 'figures.css', 'fm-explainer.js', 'fm-explainer_bg.wasm', 'fm-explainer.d.ts', 'assets/digits.bin',
   'digits-worker.js', 'fm-digits.js', 'fm-digits_bg.wasm', 'weights/digits-unet.fmu'];
 for (const f of files) {
   if (!fs.existsSync(path.join(dist, f))) {

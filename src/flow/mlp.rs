@@ -145,7 +145,7 @@ real!(f64, matrixmultiply::dgemm, |x: f64| 1.0
     / (1.0 + (-x).exp()));
 
 /// The network's architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MlpShape {
     pub dim: usize,
     pub hidden: usize,
@@ -506,7 +506,7 @@ pub fn draw_batch(seed: u32, step: u32, data: &[f32], dim: usize, batch: usize) 
 }
 
 /// The regression target of a training step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     /// Conditional flow matching: x1 - x0.
     Cfm,

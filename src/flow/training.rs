@@ -5,7 +5,7 @@
 use super::mlp::{self, Adam, MlpShape, Target};
 
 /// Options of a training run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainOptions {
     pub batch: usize,
     pub lr: f32,

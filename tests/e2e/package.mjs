@@ -113,11 +113,12 @@ async function checkPost(url) {
       await figures.nth(i).evaluate((el) => el.scrollIntoView({ block: 'center' }));
       // Drawn, or an error box (then at once: the message says why).
       const selector = JSON.stringify(`fm-figure:nth-of-type(${i + 1})`);
+      let why = '';
       const drawn = await page.waitForFunction(`(${figuresInked})(${selector}) || !!document.querySelector(${selector} + ' .figure-error')`, null, { timeout: 120000 })
-        .then(() => page.evaluate(figuresInked, JSON.parse(selector)), () => false);
+        .then(() => page.evaluate(figuresInked, JSON.parse(selector)), (e) => { why = e.message; return false; });
       if (!drawn) {
         const text = await figures.nth(i).textContent();
-        throw new Error(`figure ${i + 1} did not draw: "${text.slice(0, 300)}"; failed requests: ${failed.join(', ')}; errors: ${errors.join('\n')}`);
+        throw new Error(`figure ${i + 1} did not draw${why ? ` (${why})` : ''}: "${text.slice(0, 300)}"; failed requests: ${failed.join(', ')}; errors: ${errors.join('\n')}`);
       }
     }
     // Digits generated over all 10,000 training digits: the download arrived and was read.

@@ -124,6 +124,8 @@ fn test() -> Result<(), String> {
             "fm-explainer",
             "--package",
             "fm-digits",
+            "--package",
+            "fm-engine",
             "--target",
             "wasm32-unknown-unknown",
             "--",

@@ -1,28 +1,25 @@
-//! The CPU path on every core: a pool of Web Workers, each running this module (www/worker.js
-//! starts it from the module the page already compiled). A training set is split into one slice
+//! The CPU path on every core: a pool of Web Workers, each running the engine's module
+//! (www/worker.js, engine/: `crate::engine::Engine`), asked `Job`s and answering `Event`s in the
+//! engine's one encoding (`engine::wire`). A training set is split into one slice
 //! per worker and sent once; a closed-form query goes to every worker, each returns the softmax
 //! state of its slice (`flow::Partials`), and the page merges them with the log-sum-exp merge the
 //! GPU's split uses. Messages copy or transfer their buffers: no SharedArrayBuffer, so host pages
 //! need no cross-origin isolation. Where workers cannot start (a page's policy, a module served
 //! from another origin), `pool()` is None and the CPU path runs on the page's thread as before.
 
-mod protocol;
-mod worker;
-
 pub use super::port::Failure;
 use super::port::{Heard, Port, Reply, START};
+use crate::engine::{wire, Answer, Envelope, Event, Job, Refusal};
 use crate::flow::mlp::MlpShape;
 use crate::flow::training::TrainOptions;
 use crate::flow::Partials;
 use futures_channel::mpsc;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use futures_util::StreamExt;
-use js_sys::{Array, Float32Array, Object, Reflect};
-use protocol::Request;
+use js_sys::{Array, Float32Array};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 /// The most workers a page starts: each holds its own instance of the module, and past this the
 /// merge and the messages cost more than another slice saves.
@@ -56,41 +53,56 @@ thread_local! {
     static NEXT_SERIAL: Cell<u32> = const { Cell::new(1) };
 }
 
-/// What a compute worker's message says (www/worker.js): a handed-back array, its start, an
-/// answer, or an error (the caller's input refused, or the worker broken by a trap).
+/// What a compute worker's message says: an event (`engine::wire`: the answer to a call, a
+/// handed-back array), or, from www/worker.js when the module failed to start or trapped,
+/// `{ failed: { error } }`.
 fn read(data: JsValue, spare: &RefCell<Option<Float32Array>>) -> Heard {
-    let field = |k: &str| Reflect::get(&data, &k.into()).unwrap_or_default();
-    let op = field("op").as_string().unwrap_or_default();
-    let message = || field("error").as_string().unwrap_or_default();
-    let ticket = field("ticket").as_f64().map(|t| t as u32);
-    match op.as_str() {
-        "spare" => {
-            if let Ok(array) = field("data").dyn_into::<Float32Array>() {
-                *spare.borrow_mut() = Some(array);
-            }
+    let event = match wire::from_message::<Event<()>>(&data) {
+        Ok((head, arrays)) => head.join(arrays),
+        Err(_) => {
+            let failed = js_sys::Reflect::get(&data, &"failed".into()).unwrap_or_default();
+            return Heard::Broken(
+                js_sys::Reflect::get(&failed, &"error".into())
+                    .ok()
+                    .and_then(|e| e.as_string())
+                    .unwrap_or_else(|| "a compute worker answered something unknown".into()),
+            );
+        }
+    };
+    match event {
+        Ok(Event {
+            ticket: Some(ticket),
+            outcome,
+        }) => Heard::Reply {
+            ticket,
+            last: true,
+            reply: match outcome {
+                Ok(_) => Ok(data),
+                Err(Refusal::Input(e)) => Err(Failure::Input(e)),
+                Err(Refusal::Broken(e)) => Err(Failure::Broken(e)),
+            },
+        },
+        Ok(Event {
+            ticket: None,
+            outcome: Ok(Answer::Spare(array)),
+        }) => {
+            *spare.borrow_mut() = Some(array);
             Heard::Nothing
         }
-        "ready" => Heard::Reply {
-            ticket: START,
-            last: true,
-            reply: Ok(data),
-        },
-        // A module that would not start, or that trapped: not to be used again.
-        "failed" => Heard::Broken(message()),
-        "error" if field("trap").is_truthy() => Heard::Broken(message()),
-        _ => match ticket {
-            Some(ticket) => Heard::Reply {
-                ticket,
-                last: true,
-                reply: match op.as_str() {
-                    "error" if field("input").is_truthy() => Err(Failure::Input(message())),
-                    "error" => Err(Failure::Broken(message())),
-                    _ => Ok(data),
-                },
-            },
-            None => Heard::Nothing,
-        },
+        // A message the worker could not read: no call can be told apart, so every one fails.
+        Ok(Event {
+            ticket: None,
+            outcome: Err(Refusal::Input(e) | Refusal::Broken(e)),
+        }) => Heard::Broken(e),
+        Ok(Event { ticket: None, .. }) => Heard::Nothing,
+        Err(e) => Heard::Broken(format!("a compute worker answered something unknown: {e}")),
     }
+}
+
+/// The message of `job` (`ticket` None: no answer expected), and the buffers it could move.
+fn message(ticket: Option<u32>, job: Job<Float32Array>) -> (JsValue, Array) {
+    let (head, arrays) = Envelope { ticket, job }.split();
+    wire::to_message(&head, arrays)
 }
 
 impl Worker {
@@ -123,39 +135,42 @@ impl Worker {
         }
     }
 
-    /// Posts `message` (its `transfer` buffers moved, not copied) expecting no reply.
-    fn post(&self, message: &Object, transfer: &Array) {
+    /// Posts `job` expecting no answer; its arrays moved, not copied, when `moved`.
+    fn post(&self, job: Job<Float32Array>, moved: bool) {
+        let (message, transfer) = message(None, job);
+        let transfer = if moved { transfer } else { Array::new() };
         // A failed post leaves the worker without the set; its next query says so.
-        self.port.post(message, transfer);
+        self.port.post(&message, &transfer);
     }
 
-    /// Posts `message` (its `transfer` buffers moved, not copied) and returns the reply to come.
-    fn request(&self, message: Object, transfer: Array) -> Replies {
+    /// Posts `job` (its arrays moved, not copied) and returns the answer to come.
+    fn request(&self, job: Job<Float32Array>) -> Replies {
         let ticket = self.port.ticket();
-        let _ = Reflect::set(&message, &"ticket".into(), &ticket.into());
-        self.port.ask(ticket, None, (message.into(), transfer))
+        self.port.ask(ticket, None, message(Some(ticket), job))
     }
 
-    /// The worker's start: `init_message`'s answer.
-    fn start(&self, message: Object) -> Replies {
-        self.port.ask(START, None, (message.into(), Array::new()))
+    /// The worker's start: the answer to a first job, once its module runs.
+    fn start(&self) -> Replies {
+        self.port.ask(START, None, message(Some(START), Job::Held))
     }
 }
 
 type Replies = mpsc::UnboundedReceiver<Reply>;
 
-fn object(fields: &[(&str, JsValue)]) -> Object {
-    let o = Object::new();
-    for (k, v) in fields {
-        let _ = Reflect::set(&o, &(*k).into(), v);
-    }
-    o
-}
-
-async fn answer(mut rx: Replies) -> Reply {
-    rx.next()
+/// The answer to a call, its arrays in place.
+async fn answer(mut rx: Replies) -> Result<Answer<Float32Array>, Failure> {
+    let reply: Reply = rx
+        .next()
         .await
-        .unwrap_or_else(|| Err(Failure::Broken("the compute worker stopped".into())))
+        .unwrap_or_else(|| Err(Failure::Broken("the compute worker stopped".into())));
+    let event = wire::from_message::<Event<()>>(&reply?)
+        .and_then(|(head, arrays)| head.join(arrays))
+        .map_err(Failure::Broken)?;
+    match event.outcome {
+        Ok(answer) => Ok(answer),
+        Err(Refusal::Input(e)) => Err(Failure::Input(e)),
+        Err(Refusal::Broken(e)) => Err(Failure::Broken(e)),
+    }
 }
 
 /// Workers the page asks for: `?workers=k` (0..=16, for benchmarks and tests; 0 keeps the CPU
@@ -180,8 +195,8 @@ async fn start() -> Option<Rc<Pool>> {
     }))
 }
 
-/// `count` workers, each running the module the page compiled (no second download or compile);
-/// None (said on the console) when one cannot start within START_TIMEOUT_MS.
+/// `count` workers, each running the engine's module; None (said on the console) when one cannot
+/// start within START_TIMEOUT_MS.
 async fn started(count: usize) -> Option<Vec<Worker>> {
     let mut workers = Vec::with_capacity(count);
     for _ in 0..count {
@@ -196,14 +211,7 @@ async fn started(count: usize) -> Option<Vec<Worker>> {
             }
         }
     }
-    let module = wasm_bindgen::module();
-    let starts: Vec<_> = workers
-        .iter()
-        .map(|w| {
-            let message = init_message(&module);
-            answer(w.start(message))
-        })
-        .collect();
+    let starts: Vec<_> = workers.iter().map(|w| answer(w.start())).collect();
     let all = futures_util::future::join_all(starts).boxed_local();
     let timeout = super::turns::sleep(START_TIMEOUT_MS).boxed_local();
     match futures_util::future::select(all, timeout).await {
@@ -258,8 +266,7 @@ pub(in crate::web) async fn trap_compute_worker() -> String {
         return "no compute workers".into();
     };
     let worker = pool.worker(0);
-    let (message, _) = Request::Trap.encode();
-    match answer(worker.request(message, Array::new())).await {
+    match answer(worker.request(Job::Trap)).await {
         Ok(_) => "the worker answered".into(),
         Err(e) => format!("{e:?}"),
     }
@@ -274,8 +281,7 @@ pub(in crate::web) async fn trap_training_worker() -> String {
     let Some(worker) = pool.training_worker().await else {
         return "no training worker".into();
     };
-    let (message, _) = Request::Trap.encode();
-    match answer(worker.request(message, Array::new())).await {
+    match answer(worker.request(Job::Trap)).await {
         Ok(_) => "the worker answered".into(),
         Err(e) => format!("{e:?}"),
     }
@@ -298,34 +304,22 @@ pub(in crate::web) async fn workers_holding() -> f64 {
         .collect();
     let asks: Vec<_> = workers
         .iter()
-        .map(|w| {
-            let (message, _) = Request::Held.encode();
-            answer(w.request(message, Array::new()))
-        })
+        .map(|w| answer(w.request(Job::Held)))
         .collect();
     let mut held = 0.0;
     for reply in futures_util::future::join_all(asks).await {
-        held += reply
-            .ok()
-            .and_then(|r| Reflect::get(&r, &"held".into()).ok())
-            .and_then(|v| v.as_f64())
-            .unwrap_or(f64::NAN);
+        held += match reply {
+            Ok(Answer::Held(k)) => k as f64,
+            _ => f64::NAN,
+        };
     }
     held
 }
 
-/// The first message of a worker: the module the page compiled, to instantiate.
-fn init_message(module: &JsValue) -> Object {
-    object(&[("op", "init".into()), ("module", module.clone())])
-}
-
-/// A worker started in place of one that broke: it takes the module like the first ones did, and
-/// queries posted to it wait in its queue behind its start.
+/// A worker started in place of one that broke: queries posted to it wait in its queue behind
+/// its start.
 fn replacement() -> Option<Worker> {
-    let worker = Worker::spawn().ok()?;
-    let message = init_message(&wasm_bindgen::module());
-    worker.post(&message, &Array::new());
-    Some(worker)
+    Worker::spawn().ok()
 }
 
 impl Pool {
@@ -346,13 +340,11 @@ impl Pool {
     /// Asks `worker` for the softmax state of the slice it holds under `id`, at the rows of
     /// `points` each at its time; the arrays are moved there.
     fn query(&self, worker: &Worker, id: u32, points: &[f32], times: &[f32]) -> Replies {
-        let (message, transfer) = Request::Partials {
+        worker.request(Job::Partials {
             set: id,
             points: points.into(),
             times: times.into(),
-        }
-        .encode();
-        worker.request(message, transfer)
+        })
     }
 
     /// Sends one slice of `data` (n x dim, in wasm memory) to each worker, kept there under a new
@@ -403,15 +395,14 @@ impl Pool {
                     super::turns::pace().await;
                 }
             }
-            let (message, transfer) = Request::Load {
+            let load = Job::Load {
                 set: id,
                 dim: dim as u32,
                 first: a as u32,
                 data: part,
-            }
-            .encode();
+            };
             // Acknowledged by the first query's answer (a worker handles messages in order).
-            worker.post(&message, &transfer);
+            worker.post(load, true);
             holders.push((w, worker.serial));
         }
         PoolSet {
@@ -438,9 +429,9 @@ pub struct PoolTrainer {
     pool: Rc<Pool>,
     worker: RefCell<Rc<Worker>>,
     id: u32,
-    /// The message that made the network (its data a copy kept here, not moved): to make it
-    /// again in a fresh worker.
-    first: Object,
+    /// The job that made the network (its data kept here, copied to the worker, not moved): to
+    /// make it again in a fresh worker.
+    first: Job<Float32Array>,
     /// Optimisation steps answered so far: replayed after `first` in a fresh worker.
     steps: Cell<usize>,
 }
@@ -482,15 +473,14 @@ impl Pool {
         let worker = self.training_worker().await?;
         let id = self.next_set.get();
         self.next_set.set(id.wrapping_add(1));
-        let (first, _) = Request::Trainer {
+        let first = Job::Trainer {
             set: id,
             shape,
             options,
             data: data.into(),
-        }
-        .encode();
+        };
         // Copied (structured clone), not moved: `first` keeps its data to rebuild the network.
-        worker.post(&first, &Array::new());
+        worker.post(first.clone(), false);
         Some(PoolTrainer {
             pool: self.clone(),
             worker: RefCell::new(worker),
@@ -518,16 +508,14 @@ impl PoolTrainer {
         if !now.broken() {
             return Ok(now);
         }
-        fresh.post(&self.first, &Array::new());
+        fresh.post(self.first.clone(), false);
         let steps = self.steps.get();
         let replay = (steps > 0).then(|| {
-            let (message, _) = Request::Train {
+            fresh.request(Job::Train {
                 set: self.id,
                 steps: steps as u32,
                 params: false,
-            }
-            .encode();
-            fresh.request(message, Array::new())
+            })
         });
         *self.worker.borrow_mut() = fresh.clone();
         if let Some(replay) = replay {
@@ -536,14 +524,16 @@ impl PoolTrainer {
         Ok(fresh)
     }
 
-    /// Asks the network's worker for what `message` builds (with the buffers to move); once
-    /// more, in a rebuilt worker, when that worker trapped before answering.
-    async fn ask(&self, message: impl Fn() -> (Object, Array)) -> Reply {
+    /// Asks the network's worker for the job `job` builds (its arrays moved); once more, in a
+    /// rebuilt worker, when that worker trapped before answering.
+    async fn ask(
+        &self,
+        job: impl Fn() -> Job<Float32Array>,
+    ) -> Result<Answer<Float32Array>, Failure> {
         let mut retried = false;
         loop {
             let worker = self.worker().await?;
-            let (m, transfer) = message();
-            match answer(worker.request(m, transfer)).await {
+            match answer(worker.request(job())).await {
                 Err(Failure::Broken(_)) if worker.broken() && !retried => retried = true,
                 reply => return reply,
             }
@@ -557,39 +547,35 @@ impl PoolTrainer {
         steps: usize,
         with_params: bool,
     ) -> Result<(Vec<f32>, Option<Vec<f32>>), Failure> {
-        let message = || {
-            Request::Train {
-                set: self.id,
-                steps: steps as u32,
-                params: with_params,
-            }
-            .encode()
+        let job = || Job::Train {
+            set: self.id,
+            steps: steps as u32,
+            params: with_params,
         };
-        let reply = self.ask(message).await?;
-        let losses = reply_floats(&reply, "losses");
-        if losses.as_ref().map(Vec::len) != Some(steps) {
-            return Err(wrong_count());
+        let Answer::Trained { losses, params } = self.ask(job).await? else {
+            return Err(wrong_answer());
+        };
+        if losses.length() as usize != steps || params.is_some() != with_params {
+            return Err(wrong_answer());
         }
         self.steps.set(self.steps.get() + steps);
-        Ok((losses.unwrap_or_default(), reply_floats(&reply, "params")))
+        Ok((losses.to_vec(), params.map(|p| p.to_vec())))
     }
 
     /// The network's velocity u_theta(x, t) for every row of `points` at its time, evaluated in
     /// the worker that holds the network.
     pub async fn velocity(&self, points: &[f32], times: &[f32]) -> Result<Vec<f32>, Failure> {
-        let reply = self
-            .ask(|| {
-                Request::Forward {
-                    set: self.id,
-                    points: points.into(),
-                    times: times.into(),
-                }
-                .encode()
+        let answer = self
+            .ask(|| Job::Forward {
+                set: self.id,
+                points: points.into(),
+                times: times.into(),
             })
             .await?;
-        reply_floats(&reply, "velocity")
-            .filter(|u| u.len() == points.len())
-            .ok_or_else(wrong_count)
+        match answer {
+            Answer::Velocity(u) if u.length() as usize == points.len() => Ok(u.to_vec()),
+            _ => Err(wrong_answer()),
+        }
     }
 
     /// The network's samples from `x0` (flow::sampler::HybridPath: the closed form of `data`
@@ -602,41 +588,30 @@ impl PoolTrainer {
         (data, tau): (&[f32], f32),
         keep_frames: bool,
     ) -> Result<Vec<f32>, Failure> {
-        let message = || {
-            Request::Path {
-                set: self.id,
-                points: x0.into(),
-                data: data.into(),
-                steps: steps as u32,
-                tau,
-                frames: keep_frames,
-            }
-            .encode()
+        let job = || Job::Path {
+            set: self.id,
+            points: x0.into(),
+            data: data.into(),
+            steps: steps as u32,
+            tau,
+            frames: keep_frames,
         };
-        let reply = self.ask(message).await?;
         let expected = x0.len() * if keep_frames { steps + 1 } else { 1 };
-        reply_floats(&reply, "path")
-            .filter(|p| p.len() == expected)
-            .ok_or_else(wrong_count)
+        match self.ask(job).await? {
+            Answer::Path(p) if p.length() as usize == expected => Ok(p.to_vec()),
+            _ => Err(wrong_answer()),
+        }
     }
 }
 
 impl Drop for PoolTrainer {
     fn drop(&mut self) {
-        let (message, _) = Request::Drop { set: self.id }.encode();
-        self.worker.borrow().post(&message, &Array::new());
+        self.worker.borrow().post(Job::Drop { set: self.id }, false);
     }
 }
 
-fn reply_floats(reply: &JsValue, key: &str) -> Option<Vec<f32>> {
-    Reflect::get(reply, &key.into())
-        .ok()
-        .and_then(|v| v.dyn_into::<Float32Array>().ok())
-        .map(|a| a.to_vec())
-}
-
-fn wrong_count() -> Failure {
-    Failure::Broken("a compute worker answered with the wrong number of values".into())
+fn wrong_answer() -> Failure {
+    Failure::Broken("a compute worker answered with the wrong kind or number of values".into())
 }
 
 /// A training set split across the pool's workers.
@@ -682,13 +657,14 @@ impl PoolSet {
             .collect();
         let mut parts = Vec::with_capacity(answers.len());
         for reply in futures_util::future::join_all(answers).await {
-            let reply = reply?;
-            let floats = |k: &str| reply_floats(&reply, k).unwrap_or_default();
+            let Answer::Partials { max, sum, weighted } = reply? else {
+                return Err(wrong_answer());
+            };
             parts.push(Partials {
                 dim: self.dim,
-                max: floats("max"),
-                sum: floats("sum"),
-                weighted: floats("weighted"),
+                max: max.to_vec(),
+                sum: sum.to_vec(),
+                weighted: weighted.to_vec(),
             });
         }
         let m = times.len();
@@ -696,7 +672,7 @@ impl PoolSet {
             .iter()
             .any(|p| p.max.len() != m || p.sum.len() != m || p.weighted.len() != m * self.dim)
         {
-            return Err(wrong_count());
+            return Err(wrong_answer());
         }
         Ok(Partials::merge(&parts).velocity(points, times))
     }
@@ -707,8 +683,7 @@ impl Drop for PoolSet {
         let workers = self.pool.workers.borrow();
         for &(w, serial) in &self.holders {
             if workers[w].serial == serial {
-                let (message, _) = Request::Drop { set: self.id }.encode();
-                workers[w].post(&message, &Array::new());
+                workers[w].post(Job::Drop { set: self.id }, false);
             }
         }
     }

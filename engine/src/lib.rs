@@ -1,0 +1,62 @@
+//! A compute worker's module (www/worker.js): `fm_explainer::engine::Engine` behind one entry
+//! point. Each message of the page is a job (`engine::wire`: its structure's bytes, its arrays
+//! moved beside them); the answer goes back the same way, its arrays moved too. Its own module,
+//! apart from the article's: the workers carry no DOM code and the page carries no worker's.
+#![cfg(target_arch = "wasm32")]
+
+use fm_explainer::engine::{wire, Answer, Engine, Envelope, Event, Job, Refusal};
+use js_sys::Float32Array;
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+thread_local! {
+    static ENGINE: RefCell<Engine> = RefCell::new(Engine::new());
+}
+
+fn post(event: Event<Float32Array>) {
+    let (head, arrays) = event.split();
+    let (message, transfer) = wire::to_message(&head, arrays);
+    let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    // A failed post (the page gone) leaves nothing to tell.
+    let _ = scope.post_message_with_transfer(&message, &transfer);
+}
+
+/// One message of the page: a job, answered when it has a ticket. A message that is not a job
+/// is answered with a refusal that names no ticket: the page then fails every call waiting here.
+#[wasm_bindgen(js_name = engineMessage)]
+pub fn engine_message(message: JsValue) {
+    console_error_panic_hook::set_once();
+    let envelope =
+        wire::from_message::<Envelope<()>>(&message).and_then(|(head, arrays)| head.join(arrays));
+    let Envelope { ticket, job } = match envelope {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            return post(Event {
+                ticket: None,
+                outcome: Err(Refusal::Broken(format!(
+                    "a malformed message to a compute worker: {e}"
+                ))),
+            })
+        }
+    };
+    // A slice's array goes back once copied in, to be filled again by the next load.
+    let spare = match &job {
+        Job::Load { data, .. } => Some(data.clone()),
+        _ => None,
+    };
+    let job = job.map(|array| array.to_vec());
+    let outcome = ENGINE.with(|e| e.borrow_mut().answer(job));
+    match (ticket, spare) {
+        (Some(_), _) => post(Event {
+            ticket,
+            outcome: outcome.map(|a| a.map(|floats| Float32Array::from(&floats[..]))),
+        }),
+        (None, Some(array)) => post(Event {
+            ticket: None,
+            outcome: Ok(Answer::Spare(array)),
+        }),
+        // Loads and drops expect no answer: a refused one surfaces at the next query.
+        (None, None) => {}
+    }
+}
