@@ -398,19 +398,21 @@ impl Lab {
                     Err(why) => why,
                 };
                 // On the CPU, from the start (the steps the page saw are taken again).
-                match self.sample(&noise, steps, tau, every, own, |step, x| {
-                    emit(Reply::Step {
-                        ticket,
-                        step,
-                        x: x.to_vec(),
-                    })
-                }) {
-                    Ok(x) => self.sampled(ticket, x, pictured, format!("the CPU ({why_not})")),
-                    Err(error) => Reply::Failed {
-                        ticket: Some(ticket),
-                        error,
-                    },
+                let on_cpu = Request::Sample {
+                    ticket,
+                    noise,
+                    steps,
+                    tau,
+                    every,
+                    pictured,
+                    own,
+                    gpu: false,
+                };
+                let mut reply = self.answer(on_cpu, emit);
+                if let Reply::Sampled { device, .. } = &mut reply {
+                    *device = format!("the CPU ({why_not})");
                 }
+                reply
             }
             other => self.answer(other, emit),
         }

@@ -126,46 +126,20 @@ fn within<T: PartialOrd>(value: T, limit: T) -> bool {
 /// Run after `run`, so that a device that computes the network has passed the page's start-up
 /// check and this one.
 pub async fn unet(gpu: &Gpu) -> Result<(), GpuError> {
-    use super::digit_trainer::GpuDigitTraining;
-    use super::kernel_report::worst_abs;
-    use super::unet::{GpuUnet, UnetPipelines};
-    use crate::flow::digit_training::{self, DigitOptions, DigitTraining};
-    use crate::flow::unet::{Unet, UnetShape};
-    let shape = UnetShape::DIGITS;
-    let net = Unet::new(shape);
-    let params = net.init_for_comparison(17);
-    let x0 = Rng::new(18).normals(2 * shape.dim());
-    let pipelines = UnetPipelines::new(gpu);
-    let got = GpuUnet::new(gpu, net.clone(), &params)?
-        .sample(gpu, &pipelines, &x0, 2)
-        .await?;
-    let want = digit_training::sample(&net, &params, &x0, 2);
-    let scale = want.iter().fold(0.0f32, |s, v| s.max(v.abs())) as f64;
-    let err = worst_abs(&got, &want) / scale.max(1e-6);
-    if !within(err, UNET_TOLERANCE) || got.len() != want.len() {
+    use super::kernel_report::{relative, UnetSamples, UnetStep};
+    use super::kernel_report::{UNET_STEP_TOLERANCE, UNET_TOLERANCE};
+    let pipelines = super::unet::UnetPipelines::new(gpu);
+    let samples = UnetSamples::new(2, 2);
+    let err = relative(&samples.gpu(gpu, &pipelines).await?, &samples.cpu());
+    if !within(err, UNET_TOLERANCE) {
         return Err(GpuError::Canary(format!(
             "the digits' network is off by {err:.1e} (relative; at most {UNET_TOLERANCE:.0e} \
              expected)"
         )));
     }
-    let data: Vec<f32> = Rng::new(23)
-        .normals(8 * shape.dim())
-        .iter()
-        .map(|v| v.clamp(-1.0, 1.0))
-        .collect();
-    let options = DigitOptions {
-        batch: 2,
-        warmup: 1,
-        ..DigitOptions::SHIPPED
-    };
-    let mut training = GpuDigitTraining::new(gpu, shape, data.clone(), options)?;
-    training.train_step(gpu, &pipelines).await?;
-    let got = training.weights(gpu).await?.0;
-    let mut twin = DigitTraining::new(shape, data, options);
-    twin.train_step();
-    // Adam moves each weight by about its rate: the error in rates.
-    let err = worst_abs(&got, &twin.params) / options.lr as f64;
-    if !within(err, UNET_STEP_TOLERANCE) || got.len() != twin.params.len() {
+    let step = UnetStep::new(8, 23);
+    let err = step.error(&step.gpu(gpu, &pipelines).await?, &step.cpu());
+    if !within(err, UNET_STEP_TOLERANCE) {
         return Err(GpuError::Canary(format!(
             "a training step of the digits' network is off by {err:.1e} of Adam's rate (at most \
              {UNET_STEP_TOLERANCE} expected)"
@@ -173,8 +147,3 @@ pub async fn unet(gpu: &Gpu) -> Result<(), GpuError> {
     }
     Ok(())
 }
-
-/// The kernel report's tolerances for the U-Net's samples (relative) and a training step (in
-/// Adam's rate).
-const UNET_TOLERANCE: f64 = 1e-4;
-const UNET_STEP_TOLERANCE: f64 = 0.05;

@@ -439,47 +439,137 @@ pub async fn run(gpu: &Gpu, now: Clock<'_>) -> Vec<KernelRow> {
     rows
 }
 
-/// A training step of the digits' U-Net (the gradient, then shaders/unet_update.wgsl's clipping,
-/// Adam and average) against `DigitTraining`'s, from the same initialisation and batch: the
-/// weights' largest difference afterwards, in units of Adam's rate (Adam divides each gradient
-/// by its size, so a near-zero gradient's float32 rounding shows as a fraction of the rate).
+/// Largest relative error accepted of the digits' U-Net's samples, and of a training step in
+/// units of Adam's rate: the report's rows and the start-up check of a device that will run the
+/// network (`canary::unet`) alike.
+pub const UNET_TOLERANCE: f64 = 1e-4;
+pub const UNET_STEP_TOLERANCE: f64 = 0.05;
+
+/// The largest difference relative to `want`'s largest value (infinite where the lengths differ).
+pub fn relative(got: &[f32], want: &[f32]) -> f64 {
+    if got.len() != want.len() {
+        return f64::INFINITY;
+    }
+    let scale = want.iter().fold(0.0f32, |s, v| s.max(v.abs())) as f64;
+    worst_abs(got, want) / scale.max(1e-6)
+}
+
+/// `m` digits through `steps` Euler steps of the digits' U-Net (shaders/unet.wgsl), from the
+/// comparison initialisation: every operation of the graph in each step.
+pub struct UnetSamples {
+    net: crate::flow::unet::Unet,
+    params: Vec<f32>,
+    x0: Vec<f32>,
+    steps: usize,
+}
+
+impl UnetSamples {
+    pub fn new(m: usize, steps: usize) -> UnetSamples {
+        use crate::flow::unet::{Unet, UnetShape};
+        let net = Unet::new(UnetShape::DIGITS);
+        let params = net.init_for_comparison(17);
+        let x0 = Rng::new(18).normals(m * net.shape.dim());
+        UnetSamples {
+            net,
+            params,
+            x0,
+            steps,
+        }
+    }
+
+    pub async fn gpu(
+        &self,
+        gpu: &Gpu,
+        pipelines: &super::unet::UnetPipelines,
+    ) -> Result<Vec<f32>, GpuError> {
+        super::unet::GpuUnet::new(gpu, self.net.clone(), &self.params)?
+            .sample(gpu, pipelines, &self.x0, self.steps)
+            .await
+    }
+
+    pub fn cpu(&self) -> Vec<f32> {
+        crate::flow::digit_training::sample(&self.net, &self.params, &self.x0, self.steps)
+    }
+}
+
+/// One training step of the digits' U-Net (the gradient, then shaders/unet_update.wgsl's
+/// clipping, Adam and average) on `rows` digit-like rows (seeded by `seed`), batch 2, against
+/// `DigitTraining`'s from the same initialisation and batch.
+pub struct UnetStep {
+    data: Vec<f32>,
+    options: crate::flow::digit_training::DigitOptions,
+}
+
+impl UnetStep {
+    const SHAPE: crate::flow::unet::UnetShape = crate::flow::unet::UnetShape::DIGITS;
+
+    pub fn new(rows: usize, seed: u64) -> UnetStep {
+        let data = Rng::new(seed)
+            .normals(rows * Self::SHAPE.dim())
+            .iter()
+            .map(|v| v.clamp(-1.0, 1.0))
+            .collect();
+        let options = crate::flow::digit_training::DigitOptions {
+            batch: 2,
+            warmup: 1,
+            ..crate::flow::digit_training::DigitOptions::SHIPPED
+        };
+        UnetStep { data, options }
+    }
+
+    /// The weights after the step on the device.
+    pub async fn gpu(
+        &self,
+        gpu: &Gpu,
+        pipelines: &super::unet::UnetPipelines,
+    ) -> Result<Vec<f32>, GpuError> {
+        let mut training = super::digit_trainer::GpuDigitTraining::new(
+            gpu,
+            Self::SHAPE,
+            self.data.clone(),
+            self.options,
+        )?;
+        training.train_step(gpu, pipelines).await?;
+        Ok(training.weights(gpu).await?.0)
+    }
+
+    /// The weights after the step on the CPU twin.
+    pub fn cpu(&self) -> Vec<f32> {
+        let mut training = crate::flow::digit_training::DigitTraining::new(
+            Self::SHAPE,
+            self.data.clone(),
+            self.options,
+        );
+        training.train_step();
+        training.params
+    }
+
+    /// The weights' largest difference, in units of Adam's rate (Adam divides each gradient by
+    /// its size, so a near-zero gradient's float32 rounding shows as a fraction of the rate).
+    pub fn error(&self, got: &[f32], want: &[f32]) -> f64 {
+        match got.len() == want.len() {
+            true => worst_abs(got, want) / self.options.lr as f64,
+            false => f64::INFINITY,
+        }
+    }
+}
+
+/// A training step of the digits' U-Net (`UnetStep`) on 16 rows.
 async fn unet_step_row(gpu: &Gpu, now: Clock<'_>) -> KernelRow {
-    use super::digit_trainer::GpuDigitTraining;
-    use super::unet::UnetPipelines;
-    use crate::flow::digit_training::{DigitOptions, DigitTraining};
-    use crate::flow::unet::UnetShape;
-    let shape = UnetShape::DIGITS;
-    let data: Vec<f32> = Rng::new(22)
-        .normals(16 * shape.dim())
-        .iter()
-        .map(|v| v.clamp(-1.0, 1.0))
-        .collect();
-    let options = DigitOptions {
-        batch: 2,
-        warmup: 1,
-        ..DigitOptions::SHIPPED
-    };
+    let step = UnetStep::new(16, 22);
     let case = Case {
         kernel: "digits' U-Net training step",
-        sizes: format!("batch {}, clipping, Adam, average", options.batch),
-        tolerance: 0.05,
+        sizes: format!("batch {}, clipping, Adam, average", step.options.batch),
+        tolerance: UNET_STEP_TOLERANCE,
         unit: "of Adam's rate",
     };
-    let pipelines = UnetPipelines::new(gpu);
+    let pipelines = super::unet::UnetPipelines::new(gpu);
     row(
         now,
         case,
-        async || {
-            let mut training = GpuDigitTraining::new(gpu, shape, data.clone(), options)?;
-            training.train_step(gpu, &pipelines).await?;
-            Ok(training.weights(gpu).await?.0)
-        },
-        || {
-            let mut training = DigitTraining::new(shape, data.clone(), options);
-            training.train_step();
-            training.params
-        },
-        |got, want| worst_abs(got, want) / options.lr as f64,
+        async || step.gpu(gpu, &pipelines).await,
+        || step.cpu(),
+        |got, want| step.error(got, want),
     )
     .await
 }
@@ -523,36 +613,26 @@ async fn unet_gradient_row(gpu: &Gpu, now: Clock<'_>) -> KernelRow {
     .await
 }
 
-/// The digits' U-Net (shaders/unet.wgsl): a few Euler steps of a few digits, every operation of
-/// the graph in each step, against flow::unet.
+/// The digits' U-Net's samples (`UnetSamples`): 4 digits, 3 steps, against flow::unet.
 async fn unet_row(gpu: &Gpu, now: Clock<'_>) -> KernelRow {
-    use super::unet::{GpuUnet, UnetPipelines};
-    use crate::flow::digit_training;
-    use crate::flow::unet::{Unet, UnetShape};
     let (m, steps) = (4, 3);
-    let net = Unet::new(UnetShape::DIGITS);
-    let params = net.init_for_comparison(17);
-    let x0 = Rng::new(18).normals(m * net.shape.dim());
+    let samples = UnetSamples::new(m, steps);
     let case = Case {
         kernel: "digits' U-Net samples",
-        sizes: format!("{} parameters, {m} digits, {steps} steps", params.len()),
-        tolerance: 1e-4,
+        sizes: format!(
+            "{} parameters, {m} digits, {steps} steps",
+            samples.params.len()
+        ),
+        tolerance: UNET_TOLERANCE,
         unit: "relative",
     };
-    let pipelines = UnetPipelines::new(gpu);
-    let on_gpu = GpuUnet::new(gpu, net.clone(), &params);
+    let pipelines = super::unet::UnetPipelines::new(gpu);
     row(
         now,
         case,
-        async || {
-            let on_gpu = on_gpu.as_ref().map_err(Clone::clone)?;
-            on_gpu.sample(gpu, &pipelines, &x0, steps).await
-        },
-        || digit_training::sample(&net, &params, &x0, steps),
-        |got, want| {
-            let scale = want.iter().fold(0.0f32, |s, v| s.max(v.abs())) as f64;
-            worst_abs(got, want) / scale.max(1e-6)
-        },
+        async || samples.gpu(gpu, &pipelines).await,
+        || samples.cpu(),
+        relative,
     )
     .await
 }

@@ -106,19 +106,33 @@ async function checkPost(url) {
     await page.addInitScript(() => {
       window.__violations = [];
       document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(`${e.violatedDirective} ${e.blockedURI}`));
+      // Every error a figure shows, even one that a later draw replaces: reported with the result.
+      window.__shown = new Set();
+      new MutationObserver(() => {
+        for (const e of document.querySelectorAll('.figure-error')) window.__shown.add(e.textContent);
+      }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['class'] });
     });
     await page.goto(url);
     const figures = page.locator('fm-figure');
     for (let i = 0; i < 3; i++) {
       await figures.nth(i).evaluate((el) => el.scrollIntoView({ block: 'center' }));
-      // Drawn, or an error box (then at once: the message says why).
+      // Drawn, or an error box that stays (a second: the message says why). A canvas that cannot
+      // be read yet counts as not drawn, and what it threw is kept for the report.
       const selector = JSON.stringify(`fm-figure:nth-of-type(${i + 1})`);
       let why = '';
-      const drawn = await page.waitForFunction(`(${figuresInked})(${selector}) || !!document.querySelector(${selector} + ' .figure-error')`, null, { timeout: 120000 })
+      const settled = `(() => {
+        try { if ((${figuresInked})(${selector})) return true; } catch (e) { (window.__unread ??= []).push(String(e)); }
+        const error = document.querySelector(${selector} + ' .figure-error');
+        if (!error) { window.__errorSince = undefined; return false; }
+        window.__errorSince ??= performance.now();
+        return performance.now() - window.__errorSince > 1000;
+      })()`;
+      const drawn = await page.waitForFunction(settled, null, { timeout: 120000 })
         .then(() => page.evaluate(figuresInked, JSON.parse(selector)), (e) => { why = e.message; return false; });
       if (!drawn) {
         const text = await figures.nth(i).textContent();
-        throw new Error(`figure ${i + 1} did not draw${why ? ` (${why})` : ''}: "${text.slice(0, 300)}"; failed requests: ${failed.join(', ')}; errors: ${errors.join('\n')}`);
+        const seen = await page.evaluate(() => [...window.__shown, ...(window.__unread ?? [])].join(' | ')).catch((e) => String(e));
+        throw new Error(`figure ${i + 1} did not draw${why ? ` (${why})` : ''}: "${text.slice(0, 300)}"; shown or thrown: ${seen}; failed requests: ${failed.join(', ')}; errors: ${errors.join('\n')}`);
       }
     }
     // Digits generated over all 10,000 training digits: the download arrived and was read.
@@ -142,6 +156,7 @@ async function checkPost(url) {
       return { radius: s.borderRadius, accent: s.getPropertyValue('--fm-accent').trim() };
     });
     const violations = await page.evaluate(() => window.__violations);
+    const [shown, unread] = await page.evaluate(() => [[...window.__shown], [...new Set(window.__unread ?? [])]]);
     const seconds = (Date.now() - started) / 1000;
     assert(api.backend === 'cpu', `backend ${api.backend}`);
     assert(api.workers >= 1 && workers.length >= api.workers, `compute workers: ${api.workers} in the pool, ${workers.length} started (${workers.join(', ')}); ${fallbacks.join('; ')}`);
@@ -152,7 +167,7 @@ async function checkPost(url) {
     assert(failed.length === 0, `responses >= 400: ${failed.join(', ')}`);
     assert(errors.length === 0, `errors: ${errors.join('\n')}`);
     assert(violations.length === 0, `policy violations: ${violations.join('\n')}`);
-    return `3 figures drawn, ${api.workers} compute workers started (${[...new Set(workers.map((w) => new URL(w).pathname))].join(', ')}), digits ${digits[0].status} (${digits[0].bytes} B from ${new URL(digits[0].url).pathname}), the lab's weights ${weights[0].status} (${weights[0].bytes} B from ${new URL(weights[0].url).pathname}), figures.css applied, 0 responses >= 400, 0 errors, 0 violations, in ${seconds.toFixed(1)} s`;
+    return `3 figures drawn, ${api.workers} compute workers started (${[...new Set(workers.map((w) => new URL(w).pathname))].join(', ')}), digits ${digits[0].status} (${digits[0].bytes} B from ${new URL(digits[0].url).pathname}), the lab's weights ${weights[0].status} (${weights[0].bytes} B from ${new URL(weights[0].url).pathname}), figures.css applied, 0 responses >= 400, 0 errors, 0 violations, in ${seconds.toFixed(1)} s${shown.length ? `; errors shown then drawn over: ${shown.join(' | ')}` : ''}${unread.length ? `; canvases not yet readable: ${unread.join(' | ')}` : ''}`;
   } finally {
     await context.close();
   }
