@@ -1,6 +1,6 @@
 //! The digits lab: the shipped U-Net (`flow::unet`, weights from `cargo xtask train-digits`) and
 //! the closed form over the same 9,000 training digits, side by side on the same noises. It runs
-//! in a worker of its own, built as a second WebAssembly module (digits-lab/) that the page fetches
+//! in a worker of its own, built as a WebAssembly module of its own (digits-lab/) that the page fetches
 //! only when a figure that needs the network nears the viewport: the network and its weights
 //! never weigh on the article's first module. This file is what that worker computes and the
 //! messages it speaks, pure Rust, so the same code runs (and is tested) natively.

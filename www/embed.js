@@ -1,6 +1,6 @@
-// <fm-figure name="..."> for any page: copy embed.js, worker.js (the CPU path's workers),
-// figures.css, fm-explainer.js, fm-explainer_bg.wasm, snippets/ and assets/ (the digits) from the
-// build, then
+// <fm-figure name="..."> for any page: copy embed.js, worker.js, fm-engine.js and
+// fm-engine_bg.wasm (the CPU path's workers), figures.css, fm-explainer.js, fm-explainer_bg.wasm,
+// snippets/ and assets/ (the digits) from the build, then
 //   <script type="module" src="/path/to/embed.js"></script>
 //   <fm-figure name="velocity-field" dataset="spirals" t="0.8"></fm-figure>
 // or, from the npm package, `import 'fm-explainer'` in a bundled app (Vite, webpack): every file

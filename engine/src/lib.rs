@@ -14,31 +14,38 @@ thread_local! {
     static ENGINE: RefCell<Engine> = RefCell::new(Engine::new());
 }
 
-fn post(event: Event<Float32Array>) {
+/// Posts `event`, its arrays moved. A post that fails throws: worker.js then says this worker
+/// failed, and the page fails the calls waiting here rather than waiting for ever.
+fn post(event: Event<Float32Array>) -> Result<(), JsValue> {
     let (head, arrays) = event.split();
     let (message, transfer) = wire::to_message(&head, arrays);
     let scope: web_sys::DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-    // A failed post (the page gone) leaves nothing to tell.
-    let _ = scope.post_message_with_transfer(&message, &transfer);
+    scope.post_message_with_transfer(&message, &transfer)
 }
 
-/// One message of the page: a job, answered when it has a ticket. A message that is not a job
-/// is answered with a refusal that names no ticket: the page then fails every call waiting here.
+fn malformed(ticket: Option<u32>, why: String) -> Event<Float32Array> {
+    Event {
+        ticket,
+        outcome: Err(Refusal::Broken(format!(
+            "a malformed message to a compute worker: {why}"
+        ))),
+    }
+}
+
+/// One message of the page: a job, answered when it has a ticket. A job whose arrays do not fit
+/// it is refused under its ticket; a message with no readable ticket is refused under none, and
+/// the page then fails every call waiting here.
 #[wasm_bindgen(js_name = engineMessage)]
-pub fn engine_message(message: JsValue) {
+pub fn engine_message(message: JsValue) -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
-    let envelope =
-        wire::from_message::<Envelope<()>>(&message).and_then(|(head, arrays)| head.join(arrays));
-    let Envelope { ticket, job } = match envelope {
+    let (head, arrays) = match wire::from_message::<Envelope<()>>(&message) {
+        Ok(read) => read,
+        Err(why) => return post(malformed(None, why)),
+    };
+    let ticket = head.ticket;
+    let Envelope { ticket, job } = match head.join(arrays) {
         Ok(envelope) => envelope,
-        Err(e) => {
-            return post(Event {
-                ticket: None,
-                outcome: Err(Refusal::Broken(format!(
-                    "a malformed message to a compute worker: {e}"
-                ))),
-            })
-        }
+        Err(why) => return post(malformed(ticket, why)),
     };
     // A slice's array goes back once copied in, to be filled again by the next load.
     let spare = match &job {
@@ -57,6 +64,6 @@ pub fn engine_message(message: JsValue) {
             outcome: Ok(Answer::Spare(array)),
         }),
         // Loads and drops expect no answer: a refused one surfaces at the next query.
-        (None, None) => {}
+        (None, None) => Ok(()),
     }
 }

@@ -6,8 +6,9 @@
 //!
 //! One encoding crosses: a message's structure as postcard's bytes (`encode`, `decode`; the
 //! digits lab's messages too), its bulk arrays beside it as buffers moved, not copied, between
-//! the threads (`Job::split`, `Job::join`: the one place that says which arrays a job carries and
-//! in which order, for both ends).
+//! the threads (`Envelope::split` and `join`, `Event::split` and `join`, all through `Job::map`
+//! and `Answer::map`: the one place that says which arrays a message carries and in which order,
+//! for both ends).
 
 pub mod protocol;
 #[cfg(target_arch = "wasm32")]
@@ -22,10 +23,11 @@ use crate::flow::{ClosedForm, FlowError};
 /// What one worker holds, by the ids the page gave.
 #[derive(Default)]
 pub struct Engine {
-    /// Training sets' slices, or why one was refused (said at its first query).
-    slices: Vec<(u32, Result<ClosedForm, FlowError>)>,
-    /// Networks in training.
-    trainers: Vec<(u32, CpuTraining)>,
+    /// Training sets' slices, or why one was refused (said at its first query: a load has no
+    /// answer of its own).
+    slices: Vec<(u32, Result<ClosedForm, Refusal>)>,
+    /// Networks in training, or why one was refused (said at its first use).
+    trainers: Vec<(u32, Result<CpuTraining, Refusal>)>,
 }
 
 /// Floats, the bulk of jobs and answers on this side.
@@ -42,11 +44,11 @@ impl Engine {
     }
 
     fn trainer(&mut self, set: u32) -> Result<&mut CpuTraining, Refusal> {
-        self.trainers
-            .iter_mut()
-            .find(|(id, _)| *id == set)
-            .map(|(_, t)| t)
-            .ok_or_else(|| Refusal::Broken(format!("no network {set} in this worker")))
+        match self.trainers.iter_mut().find(|(id, _)| *id == set) {
+            Some((_, Ok(training))) => Ok(training),
+            Some((_, Err(refused))) => Err(refused.clone()),
+            None => Err(Refusal::Broken(format!("no network {set} in this worker"))),
+        }
     }
 
     /// The answer to `job`. A job the page could not have meant (rows that do not match their
@@ -63,14 +65,15 @@ impl Engine {
                 first,
                 data,
             } => {
-                if dim == 0 {
-                    return Err(Refusal::Broken("dim must be at least 1".into()));
-                }
                 let slice = match data.iter().position(|v| !v.is_finite()) {
-                    Some(i) => Err(FlowError::NonFinite {
-                        name: "data",
-                        index: first as usize + i,
-                    }),
+                    _ if dim == 0 => Err(Refusal::Broken("dim must be at least 1".into())),
+                    Some(i) => Err(Refusal::Input(
+                        FlowError::NonFinite {
+                            name: "data",
+                            index: first as usize + i,
+                        }
+                        .to_string(),
+                    )),
                     None => Ok(ClosedForm::from_rows(data, dim as usize)),
                 };
                 self.slices.retain(|(id, _)| *id != set);
@@ -80,7 +83,7 @@ impl Engine {
             Job::Partials { set, points, times } => {
                 let slice = match self.slices.iter().find(|(id, _)| *id == set) {
                     Some((_, Ok(slice))) => slice,
-                    Some((_, Err(refused))) => return Err(Refusal::Input(refused.to_string())),
+                    Some((_, Err(refused))) => return Err(refused.clone()),
                     None => {
                         return Err(Refusal::Broken(format!(
                             "no training set {set} in this worker"
@@ -101,16 +104,19 @@ impl Engine {
                 options,
                 data,
             } => {
-                if shape.dim == 0 || data.len() % shape.dim != 0 {
-                    return Err(Refusal::Broken(format!(
+                let training = if shape.dim == 0 || !data.len().is_multiple_of(shape.dim) {
+                    Err(Refusal::Broken(format!(
                         "{} floats are not rows of {}",
                         data.len(),
                         shape.dim
-                    )));
-                }
+                    )))
+                } else if !options.lr.is_finite() {
+                    Err(Refusal::Broken("lr must be a finite number".into()))
+                } else {
+                    Ok(CpuTraining::new(shape, data, options))
+                };
                 self.trainers.retain(|(id, _)| *id != set);
-                self.trainers
-                    .push((set, CpuTraining::new(shape, data, options)));
+                self.trainers.push((set, training));
                 Ok(Answer::Loaded)
             }
             Job::Train { set, steps, params } => {
@@ -136,8 +142,11 @@ impl Engine {
             } => {
                 let training = self.trainer(set)?;
                 let dim = training.shape.dim;
-                if points.len() % dim != 0 || data.len() % dim != 0 {
+                if !points.len().is_multiple_of(dim) || !data.len().is_multiple_of(dim) {
                     return Err(Refusal::Broken(format!("rows of {dim} expected")));
+                }
+                if !tau.is_finite() {
+                    return Err(Refusal::Broken("tau must be a finite number".into()));
                 }
                 let hybrid = HybridPath::new(&data, dim, &points, steps as usize, tau, frames);
                 let training = &*training;
@@ -254,7 +263,9 @@ mod tests {
             first: 0,
             data: vec![1.0],
         };
-        assert!(matches!(engine.answer(zero), Err(Refusal::Broken(w)) if w.contains("dim")));
+        // A load has no answer of its own: its refusal is the next query's.
+        assert_eq!(engine.answer(zero), Ok(Answer::Loaded));
+        assert!(matches!(engine.answer(query(3)), Err(Refusal::Broken(w)) if w.contains("dim")));
         engine
             .answer(Job::Load {
                 set: 4,
@@ -269,14 +280,38 @@ mod tests {
             times: vec![0.5],
         };
         assert!(matches!(engine.answer(ragged), Err(Refusal::Broken(_))));
-        assert!(matches!(
-            engine.answer(Job::Train {
-                set: 9,
-                steps: 1,
-                params: false
-            }),
-            Err(Refusal::Broken(_))
-        ));
+        let train = |set| Job::Train {
+            set,
+            steps: 1,
+            params: false,
+        };
+        assert!(matches!(engine.answer(train(9)), Err(Refusal::Broken(_))));
+        // A network that could not be made says why at its first use.
+        let options = TrainOptions {
+            batch: 4,
+            lr: f32::NAN,
+            seed: 1,
+            target: Target::Cfm,
+        };
+        let made = engine.answer(Job::Trainer {
+            set: 9,
+            shape: MlpShape::new(2, 8, 1),
+            options,
+            data: grid(4, 2),
+        });
+        assert_eq!(made, Ok(Answer::Loaded));
+        assert!(matches!(engine.answer(train(9)), Err(Refusal::Broken(w)) if w.contains("lr")));
+        let ragged = Job::Trainer {
+            set: 10,
+            shape: MlpShape::new(2, 8, 1),
+            options: TrainOptions {
+                lr: 1e-3,
+                ..options
+            },
+            data: vec![0.0; 3],
+        };
+        engine.answer(ragged).unwrap();
+        assert!(matches!(engine.answer(train(10)), Err(Refusal::Broken(w)) if w.contains("rows")));
     }
 
     /// A network trained here takes the same steps as `CpuTraining` itself, answers its velocity
@@ -336,6 +371,15 @@ mod tests {
         assert_eq!(path.len(), points.len() * 5);
         assert_eq!(path[..4], points[..]);
         assert!(path.iter().all(|v| v.is_finite()));
+        let unknown_tau = Job::Path {
+            set: 5,
+            points: points.clone(),
+            data: data.clone(),
+            steps: 2,
+            tau: f32::NAN,
+            frames: false,
+        };
+        assert!(matches!(engine.answer(unknown_tau), Err(Refusal::Broken(w)) if w.contains("tau")));
         assert_eq!(engine.answer(Job::Held), Ok(Answer::Held(1)));
         assert_eq!(engine.answer(Job::Drop { set: 5 }), Ok(Answer::Loaded));
         assert_eq!(engine.answer(Job::Held), Ok(Answer::Held(0)));

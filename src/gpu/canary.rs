@@ -130,7 +130,11 @@ pub async fn unet(gpu: &Gpu) -> Result<(), GpuError> {
     use super::kernel_report::{UNET_STEP_TOLERANCE, UNET_TOLERANCE};
     let pipelines = super::unet::UnetPipelines::new(gpu);
     let samples = UnetSamples::new(2, 2);
-    let err = relative(&samples.gpu(gpu, &pipelines).await?, &samples.cpu());
+    let network = samples.network(gpu)?;
+    let err = relative(
+        &samples.gpu(&network, gpu, &pipelines).await?,
+        &samples.cpu(),
+    );
     if !within(err, UNET_TOLERANCE) {
         return Err(GpuError::Canary(format!(
             "the digits' network is off by {err:.1e} (relative; at most {UNET_TOLERANCE:.0e} \

@@ -477,14 +477,19 @@ impl UnetSamples {
         }
     }
 
+    /// The network on the device (its weights uploaded: not part of a timing).
+    pub fn network(&self, gpu: &Gpu) -> Result<super::unet::GpuUnet, GpuError> {
+        super::unet::GpuUnet::new(gpu, self.net.clone(), &self.params)
+    }
+
+    /// The samples of `network` (`network()`'s) on the device.
     pub async fn gpu(
         &self,
+        network: &super::unet::GpuUnet,
         gpu: &Gpu,
         pipelines: &super::unet::UnetPipelines,
     ) -> Result<Vec<f32>, GpuError> {
-        super::unet::GpuUnet::new(gpu, self.net.clone(), &self.params)?
-            .sample(gpu, pipelines, &self.x0, self.steps)
-            .await
+        network.sample(gpu, pipelines, &self.x0, self.steps).await
     }
 
     pub fn cpu(&self) -> Vec<f32> {
@@ -627,10 +632,14 @@ async fn unet_row(gpu: &Gpu, now: Clock<'_>) -> KernelRow {
         unit: "relative",
     };
     let pipelines = super::unet::UnetPipelines::new(gpu);
+    let network = samples.network(gpu);
     row(
         now,
         case,
-        async || samples.gpu(gpu, &pipelines).await,
+        async || {
+            let network = network.as_ref().map_err(Clone::clone)?;
+            samples.gpu(network, gpu, &pipelines).await
+        },
         || samples.cpu(),
         relative,
     )

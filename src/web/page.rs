@@ -27,6 +27,8 @@ struct Page {
     tab_visible: bool,
     /// The figure that goes first in the next frame (they take turns, see FRAME_BUDGET_MS).
     first: usize,
+    /// What tells the loop which figures are on screen: made with the first figure.
+    observer: Option<IntersectionObserver>,
 }
 
 /// Main-thread time a frame gives the figures' drawing: once spent, the figures after wait for
@@ -36,13 +38,14 @@ struct Page {
 const FRAME_BUDGET_MS: f64 = 8.0;
 
 thread_local! {
-    static PAGE: RefCell<Page> = const { RefCell::new(Page { figures: Vec::new(), tab_visible: true, first: 0 }) };
+    static PAGE: RefCell<Page> = const { RefCell::new(Page { figures: Vec::new(), tab_visible: true, first: 0, observer: None }) };
 }
 
 #[wasm_bindgen(start)]
 pub fn start() -> Result<(), JsValue> {
     console_error_panic_hook::set_once();
-    // In a worker (the compute pool) there is no page to mount figures in.
+    // In a worker (a page's own, importing the module for its API) there is no page to mount
+    // figures in.
     let Some(document) = web_sys::window().and_then(|w| w.document()) else {
         return Ok(());
     };
@@ -92,17 +95,14 @@ fn mount_one(root: Element) {
     }
 }
 
-thread_local! {
-    static OBSERVER: RefCell<Option<IntersectionObserver>> = const { RefCell::new(None) };
-}
-
 /// Adds a mounted figure to the page's loop, starting the loop, the visibility tracking and
 /// the backend note with the first one (a page that only imports the JS API gets none).
 fn register(root: Element, name: &str, figure: Box<dyn Figure>) -> JsResult<()> {
-    if OBSERVER.with(|o| o.borrow().is_none()) {
+    let observer = |p: &RefCell<Page>| p.borrow().observer.clone();
+    if PAGE.with(observer).is_none() {
         follow_color_scheme()?;
         let observer = observe_visibility()?;
-        OBSERVER.with(|o| *o.borrow_mut() = Some(observer));
+        PAGE.with(|p| p.borrow_mut().observer = Some(observer));
         show_backend_note();
         super::backend::on_backend_change(|| {
             show_backend_note();
@@ -117,11 +117,9 @@ fn register(root: Element, name: &str, figure: Box<dyn Figure>) -> JsResult<()> 
         });
         start_animation_loop()?;
     }
-    OBSERVER.with(|o| {
-        if let Some(observer) = o.borrow().as_ref() {
-            observer.observe(&root);
-        }
-    });
+    if let Some(observer) = PAGE.with(observer) {
+        observer.observe(&root);
+    }
     PAGE.with(|p| {
         p.borrow_mut().figures.push(Mounted {
             root,
@@ -244,11 +242,9 @@ impl FigureHandle {
 
     /// Stops the figure (the element left the page).
     pub fn remove(&self) {
-        OBSERVER.with(|o| {
-            if let Some(observer) = o.borrow().as_ref() {
-                observer.unobserve(&self.root);
-            }
-        });
+        if let Some(observer) = PAGE.with(|p| p.borrow().observer.clone()) {
+            observer.unobserve(&self.root);
+        }
         PAGE.with(|p| p.borrow_mut().figures.retain(|m| m.root != self.root));
         super::share::forget(&self.root);
     }

@@ -121,14 +121,15 @@ async function checkPost(url) {
       const selector = JSON.stringify(`fm-figure:nth-of-type(${i + 1})`);
       let why = '';
       const settled = `(() => {
-        try { if ((${figuresInked})(${selector})) return true; } catch (e) { (window.__unread ??= []).push(String(e)); }
+        try { if ((${figuresInked})(${selector})) return true; } catch (e) { (window.__unread ??= new Set()).add(String(e)); }
         const error = document.querySelector(${selector} + ' .figure-error');
         if (!error) { window.__errorSince = undefined; return false; }
         window.__errorSince ??= performance.now();
         return performance.now() - window.__errorSince > 1000;
       })()`;
       const drawn = await page.waitForFunction(settled, null, { timeout: 120000 })
-        .then(() => page.evaluate(figuresInked, JSON.parse(selector)), (e) => { why = e.message; return false; });
+        .then(() => page.evaluate(figuresInked, JSON.parse(selector)), (e) => { why = e.message; return false; })
+        .catch((e) => { why = `its canvas could not be read: ${e.message}`; return false; });
       if (!drawn) {
         const text = await figures.nth(i).textContent();
         const seen = await page.evaluate(() => [...window.__shown, ...(window.__unread ?? [])].join(' | ')).catch((e) => String(e));
@@ -156,7 +157,7 @@ async function checkPost(url) {
       return { radius: s.borderRadius, accent: s.getPropertyValue('--fm-accent').trim() };
     });
     const violations = await page.evaluate(() => window.__violations);
-    const [shown, unread] = await page.evaluate(() => [[...window.__shown], [...new Set(window.__unread ?? [])]]);
+    const [shown, unread] = await page.evaluate(() => [[...window.__shown], [...(window.__unread ?? [])]]);
     const seconds = (Date.now() - started) / 1000;
     assert(api.backend === 'cpu', `backend ${api.backend}`);
     assert(api.workers >= 1 && workers.length >= api.workers, `compute workers: ${api.workers} in the pool, ${workers.length} started (${workers.join(', ')}); ${fallbacks.join('; ')}`);

@@ -30,8 +30,8 @@ const START_TIMEOUT_MS: i32 = 10_000;
 
 struct Worker {
     port: Port,
-    /// Unique among the page's workers: a set loaded into a worker that was since replaced is
-    /// known by it.
+    /// Unique among the workers that held a slot of the pool: a set loaded into a worker that was
+    /// since replaced is known by it. (The training worker's is not compared.)
     serial: u32,
     /// The last slice's array, handed back once the worker copied it in: the next slice is
     /// copied into it (its memory already mapped) rather than into a new array, which costs
@@ -47,10 +47,9 @@ pub struct Pool {
     /// that answer closed-form queries, so that a training chunk never holds a query up.
     trainers: RefCell<Option<SharedWorker>>,
     next_set: Cell<u32>,
-}
-
-thread_local! {
-    static NEXT_SERIAL: Cell<u32> = const { Cell::new(1) };
+    /// The serial of the next worker started in place of a broken one (the first ones are
+    /// numbered from 0).
+    next_serial: Cell<u32>,
 }
 
 /// What a compute worker's message says: an event (`engine::wire`: the answer to a call, a
@@ -59,13 +58,15 @@ thread_local! {
 fn read(data: JsValue, spare: &RefCell<Option<Float32Array>>) -> Heard {
     let event = match wire::from_message::<Event<()>>(&data) {
         Ok((head, arrays)) => head.join(arrays),
-        Err(_) => {
+        Err(unread) => {
             let failed = js_sys::Reflect::get(&data, &"failed".into()).unwrap_or_default();
             return Heard::Broken(
                 js_sys::Reflect::get(&failed, &"error".into())
                     .ok()
                     .and_then(|e| e.as_string())
-                    .unwrap_or_else(|| "a compute worker answered something unknown".into()),
+                    .unwrap_or_else(|| {
+                        format!("a compute worker answered something unknown: {unread}")
+                    }),
             );
         }
     };
@@ -106,9 +107,9 @@ fn message(ticket: Option<u32>, job: Job<Float32Array>) -> (JsValue, Array) {
 }
 
 impl Worker {
-    /// A new worker running www/worker.js, wherever the page's bundler or copy put it.
-    fn spawn() -> Result<Worker, JsValue> {
-        let serial = NEXT_SERIAL.with(|n| n.replace(n.get() + 1));
+    /// A new worker running www/worker.js, wherever the page's bundler or copy put it, known by
+    /// `serial`.
+    fn spawn(serial: u32) -> Result<Worker, JsValue> {
         let worker = super::digits::new_worker()?;
         let spare: Rc<RefCell<Option<Float32Array>>> = Rc::default();
         let returned = spare.clone();
@@ -192,15 +193,16 @@ async fn start() -> Option<Rc<Pool>> {
         workers: RefCell::new(workers),
         trainers: RefCell::new(None),
         next_set: Cell::new(1),
+        next_serial: Cell::new(count as u32),
     }))
 }
 
-/// `count` workers, each running the engine's module; None (said on the console) when one cannot
-/// start within START_TIMEOUT_MS.
+/// `count` workers (serials 0 to count - 1), each running the engine's module; None (said on the
+/// console) when one cannot start within START_TIMEOUT_MS.
 async fn started(count: usize) -> Option<Vec<Worker>> {
     let mut workers = Vec::with_capacity(count);
-    for _ in 0..count {
-        match Worker::spawn() {
+    for serial in 0..count as u32 {
+        match Worker::spawn(serial) {
             Ok(w) => workers.push(w),
             Err(e) => {
                 web_sys::console::info_1(
@@ -316,12 +318,6 @@ pub(in crate::web) async fn workers_holding() -> f64 {
     held
 }
 
-/// A worker started in place of one that broke: queries posted to it wait in its queue behind
-/// its start.
-fn replacement() -> Option<Worker> {
-    Worker::spawn().ok()
-}
-
 impl Pool {
     /// The worker of `slot`, a fresh one in place of one that broke (a trap poisons a module
     /// instance: what it held is dropped with it, and the sets it held answer that they must be
@@ -329,7 +325,10 @@ impl Pool {
     fn worker(&self, slot: usize) -> Rc<Worker> {
         let mut workers = self.workers.borrow_mut();
         if workers[slot].broken() {
-            if let Some(fresh) = replacement() {
+            let serial = self.next_serial.get();
+            self.next_serial.set(serial.wrapping_add(1));
+            // Queries posted to a fresh worker wait in its queue behind its start.
+            if let Ok(fresh) = Worker::spawn(serial) {
                 web_sys::console::info_1(&"a compute worker broke and was replaced".into());
                 workers[slot] = Rc::new(fresh);
             }
