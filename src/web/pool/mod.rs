@@ -77,11 +77,7 @@ fn read(data: JsValue, spare: &RefCell<Option<Float32Array>>) -> Heard {
         }) => Heard::Reply {
             ticket,
             last: true,
-            reply: match outcome {
-                Ok(_) => Ok(data),
-                Err(Refusal::Input(e)) => Err(Failure::Input(e)),
-                Err(Refusal::Broken(e)) => Err(Failure::Broken(e)),
-            },
+            reply: outcome.map(|_| data).map_err(Failure::from),
         },
         Ok(Event {
             ticket: None,
@@ -167,10 +163,16 @@ async fn answer(mut rx: Replies) -> Result<Answer<Float32Array>, Failure> {
     let event = wire::from_message::<Event<()>>(&reply?)
         .and_then(|(head, arrays)| head.join(arrays))
         .map_err(Failure::Broken)?;
-    match event.outcome {
-        Ok(answer) => Ok(answer),
-        Err(Refusal::Input(e)) => Err(Failure::Input(e)),
-        Err(Refusal::Broken(e)) => Err(Failure::Broken(e)),
+    event.outcome.map_err(Failure::from)
+}
+
+/// A worker's refusal as the page's calls fail: the caller's input, or the worker's failure.
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Failure {
+        match refusal {
+            Refusal::Input(e) => Failure::Input(e),
+            Refusal::Broken(e) => Failure::Broken(e),
+        }
     }
 }
 
