@@ -162,6 +162,25 @@ pub enum Reply {
     Failed { ticket: Option<u32>, error: String },
 }
 
+impl Reply {
+    /// The request of `ticket` failed: `error` says why.
+    fn failed(ticket: u32, error: String) -> Reply {
+        Reply::Failed {
+            ticket: Some(ticket),
+            error,
+        }
+    }
+
+    /// The sampling of `ticket` after `step` steps: the positions `x`.
+    fn step(ticket: u32, step: u32, x: &[f32]) -> Reply {
+        Reply::Step {
+            ticket,
+            step,
+            x: x.to_vec(),
+        }
+    }
+}
+
 /// A message as it crosses between the page and the lab's worker: postcard's bytes, as the
 /// compute workers' (`crate::engine`).
 pub use crate::engine::{decode, encode};
@@ -265,10 +284,9 @@ impl Lab {
                 ticket: None,
                 error: "the lab is already loaded".into(),
             },
-            Request::Train { ticket, .. } => Reply::Failed {
-                ticket: Some(ticket),
-                error: "training is asked of Lab::train".into(),
-            },
+            Request::Train { ticket, .. } => {
+                Reply::failed(ticket, "training is asked of Lab::train".into())
+            }
             Request::Sample {
                 ticket,
                 noise,
@@ -279,17 +297,10 @@ impl Lab {
                 own,
                 ..
             } => match self.sample(&noise, steps, tau, every, own, |step, x| {
-                emit(Reply::Step {
-                    ticket,
-                    step,
-                    x: x.to_vec(),
-                })
+                emit(Reply::step(ticket, step, x))
             }) {
                 Ok(x) => self.sampled(ticket, x, pictured, "the CPU".into()),
-                Err(error) => Reply::Failed {
-                    ticket: Some(ticket),
-                    error,
-                },
+                Err(error) => Reply::failed(ticket, error),
             },
             Request::Departure { ticket, t, pairs } => match self.departure(t, pairs as usize) {
                 Ok((gap, scale)) => Reply::Departure {
@@ -298,10 +309,7 @@ impl Lab {
                     gap,
                     scale,
                 },
-                Err(error) => Reply::Failed {
-                    ticket: Some(ticket),
-                    error,
-                },
+                Err(error) => Reply::failed(ticket, error),
             },
             Request::Reference { ticket, count } => {
                 let count = (count as usize).min(self.held.len() / PIXELS);
@@ -364,30 +372,18 @@ impl Lab {
                     .check_sample(&noise, steps, tau)
                     .and(self.params_of(own).map(|_| ()))
                 {
-                    return Reply::Failed {
-                        ticket: Some(ticket),
-                        error,
-                    };
+                    return Reply::failed(ticket, error);
                 }
                 let why_not = match self.device().await {
                     Ok(device) => {
                         let sampled = self
                             .sample_on(&device, &noise, steps, tau, every, own, |step, x| {
-                                emit(Reply::Step {
-                                    ticket,
-                                    step,
-                                    x: x.to_vec(),
-                                })
+                                emit(Reply::step(ticket, step, x))
                             })
                             .await;
                         match sampled {
                             Ok(x) => return self.sampled(ticket, x, pictured, device.name.clone()),
-                            Err(Placed::Input(error)) => {
-                                return Reply::Failed {
-                                    ticket: Some(ticket),
-                                    error,
-                                }
-                            }
+                            Err(Placed::Input(error)) => return Reply::failed(ticket, error),
                             Err(Placed::Device(why)) => {
                                 let why = format!("WebGPU failed here: {why}");
                                 self.gpu = Some(Err(why.clone()));
@@ -573,10 +569,7 @@ impl Lab {
         millis: u32,
         now: impl Fn() -> f64,
     ) -> Reply {
-        let failed = |error: String| Reply::Failed {
-            ticket: Some(ticket),
-            error,
-        };
+        let failed = |error: String| Reply::failed(ticket, error);
         if !(1..=MAX_BATCH).contains(&batch) {
             return failed(format!("batch must be 1 to {MAX_BATCH}, not {batch}"));
         }

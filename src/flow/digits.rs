@@ -32,7 +32,7 @@ pub fn unpack(compressed: &[u8]) -> Result<Digits, FlowError> {
 /// The most digits an asset may hold (MNIST has 70,000 in all); a larger or endless stream is
 /// refused while it inflates, before it takes the page's memory.
 pub const MAX_DIGITS: usize = 70_000;
-const MAX_INFLATED: usize = 8 + MAX_DIGITS * PIXELS;
+pub const MAX_INFLATED: usize = 8 + MAX_DIGITS * PIXELS;
 
 /// Inflates the asset a slice at a time (`advance`), so that a page can give the reader turns
 /// in between: the 7.8 MB take tens of milliseconds.
@@ -104,7 +104,14 @@ impl<'a> Unpacker<'a> {
                 "the digits file was not inflated to its end".into(),
             ));
         }
-        let mut raw = self.raw;
+        Digits::from_inflated(self.raw)
+    }
+}
+
+impl Digits {
+    /// The digits of the asset's inflated bytes (the page's browser inflates them itself):
+    /// checks the header and the size.
+    pub fn from_inflated(mut raw: Vec<u8>) -> Result<Digits, FlowError> {
         if raw.len() < 8 || &raw[..4] != MAGIC {
             return Err(corrupt("the digits file has no FMD1 header".into()));
         }
@@ -118,9 +125,7 @@ impl<'a> Unpacker<'a> {
         raw.drain(..8);
         Ok(Digits { n, pixels: raw })
     }
-}
 
-impl Digits {
     /// Every pixel in [-1, 1] (n x 784).
     pub fn signed(&self) -> Vec<f32> {
         self.pixels.iter().map(|&p| signed(p)).collect()

@@ -445,29 +445,16 @@ impl DrawingBackend for AnyBackend<'_> {
 }
 
 /// The width and height (the font's ascent plus descent) of `text` in CSS font `font`, measured
-/// on a canvas that is never attached to the page.
+/// on the canvas that is never shown (`with_scratch`).
 fn measure_text(font: &str, text: &str) -> Option<(u32, u32)> {
-    use wasm_bindgen::JsCast;
-    MEASURE.with(|m| {
-        let mut m = m.borrow_mut();
-        if m.is_none() {
-            let canvas = web_sys::window()?
-                .document()?
-                .create_element("canvas")
-                .ok()?
-                .dyn_into::<HtmlCanvasElement>()
-                .ok()?;
-            *m = canvas
-                .get_context("2d")
-                .ok()
-                .flatten()
-                .and_then(|c| c.dyn_into().ok());
-        }
-        let ctx = m.as_ref()?;
-        ctx.set_font(font);
-        let metrics = ctx.measure_text(text).ok()?;
+    with_scratch((0.0, 0.0), |_, context| {
+        context.set_font(font);
+        context.measure_text(text)
+    })
+    .ok()
+    .map(|metrics| {
         let height = metrics.font_bounding_box_ascent() + metrics.font_bounding_box_descent();
-        Some((metrics.width().ceil() as u32, height.ceil() as u32))
+        (metrics.width().ceil() as u32, height.ceil() as u32)
     })
 }
 
@@ -475,8 +462,12 @@ fn measure_text(font: &str, text: &str) -> Option<(u32, u32)> {
 const TEXT_SIZES_MAX: usize = 4096;
 
 thread_local! {
-    /// The context `measure_text` measures with.
-    static MEASURE: RefCell<Option<web_sys::CanvasRenderingContext2d>> = const { RefCell::new(None) };
+    /// The canvas that is never shown, with its context: images are copied through it
+    /// (`blit_bitmap`) and text is measured on it (`with_scratch`).
+    static SCRATCH: RefCell<Option<(HtmlCanvasElement, web_sys::CanvasRenderingContext2d)>> =
+        const { RefCell::new(None) };
+    /// The canvases drawn at the width they are shown at (`fit`).
+    static FITTED: RefCell<Vec<Fitted>> = const { RefCell::new(Vec::new()) };
     /// Measured text sizes by font and text.
     static TEXT_SIZES: RefCell<std::collections::HashMap<String, (u32, u32)>> =
         RefCell::new(std::collections::HashMap::new());
@@ -552,13 +543,6 @@ struct Fitted {
     shown: Cell<u32>,
     /// The chart's size when last drawn, in CSS pixels.
     drawn: Cell<(u32, u32)>,
-}
-
-thread_local! {
-    static FITTED: RefCell<Vec<Fitted>> = const { RefCell::new(Vec::new()) };
-    /// The canvas images are copied through (`blit_bitmap`), with its context.
-    static SCRATCH: RefCell<Option<(HtmlCanvasElement, web_sys::CanvasRenderingContext2d)>> =
-        const { RefCell::new(None) };
 }
 
 /// From now on `canvas` is drawn at the width it is shown at, `fit` giving its height, at the

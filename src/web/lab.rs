@@ -6,7 +6,7 @@
 //! scrolled past and removed) is dropped before it costs the worker seconds. A worker that breaks
 //! fails every call waiting on it with the reason, and the next call starts a fresh one.
 
-use super::port::{Failure, Heard, Port, START};
+use super::port::{taken, Failure, Heard, Port, START};
 use crate::digits_lab::{decode, encode, Reply, Request};
 use futures_channel::mpsc;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
@@ -79,47 +79,43 @@ fn read(data: JsValue) -> Heard {
             .unwrap_or_else(|| "the digits lab answered something unknown".into());
         return Heard::Broken(error);
     };
-    let (ticket, last) = match decode(&bytes.to_vec()) {
-        Ok(Reply::Loaded { .. }) => (START, true),
-        Ok(Reply::Step { ticket, .. }) => (ticket, false),
-        Ok(
-            Reply::Sampled { ticket, .. }
-            | Reply::Reference { ticket, .. }
-            | Reply::Trained { ticket, .. }
-            | Reply::Departure { ticket, .. }
-            | Reply::Failed {
-                ticket: Some(ticket),
-                ..
-            },
-        ) => (ticket, true),
+    let reply = match decode::<Reply>(&bytes.to_vec()) {
+        Ok(reply) => reply,
+        Err(e) => return Heard::Broken(format!("the digits lab answered something unknown: {e}")),
+    };
+    let (ticket, last) = match &reply {
+        Reply::Loaded { .. } => (START, true),
+        Reply::Step { ticket, .. } => (*ticket, false),
+        Reply::Sampled { ticket, .. }
+        | Reply::Reference { ticket, .. }
+        | Reply::Trained { ticket, .. }
+        | Reply::Departure { ticket, .. }
+        | Reply::Failed {
+            ticket: Some(ticket),
+            ..
+        } => (*ticket, true),
         // A failure that names no call (a load that failed, a request it could not read): no
         // call can be told apart, so every one fails.
-        Ok(Reply::Failed {
+        Reply::Failed {
             ticket: None,
             error,
-        }) => return Heard::Broken(error),
-        Err(e) => return Heard::Broken(format!("the digits lab answered something unknown: {e}")),
+        } => return Heard::Broken(error.clone()),
     };
     Heard::Reply {
         ticket,
         last,
-        reply: Ok(data),
+        reply: Ok(Box::new(reply)),
     }
 }
 
-/// A reply as the port hands it on (the worker's bytes, or why the worker gave none), read.
+/// A reply as the port hands it on (read once, by `read`), or why the worker gave none.
 fn reply(heard: super::port::Reply) -> Reply {
-    let read = match heard {
-        Ok(data) => data
-            .dyn_ref::<js_sys::Uint8Array>()
-            .ok_or_else(|| "not bytes".to_string())
-            .and_then(|bytes| decode(&bytes.to_vec())),
-        Err(Failure::Input(e) | Failure::Broken(e)) => Err(e),
-    };
-    read.unwrap_or_else(|error| Reply::Failed {
-        ticket: None,
-        error,
-    })
+    taken(heard).unwrap_or_else(
+        |(Failure::Input(error) | Failure::Broken(error))| Reply::Failed {
+            ticket: None,
+            error,
+        },
+    )
 }
 
 /// A request as the worker reads it: bytes (`digits_lab::encode`), their buffer moved.

@@ -166,18 +166,16 @@ pub fn mount_figure(
     Ok(FigureHandle { root, spec })
 }
 
-thread_local! {
-    /// `Node.prototype.nodeType`'s getter (none in a worker, which has no DOM).
-    static NODE_TYPE: Option<js_sys::Function> = js_sys::Reflect::get(&js_sys::global(), &"Node".into())
-        .and_then(|node| js_sys::Reflect::get(&node, &"prototype".into()))
-        .ok()
-        .and_then(|proto| super::args::intrinsic_getter(&proto, &"nodeType".into()));
-}
-
 /// `value` as an Element if it is a real one: `instanceof` also holds for a Proxy of an element,
-/// on which every DOM method then throws inside the module.
+/// on which every DOM method then throws inside the module. Read through `Node.prototype`'s own
+/// `nodeType` getter (none in a worker, which has no DOM), looked up at each call: a figure is
+/// made a few times a page.
 fn element(value: &JsValue) -> Option<Element> {
-    let node_type = NODE_TYPE.with(|getter| getter.as_ref()?.call0(value).ok()?.as_f64())?;
+    let proto = js_sys::Reflect::get(&js_sys::global(), &"Node".into())
+        .and_then(|node| js_sys::Reflect::get(&node, &"prototype".into()))
+        .ok()?;
+    let getter = super::args::intrinsic_getter(&proto, &"nodeType".into())?;
+    let node_type = getter.call0(value).ok()?.as_f64()?;
     (node_type == 1.0).then(|| value.clone().unchecked_into())
 }
 

@@ -3,12 +3,13 @@
 //! it failed to start, its script threw) fails every call waiting on it with the reason and
 //! answers nothing more; a call whose caller has gone before the worker took it is dropped
 //! unsent. The compute pool's workers (`pool/`) and the digits lab's worker (`lab.rs`) speak
-//! through it; what a message means is theirs (`Heard`, read by the function each gives), and a
-//! reply is the worker's message as it came (one type for every worker, so that the port's code
-//! is in the page's module once).
+//! through it; what a message means is theirs (`Heard`, read by the function each gives, once a
+//! message), and a reply is what that reader made of it, boxed (one type for every worker, so
+//! that the port's code is in the page's module once; each caller takes back its own type).
 
 use futures_channel::mpsc;
 use js_sys::Array;
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::{Rc, Weak};
@@ -18,8 +19,16 @@ use wasm_bindgen::{JsCast, JsValue};
 /// The ticket of the worker's start (its first message's answer): never given to a call.
 pub const START: u32 = 0;
 
-/// A worker's answer, or why there is none.
-pub type Reply = Result<JsValue, Failure>;
+/// A worker's answer as its reader made it out (`Heard::Reply`), or why there is none.
+pub type Reply = Result<Box<dyn Any>, Failure>;
+
+/// `reply` as the type its reader made (`T`), or why there is none.
+pub fn taken<T: 'static>(reply: Reply) -> Result<T, Failure> {
+    match reply?.downcast::<T>() {
+        Ok(value) => Ok(*value),
+        Err(_) => Err(Failure::Broken("a worker's reply of another kind".into())),
+    }
+}
 
 /// Why a worker gave no answer.
 #[derive(Debug, Clone)]

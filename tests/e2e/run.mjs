@@ -1311,9 +1311,11 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       // driver's change: 390 and 548 KB; Brotli: 312 and 405 KB). The bound is the page's goal,
       // 400 KB, grown by 9 KB for phones (charts drawn at the width shown and the device's pixel
       // ratio, their layouts, a resize observer per figure, wrapped labels and fitted titles, taps
-      // and clicks beside hovers: 399,832 -> 408,083 B) until the compute moves off the page's
-      // module: a larger module is a decision, not an accident.
-      assert(gz <= 409_000, `wasm gzip ${gz} bytes, over the 409 KB goal`);
+      // and clicks beside hovers: 399,832 -> 408,083 B); the workers' engine in a module of its
+      // own (-5,262 B) and the digits inflated by the browser's DecompressionStream rather than
+      // miniz_oxide (-8,562 B) brought it to 394,974 B: a larger module is a decision, not an
+      // accident.
+      assert(gz <= 396_000, `wasm gzip ${gz} bytes, over the 396 KB bound`);
       return `wasm ${wasm.length} B raw, ${gz} B gzip; first screen ${transferred} B in ${files.length} files (uncompressed); first paint ${fcp.toFixed(0)} ms, module fetched from ${moduleStart.toFixed(0)} ms; first figure drawn after ${firstFigure} ms`;
     });
   }
@@ -1355,9 +1357,9 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
     // fresh one compiles them during the scroll, and SwiftShader compiles on this machine's two
     // cores beside the page's thread (three scrolls in fresh browsers: 196, 269 and 333 ms).
     // The control first: the same measures on a page that blocks for BLOCK ms when scrolled must
-    // fail, or the check below could not.
-    const blocked = [];
-    for (let k = 0; k < SCROLLS; k++) blocked.push(await scrollLongTasks(browser, article, { webgpu, block: BLOCK, steps: 2 }));
+    // fail, or the check below could not. One run: a busy loop of BLOCK ms is a task of at least
+    // BLOCK ms on every run, so it needs no median.
+    const blocked = [await scrollLongTasks(browser, article, { webgpu, block: BLOCK, steps: 2 })];
     assert(medianOfWorst(blocked) > WALL_BOUND && medianOfWorst(blocked, 'thread') > BOUND, `a page blocking ${BLOCK} ms was not caught by both measures: ${describeLongTasks(blocked)}`);
     const runs = [];
     for (let k = 0; k < SCROLLS; k++) runs.push(await scrollLongTasks(browser, article, { webgpu }));

@@ -8,7 +8,7 @@
 //! from another origin), `pool()` is None and the CPU path runs on the page's thread as before.
 
 pub use super::port::Failure;
-use super::port::{Heard, Port, Reply, START};
+use super::port::{taken, Heard, Port, Reply, START};
 use crate::engine::{wire, Answer, Envelope, Event, Job, Refusal};
 use crate::flow::mlp::MlpShape;
 use crate::flow::training::TrainOptions;
@@ -77,7 +77,9 @@ fn read(data: JsValue, spare: &RefCell<Option<Float32Array>>) -> Heard {
         }) => Heard::Reply {
             ticket,
             last: true,
-            reply: outcome.map(|_| data).map_err(Failure::from),
+            reply: outcome
+                .map(|answer| Box::new(answer) as Box<dyn std::any::Any>)
+                .map_err(Failure::from),
         },
         Ok(Event {
             ticket: None,
@@ -160,10 +162,7 @@ async fn answer(mut rx: Replies) -> Result<Answer<Float32Array>, Failure> {
         .next()
         .await
         .unwrap_or_else(|| Err(Failure::Broken("the compute worker stopped".into())));
-    let event = wire::from_message::<Event<()>>(&reply?)
-        .and_then(|(head, arrays)| head.join(arrays))
-        .map_err(Failure::Broken)?;
-    event.outcome.map_err(Failure::from)
+    taken(reply)
 }
 
 /// A worker's refusal as the page's calls fail: the caller's input, or the worker's failure.
