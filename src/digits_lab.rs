@@ -87,6 +87,147 @@ impl Request {
             | Request::Departure { ticket, .. } => Some(*ticket),
         }
     }
+
+    /// A sampling of the shipped network on the CPU split over consecutive rows of its noise,
+    /// one part per ticket (at most one per row), each for a lab of its own: a sample depends on
+    /// its own noise alone (the closed form and the network take each row by itself), so the
+    /// parts' samples are the whole's, and `Merge` puts their replies back together. None for any
+    /// other request (the reader's own network lives in one lab; a GPU is one device however
+    /// many labs ask it), for rows that do not divide, and for a single part.
+    pub fn split(&self, tickets: &[u32]) -> Option<Vec<Request>> {
+        let Request::Sample {
+            noise,
+            steps,
+            tau,
+            every,
+            pictured,
+            own: false,
+            gpu: false,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let rows = noise.len() / PIXELS;
+        let parts = tickets.len().min(rows);
+        if parts < 2 || !noise.len().is_multiple_of(PIXELS) {
+            return None;
+        }
+        let pictured = *pictured as usize;
+        let parts = (0..parts).map(|k| {
+            let (a, b) = (k * rows / parts, (k + 1) * rows / parts);
+            Request::Sample {
+                ticket: tickets[k],
+                noise: noise[a * PIXELS..b * PIXELS].to_vec(),
+                steps: *steps,
+                tau: *tau,
+                every: *every,
+                // The part's rows among the first `pictured` of the whole.
+                pictured: (pictured.clamp(a, b) - a) as u32,
+                own: false,
+                gpu: false,
+            }
+        });
+        Some(parts.collect())
+    }
+}
+
+/// A part's samples as `Reply::Sampled` gives them: the samples, their nearest training digits,
+/// the pixels of the pictured ones' nearest, and where they were computed.
+type Part = (Vec<f32>, Vec<Nearest>, Vec<f32>, String);
+
+/// The replies of a sampling split over several labs (`Request::split`), put back together in
+/// the whole's row order: a step once every part has taken it, the samples once every part has
+/// given its own; the first failure is the whole's, and nothing follows the whole's last reply.
+pub struct Merge {
+    ticket: u32,
+    /// The positions of each step some part has taken but not every part.
+    steps: Vec<(u32, Vec<Option<Vec<f32>>>)>,
+    sampled: Vec<Option<Part>>,
+    done: bool,
+}
+
+impl Merge {
+    /// For a sampling of `parts` parts, its replies named by `ticket`.
+    pub fn new(ticket: u32, parts: usize) -> Merge {
+        Merge {
+            ticket,
+            steps: Vec::new(),
+            sampled: vec![None; parts],
+            done: false,
+        }
+    }
+
+    /// Part `k`'s `reply`; the whole's reply it completes, if any.
+    pub fn take(&mut self, k: usize, reply: Reply) -> Option<Reply> {
+        let parts = self.sampled.len();
+        if self.done || k >= parts {
+            return None;
+        }
+        match reply {
+            Reply::Step { step, x, .. } => {
+                let at = match self.steps.iter().position(|(s, _)| *s == step) {
+                    Some(at) => at,
+                    None => {
+                        self.steps.push((step, vec![None; parts]));
+                        self.steps.len() - 1
+                    }
+                };
+                self.steps[at].1[k] = Some(x);
+                if !self.steps[at].1.iter().all(Option::is_some) {
+                    return None;
+                }
+                let (step, xs) = self.steps.remove(at);
+                let x = xs.into_iter().flatten().flatten().collect();
+                Some(Reply::Step {
+                    ticket: self.ticket,
+                    step,
+                    x,
+                })
+            }
+            Reply::Sampled {
+                x,
+                nearest,
+                nearest_x,
+                device,
+                ..
+            } => {
+                self.sampled[k] = Some((x, nearest, nearest_x, device));
+                if !self.sampled.iter().all(Option::is_some) {
+                    return None;
+                }
+                self.done = true;
+                let (mut x, mut nearest, mut nearest_x) = (Vec::new(), Vec::new(), Vec::new());
+                let mut devices: Vec<String> = Vec::new();
+                for (px, pn, pnx, device) in self.sampled.drain(..).flatten() {
+                    x.extend(px);
+                    nearest.extend(pn);
+                    nearest_x.extend(pnx);
+                    if !devices.contains(&device) {
+                        devices.push(device);
+                    }
+                }
+                Some(Reply::Sampled {
+                    ticket: self.ticket,
+                    x,
+                    nearest,
+                    nearest_x,
+                    device: devices.join(" and "),
+                })
+            }
+            Reply::Failed { error, .. } => {
+                self.done = true;
+                Some(Reply::failed(self.ticket, error))
+            }
+            _ => {
+                self.done = true;
+                Some(Reply::failed(
+                    self.ticket,
+                    "a part of a sampling answered something else".into(),
+                ))
+            }
+        }
+    }
 }
 
 /// A digit's nearest training digit (its index among the 9,000), the distance to it and to the
@@ -773,6 +914,151 @@ mod tests {
             copies.iter().all(|n| n.memorized() && n.distance < 0.5),
             "{copies:?}"
         );
+    }
+
+    /// A sampling split over labs (`Request::split`, here one lab answering every part) and merged
+    /// (`Merge`) gives the whole's replies: its steps, samples, nearest digits and pictures.
+    #[test]
+    fn a_sampling_split_over_labs_merges_to_the_whole() {
+        let lab = lab();
+        let noise = Rng::new(11).normals(5 * PIXELS);
+        let whole = Request::Sample {
+            ticket: 9,
+            noise,
+            steps: 6,
+            tau: 0.5,
+            every: 3,
+            pictured: 3,
+            own: false,
+            gpu: false,
+        };
+        let mut whole_steps = Vec::new();
+        let whole_last = lab.answer(whole.clone(), |r| whole_steps.push(r));
+        let parts = whole.split(&[9, 20, 21]).expect("three parts");
+        let rows: Vec<usize> = parts
+            .iter()
+            .map(|p| match p {
+                Request::Sample {
+                    noise, pictured, ..
+                } => {
+                    assert!(*pictured as usize <= noise.len() / PIXELS);
+                    noise.len() / PIXELS
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(rows, [1, 2, 2]);
+        // The parts' replies come interleaved, as the labs answer side by side.
+        let mut answers: Vec<Vec<Reply>> = parts
+            .into_iter()
+            .map(|part| {
+                let mut replies = Vec::new();
+                let last = lab.answer(part, |r| replies.push(r));
+                replies.push(last);
+                replies
+            })
+            .collect();
+        let mut merge = Merge::new(9, 3);
+        let mut merged = Vec::new();
+        while answers.iter().any(|a| !a.is_empty()) {
+            for k in [2, 0, 1] {
+                if !answers[k].is_empty() {
+                    let reply = answers[k].remove(0);
+                    merged.extend(merge.take(k, reply));
+                }
+            }
+        }
+        whole_steps.push(whole_last);
+        assert_eq!(merged.len(), whole_steps.len());
+        for (m, w) in merged.iter().zip(&whole_steps) {
+            match (m, w) {
+                (
+                    Reply::Step { step, x, .. },
+                    Reply::Step {
+                        step: ws, x: wx, ..
+                    },
+                ) => {
+                    assert_eq!(step, ws);
+                    let worst = x
+                        .iter()
+                        .zip(wx)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f32::max);
+                    assert!(worst <= 1e-5, "step {step}: {worst}");
+                }
+                (
+                    Reply::Sampled {
+                        ticket,
+                        x,
+                        nearest,
+                        nearest_x,
+                        device,
+                    },
+                    Reply::Sampled {
+                        x: wx,
+                        nearest: wn,
+                        nearest_x: wnx,
+                        device: wd,
+                        ..
+                    },
+                ) => {
+                    assert_eq!(*ticket, 9);
+                    let worst = x
+                        .iter()
+                        .zip(wx)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0.0, f32::max);
+                    assert!(x.len() == wx.len() && worst <= 1e-5, "samples: {worst}");
+                    let index = |n: &[Nearest]| n.iter().map(|d| d.index).collect::<Vec<_>>();
+                    assert_eq!(index(nearest), index(wn));
+                    assert_eq!(nearest_x, wnx, "the first three's nearest digits, in order");
+                    assert_eq!(device, wd);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // Nothing follows the whole's last reply; a part's failure is the whole's at once.
+        assert_eq!(merge.take(0, Reply::failed(1, "late".into())), None);
+        let mut failing = Merge::new(5, 2);
+        assert!(matches!(
+            failing.take(1, Reply::failed(31, "the part broke".into())),
+            Some(Reply::Failed { ticket: Some(5), error }) if error == "the part broke"
+        ));
+        assert_eq!(failing.take(0, Reply::step(30, 1, &[0.0])), None);
+        // Only a sampling of the shipped network on the CPU splits, into at most a part a row.
+        let one_row = Request::Sample {
+            ticket: 1,
+            noise: vec![0.0; PIXELS],
+            steps: 1,
+            tau: 0.0,
+            every: 0,
+            pictured: 0,
+            own: false,
+            gpu: false,
+        };
+        assert_eq!(one_row.split(&[1, 2]), None);
+        for changed in [
+            |r: &mut Request| {
+                if let Request::Sample { own, .. } = r {
+                    *own = true
+                }
+            },
+            |r: &mut Request| {
+                if let Request::Sample { gpu, .. } = r {
+                    *gpu = true
+                }
+            },
+        ] {
+            let mut request = whole.clone();
+            changed(&mut request);
+            assert_eq!(request.split(&[1, 2]), None);
+        }
+        let departure = Request::Departure {
+            ticket: 1,
+            t: 0.5,
+            pairs: 4,
+        };
+        assert_eq!(departure.split(&[1, 2]), None);
     }
 
     #[test]

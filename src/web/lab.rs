@@ -1,30 +1,36 @@
-//! The page's side of the digits lab (`crate::digits_lab`): one worker for the page, started by
+//! The page's side of the digits lab (`crate::digits_lab`): a worker for the page, started by
 //! the first figure that needs the digits' network, running its own module (digits-lab/, fetched
-//! then, with the weights: the article's module never carries the network). Requests are typed
-//! (`Request`) and go through the page's one ticketed port (`port.rs`), one at a time: the worker
-//! cannot hear a cancellation while it computes, so a request whose caller has gone (a figure
-//! scrolled past and removed) is dropped before it costs the worker seconds. A worker that breaks
-//! fails every call waiting on it with the reason, and the next call starts a fresh one.
+//! then, with the weights: the article's module never carries the network), and beside it a
+//! helper lab a core (`labs_wanted`), loaded from the same files, that take a share of each
+//! sampling's rows (`Request::split`, merged back by `digits_lab::Merge`): the network's
+//! samples come over every core. Requests are typed (`Request`) and go through the page's one
+//! ticketed port (`port.rs`), one at a time a worker: a worker cannot hear a cancellation while
+//! it computes, so a request whose caller has gone (a figure scrolled past and removed) is
+//! dropped before it costs the worker seconds. A worker that breaks fails every call waiting on
+//! it with the reason; the next call starts a fresh lab (or leaves a broken helper out).
 
 use super::port::{taken, Failure, Heard, Port, START};
-use crate::digits_lab::{decode, encode, Reply, Request};
-use futures_channel::mpsc;
+use crate::digits_lab::{decode, encode, Merge, Reply, Request};
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use futures_util::stream::LocalBoxStream;
 use futures_util::StreamExt;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::{JsCast, JsValue};
 
-/// The lab's worker and the calls waiting on it.
+/// The most labs a page starts: each holds the 10,000 digits (31 MB as floats) and the network.
+const MAX_LABS: usize = 3;
+
+/// The lab's worker, its helpers, and the calls waiting on them.
 pub struct Lab {
     port: Port,
+    /// The helper labs loaded so far (they load beside the first; a sampling asked before a
+    /// helper is loaded goes without it).
+    helpers: Rc<RefCell<Vec<Rc<Port>>>>,
 }
 
-/// A call's replies as they come, read from the worker's bytes.
-pub type Replies = futures_util::stream::Map<
-    mpsc::UnboundedReceiver<super::port::Reply>,
-    fn(super::port::Reply) -> Reply,
->;
+/// A call's replies as they come, read from the workers' bytes.
+pub type Replies = LocalBoxStream<'static, Reply>;
 
 /// The lab once loaded, and what it said of itself (`Reply::Loaded`).
 pub type Loaded = (Rc<Lab>, Reply);
@@ -125,22 +131,30 @@ fn bytes(request: &Request) -> (JsValue, js_sys::Array) {
     (bytes.into(), transfer)
 }
 
-async fn start() -> Result<Loaded, String> {
+/// Labs the page asks for: `?labs=k` (1..=MAX_LABS, for benchmarks and tests), else one per
+/// core the browser reports, at most MAX_LABS.
+fn labs_wanted() -> usize {
+    let asked = super::query::value("labs")
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|k| (1..=MAX_LABS).contains(k));
+    let cores = web_sys::window()
+        .map(|w| w.navigator().hardware_concurrency() as usize)
+        .unwrap_or(1);
+    asked.unwrap_or(cores.clamp(1, MAX_LABS))
+}
+
+/// A lab's worker started and loaded: its port, and what it said of itself.
+async fn loaded_port() -> Result<(Port, Reply), String> {
     let worker = super::digits::new_lab_worker()
         .map_err(|e| format!("the digits lab's worker could not start: {e:?}"))?;
-    let lab = Rc::new(Lab {
-        port: Port::new(worker, read, true),
-    });
+    let port = Port::new(worker, read, true);
     let request = Request::Load {
         weights: super::digits::weights_url(),
         digits: super::digits::digits_url(),
     };
-    let mut replies = lab
-        .port
-        .ask(START, None, bytes(&request))
-        .map(reply as fn(_) -> _);
+    let mut replies = port.ask(START, None, bytes(&request)).map(reply);
     match replies.next().await {
-        Some(loaded @ Reply::Loaded { .. }) => Ok((lab, loaded)),
+        Some(loaded @ Reply::Loaded { .. }) => Ok((port, loaded)),
         Some(Reply::Failed { error, .. }) => {
             Err(format!("the digits' network could not be loaded: {error}"))
         }
@@ -148,14 +162,82 @@ async fn start() -> Result<Loaded, String> {
     }
 }
 
+/// How long the first lab, once loaded, waits for its helpers to load (they load side by side
+/// with it, in about the same time): a helper later than this joins for later samplings.
+const HELPERS_WAIT_MS: i32 = 2_000;
+
+async fn start() -> Result<Loaded, String> {
+    // The helpers start with the first lab, so that its first sampling is split too; a helper
+    // that loads once its lab has gone goes with it.
+    let helpers: Rc<RefCell<Vec<Rc<Port>>>> = Rc::default();
+    let (settled, mut settling) = futures_channel::mpsc::unbounded::<()>();
+    let count = labs_wanted() - 1;
+    for _ in 0..count {
+        let joins = Rc::downgrade(&helpers);
+        let settled = settled.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            match loaded_port().await {
+                Ok((port, _)) => {
+                    if let Some(helpers) = joins.upgrade() {
+                        helpers.borrow_mut().push(Rc::new(port));
+                    }
+                }
+                // The samplings go on over the labs that loaded.
+                Err(e) => web_sys::console::info_1(
+                    &format!("a helper of the digits lab did not load: {e}").into(),
+                ),
+            }
+            let _ = settled.unbounded_send(());
+        });
+    }
+    let (port, loaded) = loaded_port().await?;
+    let all_settled = async move {
+        for _ in 0..count {
+            let _ = settling.next().await;
+        }
+    };
+    futures_util::future::select(
+        all_settled.boxed_local(),
+        super::turns::sleep(HELPERS_WAIT_MS).boxed_local(),
+    )
+    .await;
+    Ok((Rc::new(Lab { port, helpers }), loaded))
+}
+
 impl Lab {
     /// Sends a request (its ticket set here) for `caller` and returns its replies as they
     /// come: `Step`s, then one final reply; none (the stream ends) if `caller` is dropped before
-    /// the worker takes the request.
+    /// the worker takes the request. A sampling that splits (`Request::split`) goes to this lab
+    /// and its helpers, a share of its rows to each, and its replies come merged.
     pub fn ask(&self, caller: Weak<()>, request: impl FnOnce(u32) -> Request) -> Replies {
         let ticket = self.port.ticket();
-        self.port
-            .ask(ticket, Some(caller), bytes(&request(ticket)))
-            .map(reply as fn(_) -> _)
+        let whole = request(ticket);
+        let helpers: Vec<Rc<Port>> = {
+            let mut helpers = self.helpers.borrow_mut();
+            helpers.retain(|h| !h.is_broken());
+            helpers.clone()
+        };
+        let ports: Vec<&Port> = std::iter::once(&self.port)
+            .chain(helpers.iter().map(|h| &**h))
+            .collect();
+        let tickets: Vec<u32> = std::iter::once(ticket)
+            .chain(helpers.iter().map(|h| h.ticket()))
+            .collect();
+        let Some(parts) = whole.split(&tickets) else {
+            return self
+                .port
+                .ask(ticket, Some(caller), bytes(&whole))
+                .map(reply)
+                .boxed_local();
+        };
+        let mut merge = Merge::new(ticket, parts.len());
+        let streams = parts.iter().enumerate().map(|(k, part)| {
+            ports[k]
+                .ask(tickets[k], Some(caller.clone()), bytes(part))
+                .map(move |heard| (k, reply(heard)))
+        });
+        futures_util::stream::select_all(streams)
+            .filter_map(move |(k, reply)| std::future::ready(merge.take(k, reply)))
+            .boxed_local()
     }
 }

@@ -14,7 +14,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = process.env.BENCH_DIST ? path.resolve(process.env.BENCH_DIST) : path.resolve(here, '../../dist');
 const tfjs = path.join(here, 'node_modules/@tensorflow');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-// BENCH_ONLY=closed-form|training|unet-training|alignment|scroll runs one part.
+// BENCH_ONLY=closed-form|training|unet-training|alignment|scroll|digits-sampling runs one part.
 const only = process.env.BENCH_ONLY;
 // BENCH_LABELS=<regex> keeps only the rows whose label matches (e.g. 'webgpu').
 const labels = process.env.BENCH_LABELS ? new RegExp(process.env.BENCH_LABELS) : null;
@@ -58,6 +58,46 @@ for (const [label, query, webgpu] of part('scroll', [
   const median = medianOfWorst(runs);
   scrollRows.push({ label, median, runs });
   console.log(`scroll ${label.padEnd(32)} longest task ${median.toFixed(0).padStart(4)} ms of wall time, ${medianOfWorst(runs, 'thread').toFixed(0)} ms of thread time (medians of ${runs.length}; goal ${GOAL} ms: ${median <= GOAL ? 'met' : 'NOT met'}); ${describeLongTasks(runs)}`);
+}
+// The digits' network's 16 samples in 20 Euler steps on the CPU path, as new-digits asks them and
+// times them (its status line): in one lab (?labs=1) against split by rows over a lab a core (the
+// default: 2 here), pages alternating, 3 of each. The first sampling waits for the labs to load;
+// the one after "New noise" is the sampling alone (the lab busy with nothing else: the figure's
+// other work waits behind the new noise's).
+const digitsRows = [];
+if (!only || only === 'digits-sampling') {
+  const own = await launch({ webgpu: false });
+  const HYBRID = /Euler steps on (.+?), ([\d.]+) s\)/;
+  const runs = { 1: [], 0: [] };
+  for (let r = 0; r < 3; r++) {
+    for (const labs of [1, 0]) {
+      const page = await own.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${origin}/index.html${labs ? `?labs=${labs}` : ''}#new-digits`);
+      const fig = page.locator('[data-figure="new-digits"]');
+      await fig.waitFor({ timeout: 60000 });
+      await fig.scrollIntoViewIfNeeded();
+      const status = () => fig.locator('.figure-status').textContent();
+      const hybrid = async () => {
+        await page.waitForFunction((re) => new RegExp(re).test(document.querySelector('[data-figure="new-digits"] .figure-status').textContent), HYBRID.source, { timeout: 300000, polling: 50 });
+        const [, device, seconds] = HYBRID.exec(await status());
+        return [device, Number(seconds)];
+      };
+      const [device, first] = await hybrid();
+      await fig.getByRole('button', { name: 'New noise' }).click();
+      await page.waitForFunction((re) => !new RegExp(re).test(document.querySelector('[data-figure="new-digits"] .figure-status').textContent), HYBRID.source, { timeout: 60000, polling: 20 });
+      const [, again] = await hybrid();
+      runs[labs].push({ device, first, again });
+      await page.close();
+    }
+  }
+  await own.close();
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const [labs, label] of [[1, 'one lab'], [0, 'a lab a core']]) {
+    const row = { label, first: median(runs[labs].map((r) => r.first)), again: median(runs[labs].map((r) => r.again)), runs: runs[labs] };
+    digitsRows.push(row);
+    console.log(`digits sampling ${label.padEnd(14)} first ${row.first.toFixed(1)} s (with the labs' load), after New noise ${row.again.toFixed(1)} s (medians of 3: ${runs[labs].map((r) => `${r.first}/${r.again}`).join(', ')}) on ${runs[labs][0].device}`);
+  }
+  console.log(`digits sampling, a lab a core against one lab: ${(digitsRows[1].again / digitsRows[0].again).toFixed(2)}x after New noise, ${(digitsRows[1].first / digitsRows[0].first).toFixed(2)}x first`);
 }
 const browser = await launch({ webgpu: true });
 
@@ -470,6 +510,6 @@ const oursCf = like(rows, 'fm-explainer webgpu (SwiftShader)'), tfCf = like(rows
 if (oursCf?.ms && tfCf?.ms) console.log(`closed form, webgpu against tf.js webgpu on the same adapter: ${(tfCf.ms / oursCf.ms).toFixed(2)}x`);
 const oursTr = like(trainRows, 'fm-explainer webgpu (SwiftShader)'), tfTr = like(trainRows, 'tf.js 4.22 webgpu');
 if (oursTr?.stepsPerSecond && tfTr?.stepsPerSecond) console.log(`training, webgpu against tf.js webgpu on the same adapter: ${(oursTr.stepsPerSecond / tfTr.stepsPerSecond).toFixed(2)}x`);
-fs.writeFileSync(path.resolve(here, '../../bench-results.json'), JSON.stringify({ closedForm: { n: N, dim: DIM, m: M, t: T, runs: RUNS, rows }, training: { steps: STEPS, runs: TRAIN_RUNS, rows: trainRows }, unetTraining: { batch: UNET_BATCH, steps: UNET_STEPS, runs: TRAIN_RUNS, rows: unetRows }, alignment: { runs: ALIGN_RUNS, rows: alignRows }, scroll: { goalMs: GOAL, rows: scrollRows } }, null, 2));
+fs.writeFileSync(path.resolve(here, '../../bench-results.json'), JSON.stringify({ closedForm: { n: N, dim: DIM, m: M, t: T, runs: RUNS, rows }, training: { steps: STEPS, runs: TRAIN_RUNS, rows: trainRows }, unetTraining: { batch: UNET_BATCH, steps: UNET_STEPS, runs: TRAIN_RUNS, rows: unetRows }, alignment: { runs: ALIGN_RUNS, rows: alignRows }, scroll: { goalMs: GOAL, rows: scrollRows }, digitsSampling: { rows: digitsRows } }, null, 2));
 await browser.close();
 server.close();
