@@ -59,46 +59,6 @@ for (const [label, query, webgpu] of part('scroll', [
   scrollRows.push({ label, median, runs });
   console.log(`scroll ${label.padEnd(32)} longest task ${median.toFixed(0).padStart(4)} ms of wall time, ${medianOfWorst(runs, 'thread').toFixed(0)} ms of thread time (medians of ${runs.length}; goal ${GOAL} ms: ${median <= GOAL ? 'met' : 'NOT met'}); ${describeLongTasks(runs)}`);
 }
-// The digits' network's 16 samples in 20 Euler steps on the CPU path, as new-digits asks them and
-// times them (its status line): in one lab (?labs=1) against split by rows over a lab a core (the
-// default: 2 here), pages alternating, 3 of each. The first sampling waits for the labs to load;
-// the one after "New noise" is the sampling alone (the lab busy with nothing else: the figure's
-// other work waits behind the new noise's).
-const digitsRows = [];
-if (!only || only === 'digits-sampling') {
-  const own = await launch({ webgpu: false });
-  const HYBRID = /Euler steps on (.+?), ([\d.]+) s\)/;
-  const runs = { 1: [], 0: [] };
-  for (let r = 0; r < 3; r++) {
-    for (const labs of [1, 0]) {
-      const page = await own.newPage({ viewport: { width: 1280, height: 900 } });
-      await page.goto(`${origin}/index.html${labs ? `?labs=${labs}` : ''}#new-digits`);
-      const fig = page.locator('[data-figure="new-digits"]');
-      await fig.waitFor({ timeout: 60000 });
-      await fig.scrollIntoViewIfNeeded();
-      const status = () => fig.locator('.figure-status').textContent();
-      const hybrid = async () => {
-        await page.waitForFunction((re) => new RegExp(re).test(document.querySelector('[data-figure="new-digits"] .figure-status').textContent), HYBRID.source, { timeout: 300000, polling: 50 });
-        const [, device, seconds] = HYBRID.exec(await status());
-        return [device, Number(seconds)];
-      };
-      const [device, first] = await hybrid();
-      await fig.getByRole('button', { name: 'New noise' }).click();
-      await page.waitForFunction((re) => !new RegExp(re).test(document.querySelector('[data-figure="new-digits"] .figure-status').textContent), HYBRID.source, { timeout: 60000, polling: 20 });
-      const [, again] = await hybrid();
-      runs[labs].push({ device, first, again });
-      await page.close();
-    }
-  }
-  await own.close();
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  for (const [labs, label] of [[1, 'one lab'], [0, 'a lab a core']]) {
-    const row = { label, first: median(runs[labs].map((r) => r.first)), again: median(runs[labs].map((r) => r.again)), runs: runs[labs] };
-    digitsRows.push(row);
-    console.log(`digits sampling ${label.padEnd(14)} first ${row.first.toFixed(1)} s (with the labs' load), after New noise ${row.again.toFixed(1)} s (medians of 3: ${runs[labs].map((r) => `${r.first}/${r.again}`).join(', ')}) on ${runs[labs][0].device}`);
-  }
-  console.log(`digits sampling, a lab a core against one lab: ${(digitsRows[1].again / digitsRows[0].again).toFixed(2)}x after New noise, ${(digitsRows[1].first / digitsRows[0].first).toFixed(2)}x first`);
-}
 const browser = await launch({ webgpu: true });
 
 async function benchPage(query) {
@@ -295,9 +255,11 @@ const UNET_STEPS = Number(process.env.BENCH_UNET_STEPS ?? 2);
 const oursUnet = `
   const [ms, loss] = await window.lab.unetTrainingBench(window.data.subarray(0, 784 * 1000), ${UNET_BATCH}, ${UNET_STEPS});
   return [ms, loss, 364545];`;
-const tfUnet = `
-  await tf.setBackend('webgpu'); await tf.ready();
-  const [C, E, TF, G, B] = [32, 128, 32, 8, ${UNET_BATCH}];
+// The digits' U-Net composed from TF.js's ops, for `batch` images (its variables in `vars`, its
+// parameter count in `count`, the network as `net(x, timeFeatures)`, the time frequencies in
+// `freqs`): the training bench's and the sampling bench's.
+const tfUnetModel = (batch) => `
+  const [C, E, TF, G, B] = [32, 128, 32, 8, ${batch}];
   const vars = [];
   const keep = (t) => { const v = tf.variable(t); vars.push(v); return v; };
   const uniform = (shape, fanIn) => keep(tf.randomUniform(shape, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn)));
@@ -331,8 +293,11 @@ const tfUnet = `
     const u1 = blk(P.u1, tf.concat([tf.image.resizeNearestNeighbor(u2, [28, 28]), d1], 3), temb);
     return cv(P.last, silu(gn(P.outNorm, u1)));
   };
+  const freqs = tf.tensor1d(Array.from({ length: TF / 2 }, (_, k) => 1000 ** (k / (TF / 2 - 1))));`;
+const tfUnet = `
+  await tf.setBackend('webgpu'); await tf.ready();
+${tfUnetModel(UNET_BATCH)}
   const data = tf.tensor2d(window.data.subarray(0, 784 * 1000), [1000, 784]);
-  const freqs = tf.tensor1d(Array.from({ length: TF / 2 }, (_, k) => 1000 ** (k / (TF / 2 - 1))));
   const opt = tf.train.adam(1e-3);
   const step = () => opt.minimize(() => {
     const x1 = tf.gather(data, tf.randomUniform([B], 0, 1000, 'int32')).reshape([B, 28, 28, 1]);
@@ -387,6 +352,77 @@ for (const [label] of part('unet-training', [['fm-explainer webgpu (SwiftShader)
 }
 if (unetRows.length >= 2 && unetRows.slice(0, 2).every((r) => r.stepsPerSecond)) {
   console.log(`U-Net training, webgpu against tf.js webgpu on the same adapter: ${(unetRows[0].stepsPerSecond / unetRows[1].stepsPerSecond).toFixed(2)}x`);
+}
+// TF.js's U-Net sampling: 16 digits from noise in 20 Euler steps (after one warm-up sampling).
+const tfUnetSampling = `
+  await tf.setBackend('wasm'); await tf.ready();
+${tfUnetModel(16)}
+  const x0 = tf.randomNormal([16, 28, 28, 1]);
+  const sample = () => tf.tidy(() => {
+    let x = x0;
+    for (let k = 0; k < 20; k++) {
+      const wt = tf.fill([16, 1], k / 20).mul(freqs.reshape([1, TF / 2]));
+      x = x.add(net(x, tf.concat([tf.sin(wt), tf.cos(wt)], 1)).mul(1 / 20));
+    }
+    return x;
+  });
+  await sample().data();
+  const start = performance.now();
+  const out = sample();
+  await out.data();
+  const ms = performance.now() - start;
+  out.dispose(); x0.dispose(); vars.forEach((v) => v.dispose()); freqs.dispose();
+  return [ms, count];`;
+// The digits' network's 16 samples in 20 Euler steps on the CPU path, as new-digits asks them and
+// times them (its status line): in one lab (?labs=1) against split by rows over a lab a core (the
+// default: 2 here), pages alternating, 3 of each. The first sampling waits for the labs to load;
+// the one after "New noise" is the sampling alone (the lab busy with nothing else: the figure's
+// other work waits behind the new noise's). Beside it, TF.js 4.22's wasm backend runs the same
+// U-Net (random weights: the time, not the digits) for the same 16 samples in 20 Euler steps in
+// the same browser: one thread (its threads need a cross-origin isolated page; ours need none).
+const digitsRows = [];
+if (!only || only === 'digits-sampling') {
+  const own = await launch({ webgpu: false });
+  const HYBRID = /Euler steps on (.+?), ([\d.]+) s\)/;
+  const runs = { 1: [], 0: [] };
+  for (let r = 0; r < 3; r++) {
+    for (const labs of [1, 0]) {
+      const page = await own.newPage({ viewport: { width: 1280, height: 900 } });
+      await page.goto(`${origin}/index.html${labs ? `?labs=${labs}` : ''}#new-digits`);
+      const fig = page.locator('[data-figure="new-digits"]');
+      await fig.waitFor({ timeout: 60000 });
+      await fig.scrollIntoViewIfNeeded();
+      const status = () => fig.locator('.figure-status').textContent();
+      const hybrid = async () => {
+        await page.waitForFunction((re) => new RegExp(re).test(document.querySelector('[data-figure="new-digits"] .figure-status').textContent), HYBRID.source, { timeout: 300000, polling: 50 });
+        const [, device, seconds] = HYBRID.exec(await status());
+        return [device, Number(seconds)];
+      };
+      const [device, first] = await hybrid();
+      await fig.getByRole('button', { name: 'New noise' }).click();
+      await page.waitForFunction((re) => !new RegExp(re).test(document.querySelector('[data-figure="new-digits"] .figure-status').textContent), HYBRID.source, { timeout: 60000, polling: 20 });
+      const [, again] = await hybrid();
+      runs[labs].push({ device, first, again });
+      await page.close();
+    }
+  }
+  const tfPage = await own.newPage();
+  await tfPage.goto(`${origin}/bench.html`);
+  await tfPage.waitForFunction(() => window.ready, null, { timeout: 60000 });
+  const tfRuns = [];
+  for (let r = 0; r < 3; r++) tfRuns.push(await tfPage.evaluate((b) => new Function(`return (async () => { ${b} })()`)(), tfUnetSampling));
+  await own.close();
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  if (tfRuns.some(([, count]) => count !== 364545)) throw new Error(`TF.js's U-Net has ${tfRuns[0][1]} parameters, not 364,545`);
+  const tfMs = median(tfRuns.map(([ms]) => ms));
+  for (const [labs, label] of [[1, 'one lab'], [0, 'a lab a core']]) {
+    const row = { label, first: median(runs[labs].map((r) => r.first)), again: median(runs[labs].map((r) => r.again)), runs: runs[labs] };
+    digitsRows.push(row);
+    console.log(`digits sampling ${label.padEnd(14)} first ${row.first.toFixed(1)} s (with the labs' load), after New noise ${row.again.toFixed(1)} s (medians of 3: ${runs[labs].map((r) => `${r.first}/${r.again}`).join(', ')}) on ${runs[labs][0].device}`);
+  }
+  digitsRows.push({ label: 'tf.js 4.22 wasm, 1 thread', again: tfMs / 1000, runs: tfRuns.map(([ms]) => ms) });
+  console.log(`digits sampling tf.js 4.22 wasm (1 thread): ${(tfMs / 1000).toFixed(1)} s (median of 3: ${tfRuns.map(([ms]) => (ms / 1000).toFixed(1)).join(', ')})`);
+  console.log(`digits sampling, a lab a core against one lab: ${(digitsRows[1].again / digitsRows[0].again).toFixed(2)}x after New noise, ${(digitsRows[1].first / digitsRows[0].first).toFixed(2)}x first; one lab against tf.js wasm: ${(digitsRows[0].again / digitsRows[2].again).toFixed(2)}x, a lab a core against it: ${(digitsRows[1].again / digitsRows[2].again).toFixed(2)}x`);
 }
 // The "intuitions" figure's whole computation: 5 resolutions x 10 times x 256 pairs over the
 // 10,000 MNIST digits (cosine of u* with x1 - x0). Ours through cosineAlignment; TF.js with the
