@@ -7,14 +7,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
-import { serve, launch, scrollLongTasks, medianOfWorst, describeLongTasks } from './harness.mjs';
+import { serve, launch, scrollLongTasks, medianOfWorst, describeLongTasks, mainThreadTasks } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // BENCH_DIST=<dir> benchmarks another build (an earlier commit's dist/, for before and after).
 const dist = process.env.BENCH_DIST ? path.resolve(process.env.BENCH_DIST) : path.resolve(here, '../../dist');
 const tfjs = path.join(here, 'node_modules/@tensorflow');
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-// BENCH_ONLY=closed-form|training|unet-training|alignment|scroll|digits-sampling runs one part.
+// BENCH_ONLY=closed-form|training|unet-training|alignment|scroll|digits-sampling|traces runs one part.
 const only = process.env.BENCH_ONLY;
 // BENCH_LABELS=<regex> keeps only the rows whose label matches (e.g. 'webgpu').
 const labels = process.env.BENCH_LABELS ? new RegExp(process.env.BENCH_LABELS) : null;
@@ -58,6 +58,61 @@ for (const [label, query, webgpu] of part('scroll', [
   const median = medianOfWorst(runs);
   scrollRows.push({ label, median, runs });
   console.log(`scroll ${label.padEnd(32)} longest task ${median.toFixed(0).padStart(4)} ms of wall time, ${medianOfWorst(runs, 'thread').toFixed(0)} ms of thread time (medians of ${runs.length}; goal ${GOAL} ms: ${median <= GOAL ? 'met' : 'NOT met'}); ${describeLongTasks(runs)}`);
+}
+// Where the page's work runs while a reader drags the velocity field's t slider (60 frames, two
+// values a frame, then until the last value is drawn) and while cfm-vs-efm trains (5 s): the page's
+// main thread's tasks from a trace (their thread time; the goal: none over 50 ms), and the thread
+// time of the page's workers beside it, on each path.
+const traceRows = [];
+for (const [label, query, webgpu] of part('traces', [
+  ['CPU path (workers)', '', false],
+  ['webgpu (SwiftShader)', '?backend=webgpu', true],
+])) {
+  const own = await launch({ webgpu });
+  const page = await own.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(`${origin}/index.html${query}`);
+  await page.waitForFunction(() => window.wasmBindings, null, { timeout: 60000 });
+  await page.evaluate(() => window.wasmBindings.backendName());
+  const traced = async (name, action) => {
+    await own.startTracing(page, { categories: ['toplevel', 'blink.user_timing'] });
+    await page.evaluate((name) => performance.mark(name), name);
+    await action();
+    const events = JSON.parse(await own.stopTracing()).traceEvents;
+    const main = mainThreadTasks(events, name);
+    const marked = events.find((e) => e.name === name);
+    const names = new Map(events.filter((e) => e.ph === 'M' && e.name === 'thread_name' && e.pid === marked.pid).map((e) => [e.tid, e.args.name]));
+    const workers = events.filter((e) => e.ph === 'X' && e.name === 'ThreadControllerImpl::RunTask' && e.pid === marked.pid && /Worker/.test(names.get(e.tid) ?? ''));
+    const row = {
+      label: `${label}: ${name}`,
+      longest: Math.max(0, ...main),
+      over50: main.filter((d) => d > 50).length,
+      mainMs: main.reduce((a, d) => a + d, 0),
+      workersMs: workers.reduce((a, e) => a + (e.tdur ?? e.dur) / 1000, 0),
+    };
+    traceRows.push(row);
+    console.log(`trace ${row.label.padEnd(40)} the page's thread: longest task ${row.longest.toFixed(0)} ms, ${row.over50} over 50 ms, ${row.mainMs.toFixed(0)} ms in all; its workers: ${row.workersMs.toFixed(0)} ms`);
+  };
+  await page.locator('[data-figure="velocity-field"] canvas').scrollIntoViewIfNeeded();
+  await page.waitForTimeout(1500);
+  await traced('drag', () => page.evaluate(async () => {
+    const slider = document.querySelector('#vf-t');
+    const canvas = document.querySelector('[data-figure="velocity-field"] canvas');
+    const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+    const value = (k) => (0.05 + 0.9 * k / 119).toFixed(3);
+    for (let f = 0; f < 60; f++) {
+      await frame();
+      for (const k of [2 * f, 2 * f + 1]) {
+        slider.value = value(k);
+        slider.dispatchEvent(new Event('input', { bubbles: true }));
+      }
+    }
+    const start = performance.now();
+    while (Math.abs(Number(canvas.dataset.fieldT) - Number(value(119))) > 1e-6 && performance.now() - start < 60000) await frame();
+  }));
+  await page.locator('[data-figure="cfm-vs-efm"]').scrollIntoViewIfNeeded();
+  await page.waitForTimeout(1000);
+  await traced('training', () => page.waitForTimeout(5000));
+  await own.close();
 }
 const browser = await launch({ webgpu: true });
 
@@ -546,6 +601,6 @@ const oursCf = like(rows, 'fm-explainer webgpu (SwiftShader)'), tfCf = like(rows
 if (oursCf?.ms && tfCf?.ms) console.log(`closed form, webgpu against tf.js webgpu on the same adapter: ${(tfCf.ms / oursCf.ms).toFixed(2)}x`);
 const oursTr = like(trainRows, 'fm-explainer webgpu (SwiftShader)'), tfTr = like(trainRows, 'tf.js 4.22 webgpu');
 if (oursTr?.stepsPerSecond && tfTr?.stepsPerSecond) console.log(`training, webgpu against tf.js webgpu on the same adapter: ${(oursTr.stepsPerSecond / tfTr.stepsPerSecond).toFixed(2)}x`);
-fs.writeFileSync(path.resolve(here, '../../bench-results.json'), JSON.stringify({ closedForm: { n: N, dim: DIM, m: M, t: T, runs: RUNS, rows }, training: { steps: STEPS, runs: TRAIN_RUNS, rows: trainRows }, unetTraining: { batch: UNET_BATCH, steps: UNET_STEPS, runs: TRAIN_RUNS, rows: unetRows }, alignment: { runs: ALIGN_RUNS, rows: alignRows }, scroll: { goalMs: GOAL, rows: scrollRows }, digitsSampling: { rows: digitsRows } }, null, 2));
+fs.writeFileSync(path.resolve(here, '../../bench-results.json'), JSON.stringify({ closedForm: { n: N, dim: DIM, m: M, t: T, runs: RUNS, rows }, training: { steps: STEPS, runs: TRAIN_RUNS, rows: trainRows }, unetTraining: { batch: UNET_BATCH, steps: UNET_STEPS, runs: TRAIN_RUNS, rows: unetRows }, alignment: { runs: ALIGN_RUNS, rows: alignRows }, scroll: { goalMs: GOAL, rows: scrollRows }, digitsSampling: { rows: digitsRows }, traces: { goalMs: GOAL, rows: traceRows } }, null, 2));
 await browser.close();
 server.close();
