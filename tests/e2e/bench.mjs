@@ -109,6 +109,28 @@ for (const [label, query, webgpu] of part('traces', [
     const start = performance.now();
     while (Math.abs(Number(canvas.dataset.fieldT) - Number(value(119))) > 1e-6 && performance.now() - start < 60000) await frame();
   }));
+  // A slider's round trip: one value given, the frame that draws its arrows (ten values apart
+  // in time, each waited for).
+  const trips = await page.evaluate(async () => {
+    const slider = document.querySelector('#vf-t');
+    const canvas = document.querySelector('[data-figure="velocity-field"] canvas');
+    const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+    const out = [];
+    for (let k = 0; k < 10; k++) {
+      const value = (0.1 + 0.08 * k).toFixed(3);
+      await frame();
+      const start = performance.now();
+      slider.value = value;
+      slider.dispatchEvent(new Event('input', { bubbles: true }));
+      while (Math.abs(Number(canvas.dataset.fieldT) - Number(value)) > 1e-6 && performance.now() - start < 60000) await frame();
+      out.push(performance.now() - start);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    return out;
+  });
+  const trip = [...trips].sort((a, b) => a - b)[Math.floor(trips.length / 2)];
+  traceRows.push({ label: `${label}: slider round trip`, medianMs: trip, runs: trips });
+  console.log(`trace ${`${label}: slider round trip`.padEnd(40)} input to drawn frame ${trip.toFixed(0)} ms (median of 10: ${trips.map((t) => t.toFixed(0)).join(', ')})`);
   await page.locator('[data-figure="cfm-vs-efm"]').scrollIntoViewIfNeeded();
   await page.waitForTimeout(1000);
   await traced('training', () => page.waitForTimeout(5000));
