@@ -137,12 +137,16 @@ impl Request {
 type Part = (Vec<f32>, Vec<Nearest>, Vec<f32>, String);
 
 /// The replies of a sampling split over several labs (`Request::split`), put back together in
-/// the whole's row order: a step once every part has taken it, the samples once every part has
-/// given its own; the first failure is the whole's, and nothing follows the whole's last reply.
+/// the whole's row order: a step each time the slowest part has taken one more (the positions
+/// each part last gave: a part ahead shows its own later step, and only one picture a part is
+/// kept, however far apart the parts run), the samples once every part has given its own; the
+/// first failure is the whole's, and nothing follows the whole's last reply.
 pub struct Merge {
     ticket: u32,
-    /// The positions of each step some part has taken but not every part.
-    steps: Vec<(u32, Vec<Option<Vec<f32>>>)>,
+    /// Each part's last positions, and the step they are after.
+    latest: Vec<Option<(u32, Vec<f32>)>>,
+    /// The step of the last `Step` given.
+    shown: u32,
     sampled: Vec<Option<Part>>,
     done: bool,
 }
@@ -152,7 +156,8 @@ impl Merge {
     pub fn new(ticket: u32, parts: usize) -> Merge {
         Merge {
             ticket,
-            steps: Vec::new(),
+            latest: vec![None; parts],
+            shown: 0,
             sampled: vec![None; parts],
             done: false,
         }
@@ -166,23 +171,21 @@ impl Merge {
         }
         match reply {
             Reply::Step { step, x, .. } => {
-                let at = match self.steps.iter().position(|(s, _)| *s == step) {
-                    Some(at) => at,
-                    None => {
-                        self.steps.push((step, vec![None; parts]));
-                        self.steps.len() - 1
-                    }
-                };
-                self.steps[at].1[k] = Some(x);
-                if !self.steps[at].1.iter().all(Option::is_some) {
+                self.latest[k] = Some((step, x));
+                let slowest = self
+                    .latest
+                    .iter()
+                    .map(|l| l.as_ref().map(|l| l.0))
+                    .min()??;
+                if slowest <= self.shown {
                     return None;
                 }
-                let (step, xs) = self.steps.remove(at);
-                let x = xs.into_iter().flatten().flatten().collect();
+                self.shown = slowest;
+                let x = self.latest.iter().flatten().flat_map(|(_, x)| x).copied();
                 Some(Reply::Step {
                     ticket: self.ticket,
-                    step,
-                    x,
+                    step: slowest,
+                    x: x.collect(),
                 })
             }
             Reply::Sampled {
@@ -1017,6 +1020,19 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+        // A part that runs ahead: the slowest part's step, each part's last positions, one
+        // picture a part kept.
+        let mut ahead = Merge::new(7, 2);
+        assert_eq!(ahead.take(0, Reply::step(1, 3, &[1.0])), None);
+        assert_eq!(ahead.take(0, Reply::step(1, 6, &[2.0])), None);
+        assert_eq!(
+            ahead.take(1, Reply::step(2, 3, &[3.0])),
+            Some(Reply::step(7, 3, &[2.0, 3.0]))
+        );
+        assert_eq!(
+            ahead.take(1, Reply::step(2, 6, &[4.0])),
+            Some(Reply::step(7, 6, &[2.0, 4.0]))
+        );
         // Nothing follows the whole's last reply; a part's failure is the whole's at once.
         assert_eq!(merge.take(0, Reply::failed(1, "late".into())), None);
         let mut failing = Merge::new(5, 2);

@@ -230,14 +230,20 @@ impl Lab {
                 .map(reply)
                 .boxed_local();
         };
+        // Every part's replies into one channel, named by the part, as they come.
+        let (heard, merged) = futures_channel::mpsc::unbounded();
+        for (k, part) in parts.iter().enumerate() {
+            let mut replies = ports[k].ask(tickets[k], Some(caller.clone()), bytes(part));
+            let heard = heard.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                while let Some(r) = replies.next().await {
+                    let _ = heard.unbounded_send((k, r));
+                }
+            });
+        }
         let mut merge = Merge::new(ticket, parts.len());
-        let streams = parts.iter().enumerate().map(|(k, part)| {
-            ports[k]
-                .ask(tickets[k], Some(caller.clone()), bytes(part))
-                .map(move |heard| (k, reply(heard)))
-        });
-        futures_util::stream::select_all(streams)
-            .filter_map(move |(k, reply)| std::future::ready(merge.take(k, reply)))
+        merged
+            .filter_map(move |(k, r)| std::future::ready(merge.take(k, reply(r))))
             .boxed_local()
     }
 }

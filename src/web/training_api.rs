@@ -10,12 +10,9 @@ use crate::flow::training::TrainOptions;
 use crate::flow::{self, budget, error as check, mlp, FlowError};
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use js_sys::{Object, Reflect};
-use serde::de::{Deserializer, Visitor};
-use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
 struct Inner {
     shape: mlp::MlpShape,
@@ -56,30 +53,24 @@ fn activation_width(shape: &mlp::MlpShape) -> u64 {
 /// The parsed options, the training set still in JS memory, and the trainer's memory in floats.
 type Parsed = (mlp::MlpShape, TrainOptions, super::args::Floats, u64);
 
-/// `createTrainer`'s options object, as serde reads it. Numbers are checked against their ranges
-/// after, so that every message names the option and its range; `data` stays the caller's array
-/// until its size has passed the memory budget.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// `createTrainer`'s options, each read once from the caller's object (`plain_options`);
+/// numbers are checked against their ranges after, so that every message names the option and
+/// its range; `data` stays the caller's array until its size has passed the memory budget.
 struct OptionsIn {
-    #[serde(with = "serde_wasm_bindgen::preserve")]
     data: JsValue,
-    #[serde(default, deserialize_with = "number_field")]
     dim: Option<f64>,
-    #[serde(default, deserialize_with = "number_field")]
     hidden: Option<f64>,
-    #[serde(default, deserialize_with = "number_field")]
     depth: Option<f64>,
-    #[serde(default, deserialize_with = "number_field")]
     batch: Option<f64>,
-    #[serde(default, deserialize_with = "number_field")]
     lr: Option<f64>,
-    #[serde(default, deserialize_with = "number_field")]
     seed: Option<f64>,
-    #[serde(default)]
-    target: Option<TargetName>,
-    #[serde(default, deserialize_with = "number_field")]
+    target: TargetName,
     efm_samples: Option<f64>,
+}
+
+enum TargetName {
+    Cfm,
+    Efm,
 }
 
 /// The option names, as a page spells them.
@@ -95,41 +86,13 @@ const OPTION_NAMES: [&str; 9] = [
     "efmSamples",
 ];
 
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase", expecting = "\"cfm\" or \"efm\"")]
-enum TargetName {
-    Cfm,
-    Efm,
-}
-
-/// An optional number (absent, undefined or null: the default), "a number" in messages.
-fn number_field<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    struct Number;
-    impl<'de> Visitor<'de> for Number {
-        type Value = Option<f64>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a number")
-        }
-        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-            Ok(Some(v))
-        }
-        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(Some(v as f64))
-        }
-        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(v as f64))
-        }
-        fn visit_none<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_f64(Number)
-        }
+/// An option's number: None where it is absent (undefined or null: its default), else the
+/// number it must be.
+fn option_number(name: &'static str, value: &JsValue) -> Result<Option<f64>, FlowError> {
+    match value.is_undefined() || value.is_null() {
+        true => Ok(None),
+        false => number(name, value).map(Some),
     }
-    d.deserialize_option(Number)
 }
 
 #[wasm_bindgen]
@@ -201,33 +164,39 @@ fn parse(options: &JsValue) -> Result<Parsed, FlowError> {
         });
     }
     let plain = plain_options(options)?;
-    // serde_wasm_bindgen reads an array-like value as an enum's contents and converts all of its
-    // elements first: a large typed array as `target` held the page's thread for minutes. Only a
-    // string can name a target, so anything else is refused before serde sees it.
-    let target = Reflect::get(&plain, &JsValue::from_str("target")).unwrap_or_default();
-    if !(target.is_undefined() || target.is_null() || target.is_string()) {
-        return Err(FlowError::Corrupt(format!(
-            "target: invalid type: {}, expected \"cfm\" or \"efm\"",
-            target.js_typeof().as_string().unwrap_or_default()
-        )));
-    }
-    let options: OptionsIn = serde_path_to_error::deserialize(
-        serde_wasm_bindgen::Deserializer::from(JsValue::from(plain)),
-    )
-    .map_err(|e| {
-        let path = e.path().to_string();
-        let name = if path == "." {
-            "options".to_string()
-        } else {
-            path
-        };
-        // The adapter's errors are JS `Error`s: their message, without the "Error: ".
-        let message = JsValue::from(e.into_inner())
-            .dyn_into::<js_sys::Error>()
-            .map(|e| String::from(e.message()))
-            .unwrap_or_default();
-        FlowError::Corrupt(format!("{name}: {message}"))
-    })?;
+    let get = |name: &str| Reflect::get(&plain, &JsValue::from_str(name)).unwrap_or_default();
+    // Only a string can name a target: anything else (a large typed array too) is refused
+    // without being read.
+    let target = get("target");
+    let target = match target.as_string().as_deref() {
+        None if target.is_undefined() || target.is_null() => TargetName::Cfm,
+        None => {
+            return Err(FlowError::WrongType {
+                name: "target",
+                expected: "\"cfm\" or \"efm\"",
+            })
+        }
+        Some("cfm") => TargetName::Cfm,
+        Some("efm") => TargetName::Efm,
+        Some(other) => {
+            return Err(FlowError::OutOfRange {
+                name: "target",
+                expected: "\"cfm\" or \"efm\"".into(),
+                got: format!("{other:?}"),
+            })
+        }
+    };
+    let options = OptionsIn {
+        data: get("data"),
+        dim: option_number("dim", &get("dim"))?,
+        hidden: option_number("hidden", &get("hidden"))?,
+        depth: option_number("depth", &get("depth"))?,
+        batch: option_number("batch", &get("batch"))?,
+        lr: option_number("lr", &get("lr"))?,
+        seed: option_number("seed", &get("seed"))?,
+        target,
+        efm_samples: option_number("efmSamples", &get("efmSamples"))?,
+    };
     let dim = integer_option("dim", options.dim, f64::NAN, (1, check::MAX_DIM))?;
     let data = floats("data", &options.data)?;
     let n = data.rows(dim)?;
@@ -237,8 +206,8 @@ fn parse(options: &JsValue) -> Result<Parsed, FlowError> {
     let seed = integer_option("seed", options.seed, 0.0, (0, u32::MAX as usize))? as u32;
     let samples = integer_option("efmSamples", options.efm_samples, 256.0, (0, 8192))?;
     let target = match options.target {
-        None | Some(TargetName::Cfm) => mlp::Target::Cfm,
-        Some(TargetName::Efm) => mlp::Target::Efm { samples },
+        TargetName::Cfm => mlp::Target::Cfm,
+        TargetName::Efm => mlp::Target::Efm { samples },
     };
     let lr = options.lr.unwrap_or(1e-3);
     if !(lr > 0.0 && lr <= 1.0) {
