@@ -102,6 +102,19 @@ pub fn draw_losses<DB: DrawingBackend>(
 /// A named line of a chart: label, colour, points.
 pub type Line<'a> = (&'a str, RGBColor, &'a [(f32, f32)]);
 
+/// Says, at `middle` of a chart with nothing to draw yet, that its values come from work still
+/// under way: an empty chart is never blank.
+fn not_measured_yet<DB: DrawingBackend, CT: plotters::coord::CoordTranslate>(
+    area: &DrawingArea<DB, CT>,
+    middle: CT::From,
+) -> DrawResult<DB> {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
+    let style = super::sans(13.0)
+        .color(&palette::muted())
+        .pos(Pos::new(HPos::Center, VPos::Center));
+    area.draw(&Text::new("not measured yet", middle, style))
+}
+
 /// A hybrid model's measures against tau: each line (label, colour, points (tau, value)) with its
 /// points marked, an optional horizontal reference (label, value) in muted ink, and the current tau
 /// marked by a vertical line.
@@ -126,6 +139,9 @@ pub fn draw_tau_curves<DB: DrawingBackend>(
         .x_labels(6)
         .y_labels(5)
         .draw()?;
+    if lines.iter().all(|l| l.2.is_empty()) {
+        not_measured_yet(chart.plotting_area(), (0.5, top / 2.0))?;
+    }
     let mut legend = Vec::new();
     for &(label, colour, points) in lines {
         let at = |p: &(f32, f32)| (p.0 as f64, p.1 as f64);
@@ -261,6 +277,9 @@ pub fn draw_binned_error<DB: DrawingBackend>(
         .y_label_formatter(&|v| format!("{v:.0e}"))
         .draw()?;
     let width = 1.0 / bins as f64;
+    if !errors.iter().any(|e| e.is_finite() && *e > 0.0) {
+        not_measured_yet(chart.plotting_area(), (0.5, (lo * hi).sqrt()))?;
+    }
     chart.draw_series(LineSeries::new(
         errors
             .iter()
@@ -288,6 +307,32 @@ pub fn draw_binned_error<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chart_without_values_says_so() {
+        let svg = |errors: &[f32]| {
+            let mut out = String::new();
+            {
+                let area = SVGBackend::with_string(&mut out, (400, 300)).into_drawing_area();
+                draw_binned_error(&area, errors, 4).unwrap();
+                area.present().unwrap();
+            }
+            out
+        };
+        assert!(svg(&[f32::NAN; 4]).contains("not measured yet"));
+        assert!(!svg(&[0.5, f32::NAN, 0.1, 0.2]).contains("not measured yet"));
+        let tau = |points: &[(f32, f32)]| {
+            let mut out = String::new();
+            {
+                let area = SVGBackend::with_string(&mut out, (400, 300)).into_drawing_area();
+                draw_tau_curves(&area, "τ", &[("d", palette::DATA, points)], None, 0.0).unwrap();
+                area.present().unwrap();
+            }
+            out
+        };
+        assert!(tau(&[]).contains("not measured yet"));
+        assert!(!tau(&[(0.0, 1.0)]).contains("not measured yet"));
+    }
 
     #[test]
     fn smoothing_follows_a_step() {
