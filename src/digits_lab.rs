@@ -88,6 +88,17 @@ impl Request {
         }
     }
 
+    /// Names the request by `ticket` (a load has none).
+    pub fn set_ticket(&mut self, to: u32) {
+        match self {
+            Request::Load { .. } => {}
+            Request::Sample { ticket, .. }
+            | Request::Train { ticket, .. }
+            | Request::Reference { ticket, .. }
+            | Request::Departure { ticket, .. } => *ticket = to,
+        }
+    }
+
     /// A sampling of the shipped network on the CPU split over consecutive rows of its noise,
     /// one part per ticket (at most one per row), each for a lab of its own: a sample depends on
     /// its own noise alone (the closed form and the network take each row by itself), so the
@@ -110,7 +121,8 @@ impl Request {
         };
         let rows = noise.len() / PIXELS;
         let parts = tickets.len().min(rows);
-        if parts < 2 || !noise.len().is_multiple_of(PIXELS) {
+        // A request the lab would refuse whole is not split (each part could pass alone).
+        if parts < 2 || !noise.len().is_multiple_of(PIXELS) || rows > MAX_ROWS {
             return None;
         }
         let pictured = *pictured as usize;
@@ -1053,6 +1065,14 @@ mod tests {
             gpu: false,
         };
         assert_eq!(one_row.split(&[1, 2]), None);
+        let mut too_many = one_row.clone();
+        if let Request::Sample { noise, .. } = &mut too_many {
+            *noise = vec![0.0; (MAX_ROWS + 1) * PIXELS];
+        }
+        assert_eq!(too_many.split(&[1, 2]), None, "refused whole by the lab");
+        let mut renamed = one_row.clone();
+        renamed.set_ticket(44);
+        assert_eq!(renamed.ticket(), Some(44));
         for changed in [
             |r: &mut Request| {
                 if let Request::Sample { own, .. } = r {

@@ -116,7 +116,8 @@ impl Digits {
             return Err(corrupt("the digits file has no FMD1 header".into()));
         }
         let n = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]) as usize;
-        if raw.len() - 8 != n * PIXELS {
+        // n first: n * PIXELS of a crafted n could wrap on a 32-bit target.
+        if n > MAX_DIGITS || raw.len() - 8 != n * PIXELS {
             return Err(corrupt(format!(
                 "the digits file holds {} bytes for {n} digits of {PIXELS} pixels",
                 raw.len() - 8
@@ -170,6 +171,17 @@ mod tests {
         raw.extend_from_slice(&n.to_le_bytes());
         raw.extend_from_slice(pixels);
         miniz_oxide::deflate::compress_to_vec(&raw, 6)
+    }
+
+    #[test]
+    fn a_header_naming_more_digits_than_an_asset_holds_is_refused() {
+        let mut raw = MAGIC.to_vec();
+        raw.extend_from_slice(&(MAX_DIGITS as u32 + 1).to_le_bytes());
+        assert!(Digits::from_inflated(raw).is_err());
+        let mut wraps = MAGIC.to_vec();
+        // n * 784 wraps to 0 on a 32-bit target.
+        wraps.extend_from_slice(&(1u32 << 28).to_le_bytes());
+        assert!(Digits::from_inflated(wraps).is_err());
     }
 
     #[test]

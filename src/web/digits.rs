@@ -261,7 +261,8 @@ async fn fetch_digits(url: &str) -> Result<Rc<DigitSet>, String> {
         }
         let value = js_sys::Reflect::get(&chunk, &"value".into())
             .map_err(|e| js_error("the digits download broke off", e))?;
-        let chunk = js_sys::Uint8Array::new(&value);
+        // The stream's own chunk (a Uint8Array), not a copy of it.
+        let chunk: js_sys::Uint8Array = value.unchecked_into();
         received += chunk.length() as usize;
         if received > MAX_ASSET_BYTES {
             let _ = reader.cancel();
@@ -306,7 +307,7 @@ extern "C" {
 }
 
 /// The digits of the downloaded `chunks` (raw DEFLATE), inflated by the browser's own
-/// `DecompressionStream` (natively, off the page's thread), read as they come and refused past
+/// `DecompressionStream` (native code, a chunk at a time between the page's tasks), read as they come and refused past
 /// the largest asset's size (`digits::MAX_INFLATED`) before they take the page's memory.
 async fn inflate(chunks: &js_sys::Array) -> Result<digits::Digits, String> {
     let damaged = |e: JsValue| js_error("the digits file is damaged (a truncated download?)", e);
@@ -329,7 +330,7 @@ async fn inflate(chunks: &js_sys::Array) -> Result<digits::Digits, String> {
             break;
         }
         let value = js_sys::Reflect::get(&chunk, &"value".into()).map_err(damaged)?;
-        let chunk = js_sys::Uint8Array::new(&value);
+        let chunk: js_sys::Uint8Array = value.unchecked_into();
         if raw.len() + chunk.length() as usize > digits::MAX_INFLATED {
             let _ = reader.cancel();
             return Err(format!(
@@ -341,6 +342,11 @@ async fn inflate(chunks: &js_sys::Array) -> Result<digits::Digits, String> {
         let start = raw.len();
         raw.resize(start + chunk.length() as usize, 0);
         chunk.copy_to(&mut raw[start..]);
+        // Once the header is in, the rest is allocated once (its size is checked after).
+        if start < 8 && raw.len() >= 8 {
+            let n = u32::from_le_bytes([raw[4], raw[5], raw[6], raw[7]]) as usize;
+            raw.reserve(n.min(digits::MAX_DIGITS) * PIXELS);
+        }
     }
     digits::Digits::from_inflated(raw).map_err(|e| e.to_string())
 }

@@ -23,7 +23,7 @@ const MAX_LABS: usize = 3;
 
 /// The lab's worker, its helpers, and the calls waiting on them.
 pub struct Lab {
-    port: Port,
+    port: Rc<Port>,
     /// The helper labs loaded so far (they load beside the first; a sampling asked before a
     /// helper is loaded goes without it).
     helpers: Rc<RefCell<Vec<Rc<Port>>>>,
@@ -41,9 +41,10 @@ thread_local! {
 }
 
 /// The page's lab: started and loaded by the first caller (the weights and the digits fetched in
-/// the worker), shared by every later one. A failed start is not kept, nor a lab whose worker
-/// broke: the next call starts a fresh one.
-pub async fn lab() -> Result<Loaded, String> {
+/// the worker), shared by every later one; with its helpers where that caller's samplings split
+/// (`split`: on the CPU; a GPU is one device however many labs ask it). A failed start is not
+/// kept, nor a lab whose worker broke: the next call starts a fresh one.
+pub async fn lab(split: bool) -> Result<Loaded, String> {
     let pending = LAB.with(|l| {
         let mut l = l.borrow_mut();
         let broken = l
@@ -53,7 +54,7 @@ pub async fn lab() -> Result<Loaded, String> {
         if broken {
             *l = None;
         }
-        l.get_or_insert_with(|| start().boxed_local().shared())
+        l.get_or_insert_with(|| start(split).boxed_local().shared())
             .clone()
     });
     let result = pending.clone().await;
@@ -166,12 +167,12 @@ async fn loaded_port() -> Result<(Port, Reply), String> {
 /// with it, in about the same time): a helper later than this joins for later samplings.
 const HELPERS_WAIT_MS: i32 = 2_000;
 
-async fn start() -> Result<Loaded, String> {
+async fn start(split: bool) -> Result<Loaded, String> {
     // The helpers start with the first lab, so that its first sampling is split too; a helper
     // that loads once its lab has gone goes with it.
     let helpers: Rc<RefCell<Vec<Rc<Port>>>> = Rc::default();
     let (settled, mut settling) = futures_channel::mpsc::unbounded::<()>();
-    let count = labs_wanted() - 1;
+    let count = if split { labs_wanted() - 1 } else { 0 };
     for _ in 0..count {
         let joins = Rc::downgrade(&helpers);
         let settled = settled.clone();
@@ -201,7 +202,13 @@ async fn start() -> Result<Loaded, String> {
         super::turns::sleep(HELPERS_WAIT_MS).boxed_local(),
     )
     .await;
-    Ok((Rc::new(Lab { port, helpers }), loaded))
+    Ok((
+        Rc::new(Lab {
+            port: Rc::new(port),
+            helpers,
+        }),
+        loaded,
+    ))
 }
 
 impl Lab {
@@ -217,7 +224,7 @@ impl Lab {
             helpers.retain(|h| !h.is_broken());
             helpers.clone()
         };
-        let ports: Vec<&Port> = std::iter::once(&self.port)
+        let ports: Vec<&Port> = std::iter::once(&*self.port)
             .chain(helpers.iter().map(|h| &**h))
             .collect();
         let tickets: Vec<u32> = std::iter::once(ticket)
@@ -230,18 +237,30 @@ impl Lab {
                 .map(reply)
                 .boxed_local();
         };
-        // Every part's replies into one channel, named by the part, as they come.
+        // Every part's replies into one channel, named by the part, as they come. A helper that
+        // breaks hands its rows to the first lab (once), so that a worker the sampling could do
+        // without does not fail it.
         let (heard, merged) = futures_channel::mpsc::unbounded();
-        for (k, part) in parts.iter().enumerate() {
-            let mut replies = ports[k].ask(tickets[k], Some(caller.clone()), bytes(part));
-            let heard = heard.clone();
+        let count = parts.len();
+        for (k, part) in parts.into_iter().enumerate() {
+            let mut replies = ports[k].ask(tickets[k], Some(caller.clone()), bytes(&part));
+            let (heard, first, caller) = (heard.clone(), self.port.clone(), caller.clone());
             wasm_bindgen_futures::spawn_local(async move {
+                let mut part = part;
+                let mut handed = k == 0;
                 while let Some(r) = replies.next().await {
+                    if !handed && matches!(r, Err(Failure::Broken(_))) {
+                        handed = true;
+                        let ticket = first.ticket();
+                        part.set_ticket(ticket);
+                        replies = first.ask(ticket, Some(caller.clone()), bytes(&part));
+                        continue;
+                    }
                     let _ = heard.unbounded_send((k, r));
                 }
             });
         }
-        let mut merge = Merge::new(ticket, parts.len());
+        let mut merge = Merge::new(ticket, count);
         merged
             .filter_map(move |(k, r)| std::future::ready(merge.take(k, reply(r))))
             .boxed_local()

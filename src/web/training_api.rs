@@ -13,6 +13,7 @@ use js_sys::{Object, Reflect};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 struct Inner {
     shape: mlp::MlpShape,
@@ -168,7 +169,12 @@ fn parse(options: &JsValue) -> Result<Parsed, FlowError> {
     // Only a string can name a target: anything else (a large typed array too) is refused
     // without being read.
     let target = get("target");
-    let target = match target.as_string().as_deref() {
+    // A name is short: a long string is refused without being copied into the module.
+    let short = target
+        .dyn_ref::<js_sys::JsString>()
+        .filter(|name| name.length() <= 16)
+        .map(String::from);
+    let target = match short.as_deref() {
         None if target.is_undefined() || target.is_null() => TargetName::Cfm,
         None => {
             return Err(FlowError::WrongType {

@@ -82,6 +82,19 @@ const browser = await launch({ webgpu: false });
 /// Opens the post at `url` and checks it: both figures drawn, compute workers started (the pool's
 /// count through the API, each a worker the browser ran), the digits fetched whole, figures.css
 /// applied, no response >= 400, no console error or page error, no policy violation.
+// Polls `fn(arg)` from here, one evaluation at a time, until it is true: Playwright's
+// waitForFunction polls inside the page with a predicate it evaluates there, which a strict
+// Content-Security-Policy (no 'unsafe-eval') refuses once the first check has failed ("figure 1
+// did not draw (EvalError ...)" on the webpack post, whenever the figure was not drawn at once).
+async function until(page, fn, arg, timeout) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    if (await page.evaluate(fn, arg)) return true;
+    if (Date.now() > end) throw new Error(`not true within ${timeout} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 async function checkPost(url) {
   const context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
   const started = Date.now();
@@ -127,7 +140,7 @@ async function checkPost(url) {
         window.__errorSince ??= performance.now();
         return performance.now() - window.__errorSince > 1000;
       })()`;
-      const drawn = await page.waitForFunction(settled, null, { timeout: 120000 })
+      const drawn = await until(page, settled, undefined, 120000)
         .then(() => page.evaluate(figuresInked, JSON.parse(selector)), (e) => { why = e.message; return false; })
         .catch((e) => { why = `its canvas could not be read: ${e.message}`; return false; });
       if (!drawn) {
@@ -138,16 +151,18 @@ async function checkPost(url) {
     }
     // Digits generated over all 10,000 training digits: the download arrived and was read.
     const status = page.locator('fm-figure[name=digit-memorization] .figure-status');
-    await page.waitForFunction((el) => /over 10000 digits/.test(el.textContent), await status.elementHandle(), { timeout: 120000 }).catch(async (e) => {
+    await until(page, (el) => /over 10000 digits/.test(el.textContent), await status.elementHandle(), 120000).catch(async (e) => {
       throw new Error(`digit-memorization: "${await status.textContent()}": ${e.message}`);
     });
     // The digits lab ran in the app's build: its worker, its module, the weights.
     const lab = page.locator('fm-figure[name=new-digits] .figure-status');
-    await page.waitForFunction((el) => /held-out digits: [\d.]+\./.test(el.textContent), await lab.elementHandle(), { timeout: 120000 }).catch(async (e) => {
+    await until(page, (el) => /held-out digits: [\d.]+\./.test(el.textContent), await lab.elementHandle(), 120000).catch(async (e) => {
       throw new Error(`new-digits: "${await lab.textContent()}": ${e.message}; failed requests: ${failed.join(', ')}; errors: ${errors.join('\n')}`);
     });
     const weights = binaries.filter((b) => new URL(b.url).pathname.endsWith('.fmu'));
-    assert(weights.length === 1 && weights[0].status === 200 && weights[0].bytes === fs.statSync(path.join(root, 'www/weights/digits-unet.fmu')).size, `weights: ${JSON.stringify(weights)}`);
+    // One download a lab (the first and its helpers, one a core, at most 3), each whole.
+    const size = fs.statSync(path.join(root, 'www/weights/digits-unet.fmu')).size;
+    assert(weights.length >= 1 && weights.length <= 3 && weights.every((w) => w.status === 200 && w.bytes === size), `weights: ${JSON.stringify(weights)}`);
     const api = await page.evaluate(async () => {
       const m = await window.fmApi();
       return { workers: await m.computeWorkers(), backend: await m.backendName() };
@@ -185,12 +200,12 @@ async function checkLazy(origin, dir) {
     const requested = [];
     context.on('request', (r) => requested.push(new URL(r.url()).pathname));
     await page.goto(`${origin}/lazy.html`);
-    await page.waitForFunction(() => customElements.get('fm-figure'), null, { timeout: 30000 });
+    await until(page, () => !!customElements.get('fm-figure'), undefined, 30000);
     await page.waitForTimeout(1000);
     const before = requested.length;
     assert(!requested.some((p) => p.endsWith('.wasm')), `the wasm was fetched with no figure on the page: ${requested.join(', ')}`);
     await page.evaluate(() => document.body.insertAdjacentHTML('beforeend', '<fm-figure name="velocity-field"></fm-figure>'));
-    await page.waitForFunction(figuresInked, 'fm-figure', { timeout: 120000 });
+    await until(page, figuresInked, 'fm-figure', 120000);
     assert(requested.some((p) => p.endsWith('.wasm')), `a figure drew but no wasm was fetched: ${requested.join(', ')}`);
     return `lazy: ${before} requests and no wasm before a figure, the wasm once one connected`;
   } finally {

@@ -1314,9 +1314,11 @@ for (const webgpu of [true, false].filter((w) => !process.env.E2E_MODE || proces
       // ratio, their layouts, a resize observer per figure, wrapped labels and fitted titles, taps
       // and clicks beside hovers: 399,832 -> 408,083 B); the workers' engine in a module of its
       // own (-5,262 B) and the digits inflated by the browser's DecompressionStream rather than
-      // miniz_oxide (-8,562 B) brought it to 394,974 B: a larger module is a decision, not an
+      // miniz_oxide (-8,562 B) brought it to 394,974 B, createTrainer's options read without
+      // serde (-6,152 B); the digits' samples split over labs (+about 5 KB, with a broken helper's
+      // rows handed back to the first lab): 396,089 B. A larger module is a decision, not an
       // accident.
-      assert(gz <= 396_000, `wasm gzip ${gz} bytes, over the 396 KB bound`);
+      assert(gz <= 397_000, `wasm gzip ${gz} bytes, over the 397 KB bound`);
       return `wasm ${wasm.length} B raw, ${gz} B gzip; first screen ${transferred} B in ${files.length} files (uncompressed); first paint ${fcp.toFixed(0)} ms, module fetched from ${moduleStart.toFixed(0)} ms; first figure drawn after ${firstFigure} ms`;
     });
   }

@@ -441,7 +441,7 @@ impl Sketch for NewDigits {
         let caller = Rc::downgrade(&self.alive);
         Box::pin(async move {
             let start = js_sys::Date::now();
-            let (lab, loaded) = match lab().await {
+            let (lab, loaded) = match lab(!sample_on_gpu).await {
                 Ok(l) => l,
                 Err(e) => return Answer(Err(e), None, 0.0),
             };
